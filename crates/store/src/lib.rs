@@ -1,0 +1,19 @@
+//! tessera's persistence.
+//!
+//! The server talks to narrow async traits ([`UserStore`], [`TokenStore`], [`PackageStore`],
+//! together [`Store`]) and to a [`BlobStore`] for tarballs. Nothing above this crate knows
+//! which database is underneath. The SQL lives once in `sql/`, instantiated per backend.
+
+mod blobs;
+mod error;
+mod migrations;
+mod model;
+mod sql;
+mod sqlite;
+mod traits;
+
+pub use blobs::BlobStore;
+pub use error::{StoreError, StoreResult};
+pub use model::*;
+pub use sqlite::SqliteStore;
+pub use traits::{PackageStore, Store, TokenStore, UserStore};

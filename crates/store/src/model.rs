@@ -1,0 +1,350 @@
+//! The rows the store hands out and takes in. Times are Unix milliseconds.
+
+use serde::{Deserialize, Serialize};
+
+/// Primary key of a user.
+pub type UserId = i64;
+/// Primary key of a package.
+pub type PackageId = i64;
+
+/// An account.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// Primary key.
+    pub id: UserId,
+    /// The npm user name (lowercase).
+    pub name: String,
+    /// Public email address.
+    pub email: String,
+    /// Whether the email address was verified.
+    pub email_verified: bool,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// Editable profile fields (`npm profile set`).
+    pub profile: Profile,
+    /// Registry administrator.
+    pub is_admin: bool,
+    /// A locked account can neither log in nor use its tokens.
+    pub locked: bool,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last profile change.
+    pub updated_at: i64,
+}
+
+/// The free-form profile fields npm lets a user set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Profile {
+    /// Full name.
+    pub fullname: Option<String>,
+    /// Home page URL.
+    pub homepage: Option<String>,
+    /// Twitter handle.
+    pub twitter: Option<String>,
+    /// GitHub handle.
+    pub github: Option<String>,
+    /// Freenode handle.
+    pub freenode: Option<String>,
+}
+
+/// What is needed to create an account.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// User name, already validated.
+    pub name: String,
+    /// Email address, already validated.
+    pub email: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// Whether the account administers the registry.
+    pub is_admin: bool,
+}
+
+/// The kinds of API token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TokenKind {
+    /// Minted by `npm login` / `npm adduser`.
+    Login,
+    /// A classic publish token (`npm token create` with npm ≤ 10).
+    Publish,
+    /// A classic read-only token.
+    ReadOnly,
+    /// A classic automation token (skips the OTP on package writes).
+    Automation,
+    /// A granular token (npm 11 `npm token create`).
+    Granular,
+}
+
+impl TokenKind {
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Login => "login",
+            TokenKind::Publish => "publish",
+            TokenKind::ReadOnly => "read-only",
+            TokenKind::Automation => "automation",
+            TokenKind::Granular => "granular",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "login" => TokenKind::Login,
+            "publish" => TokenKind::Publish,
+            "read-only" => TokenKind::ReadOnly,
+            "automation" => TokenKind::Automation,
+            "granular" => TokenKind::Granular,
+            _ => return None,
+        })
+    }
+}
+
+/// The limits of a granular token, as npm 11 sends them (stored, enforced by the server).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenGrants {
+    /// Packages the token may act on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
+    /// Whether the token covers all of the user's packages.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub packages_all: bool,
+    /// Scopes (`@acme`) the token may act on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Organisations the token may act on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orgs: Vec<String>,
+    /// `no-access`, `read-only` or `read-write` for packages and scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packages_and_scopes_permission: Option<String>,
+    /// `no-access`, `read-only` or `read-write` for organisations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orgs_permission: Option<String>,
+}
+
+/// An API token as stored: only its hash, never its value.
+#[derive(Debug, Clone)]
+pub struct Token {
+    /// Primary key.
+    pub id: i64,
+    /// Owner.
+    pub user_id: UserId,
+    /// Hex SHA-256 of the token value; also npm's `key`.
+    pub token_hash: String,
+    /// The first characters of the value, shown by `npm token list`.
+    pub display_prefix: String,
+    /// Kind of token.
+    pub kind: TokenKind,
+    /// Name given at creation.
+    pub name: Option<String>,
+    /// Description given at creation.
+    pub description: Option<String>,
+    /// Refuses every write.
+    pub readonly: bool,
+    /// Skips the OTP on package writes.
+    pub bypass_2fa: bool,
+    /// IPv4/IPv6 CIDR ranges the token may be used from (empty: anywhere).
+    pub cidr_whitelist: Vec<String>,
+    /// Granular limits.
+    pub grants: TokenGrants,
+    /// Expiry, if any.
+    pub expires_at: Option<i64>,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+/// What is needed to store a new token.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// Owner.
+    pub user_id: UserId,
+    /// Hex SHA-256 of the value.
+    pub token_hash: String,
+    /// Shown prefix of the value.
+    pub display_prefix: String,
+    /// Kind.
+    pub kind: TokenKind,
+    /// Name.
+    pub name: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Read-only.
+    pub readonly: bool,
+    /// Skips the OTP on package writes.
+    pub bypass_2fa: bool,
+    /// CIDR ranges.
+    pub cidr_whitelist: Vec<String>,
+    /// Granular limits.
+    pub grants: TokenGrants,
+    /// Expiry.
+    pub expires_at: Option<i64>,
+}
+
+/// Package visibility.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone allowed to read the registry sees it.
+    Public,
+    /// Only its maintainers see it.
+    Restricted,
+}
+
+impl Access {
+    /// The name stored in the database (npm's words).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Public => "public",
+            Access::Restricted => "restricted",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "public" => Some(Access::Public),
+            "restricted" | "private" => Some(Access::Restricted),
+            _ => None,
+        }
+    }
+}
+
+/// A package row.
+#[derive(Debug, Clone)]
+pub struct Package {
+    /// Primary key.
+    pub id: PackageId,
+    /// Full name, with scope.
+    pub name: String,
+    /// Visibility.
+    pub access: Access,
+    /// Revision counter, bumped by every change.
+    pub rev: i64,
+    /// Description of the latest version (for search).
+    pub description: Option<String>,
+    /// Keywords of the latest version (for search).
+    pub keywords: Vec<String>,
+    /// `npm access set mfa=publish|automation`.
+    pub publish_requires_tfa: bool,
+    /// `npm access set mfa=automation`.
+    pub automation_overrides_tfa: bool,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last change.
+    pub modified_at: i64,
+}
+
+/// One published version.
+#[derive(Debug, Clone)]
+pub struct VersionRecord {
+    /// The version string.
+    pub version: String,
+    /// The version's manifest as JSON text, without `readme` and `dist`.
+    pub manifest: String,
+    /// The README published with this version.
+    pub readme: Option<String>,
+    /// Hex SHA-512 of the tarball: its content address.
+    pub tarball_sha512: String,
+    /// Hex SHA-1 of the tarball (`dist.shasum`).
+    pub shasum: String,
+    /// `sha512-…` SRI string (`dist.integrity`).
+    pub integrity: String,
+    /// Tarball size in bytes.
+    pub size: i64,
+    /// Deprecation message, if deprecated.
+    pub deprecated: Option<String>,
+    /// Who published it.
+    pub publisher: Option<Maintainer>,
+    /// Publication time.
+    pub published_at: i64,
+}
+
+/// A maintainer as shown in packuments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Maintainer {
+    /// User id.
+    pub id: UserId,
+    /// User name.
+    pub name: String,
+    /// Email.
+    pub email: String,
+}
+
+/// Everything needed to render a packument or decide a write.
+#[derive(Debug, Clone)]
+pub struct PackageDoc {
+    /// The package row.
+    pub package: Package,
+    /// Versions, in publication order.
+    pub versions: Vec<VersionRecord>,
+    /// dist-tags, sorted by tag.
+    pub dist_tags: Vec<(String, String)>,
+    /// Maintainers, sorted by name.
+    pub maintainers: Vec<Maintainer>,
+    /// Names of users who starred it.
+    pub stars: Vec<String>,
+}
+
+impl PackageDoc {
+    /// Whether `user` maintains the package.
+    pub fn is_maintainer(&self, user: UserId) -> bool {
+        self.maintainers.iter().any(|m| m.id == user)
+    }
+
+    /// The version a dist-tag points at.
+    pub fn tag(&self, tag: &str) -> Option<&str> {
+        self.dist_tags
+            .iter()
+            .find(|(t, _)| t == tag)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A version by its string.
+    pub fn version(&self, v: &str) -> Option<&VersionRecord> {
+        self.versions.iter().find(|r| r.version == v)
+    }
+}
+
+/// A new version to publish, with its tarball already stored.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    /// Package name.
+    pub package_name: String,
+    /// Visibility for a new package (ignored for an existing one unless `set_access`).
+    pub access: Access,
+    /// Apply `access` to an existing package too (`npm publish --access`).
+    pub set_access: bool,
+    /// The version row.
+    pub version: VersionRecord,
+    /// dist-tags to point at this version.
+    pub tags: Vec<String>,
+    /// Description for search.
+    pub description: Option<String>,
+    /// Keywords for search.
+    pub keywords: Vec<String>,
+    /// The publisher, who must maintain an existing package and becomes maintainer of a new one.
+    pub publisher_id: UserId,
+}
+
+/// What a successful publish did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The package id.
+    pub package_id: PackageId,
+    /// Whether the package was created by this publish.
+    pub created: bool,
+}
+
+/// One search hit.
+#[derive(Debug, Clone)]
+pub struct SearchHit {
+    /// The package.
+    pub package: Package,
+    /// Its `latest` version, if any.
+    pub latest: Option<String>,
+    /// Maintainers.
+    pub maintainers: Vec<Maintainer>,
+}

@@ -1,0 +1,690 @@
+//! `PackageStore` over SQL, written once for every sqlx backend (see `sql/mod.rs`).
+
+/// Implements `PackageStore` for `$store` on the sqlx database `$db`.
+macro_rules! impl_package_store {
+    ($store:ty, $db:ty) => {
+        const PACKAGE_COLUMNS: &str = "p.id, p.name, p.access, p.rev, p.description, p.keywords, \
+             p.publish_requires_tfa, p.automation_overrides_tfa, p.created_at, p.modified_at";
+
+        fn package_from_row(
+            r: &<$db as sqlx::Database>::Row,
+        ) -> $crate::StoreResult<$crate::Package> {
+            use sqlx::Row;
+            let access: String = r.try_get("access")?;
+            let keywords: String = r.try_get("keywords")?;
+            Ok($crate::Package {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                access: $crate::Access::parse(&access)
+                    .ok_or_else(|| $crate::StoreError::Corrupt(format!("access {access}")))?,
+                rev: r.try_get("rev")?,
+                description: r.try_get("description")?,
+                keywords: serde_json::from_str(&keywords).unwrap_or_default(),
+                publish_requires_tfa: r.try_get("publish_requires_tfa")?,
+                automation_overrides_tfa: r.try_get("automation_overrides_tfa")?,
+                created_at: r.try_get("created_at")?,
+                modified_at: r.try_get("modified_at")?,
+            })
+        }
+
+        fn maintainer_from_row(
+            r: &<$db as sqlx::Database>::Row,
+        ) -> $crate::StoreResult<$crate::Maintainer> {
+            use sqlx::Row;
+            Ok($crate::Maintainer {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                email: r.try_get("email")?,
+            })
+        }
+
+        async fn maintainers_of(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            pkg: $crate::PackageId,
+        ) -> $crate::StoreResult<Vec<$crate::Maintainer>> {
+            let rows = sqlx::query(
+                "SELECT u.id, u.name, u.email FROM maintainers m JOIN users u ON u.id = m.user_id \
+                 WHERE m.package_id = $1 ORDER BY u.name",
+            )
+            .bind(pkg)
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.iter().map(maintainer_from_row).collect()
+        }
+
+        async fn load_doc(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            name: &str,
+        ) -> $crate::StoreResult<Option<$crate::PackageDoc>> {
+            use sqlx::Row;
+            let sql = format!("SELECT {PACKAGE_COLUMNS} FROM packages p WHERE p.name = $1");
+            let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(name)
+                .fetch_optional(&mut *conn)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let package = package_from_row(&row)?;
+            let rows = sqlx::query(
+                "SELECT v.version, v.manifest, v.readme, v.tarball_sha512, v.shasum, v.integrity, \
+                 v.size, v.deprecated, v.published_at, u.id AS uid, u.name AS uname, \
+                 u.email AS uemail FROM versions v LEFT JOIN users u ON u.id = v.publisher_id \
+                 WHERE v.package_id = $1 ORDER BY v.published_at, v.version",
+            )
+            .bind(package.id)
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut versions = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let uid: Option<i64> = r.try_get("uid")?;
+                let publisher = match uid {
+                    Some(id) => Some($crate::Maintainer {
+                        id,
+                        name: r.try_get("uname")?,
+                        email: r.try_get("uemail")?,
+                    }),
+                    None => None,
+                };
+                versions.push($crate::VersionRecord {
+                    version: r.try_get("version")?,
+                    manifest: r.try_get("manifest")?,
+                    readme: r.try_get("readme")?,
+                    tarball_sha512: r.try_get("tarball_sha512")?,
+                    shasum: r.try_get("shasum")?,
+                    integrity: r.try_get("integrity")?,
+                    size: r.try_get("size")?,
+                    deprecated: r.try_get("deprecated")?,
+                    publisher,
+                    published_at: r.try_get("published_at")?,
+                });
+            }
+            let rows = sqlx::query(
+                "SELECT tag, version FROM dist_tags WHERE package_id = $1 ORDER BY tag",
+            )
+            .bind(package.id)
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut dist_tags = Vec::with_capacity(rows.len());
+            for r in &rows {
+                dist_tags.push((r.try_get("tag")?, r.try_get("version")?));
+            }
+            let maintainers = maintainers_of(conn, package.id).await?;
+            let rows = sqlx::query(
+                "SELECT u.name FROM stars s JOIN users u ON u.id = s.user_id \
+                 WHERE s.package_id = $1 ORDER BY u.name",
+            )
+            .bind(package.id)
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut stars = Vec::with_capacity(rows.len());
+            for r in &rows {
+                stars.push(r.try_get("name")?);
+            }
+            Ok(Some($crate::PackageDoc {
+                package,
+                versions,
+                dist_tags,
+                maintainers,
+                stars,
+            }))
+        }
+
+        async fn bump(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            pkg: $crate::PackageId,
+            now: i64,
+        ) -> $crate::StoreResult<()> {
+            let n =
+                sqlx::query("UPDATE packages SET rev = rev + 1, modified_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(pkg)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+            if n == 0 {
+                return Err($crate::StoreError::NotFound);
+            }
+            Ok(())
+        }
+
+        async fn retire(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            name: &str,
+            version: &str,
+            now: i64,
+        ) -> $crate::StoreResult<()> {
+            sqlx::query(
+                "INSERT INTO retired_versions (package_name, version, retired_at) \
+                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(name)
+            .bind(version)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+
+        async fn package_name(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            pkg: $crate::PackageId,
+        ) -> $crate::StoreResult<String> {
+            sqlx::query_scalar("SELECT name FROM packages WHERE id = $1")
+                .bind(pkg)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or($crate::StoreError::NotFound)
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::PackageStore for $store {
+            async fn package(&self, name: &str) -> $crate::StoreResult<Option<$crate::Package>> {
+                let sql = format!("SELECT {PACKAGE_COLUMNS} FROM packages p WHERE p.name = $1");
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(package_from_row).transpose()
+            }
+
+            async fn package_doc(
+                &self,
+                name: &str,
+            ) -> $crate::StoreResult<Option<$crate::PackageDoc>> {
+                let mut tx = self.begin_read().await?;
+                let doc = load_doc(&mut *tx, name).await?;
+                tx.commit().await?;
+                Ok(doc)
+            }
+
+            async fn publish(
+                &self,
+                v: $crate::NewVersion,
+                now: i64,
+            ) -> $crate::StoreResult<$crate::Published> {
+                let mut w = self.begin_write().await?;
+                let retired: Option<i64> = sqlx::query_scalar(
+                    "SELECT 1 FROM retired_versions WHERE package_name = $1 AND version = $2",
+                )
+                .bind(&v.package_name)
+                .bind(&v.version.version)
+                .fetch_optional(&mut *w.tx)
+                .await?;
+                if retired.is_some() {
+                    return Err($crate::StoreError::VersionExists);
+                }
+                let existing: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM packages WHERE name = $1")
+                        .bind(&v.package_name)
+                        .fetch_optional(&mut *w.tx)
+                        .await?;
+                let keywords = serde_json::to_string(&v.keywords)
+                    .map_err(|e| $crate::StoreError::Corrupt(e.to_string()))?;
+                let (package_id, created) = match existing {
+                    Some(id) => {
+                        let m: Option<i64> = sqlx::query_scalar(
+                            "SELECT 1 FROM maintainers WHERE package_id = $1 AND user_id = $2",
+                        )
+                        .bind(id)
+                        .bind(v.publisher_id)
+                        .fetch_optional(&mut *w.tx)
+                        .await?;
+                        if m.is_none() {
+                            return Err($crate::StoreError::NotMaintainer);
+                        }
+                        let dup: Option<i64> = sqlx::query_scalar(
+                            "SELECT 1 FROM versions WHERE package_id = $1 AND version = $2",
+                        )
+                        .bind(id)
+                        .bind(&v.version.version)
+                        .fetch_optional(&mut *w.tx)
+                        .await?;
+                        if dup.is_some() {
+                            return Err($crate::StoreError::VersionExists);
+                        }
+                        if v.set_access {
+                            sqlx::query("UPDATE packages SET access = $1 WHERE id = $2")
+                                .bind(v.access.as_str())
+                                .bind(id)
+                                .execute(&mut *w.tx)
+                                .await?;
+                        }
+                        (id, false)
+                    }
+                    None => {
+                        let id: i64 = sqlx::query_scalar(
+                            "INSERT INTO packages (name, access, rev, description, keywords, \
+                             created_at, modified_at) VALUES ($1, $2, 0, $3, $4, $5, $5) \
+                             RETURNING id",
+                        )
+                        .bind(&v.package_name)
+                        .bind(v.access.as_str())
+                        .bind(&v.description)
+                        .bind(&keywords)
+                        .bind(now)
+                        .fetch_one(&mut *w.tx)
+                        .await
+                        .map_err($crate::sql::unique_to_conflict)?;
+                        sqlx::query("INSERT INTO maintainers (package_id, user_id) VALUES ($1, $2)")
+                            .bind(id)
+                            .bind(v.publisher_id)
+                            .execute(&mut *w.tx)
+                            .await?;
+                        (id, true)
+                    }
+                };
+                let r = &v.version;
+                sqlx::query(
+                    "INSERT INTO versions (package_id, version, manifest, readme, \
+                     tarball_sha512, shasum, integrity, size, deprecated, publisher_id, \
+                     published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(package_id)
+                .bind(&r.version)
+                .bind(&r.manifest)
+                .bind(&r.readme)
+                .bind(&r.tarball_sha512)
+                .bind(&r.shasum)
+                .bind(&r.integrity)
+                .bind(r.size)
+                .bind(&r.deprecated)
+                .bind(v.publisher_id)
+                .bind(now)
+                .execute(&mut *w.tx)
+                .await
+                .map_err(|e| match $crate::sql::unique_to_conflict(e) {
+                    $crate::StoreError::Conflict => $crate::StoreError::VersionExists,
+                    other => other,
+                })?;
+                for tag in &v.tags {
+                    sqlx::query(
+                        "INSERT INTO dist_tags (package_id, tag, version) VALUES ($1, $2, $3) \
+                         ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version",
+                    )
+                    .bind(package_id)
+                    .bind(tag)
+                    .bind(&r.version)
+                    .execute(&mut *w.tx)
+                    .await?;
+                }
+                if !created && v.tags.iter().any(|t| t == "latest") {
+                    sqlx::query("UPDATE packages SET description = $1, keywords = $2 WHERE id = $3")
+                        .bind(&v.description)
+                        .bind(&keywords)
+                        .bind(package_id)
+                        .execute(&mut *w.tx)
+                        .await?;
+                }
+                bump(&mut *w.tx, package_id, now).await?;
+                w.tx.commit().await?;
+                Ok($crate::Published { package_id, created })
+            }
+
+            async fn set_dist_tag(
+                &self,
+                pkg: $crate::PackageId,
+                tag: &str,
+                version: &str,
+                now: i64,
+            ) -> $crate::StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                let exists: Option<i64> = sqlx::query_scalar(
+                    "SELECT 1 FROM versions WHERE package_id = $1 AND version = $2",
+                )
+                .bind(pkg)
+                .bind(version)
+                .fetch_optional(&mut *w.tx)
+                .await?;
+                if exists.is_none() {
+                    return Err($crate::StoreError::Precondition("version not found"));
+                }
+                sqlx::query(
+                    "INSERT INTO dist_tags (package_id, tag, version) VALUES ($1, $2, $3) \
+                     ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version",
+                )
+                .bind(pkg)
+                .bind(tag)
+                .bind(version)
+                .execute(&mut *w.tx)
+                .await?;
+                bump(&mut *w.tx, pkg, now).await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn remove_dist_tag(
+                &self,
+                pkg: $crate::PackageId,
+                tag: &str,
+                now: i64,
+            ) -> $crate::StoreResult<bool> {
+                let mut w = self.begin_write().await?;
+                let n = sqlx::query("DELETE FROM dist_tags WHERE package_id = $1 AND tag = $2")
+                    .bind(pkg)
+                    .bind(tag)
+                    .execute(&mut *w.tx)
+                    .await?
+                    .rows_affected();
+                if n == 0 {
+                    return Ok(false);
+                }
+                bump(&mut *w.tx, pkg, now).await?;
+                w.tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn change_maintainers(
+                &self,
+                pkg: $crate::PackageId,
+                add: &[$crate::UserId],
+                remove: &[$crate::UserId],
+                now: i64,
+            ) -> $crate::StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                for u in add {
+                    sqlx::query(
+                        "INSERT INTO maintainers (package_id, user_id) VALUES ($1, $2) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(pkg)
+                    .bind(u)
+                    .execute(&mut *w.tx)
+                    .await?;
+                }
+                for u in remove {
+                    sqlx::query("DELETE FROM maintainers WHERE package_id = $1 AND user_id = $2")
+                        .bind(pkg)
+                        .bind(u)
+                        .execute(&mut *w.tx)
+                        .await?;
+                }
+                let left: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM maintainers WHERE package_id = $1")
+                        .bind(pkg)
+                        .fetch_one(&mut *w.tx)
+                        .await?;
+                if left == 0 {
+                    return Err($crate::StoreError::Precondition(
+                        "a package must keep at least one maintainer",
+                    ));
+                }
+                bump(&mut *w.tx, pkg, now).await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn set_deprecations(
+                &self,
+                pkg: $crate::PackageId,
+                changes: &[(String, Option<String>)],
+                now: i64,
+            ) -> $crate::StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                for (version, message) in changes {
+                    sqlx::query(
+                        "UPDATE versions SET deprecated = $1 WHERE package_id = $2 AND version = $3",
+                    )
+                    .bind(message)
+                    .bind(pkg)
+                    .bind(version)
+                    .execute(&mut *w.tx)
+                    .await?;
+                }
+                bump(&mut *w.tx, pkg, now).await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn remove_versions(
+                &self,
+                pkg: $crate::PackageId,
+                versions: &[String],
+                dist_tags: &[(String, String)],
+                now: i64,
+            ) -> $crate::StoreResult<Vec<String>> {
+                let mut w = self.begin_write().await?;
+                let name = package_name(&mut *w.tx, pkg).await?;
+                let mut blobs = Vec::new();
+                for v in versions {
+                    let sha: Option<String> = sqlx::query_scalar(
+                        "DELETE FROM versions WHERE package_id = $1 AND version = $2 \
+                         RETURNING tarball_sha512",
+                    )
+                    .bind(pkg)
+                    .bind(v)
+                    .fetch_optional(&mut *w.tx)
+                    .await?;
+                    let Some(sha) = sha else {
+                        return Err($crate::StoreError::Precondition("version not found"));
+                    };
+                    blobs.push(sha);
+                    retire(&mut *w.tx, &name, v, now).await?;
+                }
+                sqlx::query("DELETE FROM dist_tags WHERE package_id = $1")
+                    .bind(pkg)
+                    .execute(&mut *w.tx)
+                    .await?;
+                for (tag, version) in dist_tags {
+                    sqlx::query(
+                        "INSERT INTO dist_tags (package_id, tag, version) VALUES ($1, $2, $3)",
+                    )
+                    .bind(pkg)
+                    .bind(tag)
+                    .bind(version)
+                    .execute(&mut *w.tx)
+                    .await?;
+                }
+                bump(&mut *w.tx, pkg, now).await?;
+                w.tx.commit().await?;
+                Ok(blobs)
+            }
+
+            async fn delete_package(
+                &self,
+                pkg: $crate::PackageId,
+                now: i64,
+            ) -> $crate::StoreResult<Vec<String>> {
+                use sqlx::Row;
+                let mut w = self.begin_write().await?;
+                let name = package_name(&mut *w.tx, pkg).await?;
+                let rows =
+                    sqlx::query("SELECT version, tarball_sha512 FROM versions WHERE package_id = $1")
+                        .bind(pkg)
+                        .fetch_all(&mut *w.tx)
+                        .await?;
+                let mut blobs = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let version: String = r.try_get("version")?;
+                    retire(&mut *w.tx, &name, &version, now).await?;
+                    blobs.push(r.try_get("tarball_sha512")?);
+                }
+                for table in ["versions", "dist_tags", "maintainers", "stars"] {
+                    let sql = format!("DELETE FROM {table} WHERE package_id = $1");
+                    sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(pkg)
+                        .execute(&mut *w.tx)
+                        .await?;
+                }
+                sqlx::query("DELETE FROM packages WHERE id = $1")
+                    .bind(pkg)
+                    .execute(&mut *w.tx)
+                    .await?;
+                w.tx.commit().await?;
+                Ok(blobs)
+            }
+
+            async fn set_access(
+                &self,
+                pkg: $crate::PackageId,
+                access: $crate::Access,
+                now: i64,
+            ) -> $crate::StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                sqlx::query("UPDATE packages SET access = $1 WHERE id = $2")
+                    .bind(access.as_str())
+                    .bind(pkg)
+                    .execute(&mut *w.tx)
+                    .await?;
+                bump(&mut *w.tx, pkg, now).await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn set_mfa_policy(
+                &self,
+                pkg: $crate::PackageId,
+                publish_requires_tfa: bool,
+                automation_overrides_tfa: bool,
+                now: i64,
+            ) -> $crate::StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                sqlx::query(
+                    "UPDATE packages SET publish_requires_tfa = $1, automation_overrides_tfa = $2 \
+                     WHERE id = $3",
+                )
+                .bind(publish_requires_tfa)
+                .bind(automation_overrides_tfa)
+                .bind(pkg)
+                .execute(&mut *w.tx)
+                .await?;
+                bump(&mut *w.tx, pkg, now).await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn set_star(
+                &self,
+                pkg: $crate::PackageId,
+                user: $crate::UserId,
+                star: bool,
+                now: i64,
+            ) -> $crate::StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                let n = if star {
+                    sqlx::query(
+                        "INSERT INTO stars (package_id, user_id) VALUES ($1, $2) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                } else {
+                    sqlx::query("DELETE FROM stars WHERE package_id = $1 AND user_id = $2")
+                }
+                .bind(pkg)
+                .bind(user)
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+                if n > 0 {
+                    bump(&mut *w.tx, pkg, now).await?;
+                }
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn starred_by(&self, user: $crate::UserId) -> $crate::StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT p.name FROM stars s JOIN packages p ON p.id = s.package_id \
+                     WHERE s.user_id = $1 ORDER BY p.name",
+                )
+                .bind(user)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn packages_of(
+                &self,
+                user: $crate::UserId,
+            ) -> $crate::StoreResult<Vec<$crate::Package>> {
+                let sql = format!(
+                    "SELECT {PACKAGE_COLUMNS} FROM packages p JOIN maintainers m \
+                     ON m.package_id = p.id WHERE m.user_id = $1 ORDER BY p.name"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(user)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(package_from_row).collect()
+            }
+
+            async fn search(
+                &self,
+                terms: &[String],
+                viewer: Option<$crate::UserId>,
+                from: i64,
+                size: i64,
+            ) -> $crate::StoreResult<(Vec<$crate::SearchHit>, i64)> {
+                let mut filter = String::from(
+                    "(p.access = 'public' OR EXISTS (SELECT 1 FROM maintainers vm \
+                     WHERE vm.package_id = p.id AND vm.user_id = $1))",
+                );
+                for i in 0..terms.len() {
+                    let n = i + 2;
+                    filter.push_str(&format!(
+                        " AND (lower(p.name) LIKE ${n} ESCAPE '\\' \
+                         OR lower(coalesce(p.description, '')) LIKE ${n} ESCAPE '\\' \
+                         OR lower(p.keywords) LIKE ${n} ESCAPE '\\')"
+                    ));
+                }
+                let patterns: Vec<String> = terms
+                    .iter()
+                    .map(|t| format!("%{}%", $crate::sql::like_escape(&t.to_lowercase())))
+                    .collect();
+                let limit_at = terms.len() + 2;
+                let exact_at = terms.len() + 4;
+                let sql = format!(
+                    "SELECT {PACKAGE_COLUMNS} FROM packages p WHERE {filter} \
+                     ORDER BY CASE WHEN p.name = ${exact_at} THEN 0 ELSE 1 END, p.name \
+                     LIMIT ${limit_at} OFFSET ${}",
+                    limit_at + 1
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(viewer.unwrap_or(-1));
+                for p in &patterns {
+                    q = q.bind(p);
+                }
+                let exact = terms.join(" ").to_lowercase();
+                let rows = q
+                    .bind(size)
+                    .bind(from)
+                    .bind(exact)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let count_sql = format!("SELECT COUNT(*) FROM packages p WHERE {filter}");
+                let mut cq = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql))
+                    .bind(viewer.unwrap_or(-1));
+                for p in &patterns {
+                    cq = cq.bind(p);
+                }
+                let total: i64 = cq.fetch_one(&self.pool).await?;
+                let mut conn = self.pool.acquire().await?;
+                let mut hits = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    let package = package_from_row(r)?;
+                    let latest: Option<String> = sqlx::query_scalar(
+                        "SELECT version FROM dist_tags WHERE package_id = $1 AND tag = 'latest'",
+                    )
+                    .bind(package.id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    let maintainers = maintainers_of(&mut *conn, package.id).await?;
+                    hits.push($crate::SearchHit {
+                        package,
+                        latest,
+                        maintainers,
+                    });
+                }
+                Ok((hits, total))
+            }
+
+            async fn blob_in_use(&self, sha512: &str) -> $crate::StoreResult<bool> {
+                let hit: Option<i64> =
+                    sqlx::query_scalar("SELECT 1 FROM versions WHERE tarball_sha512 = $1 LIMIT 1")
+                        .bind(sha512)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(hit.is_some())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_package_store;

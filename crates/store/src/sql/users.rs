@@ -1,0 +1,253 @@
+//! `UserStore` over SQL, written once for every sqlx backend (see `sql/mod.rs`).
+
+/// Implements `UserStore` for `$store` on the sqlx database `$db`.
+macro_rules! impl_user_store {
+    ($store:ty, $db:ty) => {
+        const USER_COLUMNS: &str = "id, name, email, email_verified, password_hash, fullname, \
+             homepage, twitter, github, freenode, is_admin, locked, created_at, updated_at";
+
+        fn user_from_row(r: &<$db as sqlx::Database>::Row) -> $crate::StoreResult<$crate::User> {
+            use sqlx::Row;
+            Ok($crate::User {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                email: r.try_get("email")?,
+                email_verified: r.try_get("email_verified")?,
+                password_hash: r.try_get("password_hash")?,
+                profile: $crate::Profile {
+                    fullname: r.try_get("fullname")?,
+                    homepage: r.try_get("homepage")?,
+                    twitter: r.try_get("twitter")?,
+                    github: r.try_get("github")?,
+                    freenode: r.try_get("freenode")?,
+                },
+                is_admin: r.try_get("is_admin")?,
+                locked: r.try_get("locked")?,
+                created_at: r.try_get("created_at")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        }
+
+        async fn insert_user<'c, E>(
+            ex: E,
+            user: &$crate::NewUser,
+            now: i64,
+        ) -> $crate::StoreResult<$crate::User>
+        where
+            E: sqlx::Executor<'c, Database = $db>,
+        {
+            let sql = format!(
+                "INSERT INTO users (name, email, password_hash, is_admin, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5) RETURNING {USER_COLUMNS}"
+            );
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&user.name)
+                .bind(&user.email)
+                .bind(&user.password_hash)
+                .bind(user.is_admin)
+                .bind(now)
+                .fetch_one(ex)
+                .await
+                .map_err($crate::sql::unique_to_conflict)?;
+            user_from_row(&row)
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::UserStore for $store {
+            async fn create_user(
+                &self,
+                user: $crate::NewUser,
+                now: i64,
+            ) -> $crate::StoreResult<$crate::User> {
+                let mut w = self.begin_write().await?;
+                let u = insert_user(&mut *w.tx, &user, now).await?;
+                w.tx.commit().await?;
+                Ok(u)
+            }
+
+            async fn create_invited_user(
+                &self,
+                user: $crate::NewUser,
+                now: i64,
+            ) -> $crate::StoreResult<Option<$crate::User>> {
+                let mut w = self.begin_write().await?;
+                let taken = sqlx::query(
+                    "UPDATE invitations SET used_at = $1 WHERE id = (SELECT id FROM invitations \
+                     WHERE name = $2 AND lower(email) = lower($3) AND used_at IS NULL \
+                     AND expires_at > $1 ORDER BY id LIMIT 1) AND used_at IS NULL",
+                )
+                .bind(now)
+                .bind(&user.name)
+                .bind(&user.email)
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+                if taken != 1 {
+                    return Ok(None);
+                }
+                let u = insert_user(&mut *w.tx, &user, now).await?;
+                w.tx.commit().await?;
+                Ok(Some(u))
+            }
+
+            async fn user_by_name(&self, name: &str) -> $crate::StoreResult<Option<$crate::User>> {
+                let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1");
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(user_from_row).transpose()
+            }
+
+            async fn user_by_id(
+                &self,
+                id: $crate::UserId,
+            ) -> $crate::StoreResult<Option<$crate::User>> {
+                let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(user_from_row).transpose()
+            }
+
+            async fn list_users(&self) -> $crate::StoreResult<Vec<$crate::User>> {
+                let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY name");
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(user_from_row).collect()
+            }
+
+            async fn update_profile(
+                &self,
+                id: $crate::UserId,
+                email: &str,
+                email_verified: bool,
+                profile: &$crate::Profile,
+                now: i64,
+            ) -> $crate::StoreResult<$crate::User> {
+                let mut w = self.begin_write().await?;
+                let sql = format!(
+                    "UPDATE users SET email = $1, email_verified = $2, fullname = $3, \
+                     homepage = $4, twitter = $5, github = $6, freenode = $7, updated_at = $8 \
+                     WHERE id = $9 RETURNING {USER_COLUMNS}"
+                );
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(email)
+                    .bind(email_verified)
+                    .bind(&profile.fullname)
+                    .bind(&profile.homepage)
+                    .bind(&profile.twitter)
+                    .bind(&profile.github)
+                    .bind(&profile.freenode)
+                    .bind(now)
+                    .bind(id)
+                    .fetch_optional(&mut *w.tx)
+                    .await?
+                    .ok_or($crate::StoreError::NotFound)?;
+                let u = user_from_row(&row)?;
+                w.tx.commit().await?;
+                Ok(u)
+            }
+
+            async fn set_password_hash(
+                &self,
+                id: $crate::UserId,
+                hash: &str,
+                now: i64,
+            ) -> $crate::StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                let n = sqlx::query(
+                    "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3",
+                )
+                .bind(hash)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+                if n == 0 {
+                    return Err($crate::StoreError::NotFound);
+                }
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn set_locked(
+                &self,
+                id: $crate::UserId,
+                locked: bool,
+                now: i64,
+            ) -> $crate::StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                let n = sqlx::query("UPDATE users SET locked = $1, updated_at = $2 WHERE id = $3")
+                    .bind(locked)
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *w.tx)
+                    .await?
+                    .rows_affected();
+                if n == 0 {
+                    return Err($crate::StoreError::NotFound);
+                }
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn set_admin(
+                &self,
+                id: $crate::UserId,
+                admin: bool,
+                now: i64,
+            ) -> $crate::StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                let n =
+                    sqlx::query("UPDATE users SET is_admin = $1, updated_at = $2 WHERE id = $3")
+                        .bind(admin)
+                        .bind(now)
+                        .bind(id)
+                        .execute(&mut *w.tx)
+                        .await?
+                        .rows_affected();
+                if n == 0 {
+                    return Err($crate::StoreError::NotFound);
+                }
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn create_invitation(
+                &self,
+                name: &str,
+                email: &str,
+                now: i64,
+                expires_at: i64,
+            ) -> $crate::StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO invitations (name, email, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(name)
+                .bind(email)
+                .bind(now)
+                .bind(expires_at)
+                .execute(&mut *w.tx)
+                .await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn count_users(&self) -> $crate::StoreResult<i64> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(row.try_get("n")?)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_user_store;

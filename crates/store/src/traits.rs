@@ -1,0 +1,147 @@
+//! The persistence seam: narrow async traits, with no backend assumption above them.
+
+use async_trait::async_trait;
+
+use crate::error::StoreResult;
+use crate::model::*;
+
+/// Accounts and invitations.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates an account; `Conflict` if the name is taken.
+    async fn create_user(&self, user: NewUser, now: i64) -> StoreResult<User>;
+    /// Creates an account if an unused, unexpired invitation for this name and email exists,
+    /// consuming it in the same transaction. `Ok(None)` when there is no such invitation.
+    async fn create_invited_user(&self, user: NewUser, now: i64) -> StoreResult<Option<User>>;
+    /// Looks an account up by name.
+    async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>>;
+    /// Looks an account up by id.
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
+    /// Every account, by name.
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Replaces the email and profile fields.
+    async fn update_profile(
+        &self,
+        id: UserId,
+        email: &str,
+        email_verified: bool,
+        profile: &Profile,
+        now: i64,
+    ) -> StoreResult<User>;
+    /// Replaces the password hash.
+    async fn set_password_hash(&self, id: UserId, hash: &str, now: i64) -> StoreResult<()>;
+    /// Locks or unlocks an account.
+    async fn set_locked(&self, id: UserId, locked: bool, now: i64) -> StoreResult<()>;
+    /// Grants or removes registry administration.
+    async fn set_admin(&self, id: UserId, admin: bool, now: i64) -> StoreResult<()>;
+    /// Records an invitation for `name` with `email`, valid until `expires_at`.
+    async fn create_invitation(
+        &self,
+        name: &str,
+        email: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+    /// Number of accounts.
+    async fn count_users(&self) -> StoreResult<i64>;
+}
+
+/// API tokens, stored as hashes.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Stores a new token.
+    async fn create_token(&self, token: NewToken, now: i64) -> StoreResult<Token>;
+    /// Finds a token and its owner by the token's hash.
+    async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<(Token, User)>>;
+    /// A page of a user's tokens, newest first, and the total count.
+    async fn list_tokens(
+        &self,
+        user: UserId,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<Token>, i64)>;
+    /// Deletes a user's token by hash; `false` if the user has no such token.
+    async fn delete_token(&self, user: UserId, hash: &str) -> StoreResult<bool>;
+    /// Deletes every token of a user; returns how many.
+    async fn delete_user_tokens(&self, user: UserId) -> StoreResult<u64>;
+}
+
+/// Packages, versions, dist-tags, maintainers and stars.
+#[async_trait]
+pub trait PackageStore: Send + Sync {
+    /// The package row alone.
+    async fn package(&self, name: &str) -> StoreResult<Option<Package>>;
+    /// The package with its versions, tags, maintainers and stars.
+    async fn package_doc(&self, name: &str) -> StoreResult<Option<PackageDoc>>;
+    /// Publishes one version in one transaction (see [`NewVersion`]).
+    async fn publish(&self, v: NewVersion, now: i64) -> StoreResult<Published>;
+    /// Points `tag` at `version`.
+    async fn set_dist_tag(
+        &self,
+        pkg: PackageId,
+        tag: &str,
+        version: &str,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Removes `tag`; `false` if it did not exist.
+    async fn remove_dist_tag(&self, pkg: PackageId, tag: &str, now: i64) -> StoreResult<bool>;
+    /// Adds and removes maintainers; refuses to leave none.
+    async fn change_maintainers(
+        &self,
+        pkg: PackageId,
+        add: &[UserId],
+        remove: &[UserId],
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Sets (`Some`) or clears (`None`) deprecation messages.
+    async fn set_deprecations(
+        &self,
+        pkg: PackageId,
+        changes: &[(String, Option<String>)],
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Removes versions (retiring their numbers) and replaces the dist-tags.
+    /// Returns the content addresses of the removed tarballs.
+    async fn remove_versions(
+        &self,
+        pkg: PackageId,
+        versions: &[String],
+        dist_tags: &[(String, String)],
+        now: i64,
+    ) -> StoreResult<Vec<String>>;
+    /// Deletes a package and everything under it, retiring its version numbers.
+    /// Returns the content addresses of its tarballs.
+    async fn delete_package(&self, pkg: PackageId, now: i64) -> StoreResult<Vec<String>>;
+    /// Changes the visibility.
+    async fn set_access(&self, pkg: PackageId, access: Access, now: i64) -> StoreResult<()>;
+    /// Changes the package's 2FA publishing policy.
+    async fn set_mfa_policy(
+        &self,
+        pkg: PackageId,
+        publish_requires_tfa: bool,
+        automation_overrides_tfa: bool,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Stars or unstars the package for a user.
+    async fn set_star(&self, pkg: PackageId, user: UserId, star: bool, now: i64)
+    -> StoreResult<()>;
+    /// Names of the packages a user starred.
+    async fn starred_by(&self, user: UserId) -> StoreResult<Vec<String>>;
+    /// Packages a user maintains.
+    async fn packages_of(&self, user: UserId) -> StoreResult<Vec<Package>>;
+    /// Packages whose name, description or keywords contain every term, visible to `viewer`.
+    async fn search(
+        &self,
+        terms: &[String],
+        viewer: Option<UserId>,
+        from: i64,
+        size: i64,
+    ) -> StoreResult<(Vec<SearchHit>, i64)>;
+    /// Whether any version still references the tarball with this content address.
+    async fn blob_in_use(&self, sha512: &str) -> StoreResult<bool>;
+}
+
+/// Everything the server needs from persistence.
+pub trait Store: UserStore + TokenStore + PackageStore {}
+
+impl<T: UserStore + TokenStore + PackageStore> Store for T {}

@@ -1,0 +1,256 @@
+//! The SQLite store against its contract: transactions, preconditions and queries.
+
+use tessera_store::*;
+
+async fn store() -> SqliteStore {
+    SqliteStore::in_memory().await.unwrap()
+}
+
+fn new_user(name: &str) -> NewUser {
+    NewUser {
+        name: name.into(),
+        email: format!("{name}@example.com"),
+        password_hash: "$argon2id$fake".into(),
+        is_admin: false,
+    }
+}
+
+fn version(v: &str, sha: &str) -> VersionRecord {
+    VersionRecord {
+        version: v.into(),
+        manifest: format!(r#"{{"name":"demo","version":"{v}"}}"#),
+        readme: Some("# demo".into()),
+        tarball_sha512: sha.into(),
+        shasum: "00".into(),
+        integrity: "sha512-AA==".into(),
+        size: 10,
+        deprecated: None,
+        publisher: None,
+        published_at: 0,
+    }
+}
+
+fn publish(name: &str, v: &str, publisher: UserId) -> NewVersion {
+    NewVersion {
+        package_name: name.into(),
+        access: Access::Public,
+        set_access: false,
+        version: version(v, &format!("{name}-{v}")),
+        tags: vec!["latest".into()],
+        description: Some(format!("the {name} package")),
+        keywords: vec!["demo".into()],
+        publisher_id: publisher,
+    }
+}
+
+#[tokio::test]
+async fn users_are_unique_by_name() {
+    let s = store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    assert_eq!(alice.name, "alice");
+    assert!(matches!(
+        s.create_user(new_user("alice"), 2).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(s.user_by_name("alice").await.unwrap().unwrap().id, alice.id);
+    assert!(s.user_by_name("bob").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn invitations_are_single_use_and_expire() {
+    let s = store().await;
+    s.create_invitation("bob", "bob@example.com", 0, 100)
+        .await
+        .unwrap();
+    // wrong email: refused
+    let mut wrong = new_user("bob");
+    wrong.email = "mallory@example.com".into();
+    assert!(s.create_invited_user(wrong, 1).await.unwrap().is_none());
+    assert!(
+        s.create_invited_user(new_user("bob"), 1)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    s.create_invitation("carol", "carol@example.com", 0, 100)
+        .await
+        .unwrap();
+    assert!(
+        s.create_invited_user(new_user("carol"), 100)
+            .await
+            .unwrap()
+            .is_none(),
+        "expired"
+    );
+}
+
+#[tokio::test]
+async fn tokens_roundtrip_by_hash() {
+    let s = store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let t = s
+        .create_token(
+            NewToken {
+                user_id: alice.id,
+                token_hash: "h1".into(),
+                display_prefix: "tsr_ab".into(),
+                kind: TokenKind::Granular,
+                name: Some("ci".into()),
+                description: None,
+                readonly: false,
+                bypass_2fa: true,
+                cidr_whitelist: vec!["10.0.0.0/8".into()],
+                grants: TokenGrants {
+                    packages: vec!["demo".into()],
+                    ..Default::default()
+                },
+                expires_at: Some(99),
+            },
+            5,
+        )
+        .await
+        .unwrap();
+    let (found, owner) = s.token_by_hash("h1").await.unwrap().unwrap();
+    assert_eq!(found.id, t.id);
+    assert_eq!(found.grants.packages, vec!["demo".to_string()]);
+    assert_eq!(found.cidr_whitelist, vec!["10.0.0.0/8".to_string()]);
+    assert_eq!(owner.name, "alice");
+    let (list, total) = s.list_tokens(alice.id, 0, 10).await.unwrap();
+    assert_eq!((list.len(), total), (1, 1));
+    assert!(s.delete_token(alice.id, "h1").await.unwrap());
+    assert!(!s.delete_token(alice.id, "h1").await.unwrap());
+    assert!(s.token_by_hash("h1").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn publish_checks_maintainers_and_duplicates() {
+    let s = store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let bob = s.create_user(new_user("bob"), 1).await.unwrap();
+    let p = s
+        .publish(publish("demo", "1.0.0", alice.id), 10)
+        .await
+        .unwrap();
+    assert!(p.created);
+    assert!(matches!(
+        s.publish(publish("demo", "1.0.0", alice.id), 11).await,
+        Err(StoreError::VersionExists)
+    ));
+    assert!(matches!(
+        s.publish(publish("demo", "1.1.0", bob.id), 11).await,
+        Err(StoreError::NotMaintainer)
+    ));
+    s.publish(publish("demo", "1.1.0", alice.id), 12)
+        .await
+        .unwrap();
+    let doc = s.package_doc("demo").await.unwrap().unwrap();
+    assert_eq!(doc.versions.len(), 2);
+    assert_eq!(doc.tag("latest"), Some("1.1.0"));
+    assert_eq!(doc.package.rev, 2);
+    assert!(doc.is_maintainer(alice.id));
+    assert_eq!(doc.versions[0].publisher.as_ref().unwrap().name, "alice");
+}
+
+#[tokio::test]
+async fn unpublished_versions_are_retired() {
+    let s = store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let p = s
+        .publish(publish("demo", "1.0.0", alice.id), 10)
+        .await
+        .unwrap();
+    s.publish(publish("demo", "1.1.0", alice.id), 11)
+        .await
+        .unwrap();
+    let blobs = s
+        .remove_versions(
+            p.package_id,
+            &["1.1.0".into()],
+            &[("latest".into(), "1.0.0".into())],
+            12,
+        )
+        .await
+        .unwrap();
+    assert_eq!(blobs, vec!["demo-1.1.0".to_string()]);
+    assert!(!s.blob_in_use("demo-1.1.0").await.unwrap());
+    assert!(matches!(
+        s.publish(publish("demo", "1.1.0", alice.id), 13).await,
+        Err(StoreError::VersionExists)
+    ));
+    let blobs = s.delete_package(p.package_id, 14).await.unwrap();
+    assert_eq!(blobs, vec!["demo-1.0.0".to_string()]);
+    assert!(s.package("demo").await.unwrap().is_none());
+    // the name is free again, the old numbers are not
+    assert!(
+        s.publish(publish("demo", "1.0.0", alice.id), 15)
+            .await
+            .is_err()
+    );
+    assert!(
+        s.publish(publish("demo", "2.0.0", alice.id), 15)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn maintainers_never_drop_to_zero() {
+    let s = store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let bob = s.create_user(new_user("bob"), 1).await.unwrap();
+    let p = s
+        .publish(publish("demo", "1.0.0", alice.id), 10)
+        .await
+        .unwrap();
+    s.change_maintainers(p.package_id, &[bob.id], &[], 11)
+        .await
+        .unwrap();
+    s.change_maintainers(p.package_id, &[], &[alice.id], 12)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.change_maintainers(p.package_id, &[], &[bob.id], 13).await,
+        Err(StoreError::Precondition(_))
+    ));
+    let doc = s.package_doc("demo").await.unwrap().unwrap();
+    assert_eq!(
+        doc.maintainers
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>(),
+        ["bob"]
+    );
+}
+
+#[tokio::test]
+async fn search_respects_visibility_and_terms() {
+    let s = store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let bob = s.create_user(new_user("bob"), 1).await.unwrap();
+    s.publish(publish("left-pad", "1.0.0", alice.id), 10)
+        .await
+        .unwrap();
+    let mut secret = publish("@alice/secret", "1.0.0", alice.id);
+    secret.access = Access::Restricted;
+    s.publish(secret, 10).await.unwrap();
+    let (hits, total) = s.search(&["pad".into()], None, 0, 20).await.unwrap();
+    assert_eq!((hits.len(), total), (1, 1));
+    assert_eq!(hits[0].latest.as_deref(), Some("1.0.0"));
+    let (_, total) = s
+        .search(&["secret".into()], Some(bob.id), 0, 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        total, 0,
+        "restricted packages are hidden from non-maintainers"
+    );
+    let (_, total) = s
+        .search(&["secret".into()], Some(alice.id), 0, 20)
+        .await
+        .unwrap();
+    assert_eq!(total, 1);
+    let (_, total) = s.search(&["100%".into()], None, 0, 20).await.unwrap();
+    assert_eq!(total, 0, "LIKE wildcards are escaped");
+    let (hits, total) = s.search(&["demo".into()], None, 0, 20).await.unwrap();
+    assert_eq!((hits.len(), total), (1, 1), "keywords match");
+}
