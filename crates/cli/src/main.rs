@@ -1,1 +1,116 @@
-fn main() {}
+//! The `tessera` binary: `serve` runs the registry; `admin …` manages it from the shell.
+
+mod admin;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use tessera_server::{AppState, Clock, Config};
+
+/// tessera: a self-hosted npm registry with npm-style two-factor authentication.
+#[derive(Parser)]
+#[command(name = "tessera", version, about)]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, global = true, env = "TESSERA_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (database, tarballs, keys).
+    #[arg(long, global = true, env = "TESSERA_DATA", value_name = "DIR")]
+    data: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the registry.
+    Serve {
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, env = "TESSERA_LISTEN", value_name = "ADDR:PORT")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Administer accounts and the registry.
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
+}
+
+/// Loads the configuration: defaults, the file, `TESSERA_*`, then flags.
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut config = Config::load(cli.config.as_deref(), std::env::vars())?;
+    if let Some(d) = &cli.data {
+        config.data = d.clone();
+    }
+    if let Command::Serve { listen: Some(l) } = &cli.command {
+        config.listen = *l;
+    }
+    Ok(config)
+}
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = load_config(&cli)?;
+    match cli.command {
+        Command::Serve { .. } => {
+            init_logging(&config);
+            serve(config).await
+        }
+        Command::Admin { command } => admin::run(config, command).await,
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let (store, blobs) = tessera_server::open_embedded(&config).await?;
+    let clock = match std::env::var("TESSERA_TEST_CLOCK_OFFSET_MS") {
+        Ok(v) => Clock::with_offset(
+            v.parse()
+                .context("TESSERA_TEST_CLOCK_OFFSET_MS must be an integer")?,
+        ),
+        Err(_) => Clock::system(),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let data = config.data.display().to_string();
+    let signup = format!("{:?}", config.signup).to_lowercase();
+    let state = AppState::new(store, blobs, config, clock);
+    println!("tessera listening on http://{addr}/ (data: {data}, sign-up: {signup})");
+    tracing::info!(%addr, "listening");
+    tessera_server::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,1 +1,84 @@
-//! placeholder
+//! tessera's HTTP server: the npm registry API, the 2FA gate, and npm-shaped errors.
+//!
+//! Layout: `routes/` holds one file per npm route family; `auth` says who is calling; `gate`
+//! decides what a sensitive operation needs; `error` renders every failure as npm expects;
+//! `packument` and `cache` build and keep the read path's documents.
+
+pub mod access_log;
+pub mod api_tokens;
+pub mod auth;
+pub mod cache;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod gate;
+pub mod names;
+pub mod packument;
+pub mod passwords;
+pub mod routes;
+pub mod state;
+pub mod tarball;
+pub mod versions;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use tessera_store::{BlobStore, SqliteStore, Store};
+
+pub use clock::Clock;
+pub use config::Config;
+pub use state::AppState;
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    routes::router(state).layer(axum::middleware::from_fn(access_log::log))
+}
+
+/// Opens the embedded store (SQLite + tarball folder) in the configured data directory.
+pub async fn open_embedded(config: &Config) -> anyhow_like::Result<(Arc<dyn Store>, BlobStore)> {
+    std::fs::create_dir_all(&config.data).map_err(|e| {
+        anyhow_like::Error(format!(
+            "cannot create data directory {}: {e}",
+            config.data.display()
+        ))
+    })?;
+    let store = SqliteStore::open(&config.database_path())
+        .await
+        .map_err(|e| anyhow_like::Error(e.to_string()))?;
+    let blobs =
+        BlobStore::local(&config.tarball_dir()).map_err(|e| anyhow_like::Error(e.to_string()))?;
+    Ok((Arc::new(store), blobs))
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// A minimal error type for start-up failures, so this crate needs no `anyhow`.
+pub mod anyhow_like {
+    /// A start-up error with its message.
+    #[derive(Debug)]
+    pub struct Error(pub String);
+    impl std::fmt::Display for Error {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+    impl std::error::Error for Error {}
+    /// Result alias.
+    pub type Result<T> = std::result::Result<T, Error>;
+}

@@ -1,0 +1,180 @@
+//! `tessera admin …`: account and registry administration from the shell, working directly on
+//! the data directory (no running server needed).
+
+use std::io::{BufRead, IsTerminal};
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+
+use tessera_server::clock::iso8601;
+use tessera_server::{Clock, Config, names, passwords};
+use tessera_store::NewUser;
+
+/// Admin subcommands.
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Manage accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Invite a user name and email to sign up with `npm adduser` (for `signup = "invitation"`).
+    Invite {
+        /// The user name the invitee will use.
+        name: String,
+        /// The invitee's email address (must match the one given to `npm adduser`).
+        email: String,
+        /// Days the invitation stays valid (default: `invitation_days`).
+        #[arg(long)]
+        days: Option<u32>,
+    },
+}
+
+/// `tessera admin user …`.
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create an account (works whatever the sign-up setting).
+    Add {
+        /// User name.
+        name: String,
+        /// Email address.
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Make the account a registry administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List accounts.
+    List,
+    /// Lock an account: it can no longer log in or use its tokens.
+    Lock {
+        /// User name.
+        name: String,
+    },
+    /// Unlock an account.
+    Unlock {
+        /// User name.
+        name: String,
+    },
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from stdin")?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    Ok(dialoguer::Password::new()
+        .with_prompt("Password")
+        .with_confirmation("Again", "The passwords do not match")
+        .interact()?)
+}
+
+/// Runs an admin command.
+pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
+    let (store, _blobs) = tessera_server::open_embedded(&config).await?;
+    let now = Clock::system().now_ms();
+    match cmd {
+        AdminCommand::User {
+            command:
+                UserCommand::Add {
+                    name,
+                    email,
+                    password_stdin,
+                    admin,
+                },
+        } => {
+            names::validate_user_name(&name).map_err(anyhow::Error::msg)?;
+            names::validate_email(&email).map_err(anyhow::Error::msg)?;
+            let password = read_password(password_stdin)?;
+            passwords::check_policy(&password, config.min_password_length)
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            let hash = passwords::hash(&password)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            let user = store
+                .create_user(
+                    NewUser {
+                        name: name.clone(),
+                        email,
+                        password_hash: hash,
+                        is_admin: admin,
+                    },
+                    now,
+                )
+                .await
+                .map_err(|e| match e {
+                    tessera_store::StoreError::Conflict => {
+                        anyhow::anyhow!("user {name} already exists")
+                    }
+                    e => e.into(),
+                })?;
+            println!(
+                "created user {}{}",
+                user.name,
+                if admin { " (administrator)" } else { "" }
+            );
+        }
+        AdminCommand::User {
+            command: UserCommand::List,
+        } => {
+            for u in store.list_users().await? {
+                let mut flags = Vec::new();
+                if u.is_admin {
+                    flags.push("admin");
+                }
+                if u.locked {
+                    flags.push("locked");
+                }
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    u.name,
+                    u.email,
+                    iso8601(u.created_at),
+                    flags.join(",")
+                );
+            }
+        }
+        AdminCommand::User {
+            command: UserCommand::Lock { name },
+        } => {
+            let u = store
+                .user_by_name(&name)
+                .await?
+                .with_context(|| format!("no user {name}"))?;
+            store.set_locked(u.id, true, now).await?;
+            println!("locked {name}");
+        }
+        AdminCommand::User {
+            command: UserCommand::Unlock { name },
+        } => {
+            let u = store
+                .user_by_name(&name)
+                .await?
+                .with_context(|| format!("no user {name}"))?;
+            store.set_locked(u.id, false, now).await?;
+            println!("unlocked {name}");
+        }
+        AdminCommand::Invite { name, email, days } => {
+            names::validate_user_name(&name).map_err(anyhow::Error::msg)?;
+            names::validate_email(&email).map_err(anyhow::Error::msg)?;
+            if store.user_by_name(&name).await?.is_some() {
+                bail!("user {name} already exists");
+            }
+            let days = days.unwrap_or(config.invitation_days).max(1);
+            let expires = now + i64::from(days) * 24 * 3600 * 1000;
+            store.create_invitation(&name, &email, now, expires).await?;
+            println!(
+                "invited {name} <{email}> until {}: they can now run `npm adduser`",
+                iso8601(expires)
+            );
+        }
+    }
+    Ok(())
+}

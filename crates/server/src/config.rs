@@ -1,0 +1,304 @@
+//! Configuration: embedded defaults, then a TOML file, then `TESSERA_*` environment variables,
+//! then command-line flags (applied by the binary). See docs/configuration.md.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Who may create an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signup {
+    /// Anyone can `npm adduser`.
+    Open,
+    /// Only an administrator creates accounts (`tessera admin user add`).
+    Closed,
+    /// `npm adduser` works for a name and email an administrator invited
+    /// (`tessera admin invite NAME EMAIL`).
+    Invitation,
+}
+
+/// The visibility a package gets when npm sends `access: null`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultAccess {
+    /// Visible to every reader.
+    Public,
+    /// Visible to its maintainers only.
+    Restricted,
+}
+
+/// A size in bytes, written as a number or as `"100mb"`, `"512kb"`, `"1gb"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parses `123`, `10kb`, `100mb`, `1gb` (binary units, case-insensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim().to_ascii_lowercase();
+        let (num, mult) = if let Some(n) = s.strip_suffix("gb") {
+            (n, 1u64 << 30)
+        } else if let Some(n) = s.strip_suffix("mb") {
+            (n, 1 << 20)
+        } else if let Some(n) = s.strip_suffix("kb") {
+            (n, 1 << 10)
+        } else if let Some(n) = s.strip_suffix('b') {
+            (n, 1)
+        } else {
+            (s.as_str(), 1)
+        };
+        num.trim()
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(mult))
+            .map(ByteSize)
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => ByteSize::parse(&s)
+                .ok_or_else(|| serde::de::Error::custom(format!("invalid size {s:?}"))),
+        }
+    }
+}
+
+/// The registry's configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Data directory: database, tarballs, key file.
+    pub data: PathBuf,
+    /// Public base URL (e.g. `https://npm.example.com/`), used in tarball URLs. When unset,
+    /// the request's `Host` is used.
+    pub public_url: Option<String>,
+    /// Who may create accounts.
+    pub signup: Signup,
+    /// Days an invitation stays valid.
+    pub invitation_days: u32,
+    /// Largest accepted request body (a publish carries the tarball in base64).
+    pub max_body_size: ByteSize,
+    /// Largest accepted unpacked tarball.
+    pub max_unpacked_size: ByteSize,
+    /// Visibility of a new scoped package published without `--access`.
+    pub scoped_default_access: DefaultAccess,
+    /// Refuse anonymous reads (packuments, tarballs, search).
+    pub read_requires_auth: bool,
+    /// Shortest accepted password.
+    pub min_password_length: usize,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_proxy: bool,
+    /// Log filter (`info`, `tessera=debug`, …); `RUST_LOG` wins when set.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:4873".parse().expect("valid default address"),
+            data: PathBuf::from("./tessera-data"),
+            public_url: None,
+            signup: Signup::Open,
+            invitation_days: 7,
+            max_body_size: ByteSize(100 << 20),
+            max_unpacked_size: ByteSize(512 << 20),
+            scoped_default_access: DefaultAccess::Restricted,
+            read_requires_auth: false,
+            min_password_length: 8,
+            trust_proxy: false,
+            log: "info".into(),
+        }
+    }
+}
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML or a value in it is invalid.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Environment variables that are not configuration keys.
+const NOT_KEYS: &[&str] = &["CONFIG", "SECRET_KEY"];
+
+impl Config {
+    /// Loads defaults, overlaid by `file` (if any), overlaid by `TESSERA_*` variables from `env`.
+    ///
+    /// `TESSERA_SIGNUP=closed` sets `signup`; nested keys use a double underscore
+    /// (`TESSERA_TFA__ISSUER`). Values are read as TOML scalars when they parse as one, else as
+    /// strings.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table = toml::Table::try_from(Config::default())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let known = table.clone();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let overlay: toml::Table = text
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+            merge(&mut table, overlay);
+        }
+        for (k, v) in env {
+            let Some(rest) = k.strip_prefix("TESSERA_") else {
+                continue;
+            };
+            if NOT_KEYS.contains(&rest) || rest.starts_with("TEST_") {
+                continue;
+            }
+            let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            if !has_path(&known, &path) && !(path.len() == 1 && path[0] == "public_url") {
+                continue;
+            }
+            set_path(&mut table, &path, scalar(&v));
+        }
+        table
+            .try_into::<Config>()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+
+    /// The data directory's database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data.join("tessera.db")
+    }
+
+    /// The data directory's tarball folder.
+    pub fn tarball_dir(&self) -> PathBuf {
+        self.data.join("tarballs")
+    }
+}
+
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (k, v) in overlay {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn has_path(t: &toml::Table, path: &[String]) -> bool {
+    match path {
+        [] => false,
+        [last] => t.contains_key(last),
+        [first, rest @ ..] => {
+            matches!(t.get(first), Some(toml::Value::Table(n)) if has_path(n, rest))
+        }
+    }
+}
+
+fn set_path(t: &mut toml::Table, path: &[String], v: toml::Value) {
+    match path {
+        [] => {}
+        [last] => {
+            t.insert(last.clone(), v);
+        }
+        [first, rest @ ..] => {
+            let e = t
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(Default::default()));
+            if let toml::Value::Table(n) = e {
+                set_path(n, rest, v);
+            }
+        }
+    }
+}
+
+fn scalar(s: &str) -> toml::Value {
+    if let Ok(i) = s.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    match s {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(s.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::load(None, Vec::new()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:4873");
+        assert_eq!(c.signup, Signup::Open);
+        assert_eq!(c.data, PathBuf::from("./tessera-data"));
+    }
+
+    #[test]
+    fn file_then_env_override() {
+        let dir = std::env::temp_dir().join(format!("tessera-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(&f, "signup = \"invitation\"\nmax_body_size = \"10mb\"\n").unwrap();
+        let c = Config::load(Some(&f), Vec::new()).unwrap();
+        assert_eq!(c.signup, Signup::Invitation);
+        assert_eq!(c.max_body_size, ByteSize(10 << 20));
+        let env = vec![
+            ("TESSERA_SIGNUP".to_string(), "closed".to_string()),
+            ("TESSERA_MAX_BODY_SIZE".to_string(), "2048".to_string()),
+            (
+                "TESSERA_PUBLIC_URL".to_string(),
+                "https://npm.example.com/".to_string(),
+            ),
+            ("TESSERA_SECRET_KEY".to_string(), "ignored".to_string()),
+            ("TESSERA_UNRELATED_THING".to_string(), "ignored".to_string()),
+        ];
+        let c = Config::load(Some(&f), env).unwrap();
+        assert_eq!(c.signup, Signup::Closed);
+        assert_eq!(c.max_body_size, ByteSize(2048));
+        assert_eq!(c.public_url.as_deref(), Some("https://npm.example.com/"));
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn bad_values_are_reported() {
+        let env = vec![("TESSERA_SIGNUP".to_string(), "sometimes".to_string())];
+        assert!(matches!(
+            Config::load(None, env),
+            Err(ConfigError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(ByteSize::parse("1kb"), Some(ByteSize(1024)));
+        assert_eq!(ByteSize::parse("3 MB"), Some(ByteSize(3 << 20)));
+        assert_eq!(ByteSize::parse("lots"), None);
+    }
+}

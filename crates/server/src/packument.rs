@@ -1,0 +1,371 @@
+//! Packument assembly: the full document and npm's abbreviated ("corgi") form, built from
+//! stored rows. Pure: no I/O.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use tessera_store::{Access, PackageDoc, UserId};
+
+use crate::clock::iso8601;
+use crate::names::bare_name;
+use crate::versions;
+
+/// Fields the abbreviated form keeps per version (npm registry docs, plus what npm's installer
+/// reads).
+const CORGI_FIELDS: &[&str] = &[
+    "name",
+    "version",
+    "dependencies",
+    "optionalDependencies",
+    "devDependencies",
+    "bundleDependencies",
+    "bundledDependencies",
+    "peerDependencies",
+    "peerDependenciesMeta",
+    "bin",
+    "directories",
+    "engines",
+    "_hasShrinkwrap",
+    "os",
+    "cpu",
+    "libc",
+    "funding",
+    "license",
+    "acceptDependencies",
+    "hasInstallScript",
+];
+
+/// Top-level fields copied from the latest version into the full document.
+const LATEST_FIELDS: &[&str] = &[
+    "description",
+    "homepage",
+    "keywords",
+    "repository",
+    "author",
+    "bugs",
+    "license",
+    "contributors",
+];
+
+/// Where a version's tarball is.
+#[derive(Debug, Clone)]
+pub struct TarballRef {
+    /// Content address (hex SHA-512).
+    pub sha512: String,
+    /// Size in bytes.
+    pub size: i64,
+}
+
+/// A packument rendered once per package revision, ready to serve.
+#[derive(Debug)]
+pub struct Rendered {
+    /// The package revision it was built from.
+    pub rev: i64,
+    /// The base URL its tarball links use.
+    pub base: String,
+    /// Full JSON.
+    pub full: Bytes,
+    /// Abbreviated JSON.
+    pub abbreviated: Bytes,
+    /// ETag of the full form.
+    pub etag_full: String,
+    /// ETag of the abbreviated form.
+    pub etag_abbreviated: String,
+    /// Visibility.
+    pub access: Access,
+    /// Who may see it when restricted.
+    pub maintainer_ids: Vec<UserId>,
+    /// Tarballs by version.
+    pub tarballs: HashMap<String, TarballRef>,
+    /// Versions, each rendered as in the full document (for `GET /:pkg/:version`).
+    pub version_docs: HashMap<String, Bytes>,
+    /// dist-tags (for `GET /:pkg/:tag`).
+    pub dist_tags: HashMap<String, String>,
+}
+
+/// The `_rev` string of a revision: `<n>-<16 hex>`, URL-safe.
+pub fn rev_string(name: &str, rev: i64) -> String {
+    let d = Sha256::digest(format!("{name}\0{rev}").as_bytes());
+    format!("{rev}-{}", data_encoding::HEXLOWER.encode(&d[..8]))
+}
+
+/// The tarball URL of a version: `<base>/<name>/-/<bare name>-<version>.tgz`.
+pub fn tarball_url(base: &str, name: &str, version: &str) -> String {
+    format!("{base}/{name}/-/{}-{version}.tgz", bare_name(name))
+}
+
+/// The version `latest` points at, or the highest one.
+fn latest_version(doc: &PackageDoc) -> Option<&str> {
+    doc.tag("latest")
+        .filter(|v| doc.version(v).is_some())
+        .or_else(|| versions::highest(doc.versions.iter().map(|v| v.version.as_str())))
+}
+
+/// Renders both forms of a packument.
+pub fn render(doc: &PackageDoc, base: &str) -> Rendered {
+    let name = &doc.package.name;
+    let rev = rev_string(name, doc.package.rev);
+    let maintainers: Vec<Value> = doc
+        .maintainers
+        .iter()
+        .map(|m| json!({"name": m.name, "email": m.email}))
+        .collect();
+    let dist_tags: Map<String, Value> = doc
+        .dist_tags
+        .iter()
+        .map(|(t, v)| (t.clone(), Value::String(v.clone())))
+        .collect();
+
+    let mut full_versions = Map::new();
+    let mut corgi_versions = Map::new();
+    let mut time = Map::new();
+    let mut tarballs = HashMap::new();
+    let mut version_docs = HashMap::new();
+    let mut manifests: HashMap<&str, Map<String, Value>> = HashMap::new();
+    time.insert(
+        "created".into(),
+        Value::String(iso8601(doc.package.created_at)),
+    );
+    time.insert(
+        "modified".into(),
+        Value::String(iso8601(doc.package.modified_at)),
+    );
+
+    for v in &doc.versions {
+        let mut m: Map<String, Value> = serde_json::from_str(&v.manifest).unwrap_or_default();
+        m.insert("name".into(), Value::String(name.clone()));
+        m.insert("version".into(), Value::String(v.version.clone()));
+        m.insert("_id".into(), Value::String(format!("{name}@{}", v.version)));
+        m.insert(
+            "dist".into(),
+            json!({
+                "integrity": v.integrity,
+                "shasum": v.shasum,
+                "tarball": tarball_url(base, name, &v.version),
+            }),
+        );
+        if let Some(msg) = &v.deprecated {
+            m.insert("deprecated".into(), Value::String(msg.clone()));
+        }
+        if let Some(p) = &v.publisher {
+            m.insert("_npmUser".into(), json!({"name": p.name, "email": p.email}));
+        }
+        m.insert("maintainers".into(), Value::Array(maintainers.clone()));
+
+        let mut corgi = Map::new();
+        for f in CORGI_FIELDS {
+            if let Some(x) = m.get(*f) {
+                corgi.insert((*f).into(), x.clone());
+            }
+        }
+        if !corgi.contains_key("hasInstallScript") && has_install_script(&m) {
+            corgi.insert("hasInstallScript".into(), Value::Bool(true));
+        }
+        corgi.insert("dist".into(), m["dist"].clone());
+        if let Some(d) = m.get("deprecated") {
+            corgi.insert("deprecated".into(), d.clone());
+        }
+
+        version_docs.insert(
+            v.version.clone(),
+            Bytes::from(serde_json::to_vec(&m).unwrap_or_default()),
+        );
+        time.insert(v.version.clone(), Value::String(iso8601(v.published_at)));
+        tarballs.insert(
+            v.version.clone(),
+            TarballRef {
+                sha512: v.tarball_sha512.clone(),
+                size: v.size,
+            },
+        );
+        corgi_versions.insert(v.version.clone(), Value::Object(corgi));
+        full_versions.insert(v.version.clone(), Value::Object(m.clone()));
+        manifests.insert(v.version.as_str(), m);
+    }
+
+    let mut full = Map::new();
+    full.insert("_id".into(), Value::String(name.clone()));
+    full.insert("_rev".into(), Value::String(rev.clone()));
+    full.insert("name".into(), Value::String(name.clone()));
+    let latest = latest_version(doc);
+    if let Some(m) = latest.and_then(|l| manifests.get(l)) {
+        for f in LATEST_FIELDS {
+            if let Some(x) = m.get(*f) {
+                full.insert((*f).into(), x.clone());
+            }
+        }
+    }
+    full.insert("dist-tags".into(), Value::Object(dist_tags.clone()));
+    full.insert("versions".into(), Value::Object(full_versions));
+    full.insert("time".into(), Value::Object(time));
+    full.insert("maintainers".into(), Value::Array(maintainers));
+    let users: Map<String, Value> = doc
+        .stars
+        .iter()
+        .map(|u| (u.clone(), Value::Bool(true)))
+        .collect();
+    full.insert("users".into(), Value::Object(users));
+    let latest_record = latest.and_then(|l| doc.version(l));
+    full.insert(
+        "readme".into(),
+        Value::String(
+            latest_record
+                .and_then(|r| r.readme.clone())
+                .unwrap_or_default(),
+        ),
+    );
+    if let Some(f) = latest
+        .and_then(|l| manifests.get(l))
+        .and_then(|m| m.get("readmeFilename"))
+    {
+        full.insert("readmeFilename".into(), f.clone());
+    }
+
+    let corgi = json!({
+        "name": name,
+        "modified": iso8601(doc.package.modified_at),
+        "dist-tags": dist_tags,
+        "versions": corgi_versions,
+    });
+
+    let base_tag = {
+        let d = Sha256::digest(base.as_bytes());
+        data_encoding::HEXLOWER.encode(&d[..4])
+    };
+    Rendered {
+        rev: doc.package.rev,
+        base: base.to_owned(),
+        full: Bytes::from(serde_json::to_vec(&Value::Object(full)).unwrap_or_default()),
+        abbreviated: Bytes::from(serde_json::to_vec(&corgi).unwrap_or_default()),
+        etag_full: format!("\"{rev}-{base_tag}-f\""),
+        etag_abbreviated: format!("\"{rev}-{base_tag}-a\""),
+        access: doc.package.access,
+        maintainer_ids: doc.maintainers.iter().map(|m| m.id).collect(),
+        tarballs,
+        version_docs,
+        dist_tags: doc.dist_tags.iter().cloned().collect(),
+    }
+}
+
+fn has_install_script(m: &Map<String, Value>) -> bool {
+    m.get("scripts")
+        .and_then(Value::as_object)
+        .is_some_and(|s| {
+            ["preinstall", "install", "postinstall"]
+                .iter()
+                .any(|k| s.contains_key(*k))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_store::{Maintainer, Package, VersionRecord};
+
+    fn doc() -> PackageDoc {
+        let alice = Maintainer {
+            id: 1,
+            name: "alice".into(),
+            email: "alice@example.com".into(),
+        };
+        let v = |ver: &str, t: i64, dep: Option<&str>| VersionRecord {
+            version: ver.into(),
+            manifest: format!(
+                r#"{{"name":"@alice/demo","version":"{ver}","description":"d {ver}","scripts":{{"postinstall":"x"}},"dependencies":{{"a":"^1"}},"readmeFilename":"README.md"}}"#
+            ),
+            readme: Some(format!("readme {ver}")),
+            tarball_sha512: format!("sha-{ver}"),
+            shasum: "abc".into(),
+            integrity: "sha512-xyz".into(),
+            size: 100,
+            deprecated: dep.map(str::to_owned),
+            publisher: Some(alice.clone()),
+            published_at: t,
+        };
+        PackageDoc {
+            package: Package {
+                id: 7,
+                name: "@alice/demo".into(),
+                access: Access::Public,
+                rev: 3,
+                description: None,
+                keywords: vec![],
+                publish_requires_tfa: false,
+                automation_overrides_tfa: false,
+                created_at: 1000,
+                modified_at: 3000,
+            },
+            versions: vec![v("1.0.0", 1000, Some("old")), v("1.1.0", 2000, None)],
+            dist_tags: vec![
+                ("latest".into(), "1.0.0".into()),
+                ("next".into(), "1.1.0".into()),
+            ],
+            maintainers: vec![alice],
+            stars: vec!["bob".into()],
+        }
+    }
+
+    #[test]
+    fn full_form_has_what_npm_reads() {
+        let r = render(&doc(), "http://reg.test");
+        let v: Value = serde_json::from_slice(&r.full).unwrap();
+        assert_eq!(v["_id"], "@alice/demo");
+        assert_eq!(v["_rev"], rev_string("@alice/demo", 3));
+        assert_eq!(v["dist-tags"]["latest"], "1.0.0");
+        assert_eq!(v["description"], "d 1.0.0", "top level follows latest");
+        assert_eq!(v["readme"], "readme 1.0.0");
+        assert_eq!(v["readmeFilename"], "README.md");
+        assert_eq!(v["maintainers"][0]["name"], "alice");
+        assert_eq!(v["users"]["bob"], true);
+        assert_eq!(v["time"]["1.1.0"], "1970-01-01T00:00:02.000Z");
+        assert_eq!(v["time"]["created"], "1970-01-01T00:00:01.000Z");
+        let ver = &v["versions"]["1.0.0"];
+        assert_eq!(ver["_id"], "@alice/demo@1.0.0");
+        assert_eq!(
+            ver["dist"]["tarball"],
+            "http://reg.test/@alice/demo/-/demo-1.0.0.tgz"
+        );
+        assert_eq!(ver["dist"]["integrity"], "sha512-xyz");
+        assert_eq!(ver["deprecated"], "old");
+        assert_eq!(ver["_npmUser"]["name"], "alice");
+        assert!(v["versions"]["1.1.0"].get("deprecated").is_none());
+        assert_eq!(r.tarballs["1.1.0"].sha512, "sha-1.1.0");
+    }
+
+    #[test]
+    fn abbreviated_form_is_small() {
+        let r = render(&doc(), "http://reg.test");
+        let v: Value = serde_json::from_slice(&r.abbreviated).unwrap();
+        assert_eq!(v["name"], "@alice/demo");
+        assert_eq!(v["modified"], "1970-01-01T00:00:03.000Z");
+        let ver = v["versions"]["1.0.0"].as_object().unwrap();
+        assert_eq!(ver["dependencies"]["a"], "^1");
+        assert_eq!(ver["hasInstallScript"], true);
+        assert_eq!(ver["deprecated"], "old");
+        assert!(ver.get("description").is_none());
+        assert!(ver.get("scripts").is_none());
+        assert!(r.abbreviated.len() < r.full.len());
+    }
+
+    #[test]
+    fn etags_change_with_revision_and_base() {
+        let a = render(&doc(), "http://reg.test");
+        let b = render(&doc(), "http://other.test");
+        let mut d = doc();
+        d.package.rev = 4;
+        let c = render(&d, "http://reg.test");
+        assert_ne!(a.etag_full, b.etag_full);
+        assert_ne!(a.etag_full, c.etag_full);
+        assert_ne!(a.etag_full, a.etag_abbreviated);
+    }
+
+    #[test]
+    fn revs_are_url_safe() {
+        let r = rev_string("@a/b", 12);
+        assert!(r.starts_with("12-"));
+        assert!(r.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    }
+}

@@ -1,0 +1,94 @@
+//! Password hashing: Argon2id with the OWASP parameters (m = 19 MiB, t = 2, p = 1), run off the
+//! async threads. This is the only place that hashes or checks a password.
+
+use std::sync::OnceLock;
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+
+use crate::error::ApiError;
+
+/// Hashes a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
+pub async fn hash(password: &str) -> Result<String, ApiError> {
+    let pw = password.to_owned();
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(pw.as_bytes())
+            .map(|h| h.to_string())
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)
+}
+
+/// Checks a password against a stored PHC string.
+pub async fn verify(stored: &str, password: &str) -> bool {
+    let (stored, pw) = (stored.to_owned(), password.to_owned());
+    tokio::task::spawn_blocking(move || verify_sync(&stored, &pw))
+        .await
+        .unwrap_or(false)
+}
+
+fn verify_sync(stored: &str, pw: &str) -> bool {
+    match PasswordHash::new(stored) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(pw.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Burns the same time as a real check, for unknown users, so that response timing does not
+/// tell which user names exist.
+pub async fn verify_dummy(password: &str) {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    let pw = password.to_owned();
+    let _ = tokio::task::spawn_blocking(move || {
+        let stored = DUMMY.get_or_init(|| {
+            Argon2::default()
+                .hash_password(b"tessera-dummy-password")
+                .map(|h| h.to_string())
+                .unwrap_or_default()
+        });
+        verify_sync(stored, &pw)
+    })
+    .await;
+}
+
+/// Checks a new password against the policy (length only, as NIST 800-63B advises).
+pub fn check_policy(password: &str, min_len: usize) -> Result<(), ApiError> {
+    let n = password.chars().count();
+    if n < min_len {
+        return Err(ApiError::bad_request(format!(
+            "Password must be at least {min_len} characters long"
+        )));
+    }
+    if n > 1024 {
+        return Err(ApiError::bad_request(
+            "Password must be at most 1024 characters long",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_with_argon2id_and_verifies() {
+        let h = hash("correct horse").await.unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(verify(&h, "correct horse").await);
+        assert!(!verify(&h, "wrong horse").await);
+        assert!(!verify("not a hash", "x").await);
+        assert_ne!(h, hash("correct horse").await.unwrap(), "salted");
+    }
+
+    #[test]
+    fn policy() {
+        assert!(check_policy("short", 8).is_err());
+        assert!(check_policy("long enough", 8).is_ok());
+    }
+}

@@ -1,0 +1,210 @@
+//! The read path: packuments (full and abbreviated), single versions, and tarballs.
+//!
+//! Packuments are rendered once per package revision and served from the cache as bytes, with
+//! an ETag for `If-None-Match` revalidation.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::names::bare_name;
+use crate::packument::{self, Rendered};
+use crate::routes::{base_url, can_read, check_read_allowed};
+use crate::state::AppState;
+
+const CORGI: &str = "application/vnd.npm.install-v1+json";
+
+/// The rendered packument of `name` for `base`, from the cache or freshly built.
+pub async fn rendered(
+    state: &AppState,
+    name: &str,
+    base: &str,
+) -> ApiResult<Option<Arc<Rendered>>> {
+    let (hit, epoch) = state.packuments.get(name, base);
+    if let Some(r) = hit {
+        return Ok(Some(r));
+    }
+    let Some(doc) = state.store.package_doc(name).await? else {
+        return Ok(None);
+    };
+    let r = Arc::new(packument::render(&doc, base));
+    state.packuments.put(name, epoch, r.clone());
+    Ok(Some(r))
+}
+
+/// The rendering of a package the caller may read, or 404.
+async fn readable(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    name: &str,
+) -> ApiResult<Arc<Rendered>> {
+    let user = caller.reader()?;
+    check_read_allowed(state, user)?;
+    let base = base_url(state, headers);
+    let r = rendered(state, name, &base)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if !can_read(state, r.access, &r.maintainer_ids, user) {
+        return Err(ApiError::not_found());
+    }
+    Ok(r)
+}
+
+fn wants_corgi(headers: &HeaderMap, query: &str) -> bool {
+    if query.split('&').any(|kv| kv == "write=true") {
+        return false;
+    }
+    headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains(CORGI))
+}
+
+fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == etag)
+        })
+}
+
+fn cache_control(r: &Rendered) -> HeaderValue {
+    match r.access {
+        tessera_store::Access::Public => HeaderValue::from_static("public, no-cache"),
+        tessera_store::Access::Restricted => HeaderValue::from_static("private, no-cache"),
+    }
+}
+
+/// `GET /:pkg`: the packument, abbreviated when npm asks for it (never with `?write=true`).
+pub async fn packument(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    query: &str,
+    name: &str,
+) -> ApiResult<Response> {
+    let r = readable(state, caller, headers, name).await?;
+    let (body, etag, ctype) = if wants_corgi(headers, query) {
+        (r.abbreviated.clone(), &r.etag_abbreviated, CORGI)
+    } else {
+        (r.full.clone(), &r.etag_full, "application/json")
+    };
+    let mut res = if not_modified(headers, etag) {
+        let mut res = Response::new(Body::empty());
+        *res.status_mut() = StatusCode::NOT_MODIFIED;
+        res
+    } else {
+        let mut res = Response::new(Body::from(body));
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+        res
+    };
+    let h = res.headers_mut();
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(etag).map_err(ApiError::internal)?,
+    );
+    h.insert(header::CACHE_CONTROL, cache_control(&r));
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding, Authorization"),
+    );
+    Ok(res)
+}
+
+/// `GET /:pkg/:version-or-tag`: one version's manifest.
+pub async fn version(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    name: &str,
+    spec: &str,
+) -> ApiResult<Response> {
+    let r = readable(state, caller, headers, name).await?;
+    let v = r.dist_tags.get(spec).map(String::as_str).unwrap_or(spec);
+    let doc = r
+        .version_docs
+        .get(v)
+        .ok_or_else(|| ApiError::not_found_msg(format!("version not found: {spec}")))?;
+    let mut res = Response::new(Body::from(doc.clone()));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, cache_control(&r));
+    Ok(res)
+}
+
+/// The version a tarball file name stands for: `<bare name>-<version>.tgz`.
+pub fn version_of_file<'a>(name: &str, file: &'a str) -> Option<&'a str> {
+    file.strip_prefix(bare_name(name))?
+        .strip_prefix('-')?
+        .strip_suffix(".tgz")
+}
+
+/// `GET /:pkg/-/:file`: the tarball bytes.
+pub async fn tarball(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    name: &str,
+    file: &str,
+) -> ApiResult<Response> {
+    let r = readable(state, caller, headers, name).await?;
+    let version = version_of_file(name, file).ok_or_else(ApiError::not_found)?;
+    let t = r.tarballs.get(version).ok_or_else(ApiError::not_found)?;
+    let bytes = state.blobs.get(&t.sha512).await?.ok_or_else(|| {
+        ApiError::internal(format!(
+            "tarball {} of {name}@{version} is missing from the blob store",
+            t.sha512
+        ))
+    })?;
+    let mut res = Response::new(Body::from(bytes));
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(t.size));
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&format!("\"{}\"", &t.sha512[..32.min(t.sha512.len())]))
+            .map_err(ApiError::internal)?,
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        match r.access {
+            tessera_store::Access::Public => {
+                HeaderValue::from_static("public, max-age=31536000, immutable")
+            }
+            tessera_store::Access::Restricted => {
+                HeaderValue::from_static("private, max-age=31536000, immutable")
+            }
+        },
+    );
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tarball_file_names() {
+        assert_eq!(version_of_file("demo", "demo-1.0.0.tgz"), Some("1.0.0"));
+        assert_eq!(
+            version_of_file("@a/demo", "demo-1.0.0-beta.1.tgz"),
+            Some("1.0.0-beta.1")
+        );
+        assert_eq!(version_of_file("demo", "other-1.0.0.tgz"), None);
+        assert_eq!(version_of_file("demo", "../../etc/passwd"), None);
+    }
+}

@@ -1,0 +1,48 @@
+//! The state every handler shares.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use tessera_store::{BlobStore, Store};
+
+use crate::cache::PackumentCache;
+use crate::clock::Clock;
+use crate::config::Config;
+
+/// Shared, cheaply clonable application state.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// What [`AppState`] holds.
+pub struct Inner {
+    /// Persistence.
+    pub store: Arc<dyn Store>,
+    /// Tarballs.
+    pub blobs: BlobStore,
+    /// Configuration.
+    pub config: Config,
+    /// The clock.
+    pub clock: Clock,
+    /// Rendered packuments.
+    pub packuments: PackumentCache,
+}
+
+impl AppState {
+    /// Builds the state.
+    pub fn new(store: Arc<dyn Store>, blobs: BlobStore, config: Config, clock: Clock) -> Self {
+        AppState(Arc::new(Inner {
+            store,
+            blobs,
+            config,
+            clock,
+            packuments: PackumentCache::default(),
+        }))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
