@@ -1,0 +1,584 @@
+//! Test harness: the real `tessera` binary on a free loopback port with a temporary data
+//! directory, the real `npm` CLI with a throwaway home, userconfig and cache, a pty for npm's
+//! prompts, and a small HTTP client for black-box checks.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// How long any single wait may take before a test fails.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// A running registry, stopped (by PID) when dropped.
+pub struct Registry {
+    child: Child,
+    /// The data directory.
+    pub data: PathBuf,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    _dir: TempDir,
+    /// Everything the server wrote to stderr (its log), collected in the background.
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// The path of the binary under test.
+pub fn tessera_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tessera")
+}
+
+impl Registry {
+    /// Starts a registry with its embedded defaults.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a registry with extra `TESSERA_*` environment variables.
+    pub fn start_with(env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        Self::start_in(dir, data, env)
+    }
+
+    fn start_in(dir: TempDir, data: PathBuf, env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(tessera_bin());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data)
+            .env_remove("RUST_LOG")
+            .env("TESSERA_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start tessera");
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                log2.lock().unwrap().push_str(&line);
+                log2.lock().unwrap().push('\n');
+            }
+        });
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx.recv_timeout(DEADLINE).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!(
+                "tessera did not report its address; log:\n{}",
+                log.lock().unwrap()
+            )
+        });
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .to_owned();
+        Registry {
+            child,
+            data,
+            addr,
+            _dir: dir,
+            log,
+        }
+    }
+
+    /// The registry URL npm is pointed at.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// An HTTP client for this registry.
+    pub fn http(&self) -> Http {
+        Http {
+            base: format!("http://{}", self.addr),
+            token: None,
+        }
+    }
+
+    /// Creates an account over the API and returns its login token.
+    pub fn signup(&self, name: &str, password: &str) -> String {
+        let r = self.http().put_json(
+            &format!("/-/user/org.couchdb.user:{name}"),
+            &serde_json::json!({"name": name, "password": password, "email": format!("{name}@example.com")}),
+        );
+        assert_eq!(r.status, 201, "signup {name}: {}", r.text);
+        r.json()["token"].as_str().unwrap().to_owned()
+    }
+
+    /// A fresh npm client pointed at this registry.
+    pub fn npm(&self) -> Npm {
+        Npm::new(&self.url())
+    }
+
+    /// A fresh npm client, logged in as a new account `name` (created over the API).
+    pub fn npm_as(&self, name: &str) -> Npm {
+        let token = self.signup(name, &format!("{name}-password"));
+        let npm = self.npm();
+        npm.set_token(&self.addr, &token);
+        npm
+    }
+
+    /// Runs `tessera admin …` on this registry's data directory.
+    pub fn admin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(tessera_bin());
+        cmd.arg("admin").args(args).arg("--data").arg(&self.data);
+        run_with_stdin(cmd, stdin)
+    }
+
+    /// The server's log so far.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a command, feeding `stdin`, and collects its output.
+pub fn run_with_stdin(mut cmd: Command, stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    child.wait_with_output().expect("wait")
+}
+
+/// What a command printed.
+pub struct Run {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// stdout and stderr together.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    /// Asserts success and returns stdout.
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "command failed:\n{}", self.all());
+        &self.stdout
+    }
+
+    /// Asserts failure and returns all output.
+    pub fn fails(&self) -> String {
+        assert_ne!(self.code, 0, "command should have failed:\n{}", self.all());
+        self.all()
+    }
+}
+
+/// A real npm CLI with its own home, userconfig and cache.
+pub struct Npm {
+    dir: TempDir,
+    registry: String,
+}
+
+impl Npm {
+    /// A client for `registry`.
+    pub fn new(registry: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        std::fs::write(dir.path().join("npmrc"), format!("registry={registry}\n")).unwrap();
+        Npm {
+            dir,
+            registry: registry.to_owned(),
+        }
+    }
+
+    /// The throwaway folder.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The userconfig file.
+    pub fn userconfig(&self) -> PathBuf {
+        self.dir.path().join("npmrc")
+    }
+
+    /// The userconfig's contents.
+    pub fn config_text(&self) -> String {
+        std::fs::read_to_string(self.userconfig()).unwrap_or_default()
+    }
+
+    /// Stores a token for the registry in the userconfig.
+    pub fn set_token(&self, addr: &str, token: &str) {
+        let mut text = self.config_text();
+        text.retain(|_| true);
+        let text: String = text
+            .lines()
+            .filter(|l| !l.contains(":_authToken="))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(
+            self.userconfig(),
+            format!("{text}//{addr}/:_authToken={token}\n"),
+        )
+        .unwrap();
+    }
+
+    /// The token stored for the registry, if any.
+    pub fn token(&self) -> Option<String> {
+        self.config_text()
+            .lines()
+            .find_map(|l| l.split(":_authToken=").nth(1).map(str::to_owned))
+    }
+
+    /// The `npm` command with the isolated environment.
+    pub fn command(&self, cwd: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new("npm");
+        cmd.args(args)
+            .current_dir(cwd)
+            .env("HOME", self.dir.path().join("home"))
+            .env("npm_config_userconfig", self.userconfig())
+            .env("npm_config_cache", self.dir.path().join("cache"))
+            .env("npm_config_registry", &self.registry)
+            .env("npm_config_update_notifier", "false")
+            .env("npm_config_fund", "false")
+            .env("npm_config_audit", "false")
+            .env("npm_config_color", "false")
+            .env("NO_COLOR", "1")
+            .env_remove("npm_config_otp");
+        cmd
+    }
+
+    /// Runs npm without a terminal (prompts fail) in `cwd`.
+    pub fn run_in(&self, cwd: &Path, args: &[&str]) -> Run {
+        let out = run_with_stdin(self.command(cwd, args), None);
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs npm without a terminal in the client's own folder.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_in(self.dir.path(), args)
+    }
+
+    /// Runs npm in a pseudo-terminal, for its interactive prompts.
+    pub fn pty(&self, cwd: &Path, args: &[&str]) -> Pty {
+        let cmd = self.command(cwd, args);
+        let session = rexpect::session::spawn_with_options(
+            cmd,
+            rexpect::reader::Options::new()
+                .timeout_ms(Some(DEADLINE.as_millis() as u64))
+                .strip_ansi_escape_codes(true),
+        )
+        .expect("spawn npm in a pty");
+        Pty {
+            session,
+            seen: String::new(),
+        }
+    }
+
+    /// Writes a package folder and returns its path.
+    pub fn package(&self, name: &str, version: &str, extra: Value) -> PathBuf {
+        let dir = self
+            .dir
+            .path()
+            .join("pkgs")
+            .join(name.replace('/', "__"))
+            .join(version);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut manifest = serde_json::json!({
+            "name": name,
+            "version": version,
+            "description": format!("{name} for tests"),
+            "main": "index.js",
+            "license": "MIT",
+        });
+        if let (Value::Object(m), Value::Object(e)) = (&mut manifest, extra) {
+            m.extend(e);
+        }
+        std::fs::write(
+            dir.join("package.json"),
+            serde_json::to_string_pretty(&manifest).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("index.js"),
+            format!("module.exports = {:?};\n", format!("{name}@{version}")),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("README.md"),
+            format!("# {name}\n\nVersion {version}.\n"),
+        )
+        .unwrap();
+        dir
+    }
+
+    /// Publishes a fresh package folder; returns what npm printed.
+    pub fn publish(&self, name: &str, version: &str, args: &[&str]) -> Run {
+        let dir = self.package(name, version, Value::Null);
+        let mut all = vec!["publish"];
+        all.extend_from_slice(args);
+        self.run_in(&dir, &all)
+    }
+
+    /// A new empty project folder.
+    pub fn project(&self, name: &str) -> PathBuf {
+        let dir = self.dir.path().join("projects").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("package.json"),
+            format!("{{\"name\":\"{name}\",\"version\":\"1.0.0\",\"private\":true}}"),
+        )
+        .unwrap();
+        dir
+    }
+}
+
+/// An npm process in a pseudo-terminal.
+pub struct Pty {
+    session: rexpect::session::PtySession,
+    /// Everything read so far.
+    pub seen: String,
+}
+
+impl Pty {
+    /// Waits for `text` (panics with the transcript after the deadline).
+    pub fn expect(&mut self, text: &str) -> &mut Self {
+        match self.session.exp_string(text) {
+            Ok(before) => {
+                self.seen.push_str(&before);
+                self.seen.push_str(text);
+            }
+            Err(e) => panic!(
+                "waiting for {text:?}: {e}\ntranscript so far:\n{}",
+                self.seen
+            ),
+        }
+        self
+    }
+
+    /// Types a line.
+    pub fn send(&mut self, line: &str) -> &mut Self {
+        self.session.send_line(line).expect("write to pty");
+        self
+    }
+
+    /// Waits for the end and returns the rest of the output and the exit code.
+    pub fn finish(&mut self) -> (String, i32) {
+        let rest = self.session.exp_eof().unwrap_or_default();
+        self.seen.push_str(&rest);
+        let code = match self.session.process_mut().wait() {
+            Ok(rexpect::process::WaitStatus::Exited(_, c)) => c,
+            _ => -1,
+        };
+        (self.seen.clone(), code)
+    }
+}
+
+/// An HTTP response.
+pub struct Resp {
+    /// Status code.
+    pub status: u16,
+    /// Headers (lower-case names).
+    pub headers: Vec<(String, String)>,
+    /// Body text.
+    pub text: String,
+}
+
+impl Resp {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// A header value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `error` of an npm error body.
+    pub fn error(&self) -> String {
+        self.json()["error"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+/// A tiny HTTP client for black-box checks.
+#[derive(Clone)]
+pub struct Http {
+    base: String,
+    token: Option<String>,
+}
+
+impl Http {
+    /// The same client sending `Authorization: Bearer token`.
+    pub fn with_token(&self, token: &str) -> Http {
+        Http {
+            base: self.base.clone(),
+            token: Some(token.to_owned()),
+        }
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(DEADLINE))
+            .build()
+            .into()
+    }
+
+    /// Sends a request with optional extra headers and body.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Resp {
+        let url = format!("{}{}", self.base, path);
+        let mut req = ureq::http::Request::builder().method(method).uri(&url);
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let agent = Self::agent();
+        let res = match body {
+            Some(b) => agent.run(req.body(b).unwrap()),
+            None => agent.run(req.body(()).unwrap()),
+        };
+        let mut res = res.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = res.status().as_u16();
+        let headers = res
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let text = res.body_mut().read_to_string().unwrap_or_default();
+        Resp {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    /// GET.
+    pub fn get(&self, path: &str) -> Resp {
+        self.send("GET", path, &[], None)
+    }
+
+    /// PUT of a JSON body.
+    pub fn put_json(&self, path: &str, body: &Value) -> Resp {
+        self.send(
+            "PUT",
+            path,
+            &[("content-type", "application/json")],
+            Some(serde_json::to_vec(body).unwrap()),
+        )
+    }
+
+    /// POST of a JSON body.
+    pub fn post_json(&self, path: &str, body: &Value) -> Resp {
+        self.send(
+            "POST",
+            path,
+            &[("content-type", "application/json")],
+            Some(serde_json::to_vec(body).unwrap()),
+        )
+    }
+
+    /// DELETE.
+    pub fn delete(&self, path: &str) -> Resp {
+        self.send("DELETE", path, &[], None)
+    }
+}
+
+/// Polls `f` until it returns `Some` or the deadline passes.
+pub fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Builds a publish body the way npm does, for black-box tests that need to bend it.
+pub fn publish_body(registry: &str, name: &str, version: &str, tgz: &[u8]) -> Value {
+    use sha1::Digest as _;
+    let sha512 = sha2::Sha512::digest(tgz);
+    let sha1 = sha1::Sha1::digest(tgz);
+    let integrity = format!("sha512-{}", data_encoding::BASE64.encode(&sha512));
+    let bare = name.rsplit('/').next().unwrap();
+    serde_json::json!({
+        "_id": name,
+        "name": name,
+        "description": "x",
+        "dist-tags": {"latest": version},
+        "versions": {version: {
+            "name": name, "version": version, "description": "x", "readme": "x",
+            "_id": format!("{name}@{version}"),
+            "dist": {"integrity": integrity, "shasum": data_encoding::HEXLOWER.encode(&sha1),
+                     "tarball": format!("{registry}{name}/-/{bare}-{version}.tgz")}
+        }},
+        "access": null,
+        "_attachments": {format!("{name}-{version}.tgz"): {
+            "content_type": "application/octet-stream",
+            "data": data_encoding::BASE64.encode(tgz),
+            "length": tgz.len()
+        }}
+    })
+}
+
+/// A gzipped tarball holding `package/package.json` and the given extra files.
+pub fn tgz(manifest: &Value, files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, path, data).unwrap();
+    };
+    add(
+        "package/package.json",
+        &serde_json::to_vec(manifest).unwrap(),
+    );
+    for (p, d) in files {
+        add(p, d);
+    }
+    let tar = b.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    gz.finish().unwrap()
+}

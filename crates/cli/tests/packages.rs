@@ -1,0 +1,467 @@
+//! Package commands with the real npm CLI: publish, view, install, dist-tag, owner, deprecate,
+//! unpublish, access, search, star.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+#[test]
+fn publish_view_and_install_unscoped_and_scoped() {
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    let out = alice.publish("demo-pkg", "1.0.0", &[]);
+    assert!(out.ok().contains("+ demo-pkg@1.0.0"), "{}", out.all());
+    let out = alice.publish("@alice/scoped", "1.0.0", &["--access", "public"]);
+    assert!(out.ok().contains("+ @alice/scoped@1.0.0"), "{}", out.all());
+    alice.publish("demo-pkg", "1.1.0", &[]).ok();
+
+    let view = alice.run(&["view", "demo-pkg", "--json"]);
+    let v: Value = serde_json::from_str(view.ok()).unwrap();
+    assert_eq!(v["version"], "1.1.0");
+    assert_eq!(v["versions"], json!(["1.0.0", "1.1.0"]));
+    assert_eq!(v["maintainers"][0], "alice <alice@example.com>");
+    assert_eq!(
+        v["dist"]["tarball"],
+        format!("{}demo-pkg/-/demo-pkg-1.1.0.tgz", reg.url())
+    );
+
+    // The scoped tarball URL is the registry's own, not npm's bogus one.
+    let v: Value =
+        serde_json::from_str(alice.run(&["view", "@alice/scoped", "--json"]).ok()).unwrap();
+    assert_eq!(
+        v["dist"]["tarball"],
+        format!("{}@alice/scoped/-/scoped-1.0.0.tgz", reg.url())
+    );
+
+    // Another user installs both into a project, from a cold cache, anonymously too.
+    let bob = reg.npm_as("bob");
+    let app = bob.project("app");
+    bob.run_in(&app, &["install", "demo-pkg", "@alice/scoped@1.0.0"])
+        .ok();
+    let installed = std::fs::read_to_string(app.join("node_modules/demo-pkg/index.js")).unwrap();
+    assert!(installed.contains("demo-pkg@1.1.0"));
+    assert!(app.join("node_modules/@alice/scoped/package.json").exists());
+    let anon = reg.npm();
+    let app = anon.project("anon-app");
+    anon.run_in(&app, &["install", "demo-pkg@1.0.0"]).ok();
+    let installed = std::fs::read_to_string(app.join("node_modules/demo-pkg/index.js")).unwrap();
+    assert!(installed.contains("demo-pkg@1.0.0"));
+}
+
+#[test]
+fn read_path_serves_full_and_abbreviated_documents_and_tarballs() {
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    alice.publish("demo-pkg", "1.0.0", &[]).ok();
+    let http = reg.http();
+    let full = http.get("/demo-pkg");
+    assert_eq!(full.status, 200);
+    let f = full.json();
+    assert_eq!(f["name"], "demo-pkg");
+    assert!(f["_rev"].as_str().unwrap().starts_with('1'));
+    assert!(f["time"]["1.0.0"].is_string());
+    assert!(f["readme"].as_str().unwrap().contains("Version 1.0.0"));
+    let integrity = f["versions"]["1.0.0"]["dist"]["integrity"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let corgi = http.send(
+        "GET",
+        "/demo-pkg",
+        &[(
+            "accept",
+            "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*",
+        )],
+        None,
+    );
+    assert_eq!(corgi.status, 200);
+    assert!(
+        corgi
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/vnd.npm.install-v1+json")
+    );
+    let c = corgi.json();
+    assert!(c.get("readme").is_none());
+    assert_eq!(
+        c["versions"]["1.0.0"]["dist"]["integrity"],
+        integrity.as_str()
+    );
+    // ?write=true always gets the full document
+    let w = http.send(
+        "GET",
+        "/demo-pkg?write=true",
+        &[("accept", "application/vnd.npm.install-v1+json")],
+        None,
+    );
+    assert!(w.json().get("_rev").is_some());
+
+    // ETag revalidation
+    let etag = full.header("etag").unwrap().to_owned();
+    let again = http.send("GET", "/demo-pkg", &[("if-none-match", &etag)], None);
+    assert_eq!(again.status, 304);
+
+    // the tarball, and the encodings of scoped names
+    let t = http.get("/demo-pkg/-/demo-pkg-1.0.0.tgz");
+    assert_eq!(t.status, 200);
+    assert_eq!(t.header("content-type"), Some("application/octet-stream"));
+    alice
+        .publish("@alice/x", "1.0.0", &["--access", "public"])
+        .ok();
+    for path in ["/@alice%2fx", "/@alice%2Fx", "/@alice/x"] {
+        assert_eq!(http.get(path).status, 200, "{path}");
+    }
+    assert_eq!(http.get("/@alice/x/-/x-1.0.0.tgz").status, 200);
+    assert_eq!(http.get("/demo-pkg/1.0.0").json()["version"], "1.0.0");
+    assert_eq!(http.get("/demo-pkg/latest").json()["version"], "1.0.0");
+    assert_eq!(http.get("/no-such-pkg").status, 404);
+    assert_eq!(http.get("/no-such-pkg").error(), "Not found");
+}
+
+#[test]
+fn dist_tags_add_ls_rm() {
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    alice.publish("demo-pkg", "1.0.0", &[]).ok();
+    let out = alice.publish("demo-pkg", "2.0.0-beta.1", &["--tag", "beta"]);
+    out.ok();
+    let ls = alice.run(&["dist-tag", "ls", "demo-pkg"]);
+    assert!(ls.ok().contains("beta: 2.0.0-beta.1"), "{}", ls.all());
+    assert!(ls.ok().contains("latest: 1.0.0"));
+    let add = alice.run(&["dist-tag", "add", "demo-pkg@1.0.0", "stable"]);
+    assert!(
+        add.ok().contains("+stable: demo-pkg@1.0.0"),
+        "{}",
+        add.all()
+    );
+    let rm = alice.run(&["dist-tag", "rm", "demo-pkg", "beta"]);
+    assert!(
+        rm.ok().contains("-beta: demo-pkg@2.0.0-beta.1"),
+        "{}",
+        rm.all()
+    );
+    let tags = reg.http().get("/-/package/demo-pkg/dist-tags").json();
+    assert_eq!(tags, json!({"latest": "1.0.0", "stable": "1.0.0"}));
+    // visible in the packument at once
+    assert_eq!(
+        reg.http().get("/demo-pkg").json()["dist-tags"]["stable"],
+        "1.0.0"
+    );
+    // a tag to a version that does not exist, a range-like tag, removing latest
+    assert!(
+        alice
+            .run(&["dist-tag", "add", "demo-pkg@9.9.9", "x9"])
+            .fails()
+            .contains("not published")
+    );
+    let t = alice.token().unwrap();
+    let r = reg.http().with_token(&t).send(
+        "PUT",
+        "/-/package/demo-pkg/dist-tags/1.x",
+        &[("content-type", "application/json")],
+        Some(b"\"1.0.0\"".to_vec()),
+    );
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(
+        reg.http()
+            .with_token(&t)
+            .delete("/-/package/demo-pkg/dist-tags/latest")
+            .status,
+        400
+    );
+    // only maintainers
+    let bob = reg.npm_as("bob");
+    assert!(
+        bob.run(&["dist-tag", "add", "demo-pkg@1.0.0", "evil"])
+            .fails()
+            .contains("403")
+    );
+}
+
+#[test]
+fn owners_add_ls_rm() {
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    let bob = reg.npm_as("bob");
+    alice.publish("demo-pkg", "1.0.0", &[]).ok();
+    assert!(
+        bob.publish("demo-pkg", "1.0.1", &[])
+            .fails()
+            .contains("403")
+    );
+    let add = alice.run(&["owner", "add", "bob", "demo-pkg"]);
+    assert!(add.ok().contains("+ bob (demo-pkg)"), "{}", add.all());
+    let ls = alice.run(&["owner", "ls", "demo-pkg"]);
+    assert!(
+        ls.ok().contains("alice <alice@example.com>") && ls.ok().contains("bob <bob@example.com>"),
+        "{}",
+        ls.all()
+    );
+    // bob may publish now
+    bob.publish("demo-pkg", "1.0.1", &[]).ok();
+    let rm = bob.run(&["owner", "rm", "alice", "demo-pkg"]);
+    assert!(rm.ok().contains("- alice (demo-pkg)"), "{}", rm.all());
+    assert!(
+        alice
+            .publish("demo-pkg", "1.0.2", &[])
+            .fails()
+            .contains("403")
+    );
+    // an unknown user
+    let out = bob.run(&["owner", "add", "nobody", "demo-pkg"]).fails();
+    assert!(out.contains("nobody"), "{out}");
+    // the last owner cannot be removed (npm refuses client-side; the server does too)
+    let t = bob.token().unwrap();
+    let rev = reg.http().get("/demo-pkg").json()["_rev"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = reg.http().with_token(&t).put_json(
+        &format!("/demo-pkg/-rev/{rev}"),
+        &json!({"_id": "demo-pkg", "_rev": rev, "maintainers": []}),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        reg.http().get("/demo-pkg").json()["maintainers"],
+        json!([{"name": "bob", "email": "bob@example.com"}])
+    );
+}
+
+#[test]
+fn deprecate_and_undeprecate() {
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    alice.publish("demo-pkg", "1.0.0", &[]).ok();
+    alice.publish("demo-pkg", "1.1.0", &[]).ok();
+    alice
+        .run(&["deprecate", "demo-pkg@<1.1.0", "use 1.1.0"])
+        .ok();
+    let doc = reg.http().get("/demo-pkg").json();
+    assert_eq!(doc["versions"]["1.0.0"]["deprecated"], "use 1.1.0");
+    assert!(doc["versions"]["1.1.0"].get("deprecated").is_none());
+    let view = alice.run(&["view", "demo-pkg@1.0.0", "deprecated"]);
+    assert!(view.ok().contains("use 1.1.0"));
+    alice.run(&["undeprecate", "demo-pkg@1.0.0"]).ok();
+    assert!(
+        reg.http().get("/demo-pkg").json()["versions"]["1.0.0"]
+            .get("deprecated")
+            .is_none()
+    );
+    let bob = reg.npm_as("bob");
+    assert!(
+        bob.run(&["deprecate", "demo-pkg", "mine now"])
+            .fails()
+            .contains("403")
+    );
+    assert!(
+        reg.http().get("/demo-pkg").json()["versions"]["1.1.0"]
+            .get("deprecated")
+            .is_none()
+    );
+}
+
+#[test]
+fn unpublish_a_version_then_the_package() {
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    alice.publish("demo-pkg", "1.0.0", &[]).ok();
+    alice.publish("demo-pkg", "1.1.0", &[]).ok();
+    let bob = reg.npm_as("bob");
+    assert!(
+        bob.run(&["unpublish", "demo-pkg@1.1.0"])
+            .fails()
+            .contains("403")
+    );
+    let out = alice.run(&["unpublish", "demo-pkg@1.1.0"]);
+    assert!(out.ok().contains("- demo-pkg@1.1.0"), "{}", out.all());
+    let doc = reg.http().get("/demo-pkg").json();
+    assert_eq!(doc["dist-tags"]["latest"], "1.0.0");
+    assert!(doc["versions"].get("1.1.0").is_none());
+    assert_eq!(reg.http().get("/demo-pkg/-/demo-pkg-1.1.0.tgz").status, 404);
+    // an unpublished version number cannot be reused
+    let again = alice.publish("demo-pkg", "1.1.0", &["--force"]);
+    assert!(
+        again.fails().contains("previously published"),
+        "{}",
+        again.all()
+    );
+    let out = alice.run(&["unpublish", "demo-pkg", "--force"]);
+    assert!(out.ok().contains("- demo-pkg"), "{}", out.all());
+    assert_eq!(reg.http().get("/demo-pkg").status, 404);
+    // the scoped path too
+    alice
+        .publish("@alice/gone", "1.0.0", &["--access", "public"])
+        .ok();
+    alice.publish("@alice/gone", "1.0.1", &[]).ok();
+    alice.run(&["unpublish", "@alice/gone@1.0.1"]).ok();
+    assert_eq!(
+        reg.http().get("/@alice%2fgone").json()["dist-tags"]["latest"],
+        "1.0.0"
+    );
+    alice
+        .run(&["unpublish", "@alice/gone@1.0.0", "--force"])
+        .ok();
+    assert_eq!(reg.http().get("/@alice%2fgone").status, 404);
+}
+
+#[test]
+fn access_status_hides_restricted_packages() {
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    let bob = reg.npm_as("bob");
+    // scoped packages default to restricted, like npmjs
+    alice.publish("@alice/secret", "1.0.0", &[]).ok();
+    assert!(
+        alice
+            .run(&["access", "get", "status", "@alice/secret"])
+            .ok()
+            .contains("@alice/secret: private")
+    );
+    assert_eq!(reg.http().get("/@alice%2fsecret").status, 404);
+    assert_eq!(
+        reg.http().get("/@alice/secret/-/secret-1.0.0.tgz").status,
+        404
+    );
+    assert!(bob.run(&["view", "@alice/secret"]).fails().contains("404"));
+    let app = bob.project("app");
+    assert!(
+        bob.run_in(&app, &["install", "@alice/secret"])
+            .fails()
+            .contains("404")
+    );
+    assert!(
+        alice
+            .run(&["view", "@alice/secret", "version"])
+            .ok()
+            .contains("1.0.0")
+    );
+    // bob cannot flip it
+    assert!(
+        bob.run(&["access", "set", "status=public", "@alice/secret"])
+            .fails()
+            .contains("404")
+    );
+    alice
+        .run(&["access", "set", "status=public", "@alice/secret"])
+        .ok();
+    assert!(
+        alice
+            .run(&["access", "get", "status", "@alice/secret"])
+            .ok()
+            .contains("@alice/secret: public")
+    );
+    bob.run_in(&app, &["install", "@alice/secret"]).ok();
+    alice
+        .run(&["access", "set", "status=private", "@alice/secret"])
+        .ok();
+    assert_eq!(reg.http().get("/@alice%2fsecret").status, 404);
+    // collaborators and packages lists
+    let c = alice.run(&["access", "list", "collaborators", "@alice/secret", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(c.ok()).unwrap(),
+        json!({"alice": "read-write"})
+    );
+    alice.publish("open-pkg", "1.0.0", &[]).ok();
+    let p = alice.run(&["access", "list", "packages", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(p.ok()).unwrap(),
+        json!({"@alice/secret": "read-write", "open-pkg": "read-write"})
+    );
+    let p = bob.run(&["access", "list", "packages", "alice", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(p.ok()).unwrap(),
+        json!({"open-pkg": "read-write"})
+    );
+    // an unscoped package cannot be restricted
+    let t = alice.token().unwrap();
+    let r = reg.http().with_token(&t).post_json(
+        "/-/package/open-pkg/access",
+        &json!({"access": "restricted"}),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        reg.http().get("/-/package/open-pkg/access").json()["access"],
+        "public"
+    );
+}
+
+#[test]
+fn search_and_stars() {
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    alice.run_in(&alice.package("left-pad", "1.0.0", json!({"keywords": ["padding", "strings"], "description": "pads strings on the left"})), &["publish"]).ok();
+    alice.publish("right-pad", "1.0.0", &[]).ok();
+    alice.publish("@alice/hidden-pad", "1.0.0", &[]).ok();
+    let anon = reg.npm();
+    let s = anon.run(&["search", "pad", "--json"]);
+    let hits: Value = serde_json::from_str(s.ok()).unwrap();
+    let names: Vec<&str> = hits
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"left-pad") && names.contains(&"right-pad"),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"@alice/hidden-pad"),
+        "restricted packages are not searchable by others"
+    );
+    let s = alice.run(&["search", "padding"]);
+    assert!(s.ok().contains("left-pad"), "{}", s.all());
+    let s = alice.run(&["search", "hidden", "--json"]);
+    assert!(s.ok().contains("@alice/hidden-pad"));
+
+    let bob = reg.npm_as("bob");
+    bob.run(&["star", "left-pad"]).ok();
+    assert_eq!(reg.http().get("/left-pad").json()["users"]["bob"], true);
+    let stars = bob.run(&["stars"]);
+    assert!(stars.ok().contains("left-pad"), "{}", stars.all());
+    bob.run(&["unstar", "left-pad"]).ok();
+    assert!(
+        reg.http().get("/left-pad").json()["users"]
+            .get("bob")
+            .is_none()
+    );
+}
+
+#[test]
+fn publish_with_tags_access_and_new_versions() {
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    alice
+        .publish("@alice/pub", "1.0.0", &["--access", "public"])
+        .ok();
+    assert_eq!(
+        reg.http().get("/-/package/@alice%2fpub/visibility").json(),
+        json!({"public": true})
+    );
+    alice
+        .publish("@alice/pub", "1.1.0-rc.1", &["--tag", "next"])
+        .ok();
+    let doc = reg.http().get("/@alice%2fpub").json();
+    assert_eq!(
+        doc["dist-tags"],
+        json!({"latest": "1.0.0", "next": "1.1.0-rc.1"})
+    );
+    // republishing the same version
+    let again = alice.publish("@alice/pub", "1.0.0", &["--force"]);
+    let out = again.fails();
+    assert!(
+        out.contains("409") && out.contains("previously published"),
+        "{out}"
+    );
+    // the scoped package is readable by anyone now
+    let bob = reg.npm();
+    let app = bob.project("app");
+    bob.run_in(&app, &["install", "@alice/pub@next"]).ok();
+    let pj: Value = serde_json::from_str(
+        &std::fs::read_to_string(app.join("node_modules/@alice/pub/package.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(pj["version"], "1.1.0-rc.1");
+}
