@@ -11,10 +11,10 @@ use axum::response::Response;
 /// Replaces token values in a path with `[redacted]`.
 pub fn redact(path: &str) -> String {
     for prefix in ["/-/user/token/", "/-/npm/v1/tokens/token/"] {
-        if let Some(rest) = path.strip_prefix(prefix) {
-            if !crate::api_tokens::looks_like_key(rest) {
-                return format!("{prefix}[redacted]");
-            }
+        if let Some(rest) = path.strip_prefix(prefix)
+            && !crate::api_tokens::looks_like_key(rest)
+        {
+            return format!("{prefix}[redacted]");
         }
     }
     path.to_owned()

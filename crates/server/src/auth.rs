@@ -110,16 +110,15 @@ fn clone_error(e: &ApiError) -> ApiError {
 /// The client address: the socket peer, or the first `X-Forwarded-For` entry behind a trusted
 /// proxy.
 pub fn client_ip(parts: &Parts, trust_proxy: bool) -> IpAddr {
-    if trust_proxy {
-        if let Some(ip) = parts
+    if trust_proxy
+        && let Some(ip) = parts
             .headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
             .and_then(|v| v.trim().parse().ok())
-        {
-            return ip;
-        }
+    {
+        return ip;
     }
     parts
         .extensions

@@ -178,7 +178,8 @@ impl Config {
                 continue;
             }
             let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
-            if !has_path(&known, &path) && !(path.len() == 1 && path[0] == "public_url") {
+            let optional_key = path.len() == 1 && path[0] == "public_url";
+            if !(has_path(&known, &path) || optional_key) {
                 continue;
             }
             set_path(&mut table, &path, scalar(&v));

@@ -74,12 +74,12 @@ pub async fn put(
         return Err(ApiError::bad_request("Expected a JSON object"));
     };
     for key in ["_id", "name"] {
-        if let Some(v) = doc.get(key) {
-            if v.as_str() != Some(name) {
-                return Err(ApiError::bad_request(format!(
-                    "The document's {key} does not match the package name in the URL ({name})"
-                )));
-            }
+        if let Some(v) = doc.get(key)
+            && v.as_str() != Some(name)
+        {
+            return Err(ApiError::bad_request(format!(
+                "The document's {key} does not match the package name in the URL ({name})"
+            )));
         }
     }
     let rev = url_rev.or_else(|| doc.get("_rev").and_then(Value::as_str).map(str::to_owned));

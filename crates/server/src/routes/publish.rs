@@ -93,12 +93,12 @@ pub async fn publish(
     }
 
     // Who may publish, then what the gate asks for.
-    if let Some(d) = &existing {
-        if !d.is_maintainer(user.id) {
-            return Err(ApiError::forbidden(format!(
-                "You do not have permission to publish \"{name}\". Are you logged in as the correct user?"
-            )));
-        }
+    if let Some(d) = &existing
+        && !d.is_maintainer(user.id)
+    {
+        return Err(ApiError::forbidden(format!(
+            "You do not have permission to publish \"{name}\". Are you logged in as the correct user?"
+        )));
     }
     gate::enforce(
         state,
@@ -132,32 +132,31 @@ pub async fn publish(
     let bytes = data_encoding::BASE64
         .decode(data.as_bytes())
         .map_err(|_| ApiError::bad_request("The tarball attachment is not valid base64"))?;
-    if let Some(len) = attachment.1.get("length").and_then(Value::as_u64) {
-        if len != bytes.len() as u64 {
-            return Err(ApiError::bad_request(format!(
-                "The tarball is {} bytes but its attachment says {len}",
-                bytes.len()
-            )));
-        }
+    if let Some(len) = attachment.1.get("length").and_then(Value::as_u64)
+        && len != bytes.len() as u64
+    {
+        return Err(ApiError::bad_request(format!(
+            "The tarball is {} bytes but its attachment says {len}",
+            bytes.len()
+        )));
     }
     let digests = Digests::of(&bytes);
     let dist = manifest.get("dist").and_then(Value::as_object);
     if let Some(sri) = dist
         .and_then(|d| d.get("integrity"))
         .and_then(Value::as_str)
+        && !digests.matches_integrity(sri)
     {
-        if !digests.matches_integrity(sri) {
-            return Err(ApiError::bad_request(
-                "Integrity check failed: the tarball does not match dist.integrity",
-            ));
-        }
+        return Err(ApiError::bad_request(
+            "Integrity check failed: the tarball does not match dist.integrity",
+        ));
     }
-    if let Some(sum) = dist.and_then(|d| d.get("shasum")).and_then(Value::as_str) {
-        if !sum.eq_ignore_ascii_case(&digests.shasum) {
-            return Err(ApiError::bad_request(
-                "Integrity check failed: the tarball does not match dist.shasum",
-            ));
-        }
+    if let Some(sum) = dist.and_then(|d| d.get("shasum")).and_then(Value::as_str)
+        && !sum.eq_ignore_ascii_case(&digests.shasum)
+    {
+        return Err(ApiError::bad_request(
+            "Integrity check failed: the tarball does not match dist.shasum",
+        ));
     }
     let limits = TarballLimits {
         max_unpacked: state.config.max_unpacked_size.0,

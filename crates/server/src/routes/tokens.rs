@@ -113,10 +113,10 @@ pub fn token_json(t: &Token) -> Map<String, Value> {
             json!(t.cidr_whitelist)
         },
     );
-    if t.kind == TokenKind::Granular {
-        if let Ok(Value::Object(g)) = serde_json::to_value(&t.grants) {
-            m.extend(g);
-        }
+    if t.kind == TokenKind::Granular
+        && let Ok(Value::Object(g)) = serde_json::to_value(&t.grants)
+    {
+        m.extend(g);
     }
     if let Some(e) = t.expires_at {
         m.insert("expires".into(), json!(iso8601(e)));

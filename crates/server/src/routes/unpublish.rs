@@ -61,10 +61,10 @@ pub fn remaining_tags(doc: &PackageDoc, removed: &[String]) -> Vec<(String, Stri
         .filter(|(_, v)| left.contains(&v.as_str()))
         .cloned()
         .collect();
-    if !tags.iter().any(|(t, _)| t == "latest") {
-        if let Some(h) = versions::highest(left.iter().copied()) {
-            tags.push(("latest".into(), h.to_owned()));
-        }
+    if !tags.iter().any(|(t, _)| t == "latest")
+        && let Some(h) = versions::highest(left.iter().copied())
+    {
+        tags.push(("latest".into(), h.to_owned()));
     }
     tags
 }

@@ -13,10 +13,10 @@ use crate::StoreError;
 
 /// Maps a unique-constraint violation to [`StoreError::Conflict`].
 pub(crate) fn unique_to_conflict(e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &e {
-        if db.is_unique_violation() {
-            return StoreError::Conflict;
-        }
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        return StoreError::Conflict;
     }
     StoreError::Database(e)
 }
