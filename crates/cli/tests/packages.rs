@@ -124,60 +124,72 @@ fn read_path_serves_full_and_abbreviated_documents_and_tarballs() {
 fn dist_tags_add_ls_rm() {
     let reg = Registry::start();
     let alice = reg.npm_as("alice");
-    alice.publish("demo-pkg", "1.0.0", &[]).ok();
-    let out = alice.publish("demo-pkg", "2.0.0-beta.1", &["--tag", "beta"]);
-    out.ok();
-    let ls = alice.run(&["dist-tag", "ls", "demo-pkg"]);
-    assert!(ls.ok().contains("beta: 2.0.0-beta.1"), "{}", ls.all());
-    assert!(ls.ok().contains("latest: 1.0.0"));
-    let add = alice.run(&["dist-tag", "add", "demo-pkg@1.0.0", "stable"]);
-    assert!(
-        add.ok().contains("+stable: demo-pkg@1.0.0"),
-        "{}",
-        add.all()
-    );
-    let rm = alice.run(&["dist-tag", "rm", "demo-pkg", "beta"]);
-    assert!(
-        rm.ok().contains("-beta: demo-pkg@2.0.0-beta.1"),
-        "{}",
-        rm.all()
-    );
-    let tags = reg.http().get("/-/package/demo-pkg/dist-tags").json();
-    assert_eq!(tags, json!({"latest": "1.0.0", "stable": "1.0.0"}));
-    // visible in the packument at once
-    assert_eq!(
-        reg.http().get("/demo-pkg").json()["dist-tags"]["stable"],
-        "1.0.0"
-    );
-    // a tag to a version that does not exist, a range-like tag, removing latest
-    assert!(
-        alice
-            .run(&["dist-tag", "add", "demo-pkg@9.9.9", "x9"])
-            .fails()
-            .contains("not published")
-    );
-    let t = alice.token().unwrap();
-    let r = reg.http().with_token(&t).send(
-        "PUT",
-        "/-/package/demo-pkg/dist-tags/1.x",
-        &[("content-type", "application/json")],
-        Some(b"\"1.0.0\"".to_vec()),
-    );
-    assert_eq!(r.status, 400, "{}", r.text);
-    assert_eq!(
-        reg.http()
-            .with_token(&t)
-            .delete("/-/package/demo-pkg/dist-tags/latest")
-            .status,
-        400
-    );
-    // only maintainers
     let bob = reg.npm_as("bob");
-    assert!(
-        bob.run(&["dist-tag", "add", "demo-pkg@1.0.0", "evil"])
-            .fails()
-            .contains("403")
-    );
+    let t = alice.token().unwrap();
+    for name in ["demo-pkg", "@alice/tagged"] {
+        let path = name.replacen('/', "%2f", 1);
+        alice.publish(name, "1.0.0", &["--access", "public"]).ok();
+        alice.publish(name, "2.0.0-beta.1", &["--tag", "beta"]).ok();
+        let ls = alice.run(&["dist-tag", "ls", name]);
+        assert!(ls.ok().contains("beta: 2.0.0-beta.1"), "{}", ls.all());
+        assert!(ls.ok().contains("latest: 1.0.0"));
+        let add = alice.run(&["dist-tag", "add", &format!("{name}@1.0.0"), "stable"]);
+        assert!(
+            add.ok().contains(&format!("+stable: {name}@1.0.0")),
+            "{}",
+            add.all()
+        );
+        let rm = alice.run(&["dist-tag", "rm", name, "beta"]);
+        assert!(
+            rm.ok().contains(&format!("-beta: {name}@2.0.0-beta.1")),
+            "{}",
+            rm.all()
+        );
+        let tags = reg
+            .http()
+            .get(&format!("/-/package/{path}/dist-tags"))
+            .json();
+        assert_eq!(tags, json!({"latest": "1.0.0", "stable": "1.0.0"}));
+        // visible in the packument at once
+        assert_eq!(
+            reg.http().get(&format!("/{path}")).json()["dist-tags"]["stable"],
+            "1.0.0"
+        );
+        // a tag to a version that does not exist, a range-like tag, removing latest
+        assert!(
+            alice
+                .run(&["dist-tag", "add", &format!("{name}@9.9.9"), "x9"])
+                .fails()
+                .contains("not published")
+        );
+        let r = reg.http().with_token(&t).send(
+            "PUT",
+            &format!("/-/package/{path}/dist-tags/1.x"),
+            &[("content-type", "application/json")],
+            Some(b"\"1.0.0\"".to_vec()),
+        );
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert_eq!(
+            reg.http()
+                .with_token(&t)
+                .delete(&format!("/-/package/{path}/dist-tags/latest"))
+                .status,
+            400
+        );
+        // only maintainers
+        assert!(
+            bob.run(&["dist-tag", "add", &format!("{name}@1.0.0"), "evil"])
+                .fails()
+                .contains("403")
+        );
+        assert_eq!(
+            reg.http()
+                .get(&format!("/-/package/{path}/dist-tags"))
+                .json()
+                .get("evil"),
+            None
+        );
+    }
 }
 
 #[test]
@@ -185,47 +197,60 @@ fn owners_add_ls_rm() {
     let reg = Registry::start();
     let alice = reg.npm_as("alice");
     let bob = reg.npm_as("bob");
-    alice.publish("demo-pkg", "1.0.0", &[]).ok();
-    assert!(
-        bob.publish("demo-pkg", "1.0.1", &[])
-            .fails()
-            .contains("403")
-    );
-    let add = alice.run(&["owner", "add", "bob", "demo-pkg"]);
-    assert!(add.ok().contains("+ bob (demo-pkg)"), "{}", add.all());
-    let ls = alice.run(&["owner", "ls", "demo-pkg"]);
-    assert!(
-        ls.ok().contains("alice <alice@example.com>") && ls.ok().contains("bob <bob@example.com>"),
-        "{}",
-        ls.all()
-    );
-    // bob may publish now
-    bob.publish("demo-pkg", "1.0.1", &[]).ok();
-    let rm = bob.run(&["owner", "rm", "alice", "demo-pkg"]);
-    assert!(rm.ok().contains("- alice (demo-pkg)"), "{}", rm.all());
-    assert!(
-        alice
-            .publish("demo-pkg", "1.0.2", &[])
-            .fails()
-            .contains("403")
-    );
-    // an unknown user
-    let out = bob.run(&["owner", "add", "nobody", "demo-pkg"]).fails();
-    assert!(out.contains("nobody"), "{out}");
-    // the last owner cannot be removed (npm refuses client-side; the server does too)
-    let t = bob.token().unwrap();
-    let rev = reg.http().get("/demo-pkg").json()["_rev"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = reg.http().with_token(&t).put_json(
-        &format!("/demo-pkg/-rev/{rev}"),
-        &json!({"_id": "demo-pkg", "_rev": rev, "maintainers": []}),
-    );
-    assert_eq!(r.status, 400);
+    // the scoped one stays restricted: bob sees it only once he is an owner
+    for name in ["demo-pkg", "@alice/owned"] {
+        let path = name.replacen('/', "%2f", 1);
+        alice.publish(name, "1.0.0", &[]).ok();
+        assert!(bob.publish(name, "1.0.1", &[]).fails().contains("403"));
+        let add = alice.run(&["owner", "add", "bob", name]);
+        assert!(
+            add.ok().contains(&format!("+ bob ({name})")),
+            "{}",
+            add.all()
+        );
+        let ls = bob.run(&["owner", "ls", name]);
+        assert!(
+            ls.ok().contains("alice <alice@example.com>")
+                && ls.ok().contains("bob <bob@example.com>"),
+            "{}",
+            ls.all()
+        );
+        // bob may publish now
+        bob.publish(name, "1.0.1", &[]).ok();
+        let rm = bob.run(&["owner", "rm", "alice", name]);
+        assert!(
+            rm.ok().contains(&format!("- alice ({name})")),
+            "{}",
+            rm.all()
+        );
+        assert!(alice.publish(name, "1.0.2", &[]).fails().contains("403"));
+        // an unknown user
+        let out = bob.run(&["owner", "add", "nobody", name]).fails();
+        assert!(out.contains("nobody"), "{out}");
+        // the last owner cannot be removed (npm refuses client-side; the server does too)
+        let t = bob.token().unwrap();
+        let http = reg.http().with_token(&t);
+        let rev = http.get(&format!("/{path}")).json()["_rev"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = http.put_json(
+            &format!("/{path}/-rev/{rev}"),
+            &json!({"_id": name, "_rev": rev, "maintainers": []}),
+        );
+        assert_eq!(r.status, 400);
+        assert_eq!(
+            http.get(&format!("/{path}")).json()["maintainers"],
+            json!([{"name": "bob", "email": "bob@example.com"}])
+        );
+    }
+    // alice no longer sees the restricted package she gave away
     assert_eq!(
-        reg.http().get("/demo-pkg").json()["maintainers"],
-        json!([{"name": "bob", "email": "bob@example.com"}])
+        reg.http()
+            .with_token(&alice.token().unwrap())
+            .get("/@alice%2fowned")
+            .status,
+        404
     );
 }
 
@@ -233,33 +258,36 @@ fn owners_add_ls_rm() {
 fn deprecate_and_undeprecate() {
     let reg = Registry::start();
     let alice = reg.npm_as("alice");
-    alice.publish("demo-pkg", "1.0.0", &[]).ok();
-    alice.publish("demo-pkg", "1.1.0", &[]).ok();
-    alice
-        .run(&["deprecate", "demo-pkg@<1.1.0", "use 1.1.0"])
-        .ok();
-    let doc = reg.http().get("/demo-pkg").json();
-    assert_eq!(doc["versions"]["1.0.0"]["deprecated"], "use 1.1.0");
-    assert!(doc["versions"]["1.1.0"].get("deprecated").is_none());
-    let view = alice.run(&["view", "demo-pkg@1.0.0", "deprecated"]);
-    assert!(view.ok().contains("use 1.1.0"));
-    alice.run(&["undeprecate", "demo-pkg@1.0.0"]).ok();
-    assert!(
-        reg.http().get("/demo-pkg").json()["versions"]["1.0.0"]
-            .get("deprecated")
-            .is_none()
-    );
     let bob = reg.npm_as("bob");
-    assert!(
-        bob.run(&["deprecate", "demo-pkg", "mine now"])
-            .fails()
-            .contains("403")
-    );
-    assert!(
-        reg.http().get("/demo-pkg").json()["versions"]["1.1.0"]
-            .get("deprecated")
-            .is_none()
-    );
+    for name in ["demo-pkg", "@alice/old"] {
+        let path = name.replacen('/', "%2f", 1);
+        alice.publish(name, "1.0.0", &["--access", "public"]).ok();
+        alice.publish(name, "1.1.0", &[]).ok();
+        alice
+            .run(&["deprecate", &format!("{name}@<1.1.0"), "use 1.1.0"])
+            .ok();
+        let doc = reg.http().get(&format!("/{path}")).json();
+        assert_eq!(doc["versions"]["1.0.0"]["deprecated"], "use 1.1.0");
+        assert!(doc["versions"]["1.1.0"].get("deprecated").is_none());
+        let view = alice.run(&["view", &format!("{name}@1.0.0"), "deprecated"]);
+        assert!(view.ok().contains("use 1.1.0"));
+        alice.run(&["undeprecate", &format!("{name}@1.0.0")]).ok();
+        assert!(
+            reg.http().get(&format!("/{path}")).json()["versions"]["1.0.0"]
+                .get("deprecated")
+                .is_none()
+        );
+        assert!(
+            bob.run(&["deprecate", name, "mine now"])
+                .fails()
+                .contains("403")
+        );
+        assert!(
+            reg.http().get(&format!("/{path}")).json()["versions"]["1.1.0"]
+                .get("deprecated")
+                .is_none()
+        );
+    }
 }
 
 #[test]
