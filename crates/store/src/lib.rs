@@ -16,4 +16,4 @@ pub use blobs::BlobStore;
 pub use error::{StoreError, StoreResult};
 pub use model::*;
 pub use sqlite::SqliteStore;
-pub use traits::{PackageStore, Store, TokenStore, UserStore};
+pub use traits::{PackageStore, SecurityLog, Store, TokenStore, TwoFactorStore, UserStore};

@@ -26,6 +26,8 @@ pub struct User {
     pub is_admin: bool,
     /// A locked account can neither log in nor use its tokens.
     pub locked: bool,
+    /// Two-factor authentication, if pending or active.
+    pub two_factor: Option<TwoFactor>,
     /// Creation time.
     pub created_at: i64,
     /// Last profile change.
@@ -347,4 +349,103 @@ pub struct SearchHit {
     pub latest: Option<String>,
     /// Maintainers.
     pub maintainers: Vec<Maintainer>,
+}
+
+/// An active or pending 2FA mode, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TwoFactorMode {
+    /// OTP for logins, new credentials, password and 2FA changes.
+    AuthOnly,
+    /// OTP for the above and every write.
+    AuthAndWrites,
+}
+
+impl TwoFactorMode {
+    /// npm's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TwoFactorMode::AuthOnly => "auth-only",
+            TwoFactorMode::AuthAndWrites => "auth-and-writes",
+        }
+    }
+
+    /// Parses npm's name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "auth-only" => Some(TwoFactorMode::AuthOnly),
+            "auth-and-writes" => Some(TwoFactorMode::AuthAndWrites),
+            _ => None,
+        }
+    }
+}
+
+/// An account's 2FA state, as carried with the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TwoFactor {
+    /// The mode asked for (in force once not pending).
+    pub mode: TwoFactorMode,
+    /// Enrolment started, not confirmed: not enforced.
+    pub pending: bool,
+    /// When enrolment started.
+    pub started_at: i64,
+}
+
+/// The stored TOTP enrolment of an account.
+#[derive(Debug, Clone)]
+pub struct TotpRecord {
+    /// Account.
+    pub user_id: UserId,
+    /// State.
+    pub state: TwoFactor,
+    /// The secret, sealed (AES-256-GCM); never stored in clear.
+    pub secret_sealed: Vec<u8>,
+    /// Last accepted time step.
+    pub last_step: Option<i64>,
+    /// The credential that consumed `last_step`.
+    pub last_credential: Option<String>,
+}
+
+/// What became of a recovery code presented as a second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryUse {
+    /// Unused until now: consumed.
+    FirstUse,
+    /// Consumed moments ago by the same credential (npm repeats a code within one command).
+    Repeat,
+    /// Unknown or already used.
+    Rejected,
+}
+
+/// What a failure counter counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// Wrong one-time passwords and recovery codes.
+    Otp,
+    /// Wrong passwords.
+    Password,
+}
+
+impl FailureKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Otp => "otp",
+            FailureKind::Password => "password",
+        }
+    }
+}
+
+/// A security-log entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityEvent {
+    /// When (Unix ms).
+    pub at: i64,
+    /// What happened (`login`, `otp_failed`, `tfa_enabled`, …).
+    pub kind: String,
+    /// Client address.
+    pub ip: String,
+    /// Client user agent.
+    pub user_agent: String,
+    /// Extra detail (never a secret).
+    pub detail: String,
 }

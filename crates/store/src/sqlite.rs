@@ -9,7 +9,10 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::StoreResult;
-use crate::sql::{packages::impl_package_store, tokens::impl_token_store, users::impl_user_store};
+use crate::sql::{
+    packages::impl_package_store, tokens::impl_token_store, two_factor::impl_two_factor_store,
+    users::impl_user_store,
+};
 
 /// The SQLite store.
 ///
@@ -88,3 +91,4 @@ impl SqliteStore {
 impl_user_store!(SqliteStore, sqlx::Sqlite);
 impl_token_store!(SqliteStore, sqlx::Sqlite);
 impl_package_store!(SqliteStore, sqlx::Sqlite);
+impl_two_factor_store!(SqliteStore, sqlx::Sqlite);

@@ -141,7 +141,88 @@ pub trait PackageStore: Send + Sync {
     async fn blob_in_use(&self, sha512: &str) -> StoreResult<bool>;
 }
 
-/// Everything the server needs from persistence.
-pub trait Store: UserStore + TokenStore + PackageStore {}
 
-impl<T: UserStore + TokenStore + PackageStore> Store for T {}
+/// Two-factor state: enrolment, the replay guard, recovery codes and failure counters.
+///
+/// The security-relevant primitives are single atomic statements, so that racing requests on
+/// one instance or many can never both pass.
+#[async_trait]
+pub trait TwoFactorStore: Send + Sync {
+    /// The TOTP enrolment of an account, if any.
+    async fn totp(&self, user: UserId) -> StoreResult<Option<TotpRecord>>;
+    /// Starts (or restarts, with a new secret) a pending enrolment. `false` if 2FA is active.
+    async fn start_enrolment(
+        &self,
+        user: UserId,
+        mode: TwoFactorMode,
+        secret_sealed: &[u8],
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Confirms a pending enrolment started at `started_at`, recording `step` as consumed by
+    /// `credential` and replacing the recovery codes. `false` if there is no such pending
+    /// enrolment any more.
+    async fn confirm_enrolment(
+        &self,
+        user: UserId,
+        started_at: i64,
+        step: i64,
+        credential: &str,
+        recovery_hashes: &[String],
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Drops a pending enrolment; `false` if none was pending.
+    async fn cancel_pending(&self, user: UserId) -> StoreResult<bool>;
+    /// Changes the mode of active 2FA; `false` if 2FA is not active.
+    async fn set_two_factor_mode(&self, user: UserId, mode: TwoFactorMode) -> StoreResult<bool>;
+    /// Turns 2FA off: the secret and every recovery code are deleted. `false` if it was off.
+    async fn disable_two_factor(&self, user: UserId) -> StoreResult<bool>;
+    /// Consumes a time step with one conditional UPDATE: it succeeds only for a step later than
+    /// the last accepted one, or for the same step by the same credential.
+    async fn consume_step(&self, user: UserId, step: i64, credential: &str) -> StoreResult<bool>;
+    /// Uses a recovery code (by hash): the first use consumes it; the same credential may present
+    /// it again while `used_at > repeat_after`.
+    async fn use_recovery_code(
+        &self,
+        user: UserId,
+        code_hash: &str,
+        credential: &str,
+        now: i64,
+        repeat_after: i64,
+    ) -> StoreResult<RecoveryUse>;
+    /// Replaces every recovery code of an account.
+    async fn replace_recovery_codes(&self, user: UserId, hashes: &[String], now: i64) -> StoreResult<()>;
+    /// Unused recovery codes left.
+    async fn recovery_codes_left(&self, user: UserId) -> StoreResult<i64>;
+    /// Records a failed attempt (prunes entries older than `prune_before`).
+    async fn record_failure(
+        &self,
+        kind: FailureKind,
+        user: Option<UserId>,
+        ip: &str,
+        now: i64,
+        prune_before: i64,
+    ) -> StoreResult<()>;
+    /// Times of failed attempts since `since`, for an account (`user`) or an address (`ip`),
+    /// oldest first.
+    async fn failures_since(
+        &self,
+        kind: FailureKind,
+        user: Option<UserId>,
+        ip: Option<&str>,
+        since: i64,
+    ) -> StoreResult<Vec<i64>>;
+}
+
+/// The per-account security log.
+#[async_trait]
+pub trait SecurityLog: Send + Sync {
+    /// Appends an event.
+    async fn log_event(&self, user: UserId, event: SecurityEvent) -> StoreResult<()>;
+    /// The newest `limit` events of an account, newest first.
+    async fn events(&self, user: UserId, limit: i64) -> StoreResult<Vec<SecurityEvent>>;
+}
+
+/// Everything the server needs from persistence.
+pub trait Store: UserStore + TokenStore + PackageStore + TwoFactorStore + SecurityLog {}
+
+impl<T: UserStore + TokenStore + PackageStore + TwoFactorStore + SecurityLog> Store for T {}

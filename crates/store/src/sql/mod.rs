@@ -7,6 +7,7 @@
 
 pub(crate) mod packages;
 pub(crate) mod tokens;
+pub(crate) mod two_factor;
 pub(crate) mod users;
 
 use crate::StoreError;

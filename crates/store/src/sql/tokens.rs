@@ -83,10 +83,9 @@ macro_rules! impl_token_store {
                 hash: &str,
             ) -> $crate::StoreResult<Option<($crate::Token, $crate::User)>> {
                 let sql = format!(
-                    "SELECT {TOKEN_COLUMNS}, u.id, u.name, u.email, u.email_verified, \
-                     u.password_hash, u.fullname, u.homepage, u.twitter, u.github, u.freenode, \
-                     u.is_admin, u.locked, u.created_at, u.updated_at \
-                     FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1"
+                    "SELECT {TOKEN_COLUMNS}, {USER_COLUMNS} FROM tokens t \
+                     JOIN users u ON u.id = t.user_id LEFT JOIN totp tf ON tf.user_id = u.id \
+                     WHERE t.token_hash = $1"
                 );
                 let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(hash)

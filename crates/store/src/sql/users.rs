@@ -3,8 +3,12 @@
 /// Implements `UserStore` for `$store` on the sqlx database `$db`.
 macro_rules! impl_user_store {
     ($store:ty, $db:ty) => {
-        const USER_COLUMNS: &str = "id, name, email, email_verified, password_hash, fullname, \
-             homepage, twitter, github, freenode, is_admin, locked, created_at, updated_at";
+        /// Columns of a user with its 2FA summary; the query joins `totp tf`.
+        const USER_COLUMNS: &str = "u.id, u.name, u.email, u.email_verified, u.password_hash, \
+             u.fullname, u.homepage, u.twitter, u.github, u.freenode, u.is_admin, u.locked, \
+             u.created_at, u.updated_at, tf.mode AS tfa_mode, tf.pending AS tfa_pending, \
+             tf.started_at AS tfa_started_at";
+        const USER_FROM: &str = "users u LEFT JOIN totp tf ON tf.user_id = u.id";
 
         fn user_from_row(r: &<$db as sqlx::Database>::Row) -> $crate::StoreResult<$crate::User> {
             use sqlx::Row;
@@ -23,33 +27,53 @@ macro_rules! impl_user_store {
                 },
                 is_admin: r.try_get("is_admin")?,
                 locked: r.try_get("locked")?,
+                two_factor: {
+                    let mode: Option<String> = r.try_get("tfa_mode")?;
+                    match mode.as_deref().and_then($crate::TwoFactorMode::parse) {
+                        Some(mode) => Some($crate::TwoFactor {
+                            mode,
+                            pending: r.try_get::<Option<bool>, _>("tfa_pending")?.unwrap_or(true),
+                            started_at: r.try_get::<Option<i64>, _>("tfa_started_at")?.unwrap_or(0),
+                        }),
+                        None => None,
+                    }
+                },
                 created_at: r.try_get("created_at")?,
                 updated_at: r.try_get("updated_at")?,
             })
         }
 
-        async fn insert_user<'c, E>(
-            ex: E,
+        async fn select_user(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            id: i64,
+        ) -> $crate::StoreResult<$crate::User> {
+            let sql = format!("SELECT {USER_COLUMNS} FROM {USER_FROM} WHERE u.id = $1");
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or($crate::StoreError::NotFound)?;
+            user_from_row(&row)
+        }
+
+        async fn insert_user(
+            conn: &mut <$db as sqlx::Database>::Connection,
             user: &$crate::NewUser,
             now: i64,
-        ) -> $crate::StoreResult<$crate::User>
-        where
-            E: sqlx::Executor<'c, Database = $db>,
-        {
-            let sql = format!(
+        ) -> $crate::StoreResult<$crate::User> {
+            let id: i64 = sqlx::query_scalar(
                 "INSERT INTO users (name, email, password_hash, is_admin, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $5) RETURNING {USER_COLUMNS}"
-            );
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(&user.name)
-                .bind(&user.email)
-                .bind(&user.password_hash)
-                .bind(user.is_admin)
-                .bind(now)
-                .fetch_one(ex)
-                .await
-                .map_err($crate::sql::unique_to_conflict)?;
-            user_from_row(&row)
+                 VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
+            )
+            .bind(&user.name)
+            .bind(&user.email)
+            .bind(&user.password_hash)
+            .bind(user.is_admin)
+            .bind(now)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err($crate::sql::unique_to_conflict)?;
+            select_user(conn, id).await
         }
 
         #[async_trait::async_trait]
@@ -91,7 +115,7 @@ macro_rules! impl_user_store {
             }
 
             async fn user_by_name(&self, name: &str) -> $crate::StoreResult<Option<$crate::User>> {
-                let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE name = $1");
+                let sql = format!("SELECT {USER_COLUMNS} FROM {USER_FROM} WHERE u.name = $1");
                 let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(name)
                     .fetch_optional(&self.pool)
@@ -103,7 +127,7 @@ macro_rules! impl_user_store {
                 &self,
                 id: $crate::UserId,
             ) -> $crate::StoreResult<Option<$crate::User>> {
-                let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+                let sql = format!("SELECT {USER_COLUMNS} FROM {USER_FROM} WHERE u.id = $1");
                 let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(id)
                     .fetch_optional(&self.pool)
@@ -112,7 +136,7 @@ macro_rules! impl_user_store {
             }
 
             async fn list_users(&self) -> $crate::StoreResult<Vec<$crate::User>> {
-                let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY name");
+                let sql = format!("SELECT {USER_COLUMNS} FROM {USER_FROM} ORDER BY u.name");
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .fetch_all(&self.pool)
                     .await?;
@@ -128,25 +152,27 @@ macro_rules! impl_user_store {
                 now: i64,
             ) -> $crate::StoreResult<$crate::User> {
                 let mut w = self.begin_write().await?;
-                let sql = format!(
+                let n = sqlx::query(
                     "UPDATE users SET email = $1, email_verified = $2, fullname = $3, \
                      homepage = $4, twitter = $5, github = $6, freenode = $7, updated_at = $8 \
-                     WHERE id = $9 RETURNING {USER_COLUMNS}"
-                );
-                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(email)
-                    .bind(email_verified)
-                    .bind(&profile.fullname)
-                    .bind(&profile.homepage)
-                    .bind(&profile.twitter)
-                    .bind(&profile.github)
-                    .bind(&profile.freenode)
-                    .bind(now)
-                    .bind(id)
-                    .fetch_optional(&mut *w.tx)
-                    .await?
-                    .ok_or($crate::StoreError::NotFound)?;
-                let u = user_from_row(&row)?;
+                     WHERE id = $9",
+                )
+                .bind(email)
+                .bind(email_verified)
+                .bind(&profile.fullname)
+                .bind(&profile.homepage)
+                .bind(&profile.twitter)
+                .bind(&profile.github)
+                .bind(&profile.freenode)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+                if n == 0 {
+                    return Err($crate::StoreError::NotFound);
+                }
+                let u = select_user(&mut *w.tx, id).await?;
                 w.tx.commit().await?;
                 Ok(u)
             }

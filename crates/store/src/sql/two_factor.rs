@@ -1,0 +1,347 @@
+//! `TwoFactorStore` and `SecurityLog` over SQL, written once for every sqlx backend.
+
+/// Implements `TwoFactorStore` and `SecurityLog` for `$store` on the sqlx database `$db`.
+macro_rules! impl_two_factor_store {
+    ($store:ty, $db:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::TwoFactorStore for $store {
+            async fn totp(&self, user: $crate::UserId) -> $crate::StoreResult<Option<$crate::TotpRecord>> {
+                use sqlx::Row;
+                let row = sqlx::query(
+                    "SELECT mode, pending, secret_sealed, started_at, last_step, last_credential \
+                     FROM totp WHERE user_id = $1",
+                )
+                .bind(user)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(r) = row else { return Ok(None) };
+                let mode: String = r.try_get("mode")?;
+                Ok(Some($crate::TotpRecord {
+                    user_id: user,
+                    state: $crate::TwoFactor {
+                        mode: $crate::TwoFactorMode::parse(&mode)
+                            .ok_or_else(|| $crate::StoreError::Corrupt(format!("2fa mode {mode}")))?,
+                        pending: r.try_get("pending")?,
+                        started_at: r.try_get("started_at")?,
+                    },
+                    secret_sealed: r.try_get("secret_sealed")?,
+                    last_step: r.try_get("last_step")?,
+                    last_credential: r.try_get("last_credential")?,
+                }))
+            }
+
+            async fn start_enrolment(
+                &self,
+                user: $crate::UserId,
+                mode: $crate::TwoFactorMode,
+                secret_sealed: &[u8],
+                now: i64,
+            ) -> $crate::StoreResult<bool> {
+                let mut w = self.begin_write().await?;
+                let n = sqlx::query(
+                    "INSERT INTO totp (user_id, mode, pending, secret_sealed, started_at) \
+                     VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (user_id) DO UPDATE SET mode = excluded.mode, \
+                     secret_sealed = excluded.secret_sealed, started_at = excluded.started_at \
+                     WHERE totp.pending = $3",
+                )
+                .bind(user)
+                .bind(mode.as_str())
+                .bind(true)
+                .bind(secret_sealed)
+                .bind(now)
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+                w.tx.commit().await?;
+                Ok(n == 1)
+            }
+
+            async fn confirm_enrolment(
+                &self,
+                user: $crate::UserId,
+                started_at: i64,
+                step: i64,
+                credential: &str,
+                recovery_hashes: &[String],
+                now: i64,
+            ) -> $crate::StoreResult<bool> {
+                let mut w = self.begin_write().await?;
+                let n = sqlx::query(
+                    "UPDATE totp SET pending = $1, confirmed_at = $2, last_step = $3, \
+                     last_credential = $4 WHERE user_id = $5 AND pending = $6 AND started_at = $7",
+                )
+                .bind(false)
+                .bind(now)
+                .bind(step)
+                .bind(credential)
+                .bind(user)
+                .bind(true)
+                .bind(started_at)
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+                if n != 1 {
+                    return Ok(false);
+                }
+                replace_codes(&mut *w.tx, user, recovery_hashes).await?;
+                w.tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn cancel_pending(&self, user: $crate::UserId) -> $crate::StoreResult<bool> {
+                let mut w = self.begin_write().await?;
+                let n = sqlx::query("DELETE FROM totp WHERE user_id = $1 AND pending = $2")
+                    .bind(user)
+                    .bind(true)
+                    .execute(&mut *w.tx)
+                    .await?
+                    .rows_affected();
+                w.tx.commit().await?;
+                Ok(n == 1)
+            }
+
+            async fn set_two_factor_mode(
+                &self,
+                user: $crate::UserId,
+                mode: $crate::TwoFactorMode,
+            ) -> $crate::StoreResult<bool> {
+                let mut w = self.begin_write().await?;
+                let n = sqlx::query("UPDATE totp SET mode = $1 WHERE user_id = $2 AND pending = $3")
+                    .bind(mode.as_str())
+                    .bind(user)
+                    .bind(false)
+                    .execute(&mut *w.tx)
+                    .await?
+                    .rows_affected();
+                w.tx.commit().await?;
+                Ok(n == 1)
+            }
+
+            async fn disable_two_factor(&self, user: $crate::UserId) -> $crate::StoreResult<bool> {
+                let mut w = self.begin_write().await?;
+                let n = sqlx::query("DELETE FROM totp WHERE user_id = $1")
+                    .bind(user)
+                    .execute(&mut *w.tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+                    .bind(user)
+                    .execute(&mut *w.tx)
+                    .await?;
+                w.tx.commit().await?;
+                Ok(n == 1)
+            }
+
+            async fn consume_step(
+                &self,
+                user: $crate::UserId,
+                step: i64,
+                credential: &str,
+            ) -> $crate::StoreResult<bool> {
+                let mut w = self.begin_write().await?;
+                let n = sqlx::query(
+                    "UPDATE totp SET last_step = $1, last_credential = $2 \
+                     WHERE user_id = $3 AND pending = $4 AND (last_step IS NULL OR last_step < $1 \
+                     OR (last_step = $1 AND last_credential = $2))",
+                )
+                .bind(step)
+                .bind(credential)
+                .bind(user)
+                .bind(false)
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+                w.tx.commit().await?;
+                Ok(n == 1)
+            }
+
+            async fn use_recovery_code(
+                &self,
+                user: $crate::UserId,
+                code_hash: &str,
+                credential: &str,
+                now: i64,
+                repeat_after: i64,
+            ) -> $crate::StoreResult<$crate::RecoveryUse> {
+                let mut w = self.begin_write().await?;
+                let first = sqlx::query(
+                    "UPDATE recovery_codes SET used_at = $1, used_by = $2 \
+                     WHERE user_id = $3 AND code_hash = $4 AND used_at IS NULL",
+                )
+                .bind(now)
+                .bind(credential)
+                .bind(user)
+                .bind(code_hash)
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+                if first >= 1 {
+                    w.tx.commit().await?;
+                    return Ok($crate::RecoveryUse::FirstUse);
+                }
+                let again: Option<i64> = sqlx::query_scalar(
+                    "SELECT id FROM recovery_codes WHERE user_id = $1 AND code_hash = $2 \
+                     AND used_by = $3 AND used_at > $4",
+                )
+                .bind(user)
+                .bind(code_hash)
+                .bind(credential)
+                .bind(repeat_after)
+                .fetch_optional(&mut *w.tx)
+                .await?;
+                w.tx.commit().await?;
+                Ok(if again.is_some() { $crate::RecoveryUse::Repeat } else { $crate::RecoveryUse::Rejected })
+            }
+
+            async fn replace_recovery_codes(
+                &self,
+                user: $crate::UserId,
+                hashes: &[String],
+                _now: i64,
+            ) -> $crate::StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                replace_codes(&mut *w.tx, user, hashes).await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn recovery_codes_left(&self, user: $crate::UserId) -> $crate::StoreResult<i64> {
+                Ok(sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",
+                )
+                .bind(user)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn record_failure(
+                &self,
+                kind: $crate::FailureKind,
+                user: Option<$crate::UserId>,
+                ip: &str,
+                now: i64,
+                prune_before: i64,
+            ) -> $crate::StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                sqlx::query("INSERT INTO auth_failures (kind, user_id, ip, at) VALUES ($1, $2, $3, $4)")
+                    .bind(kind.as_str())
+                    .bind(user)
+                    .bind(ip)
+                    .bind(now)
+                    .execute(&mut *w.tx)
+                    .await?;
+                sqlx::query("DELETE FROM auth_failures WHERE kind = $1 AND ip = $2 AND at < $3")
+                    .bind(kind.as_str())
+                    .bind(ip)
+                    .bind(prune_before)
+                    .execute(&mut *w.tx)
+                    .await?;
+                if let Some(u) = user {
+                    sqlx::query("DELETE FROM auth_failures WHERE kind = $1 AND user_id = $2 AND at < $3")
+                        .bind(kind.as_str())
+                        .bind(u)
+                        .bind(prune_before)
+                        .execute(&mut *w.tx)
+                        .await?;
+                }
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn failures_since(
+                &self,
+                kind: $crate::FailureKind,
+                user: Option<$crate::UserId>,
+                ip: Option<&str>,
+                since: i64,
+            ) -> $crate::StoreResult<Vec<i64>> {
+                let rows: Vec<i64> = match (user, ip) {
+                    (Some(u), _) => sqlx::query_scalar(
+                        "SELECT at FROM auth_failures WHERE kind = $1 AND user_id = $2 AND at >= $3 ORDER BY at",
+                    )
+                    .bind(kind.as_str())
+                    .bind(u)
+                    .bind(since)
+                    .fetch_all(&self.pool)
+                    .await?,
+                    (None, Some(ip)) => sqlx::query_scalar(
+                        "SELECT at FROM auth_failures WHERE kind = $1 AND ip = $2 AND at >= $3 ORDER BY at",
+                    )
+                    .bind(kind.as_str())
+                    .bind(ip)
+                    .bind(since)
+                    .fetch_all(&self.pool)
+                    .await?,
+                    (None, None) => Vec::new(),
+                };
+                Ok(rows)
+            }
+        }
+
+        async fn replace_codes(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            user: $crate::UserId,
+            hashes: &[String],
+        ) -> $crate::StoreResult<()> {
+            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
+                .bind(user)
+                .execute(&mut *conn)
+                .await?;
+            for h in hashes {
+                sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+                    .bind(user)
+                    .bind(h)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(())
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::SecurityLog for $store {
+            async fn log_event(&self, user: $crate::UserId, e: $crate::SecurityEvent) -> $crate::StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO security_events (user_id, at, kind, ip, user_agent, detail) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(user)
+                .bind(e.at)
+                .bind(&e.kind)
+                .bind(&e.ip)
+                .bind(&e.user_agent)
+                .bind(&e.detail)
+                .execute(&mut *w.tx)
+                .await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn events(&self, user: $crate::UserId, limit: i64) -> $crate::StoreResult<Vec<$crate::SecurityEvent>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT at, kind, ip, user_agent, detail FROM security_events WHERE user_id = $1 \
+                     ORDER BY at DESC, id DESC LIMIT $2",
+                )
+                .bind(user)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for r in &rows {
+                    out.push($crate::SecurityEvent {
+                        at: r.try_get("at")?,
+                        kind: r.try_get("kind")?,
+                        ip: r.try_get("ip")?,
+                        user_agent: r.try_get("user_agent")?,
+                        detail: r.try_get("detail")?,
+                    });
+                }
+                Ok(out)
+            }
+        }
+    };
+}
+
+pub(crate) use impl_two_factor_store;
