@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use tessera_server::clock::iso8601;
-use tessera_server::{Clock, Config, names, passwords};
+use tessera_server::{Clock, Config, events, names, passwords};
 use tessera_store::NewUser;
 
 /// Admin subcommands.
@@ -17,6 +17,22 @@ pub enum AdminCommand {
     User {
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// Print an account's security log (logins, 2FA changes, failures), newest first.
+    SecurityLog {
+        /// User name.
+        name: String,
+        /// Most entries to print.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+    /// Admin-assisted recovery: turn off a user's 2FA and revoke all their tokens, after
+    /// checking their identity out of band. The user logs in with the password and enables 2FA
+    /// again.
+    #[command(name = "reset-2fa")]
+    Reset2fa {
+        /// User name.
+        name: String,
     },
     /// Invite a user name and email to sign up with `npm adduser` (for `signup = "invitation"`).
     Invite {
@@ -78,7 +94,10 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
 
 /// Runs an admin command.
 pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
-    let (store, _blobs) = tessera_server::open_embedded(&config).await?;
+    let min_password_length = config.min_password_length;
+    let invitation_days = config.invitation_days;
+    let state = tessera_server::open_state(config).await?;
+    let store = state.store.clone();
     let now = Clock::system().now_ms();
     match cmd {
         AdminCommand::User {
@@ -93,7 +112,7 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
             names::validate_user_name(&name).map_err(anyhow::Error::msg)?;
             names::validate_email(&email).map_err(anyhow::Error::msg)?;
             let password = read_password(password_stdin)?;
-            passwords::check_policy(&password, config.min_password_length)
+            passwords::check_policy(&password, min_password_length)
                 .map_err(|e| anyhow::anyhow!(e.message))?;
             let hash = passwords::hash(&password)
                 .await
@@ -161,13 +180,50 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
             store.set_locked(u.id, false, now).await?;
             println!("unlocked {name}");
         }
+        AdminCommand::SecurityLog { name, limit } => {
+            let u = store
+                .user_by_name(&name)
+                .await?
+                .with_context(|| format!("no user {name}"))?;
+            for e in store.events(u.id, limit.clamp(1, 100_000)).await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    iso8601(e.at),
+                    e.kind,
+                    e.ip,
+                    e.detail,
+                    e.user_agent
+                );
+            }
+        }
+        AdminCommand::Reset2fa { name } => {
+            let u = store
+                .user_by_name(&name)
+                .await?
+                .with_context(|| format!("no user {name}"))?;
+            let had = store.disable_two_factor(u.id).await?;
+            let tokens = store.delete_user_tokens(u.id).await?;
+            events::record_from(
+                &state,
+                u.id,
+                "local",
+                "tessera admin",
+                events::kind::ADMIN_2FA_RESET,
+                format!("{tokens} tokens revoked"),
+            )
+            .await;
+            println!(
+                "{name}: two-factor authentication {}; {tokens} tokens revoked. They can log in with their password and run `npm profile enable-2fa`.",
+                if had { "turned off" } else { "was not on" }
+            );
+        }
         AdminCommand::Invite { name, email, days } => {
             names::validate_user_name(&name).map_err(anyhow::Error::msg)?;
             names::validate_email(&email).map_err(anyhow::Error::msg)?;
             if store.user_by_name(&name).await?.is_some() {
                 bail!("user {name} already exists");
             }
-            let days = days.unwrap_or(config.invitation_days).max(1);
+            let days = days.unwrap_or(invitation_days).max(1);
             let expires = now + i64::from(days) * 24 * 3600 * 1000;
             store.create_invitation(&name, &email, now, expires).await?;
             println!(

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use tessera_server::{AppState, Clock, Config};
+use tessera_server::Config;
 
 /// tessera: a self-hosted npm registry with npm-style two-factor authentication.
 #[derive(Parser)]
@@ -74,21 +74,14 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let (store, blobs) = tessera_server::open_embedded(&config).await?;
-    let clock = match std::env::var("TESSERA_TEST_CLOCK_OFFSET_MS") {
-        Ok(v) => Clock::with_offset(
-            v.parse()
-                .context("TESSERA_TEST_CLOCK_OFFSET_MS must be an integer")?,
-        ),
-        Err(_) => Clock::system(),
-    };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr()?;
+    let listen = config.listen;
     let data = config.data.display().to_string();
     let signup = format!("{:?}", config.signup).to_lowercase();
-    let state = AppState::new(store, blobs, config, clock);
+    let state = tessera_server::open_state(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
     println!("tessera listening on http://{addr}/ (data: {data}, sign-up: {signup})");
     tracing::info!(%addr, "listening");
     tessera_server::serve(listener, state, shutdown_signal()).await?;

@@ -49,7 +49,12 @@ fn hmac(alg: Algorithm, key: &[u8], msg: &[u8]) -> Vec<u8> {
 pub fn hotp(alg: Algorithm, key: &[u8], counter: u64, digits: u32) -> u32 {
     let mac = hmac(alg, key, &counter.to_be_bytes());
     let offset = (mac[mac.len() - 1] & 0x0f) as usize;
-    let bin = u32::from_be_bytes([mac[offset] & 0x7f, mac[offset + 1], mac[offset + 2], mac[offset + 3]]);
+    let bin = u32::from_be_bytes([
+        mac[offset] & 0x7f,
+        mac[offset + 1],
+        mac[offset + 2],
+        mac[offset + 3],
+    ]);
     bin % 10u32.pow(digits)
 }
 
@@ -60,7 +65,11 @@ pub fn step_at(unix_secs: u64) -> u64 {
 
 /// The 6-digit SHA-1 code of a step, zero-padded.
 pub fn code_for_step(key: &[u8], step: u64) -> String {
-    format!("{:0width$}", hotp(Algorithm::Sha1, key, step, DIGITS), width = DIGITS as usize)
+    format!(
+        "{:0width$}",
+        hotp(Algorithm::Sha1, key, step, DIGITS),
+        width = DIGITS as usize
+    )
 }
 
 /// The code an authenticator app shows at `unix_secs`.
@@ -104,7 +113,11 @@ pub fn secret_base32(secret: &[u8]) -> String {
 
 /// Decodes a base32 secret (case-insensitive, padding and spaces ignored).
 pub fn decode_base32(s: &str) -> Option<Vec<u8>> {
-    let clean: String = s.chars().filter(|c| !matches!(c, ' ' | '=')).collect::<String>().to_ascii_uppercase();
+    let clean: String = s
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '='))
+        .collect::<String>()
+        .to_ascii_uppercase();
     data_encoding::BASE32_NOPAD.decode(clean.as_bytes()).ok()
 }
 
@@ -160,9 +173,15 @@ mod tests {
 
     #[test]
     fn rfc4226_appendix_d() {
-        let expected = [755224, 287082, 359152, 969429, 338314, 254676, 287922, 162583, 399871, 520489];
+        let expected = [
+            755224, 287082, 359152, 969429, 338314, 254676, 287922, 162583, 399871, 520489,
+        ];
         for (count, want) in expected.iter().enumerate() {
-            assert_eq!(hotp(Algorithm::Sha1, SEED1, count as u64, 6), *want, "count {count}");
+            assert_eq!(
+                hotp(Algorithm::Sha1, SEED1, count as u64, 6),
+                *want,
+                "count {count}"
+            );
         }
     }
 
@@ -180,9 +199,21 @@ mod tests {
         for (t, s1, s256, s512) in rows {
             let step = step_at(t);
             assert_eq!(hotp(Algorithm::Sha1, SEED1, step, 8), s1, "sha1 at {t}");
-            assert_eq!(hotp(Algorithm::Sha256, SEED256, step, 8), s256, "sha256 at {t}");
-            assert_eq!(hotp(Algorithm::Sha512, SEED512, step, 8), s512, "sha512 at {t}");
-            assert_eq!(totp(SEED1, t), format!("{:06}", s1 % 1_000_000), "6-digit sha1 at {t}");
+            assert_eq!(
+                hotp(Algorithm::Sha256, SEED256, step, 8),
+                s256,
+                "sha256 at {t}"
+            );
+            assert_eq!(
+                hotp(Algorithm::Sha512, SEED512, step, 8),
+                s512,
+                "sha512 at {t}"
+            );
+            assert_eq!(
+                totp(SEED1, t),
+                format!("{:06}", s1 % 1_000_000),
+                "6-digit sha1 at {t}"
+            );
         }
         // leading zeros are significant (VEC-04)
         assert_eq!(totp(SEED1, 1111111109), "081804");
@@ -196,7 +227,11 @@ mod tests {
         let now = step_at(t);
         for d in [-1i64, 0, 1] {
             let code = code_for_step(SEED1, (now as i64 + d) as u64);
-            assert_eq!(verify(SEED1, &code, t, 1), Some((now as i64 + d) as u64), "offset {d}");
+            assert_eq!(
+                verify(SEED1, &code, t, 1),
+                Some((now as i64 + d) as u64),
+                "offset {d}"
+            );
         }
         for d in [-3i64, -2, 2, 3] {
             let code = code_for_step(SEED1, (now as i64 + d) as u64);
@@ -212,9 +247,22 @@ mod tests {
         let t = 1_795_863_031;
         let good = totp(SEED1, t);
         assert!(verify(SEED1, &good, t, 1).is_some());
-        assert!(verify(SEED1, &format!(" {good} "), t, 1).is_some(), "whitespace is stripped");
+        assert!(
+            verify(SEED1, &format!(" {good} "), t, 1).is_some(),
+            "whitespace is stripped"
+        );
         assert!(verify(SEED1, &format!("{} {}", &good[..3], &good[3..]), t, 1).is_some());
-        for bad in ["", "12345", "1234567", "١٢٣٤٥٦", "+12345", "-12345", "12345a", "0x1234", &good[1..]] {
+        for bad in [
+            "",
+            "12345",
+            "1234567",
+            "١٢٣٤٥٦",
+            "+12345",
+            "-12345",
+            "12345a",
+            "0x1234",
+            &good[1..],
+        ] {
             assert_eq!(normalize_code(bad), None, "{bad:?}");
             assert_eq!(verify(SEED1, bad, t, 1), None, "{bad:?}");
         }
@@ -240,9 +288,15 @@ mod tests {
     #[test]
     fn otpauth_uri_shape() {
         let uri = otpauth_uri("tessera", "alice", SEED1);
-        assert_eq!(uri, "otpauth://totp/tessera:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=tessera");
+        assert_eq!(
+            uri,
+            "otpauth://totp/tessera:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=tessera"
+        );
         let uri = otpauth_uri("My Registry", "a.b", SEED1);
-        assert!(uri.starts_with("otpauth://totp/My%20Registry:a%2Eb?secret="), "{uri}");
+        assert!(
+            uri.starts_with("otpauth://totp/My%20Registry:a%2Eb?secret="),
+            "{uri}"
+        );
         assert!(uri.ends_with("&issuer=My%20Registry"));
     }
 
@@ -260,7 +314,10 @@ mod tests {
         assert_eq!(sorted.len(), 10);
         let c = &codes[0];
         let grouped = format!("{}-{} {}", &c[..16].to_uppercase(), &c[16..32], &c[32..]);
-        assert_eq!(normalize_recovery_code(&grouped).as_deref(), Some(c.as_str()));
+        assert_eq!(
+            normalize_recovery_code(&grouped).as_deref(),
+            Some(c.as_str())
+        );
         assert_eq!(normalize_recovery_code("123456"), None);
         assert_eq!(normalize_recovery_code(&"g".repeat(64)), None);
         assert_eq!(hash_recovery_code(c).len(), 64);

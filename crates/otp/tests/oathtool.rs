@@ -8,7 +8,11 @@ fn oathtool(args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("oathtool must be installed (apt-get install oathtool; .ci/run does it)");
-    assert!(out.status.success(), "oathtool failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "oathtool failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -25,7 +29,20 @@ fn agrees_with_oathtool_on_random_secrets_and_times() {
 
 #[test]
 fn agrees_with_oathtool_on_the_rfc_vector() {
-    assert_eq!(oathtool(&["--totp", "-d", "8", "-N", "@59", "3132333435363738393031323334353637383930"]), "94287082");
+    assert_eq!(
+        oathtool(&[
+            "--totp",
+            "-d",
+            "8",
+            "-N",
+            "@59",
+            "3132333435363738393031323334353637383930"
+        ]),
+        "94287082"
+    );
     let seed = b"12345678901234567890";
-    assert_eq!(tessera_otp::hotp(tessera_otp::Algorithm::Sha1, seed, 1, 8), 94287082);
+    assert_eq!(
+        tessera_otp::hotp(tessera_otp::Algorithm::Sha1, seed, 1, 8),
+        94287082
+    );
 }

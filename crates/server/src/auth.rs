@@ -13,10 +13,15 @@ use axum::http::request::Parts;
 
 use tessera_store::{Token, TokenKind, User};
 
+use tessera_store::FailureKind;
+
 use crate::api_tokens;
 use crate::error::ApiError;
+use crate::gate::{self, TfaMode};
 use crate::passwords;
+use crate::second_factor::{self, Origin};
 use crate::state::AppState;
+use crate::throttle;
 
 /// The kind of credential a request carries; an input of the gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +89,17 @@ impl Caller {
             return Err(clone_error(e));
         }
         Ok(self.user.as_ref())
+    }
+
+    /// Identifies the credential in use, to bind a consumed OTP step to it: the same credential
+    /// may present its code again within the window (one npm command, several requests).
+    pub fn credential_id(&self) -> String {
+        match (&self.token, &self.user) {
+            (Some(t), _) => format!("token:{}", t.token_hash),
+            (None, Some(u)) if self.kind == CredentialKind::Basic => format!("basic:{}", u.id),
+            (None, Some(u)) => format!("user:{}", u.id),
+            (None, None) => "anonymous".into(),
+        }
     }
 
     /// The npm client's version from `user-agent: npm/11.4.0 node/…`, if it is npm.
@@ -240,12 +256,23 @@ async fn authenticate_basic(
         caller.refused = Some(ApiError::bad_basic());
         return Ok(());
     };
+    let ip = caller.ip.to_string();
     let Some(user) = state.store.user_by_name(name).await? else {
+        if let Err(e) = throttle::check(state, FailureKind::Password, None, &ip).await {
+            caller.refused = Some(e);
+            return Ok(());
+        }
         passwords::verify_dummy(password).await;
+        throttle::record(state, FailureKind::Password, None, &ip).await?;
         caller.refused = Some(ApiError::bad_basic());
         return Ok(());
     };
+    if let Err(e) = throttle::check(state, FailureKind::Password, Some(user.id), &ip).await {
+        caller.refused = Some(e);
+        return Ok(());
+    }
     if !passwords::verify(&user.password_hash, password).await {
+        throttle::record(state, FailureKind::Password, Some(user.id), &ip).await?;
         caller.refused = Some(ApiError::bad_basic());
         return Ok(());
     }
@@ -254,6 +281,24 @@ async fn authenticate_basic(
             "This account is locked. Contact your registry administrator.",
         ));
         return Ok(());
+    }
+    // Basic credentials are the password itself: with 2FA on, every such request needs the
+    // second factor too (npm's registry: "any Basic-auth request" in auth-only mode).
+    if matches!(
+        gate::account_mode(&user),
+        TfaMode::AuthOnly | TfaMode::AuthAndWrites
+    ) {
+        let origin = Origin {
+            ip: &ip,
+            user_agent: &caller.user_agent,
+        };
+        let credential = format!("basic:{}", user.id);
+        if let Err(e) =
+            second_factor::verify(state, &origin, &user, &credential, caller.otp.as_deref()).await
+        {
+            caller.refused = Some(e);
+            return Ok(());
+        }
     }
     caller.kind = CredentialKind::Basic;
     caller.user = Some(user);

@@ -6,11 +6,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Wall-clock time in Unix milliseconds, with an adjustable offset for tests.
 ///
-/// The offset is set only from configuration (`TESSERA_TEST_CLOCK_OFFSET_MS`, documented as a
-/// test hook), never from a request: the server never trusts a client's clock.
+/// The offset is set only by the process environment (`TESSERA_TEST_CLOCK_OFFSET_MS`, or a file
+/// named by `TESSERA_TEST_CLOCK_FILE` that tests rewrite to move time forward), documented as
+/// test hooks, never from a request: the server never trusts a client's clock.
 #[derive(Clone, Default)]
 pub struct Clock {
     offset_ms: Arc<AtomicI64>,
+    offset_file: Option<Arc<std::path::PathBuf>>,
 }
 
 impl Clock {
@@ -26,13 +28,28 @@ impl Clock {
         c
     }
 
+    /// The system clock shifted by the number of milliseconds written in `path` (re-read on
+    /// every call; a missing or unreadable file means no shift). For tests only.
+    pub fn with_offset_file(path: std::path::PathBuf) -> Self {
+        Clock {
+            offset_ms: Arc::default(),
+            offset_file: Some(Arc::new(path)),
+        }
+    }
+
     /// Now, in Unix milliseconds.
     pub fn now_ms(&self) -> i64 {
         let sys = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        sys + self.offset_ms.load(Ordering::Relaxed)
+        let file = self
+            .offset_file
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p.as_path()).ok())
+            .and_then(|t| t.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        sys + self.offset_ms.load(Ordering::Relaxed) + file
     }
 
     /// Now, in Unix seconds.

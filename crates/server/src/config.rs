@@ -78,6 +78,28 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// Two-factor authentication settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TfaConfig {
+    /// Issuer shown by authenticator apps (the `otpauth://` issuer).
+    pub issuer: String,
+    /// Time steps accepted either side of now: 1 (RFC 6238's ±30 s), or 0 for a strict 30 s.
+    pub window: u64,
+    /// Minutes a pending enrolment may wait for its confirming code.
+    pub pending_minutes: u64,
+}
+
+impl Default for TfaConfig {
+    fn default() -> Self {
+        TfaConfig {
+            issuer: "tessera".into(),
+            window: 1,
+            pending_minutes: 10,
+        }
+    }
+}
+
 /// The registry's configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -107,6 +129,8 @@ pub struct Config {
     pub trust_proxy: bool,
     /// Log filter (`info`, `tessera=debug`, …); `RUST_LOG` wins when set.
     pub log: String,
+    /// Two-factor authentication.
+    pub tfa: TfaConfig,
 }
 
 impl Default for Config {
@@ -124,6 +148,7 @@ impl Default for Config {
             min_password_length: 8,
             trust_proxy: false,
             log: "info".into(),
+            tfa: TfaConfig::default(),
         }
     }
 }
@@ -284,6 +309,13 @@ mod tests {
         assert_eq!(c.signup, Signup::Closed);
         assert_eq!(c.max_body_size, ByteSize(2048));
         assert_eq!(c.public_url.as_deref(), Some("https://npm.example.com/"));
+        let env = vec![
+            ("TESSERA_TFA__ISSUER".to_string(), "Acme npm".to_string()),
+            ("TESSERA_TFA__WINDOW".to_string(), "0".to_string()),
+        ];
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(c.tfa.issuer, "Acme npm");
+        assert_eq!(c.tfa.window, 0);
         std::fs::remove_dir_all(dir).ok();
     }
 

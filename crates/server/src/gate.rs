@@ -6,10 +6,11 @@
 //! docs/2fa-matrix.md is generated from this function (see the `matrix` test), so the
 //! documentation and the code cannot drift apart.
 
-use tessera_store::{Package, User};
+use tessera_store::{Package, TwoFactorMode, User};
 
 use crate::auth::{Caller, CredentialKind};
 use crate::error::{ApiError, ApiResult};
+use crate::second_factor::{self, Origin, Satisfied};
 use crate::state::AppState;
 
 /// Every operation the gate knows.
@@ -284,8 +285,15 @@ pub fn decide(
 }
 
 /// The 2FA mode of an account.
-pub fn account_mode(_user: &User) -> TfaMode {
-    TfaMode::Off
+pub fn account_mode(user: &User) -> TfaMode {
+    match user.two_factor {
+        None => TfaMode::Off,
+        Some(t) if t.pending => TfaMode::Pending,
+        Some(t) => match t.mode {
+            TwoFactorMode::AuthOnly => TfaMode::AuthOnly,
+            TwoFactorMode::AuthAndWrites => TfaMode::AuthAndWrites,
+        },
+    }
 }
 
 /// The 2FA policy of a package.
@@ -305,25 +313,41 @@ pub async fn enforce(
     package: Option<&Package>,
 ) -> ApiResult<()> {
     let user = caller.require_user()?;
-    enforce_for(state, caller, user, op, package).await
+    enforce_for(state, caller, user, op, package)
+        .await
+        .map(|_| ())
 }
 
 /// Asks the gate for `op` on `account` (the caller's user, or the account logging in) and
-/// enforces the answer.
+/// enforces the answer: a required second factor is verified here, from the `npm-otp` header.
+/// Returns how the second factor was satisfied, if one was needed.
 pub async fn enforce_for(
-    _state: &AppState,
+    state: &AppState,
     caller: &Caller,
     account: &User,
     op: Operation,
     package: Option<&Package>,
-) -> ApiResult<()> {
+) -> ApiResult<Option<Satisfied>> {
     let policy = package.map(package_policy).unwrap_or_default();
     match decide(op, account_mode(account), caller.kind, policy) {
-        Decision::Allow => Ok(()),
+        Decision::Allow => Ok(None),
         Decision::Deny(d) => Err(d.error()),
-        Decision::Otp => Err(ApiError::otp_required(
-            "You must provide a one-time pass. Upgrade your client to npm@latest in order to use 2FA.",
-        )),
+        Decision::Otp => {
+            // A login mints a new credential: its code is bound to this request alone.
+            let credential = if op == Operation::Login {
+                format!("login:{}", crate::api_tokens::random_base62(16))
+            } else {
+                caller.credential_id()
+            };
+            let ip = caller.ip.to_string();
+            let origin = Origin {
+                ip: &ip,
+                user_agent: &caller.user_agent,
+            };
+            second_factor::verify(state, &origin, account, &credential, caller.otp.as_deref())
+                .await
+                .map(Some)
+        }
     }
 }
 

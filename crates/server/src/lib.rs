@@ -11,14 +11,18 @@ pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod gate;
 pub mod names;
 pub mod packument;
 pub mod passwords;
 pub mod routes;
+pub mod sealing;
+pub mod second_factor;
 pub mod state;
 pub mod tarball;
+pub mod throttle;
 pub mod versions;
 
 use std::net::SocketAddr;
@@ -52,6 +56,26 @@ pub async fn open_embedded(config: &Config) -> anyhow_like::Result<(Arc<dyn Stor
     let blobs =
         BlobStore::local(&config.tarball_dir()).map_err(|e| anyhow_like::Error(e.to_string()))?;
     Ok((Arc::new(store), blobs))
+}
+
+/// Builds the application state for the embedded backend from the configuration and the process
+/// environment (`TESSERA_SECRET_KEY`, and the test clock hooks `TESSERA_TEST_CLOCK_OFFSET_MS` and
+/// `TESSERA_TEST_CLOCK_FILE`).
+pub async fn open_state(config: Config) -> anyhow_like::Result<AppState> {
+    let (store, blobs) = open_embedded(&config).await?;
+    let key_env = std::env::var("TESSERA_SECRET_KEY").ok();
+    let keys = sealing::KeyRing::load(&config.data, key_env.as_deref())
+        .map_err(|e| anyhow_like::Error(e.to_string()))?;
+    let clock = if let Ok(f) = std::env::var("TESSERA_TEST_CLOCK_FILE") {
+        Clock::with_offset_file(f.into())
+    } else if let Ok(v) = std::env::var("TESSERA_TEST_CLOCK_OFFSET_MS") {
+        Clock::with_offset(v.parse().map_err(|_| {
+            anyhow_like::Error("TESSERA_TEST_CLOCK_OFFSET_MS must be an integer".into())
+        })?)
+    } else {
+        Clock::system()
+    };
+    Ok(AppState::new(store, blobs, config, clock, keys))
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves.

@@ -8,6 +8,7 @@ use tessera_store::{BlobStore, Store};
 use crate::cache::PackumentCache;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::sealing::KeyRing;
 
 /// Shared, cheaply clonable application state.
 #[derive(Clone)]
@@ -25,17 +26,26 @@ pub struct Inner {
     pub clock: Clock,
     /// Rendered packuments.
     pub packuments: PackumentCache,
+    /// Keys sealing TOTP secrets.
+    pub keys: KeyRing,
 }
 
 impl AppState {
     /// Builds the state.
-    pub fn new(store: Arc<dyn Store>, blobs: BlobStore, config: Config, clock: Clock) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        blobs: BlobStore,
+        config: Config,
+        clock: Clock,
+        keys: KeyRing,
+    ) -> Self {
         AppState(Arc::new(Inner {
             store,
             blobs,
             config,
             clock,
             packuments: PackumentCache::default(),
+            keys,
         }))
     }
 }

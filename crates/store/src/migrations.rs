@@ -7,8 +7,16 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 /// The SQLite migrations, in order.
 const SQLITE: &[(i64, &str, &str)] = &[
-    (1, "core", include_str!("../migrations/sqlite/0001_core.sql")),
-    (2, "two_factor", include_str!("../migrations/sqlite/0002_two_factor.sql")),
+    (
+        1,
+        "core",
+        include_str!("../migrations/sqlite/0001_core.sql"),
+    ),
+    (
+        2,
+        "two_factor",
+        include_str!("../migrations/sqlite/0002_two_factor.sql"),
+    ),
 ];
 
 fn migrator(list: &[(i64, &'static str, &'static str)]) -> Migrator {

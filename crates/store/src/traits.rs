@@ -141,7 +141,6 @@ pub trait PackageStore: Send + Sync {
     async fn blob_in_use(&self, sha512: &str) -> StoreResult<bool>;
 }
 
-
 /// Two-factor state: enrolment, the replay guard, recovery codes and failure counters.
 ///
 /// The security-relevant primitives are single atomic statements, so that racing requests on
@@ -190,7 +189,12 @@ pub trait TwoFactorStore: Send + Sync {
         repeat_after: i64,
     ) -> StoreResult<RecoveryUse>;
     /// Replaces every recovery code of an account.
-    async fn replace_recovery_codes(&self, user: UserId, hashes: &[String], now: i64) -> StoreResult<()>;
+    async fn replace_recovery_codes(
+        &self,
+        user: UserId,
+        hashes: &[String],
+        now: i64,
+    ) -> StoreResult<()>;
     /// Unused recovery codes left.
     async fn recovery_codes_left(&self, user: UserId) -> StoreResult<i64>;
     /// Records a failed attempt (prunes entries older than `prune_before`).

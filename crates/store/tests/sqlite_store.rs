@@ -259,45 +259,111 @@ async fn search_respects_visibility_and_terms() {
 async fn enrolment_is_pending_until_confirmed() {
     let s = store().await;
     let alice = s.create_user(new_user("alice"), 1).await.unwrap();
-    assert!(s.start_enrolment(alice.id, TwoFactorMode::AuthAndWrites, b"sealed-1", 10).await.unwrap());
+    assert!(
+        s.start_enrolment(alice.id, TwoFactorMode::AuthAndWrites, b"sealed-1", 10)
+            .await
+            .unwrap()
+    );
     let u = s.user_by_id(alice.id).await.unwrap().unwrap();
-    assert_eq!(u.two_factor, Some(TwoFactor { mode: TwoFactorMode::AuthAndWrites, pending: true, started_at: 10 }));
+    assert_eq!(
+        u.two_factor,
+        Some(TwoFactor {
+            mode: TwoFactorMode::AuthAndWrites,
+            pending: true,
+            started_at: 10
+        })
+    );
     // restarting while pending replaces the secret
-    assert!(s.start_enrolment(alice.id, TwoFactorMode::AuthOnly, b"sealed-2", 20).await.unwrap());
+    assert!(
+        s.start_enrolment(alice.id, TwoFactorMode::AuthOnly, b"sealed-2", 20)
+            .await
+            .unwrap()
+    );
     let t = s.totp(alice.id).await.unwrap().unwrap();
     assert_eq!(t.secret_sealed, b"sealed-2");
     // confirming an old enrolment fails; the current one works
     let codes = vec!["h1".to_string(), "h2".to_string()];
-    assert!(!s.confirm_enrolment(alice.id, 10, 100, "c", &codes, 30).await.unwrap());
-    assert!(s.confirm_enrolment(alice.id, 20, 100, "c", &codes, 30).await.unwrap());
+    assert!(
+        !s.confirm_enrolment(alice.id, 10, 100, "c", &codes, 30)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.confirm_enrolment(alice.id, 20, 100, "c", &codes, 30)
+            .await
+            .unwrap()
+    );
     let u = s.user_by_name("alice").await.unwrap().unwrap();
     assert_eq!(u.two_factor.unwrap().pending, false);
     assert_eq!(u.two_factor.unwrap().mode, TwoFactorMode::AuthOnly);
     // active 2FA cannot be silently replaced by a new enrolment
-    assert!(!s.start_enrolment(alice.id, TwoFactorMode::AuthOnly, b"evil", 40).await.unwrap());
-    assert_eq!(s.totp(alice.id).await.unwrap().unwrap().secret_sealed, b"sealed-2");
-    assert!(!s.cancel_pending(alice.id).await.unwrap(), "active is not pending");
+    assert!(
+        !s.start_enrolment(alice.id, TwoFactorMode::AuthOnly, b"evil", 40)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.totp(alice.id).await.unwrap().unwrap().secret_sealed,
+        b"sealed-2"
+    );
+    assert!(
+        !s.cancel_pending(alice.id).await.unwrap(),
+        "active is not pending"
+    );
     assert_eq!(s.recovery_codes_left(alice.id).await.unwrap(), 2);
-    assert!(s.set_two_factor_mode(alice.id, TwoFactorMode::AuthAndWrites).await.unwrap());
+    assert!(
+        s.set_two_factor_mode(alice.id, TwoFactorMode::AuthAndWrites)
+            .await
+            .unwrap()
+    );
     assert!(s.disable_two_factor(alice.id).await.unwrap());
     assert_eq!(s.recovery_codes_left(alice.id).await.unwrap(), 0);
-    assert!(s.user_by_id(alice.id).await.unwrap().unwrap().two_factor.is_none());
+    assert!(
+        s.user_by_id(alice.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .two_factor
+            .is_none()
+    );
 }
 
 #[tokio::test]
 async fn steps_are_consumed_once_except_by_the_same_credential() {
     let s = store().await;
     let alice = s.create_user(new_user("alice"), 1).await.unwrap();
-    s.start_enrolment(alice.id, TwoFactorMode::AuthAndWrites, b"x", 1).await.unwrap();
-    assert!(!s.consume_step(alice.id, 100, "t1").await.unwrap(), "pending enrolments consume nothing");
-    s.confirm_enrolment(alice.id, 1, 100, "enrol", &[], 2).await.unwrap();
-    assert!(!s.consume_step(alice.id, 100, "t1").await.unwrap(), "the confirmation's step is spent");
+    s.start_enrolment(alice.id, TwoFactorMode::AuthAndWrites, b"x", 1)
+        .await
+        .unwrap();
+    assert!(
+        !s.consume_step(alice.id, 100, "t1").await.unwrap(),
+        "pending enrolments consume nothing"
+    );
+    s.confirm_enrolment(alice.id, 1, 100, "enrol", &[], 2)
+        .await
+        .unwrap();
+    assert!(
+        !s.consume_step(alice.id, 100, "t1").await.unwrap(),
+        "the confirmation's step is spent"
+    );
     assert!(s.consume_step(alice.id, 101, "t1").await.unwrap());
-    assert!(s.consume_step(alice.id, 101, "t1").await.unwrap(), "same credential, same step");
-    assert!(!s.consume_step(alice.id, 101, "t2").await.unwrap(), "another credential");
-    assert!(!s.consume_step(alice.id, 100, "t1").await.unwrap(), "older step");
+    assert!(
+        s.consume_step(alice.id, 101, "t1").await.unwrap(),
+        "same credential, same step"
+    );
+    assert!(
+        !s.consume_step(alice.id, 101, "t2").await.unwrap(),
+        "another credential"
+    );
+    assert!(
+        !s.consume_step(alice.id, 100, "t1").await.unwrap(),
+        "older step"
+    );
     assert!(s.consume_step(alice.id, 102, "t2").await.unwrap());
-    assert!(!s.consume_step(alice.id, 101, "t1").await.unwrap(), "monotonic");
+    assert!(
+        !s.consume_step(alice.id, 101, "t1").await.unwrap(),
+        "monotonic"
+    );
 }
 
 #[tokio::test]
@@ -305,12 +371,20 @@ async fn racing_consumers_get_one_success() {
     let dir = tempfile::tempdir().unwrap();
     let s = std::sync::Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
     let alice = s.create_user(new_user("alice"), 1).await.unwrap();
-    s.start_enrolment(alice.id, TwoFactorMode::AuthAndWrites, b"x", 1).await.unwrap();
-    s.confirm_enrolment(alice.id, 1, 100, "enrol", &[], 2).await.unwrap();
+    s.start_enrolment(alice.id, TwoFactorMode::AuthAndWrites, b"x", 1)
+        .await
+        .unwrap();
+    s.confirm_enrolment(alice.id, 1, 100, "enrol", &[], 2)
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for i in 0..20 {
         let s = s.clone();
-        tasks.push(tokio::spawn(async move { s.consume_step(alice.id, 200, &format!("cred-{i}")).await.unwrap() }));
+        tasks.push(tokio::spawn(async move {
+            s.consume_step(alice.id, 200, &format!("cred-{i}"))
+                .await
+                .unwrap()
+        }));
     }
     let mut wins = 0;
     for t in tasks {
@@ -323,17 +397,60 @@ async fn racing_consumers_get_one_success() {
 async fn recovery_codes_work_once() {
     let s = store().await;
     let alice = s.create_user(new_user("alice"), 1).await.unwrap();
-    s.start_enrolment(alice.id, TwoFactorMode::AuthOnly, b"x", 1).await.unwrap();
-    s.confirm_enrolment(alice.id, 1, 1, "c", &["a".into(), "b".into()], 2).await.unwrap();
-    assert_eq!(s.use_recovery_code(alice.id, "a", "cred", 100, 0).await.unwrap(), RecoveryUse::FirstUse);
-    assert_eq!(s.use_recovery_code(alice.id, "a", "cred", 110, 50).await.unwrap(), RecoveryUse::Repeat);
-    assert_eq!(s.use_recovery_code(alice.id, "a", "other", 110, 50).await.unwrap(), RecoveryUse::Rejected);
-    assert_eq!(s.use_recovery_code(alice.id, "a", "cred", 500, 400).await.unwrap(), RecoveryUse::Rejected, "grace over");
-    assert_eq!(s.use_recovery_code(alice.id, "zzz", "cred", 500, 400).await.unwrap(), RecoveryUse::Rejected);
+    s.start_enrolment(alice.id, TwoFactorMode::AuthOnly, b"x", 1)
+        .await
+        .unwrap();
+    s.confirm_enrolment(alice.id, 1, 1, "c", &["a".into(), "b".into()], 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.use_recovery_code(alice.id, "a", "cred", 100, 0)
+            .await
+            .unwrap(),
+        RecoveryUse::FirstUse
+    );
+    assert_eq!(
+        s.use_recovery_code(alice.id, "a", "cred", 110, 50)
+            .await
+            .unwrap(),
+        RecoveryUse::Repeat
+    );
+    assert_eq!(
+        s.use_recovery_code(alice.id, "a", "other", 110, 50)
+            .await
+            .unwrap(),
+        RecoveryUse::Rejected
+    );
+    assert_eq!(
+        s.use_recovery_code(alice.id, "a", "cred", 500, 400)
+            .await
+            .unwrap(),
+        RecoveryUse::Rejected,
+        "grace over"
+    );
+    assert_eq!(
+        s.use_recovery_code(alice.id, "zzz", "cred", 500, 400)
+            .await
+            .unwrap(),
+        RecoveryUse::Rejected
+    );
     assert_eq!(s.recovery_codes_left(alice.id).await.unwrap(), 1);
-    s.replace_recovery_codes(alice.id, &["c".into()], 600).await.unwrap();
-    assert_eq!(s.use_recovery_code(alice.id, "b", "cred", 700, 0).await.unwrap(), RecoveryUse::Rejected, "old set void");
-    assert_eq!(s.use_recovery_code(alice.id, "c", "cred", 700, 0).await.unwrap(), RecoveryUse::FirstUse);
+    s.replace_recovery_codes(alice.id, &["c".into()], 600)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.use_recovery_code(alice.id, "b", "cred", 700, 0)
+            .await
+            .unwrap(),
+        RecoveryUse::Rejected,
+        "old set void"
+    );
+    assert_eq!(
+        s.use_recovery_code(alice.id, "c", "cred", 700, 0)
+            .await
+            .unwrap(),
+        RecoveryUse::FirstUse
+    );
 }
 
 #[tokio::test]
@@ -341,15 +458,42 @@ async fn failures_are_counted_per_account_and_address() {
     let s = store().await;
     let alice = s.create_user(new_user("alice"), 1).await.unwrap();
     for t in [10, 20, 30] {
-        s.record_failure(FailureKind::Otp, Some(alice.id), "10.0.0.1", t, 0).await.unwrap();
+        s.record_failure(FailureKind::Otp, Some(alice.id), "10.0.0.1", t, 0)
+            .await
+            .unwrap();
     }
-    s.record_failure(FailureKind::Password, Some(alice.id), "10.0.0.2", 40, 0).await.unwrap();
-    assert_eq!(s.failures_since(FailureKind::Otp, Some(alice.id), None, 15).await.unwrap(), vec![20, 30]);
-    assert_eq!(s.failures_since(FailureKind::Otp, None, Some("10.0.0.1"), 0).await.unwrap().len(), 3);
-    assert_eq!(s.failures_since(FailureKind::Password, Some(alice.id), None, 0).await.unwrap(), vec![40]);
+    s.record_failure(FailureKind::Password, Some(alice.id), "10.0.0.2", 40, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.failures_since(FailureKind::Otp, Some(alice.id), None, 15)
+            .await
+            .unwrap(),
+        vec![20, 30]
+    );
+    assert_eq!(
+        s.failures_since(FailureKind::Otp, None, Some("10.0.0.1"), 0)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        s.failures_since(FailureKind::Password, Some(alice.id), None, 0)
+            .await
+            .unwrap(),
+        vec![40]
+    );
     // pruning
-    s.record_failure(FailureKind::Otp, Some(alice.id), "10.0.0.1", 100, 25).await.unwrap();
-    assert_eq!(s.failures_since(FailureKind::Otp, Some(alice.id), None, 0).await.unwrap(), vec![30, 100]);
+    s.record_failure(FailureKind::Otp, Some(alice.id), "10.0.0.1", 100, 25)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.failures_since(FailureKind::Otp, Some(alice.id), None, 0)
+            .await
+            .unwrap(),
+        vec![30, 100]
+    );
 }
 
 #[tokio::test]
@@ -357,10 +501,22 @@ async fn security_log_keeps_newest_first() {
     let s = store().await;
     let alice = s.create_user(new_user("alice"), 1).await.unwrap();
     for (at, kind) in [(1, "login"), (2, "tfa_enabled"), (3, "otp_failed")] {
-        s.log_event(alice.id, SecurityEvent { at, kind: kind.into(), ip: "127.0.0.1".into(), user_agent: "npm".into(), detail: String::new() })
-            .await
-            .unwrap();
+        s.log_event(
+            alice.id,
+            SecurityEvent {
+                at,
+                kind: kind.into(),
+                ip: "127.0.0.1".into(),
+                user_agent: "npm".into(),
+                detail: String::new(),
+            },
+        )
+        .await
+        .unwrap();
     }
     let e = s.events(alice.id, 2).await.unwrap();
-    assert_eq!(e.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["otp_failed", "tfa_enabled"]);
+    assert_eq!(
+        e.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+        ["otp_failed", "tfa_enabled"]
+    );
 }

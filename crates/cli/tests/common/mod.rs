@@ -23,6 +23,7 @@ pub struct Registry {
     pub data: PathBuf,
     /// `127.0.0.1:PORT`
     pub addr: String,
+    clock_file: PathBuf,
     _dir: TempDir,
     /// Everything the server wrote to stderr (its log), collected in the background.
     pub log: std::sync::Arc<std::sync::Mutex<String>>,
@@ -47,11 +48,14 @@ impl Registry {
     }
 
     fn start_in(dir: TempDir, data: PathBuf, env: &[(&str, &str)]) -> Self {
+        let clock_file = dir.path().join("clock-offset-ms");
         let mut cmd = Command::new(tessera_bin());
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(&data)
             .env_remove("RUST_LOG")
+            .env_remove("TESSERA_SECRET_KEY")
             .env("TESSERA_LOG", "info")
+            .env("TESSERA_TEST_CLOCK_FILE", &clock_file)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
@@ -91,9 +95,71 @@ impl Registry {
             child,
             data,
             addr,
+            clock_file,
             _dir: dir,
             log,
         }
+    }
+
+    /// Moves the server's clock forward by `secs` (the test hook `TESSERA_TEST_CLOCK_FILE`).
+    pub fn advance(&self, secs: i64) {
+        let now: i64 = std::fs::read_to_string(&self.clock_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        std::fs::write(&self.clock_file, (now + secs * 1000).to_string()).unwrap();
+    }
+
+    /// The server's idea of now, in Unix seconds.
+    pub fn now_secs(&self) -> u64 {
+        let offset: i64 = std::fs::read_to_string(&self.clock_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        let sys = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        ((sys + offset) / 1000) as u64
+    }
+
+    /// The code an authenticator app shows now for `secret` (base32), `steps` time steps away.
+    pub fn otp(&self, secret: &str, steps: i64) -> String {
+        let key = tessera_otp::decode_base32(secret).expect("base32 secret");
+        let step = tessera_otp::step_at(self.now_secs()) as i64 + steps;
+        tessera_otp::code_for_step(&key, step as u64)
+    }
+
+    /// Turns 2FA on over the API for the account of `token`; returns the secret and the
+    /// recovery codes.
+    pub fn enable_2fa(&self, token: &str, password: &str, mode: &str) -> (String, Vec<String>) {
+        let http = self.http().with_token(token);
+        let r = http.post_json(
+            "/-/npm/v1/user",
+            &serde_json::json!({"tfa": {"password": password, "mode": mode}}),
+        );
+        assert_eq!(r.status, 200, "enable: {}", r.text);
+        let uri = r.json()["tfa"].as_str().unwrap().to_owned();
+        let secret = uri
+            .split("secret=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .to_owned();
+        let r = http.post_json(
+            "/-/npm/v1/user",
+            &serde_json::json!({"tfa": [self.otp(&secret, 0)]}),
+        );
+        assert_eq!(r.status, 200, "confirm: {}", r.text);
+        let codes = r.json()["tfa"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect();
+        (secret, codes)
     }
 
     /// The registry URL npm is pointed at.
@@ -380,6 +446,18 @@ impl Pty {
             ),
         }
         self
+    }
+
+    /// Waits for a regular expression; returns the matched text.
+    pub fn expect_regex(&mut self, re: &str) -> String {
+        match self.session.exp_regex(re) {
+            Ok((before, matched)) => {
+                self.seen.push_str(&before);
+                self.seen.push_str(&matched);
+                matched
+            }
+            Err(e) => panic!("waiting for /{re}/: {e}\ntranscript so far:\n{}", self.seen),
+        }
     }
 
     /// Types a line.

@@ -11,19 +11,22 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use tessera_store::{NewUser, StoreError, TokenKind, User};
+use tessera_store::{FailureKind, NewUser, StoreError, TokenKind, User};
 
 use crate::api_tokens;
 use crate::auth::Caller;
 use crate::config::Signup;
 use crate::error::{ApiError, ApiResult};
+use crate::events::{self, kind};
 use crate::extract::{parse_json, read_body};
 use crate::gate::{self, Operation};
 use crate::names;
 use crate::passwords;
 use crate::routes::check_read_allowed;
 use crate::routes::tokens::{TokenSpec, issue_token};
+use crate::second_factor::Satisfied;
 use crate::state::AppState;
+use crate::throttle;
 
 const USER_PREFIX: &str = "org.couchdb.user:";
 
@@ -90,9 +93,23 @@ async fn couch_login(
         .filter(|p| !p.is_empty())
         .ok_or_else(|| ApiError::bad_request("A password is required"))?;
 
-    if let Some(user) = state.store.user_by_name(name).await? {
+    let ip = caller.ip.to_string();
+    let existing = state.store.user_by_name(name).await?;
+    throttle::check(
+        state,
+        FailureKind::Password,
+        existing.as_ref().map(|u| u.id),
+        &ip,
+    )
+    .await?;
+    if let Some(user) = existing {
         if !passwords::verify(&user.password_hash, &password).await {
             tracing::info!(user = name, ip = %caller.ip, "login failed: wrong password");
+            let over = throttle::record(state, FailureKind::Password, Some(user.id), &ip).await?;
+            events::record(state, user.id, caller, kind::LOGIN_FAILED, "wrong password").await;
+            if over {
+                events::record(state, user.id, caller, kind::THROTTLED, "password").await;
+            }
             return Err(wrong_credentials());
         }
         if user.locked {
@@ -100,12 +117,20 @@ async fn couch_login(
                 "This account is locked. Contact your registry administrator.",
             ));
         }
-        gate::enforce_for(state, caller, &user, Operation::Login, None).await?;
+        // The second factor is checked only now, after the password (RPL-06).
+        let how = gate::enforce_for(state, caller, &user, Operation::Login, None).await?;
+        let detail = match how {
+            None => "password (no 2FA)",
+            Some(Satisfied::Totp) => "password and one-time password",
+            Some(Satisfied::RecoveryCode) => "password and recovery code",
+        };
+        events::record(state, user.id, caller, kind::LOGIN, detail).await;
         return login_reply(state, &user, StatusCode::CREATED).await;
     }
 
     let Some(email) = body.email else {
         passwords::verify_dummy(&password).await;
+        throttle::record(state, FailureKind::Password, None, &ip).await?;
         tracing::info!(ip = %caller.ip, "login failed: unknown user");
         return Err(wrong_credentials());
     };
@@ -140,6 +165,7 @@ async fn couch_login(
         Err(e) => return Err(e.into()),
     };
     tracing::info!(user = %user.name, ip = %caller.ip, "account created");
+    events::record(state, user.id, caller, kind::LOGIN, "account created").await;
     login_reply(state, &user, StatusCode::CREATED).await
 }
 

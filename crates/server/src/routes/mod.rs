@@ -14,6 +14,7 @@ pub mod read;
 pub mod search;
 pub mod star;
 pub mod tokens;
+pub mod two_factor;
 pub mod unpublish;
 
 use axum::Router;

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use tessera_store::{Profile, User};
@@ -11,10 +12,12 @@ use tessera_store::{Profile, User};
 use crate::auth::Caller;
 use crate::clock::iso8601;
 use crate::error::{ApiError, ApiResult};
+use crate::events::{self, kind};
 use crate::extract::{parse_json, read_body};
 use crate::gate::{self, Operation};
 use crate::names;
 use crate::passwords;
+use crate::routes::two_factor;
 use crate::state::AppState;
 
 /// The profile as npm reads it.
@@ -24,7 +27,10 @@ pub fn profile_json(user: &User) -> Value {
         "name": user.name,
         "email": user.email,
         "email_verified": user.email_verified,
-        "tfa": false,
+        "tfa": match user.two_factor {
+            None => json!(false),
+            Some(t) => json!({"pending": t.pending, "mode": t.mode.as_str()}),
+        },
         "cidr_whitelist": null,
         "fullname": s(&user.profile.fullname),
         "homepage": s(&user.profile.homepage),
@@ -66,14 +72,12 @@ pub async fn post(
     caller: Caller,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let user = caller.require_user()?;
     let bytes = read_body(&headers, body, 64 * 1024).await?;
     let body: Map<String, Value> = parse_json(&bytes)?;
-    if body.contains_key("tfa") {
-        return Err(ApiError::bad_request(
-            "Two-factor authentication is not available on this registry yet",
-        ));
+    if let Some(tfa) = body.get("tfa") {
+        return two_factor::handle(&state, &caller, user, tfa).await;
     }
 
     let profile = Profile {
@@ -100,7 +104,10 @@ pub async fn post(
         Some(Value::Object(p)) => {
             let old = p.get("old").and_then(Value::as_str).unwrap_or("");
             let new = p.get("new").and_then(Value::as_str).unwrap_or("");
-            if !passwords::verify(&user.password_hash, old).await {
+            if two_factor::check_password(&state, &caller, user, Some(old))
+                .await
+                .is_err()
+            {
                 return Err(ApiError::unauthorized(
                     "Your current password is incorrect.",
                 ));
@@ -125,7 +132,11 @@ pub async fn post(
     if let Some(p) = new_password {
         let hash = passwords::hash(&p).await?;
         state.store.set_password_hash(user.id, &hash, now).await?;
+        events::record(&state, user.id, &caller, kind::PASSWORD_CHANGED, "").await;
         tracing::info!(user = %user.name, "password changed");
+    }
+    if email != user.email {
+        events::record(&state, user.id, &caller, kind::EMAIL_CHANGED, "").await;
     }
     let updated = if fields_changed {
         let verified = user.email_verified && email == user.email;
@@ -140,5 +151,5 @@ pub async fn post(
             .await?
             .ok_or_else(ApiError::not_found)?
     };
-    Ok(Json(profile_json(&updated)))
+    Ok(Json(profile_json(&updated)).into_response())
 }

@@ -17,10 +17,10 @@ use crate::api_tokens;
 use crate::auth::Caller;
 use crate::clock::iso8601;
 use crate::error::{ApiError, ApiResult};
+use crate::events::{self, kind};
 use crate::extract::{parse_json, read_body};
 use crate::gate::{self, Operation};
 use crate::names;
-use crate::passwords;
 use crate::state::AppState;
 
 /// Longest token lifetime accepted, in days.
@@ -334,12 +334,18 @@ pub async fn create(
         ));
     }
     let spec = parse_spec(&body, state.clock.now_ms())?;
-    if !passwords::verify(&user.password_hash, password).await {
-        return Err(ApiError::unauthorized("Incorrect password."));
-    }
+    crate::routes::two_factor::check_password(&state, &caller, user, Some(password)).await?;
     gate::enforce(&state, &caller, Operation::TokenCreate, None).await?;
     let (value, token) = issue_token(&state, user, spec).await?;
     tracing::info!(user = %user.name, kind = token.kind.as_str(), "token created");
+    events::record(
+        &state,
+        user.id,
+        &caller,
+        kind::TOKEN_CREATED,
+        token.kind.as_str(),
+    )
+    .await;
     let mut m = token_json(&token);
     m.insert("token".into(), json!(value));
     let mut res = (StatusCode::CREATED, Json(Value::Object(m))).into_response();
@@ -369,6 +375,7 @@ pub async fn revoke(
     gate::enforce(&state, &caller, Operation::TokenRevoke, None).await?;
     state.store.delete_token(user.id, &hash).await?;
     tracing::info!(user = %user.name, "token revoked");
+    events::record(&state, user.id, &caller, kind::TOKEN_REVOKED, "").await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,0 +1,303 @@
+//! Sealing of TOTP secrets at rest: AES-256-GCM under a key kept outside the database.
+//!
+//! The key comes from `TESSERA_SECRET_KEY` or from `secret.key` in the data directory, created
+//! with mode 0600 on first start. A sealed value is `[key id][12-byte random nonce][ciphertext
+//! and tag]`, with the owning account bound in as associated data, so a sealed secret copied to
+//! another account's row does not open. The key id lets keys be rotated.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+
+/// File name of the key file in the data directory.
+pub const KEY_FILE: &str = "secret.key";
+const NONCE_LEN: usize = 12;
+
+/// Why sealing or opening failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The key file or variable is unusable.
+    #[error("secret key: {0}")]
+    Key(String),
+    /// A sealed value could not be opened (wrong key, tampered or corrupt).
+    #[error("sealed value cannot be opened")]
+    Open,
+}
+
+/// The sealing keys: one current key, older ones kept to open values sealed before a rotation.
+#[derive(Clone)]
+pub struct KeyRing {
+    current: u8,
+    keys: BTreeMap<u8, [u8; 32]>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("current", &self.current)
+            .field("ids", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl KeyRing {
+    /// Parses `id:hex` entries (comma- or newline-separated; a bare hex string is id 1). The last
+    /// entry is the current key.
+    pub fn parse(text: &str) -> Result<Self, SealError> {
+        let mut keys = BTreeMap::new();
+        let mut current = None;
+        for entry in text
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|e| !e.is_empty() && !e.starts_with('#'))
+        {
+            let (id, hex) = match entry.split_once(':') {
+                Some((id, hex)) => (
+                    id.trim()
+                        .parse::<u8>()
+                        .map_err(|_| SealError::Key(format!("bad key id {id:?}")))?,
+                    hex.trim(),
+                ),
+                None => (1, entry),
+            };
+            if id == 0 {
+                return Err(SealError::Key("key id 0 is reserved".into()));
+            }
+            let bytes = data_encoding::HEXLOWER_PERMISSIVE
+                .decode(hex.as_bytes())
+                .map_err(|_| SealError::Key("keys must be 64 hex characters".into()))?;
+            let key: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| SealError::Key("keys must be 32 bytes (64 hex characters)".into()))?;
+            keys.insert(id, key);
+            current = Some(id);
+        }
+        let current = current.ok_or_else(|| SealError::Key("no key given".into()))?;
+        Ok(KeyRing { current, keys })
+    }
+
+    /// A ring with one fresh random key (id 1).
+    pub fn generate() -> Self {
+        let mut k = [0u8; 32];
+        getrandom::fill(&mut k).expect("the OS random number generator failed");
+        KeyRing {
+            current: 1,
+            keys: BTreeMap::from([(1, k)]),
+        }
+    }
+
+    /// The ring as written to the key file.
+    pub fn to_text(&self) -> String {
+        let mut out = String::from(
+            "# tessera sealing keys (id:hex); the last line is the current key. Keep this file secret.\n",
+        );
+        let mut ids: Vec<u8> = self
+            .keys
+            .keys()
+            .copied()
+            .filter(|i| *i != self.current)
+            .collect();
+        ids.push(self.current);
+        for id in ids {
+            out.push_str(&format!(
+                "{id}:{}\n",
+                data_encoding::HEXLOWER.encode(&self.keys[&id])
+            ));
+        }
+        out
+    }
+
+    /// Adds a new random key and makes it current; returns its id.
+    pub fn rotate(&mut self) -> Result<u8, SealError> {
+        let id = self
+            .keys
+            .keys()
+            .max()
+            .copied()
+            .unwrap_or(0)
+            .checked_add(1)
+            .ok_or_else(|| SealError::Key("too many keys".into()))?;
+        let mut k = [0u8; 32];
+        getrandom::fill(&mut k).expect("the OS random number generator failed");
+        self.keys.insert(id, k);
+        self.current = id;
+        Ok(id)
+    }
+
+    /// The id of the current key.
+    pub fn current_id(&self) -> u8 {
+        self.current
+    }
+
+    /// Loads the ring: `TESSERA_SECRET_KEY` if given, else the key file in `data`, created with
+    /// mode 0600 (and a fresh key) when missing.
+    pub fn load(data: &Path, env_value: Option<&str>) -> Result<Self, SealError> {
+        if let Some(v) = env_value {
+            return Self::parse(v);
+        }
+        let path = data.join(KEY_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let ring = Self::generate();
+                ring.write(data)?;
+                Ok(ring)
+            }
+            Err(e) => Err(SealError::Key(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+
+    /// Writes the key file (mode 0600), replacing it atomically.
+    pub fn write(&self, data: &Path) -> Result<(), SealError> {
+        use std::io::Write;
+        std::fs::create_dir_all(data).map_err(|e| SealError::Key(e.to_string()))?;
+        let tmp = data.join(format!("{KEY_FILE}.tmp"));
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts
+            .open(&tmp)
+            .map_err(|e| SealError::Key(format!("cannot write {}: {e}", tmp.display())))?;
+        f.write_all(self.to_text().as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| SealError::Key(e.to_string()))?;
+        std::fs::rename(&tmp, data.join(KEY_FILE)).map_err(|e| SealError::Key(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Seals `plain` for account `user` under the current key.
+    pub fn seal(&self, user: i64, plain: &[u8]) -> Vec<u8> {
+        let key = &self.keys[&self.current];
+        let cipher = Aes256Gcm::new_from_slice(key).expect("32-byte key");
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce).expect("the OS random number generator failed");
+        let aad = aad(user);
+        let ct = cipher
+            .encrypt(
+                &nonce.into(),
+                Payload {
+                    msg: plain,
+                    aad: &aad,
+                },
+            )
+            .expect("AES-GCM encryption of a short secret cannot fail");
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
+        out.push(self.current);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        out
+    }
+
+    /// Opens a value sealed for account `user`.
+    pub fn open(&self, user: i64, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+        if sealed.len() < 1 + NONCE_LEN + 16 {
+            return Err(SealError::Open);
+        }
+        let key = self.keys.get(&sealed[0]).ok_or(SealError::Open)?;
+        let cipher = Aes256Gcm::new_from_slice(key).expect("32-byte key");
+        let nonce: [u8; NONCE_LEN] = sealed[1..1 + NONCE_LEN]
+            .try_into()
+            .map_err(|_| SealError::Open)?;
+        let aad = aad(user);
+        cipher
+            .decrypt(
+                &nonce.into(),
+                Payload {
+                    msg: &sealed[1 + NONCE_LEN..],
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| SealError::Open)
+    }
+
+    /// The key id a sealed value was made with.
+    pub fn key_id_of(sealed: &[u8]) -> Option<u8> {
+        sealed.first().copied()
+    }
+}
+
+fn aad(user: i64) -> Vec<u8> {
+    format!("tessera-totp-secret:{user}").into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seals_and_opens_for_the_same_account_only() {
+        let ring = KeyRing::generate();
+        let s = ring.seal(7, b"12345678901234567890");
+        assert_eq!(ring.open(7, &s).unwrap(), b"12345678901234567890");
+        assert!(ring.open(8, &s).is_err(), "bound to the account");
+        assert!(
+            !s.windows(20).any(|w| w == b"12345678901234567890"),
+            "no plaintext"
+        );
+        assert_ne!(s, ring.seal(7, b"12345678901234567890"), "random nonce");
+        let mut t = s.clone();
+        *t.last_mut().unwrap() ^= 1;
+        assert!(ring.open(7, &t).is_err(), "tampering is detected");
+        assert!(KeyRing::generate().open(7, &s).is_err(), "another key");
+        assert!(ring.open(7, b"short").is_err());
+    }
+
+    #[test]
+    fn rotation_keeps_old_values_readable() {
+        let mut ring = KeyRing::generate();
+        let old = ring.seal(1, b"secret");
+        let id = ring.rotate().unwrap();
+        assert_eq!(id, 2);
+        let new = ring.seal(1, b"secret");
+        assert_eq!(KeyRing::key_id_of(&old), Some(1));
+        assert_eq!(KeyRing::key_id_of(&new), Some(2));
+        let reread = KeyRing::parse(&ring.to_text()).unwrap();
+        assert_eq!(reread.current_id(), 2);
+        assert_eq!(reread.open(1, &old).unwrap(), b"secret");
+        assert_eq!(reread.open(1, &new).unwrap(), b"secret");
+    }
+
+    #[test]
+    fn key_file_is_created_private() {
+        let dir = std::env::temp_dir().join(format!("tessera-seal-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let a = KeyRing::load(&dir, None).unwrap();
+        let b = KeyRing::load(&dir, None).unwrap();
+        let s = a.seal(1, b"x");
+        assert_eq!(b.open(1, &s).unwrap(), b"x", "the same key is read back");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn env_keys_parse() {
+        let hex = "11".repeat(32);
+        assert_eq!(KeyRing::parse(&hex).unwrap().current_id(), 1);
+        assert_eq!(
+            KeyRing::parse(&format!("1:{hex},3:{}", "22".repeat(32)))
+                .unwrap()
+                .current_id(),
+            3
+        );
+        assert!(KeyRing::parse("abc").is_err());
+        assert!(KeyRing::parse("").is_err());
+        assert!(KeyRing::parse(&format!("0:{hex}")).is_err());
+    }
+}

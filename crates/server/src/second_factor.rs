@@ -1,0 +1,151 @@
+//! Verification of the second factor: the one place that checks a one-time password or a
+//! recovery code, for every path (login, writes, token creation, 2FA changes).
+//!
+//! Order of checks: the throttle first (so a throttled answer reveals nothing), then the code's
+//! shape, then the TOTP against the sealed secret in the configured window, then the atomic
+//! consumption of its time step. The same credential may present the code it just used again
+//! (npm sends one `--otp` on every request of a command); any other credential is refused.
+//! Recovery codes are accepted wherever an OTP is, each once (with the same short grace for the
+//! credential that used it).
+
+use tessera_store::{FailureKind, RecoveryUse, User};
+
+use crate::error::{ApiError, ApiResult};
+use crate::events::{self, kind};
+use crate::state::AppState;
+use crate::throttle;
+
+/// How long the credential that used a recovery code may present it again (one npm command).
+const RECOVERY_REPEAT_MS: i64 = 5 * 60 * 1000;
+
+/// Where a second factor came from, for throttling and the security log.
+pub struct Origin<'a> {
+    /// Client address.
+    pub ip: &'a str,
+    /// Client user agent.
+    pub user_agent: &'a str,
+}
+
+/// The challenge npm answers with its OTP prompt (or EOTP off a terminal).
+pub fn challenge() -> ApiError {
+    ApiError::otp_required(
+        "You must provide a one-time pass. Upgrade your client to npm@latest in order to use 2FA.",
+    )
+}
+
+fn invalid() -> ApiError {
+    ApiError::otp_required(
+        "This one-time pass is invalid or was already used. Enter a current code from your \
+         authenticator app, or an unused recovery code.",
+    )
+}
+
+/// What satisfied the second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Satisfied {
+    /// A TOTP code.
+    Totp,
+    /// A recovery code.
+    RecoveryCode,
+}
+
+/// Checks `code` as the second factor of `account`, presented by `credential`.
+pub async fn verify(
+    state: &AppState,
+    origin: &Origin<'_>,
+    account: &User,
+    credential: &str,
+    code: Option<&str>,
+) -> ApiResult<Satisfied> {
+    let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
+        return Err(challenge());
+    };
+    throttle::check(state, FailureKind::Otp, Some(account.id), origin.ip).await?;
+    let now = state.clock.now_ms();
+    let log = |k: &'static str, detail: String| async move {
+        events::record_from(state, account.id, origin.ip, origin.user_agent, k, detail).await;
+    };
+
+    if let Some(digits) = tessera_otp::normalize_code(code) {
+        let record = state
+            .store
+            .totp(account.id)
+            .await?
+            .filter(|r| !r.state.pending);
+        if let Some(record) = record {
+            let secret = state
+                .keys
+                .open(account.id, &record.secret_sealed)
+                .map_err(ApiError::internal)?;
+            if let Some(step) = tessera_otp::verify(
+                &secret,
+                &digits,
+                (now / 1000) as u64,
+                state.config.tfa.window,
+            ) {
+                if state
+                    .store
+                    .consume_step(account.id, step as i64, credential)
+                    .await?
+                {
+                    return Ok(Satisfied::Totp);
+                }
+                log(
+                    kind::OTP_REPLAYED,
+                    "a code already used by another credential was presented again".into(),
+                )
+                .await;
+                return fail(state, origin, account).await;
+            }
+        }
+    } else if let Some(rc) = tessera_otp::normalize_recovery_code(code) {
+        let hash = tessera_otp::hash_recovery_code(&rc);
+        match state
+            .store
+            .use_recovery_code(account.id, &hash, credential, now, now - RECOVERY_REPEAT_MS)
+            .await?
+        {
+            RecoveryUse::FirstUse => {
+                let left = state
+                    .store
+                    .recovery_codes_left(account.id)
+                    .await
+                    .unwrap_or(0);
+                log(
+                    kind::RECOVERY_CODE_USED,
+                    format!("{left} recovery codes left"),
+                )
+                .await;
+                return Ok(Satisfied::RecoveryCode);
+            }
+            RecoveryUse::Repeat => return Ok(Satisfied::RecoveryCode),
+            RecoveryUse::Rejected => {}
+        }
+    }
+    fail(state, origin, account).await
+}
+
+async fn fail(state: &AppState, origin: &Origin<'_>, account: &User) -> ApiResult<Satisfied> {
+    let over = throttle::record(state, FailureKind::Otp, Some(account.id), origin.ip).await?;
+    events::record_from(
+        state,
+        account.id,
+        origin.ip,
+        origin.user_agent,
+        kind::OTP_FAILED,
+        "",
+    )
+    .await;
+    if over {
+        events::record_from(
+            state,
+            account.id,
+            origin.ip,
+            origin.user_agent,
+            kind::THROTTLED,
+            "second factor",
+        )
+        .await;
+    }
+    Err(invalid())
+}
