@@ -351,6 +351,97 @@ pub async fn enforce_for(
     }
 }
 
+/// Renders the whole decision table as Markdown: docs/2fa-matrix.md is this text (a test
+/// checks it), so the documentation is the code's own answer.
+pub fn matrix_markdown() -> String {
+    fn cell(d: Decision) -> &'static str {
+        match d {
+            Decision::Allow => "—",
+            Decision::Otp => "**OTP**",
+            Decision::Deny(Denial::LoginRequired) => "refused: log in",
+            Decision::Deny(Denial::ReadOnlyToken) => "refused: read-only",
+            Decision::Deny(Denial::AutomationTokenGovernance) => "refused: use a login token",
+            Decision::Deny(Denial::PackageRequires2fa) => "refused: enable 2FA",
+        }
+    }
+    let modes = [
+        TfaMode::Off,
+        TfaMode::Pending,
+        TfaMode::AuthOnly,
+        TfaMode::AuthAndWrites,
+    ];
+    let mut out = String::new();
+    out.push_str("# 2FA matrix: what each operation needs\n\n");
+    out.push_str(
+        "Generated from `crates/server/src/gate.rs` (`gate::matrix_markdown`); the test \
+         `gate::tests::matrix_doc_is_current` fails when this file and the code disagree. \
+         Regenerate with `TESSERA_WRITE_MATRIX=1 cargo test -p tessera-server matrix_doc`.\n\n",
+    );
+    out.push_str(
+        "**OTP**: the request must carry a valid one-time password (or an unused recovery code) \
+         in `npm-otp`, else 401 with `WWW-Authenticate: otp`. —: no second factor asked. \
+         Refused: 403 (401 for no credential) whatever the OTP.\n\n",
+    );
+    let section = |out: &mut String,
+                   title: &str,
+                   note: &str,
+                   cred: CredentialKind,
+                   policy: PackagePolicy| {
+        out.push_str(&format!("## {title}\n\n{note}\n\n| operation | off | pending | auth-only | auth-and-writes |\n|---|---|---|---|---|\n"));
+        for op in Operation::ALL {
+            let cells: Vec<&str> = modes
+                .iter()
+                .map(|m| cell(decide(op, *m, cred, policy)))
+                .collect();
+            out.push_str(&format!("| {} | {} |\n", op.label(), cells.join(" | ")));
+        }
+        out.push('\n');
+    };
+    section(
+        &mut out,
+        "Login tokens, classic publish tokens, granular read-write tokens, website sessions",
+        "Columns are the account's 2FA mode. `Basic` credentials (the password itself) follow this \
+         table too, and with 2FA on every Basic request needs an OTP, reads included.",
+        CredentialKind::PublishToken,
+        PackagePolicy::None,
+    );
+    section(
+        &mut out,
+        "Automation tokens and granular tokens with `bypass_2fa`",
+        "They publish, unpublish, deprecate and move dist-tags without an OTP; they never change the \
+         account, tokens, owners or access without the owner's OTP (refused outright when the \
+         account has no 2FA to ask for).",
+        CredentialKind::AutomationToken,
+        PackagePolicy::None,
+    );
+    section(
+        &mut out,
+        "Read-only tokens",
+        "They read; the only change they can make is revoking themselves (`npm logout`).",
+        CredentialKind::ReadOnlyToken,
+        PackagePolicy::None,
+    );
+    out.push_str("## Publishing a package with its own policy (`npm access set mfa=…`)\n\n");
+    out.push_str("The package's policy decides publishes, whatever the account's mode (other operations follow the tables above).\n\n");
+    out.push_str("| package policy | credential | off | pending | auth-only | auth-and-writes |\n|---|---|---|---|---|---|\n");
+    for (policy, pname) in [
+        (PackagePolicy::Publish, "`mfa=publish`"),
+        (PackagePolicy::Automation, "`mfa=automation`"),
+    ] {
+        for (cred, cname) in [
+            (CredentialKind::PublishToken, "login / publish token"),
+            (CredentialKind::AutomationToken, "automation / bypass token"),
+        ] {
+            let cells: Vec<&str> = modes
+                .iter()
+                .map(|m| cell(decide(Operation::Publish, *m, cred, policy)))
+                .collect();
+            out.push_str(&format!("| {pname} | {cname} | {} |\n", cells.join(" | ")));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,5 +490,142 @@ mod tests {
                 assert_eq!(d, Deny(Denial::LoginRequired), "{op:?}");
             }
         }
+    }
+
+    /// The rules, restated as data from the issue and npm's document: per operation, what an
+    /// interactive credential needs in auth-only and in auth-and-writes mode.
+    const SPEC: &[(Op, Decision, Decision)] = &[
+        (Op::Login, Otp, Otp),
+        (Op::ProfileWrite, Allow, Otp),
+        (Op::PasswordChange, Otp, Otp),
+        (Op::TfaEnable, Allow, Allow),
+        (Op::TfaConfirm, Allow, Allow),
+        (Op::TfaCancelPending, Allow, Allow),
+        (Op::TfaModeChange, Otp, Otp),
+        (Op::TfaDisable, Otp, Otp),
+        (Op::TokenCreate, Otp, Otp),
+        (Op::TokenRevoke, Allow, Otp),
+        (Op::Publish, Allow, Otp),
+        (Op::Unpublish, Allow, Otp),
+        (Op::Deprecate, Allow, Otp),
+        (Op::OwnerChange, Allow, Otp),
+        (Op::DistTagChange, Allow, Otp),
+        (Op::AccessChange, Allow, Otp),
+        (Op::Star, Allow, Allow),
+        (Op::Logout, Allow, Allow),
+    ];
+
+    const ALL_CREDS: [C; 6] = [
+        C::Anonymous,
+        C::Session,
+        C::Basic,
+        C::PublishToken,
+        C::ReadOnlyToken,
+        C::AutomationToken,
+    ];
+    const ALL_POLICIES: [PackagePolicy; 3] = [
+        PackagePolicy::None,
+        PackagePolicy::Publish,
+        PackagePolicy::Automation,
+    ];
+
+    fn expected(op: Op, mode: TfaMode, cred: C, policy: PackagePolicy) -> Decision {
+        let on = matches!(mode, TfaMode::AuthOnly | TfaMode::AuthAndWrites);
+        let (_, auth_only, auth_and_writes) = *SPEC
+            .iter()
+            .find(|(o, _, _)| *o == op)
+            .expect("every operation is specified");
+        if op == Op::Login {
+            return if on { Otp } else { Allow };
+        }
+        if cred == C::Anonymous {
+            return Deny(Denial::LoginRequired);
+        }
+        if cred == C::ReadOnlyToken {
+            return if op == Op::Logout {
+                Allow
+            } else {
+                Deny(Denial::ReadOnlyToken)
+            };
+        }
+        if op == Op::Publish && policy != PackagePolicy::None {
+            return match (policy, cred, on) {
+                (PackagePolicy::Automation, C::AutomationToken, _) => Allow,
+                (_, _, false) => Deny(Denial::PackageRequires2fa),
+                _ => Otp,
+            };
+        }
+        if cred == C::AutomationToken {
+            let package_write = matches!(
+                op,
+                Op::Publish
+                    | Op::Unpublish
+                    | Op::Deprecate
+                    | Op::DistTagChange
+                    | Op::Star
+                    | Op::Logout
+            );
+            if package_write {
+                return Allow;
+            }
+            return if on {
+                Otp
+            } else {
+                Deny(Denial::AutomationTokenGovernance)
+            };
+        }
+        match mode {
+            TfaMode::Off | TfaMode::Pending => Allow,
+            TfaMode::AuthOnly => auth_only,
+            TfaMode::AuthAndWrites => auth_and_writes,
+        }
+    }
+
+    #[test]
+    fn every_combination_matches_the_spec() {
+        let mut n = 0;
+        for op in Op::ALL {
+            for mode in TfaMode::ALL {
+                for cred in ALL_CREDS {
+                    for policy in ALL_POLICIES {
+                        assert_eq!(
+                            decide(op, mode, cred, policy),
+                            expected(op, mode, cred, policy),
+                            "{op:?} {mode:?} {cred:?} {policy:?}"
+                        );
+                        n += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(n, 18 * 4 * 6 * 3);
+    }
+
+    #[test]
+    fn sessions_basic_and_publish_tokens_are_alike() {
+        for op in Op::ALL {
+            for mode in TfaMode::ALL {
+                for policy in ALL_POLICIES {
+                    let d = decide(op, mode, C::PublishToken, policy);
+                    assert_eq!(decide(op, mode, C::Session, policy), d);
+                    assert_eq!(decide(op, mode, C::Basic, policy), d);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn matrix_doc_is_current() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/2fa-matrix.md");
+        let text = matrix_markdown();
+        if std::env::var_os("TESSERA_WRITE_MATRIX").is_some() {
+            std::fs::write(&path, &text).unwrap();
+        }
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            on_disk == text,
+            "docs/2fa-matrix.md is stale: run TESSERA_WRITE_MATRIX=1 cargo test -p tessera-server matrix_doc"
+        );
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! Order of checks: the throttle first (so a throttled answer reveals nothing), then the code's
 //! shape, then the TOTP against the sealed secret in the configured window, then the atomic
-//! consumption of its time step. The same credential may present the code it just used again
+//! consumption of its time step. Wrong codes count towards the throttle; replays of a real code
+//! are refused and logged but not counted (they are not guesses, and racing requests of one
+//! user must not lock the account). The same credential may present the code it just used again
 //! (npm sends one `--otp` on every request of a command); any other credential is refused.
 //! Recovery codes are accepted wherever an OTP is, each once (with the same short grace for the
 //! credential that used it).
@@ -95,7 +97,7 @@ pub async fn verify(
                     "a code already used by another credential was presented again".into(),
                 )
                 .await;
-                return fail(state, origin, account).await;
+                return Err(invalid());
             }
         }
     } else if let Some(rc) = tessera_otp::normalize_recovery_code(code) {
@@ -119,7 +121,15 @@ pub async fn verify(
                 return Ok(Satisfied::RecoveryCode);
             }
             RecoveryUse::Repeat => return Ok(Satisfied::RecoveryCode),
-            RecoveryUse::Rejected => {}
+            RecoveryUse::Spent => {
+                log(
+                    kind::OTP_REPLAYED,
+                    "a used recovery code was presented again".into(),
+                )
+                .await;
+                return Err(invalid());
+            }
+            RecoveryUse::Unknown => {}
         }
     }
     fail(state, origin, account).await

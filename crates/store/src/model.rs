@@ -412,8 +412,10 @@ pub enum RecoveryUse {
     FirstUse,
     /// Consumed moments ago by the same credential (npm repeats a code within one command).
     Repeat,
-    /// Unknown or already used.
-    Rejected,
+    /// A real code, already used by another credential (or too long ago): a replay.
+    Spent,
+    /// Not a recovery code of this account.
+    Unknown,
 }
 
 /// What a failure counter counts.

@@ -294,7 +294,7 @@ async fn enrolment_is_pending_until_confirmed() {
             .unwrap()
     );
     let u = s.user_by_name("alice").await.unwrap().unwrap();
-    assert_eq!(u.two_factor.unwrap().pending, false);
+    assert!(!u.two_factor.unwrap().pending);
     assert_eq!(u.two_factor.unwrap().mode, TwoFactorMode::AuthOnly);
     // active 2FA cannot be silently replaced by a new enrolment
     assert!(
@@ -419,20 +419,20 @@ async fn recovery_codes_work_once() {
         s.use_recovery_code(alice.id, "a", "other", 110, 50)
             .await
             .unwrap(),
-        RecoveryUse::Rejected
+        RecoveryUse::Spent
     );
     assert_eq!(
         s.use_recovery_code(alice.id, "a", "cred", 500, 400)
             .await
             .unwrap(),
-        RecoveryUse::Rejected,
+        RecoveryUse::Spent,
         "grace over"
     );
     assert_eq!(
         s.use_recovery_code(alice.id, "zzz", "cred", 500, 400)
             .await
             .unwrap(),
-        RecoveryUse::Rejected
+        RecoveryUse::Unknown
     );
     assert_eq!(s.recovery_codes_left(alice.id).await.unwrap(), 1);
     s.replace_recovery_codes(alice.id, &["c".into()], 600)
@@ -442,7 +442,7 @@ async fn recovery_codes_work_once() {
         s.use_recovery_code(alice.id, "b", "cred", 700, 0)
             .await
             .unwrap(),
-        RecoveryUse::Rejected,
+        RecoveryUse::Unknown,
         "old set void"
     );
     assert_eq!(

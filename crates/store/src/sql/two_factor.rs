@@ -180,18 +180,26 @@ macro_rules! impl_two_factor_store {
                     w.tx.commit().await?;
                     return Ok($crate::RecoveryUse::FirstUse);
                 }
-                let again: Option<i64> = sqlx::query_scalar(
-                    "SELECT id FROM recovery_codes WHERE user_id = $1 AND code_hash = $2 \
-                     AND used_by = $3 AND used_at > $4",
-                )
-                .bind(user)
-                .bind(code_hash)
-                .bind(credential)
-                .bind(repeat_after)
-                .fetch_optional(&mut *w.tx)
-                .await?;
+                let used: Option<(Option<String>, Option<i64>)> = {
+                    use sqlx::Row;
+                    sqlx::query(
+                        "SELECT used_by, used_at FROM recovery_codes WHERE user_id = $1 AND code_hash = $2",
+                    )
+                    .bind(user)
+                    .bind(code_hash)
+                    .fetch_optional(&mut *w.tx)
+                    .await?
+                    .map(|r| -> Result<_, sqlx::Error> { Ok((r.try_get("used_by")?, r.try_get("used_at")?)) })
+                    .transpose()?
+                };
                 w.tx.commit().await?;
-                Ok(if again.is_some() { $crate::RecoveryUse::Repeat } else { $crate::RecoveryUse::Rejected })
+                Ok(match used {
+                    None => $crate::RecoveryUse::Unknown,
+                    Some((by, at)) if by.as_deref() == Some(credential) && at.is_some_and(|a| a > repeat_after) => {
+                        $crate::RecoveryUse::Repeat
+                    }
+                    Some(_) => $crate::RecoveryUse::Spent,
+                })
             }
 
             async fn replace_recovery_codes(

@@ -1,0 +1,565 @@
+//! Black-box security checks of the second factor (security-requirements.md): replay, races,
+//! throttling, secrets at rest and in responses, and the ordering of factors.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// A registry with alice (2FA auth-and-writes) owning `demo`, and `n` extra tokens of hers.
+struct Setup {
+    reg: Registry,
+    secret: String,
+    codes: Vec<String>,
+    tokens: Vec<String>,
+}
+
+fn setup(extra_tokens: usize) -> Setup {
+    let reg = Registry::start();
+    let login = reg.signup("alice", "alice-password");
+    let http = reg.http().with_token(&login);
+    let mut tokens = vec![login.clone()];
+    for _ in 0..extra_tokens {
+        let r = http.post_json(
+            "/-/npm/v1/tokens",
+            &json!({"password": "alice-password", "readonly": false, "cidr_whitelist": []}),
+        );
+        tokens.push(r.json()["token"].as_str().unwrap().to_owned());
+    }
+    let m = json!({"name": "demo", "version": "1.0.0"});
+    let r = http.put_json(
+        "/demo",
+        &publish_body(&reg.url(), "demo", "1.0.0", &tgz(&m, &[])),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let (secret, codes) = reg.enable_2fa(&login, "alice-password", "auth-and-writes");
+    reg.advance(30);
+    Setup {
+        reg,
+        secret,
+        codes,
+        tokens,
+    }
+}
+
+fn tag(reg: &Registry, token: &str, tag: &str, otp: Option<&str>) -> Resp {
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(o) = otp {
+        headers.push(("npm-otp", o));
+    }
+    reg.http().with_token(token).send(
+        "PUT",
+        &format!("/-/package/demo/dist-tags/{tag}"),
+        &headers,
+        Some(b"\"1.0.0\"".to_vec()),
+    )
+}
+
+#[test]
+fn a_code_is_spent_for_other_credentials_but_not_for_its_own() {
+    let s = setup(2);
+    let code = s.reg.otp(&s.secret, 0);
+    assert_eq!(tag(&s.reg, &s.tokens[1], "a", Some(&code)).status, 200);
+    // the same token may present it again (npm sends one --otp on every request of a command)
+    assert_eq!(tag(&s.reg, &s.tokens[1], "b", Some(&code)).status, 200);
+    // another token may not
+    let r = tag(&s.reg, &s.tokens[2], "c", Some(&code));
+    assert_eq!((r.status, r.header("www-authenticate")), (401, Some("otp")));
+    assert!(r.error().contains("one-time pass"));
+    assert!(
+        s.reg
+            .http()
+            .get("/-/package/demo/dist-tags")
+            .json()
+            .get("c")
+            .is_none(),
+        "nothing changed"
+    );
+    // an older code after a newer one is refused even inside the window
+    let newer = s.reg.otp(&s.secret, 1);
+    assert_eq!(tag(&s.reg, &s.tokens[2], "d", Some(&newer)).status, 200);
+    assert_eq!(tag(&s.reg, &s.tokens[1], "e", Some(&code)).status, 401);
+    // a login code cannot then be used for a publish (RPL-04)
+    s.reg.advance(60);
+    let code = s.reg.otp(&s.secret, 0);
+    let r = s.reg.http().send(
+        "PUT",
+        "/-/user/org.couchdb.user:alice",
+        &[("content-type", "application/json"), ("npm-otp", &code)],
+        Some(serde_json::to_vec(&json!({"name": "alice", "password": "alice-password"})).unwrap()),
+    );
+    assert_eq!(r.status, 201);
+    let fresh = r.json()["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        tag(&s.reg, &fresh, "f", Some(&code)).status,
+        401,
+        "the login spent it"
+    );
+}
+
+#[test]
+fn twenty_racing_requests_with_one_code_succeed_once() {
+    let s = setup(20);
+    let code = Arc::new(s.reg.otp(&s.secret, 0));
+    let reg = Arc::new(s.reg);
+    let mut threads = Vec::new();
+    for (i, token) in s.tokens[1..].iter().enumerate() {
+        let (reg, code, token) = (reg.clone(), code.clone(), token.clone());
+        threads.push(std::thread::spawn(move || {
+            tag(&reg, &token, &format!("race{i}"), Some(&code)).status
+        }));
+    }
+    let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 401),
+        "{statuses:?}"
+    );
+    let tags = reg.http().get("/-/package/demo/dist-tags").json();
+    assert_eq!(
+        tags.as_object().unwrap().len(),
+        2,
+        "latest plus the one winner: {tags}"
+    );
+
+    let log =
+        String::from_utf8_lossy(&reg.admin(&["security-log", "alice"], None).stdout).into_owned();
+    assert!(
+        !log.contains("otp_failed"),
+        "losing a race is not a wrong guess:\n{log}"
+    );
+    assert!(log.contains("otp_replayed"), "{log}");
+    // the same race on logins: exactly one token is issued
+    reg.advance(30);
+    let code = Arc::new(reg.otp(&s.secret, 0));
+    let mut threads = Vec::new();
+    for _ in 0..10 {
+        let (reg, code) = (reg.clone(), code.clone());
+        threads.push(std::thread::spawn(move || {
+            reg.http()
+                .send(
+                    "PUT",
+                    "/-/user/org.couchdb.user:alice",
+                    &[("content-type", "application/json"), ("npm-otp", &code)],
+                    Some(
+                        serde_json::to_vec(&json!({"name": "alice", "password": "alice-password"}))
+                            .unwrap(),
+                    ),
+                )
+                .text
+        }));
+    }
+    let statuses: Vec<String> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| s.contains("token")).count(),
+        1,
+        "{statuses:?}"
+    );
+
+    // and on a recovery code
+    let rc = Arc::new(s.codes[0].clone());
+    let mut threads = Vec::new();
+    for _ in 0..10 {
+        let (reg, rc) = (reg.clone(), rc.clone());
+        threads.push(std::thread::spawn(move || {
+            reg.http()
+                .send(
+                    "PUT",
+                    "/-/user/org.couchdb.user:alice",
+                    &[("content-type", "application/json"), ("npm-otp", &rc)],
+                    Some(
+                        serde_json::to_vec(&json!({"name": "alice", "password": "alice-password"}))
+                            .unwrap(),
+                    ),
+                )
+                .status
+        }));
+    }
+    let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn failed_codes_are_throttled_across_every_path() {
+    let s = setup(1);
+    let t = &s.tokens[0];
+    let http = s.reg.http().with_token(t);
+    // wrong passwords do not move the second-factor counter
+    for _ in 0..3 {
+        let r = s.reg.http().put_json(
+            "/-/user/org.couchdb.user:alice",
+            &json!({"name": "alice", "password": "wrong-password"}),
+        );
+        assert_eq!(
+            (r.status, r.header("www-authenticate")),
+            (401, None),
+            "no OTP challenge before the password"
+        );
+    }
+    // 2 wrong codes on login, 2 on a write, 1 on token creation…
+    for _ in 0..2 {
+        let r = s.reg.http().send(
+            "PUT",
+            "/-/user/org.couchdb.user:alice",
+            &[("content-type", "application/json"), ("npm-otp", "000000")],
+            Some(
+                serde_json::to_vec(&json!({"name": "alice", "password": "alice-password"}))
+                    .unwrap(),
+            ),
+        );
+        assert_eq!(r.status, 401);
+    }
+    for _ in 0..2 {
+        assert_eq!(tag(&s.reg, t, "xtag", Some("111111")).status, 401);
+    }
+    let r = http.send(
+        "POST",
+        "/-/npm/v1/tokens",
+        &[("content-type", "application/json"), ("npm-otp", "222222")],
+        Some(serde_json::to_vec(&json!({"password": "alice-password"})).unwrap()),
+    );
+    assert_eq!(r.status, 401, "{}", r.text);
+    // …then even a correct code is refused, and the answer does not say whether it was right
+    let good = tag(&s.reg, t, "y", Some(&s.reg.otp(&s.secret, 0)));
+    let bad = tag(&s.reg, t, "y", Some("333333"));
+    assert_eq!(good.status, 429, "{}", good.text);
+    assert_eq!(
+        (good.status, good.text.clone()),
+        (bad.status, bad.text.clone())
+    );
+    let retry: u64 = good.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry > 0 && retry <= 300, "{retry}");
+    // a fresh password login does not reset it
+    let r = s.reg.http().send(
+        "PUT",
+        "/-/user/org.couchdb.user:alice",
+        &[
+            ("content-type", "application/json"),
+            ("npm-otp", &s.reg.otp(&s.secret, 0)),
+        ],
+        Some(serde_json::to_vec(&json!({"name": "alice", "password": "alice-password"})).unwrap()),
+    );
+    assert_eq!(r.status, 429);
+    assert!(
+        s.reg
+            .http()
+            .get("/-/package/demo/dist-tags")
+            .json()
+            .get("y")
+            .is_none()
+    );
+    // once the window has passed, the right code works again
+    s.reg.advance(301);
+    assert_eq!(
+        tag(&s.reg, t, "z", Some(&s.reg.otp(&s.secret, 0))).status,
+        200
+    );
+    let log = s.reg.admin(&["security-log", "alice"], None);
+    let log = String::from_utf8_lossy(&log.stdout);
+    assert!(log.contains("throttled"), "{log}");
+    assert!(log.contains("otp_failed"), "{log}");
+}
+
+#[test]
+fn the_password_comes_before_the_second_factor() {
+    let s = setup(0);
+    let code = s.reg.otp(&s.secret, 0);
+    let put = |pw: &str, otp: Option<&str>| {
+        let mut h = vec![("content-type", "application/json")];
+        if let Some(o) = otp {
+            h.push(("npm-otp", o));
+        }
+        s.reg.http().send(
+            "PUT",
+            "/-/user/org.couchdb.user:alice",
+            &h,
+            Some(serde_json::to_vec(&json!({"name": "alice", "password": pw})).unwrap()),
+        )
+    };
+    let wrong_with_code = put("wrong-password", Some(&code));
+    let unknown = s.reg.http().send(
+        "PUT",
+        "/-/user/org.couchdb.user:nobody",
+        &[("content-type", "application/json")],
+        Some(serde_json::to_vec(&json!({"name": "nobody", "password": "wrong-password"})).unwrap()),
+    );
+    assert_eq!(wrong_with_code.status, 401);
+    assert_eq!(wrong_with_code.header("www-authenticate"), None);
+    assert_eq!(
+        (wrong_with_code.status, wrong_with_code.text.clone()),
+        (unknown.status, unknown.text.clone())
+    );
+    // the code was not consumed by the failed attempt
+    assert_eq!(put("alice-password", Some(&code)).status, 201);
+    // extra fields grant nothing
+    let r = s.reg.http().put_json(
+        "/-/user/org.couchdb.user:alice",
+        &json!({"name": "alice", "password": "alice-password", "otp_verified": true, "tfa": false}),
+    );
+    assert_eq!(r.header("www-authenticate"), Some("otp"));
+    // an OTP in the query string is ignored
+    let r = s.reg.http().put_json(
+        &format!("/-/user/org.couchdb.user:alice?otp={code}"),
+        &json!({"name": "alice", "password": "alice-password"}),
+    );
+    assert_eq!(r.header("www-authenticate"), Some("otp"));
+    // malformed codes
+    for bad in ["12345", "1234567", "١٢٣٤٥٦", "+12345", &code[1..]] {
+        assert_eq!(put("alice-password", Some(bad)).status, 401, "{bad:?}");
+    }
+}
+
+#[test]
+fn basic_credentials_need_the_second_factor_too() {
+    let s = setup(0);
+    let basic = format!(
+        "Basic {}",
+        data_encoding::BASE64.encode(b"alice:alice-password")
+    );
+    let r = s
+        .reg
+        .http()
+        .send("GET", "/-/whoami", &[("authorization", &basic)], None);
+    assert_eq!((r.status, r.header("www-authenticate")), (401, Some("otp")));
+    let code = s.reg.otp(&s.secret, 0);
+    let r = s.reg.http().send(
+        "GET",
+        "/-/whoami",
+        &[("authorization", &basic), ("npm-otp", &code)],
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["username"], "alice");
+}
+
+#[test]
+fn disabling_needs_the_password_and_a_second_factor() {
+    let s = setup(0);
+    let http = s.reg.http().with_token(&s.tokens[0]);
+    for body in [
+        json!({"tfa": false}),
+        json!({"tfa": null}),
+        json!({"tfa": []}),
+        json!({"tfa": {"mode": "disable"}}),
+        json!({"tfa": {"password": "alice-password", "mode": "disable"}}),
+        json!({"tfa": {"password": "alice-password", "mode": "auth-only"}}),
+    ] {
+        let r = http.post_json("/-/npm/v1/user", &body);
+        assert!(r.status >= 400, "{body}: {}", r.text);
+    }
+    let r = http.send(
+        "POST",
+        "/-/npm/v1/user",
+        &[
+            ("content-type", "application/json"),
+            ("npm-otp", &s.reg.otp(&s.secret, 0)),
+        ],
+        Some(
+            serde_json::to_vec(&json!({"tfa": {"password": "wrong-password", "mode": "disable"}}))
+                .unwrap(),
+        ),
+    );
+    assert_eq!((r.status, r.header("www-authenticate")), (401, None));
+    assert_eq!(
+        http.get("/-/npm/v1/user").json()["tfa"],
+        json!({"pending": false, "mode": "auth-and-writes"})
+    );
+    let r = http.send(
+        "POST",
+        "/-/npm/v1/user",
+        &[
+            ("content-type", "application/json"),
+            ("npm-otp", &s.reg.otp(&s.secret, 0)),
+        ],
+        Some(
+            serde_json::to_vec(&json!({"tfa": {"password": "alice-password", "mode": "disable"}}))
+                .unwrap(),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(http.get("/-/npm/v1/user").json()["tfa"], json!(false));
+}
+
+#[test]
+fn no_secret_leaves_the_server_or_sits_in_the_database_in_clear() {
+    let reg = Registry::start();
+    let token = reg.signup("alice", "alice-password");
+    let http = reg.http().with_token(&token);
+    let r = http.post_json(
+        "/-/npm/v1/user",
+        &json!({"tfa": {"password": "alice-password", "mode": "auth-and-writes"}}),
+    );
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let uri = r.json()["tfa"].as_str().unwrap().to_owned();
+    let secret = uri
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    let code = reg.otp(&secret, 0);
+    let r = http.post_json("/-/npm/v1/user", &json!({"tfa": [code]}));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let codes: Vec<String> = r.json()["tfa"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    // never shown again
+    let profile = http.get("/-/npm/v1/user");
+    assert!(!profile.text.contains(&secret));
+    assert_eq!(
+        profile.json()["tfa"],
+        json!({"pending": false, "mode": "auth-and-writes"})
+    );
+    reg.advance(30);
+    let again = http.send(
+        "POST",
+        "/-/npm/v1/user",
+        &[
+            ("content-type", "application/json"),
+            ("npm-otp", &reg.otp(&secret, 0)),
+        ],
+        Some(
+            serde_json::to_vec(
+                &json!({"tfa": {"password": "alice-password", "mode": "auth-and-writes"}}),
+            )
+            .unwrap(),
+        ),
+    );
+    assert!(!again.text.contains("secret="), "{}", again.text);
+    // a few more secrets go through: a token, a recovery code at login
+    let r = http.send(
+        "PUT",
+        "/-/user/org.couchdb.user:alice",
+        &[("content-type", "application/json"), ("npm-otp", &codes[1])],
+        Some(serde_json::to_vec(&json!({"name": "alice", "password": "alice-password"})).unwrap()),
+    );
+    let token2 = r.json()["token"].as_str().unwrap().to_owned();
+    // the database: no secret, no recovery code, no token, no password in clear
+    let mut bytes = Vec::new();
+    for f in ["tessera.db", "tessera.db-wal"] {
+        if let Ok(b) = std::fs::read(reg.data.join(f)) {
+            bytes.extend(b);
+        }
+    }
+    assert!(bytes.len() > 1000);
+    let raw = tessera_otp::decode_base32(&secret).unwrap();
+    let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(
+        !contains(secret.as_bytes()),
+        "base32 secret in the database"
+    );
+    assert!(!contains(&raw), "raw secret in the database");
+    assert!(
+        !contains(data_encoding::HEXLOWER.encode(&raw).as_bytes()),
+        "hex secret in the database"
+    );
+    for c in &codes {
+        assert!(!contains(c.as_bytes()), "recovery code in the database");
+    }
+    for t in [&token, &token2] {
+        assert!(!contains(t.as_bytes()), "token in the database");
+    }
+    assert!(!contains(b"alice-password"));
+    // the key file is private
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(reg.data.join("secret.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // and the server log never saw any of it
+    let log = reg.log_text();
+    assert!(log.contains("GET"), "the log was captured");
+    for needle in [
+        secret.as_str(),
+        token.as_str(),
+        token2.as_str(),
+        codes[0].as_str(),
+        codes[1].as_str(),
+        "alice-password",
+        code.as_str(),
+    ] {
+        assert!(!log.contains(needle), "{needle} leaked into the log");
+    }
+}
+
+#[test]
+fn an_otp_on_a_request_that_needs_none_is_not_spent() {
+    let s = setup(2);
+    let code = s.reg.otp(&s.secret, 0);
+    let r = s
+        .reg
+        .http()
+        .with_token(&s.tokens[1])
+        .send("GET", "/demo", &[("npm-otp", &code)], None);
+    assert_eq!(r.status, 200);
+    let r =
+        s.reg
+            .http()
+            .with_token(&s.tokens[1])
+            .send("GET", "/-/whoami", &[("npm-otp", &code)], None);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        tag(&s.reg, &s.tokens[2], "a", Some(&code)).status,
+        200,
+        "the reads did not consume it"
+    );
+}
+
+#[test]
+fn security_log_and_admin_reset() {
+    let s = setup(1);
+    let out = s.reg.admin(&["security-log", "alice"], None);
+    let log = String::from_utf8_lossy(&out.stdout).into_owned();
+    for kind in [
+        "tfa_enrolment_started",
+        "tfa_enabled",
+        "token_created",
+        "login",
+    ] {
+        assert!(log.contains(kind), "{kind} missing from:\n{log}");
+    }
+    assert!(log.contains("127.0.0.1"));
+    // the lost-everything path: an administrator resets 2FA and revokes every token
+    let out = s.reg.admin(&["reset-2fa", "alice"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for t in &s.tokens {
+        assert_eq!(s.reg.http().with_token(t).get("/-/whoami").status, 401);
+    }
+    let r = s.reg.http().put_json(
+        "/-/user/org.couchdb.user:alice",
+        &json!({"name": "alice", "password": "alice-password"}),
+    );
+    assert_eq!(r.status, 201, "password-only login works again: {}", r.text);
+    let t = r.json()["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s.reg.http().with_token(&t).get("/-/npm/v1/user").json()["tfa"],
+        json!(false)
+    );
+    let log =
+        String::from_utf8_lossy(&s.reg.admin(&["security-log", "alice"], None).stdout).into_owned();
+    assert!(log.contains("admin_2fa_reset"), "{log}");
+    let _: Value = json!(null);
+}
