@@ -514,3 +514,73 @@ fn pending_enrolment_is_not_enforced_and_expires() {
             .contains("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ")
     );
 }
+
+#[test]
+fn window_and_issuer_are_configurable() {
+    let reg = Registry::start_with(&[("TESSERA_TFA__WINDOW", "0"), ("TESSERA_TFA__ISSUER", "Acme npm")]);
+    let token = reg.signup("alice", "alice-password");
+    let http = reg.http().with_token(&token);
+    let r = http.post_json("/-/npm/v1/user", &json!({"tfa": {"password": "alice-password", "mode": "auth-and-writes"}}));
+    let uri = r.json()["tfa"].as_str().unwrap().to_owned();
+    assert!(uri.starts_with("otpauth://totp/Acme%20npm:alice?secret="), "{uri}");
+    assert!(uri.ends_with("&issuer=Acme%20npm"), "{uri}");
+    let secret = uri.split("secret=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    // with window 0 the previous step's code no longer confirms, the current one does
+    let r = http.post_json("/-/npm/v1/user", &json!({"tfa": [reg.otp(&secret, -1)]}));
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = http.post_json("/-/npm/v1/user", &json!({"tfa": [reg.otp(&secret, 0)]}));
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// npm ≤ 11.3 (here npm 10) asks for the OTP before the mode change and expects `{tfa: null}`
+/// back; it must print that the mode changed too.
+#[test]
+fn npm_10_changes_the_mode_too() {
+    let npm10 = ensure_npm10();
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    let (secret, _) = reg.enable_2fa(&alice.token().unwrap(), "alice-password", "auth-and-writes");
+    let cmd = alice.command(alice.root(), &["profile", "enable-2fa", "auth-only"]);
+    // run npm 10's own CLI with the same isolated environment
+    let mut args: Vec<std::ffi::OsString> = vec![npm10.clone().into()];
+    args.extend(cmd.get_args().map(|a| a.to_owned()));
+    let mut node = std::process::Command::new("node");
+    node.args(&args).current_dir(alice.root());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => node.env(k, v),
+            None => node.env_remove(k),
+        };
+    }
+    let session = rexpect::session::spawn_with_options(
+        node,
+        rexpect::reader::Options::new().timeout_ms(Some(60_000)).strip_ansi_escape_codes(true),
+    )
+    .unwrap();
+    let mut p = session;
+    p.exp_string("npm password:").unwrap();
+    p.send_line("alice-password").unwrap();
+    p.exp_string("Enter one-time password:").unwrap();
+    p.send_line(&reg.otp(&secret, 0)).unwrap();
+    let out = p.exp_eof().unwrap();
+    assert!(out.contains("Two factor authentication mode changed to: auth-only"), "{out}");
+    let t = alice.token().unwrap();
+    assert_eq!(reg.http().with_token(&t).get("/-/npm/v1/user").json()["tfa"], json!({"pending": false, "mode": "auth-only"}));
+}
+
+/// Installs npm 10 from the npm registry once per target directory; returns its CLI script.
+fn ensure_npm10() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("npm10");
+    let cli = dir.join("node_modules/npm/bin/npm-cli.js");
+    if !cli.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = std::process::Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .arg("npm@10")
+            .output()
+            .expect("npm install npm@10");
+        assert!(out.status.success(), "installing npm@10: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    cli
+}
