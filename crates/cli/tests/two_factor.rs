@@ -517,14 +517,30 @@ fn pending_enrolment_is_not_enforced_and_expires() {
 
 #[test]
 fn window_and_issuer_are_configurable() {
-    let reg = Registry::start_with(&[("TESSERA_TFA__WINDOW", "0"), ("TESSERA_TFA__ISSUER", "Acme npm")]);
+    let reg = Registry::start_with(&[
+        ("TESSERA_TFA__WINDOW", "0"),
+        ("TESSERA_TFA__ISSUER", "Acme npm"),
+    ]);
     let token = reg.signup("alice", "alice-password");
     let http = reg.http().with_token(&token);
-    let r = http.post_json("/-/npm/v1/user", &json!({"tfa": {"password": "alice-password", "mode": "auth-and-writes"}}));
+    let r = http.post_json(
+        "/-/npm/v1/user",
+        &json!({"tfa": {"password": "alice-password", "mode": "auth-and-writes"}}),
+    );
     let uri = r.json()["tfa"].as_str().unwrap().to_owned();
-    assert!(uri.starts_with("otpauth://totp/Acme%20npm:alice?secret="), "{uri}");
+    assert!(
+        uri.starts_with("otpauth://totp/Acme%20npm:alice?secret="),
+        "{uri}"
+    );
     assert!(uri.ends_with("&issuer=Acme%20npm"), "{uri}");
-    let secret = uri.split("secret=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let secret = uri
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
     // with window 0 the previous step's code no longer confirms, the current one does
     let r = http.post_json("/-/npm/v1/user", &json!({"tfa": [reg.otp(&secret, -1)]}));
     assert_eq!(r.status, 400, "{}", r.text);
@@ -554,7 +570,9 @@ fn npm_10_changes_the_mode_too() {
     }
     let session = rexpect::session::spawn_with_options(
         node,
-        rexpect::reader::Options::new().timeout_ms(Some(60_000)).strip_ansi_escape_codes(true),
+        rexpect::reader::Options::new()
+            .timeout_ms(Some(60_000))
+            .strip_ansi_escape_codes(true),
     )
     .unwrap();
     let mut p = session;
@@ -563,9 +581,15 @@ fn npm_10_changes_the_mode_too() {
     p.exp_string("Enter one-time password:").unwrap();
     p.send_line(&reg.otp(&secret, 0)).unwrap();
     let out = p.exp_eof().unwrap();
-    assert!(out.contains("Two factor authentication mode changed to: auth-only"), "{out}");
+    assert!(
+        out.contains("Two factor authentication mode changed to: auth-only"),
+        "{out}"
+    );
     let t = alice.token().unwrap();
-    assert_eq!(reg.http().with_token(&t).get("/-/npm/v1/user").json()["tfa"], json!({"pending": false, "mode": "auth-only"}));
+    assert_eq!(
+        reg.http().with_token(&t).get("/-/npm/v1/user").json()["tfa"],
+        json!({"pending": false, "mode": "auth-only"})
+    );
 }
 
 /// Installs npm 10 from the npm registry once per target directory; returns its CLI script.
@@ -580,7 +604,11 @@ fn ensure_npm10() -> std::path::PathBuf {
             .arg("npm@10")
             .output()
             .expect("npm install npm@10");
-        assert!(out.status.success(), "installing npm@10: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "installing npm@10: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     cli
 }

@@ -563,3 +563,25 @@ fn security_log_and_admin_reset() {
     assert!(log.contains("admin_2fa_reset"), "{log}");
     let _: Value = json!(null);
 }
+
+#[test]
+fn recovery_codes_work_for_writes_once_and_are_throttled_like_codes() {
+    let s = setup(2);
+    let rc = s.codes[2].clone();
+    // a recovery code, grouped and upper-cased as someone might type it, satisfies a write…
+    let typed = format!("{}-{}", rc[..32].to_uppercase(), &rc[32..]);
+    assert_eq!(tag(&s.reg, &s.tokens[1], "rc1", Some(&typed)).status, 200);
+    // …the same credential may repeat it within its command…
+    assert_eq!(tag(&s.reg, &s.tokens[1], "rc2", Some(&rc)).status, 200);
+    // …nobody else may
+    assert_eq!(tag(&s.reg, &s.tokens[2], "rc3", Some(&rc)).status, 401);
+    // and wrong recovery codes count against the same limiter as wrong TOTP codes
+    for i in 0..5 {
+        let wrong = format!("{:064x}", i);
+        assert_eq!(tag(&s.reg, &s.tokens[2], "rc4", Some(&wrong)).status, 401);
+    }
+    assert_eq!(
+        tag(&s.reg, &s.tokens[2], "rc5", Some(&s.reg.otp(&s.secret, 0))).status,
+        429
+    );
+}
