@@ -542,6 +542,7 @@ fn window_and_issuer_are_configurable() {
         .unwrap()
         .to_owned();
     // with window 0 the previous step's code no longer confirms, the current one does
+    reg.align_step();
     let r = http.post_json("/-/npm/v1/user", &json!({"tfa": [reg.otp(&secret, -1)]}));
     assert_eq!(r.status, 400, "{}", r.text);
     let r = http.post_json("/-/npm/v1/user", &json!({"tfa": [reg.otp(&secret, 0)]}));

@@ -123,6 +123,13 @@ impl Registry {
         ((sys + offset) / 1000) as u64
     }
 
+    /// Moves the server's clock to one second into the next 30-second step, so a test has a
+    /// whole step before the next boundary (for strict-window checks).
+    pub fn align_step(&self) {
+        let into = (self.now_secs() % 30) as i64;
+        self.advance(30 - into + 1);
+    }
+
     /// The code an authenticator app shows now for `secret` (base32), `steps` time steps away.
     pub fn otp(&self, secret: &str, steps: i64) -> String {
         let key = tessera_otp::decode_base32(secret).expect("base32 secret");
