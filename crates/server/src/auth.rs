@@ -8,8 +8,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
 
 use tessera_store::{Token, TokenKind, User};
 
@@ -17,8 +17,10 @@ use tessera_store::FailureKind;
 
 use crate::api_tokens;
 use crate::error::ApiError;
-use crate::gate::{self, TfaMode};
+use crate::gate::{self, Denial, Operation, TfaMode};
+use crate::notice;
 use crate::passwords;
+use crate::policy::{self, RegistryRule};
 use crate::second_factor::{self, Origin};
 use crate::state::AppState;
 use crate::throttle;
@@ -72,11 +74,30 @@ pub struct Caller {
     pub otp: Option<String>,
     /// The `user-agent` header.
     pub user_agent: String,
+    /// The registry requires 2FA of everyone and this account has none: it may only turn it on.
+    pub enrolment_only: bool,
 }
 
 impl Caller {
-    /// The account, or the 401 npm should see.
+    /// The authenticated account, or the 401 npm should see. Refused (403) for an account the
+    /// registry policy limits to enrolling in 2FA.
     pub fn require_user(&self) -> Result<&User, ApiError> {
+        let user = self.require_account()?;
+        if self.enrolment_only {
+            return Err(Denial::RegistryRequires2fa.error());
+        }
+        Ok(user)
+    }
+
+    /// The authenticated account for an operation the gate will judge (including enrolment
+    /// under `require_2fa = "everyone"`).
+    pub fn require_user_for(&self, _op: Operation) -> Result<&User, ApiError> {
+        self.require_account()
+    }
+
+    /// The authenticated account, even one limited to enrolment: for the profile, `whoami` and
+    /// logout, which `npm profile enable-2fa` needs.
+    pub fn require_account(&self) -> Result<&User, ApiError> {
         if let Some(e) = &self.refused {
             return Err(clone_error(e));
         }
@@ -87,6 +108,9 @@ impl Caller {
     pub fn reader(&self) -> Result<Option<&User>, ApiError> {
         if let Some(e) = &self.refused {
             return Err(clone_error(e));
+        }
+        if self.enrolment_only {
+            return Err(Denial::RegistryRequires2fa.error());
         }
         Ok(self.user.as_ref())
     }
@@ -185,6 +209,7 @@ impl FromRequestParts<AppState> for Caller {
             ip,
             otp,
             user_agent,
+            enrolment_only: false,
         };
         let Some(auth) = header(&parts.headers, "authorization") else {
             return Ok(caller);
@@ -197,6 +222,19 @@ impl FromRequestParts<AppState> for Caller {
             authenticate_basic(state, &mut caller, value).await?;
         } else {
             caller.refused = Some(ApiError::unauthorized("Unsupported authorization scheme"));
+        }
+        if let Some(user) = &caller.user {
+            // The registry-wide policy: enforced (enrolment only) or announced (a notice).
+            let policy = policy::current(state).await?;
+            let now = state.clock.now_ms();
+            let on = gate::account_mode(user).is_on();
+            if !on && policy.rule(now) == RegistryRule::Everyone {
+                caller.enrolment_only = true;
+            }
+            let noticed = parts.method != Method::GET || parts.uri.path() == "/-/whoami";
+            if noticed && let Some(text) = policy.grace_notice(user, now) {
+                notice::leave(parts, text);
+            }
         }
         Ok(caller)
     }

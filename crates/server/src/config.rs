@@ -131,6 +131,80 @@ pub struct Config {
     pub log: String,
     /// Two-factor authentication.
     pub tfa: TfaConfig,
+    /// Who must have 2FA on: `none`, `publishers` (to change packages) or `everyone` (to do
+    /// anything but turn it on). Overridden at run time by `tessera admin policy`.
+    pub require_2fa: Require2fa,
+    /// Until this date (`2027-01-31` or RFC 3339), `require_2fa` only warns (an `npm notice`).
+    pub require_2fa_grace_until: Option<String>,
+    /// API token lifetimes.
+    pub tokens: TokenConfig,
+}
+
+/// The registry-wide 2FA requirement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Require2fa {
+    /// No requirement.
+    None,
+    /// Accounts without 2FA cannot change packages.
+    Publishers,
+    /// Accounts without 2FA can only log in to turn it on.
+    Everyone,
+}
+
+impl Require2fa {
+    /// The configuration word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Require2fa::None => "none",
+            Require2fa::Publishers => "publishers",
+            Require2fa::Everyone => "everyone",
+        }
+    }
+
+    /// Parses the configuration word.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(Require2fa::None),
+            "publishers" => Some(Require2fa::Publishers),
+            "everyone" => Some(Require2fa::Everyone),
+            _ => None,
+        }
+    }
+}
+
+/// Lifetimes of API tokens, in days (0: no expiry).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Lifetime of a token made by `npm token create` without `--expires`.
+    pub default_expiry_days: u32,
+    /// Longest lifetime `--expires` may ask for.
+    pub max_expiry_days: u32,
+    /// Lifetime of the tokens `npm login` mints.
+    pub login_expiry_days: u32,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        TokenConfig {
+            default_expiry_days: 90,
+            max_expiry_days: 365,
+            login_expiry_days: 0,
+        }
+    }
+}
+
+/// Parses a date (`2027-01-31`, meaning its start in UTC) or an RFC 3339 time into Unix ms.
+pub fn parse_date_ms(s: &str) -> Option<i64> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
+        return Some((t.unix_timestamp_nanos() / 1_000_000) as i64);
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s, &fmt)
+        .ok()
+        .map(|d| d.midnight().assume_utc().unix_timestamp() * 1000)
 }
 
 impl Default for Config {
@@ -149,6 +223,9 @@ impl Default for Config {
             trust_proxy: false,
             log: "info".into(),
             tfa: TfaConfig::default(),
+            require_2fa: Require2fa::None,
+            require_2fa_grace_until: None,
+            tokens: TokenConfig::default(),
         }
     }
 }
@@ -203,15 +280,38 @@ impl Config {
                 continue;
             }
             let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
-            let optional_key = path.len() == 1 && path[0] == "public_url";
+            let optional_key = path.len() == 1
+                && (path[0] == "public_url" || path[0] == "require_2fa_grace_until");
             if !(has_path(&known, &path) || optional_key) {
                 continue;
             }
             set_path(&mut table, &path, scalar(&v));
         }
-        table
+        let config: Config = table
             .try_into::<Config>()
-            .map_err(|e| ConfigError::Invalid(e.to_string()))
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if let Some(g) = &config.require_2fa_grace_until
+            && parse_date_ms(g).is_none()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "require_2fa_grace_until must be a date like 2027-01-31, not {g:?}"
+            )));
+        }
+        if config.tokens.max_expiry_days > 0
+            && config.tokens.default_expiry_days > config.tokens.max_expiry_days
+        {
+            return Err(ConfigError::Invalid(
+                "tokens.default_expiry_days is longer than tokens.max_expiry_days".into(),
+            ));
+        }
+        Ok(config)
+    }
+
+    /// The grace deadline of `require_2fa`, in Unix ms.
+    pub fn grace_until_ms(&self) -> Option<i64> {
+        self.require_2fa_grace_until
+            .as_deref()
+            .and_then(parse_date_ms)
     }
 
     /// The data directory's database file.
@@ -317,6 +417,43 @@ mod tests {
         assert_eq!(c.tfa.issuer, "Acme npm");
         assert_eq!(c.tfa.window, 0);
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn policy_and_token_settings() {
+        let env = vec![
+            ("TESSERA_REQUIRE_2FA".to_string(), "publishers".to_string()),
+            (
+                "TESSERA_REQUIRE_2FA_GRACE_UNTIL".to_string(),
+                "2027-01-31".to_string(),
+            ),
+            (
+                "TESSERA_TOKENS__MAX_EXPIRY_DAYS".to_string(),
+                "30".to_string(),
+            ),
+            (
+                "TESSERA_TOKENS__DEFAULT_EXPIRY_DAYS".to_string(),
+                "7".to_string(),
+            ),
+        ];
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(c.require_2fa, Require2fa::Publishers);
+        assert_eq!(c.grace_until_ms(), Some(1_801_353_600_000));
+        assert_eq!(c.tokens.max_expiry_days, 30);
+        let bad = vec![(
+            "TESSERA_REQUIRE_2FA_GRACE_UNTIL".to_string(),
+            "soon".to_string(),
+        )];
+        assert!(Config::load(None, bad).is_err());
+        let bad = vec![(
+            "TESSERA_TOKENS__MAX_EXPIRY_DAYS".to_string(),
+            "30".to_string(),
+        )];
+        assert!(Config::load(None, bad).is_err(), "default 90 > max 30");
+        assert_eq!(
+            parse_date_ms("2027-01-31T12:00:00Z"),
+            Some(1_801_396_800_000)
+        );
     }
 
     #[test]

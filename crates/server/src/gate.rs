@@ -1,17 +1,20 @@
 //! The gate: the one place that decides what a sensitive operation needs.
 //!
 //! Every handler that changes state names its [`Operation`] and asks [`decide`] (through
-//! [`enforce`]) before touching the store. The decision depends only on the operation, the
-//! account's 2FA mode, the kind of credential, and the package's and registry's 2FA policy.
-//! docs/2fa-matrix.md is generated from this function (see the `matrix` test), so the
-//! documentation and the code cannot drift apart.
+//! [`enforce`]) before touching the store. The decision depends only on the [`GateInput`]: the
+//! operation, the account's 2FA mode, the kind of credential and how far it reaches (granular
+//! tokens), the package's 2FA policy and the registry's. docs/2fa-matrix.md is generated from
+//! this function (see the `matrix_doc_is_current` test), so the documentation and the code
+//! cannot drift apart.
 
 use tessera_store::{Package, TwoFactorMode, User};
 
 use crate::auth::{Caller, CredentialKind};
 use crate::error::{ApiError, ApiResult};
+use crate::policy::{self, RegistryRule};
 use crate::second_factor::{self, Origin, Satisfied};
 use crate::state::AppState;
+use crate::token_scope::{self, Reach};
 
 /// Every operation the gate knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -46,8 +49,10 @@ pub enum Operation {
     OwnerChange,
     /// Add, move or remove a dist-tag.
     DistTagChange,
-    /// Change visibility or the package's 2FA policy.
+    /// Change visibility (`npm access set status=…`).
     AccessChange,
+    /// Change the package's 2FA policy (`npm access set mfa=…`).
+    PackageMfaChange,
     /// Star or unstar.
     Star,
     /// Revoke the token in use (`npm logout`).
@@ -56,7 +61,7 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation, in table order.
-    pub const ALL: [Operation; 18] = [
+    pub const ALL: [Operation; 19] = [
         Operation::Login,
         Operation::ProfileWrite,
         Operation::PasswordChange,
@@ -73,6 +78,7 @@ impl Operation {
         Operation::OwnerChange,
         Operation::DistTagChange,
         Operation::AccessChange,
+        Operation::PackageMfaChange,
         Operation::Star,
         Operation::Logout,
     ];
@@ -95,14 +101,15 @@ impl Operation {
             Operation::Deprecate => "deprecate",
             Operation::OwnerChange => "owner add/rm",
             Operation::DistTagChange => "dist-tag add/rm",
-            Operation::AccessChange => "access / mfa change",
+            Operation::AccessChange => "access set status",
+            Operation::PackageMfaChange => "access set mfa",
             Operation::Star => "star",
             Operation::Logout => "logout",
         }
     }
 
     /// Package writes that automation and bypass tokens may do without an OTP.
-    fn is_automatable_package_write(self) -> bool {
+    pub fn is_automatable_package_write(self) -> bool {
         matches!(
             self,
             Operation::Publish
@@ -112,9 +119,18 @@ impl Operation {
         )
     }
 
-    /// Changes to the account or to who controls a package: never done by automation tokens
-    /// without the owner's OTP.
-    fn is_governance(self) -> bool {
+    /// Changes to a package: what a package's own 2FA policy and the `publishers` registry
+    /// policy cover.
+    pub fn is_package_change(self) -> bool {
+        self.is_automatable_package_write()
+            || matches!(
+                self,
+                Operation::OwnerChange | Operation::AccessChange | Operation::PackageMfaChange
+            )
+    }
+
+    /// Operations on the account rather than on a package.
+    pub fn is_account_operation(self) -> bool {
         matches!(
             self,
             Operation::ProfileWrite
@@ -126,9 +142,29 @@ impl Operation {
                 | Operation::TfaDisable
                 | Operation::TokenCreate
                 | Operation::TokenRevoke
-                | Operation::OwnerChange
-                | Operation::AccessChange
         )
+    }
+
+    /// What an account without 2FA may still do when the registry requires it of everyone.
+    fn is_enrolment(self) -> bool {
+        matches!(
+            self,
+            Operation::Login
+                | Operation::TfaEnable
+                | Operation::TfaConfirm
+                | Operation::TfaCancelPending
+                | Operation::Logout
+        )
+    }
+
+    /// Changes to the account or to who controls a package: never done by automation tokens
+    /// without the owner's OTP.
+    fn is_governance(self) -> bool {
+        self.is_account_operation()
+            || matches!(
+                self,
+                Operation::OwnerChange | Operation::AccessChange | Operation::PackageMfaChange
+            )
     }
 }
 
@@ -154,7 +190,8 @@ impl TfaMode {
         TfaMode::AuthAndWrites,
     ];
 
-    fn is_on(self) -> bool {
+    /// Whether 2FA is in force.
+    pub fn is_on(self) -> bool {
         matches!(self, TfaMode::AuthOnly | TfaMode::AuthAndWrites)
     }
 
@@ -175,10 +212,27 @@ pub enum PackagePolicy {
     /// `mfa=none`: the account's mode decides.
     #[default]
     None,
-    /// `mfa=publish`: every publish needs an OTP, from any credential.
+    /// `mfa=publish`: every change to the package needs an OTP, from any credential.
     Publish,
     /// `mfa=automation`: as `Publish`, but automation and bypass tokens may publish.
     Automation,
+}
+
+/// Everything the gate decides from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GateInput {
+    /// The operation.
+    pub op: Operation,
+    /// The 2FA mode of the account acted for.
+    pub mode: TfaMode,
+    /// The kind of credential.
+    pub cred: CredentialKind,
+    /// How far the credential reaches for this operation.
+    pub reach: Reach,
+    /// The package's 2FA policy (`None` when no package is involved).
+    pub package: PackagePolicy,
+    /// What the registry-wide policy enforces now.
+    pub registry: RegistryRule,
 }
 
 /// What the gate answers.
@@ -201,9 +255,17 @@ pub enum Denial {
     ReadOnlyToken,
     /// An automation token tried to change the account or a package's control.
     AutomationTokenGovernance,
+    /// A granular token tried to act outside its packages.
+    OutsideTokenScope,
     /// The package requires 2FA and the caller has none.
     PackageRequires2fa,
+    /// Setting a package's 2FA policy needs 2FA on the caller's account.
+    PolicyNeeds2fa,
+    /// The registry requires 2FA of this account.
+    RegistryRequires2fa,
 }
+
+const ENABLE_HINT: &str = "Turn it on with `npm profile enable-2fa auth-and-writes`.";
 
 impl Denial {
     /// The error npm shows.
@@ -218,44 +280,77 @@ impl Denial {
                 "Automation and 2FA-bypass tokens cannot change accounts, tokens, owners or \
                  access. Run this command with a token from `npm login`.",
             ),
-            Denial::PackageRequires2fa => ApiError::forbidden(
-                "This package requires two-factor authentication to publish. Enable it with \
-                 `npm profile enable-2fa auth-and-writes`, then publish with --otp.",
+            Denial::OutsideTokenScope => ApiError::forbidden(
+                "This token is limited to other packages (or cannot change the account). \
+                 Use a token that covers this package, or run `npm login`.",
             ),
+            Denial::PackageRequires2fa => ApiError::forbidden(format!(
+                "This package requires two-factor authentication for changes. {ENABLE_HINT} \
+                 Then use --otp."
+            )),
+            Denial::PolicyNeeds2fa => ApiError::forbidden(format!(
+                "Only a maintainer with two-factor authentication can change this package's 2FA \
+                 policy. {ENABLE_HINT}"
+            )),
+            Denial::RegistryRequires2fa => ApiError::forbidden(format!(
+                "This registry requires two-factor authentication for this account. {ENABLE_HINT}"
+            )),
         }
     }
 }
 
-/// Decides what `op` needs. Pure: the whole 2FA policy is this function.
-pub fn decide(
-    op: Operation,
-    mode: TfaMode,
-    cred: CredentialKind,
-    package: PackagePolicy,
-) -> Decision {
+/// Decides what an operation needs. Pure: the whole 2FA policy is this function.
+pub fn decide(input: GateInput) -> Decision {
     use Decision::*;
     use Operation as Op;
+    let GateInput {
+        op,
+        mode,
+        cred,
+        reach,
+        package,
+        registry,
+    } = input;
+    let on = mode.is_on();
 
     // Login takes a password, not a credential: only the account's mode matters.
     if op == Op::Login {
-        return if mode.is_on() { Otp } else { Allow };
+        return if on { Otp } else { Allow };
     }
     match cred {
         CredentialKind::Anonymous => return Deny(Denial::LoginRequired),
         CredentialKind::ReadOnlyToken if op != Op::Logout => return Deny(Denial::ReadOnlyToken),
         _ => {}
     }
+    if reach == Reach::Outside && op != Op::Logout {
+        return Deny(Denial::OutsideTokenScope);
+    }
+    // The registry's requirement on accounts without 2FA.
+    if !on {
+        match registry {
+            RegistryRule::Everyone if !op.is_enrolment() => {
+                return Deny(Denial::RegistryRequires2fa);
+            }
+            RegistryRule::Publishers if op.is_package_change() => {
+                return Deny(Denial::RegistryRequires2fa);
+            }
+            _ => {}
+        }
+    }
     let automation = cred == CredentialKind::AutomationToken;
 
-    // The package's own policy on publishing comes first: it holds whatever the account mode.
-    if op == Op::Publish && package != PackagePolicy::None {
-        if automation && package == PackagePolicy::Automation {
-            return Allow;
-        }
-        if !mode.is_on() {
+    // The package's own policy holds whatever the account's mode.
+    if package != PackagePolicy::None && op.is_package_change() {
+        if !on {
             return Deny(Denial::PackageRequires2fa);
         }
+        if automation && package == PackagePolicy::Automation && op.is_automatable_package_write() {
+            return Allow;
+        }
         return Otp;
+    }
+    if op == Op::PackageMfaChange && !on {
+        return Deny(Denial::PolicyNeeds2fa);
     }
 
     if automation {
@@ -263,7 +358,7 @@ pub fn decide(
             return Allow;
         }
         if op.is_governance() {
-            return if mode.is_on() {
+            return if on {
                 Otp
             } else {
                 Deny(Denial::AutomationTokenGovernance)
@@ -274,6 +369,8 @@ pub fn decide(
     match (op, mode) {
         (Op::Logout | Op::Star | Op::TfaConfirm | Op::TfaCancelPending | Op::TfaEnable, _) => Allow,
         (_, TfaMode::Off | TfaMode::Pending) => Allow,
+        // Setting a package's 2FA policy asks for the second factor in either mode.
+        (Op::PackageMfaChange, _) => Otp,
         // auth-only: whatever mints a credential or changes how the account is protected.
         (
             Op::PasswordChange | Op::TokenCreate | Op::TfaModeChange | Op::TfaDisable,
@@ -305,15 +402,39 @@ pub fn package_policy(p: &Package) -> PackagePolicy {
     }
 }
 
+/// What an operation acts on.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    /// The account itself (profile, password, 2FA, tokens, login).
+    Account,
+    /// A package, existing or about to be created.
+    Package {
+        /// Its name.
+        name: &'a str,
+        /// Its row, if it exists.
+        package: Option<&'a Package>,
+    },
+}
+
+impl<'a> Subject<'a> {
+    /// An existing package.
+    pub fn of(p: &'a Package) -> Self {
+        Subject::Package {
+            name: &p.name,
+            package: Some(p),
+        }
+    }
+}
+
 /// Asks the gate for `op` by the calling user and enforces the answer.
 pub async fn enforce(
     state: &AppState,
     caller: &Caller,
     op: Operation,
-    package: Option<&Package>,
+    subject: Subject<'_>,
 ) -> ApiResult<()> {
-    let user = caller.require_user()?;
-    enforce_for(state, caller, user, op, package)
+    let user = caller.require_user_for(op)?;
+    enforce_for(state, caller, user, op, subject)
         .await
         .map(|_| ())
 }
@@ -326,10 +447,27 @@ pub async fn enforce_for(
     caller: &Caller,
     account: &User,
     op: Operation,
-    package: Option<&Package>,
+    subject: Subject<'_>,
 ) -> ApiResult<Option<Satisfied>> {
-    let policy = package.map(package_policy).unwrap_or_default();
-    match decide(op, account_mode(account), caller.kind, policy) {
+    let (name, package) = match subject {
+        Subject::Account => (None, None),
+        Subject::Package { name, package } => (Some(name), package),
+    };
+    let reach = if op == Operation::Login {
+        Reach::Full
+    } else {
+        token_scope::reach(caller.token.as_ref(), name)
+    };
+    let registry = policy::current(state).await?.rule(state.clock.now_ms());
+    let input = GateInput {
+        op,
+        mode: account_mode(account),
+        cred: caller.kind,
+        reach,
+        package: package.map(package_policy).unwrap_or_default(),
+        registry,
+    };
+    match decide(input) {
         Decision::Allow => Ok(None),
         Decision::Deny(d) => Err(d.error()),
         Decision::Otp => {
@@ -361,15 +499,21 @@ pub fn matrix_markdown() -> String {
             Decision::Deny(Denial::LoginRequired) => "refused: log in",
             Decision::Deny(Denial::ReadOnlyToken) => "refused: read-only",
             Decision::Deny(Denial::AutomationTokenGovernance) => "refused: use a login token",
+            Decision::Deny(Denial::OutsideTokenScope) => "refused: outside token",
             Decision::Deny(Denial::PackageRequires2fa) => "refused: enable 2FA",
+            Decision::Deny(Denial::PolicyNeeds2fa) => "refused: enable 2FA",
+            Decision::Deny(Denial::RegistryRequires2fa) => "refused: enable 2FA",
         }
     }
-    let modes = [
-        TfaMode::Off,
-        TfaMode::Pending,
-        TfaMode::AuthOnly,
-        TfaMode::AuthAndWrites,
-    ];
+    let modes = TfaMode::ALL;
+    let base = |op, mode, cred| GateInput {
+        op,
+        mode,
+        cred,
+        reach: Reach::Full,
+        package: PackagePolicy::None,
+        registry: RegistryRule::None,
+    };
     let mut out = String::new();
     out.push_str("# 2FA matrix: what each operation needs\n\n");
     out.push_str(
@@ -380,64 +524,125 @@ pub fn matrix_markdown() -> String {
     out.push_str(
         "**OTP**: the request must carry a valid one-time password (or an unused recovery code) \
          in `npm-otp`, else 401 with `WWW-Authenticate: otp`. —: no second factor asked. \
-         Refused: 403 (401 for no credential) whatever the OTP.\n\n",
+         Refused: 403 (401 for no credential) whatever the OTP. Columns are the account's 2FA \
+         mode.\n\n",
     );
-    let section = |out: &mut String,
-                   title: &str,
-                   note: &str,
-                   cred: CredentialKind,
-                   policy: PackagePolicy| {
-        out.push_str(&format!("## {title}\n\n{note}\n\n| operation | off | pending | auth-only | auth-and-writes |\n|---|---|---|---|---|\n"));
-        for op in Operation::ALL {
-            let cells: Vec<&str> = modes
-                .iter()
-                .map(|m| cell(decide(op, *m, cred, policy)))
-                .collect();
-            out.push_str(&format!("| {} | {} |\n", op.label(), cells.join(" | ")));
+    let table = |out: &mut String, rows: &mut dyn Iterator<Item = (String, Vec<Decision>)>| {
+        out.push_str(
+            "| operation | off | pending | auth-only | auth-and-writes |\n|---|---|---|---|---|\n",
+        );
+        for (label, cells) in rows {
+            let cells: Vec<&str> = cells.into_iter().map(cell).collect();
+            out.push_str(&format!("| {label} | {} |\n", cells.join(" | ")));
         }
         out.push('\n');
     };
+    let section =
+        |out: &mut String, title: &str, note: &str, f: &dyn Fn(Operation, TfaMode) -> GateInput| {
+            out.push_str(&format!("## {title}\n\n{note}\n\n"));
+            let mut rows = Operation::ALL.iter().map(|op| {
+                (
+                    op.label().to_owned(),
+                    modes.iter().map(|m| decide(f(*op, *m))).collect(),
+                )
+            });
+            table(out, &mut rows);
+        };
     section(
         &mut out,
         "Login tokens, classic publish tokens, granular read-write tokens, website sessions",
-        "Columns are the account's 2FA mode. `Basic` credentials (the password itself) follow this \
-         table too, and with 2FA on every Basic request needs an OTP, reads included.",
-        CredentialKind::PublishToken,
-        PackagePolicy::None,
+        "`Basic` credentials (the password itself) follow this table too, and with 2FA on every \
+         Basic request needs an OTP, reads included.",
+        &|op, m| base(op, m, CredentialKind::PublishToken),
     );
     section(
         &mut out,
         "Automation tokens and granular tokens with `bypass_2fa`",
-        "They publish, unpublish, deprecate and move dist-tags without an OTP; they never change the \
-         account, tokens, owners or access without the owner's OTP (refused outright when the \
-         account has no 2FA to ask for).",
-        CredentialKind::AutomationToken,
-        PackagePolicy::None,
+        "They publish, unpublish, deprecate and move dist-tags without an OTP; they never change \
+         the account, tokens, owners or access without the owner's OTP (refused outright when \
+         the account has no 2FA to ask for).",
+        &|op, m| base(op, m, CredentialKind::AutomationToken),
     );
     section(
         &mut out,
         "Read-only tokens",
         "They read; the only change they can make is revoking themselves (`npm logout`).",
-        CredentialKind::ReadOnlyToken,
-        PackagePolicy::None,
+        &|op, m| base(op, m, CredentialKind::ReadOnlyToken),
     );
-    out.push_str("## Publishing a package with its own policy (`npm access set mfa=…`)\n\n");
-    out.push_str("The package's policy decides publishes, whatever the account's mode (other operations follow the tables above).\n\n");
-    out.push_str("| package policy | credential | off | pending | auth-only | auth-and-writes |\n|---|---|---|---|---|---|\n");
+    section(
+        &mut out,
+        "Granular tokens limited to some packages, acting outside them",
+        "Inside their packages they follow the tables above. Outside, and on the account (profile, \
+         password, 2FA, tokens), they are refused; they cannot read private packages outside \
+         them either.",
+        &|op, m| GateInput {
+            reach: Reach::Outside,
+            ..base(op, m, CredentialKind::PublishToken)
+        },
+    );
     for (policy, pname) in [
-        (PackagePolicy::Publish, "`mfa=publish`"),
-        (PackagePolicy::Automation, "`mfa=automation`"),
+        (PackagePolicy::Publish, "mfa=publish"),
+        (PackagePolicy::Automation, "mfa=automation"),
     ] {
         for (cred, cname) in [
-            (CredentialKind::PublishToken, "login / publish token"),
-            (CredentialKind::AutomationToken, "automation / bypass token"),
+            (CredentialKind::PublishToken, "login and publish tokens"),
+            (
+                CredentialKind::AutomationToken,
+                "automation and bypass tokens",
+            ),
         ] {
-            let cells: Vec<&str> = modes
+            out.push_str(&format!(
+                "## Packages with `npm access set {pname}`, {cname}\n\n"
+            ));
+            out.push_str("The package's policy holds whatever the account's mode (rows not shown follow the tables above).\n\n");
+            let mut rows = Operation::ALL
                 .iter()
-                .map(|m| cell(decide(Operation::Publish, *m, cred, policy)))
-                .collect();
-            out.push_str(&format!("| {pname} | {cname} | {} |\n", cells.join(" | ")));
+                .filter(|op| op.is_package_change())
+                .map(|op| {
+                    (
+                        op.label().to_owned(),
+                        modes
+                            .iter()
+                            .map(|m| {
+                                decide(GateInput {
+                                    package: policy,
+                                    ..base(*op, *m, cred)
+                                })
+                            })
+                            .collect(),
+                    )
+                });
+            table(&mut out, &mut rows);
         }
+    }
+    for (rule, rname, note) in [
+        (
+            RegistryRule::Publishers,
+            "publishers",
+            "Accounts without 2FA cannot change packages.",
+        ),
+        (
+            RegistryRule::Everyone,
+            "everyone",
+            "Accounts without 2FA can log in only to turn it on (and cannot read as themselves either).",
+        ),
+    ] {
+        out.push_str(&format!("## Registry policy `require_2fa = \"{rname}\"`\n\n{note} During the grace period (`require_2fa_grace_until`) nothing is refused and npm prints a notice instead.\n\n"));
+        let mut rows = Operation::ALL.iter().map(|op| {
+            (
+                op.label().to_owned(),
+                modes
+                    .iter()
+                    .map(|m| {
+                        decide(GateInput {
+                            registry: rule,
+                            ..base(*op, *m, CredentialKind::PublishToken)
+                        })
+                    })
+                    .collect(),
+            )
+        });
+        table(&mut out, &mut rows);
     }
     out
 }
@@ -449,50 +654,27 @@ mod tests {
     use Decision::*;
     use Operation as Op;
 
-    const WRITE_CREDS: [C; 3] = [C::Session, C::Basic, C::PublishToken];
+    const ALL_CREDS: [C; 6] = [
+        C::Anonymous,
+        C::Session,
+        C::Basic,
+        C::PublishToken,
+        C::ReadOnlyToken,
+        C::AutomationToken,
+    ];
+    const ALL_POLICIES: [PackagePolicy; 3] = [
+        PackagePolicy::None,
+        PackagePolicy::Publish,
+        PackagePolicy::Automation,
+    ];
+    const ALL_REACHES: [Reach; 3] = [Reach::Full, Reach::Covered, Reach::Outside];
+    const ALL_RULES: [RegistryRule; 3] = [
+        RegistryRule::None,
+        RegistryRule::Publishers,
+        RegistryRule::Everyone,
+    ];
 
-    #[test]
-    fn without_2fa_everything_is_allowed_for_writers() {
-        for op in Op::ALL {
-            for cred in WRITE_CREDS {
-                for mode in [TfaMode::Off, TfaMode::Pending] {
-                    assert_eq!(
-                        decide(op, mode, cred, PackagePolicy::None),
-                        Allow,
-                        "{op:?} {cred:?} {mode:?}"
-                    );
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn read_only_tokens_never_write() {
-        for op in Op::ALL {
-            for mode in TfaMode::ALL {
-                let d = decide(op, mode, C::ReadOnlyToken, PackagePolicy::None);
-                match op {
-                    Op::Login if mode.is_on() => assert_eq!(d, Otp),
-                    Op::Login | Op::Logout => assert_eq!(d, Allow),
-                    _ => assert_eq!(d, Deny(Denial::ReadOnlyToken), "{op:?}"),
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn anonymous_callers_only_log_in() {
-        for op in Op::ALL {
-            let d = decide(op, TfaMode::Off, C::Anonymous, PackagePolicy::None);
-            if op == Op::Login {
-                assert_eq!(d, Allow);
-            } else {
-                assert_eq!(d, Deny(Denial::LoginRequired), "{op:?}");
-            }
-        }
-    }
-
-    /// The rules, restated as data from the issue and npm's document: per operation, what an
+    /// The rules, restated as data from the issues and npm's document: per operation, what an
     /// interactive credential needs in auth-only and in auth-and-writes mode.
     const SPEC: &[(Op, Decision, Decision)] = &[
         (Op::Login, Otp, Otp),
@@ -511,61 +693,85 @@ mod tests {
         (Op::OwnerChange, Allow, Otp),
         (Op::DistTagChange, Allow, Otp),
         (Op::AccessChange, Allow, Otp),
+        (Op::PackageMfaChange, Otp, Otp),
         (Op::Star, Allow, Allow),
         (Op::Logout, Allow, Allow),
     ];
-
-    const ALL_CREDS: [C; 6] = [
-        C::Anonymous,
-        C::Session,
-        C::Basic,
-        C::PublishToken,
-        C::ReadOnlyToken,
-        C::AutomationToken,
+    /// Package changes: covered by a package's policy and the `publishers` registry rule.
+    const PACKAGE_CHANGES: &[Op] = &[
+        Op::Publish,
+        Op::Unpublish,
+        Op::Deprecate,
+        Op::DistTagChange,
+        Op::OwnerChange,
+        Op::AccessChange,
+        Op::PackageMfaChange,
     ];
-    const ALL_POLICIES: [PackagePolicy; 3] = [
-        PackagePolicy::None,
-        PackagePolicy::Publish,
-        PackagePolicy::Automation,
+    /// What automation tokens may do without an OTP.
+    const AUTOMATABLE: &[Op] = &[
+        Op::Publish,
+        Op::Unpublish,
+        Op::Deprecate,
+        Op::DistTagChange,
+        Op::Star,
+        Op::Logout,
+    ];
+    /// What an account without 2FA may do under `require_2fa = "everyone"`.
+    const ENROLMENT: &[Op] = &[
+        Op::Login,
+        Op::TfaEnable,
+        Op::TfaConfirm,
+        Op::TfaCancelPending,
+        Op::Logout,
     ];
 
-    fn expected(op: Op, mode: TfaMode, cred: C, policy: PackagePolicy) -> Decision {
-        let on = matches!(mode, TfaMode::AuthOnly | TfaMode::AuthAndWrites);
+    fn expected(i: GateInput) -> Decision {
+        let on = matches!(i.mode, TfaMode::AuthOnly | TfaMode::AuthAndWrites);
         let (_, auth_only, auth_and_writes) = *SPEC
             .iter()
-            .find(|(o, _, _)| *o == op)
+            .find(|(o, _, _)| *o == i.op)
             .expect("every operation is specified");
-        if op == Op::Login {
+        if i.op == Op::Login {
             return if on { Otp } else { Allow };
         }
-        if cred == C::Anonymous {
+        if i.cred == C::Anonymous {
             return Deny(Denial::LoginRequired);
         }
-        if cred == C::ReadOnlyToken {
-            return if op == Op::Logout {
+        if i.cred == C::ReadOnlyToken {
+            return if i.op == Op::Logout {
                 Allow
             } else {
                 Deny(Denial::ReadOnlyToken)
             };
         }
-        if op == Op::Publish && policy != PackagePolicy::None {
-            return match (policy, cred, on) {
-                (PackagePolicy::Automation, C::AutomationToken, _) => Allow,
-                (_, _, false) => Deny(Denial::PackageRequires2fa),
+        if i.reach == Reach::Outside && i.op != Op::Logout {
+            return Deny(Denial::OutsideTokenScope);
+        }
+        let package_change = PACKAGE_CHANGES.contains(&i.op);
+        if !on {
+            if i.registry == RegistryRule::Everyone && !ENROLMENT.contains(&i.op) {
+                return Deny(Denial::RegistryRequires2fa);
+            }
+            if i.registry == RegistryRule::Publishers && package_change {
+                return Deny(Denial::RegistryRequires2fa);
+            }
+        }
+        if i.package != PackagePolicy::None && package_change {
+            return match (on, i.package, i.cred) {
+                (false, _, _) => Deny(Denial::PackageRequires2fa),
+                (true, PackagePolicy::Automation, C::AutomationToken)
+                    if AUTOMATABLE.contains(&i.op) && i.op != Op::Star =>
+                {
+                    Allow
+                }
                 _ => Otp,
             };
         }
-        if cred == C::AutomationToken {
-            let package_write = matches!(
-                op,
-                Op::Publish
-                    | Op::Unpublish
-                    | Op::Deprecate
-                    | Op::DistTagChange
-                    | Op::Star
-                    | Op::Logout
-            );
-            if package_write {
+        if i.op == Op::PackageMfaChange && !on {
+            return Deny(Denial::PolicyNeeds2fa);
+        }
+        if i.cred == C::AutomationToken {
+            if AUTOMATABLE.contains(&i.op) {
                 return Allow;
             }
             return if on {
@@ -574,42 +780,101 @@ mod tests {
                 Deny(Denial::AutomationTokenGovernance)
             };
         }
-        match mode {
+        match i.mode {
             TfaMode::Off | TfaMode::Pending => Allow,
             TfaMode::AuthOnly => auth_only,
             TfaMode::AuthAndWrites => auth_and_writes,
         }
     }
 
+    fn all_inputs() -> impl Iterator<Item = GateInput> {
+        Op::ALL.into_iter().flat_map(|op| {
+            TfaMode::ALL.into_iter().flat_map(move |mode| {
+                ALL_CREDS.into_iter().flat_map(move |cred| {
+                    ALL_REACHES.into_iter().flat_map(move |reach| {
+                        ALL_POLICIES.into_iter().flat_map(move |package| {
+                            ALL_RULES.into_iter().map(move |registry| GateInput {
+                                op,
+                                mode,
+                                cred,
+                                reach,
+                                package,
+                                registry,
+                            })
+                        })
+                    })
+                })
+            })
+        })
+    }
+
     #[test]
     fn every_combination_matches_the_spec() {
         let mut n = 0;
-        for op in Op::ALL {
-            for mode in TfaMode::ALL {
-                for cred in ALL_CREDS {
-                    for policy in ALL_POLICIES {
-                        assert_eq!(
-                            decide(op, mode, cred, policy),
-                            expected(op, mode, cred, policy),
-                            "{op:?} {mode:?} {cred:?} {policy:?}"
-                        );
-                        n += 1;
-                    }
-                }
-            }
+        for i in all_inputs() {
+            assert_eq!(decide(i), expected(i), "{i:?}");
+            n += 1;
         }
-        assert_eq!(n, 18 * 4 * 6 * 3);
+        assert_eq!(n, 19 * 4 * 6 * 3 * 3 * 3);
     }
 
     #[test]
     fn sessions_basic_and_publish_tokens_are_alike() {
-        for op in Op::ALL {
-            for mode in TfaMode::ALL {
-                for policy in ALL_POLICIES {
-                    let d = decide(op, mode, C::PublishToken, policy);
-                    assert_eq!(decide(op, mode, C::Session, policy), d);
-                    assert_eq!(decide(op, mode, C::Basic, policy), d);
+        for i in all_inputs().filter(|i| i.cred == C::PublishToken) {
+            assert_eq!(
+                decide(GateInput {
+                    cred: C::Session,
+                    ..i
+                }),
+                decide(i)
+            );
+            assert_eq!(
+                decide(GateInput {
+                    cred: C::Basic,
+                    ..i
+                }),
+                decide(i)
+            );
+        }
+    }
+
+    #[test]
+    fn nothing_is_weaker_with_a_policy_than_without() {
+        // adding a package policy or a registry rule never turns a refusal or an OTP into Allow
+        let rank = |d: Decision| match d {
+            Allow => 0,
+            Otp => 1,
+            Deny(_) => 2,
+        };
+        for i in all_inputs()
+            .filter(|i| i.package == PackagePolicy::None && i.registry == RegistryRule::None)
+        {
+            for package in ALL_POLICIES {
+                for registry in ALL_RULES {
+                    let stricter = decide(GateInput {
+                        package,
+                        registry,
+                        ..i
+                    });
+                    let automation_exception =
+                        i.cred == C::AutomationToken && package == PackagePolicy::Automation;
+                    if !automation_exception {
+                        assert!(
+                            rank(stricter) >= rank(decide(i)),
+                            "{i:?} with {package:?}/{registry:?}"
+                        );
+                    }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn read_only_tokens_never_write() {
+        for i in all_inputs().filter(|i| i.cred == C::ReadOnlyToken) {
+            match i.op {
+                Op::Login | Op::Logout => assert_ne!(decide(i), Deny(Denial::ReadOnlyToken)),
+                _ => assert_eq!(decide(i), Deny(Denial::ReadOnlyToken), "{i:?}"),
             }
         }
     }

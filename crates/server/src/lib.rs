@@ -15,14 +15,17 @@ pub mod events;
 pub mod extract;
 pub mod gate;
 pub mod names;
+pub mod notice;
 pub mod packument;
 pub mod passwords;
+pub mod policy;
 pub mod routes;
 pub mod sealing;
 pub mod second_factor;
 pub mod state;
 pub mod tarball;
 pub mod throttle;
+pub mod token_scope;
 pub mod versions;
 
 use std::net::SocketAddr;
@@ -39,7 +42,9 @@ pub use state::AppState;
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
-    routes::router(state).layer(axum::middleware::from_fn(access_log::log))
+    routes::router(state)
+        .layer(axum::middleware::from_fn(notice::layer))
+        .layer(axum::middleware::from_fn(access_log::log))
 }
 
 /// Opens the embedded store (SQLite + tarball folder) in the configured data directory.

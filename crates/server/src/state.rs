@@ -8,6 +8,7 @@ use tessera_store::{BlobStore, Store};
 use crate::cache::PackumentCache;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::policy::PolicyCache;
 use crate::sealing::KeyRing;
 
 /// Shared, cheaply clonable application state.
@@ -28,6 +29,8 @@ pub struct Inner {
     pub packuments: PackumentCache,
     /// Keys sealing TOTP secrets.
     pub keys: KeyRing,
+    /// The registry-wide 2FA policy, as last read.
+    pub policy_cache: PolicyCache,
 }
 
 impl AppState {
@@ -46,6 +49,7 @@ impl AppState {
             clock,
             packuments: PackumentCache::default(),
             keys,
+            policy_cache: PolicyCache::default(),
         }))
     }
 }

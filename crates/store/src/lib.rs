@@ -16,4 +16,6 @@ pub use blobs::BlobStore;
 pub use error::{StoreError, StoreResult};
 pub use model::*;
 pub use sqlite::SqliteStore;
-pub use traits::{PackageStore, SecurityLog, Store, TokenStore, TwoFactorStore, UserStore};
+pub use traits::{
+    PackageStore, SecurityLog, SettingsStore, Store, TokenStore, TwoFactorStore, UserStore,
+};

@@ -17,6 +17,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "two_factor",
         include_str!("../migrations/sqlite/0002_two_factor.sql"),
     ),
+    (
+        3,
+        "settings",
+        include_str!("../migrations/sqlite/0003_settings.sql"),
+    ),
 ];
 
 fn migrator(list: &[(i64, &'static str, &'static str)]) -> Migrator {

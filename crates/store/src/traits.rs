@@ -226,7 +226,22 @@ pub trait SecurityLog: Send + Sync {
     async fn events(&self, user: UserId, limit: i64) -> StoreResult<Vec<SecurityEvent>>;
 }
 
-/// Everything the server needs from persistence.
-pub trait Store: UserStore + TokenStore + PackageStore + TwoFactorStore + SecurityLog {}
+/// Registry-wide settings changed at run time.
+#[async_trait]
+pub trait SettingsStore: Send + Sync {
+    /// A setting's value, if set.
+    async fn setting(&self, key: &str) -> StoreResult<Option<String>>;
+    /// Sets (`Some`) or clears (`None`) a setting.
+    async fn set_setting(&self, key: &str, value: Option<&str>, now: i64) -> StoreResult<()>;
+}
 
-impl<T: UserStore + TokenStore + PackageStore + TwoFactorStore + SecurityLog> Store for T {}
+/// Everything the server needs from persistence.
+pub trait Store:
+    UserStore + TokenStore + PackageStore + TwoFactorStore + SecurityLog + SettingsStore
+{
+}
+
+impl<T> Store for T where
+    T: UserStore + TokenStore + PackageStore + TwoFactorStore + SecurityLog + SettingsStore
+{
+}

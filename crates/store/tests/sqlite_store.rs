@@ -520,3 +520,21 @@ async fn security_log_keeps_newest_first() {
         ["otp_failed", "tfa_enabled"]
     );
 }
+
+#[tokio::test]
+async fn settings_set_and_clear() {
+    let s = store().await;
+    assert_eq!(s.setting("require_2fa").await.unwrap(), None);
+    s.set_setting("require_2fa", Some("publishers"), 1)
+        .await
+        .unwrap();
+    s.set_setting("require_2fa", Some("everyone"), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.setting("require_2fa").await.unwrap().as_deref(),
+        Some("everyone")
+    );
+    s.set_setting("require_2fa", None, 3).await.unwrap();
+    assert_eq!(s.setting("require_2fa").await.unwrap(), None);
+}

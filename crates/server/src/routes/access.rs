@@ -12,7 +12,7 @@ use tessera_store::{Access, Package};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_json, read_body};
-use crate::gate::{self, Operation, PackagePolicy, package_policy};
+use crate::gate::{self, Operation, PackagePolicy, Subject, package_policy};
 use crate::names::scope_of;
 use crate::routes::{check_read_allowed, visible_package};
 use crate::state::AppState;
@@ -33,7 +33,7 @@ pub async fn visibility(
 ) -> ApiResult<Json<Value>> {
     let user = caller.reader()?;
     check_read_allowed(&state, user)?;
-    let p = visible_package(&state, &pkg, user).await?;
+    let p = visible_package(&state, &pkg, user, caller.token.as_ref()).await?;
     Ok(Json(json!({"public": p.access == Access::Public})))
 }
 
@@ -45,7 +45,7 @@ pub async fn get(
 ) -> ApiResult<Json<Value>> {
     let user = caller.reader()?;
     check_read_allowed(&state, user)?;
-    let p = visible_package(&state, &pkg, user).await?;
+    let p = visible_package(&state, &pkg, user, caller.token.as_ref()).await?;
     Ok(Json(json!({
         "name": p.name,
         "access": p.access.as_str(),
@@ -64,7 +64,7 @@ pub async fn set(
     body: Body,
 ) -> ApiResult<Json<Value>> {
     let user = caller.require_user()?;
-    let p = visible_package(&state, &pkg, Some(user)).await?;
+    let p = visible_package(&state, &pkg, Some(user), caller.token.as_ref()).await?;
     let doc = state
         .store
         .package_doc(&pkg)
@@ -105,7 +105,18 @@ pub async fn set(
             "Unscoped packages cannot be made private",
         ));
     }
-    gate::enforce(&state, &caller, Operation::AccessChange, Some(&p)).await?;
+    if access.is_some() {
+        gate::enforce(&state, &caller, Operation::AccessChange, Subject::of(&p)).await?;
+    }
+    if requires.is_some() || overrides.is_some() {
+        gate::enforce(
+            &state,
+            &caller,
+            Operation::PackageMfaChange,
+            Subject::of(&p),
+        )
+        .await?;
+    }
     let now = state.clock.now_ms();
     if let Some(a) = access {
         state.store.set_access(p.id, a, now).await?;
@@ -127,7 +138,7 @@ pub async fn collaborators(
 ) -> ApiResult<Json<Value>> {
     let user = caller.reader()?;
     check_read_allowed(&state, user)?;
-    visible_package(&state, &pkg, user).await?;
+    visible_package(&state, &pkg, user, caller.token.as_ref()).await?;
     let doc = state
         .store
         .package_doc(&pkg)
@@ -159,7 +170,9 @@ pub async fn user_packages(
     for p in state.store.packages_of(user.id).await? {
         let visible = p.access == Access::Public
             || viewer.is_some_and(|v| v.id == user.id || v.is_admin)
-            || visible_package(&state, &p.name, viewer).await.is_ok();
+            || visible_package(&state, &p.name, viewer, caller.token.as_ref())
+                .await
+                .is_ok();
         if visible {
             out.insert(p.name, Value::String("write".into()));
         }

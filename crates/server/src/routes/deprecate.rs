@@ -9,7 +9,7 @@ use tessera_store::PackageDoc;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::gate::{self, Operation};
+use crate::gate::{self, Operation, Subject};
 use crate::routes::package_writes::check_rev;
 use crate::state::AppState;
 
@@ -57,7 +57,13 @@ pub async fn apply(
         )));
     }
     let changes = changes(&doc, versions)?;
-    gate::enforce(state, caller, Operation::Deprecate, Some(&doc.package)).await?;
+    gate::enforce(
+        state,
+        caller,
+        Operation::Deprecate,
+        Subject::of(&doc.package),
+    )
+    .await?;
     check_rev(&doc.package.name, doc.package.rev, rev)?;
     if !changes.is_empty() {
         state

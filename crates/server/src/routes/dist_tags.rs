@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{parse_json, read_body};
-use crate::gate::{self, Operation};
+use crate::gate::{self, Operation, Subject};
 use crate::names;
 use crate::routes::{check_read_allowed, visible_package};
 use crate::state::AppState;
@@ -23,7 +23,7 @@ pub async fn list(
 ) -> ApiResult<Json<Value>> {
     let user = caller.reader()?;
     check_read_allowed(&state, user)?;
-    visible_package(&state, &pkg, user).await?;
+    visible_package(&state, &pkg, user, caller.token.as_ref()).await?;
     let doc = state
         .store
         .package_doc(&pkg)
@@ -43,7 +43,7 @@ async fn writable(
     pkg: &str,
 ) -> ApiResult<tessera_store::PackageDoc> {
     let user = caller.require_user()?;
-    visible_package(state, pkg, Some(user)).await?;
+    visible_package(state, pkg, Some(user), caller.token.as_ref()).await?;
     let doc = state
         .store
         .package_doc(pkg)
@@ -82,7 +82,7 @@ pub async fn add(
         &state,
         &caller,
         Operation::DistTagChange,
-        Some(&doc.package),
+        Subject::of(&doc.package),
     )
     .await?;
     state
@@ -114,7 +114,7 @@ pub async fn remove(
         &state,
         &caller,
         Operation::DistTagChange,
-        Some(&doc.package),
+        Subject::of(&doc.package),
     )
     .await?;
     state

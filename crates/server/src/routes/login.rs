@@ -19,9 +19,10 @@ use crate::config::Signup;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, kind};
 use crate::extract::{parse_json, read_body};
-use crate::gate::{self, Operation};
+use crate::gate::{self, Operation, Subject};
 use crate::names;
 use crate::passwords;
+use crate::policy;
 use crate::routes::check_read_allowed;
 use crate::routes::tokens::{TokenSpec, issue_token};
 use crate::second_factor::Satisfied;
@@ -118,7 +119,8 @@ async fn couch_login(
             ));
         }
         // The second factor is checked only now, after the password (RPL-06).
-        let how = gate::enforce_for(state, caller, &user, Operation::Login, None).await?;
+        let how =
+            gate::enforce_for(state, caller, &user, Operation::Login, Subject::Account).await?;
         let detail = match how {
             None => "password (no 2FA)",
             Some(Satisfied::Totp) => "password and one-time password",
@@ -170,8 +172,11 @@ async fn couch_login(
 }
 
 async fn login_reply(state: &AppState, user: &User, status: StatusCode) -> ApiResult<Response> {
+    let now = state.clock.now_ms();
+    let days = i64::from(state.config.tokens.login_expiry_days);
     let spec = TokenSpec {
         kind: TokenKind::Login,
+        expires_at: (days > 0).then(|| now + days * 24 * 3600 * 1000),
         ..TokenSpec::default()
     };
     let (value, _token) = issue_token(state, user, spec).await?;
@@ -186,6 +191,12 @@ async fn login_reply(state: &AppState, user: &User, status: StatusCode) -> ApiRe
         axum::http::header::CACHE_CONTROL,
         axum::http::HeaderValue::from_static("no-store"),
     );
+    // During a registry-wide 2FA grace period, npm prints this as `npm notice …`.
+    if let Some(text) = policy::current(state).await?.grace_notice(user, now)
+        && let Ok(v) = axum::http::HeaderValue::from_str(&text)
+    {
+        res.headers_mut().insert("npm-notice", v);
+    }
     Ok(res)
 }
 
@@ -230,7 +241,7 @@ pub async fn logout(
         if !same_owner {
             return Err(ApiError::forbidden("You can only log out your own tokens"));
         }
-        gate::enforce_for(&state, &caller, &owner, Operation::Logout, None).await?;
+        gate::enforce_for(&state, &caller, &owner, Operation::Logout, Subject::Account).await?;
     }
     state.store.delete_token(owner.id, &hash).await?;
     tracing::info!(user = %owner.name, "logged out");

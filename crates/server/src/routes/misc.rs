@@ -15,6 +15,6 @@ pub async fn ping() -> Json<Value> {
 
 /// `GET /-/whoami` → `{"username": …}`.
 pub async fn whoami(State(_state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
-    let user = caller.require_user()?;
+    let user = caller.require_account()?;
     Ok(Json(json!({"username": user.name})))
 }

@@ -21,10 +21,11 @@ use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::{delete, get, post, put};
 
-use tessera_store::{Access, Package, User};
+use tessera_store::{Access, Package, Token, User};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::token_scope;
 
 /// Builds the npm API router.
 pub fn router(state: AppState) -> Router {
@@ -85,13 +86,20 @@ pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     format!("{proto}://{host}")
 }
 
-/// Whether `user` may see a package with this visibility and these maintainers.
+/// Whether `user`, with `token` if it came with one, may see the package `name` with this
+/// visibility and these maintainers. A granular token limited to other packages does not see
+/// private packages outside them.
 pub fn can_read(
     state: &AppState,
+    name: &str,
     access: Access,
     maintainers: &[i64],
     user: Option<&User>,
+    token: Option<&Token>,
 ) -> bool {
+    if access == Access::Restricted && !token_scope::may_read_private(token, name) {
+        return false;
+    }
     match (access, user) {
         (_, Some(u)) if u.is_admin => true,
         (Access::Public, u) => u.is_some() || !state.config.read_requires_auth,
@@ -113,13 +121,14 @@ pub async fn visible_package(
     state: &AppState,
     name: &str,
     user: Option<&User>,
+    token: Option<&Token>,
 ) -> ApiResult<Package> {
     let pkg = state
         .store
         .package(name)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    if pkg.access == Access::Public && can_read(state, pkg.access, &[], user) {
+    if pkg.access == Access::Public && can_read(state, name, pkg.access, &[], user, token) {
         return Ok(pkg);
     }
     let doc = state
@@ -128,7 +137,7 @@ pub async fn visible_package(
         .await?
         .ok_or_else(ApiError::not_found)?;
     let ids: Vec<i64> = doc.maintainers.iter().map(|m| m.id).collect();
-    if can_read(state, pkg.access, &ids, user) {
+    if can_read(state, name, pkg.access, &ids, user, token) {
         Ok(pkg)
     } else {
         Err(ApiError::not_found())

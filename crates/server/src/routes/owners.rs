@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::gate::{self, Operation};
+use crate::gate::{self, Operation, Subject};
 use crate::routes::package_writes::check_rev;
 use crate::state::AppState;
 
@@ -68,7 +68,13 @@ pub async fn set(
         .filter(|m| !wanted.contains(&m.name))
         .map(|m| m.id)
         .collect();
-    gate::enforce(state, caller, Operation::OwnerChange, Some(&doc.package)).await?;
+    gate::enforce(
+        state,
+        caller,
+        Operation::OwnerChange,
+        Subject::of(&doc.package),
+    )
+    .await?;
     check_rev(name, doc.package.rev, rev)?;
     if !add.is_empty() || !remove.is_empty() {
         state

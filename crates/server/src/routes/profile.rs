@@ -14,7 +14,7 @@ use crate::clock::iso8601;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, kind};
 use crate::extract::{parse_json, read_body};
-use crate::gate::{self, Operation};
+use crate::gate::{self, Operation, Subject};
 use crate::names;
 use crate::passwords;
 use crate::routes::two_factor;
@@ -44,7 +44,7 @@ pub fn profile_json(user: &User) -> Value {
 
 /// `GET /-/npm/v1/user`.
 pub async fn get(State(_state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
-    let user = caller.require_user()?;
+    let user = caller.require_account()?;
     Ok(Json(profile_json(user)))
 }
 
@@ -73,7 +73,7 @@ pub async fn post(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let user = caller.require_user()?;
+    let user = caller.require_account()?;
     let bytes = read_body(&headers, body, 64 * 1024).await?;
     let body: Map<String, Value> = parse_json(&bytes)?;
     if let Some(tfa) = body.get("tfa") {
@@ -123,10 +123,10 @@ pub async fn post(
     };
     let fields_changed = profile != user.profile || email != user.email;
     if new_password.is_some() {
-        gate::enforce(&state, &caller, Operation::PasswordChange, None).await?;
+        gate::enforce(&state, &caller, Operation::PasswordChange, Subject::Account).await?;
     }
     if fields_changed {
-        gate::enforce(&state, &caller, Operation::ProfileWrite, None).await?;
+        gate::enforce(&state, &caller, Operation::ProfileWrite, Subject::Account).await?;
     }
     let now = state.clock.now_ms();
     if let Some(p) = new_password {

@@ -16,7 +16,7 @@ use tessera_store::{Access, NewVersion, StoreError, VersionRecord};
 use crate::auth::Caller;
 use crate::config::DefaultAccess;
 use crate::error::{ApiError, ApiResult};
-use crate::gate::{self, Operation};
+use crate::gate::{self, Operation, Subject};
 use crate::names::{self, bare_name, scope_of};
 use crate::state::AppState;
 use crate::tarball::{self, Digests, TarballLimits};
@@ -104,7 +104,10 @@ pub async fn publish(
         state,
         caller,
         Operation::Publish,
-        existing.as_ref().map(|d| &d.package),
+        Subject::Package {
+            name,
+            package: existing.as_ref().map(|d| &d.package),
+        },
     )
     .await?;
 

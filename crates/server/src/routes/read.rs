@@ -49,7 +49,14 @@ async fn readable(
     let r = rendered(state, name, &base)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    if !can_read(state, r.access, &r.maintainer_ids, user) {
+    if !can_read(
+        state,
+        name,
+        r.access,
+        &r.maintainer_ids,
+        user,
+        caller.token.as_ref(),
+    ) {
         return Err(ApiError::not_found());
     }
     Ok(r)

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::auth::Caller;
 use crate::error::ApiResult;
-use crate::gate::{self, Operation};
+use crate::gate::{self, Operation, Subject};
 use crate::routes::visible_package;
 use crate::state::AppState;
 
@@ -21,8 +21,8 @@ pub async fn star(
     body: &Map<String, Value>,
 ) -> ApiResult<Response> {
     let user = caller.require_user()?;
-    let pkg = visible_package(state, name, Some(user)).await?;
-    gate::enforce(state, caller, Operation::Star, Some(&pkg)).await?;
+    let pkg = visible_package(state, name, Some(user), caller.token.as_ref()).await?;
+    gate::enforce(state, caller, Operation::Star, Subject::of(&pkg)).await?;
     let starred = body
         .get("users")
         .and_then(Value::as_object)
@@ -59,7 +59,10 @@ pub async fn starred_by_user(
     };
     let mut rows = Vec::new();
     for p in state.store.starred_by(user.id).await? {
-        if visible_package(&state, &p, viewer).await.is_ok() {
+        if visible_package(&state, &p, viewer, caller.token.as_ref())
+            .await
+            .is_ok()
+        {
             rows.push(json!({"value": p}));
         }
     }

@@ -16,12 +16,14 @@ use tessera_store::{NewToken, Token, TokenGrants, TokenKind, User};
 use crate::api_tokens;
 use crate::auth::Caller;
 use crate::clock::iso8601;
+use crate::config::TokenConfig;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, kind};
 use crate::extract::{parse_json, read_body};
-use crate::gate::{self, Operation};
+use crate::gate::{self, Operation, Subject};
 use crate::names;
 use crate::state::AppState;
+use crate::token_scope;
 
 /// Longest token lifetime accepted, in days.
 const MAX_EXPIRY_DAYS: i64 = 3650;
@@ -242,7 +244,18 @@ fn permission(body: &Map<String, Value>, k: &str) -> ApiResult<Option<String>> {
 }
 
 /// Reads either body shape into a spec.
-pub fn parse_spec(body: &Map<String, Value>, now: i64) -> ApiResult<TokenSpec> {
+pub fn parse_spec(
+    body: &Map<String, Value>,
+    now: i64,
+    limits: &TokenConfig,
+) -> ApiResult<TokenSpec> {
+    let max_days = if limits.max_expiry_days == 0 {
+        MAX_EXPIRY_DAYS
+    } else {
+        i64::from(limits.max_expiry_days)
+    };
+    let default_expiry = (limits.default_expiry_days > 0)
+        .then(|| now + i64::from(limits.default_expiry_days) * DAY_MS);
     let mut cidrs = string_list(body, "cidr_whitelist")?;
     for c in &mut cidrs {
         let net: ipnet::IpNet = c
@@ -254,14 +267,24 @@ pub fn parse_spec(body: &Map<String, Value>, now: i64) -> ApiResult<TokenSpec> {
     let granular = GRANULAR_KEYS.iter().any(|k| body.contains_key(*k));
     if !granular {
         let readonly = flag(body, "readonly")?;
+        // Classic automation tokens: `{"type": "automation"}` (or `"automation": true`).
+        let automation = flag(body, "automation")?
+            || body.get("type").and_then(Value::as_str) == Some("automation");
+        if automation && readonly {
+            return Err(ApiError::bad_request(
+                "A token cannot be both read-only and automation",
+            ));
+        }
+        let kind = match (readonly, automation) {
+            (true, _) => TokenKind::ReadOnly,
+            (_, true) => TokenKind::Automation,
+            _ => TokenKind::Publish,
+        };
         return Ok(TokenSpec {
-            kind: if readonly {
-                TokenKind::ReadOnly
-            } else {
-                TokenKind::Publish
-            },
+            kind,
             readonly,
             cidr_whitelist: cidrs,
+            expires_at: default_expiry,
             ..TokenSpec::default()
         });
     }
@@ -279,15 +302,15 @@ pub fn parse_spec(body: &Map<String, Value>, now: i64) -> ApiResult<TokenSpec> {
     }
     let orgs = string_list(body, "orgs")?;
     let expires_at = match body.get("expires") {
-        None | Some(Value::Null) => None,
+        None | Some(Value::Null) => default_expiry,
         Some(v) => {
             let days = v
                 .as_i64()
                 .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                .filter(|d| (1..=MAX_EXPIRY_DAYS).contains(d))
+                .filter(|d| (1..=max_days).contains(d))
                 .ok_or_else(|| {
                     ApiError::bad_request(format!(
-                        "expires must be a number of days from 1 to {MAX_EXPIRY_DAYS}"
+                        "expires must be a number of days from 1 to {max_days}"
                     ))
                 })?;
             Some(now + days * DAY_MS)
@@ -301,9 +324,11 @@ pub fn parse_spec(body: &Map<String, Value>, now: i64) -> ApiResult<TokenSpec> {
         packages_and_scopes_permission: permission(body, "packages_and_scopes_permission")?,
         orgs_permission: permission(body, "orgs_permission")?,
     };
-    let readonly = matches!(
+    let readonly = !token_scope::can_write_somewhere(
+        TokenKind::Granular,
         grants.packages_and_scopes_permission.as_deref(),
-        Some("read-only" | "no-access")
+        &grants.orgs,
+        grants.orgs_permission.as_deref(),
     );
     Ok(TokenSpec {
         kind: TokenKind::Granular,
@@ -333,9 +358,9 @@ pub async fn create(
             "Your password is required to create a token",
         ));
     }
-    let spec = parse_spec(&body, state.clock.now_ms())?;
+    let spec = parse_spec(&body, state.clock.now_ms(), &state.config.tokens)?;
     crate::routes::two_factor::check_password(&state, &caller, user, Some(password)).await?;
-    gate::enforce(&state, &caller, Operation::TokenCreate, None).await?;
+    gate::enforce(&state, &caller, Operation::TokenCreate, Subject::Account).await?;
     let (value, token) = issue_token(&state, user, spec).await?;
     tracing::info!(user = %user.name, kind = token.kind.as_str(), "token created");
     events::record(
@@ -372,7 +397,7 @@ pub async fn revoke(
         Some((_, owner)) if owner.id == user.id => {}
         _ => return Err(ApiError::not_found_msg("Unknown token id or value")),
     }
-    gate::enforce(&state, &caller, Operation::TokenRevoke, None).await?;
+    gate::enforce(&state, &caller, Operation::TokenRevoke, Subject::Account).await?;
     state.store.delete_token(user.id, &hash).await?;
     tracing::info!(user = %user.name, "token revoked");
     events::record(&state, user.id, &caller, kind::TOKEN_REVOKED, "").await;
@@ -387,11 +412,73 @@ mod tests {
         v.as_object().unwrap().clone()
     }
 
+    fn limits() -> TokenConfig {
+        TokenConfig::default()
+    }
+
+    #[test]
+    fn expiry_defaults_and_maximum() {
+        let cfg = TokenConfig {
+            default_expiry_days: 7,
+            max_expiry_days: 30,
+            login_expiry_days: 0,
+        };
+        let s = parse_spec(&obj(json!({"password":"x"})), 0, &cfg).unwrap();
+        assert_eq!(
+            s.expires_at,
+            Some(7 * DAY_MS),
+            "classic tokens get the default"
+        );
+        let s = parse_spec(&obj(json!({"name":"a"})), 0, &cfg).unwrap();
+        assert_eq!(s.expires_at, Some(7 * DAY_MS));
+        assert!(parse_spec(&obj(json!({"name":"a","expires":31})), 0, &cfg).is_err());
+        let s = parse_spec(&obj(json!({"name":"a","expires":30})), 0, &cfg).unwrap();
+        assert_eq!(s.expires_at, Some(30 * DAY_MS));
+        let none = TokenConfig {
+            default_expiry_days: 0,
+            max_expiry_days: 0,
+            login_expiry_days: 0,
+        };
+        assert_eq!(
+            parse_spec(&obj(json!({"password":"x"})), 0, &none)
+                .unwrap()
+                .expires_at,
+            None
+        );
+    }
+
+    #[test]
+    fn automation_and_org_tokens() {
+        let s = parse_spec(
+            &obj(json!({"password":"x","type":"automation"})),
+            0,
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(s.kind, TokenKind::Automation);
+        assert!(
+            parse_spec(
+                &obj(json!({"password":"x","automation":true,"readonly":true})),
+                0,
+                &limits()
+            )
+            .is_err()
+        );
+        let s = parse_spec(
+            &obj(json!({"name":"a","packages_and_scopes_permission":"read-only","orgs":["acme"],"orgs_permission":"read-write"})),
+            0,
+            &limits(),
+        )
+        .unwrap();
+        assert!(!s.readonly, "it may write to the org's packages");
+    }
+
     #[test]
     fn classic_shape() {
         let s = parse_spec(
             &obj(json!({"password":"x","readonly":true,"cidr_whitelist":["10.0.0.0/8"]})),
             0,
+            &limits(),
         )
         .unwrap();
         assert_eq!(s.kind, TokenKind::ReadOnly);
@@ -400,6 +487,7 @@ mod tests {
         let s = parse_spec(
             &obj(json!({"password":"x","readonly":false,"cidr_whitelist":[]})),
             0,
+            &limits(),
         )
         .unwrap();
         assert_eq!(s.kind, TokenKind::Publish);
@@ -415,6 +503,7 @@ mod tests {
                 "bypass_2fa":true}),
             ),
             1000,
+            &limits(),
         )
         .unwrap();
         assert_eq!(s.kind, TokenKind::Granular);
@@ -423,7 +512,7 @@ mod tests {
         assert_eq!(s.expires_at, Some(1000 + 30 * DAY_MS));
         assert!(s.bypass_2fa);
         assert!(!s.readonly);
-        let s = parse_spec(&obj(json!({"name":null,"password":"x"})), 0).unwrap();
+        let s = parse_spec(&obj(json!({"name":null,"password":"x"})), 0, &limits()).unwrap();
         assert_eq!(s.kind, TokenKind::Granular);
         assert_eq!(s.name, None);
     }
@@ -439,7 +528,10 @@ mod tests {
             json!({"name":"a","bypass_2fa":"yes"}),
             json!({"name":5}),
         ] {
-            assert!(parse_spec(&obj(bad.clone()), 0).is_err(), "{bad}");
+            assert!(
+                parse_spec(&obj(bad.clone()), 0, &limits()).is_err(),
+                "{bad}"
+            );
         }
     }
 }

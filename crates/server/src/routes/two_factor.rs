@@ -16,7 +16,7 @@ use tessera_store::{FailureKind, TwoFactorMode, User};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, kind};
-use crate::gate::{self, Operation, TfaMode};
+use crate::gate::{self, Operation, Subject, TfaMode};
 use crate::passwords;
 use crate::state::AppState;
 use crate::throttle;
@@ -95,20 +95,20 @@ async fn change(
     match (wanted, current) {
         (None, TfaMode::Off) => Ok(Json(json!({"tfa": false})).into_response()),
         (None, TfaMode::Pending) => {
-            gate::enforce(state, caller, Operation::TfaCancelPending, None).await?;
+            gate::enforce(state, caller, Operation::TfaCancelPending, Subject::Account).await?;
             state.store.cancel_pending(user.id).await?;
             events::record(state, user.id, caller, kind::TFA_ENROLMENT_CANCELLED, "").await;
             Ok(Json(json!({"tfa": false})).into_response())
         }
         (None, _) => {
-            gate::enforce(state, caller, Operation::TfaDisable, None).await?;
+            gate::enforce(state, caller, Operation::TfaDisable, Subject::Account).await?;
             state.store.disable_two_factor(user.id).await?;
             events::record(state, user.id, caller, kind::TFA_DISABLED, "").await;
             tracing::info!(user = %user.name, "2FA disabled");
             Ok(Json(json!({"tfa": false})).into_response())
         }
         (Some(mode), TfaMode::Off | TfaMode::Pending) => {
-            gate::enforce(state, caller, Operation::TfaEnable, None).await?;
+            gate::enforce(state, caller, Operation::TfaEnable, Subject::Account).await?;
             let secret = tessera_otp::generate_secret();
             let sealed = state.keys.seal(user.id, &secret);
             if !state
@@ -132,7 +132,7 @@ async fn change(
             Ok(no_store(json!({"tfa": uri})))
         }
         (Some(mode), _) => {
-            gate::enforce(state, caller, Operation::TfaModeChange, None).await?;
+            gate::enforce(state, caller, Operation::TfaModeChange, Subject::Account).await?;
             state.store.set_two_factor_mode(user.id, mode).await?;
             events::record(
                 state,
@@ -161,7 +161,7 @@ async fn confirm(
     user: &User,
     codes: &[Value],
 ) -> ApiResult<Response> {
-    gate::enforce(state, caller, Operation::TfaConfirm, None).await?;
+    gate::enforce(state, caller, Operation::TfaConfirm, Subject::Account).await?;
     let record = state.store.totp(user.id).await?;
     let record = match record {
         Some(r) if r.state.pending => r,

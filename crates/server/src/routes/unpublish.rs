@@ -12,7 +12,7 @@ use tessera_store::PackageDoc;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::gate::{self, Operation};
+use crate::gate::{self, Operation, Subject};
 use crate::routes::package_writes::check_rev;
 use crate::routes::read::version_of_file;
 use crate::state::AppState;
@@ -101,7 +101,13 @@ pub async fn remove_versions(
             "Version {extra} is not published; an unpublish can only remove versions"
         )));
     }
-    gate::enforce(state, caller, Operation::Unpublish, Some(&doc.package)).await?;
+    gate::enforce(
+        state,
+        caller,
+        Operation::Unpublish,
+        Subject::of(&doc.package),
+    )
+    .await?;
     check_rev(&doc.package.name, doc.package.rev, rev)?;
     let removed: Vec<String> = doc
         .versions
@@ -126,7 +132,13 @@ pub async fn delete_package(
         .await?
         .ok_or_else(ApiError::not_found)?;
     require_maintainer(caller, &doc)?;
-    gate::enforce(state, caller, Operation::Unpublish, Some(&doc.package)).await?;
+    gate::enforce(
+        state,
+        caller,
+        Operation::Unpublish,
+        Subject::of(&doc.package),
+    )
+    .await?;
     check_rev(name, doc.package.rev, Some(rev).filter(|r| !r.is_empty()))?;
     let all = doc.versions.iter().map(|v| v.version.clone()).collect();
     remove(state, doc, all).await
@@ -151,7 +163,13 @@ pub async fn delete_tarball(
     let version = version_of_file(name, file)
         .ok_or_else(ApiError::not_found)?
         .to_owned();
-    gate::enforce(state, caller, Operation::Unpublish, Some(&doc.package)).await?;
+    gate::enforce(
+        state,
+        caller,
+        Operation::Unpublish,
+        Subject::of(&doc.package),
+    )
+    .await?;
     if doc.version(&version).is_none() {
         return Ok(Json(json!({"ok": true})).into_response());
     }

@@ -349,6 +349,38 @@ macro_rules! impl_two_factor_store {
                 Ok(out)
             }
         }
+
+        #[async_trait::async_trait]
+        impl $crate::SettingsStore for $store {
+            async fn setting(&self, key: &str) -> $crate::StoreResult<Option<String>> {
+                Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn set_setting(&self, key: &str, value: Option<&str>, now: i64) -> $crate::StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                match value {
+                    Some(v) => {
+                        sqlx::query(
+                            "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) \
+                             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                        )
+                        .bind(key)
+                        .bind(v)
+                        .bind(now)
+                        .execute(&mut *w.tx)
+                        .await?;
+                    }
+                    None => {
+                        sqlx::query("DELETE FROM settings WHERE key = $1").bind(key).execute(&mut *w.tx).await?;
+                    }
+                }
+                w.tx.commit().await?;
+                Ok(())
+            }
+        }
     };
 }
 
