@@ -34,6 +34,27 @@ pub enum AdminCommand {
         /// User name.
         name: String,
     },
+    /// List a user's tokens (kind, reach, expiry), or revoke them all.
+    Tokens {
+        /// User name.
+        name: String,
+        /// Revoke every token of the user.
+        #[arg(long)]
+        revoke_all: bool,
+    },
+    /// Show or change the registry-wide 2FA policy (stored in the database: every instance
+    /// follows it, and it overrides `require_2fa` in the configuration).
+    Policy {
+        /// `none`, `publishers` or `everyone`.
+        #[arg(long, value_name = "WHO")]
+        require_2fa: Option<String>,
+        /// Warn only, until this date (`2027-01-31`); `none` removes the grace period.
+        #[arg(long, value_name = "DATE")]
+        grace_until: Option<String>,
+        /// Forget the database's values and follow the configuration again.
+        #[arg(long)]
+        reset: bool,
+    },
     /// Invite a user name and email to sign up with `npm adduser` (for `signup = "invitation"`).
     Invite {
         /// The user name the invitee will use.
@@ -216,6 +237,81 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                 "{name}: two-factor authentication {}; {tokens} tokens revoked. They can log in with their password and run `npm profile enable-2fa`.",
                 if had { "turned off" } else { "was not on" }
             );
+        }
+        AdminCommand::Tokens { name, revoke_all } => {
+            let u = store
+                .user_by_name(&name)
+                .await?
+                .with_context(|| format!("no user {name}"))?;
+            if revoke_all {
+                let n = store.delete_user_tokens(u.id).await?;
+                events::record_from(
+                    &state,
+                    u.id,
+                    "local",
+                    "tessera admin",
+                    events::kind::TOKEN_REVOKED,
+                    format!("all {n} tokens, by an administrator"),
+                )
+                .await;
+                println!("revoked {n} tokens of {name}");
+            } else {
+                let (tokens, _) = store.list_tokens(u.id, 0, 100_000).await?;
+                for t in tokens {
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        &t.token_hash[..12],
+                        t.display_prefix,
+                        iso8601(t.created_at),
+                        tessera_server::routes::tokens::summary(&t)
+                    );
+                }
+            }
+        }
+        AdminCommand::Policy {
+            require_2fa,
+            grace_until,
+            reset,
+        } => {
+            use tessera_server::config::{Require2fa, parse_date_ms};
+            use tessera_server::policy::{KEY_GRACE, KEY_REQUIRE};
+            if reset {
+                store.set_setting(KEY_REQUIRE, None, now).await?;
+                store.set_setting(KEY_GRACE, None, now).await?;
+            }
+            if let Some(r) = require_2fa {
+                Require2fa::parse(&r).with_context(|| {
+                    format!("--require-2fa must be none, publishers or everyone, not {r:?}")
+                })?;
+                store.set_setting(KEY_REQUIRE, Some(&r), now).await?;
+            }
+            if let Some(g) = grace_until {
+                if g == "none" {
+                    store.set_setting(KEY_GRACE, Some(""), now).await?;
+                } else {
+                    parse_date_ms(&g).with_context(|| {
+                        format!("--grace-until must be a date like 2027-01-31, not {g:?}")
+                    })?;
+                    store.set_setting(KEY_GRACE, Some(&g), now).await?;
+                }
+            }
+            let p = tessera_server::policy::load(&state)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            let source = if store.setting(KEY_REQUIRE).await?.is_some() {
+                "set by tessera admin policy"
+            } else {
+                "from the configuration"
+            };
+            println!("require_2fa = {} ({source})", p.require.as_str());
+            match p.grace_until {
+                Some(g) if p.in_grace(now) => println!(
+                    "grace period until {}: accounts without 2FA are warned, not refused",
+                    iso8601(g)
+                ),
+                Some(g) => println!("grace period ended {}", iso8601(g)),
+                None => println!("no grace period"),
+            }
         }
         AdminCommand::Invite { name, email, days } => {
             names::validate_user_name(&name).map_err(anyhow::Error::msg)?;

@@ -38,7 +38,7 @@ fn token_create_list_revoke() {
     assert_eq!(tokens.len(), 2, "the login token and the new one");
     let ci = tokens
         .iter()
-        .find(|t| t["name"] == "ci")
+        .find(|t| t["token_name"] == "ci")
         .expect("named token listed");
     assert_eq!(ci["description"], "for ci");
     assert!(

@@ -91,10 +91,9 @@ pub async fn current(state: &AppState) -> ApiResult<RegistryPolicy> {
         .0
         .lock()
         .unwrap_or_else(|e| e.into_inner())
+        && at.elapsed() < CACHE_TTL
     {
-        if at.elapsed() < CACHE_TTL {
-            return Ok(p);
-        }
+        return Ok(p);
     }
     let p = load(state).await?;
     *state

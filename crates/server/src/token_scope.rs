@@ -8,7 +8,7 @@
 //! cannot write outside its packages and cannot see private packages outside them; public
 //! packages stay readable, as they are to anyone.
 
-use tessera_store::{Token, TokenKind};
+use tessera_store::{Token, TokenGrants, TokenKind};
 
 use crate::names::scope_of;
 
@@ -107,18 +107,14 @@ pub fn may_read_private(token: Option<&Token>, package: &str) -> bool {
     }
 }
 
-/// Whether a token can write anything at all (else it is treated as read-only).
-pub fn can_write_somewhere(
-    kind: TokenKind,
-    packages_perm: Option<&str>,
-    orgs: &[String],
-    orgs_perm: Option<&str>,
-) -> bool {
-    if kind != TokenKind::Granular {
-        return kind != TokenKind::ReadOnly;
-    }
-    Permission::parse(packages_perm) == Permission::ReadWrite
-        || (!orgs.is_empty() && Permission::parse(orgs_perm) == Permission::ReadWrite)
+/// Whether a granular token can write anything at all (else it is treated as read-only).
+pub fn can_write_somewhere(g: &TokenGrants) -> bool {
+    let package_selection = !g.packages.is_empty() || !g.scopes.is_empty() || g.packages_all;
+    let unrestricted = !package_selection && g.orgs.is_empty();
+    let packages_rw =
+        Permission::parse(g.packages_and_scopes_permission.as_deref()) == Permission::ReadWrite;
+    let orgs_rw = Permission::parse(g.orgs_permission.as_deref()) == Permission::ReadWrite;
+    (packages_rw && (package_selection || unrestricted)) || (!g.orgs.is_empty() && orgs_rw)
 }
 
 #[cfg(test)]
@@ -200,19 +196,22 @@ mod tests {
 
     #[test]
     fn write_capability() {
-        assert!(can_write_somewhere(TokenKind::Granular, None, &[], None));
-        assert!(!can_write_somewhere(
-            TokenKind::Granular,
+        let g = |p: Option<&str>, orgs: &[&str], op: Option<&str>| TokenGrants {
+            packages_and_scopes_permission: p.map(str::to_owned),
+            orgs: orgs.iter().map(|o| o.to_string()).collect(),
+            orgs_permission: op.map(str::to_owned),
+            ..Default::default()
+        };
+        assert!(can_write_somewhere(&g(None, &[], None)));
+        assert!(!can_write_somewhere(&g(Some("read-only"), &[], None)));
+        assert!(can_write_somewhere(&g(
             Some("read-only"),
-            &[],
-            None
-        ));
-        assert!(can_write_somewhere(
-            TokenKind::Granular,
-            Some("read-only"),
-            &["acme".into()],
+            &["acme"],
             Some("read-write")
-        ));
-        assert!(!can_write_somewhere(TokenKind::ReadOnly, None, &[], None));
+        )));
+        assert!(
+            !can_write_somewhere(&g(None, &["acme"], Some("read-only"))),
+            "only a read-only org selected"
+        );
     }
 }

@@ -23,6 +23,8 @@ pub struct Registry {
     pub data: PathBuf,
     /// `127.0.0.1:PORT`
     pub addr: String,
+    /// The `TESSERA_*` variables it was started with (admin commands get them too).
+    env: Vec<(String, String)>,
     clock_file: PathBuf,
     _dir: TempDir,
     /// Everything the server wrote to stderr (its log), collected in the background.
@@ -95,6 +97,10 @@ impl Registry {
             child,
             data,
             addr,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             clock_file,
             _dir: dir,
             log,
@@ -209,6 +215,11 @@ impl Registry {
     pub fn admin(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut cmd = Command::new(tessera_bin());
         cmd.arg("admin").args(args).arg("--data").arg(&self.data);
+        cmd.env_remove("TESSERA_SECRET_KEY")
+            .env("TESSERA_TEST_CLOCK_FILE", &self.clock_file);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
         run_with_stdin(cmd, stdin)
     }
 

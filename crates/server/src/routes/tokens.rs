@@ -128,6 +128,48 @@ pub fn token_json(t: &Token) -> Map<String, Value> {
     m
 }
 
+/// What a token may do and until when, in a few words. `npm token list` prints only a token's
+/// prefix, id, name and creation date, so the listing carries this in `name`
+/// (`ci (read-write: demo, @acme · bypasses 2FA · expires 2027-02-26)`); the plain name stays
+/// in `token_name`, and every field is in `npm token list --json`.
+pub fn summary(t: &Token) -> String {
+    let mut parts = Vec::new();
+    match t.kind {
+        TokenKind::Login => parts.push("login".to_owned()),
+        TokenKind::Publish => parts.push("publish".to_owned()),
+        TokenKind::ReadOnly => parts.push("read-only".to_owned()),
+        TokenKind::Automation => parts.push("automation".to_owned()),
+        TokenKind::Granular => {
+            let g = &t.grants;
+            let perm = g
+                .packages_and_scopes_permission
+                .as_deref()
+                .unwrap_or("read-write");
+            let mut targets: Vec<String> = g.packages.clone();
+            targets.extend(g.scopes.iter().cloned());
+            if g.packages_all || (targets.is_empty() && g.orgs.is_empty()) {
+                parts.push(format!("{perm}: all packages"));
+            } else if !targets.is_empty() {
+                parts.push(format!("{perm}: {}", targets.join(", ")));
+            }
+            if !g.orgs.is_empty() {
+                let op = g.orgs_permission.as_deref().unwrap_or("read-write");
+                parts.push(format!("orgs {op}: {}", g.orgs.join(", ")));
+            }
+        }
+    }
+    if t.bypass_2fa {
+        parts.push("bypasses 2FA".into());
+    }
+    parts.push(match t.expires_at {
+        Some(e) => format!("expires {}", &iso8601(e)[..10]),
+        None => "no expiry".into(),
+    });
+    let name = t.name.clone().unwrap_or_default();
+    let sep = if name.is_empty() { "" } else { " " };
+    format!("{name}{sep}({})", parts.join(" · "))
+}
+
 /// Paging of `npm token list`.
 #[derive(Deserialize)]
 pub struct Paging {
@@ -151,7 +193,12 @@ pub async fn list(
         .await?;
     let objects: Vec<Value> = tokens
         .iter()
-        .map(|t| Value::Object(token_json(t)))
+        .map(|t| {
+            let mut m = token_json(t);
+            m.insert("token_name".into(), json!(t.name));
+            m.insert("name".into(), json!(summary(t)));
+            Value::Object(m)
+        })
         .collect();
     let mut urls = Map::new();
     if (page + 1) * per_page < total {
@@ -324,12 +371,7 @@ pub fn parse_spec(
         packages_and_scopes_permission: permission(body, "packages_and_scopes_permission")?,
         orgs_permission: permission(body, "orgs_permission")?,
     };
-    let readonly = !token_scope::can_write_somewhere(
-        TokenKind::Granular,
-        grants.packages_and_scopes_permission.as_deref(),
-        &grants.orgs,
-        grants.orgs_permission.as_deref(),
-    );
+    let readonly = !token_scope::can_write_somewhere(&grants);
     Ok(TokenSpec {
         kind: TokenKind::Granular,
         name: opt_string(body, "name", 256)?,
