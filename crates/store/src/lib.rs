@@ -18,4 +18,5 @@ pub use model::*;
 pub use sqlite::SqliteStore;
 pub use traits::{
     PackageStore, SecurityLog, SettingsStore, Store, TokenStore, TwoFactorStore, UserStore,
+    WebStore,
 };

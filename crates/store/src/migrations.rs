@@ -22,6 +22,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "settings",
         include_str!("../migrations/sqlite/0003_settings.sql"),
     ),
+    (4, "web", include_str!("../migrations/sqlite/0004_web.sql")),
 ];
 
 fn migrator(list: &[(i64, &'static str, &'static str)]) -> Migrator {

@@ -28,6 +28,8 @@ pub struct User {
     pub locked: bool,
     /// Two-factor authentication, if pending or active.
     pub two_factor: Option<TwoFactor>,
+    /// Confirm one-time passwords in the browser (npm's web OTP) instead of typing them.
+    pub web_otp: bool,
     /// Creation time.
     pub created_at: i64,
     /// Last profile change.
@@ -450,4 +452,121 @@ pub struct SecurityEvent {
     pub user_agent: String,
     /// Extra detail (never a secret).
     pub detail: String,
+}
+
+/// How far a website session got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStage {
+    /// Not signed in (carries the CSRF token of the sign-in form).
+    Anonymous,
+    /// Password accepted, second factor awaited.
+    Partial,
+    /// Signed in.
+    Full,
+}
+
+impl SessionStage {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStage::Anonymous => "anonymous",
+            SessionStage::Partial => "partial",
+            SessionStage::Full => "full",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "anonymous" => Some(SessionStage::Anonymous),
+            "partial" => Some(SessionStage::Partial),
+            "full" => Some(SessionStage::Full),
+            _ => None,
+        }
+    }
+}
+
+/// A website session (the cookie holds a random value; only its hash is stored).
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Hex SHA-256 of the cookie value.
+    pub id_hash: String,
+    /// The account, once the password was accepted.
+    pub user_id: Option<UserId>,
+    /// Stage.
+    pub stage: SessionStage,
+    /// The CSRF token of its forms.
+    pub csrf: String,
+    /// Creation time (absolute timeout).
+    pub created_at: i64,
+    /// Last request (idle timeout).
+    pub last_seen_at: i64,
+    /// Last proof of a factor (re-authentication window).
+    pub authenticated_at: i64,
+    /// Wrong codes on a partial sign-in.
+    pub otp_attempts: i64,
+    /// Where to go after signing in.
+    pub return_to: Option<String>,
+}
+
+/// What a browser handshake is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeKind {
+    /// `npm login` in the browser: approval mints a login token.
+    Login,
+    /// A one-time password confirmed in the browser (npm's web OTP).
+    Otp,
+}
+
+impl HandshakeKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandshakeKind::Login => "login",
+            HandshakeKind::Otp => "otp",
+        }
+    }
+}
+
+/// A browser handshake: npm shows one URL to the user and polls another.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    /// Row id.
+    pub id: i64,
+    /// Kind.
+    pub kind: HandshakeKind,
+    /// `npm adduser` rather than `npm login`.
+    pub create_account: bool,
+    /// Login: who approved; OTP: the account asked.
+    pub user_id: Option<UserId>,
+    /// Creation.
+    pub created_at: i64,
+    /// Expiry.
+    pub expires_at: i64,
+    /// When approved.
+    pub approved_at: Option<i64>,
+    /// When refused.
+    pub denied_at: Option<i64>,
+    /// When npm collected the result.
+    pub used_at: Option<i64>,
+}
+
+/// What npm's poll of a handshake finds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandshakePoll {
+    /// Unknown, expired or already collected.
+    Gone,
+    /// Not decided yet.
+    Pending,
+    /// Refused in the browser.
+    Denied,
+    /// Approved, and collected by this poll (only one poll ever gets this).
+    Approved {
+        /// The handshake.
+        id: i64,
+        /// Kind.
+        kind: HandshakeKind,
+        /// The account.
+        user_id: UserId,
+    },
 }

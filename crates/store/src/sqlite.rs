@@ -11,7 +11,7 @@ use tokio::sync::{Mutex, MutexGuard};
 use crate::StoreResult;
 use crate::sql::{
     packages::impl_package_store, tokens::impl_token_store, two_factor::impl_two_factor_store,
-    users::impl_user_store,
+    users::impl_user_store, web::impl_web_store,
 };
 
 /// The SQLite store.
@@ -92,3 +92,4 @@ impl_user_store!(SqliteStore, sqlx::Sqlite);
 impl_token_store!(SqliteStore, sqlx::Sqlite);
 impl_package_store!(SqliteStore, sqlx::Sqlite);
 impl_two_factor_store!(SqliteStore, sqlx::Sqlite);
+impl_web_store!(SqliteStore, sqlx::Sqlite);

@@ -235,13 +235,82 @@ pub trait SettingsStore: Send + Sync {
     async fn set_setting(&self, key: &str, value: Option<&str>, now: i64) -> StoreResult<()>;
 }
 
+/// Website sessions and browser handshakes.
+#[async_trait]
+pub trait WebStore: Send + Sync {
+    /// Stores a new session.
+    async fn create_session(&self, session: &Session) -> StoreResult<()>;
+    /// A session by the hash of its cookie value.
+    async fn session(&self, id_hash: &str) -> StoreResult<Option<Session>>;
+    /// Replaces a session by a new one (a new id: sign-in and 2FA changes rotate it).
+    async fn rotate_session(&self, old_hash: &str, new: &Session) -> StoreResult<()>;
+    /// Records activity.
+    async fn touch_session(&self, id_hash: &str, now: i64) -> StoreResult<()>;
+    /// Records a fresh proof of a factor.
+    async fn reauthenticate_session(&self, id_hash: &str, now: i64) -> StoreResult<()>;
+    /// Counts a wrong code on a partial sign-in; returns the new count.
+    async fn bump_session_otp_attempts(&self, id_hash: &str) -> StoreResult<i64>;
+    /// Ends a session.
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+    /// Ends every session of an account but `keep`.
+    async fn delete_user_sessions(&self, user: UserId, keep: Option<&str>) -> StoreResult<u64>;
+    /// Drops sessions idle since before `idle_before` or created before `created_before`.
+    async fn prune_sessions(&self, idle_before: i64, created_before: i64) -> StoreResult<u64>;
+    /// Stores a new handshake.
+    #[allow(clippy::too_many_arguments)]
+    async fn create_handshake(
+        &self,
+        kind: HandshakeKind,
+        login_hash: &str,
+        done_hash: &str,
+        create_account: bool,
+        user: Option<UserId>,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+    /// A handshake by the hash of its browser id.
+    async fn handshake(&self, login_hash: &str) -> StoreResult<Option<Handshake>>;
+    /// Approves an open, unexpired handshake for `user`; `false` if it is not open any more.
+    async fn approve_handshake(
+        &self,
+        login_hash: &str,
+        user: UserId,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Refuses an open handshake.
+    async fn deny_handshake(&self, login_hash: &str, now: i64) -> StoreResult<bool>;
+    /// npm's poll: collects an approved handshake exactly once.
+    async fn poll_handshake(&self, done_hash: &str, now: i64) -> StoreResult<HandshakePoll>;
+    /// Records the hash of the one-time code handed out for a web-OTP handshake.
+    async fn set_handshake_result(&self, id: i64, result_hash: &str) -> StoreResult<()>;
+    /// Uses a web-OTP code (by hash) for `user`: the first use binds it to `credential`, which
+    /// alone may present it again until `repeat_after`; `false` otherwise.
+    async fn use_web_otp(
+        &self,
+        user: UserId,
+        result_hash: &str,
+        credential: &str,
+        now: i64,
+        repeat_after: i64,
+        issued_after: i64,
+    ) -> StoreResult<bool>;
+    /// Sets the account's web-OTP preference.
+    async fn set_web_otp(&self, user: UserId, on: bool) -> StoreResult<()>;
+}
+
 /// Everything the server needs from persistence.
 pub trait Store:
-    UserStore + TokenStore + PackageStore + TwoFactorStore + SecurityLog + SettingsStore
+    UserStore + TokenStore + PackageStore + TwoFactorStore + SecurityLog + SettingsStore + WebStore
 {
 }
 
 impl<T> Store for T where
-    T: UserStore + TokenStore + PackageStore + TwoFactorStore + SecurityLog + SettingsStore
+    T: UserStore
+        + TokenStore
+        + PackageStore
+        + TwoFactorStore
+        + SecurityLog
+        + SettingsStore
+        + WebStore
 {
 }

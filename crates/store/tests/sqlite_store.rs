@@ -538,3 +538,145 @@ async fn settings_set_and_clear() {
     s.set_setting("require_2fa", None, 3).await.unwrap();
     assert_eq!(s.setting("require_2fa").await.unwrap(), None);
 }
+
+fn session(id: &str, user: Option<UserId>, stage: SessionStage, now: i64) -> Session {
+    Session {
+        id_hash: id.into(),
+        user_id: user,
+        stage,
+        csrf: format!("csrf-{id}"),
+        created_at: now,
+        last_seen_at: now,
+        authenticated_at: now,
+        otp_attempts: 0,
+        return_to: None,
+    }
+}
+
+#[tokio::test]
+async fn sessions_rotate_and_expire() {
+    let s = store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    s.create_session(&session("a", None, SessionStage::Anonymous, 10))
+        .await
+        .unwrap();
+    s.rotate_session(
+        "a",
+        &session("b", Some(alice.id), SessionStage::Partial, 20),
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.session("a").await.unwrap().is_none(),
+        "the old id is dead"
+    );
+    assert_eq!(
+        s.session("b").await.unwrap().unwrap().stage,
+        SessionStage::Partial
+    );
+    assert_eq!(s.bump_session_otp_attempts("b").await.unwrap(), 1);
+    assert_eq!(s.bump_session_otp_attempts("b").await.unwrap(), 2);
+    s.create_session(&session("c", Some(alice.id), SessionStage::Full, 30))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.delete_user_sessions(alice.id, Some("c")).await.unwrap(),
+        1
+    );
+    assert!(s.session("c").await.unwrap().is_some());
+    s.touch_session("c", 100).await.unwrap();
+    assert_eq!(s.prune_sessions(50, 0).await.unwrap(), 0);
+    assert_eq!(s.prune_sessions(101, 0).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn handshakes_are_collected_once() {
+    let s = store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let bob = s.create_user(new_user("bob"), 1).await.unwrap();
+    s.create_handshake(HandshakeKind::Login, "l1", "d1", false, None, 10, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.poll_handshake("d1", 20).await.unwrap(),
+        HandshakePoll::Pending
+    );
+    assert_eq!(
+        s.poll_handshake("nope", 20).await.unwrap(),
+        HandshakePoll::Gone
+    );
+    assert!(s.approve_handshake("l1", alice.id, 30).await.unwrap());
+    assert!(
+        !s.approve_handshake("l1", bob.id, 31).await.unwrap(),
+        "approved once"
+    );
+    assert!(
+        matches!(s.poll_handshake("d1", 40).await.unwrap(), HandshakePoll::Approved { user_id, .. } if user_id == alice.id)
+    );
+    assert_eq!(
+        s.poll_handshake("d1", 41).await.unwrap(),
+        HandshakePoll::Gone,
+        "collected once"
+    );
+    // expiry and denial
+    s.create_handshake(HandshakeKind::Login, "l2", "d2", false, None, 10, 100)
+        .await
+        .unwrap();
+    assert!(
+        !s.approve_handshake("l2", alice.id, 100).await.unwrap(),
+        "expired"
+    );
+    assert_eq!(
+        s.poll_handshake("d2", 101).await.unwrap(),
+        HandshakePoll::Gone
+    );
+    s.create_handshake(HandshakeKind::Login, "l3", "d3", false, None, 10, 100)
+        .await
+        .unwrap();
+    assert!(s.deny_handshake("l3", 20).await.unwrap());
+    assert_eq!(
+        s.poll_handshake("d3", 21).await.unwrap(),
+        HandshakePoll::Denied
+    );
+    // a web-OTP handshake belongs to its account
+    s.create_handshake(
+        HandshakeKind::Otp,
+        "l4",
+        "d4",
+        false,
+        Some(alice.id),
+        10,
+        100,
+    )
+    .await
+    .unwrap();
+    assert!(!s.approve_handshake("l4", bob.id, 20).await.unwrap());
+    assert!(s.approve_handshake("l4", alice.id, 20).await.unwrap());
+    let HandshakePoll::Approved { id, .. } = s.poll_handshake("d4", 30).await.unwrap() else {
+        panic!()
+    };
+    s.set_handshake_result(id, "r4").await.unwrap();
+    assert!(s.use_web_otp(alice.id, "r4", "t1", 40, 0, 0).await.unwrap());
+    assert!(
+        s.use_web_otp(alice.id, "r4", "t1", 41, 35, 0)
+            .await
+            .unwrap(),
+        "same credential repeats"
+    );
+    assert!(
+        !s.use_web_otp(alice.id, "r4", "t2", 42, 35, 0)
+            .await
+            .unwrap(),
+        "another credential"
+    );
+    assert!(
+        !s.use_web_otp(bob.id, "r4", "t1", 42, 35, 0).await.unwrap(),
+        "another account"
+    );
+    assert!(
+        !s.use_web_otp(alice.id, "r4", "t1", 500, 450, 0)
+            .await
+            .unwrap(),
+        "grace over"
+    );
+}

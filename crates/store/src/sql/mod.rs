@@ -9,6 +9,7 @@ pub(crate) mod packages;
 pub(crate) mod tokens;
 pub(crate) mod two_factor;
 pub(crate) mod users;
+pub(crate) mod web;
 
 use crate::StoreError;
 

@@ -7,7 +7,7 @@ macro_rules! impl_user_store {
         const USER_COLUMNS: &str = "u.id, u.name, u.email, u.email_verified, u.password_hash, \
              u.fullname, u.homepage, u.twitter, u.github, u.freenode, u.is_admin, u.locked, \
              u.created_at, u.updated_at, tf.mode AS tfa_mode, tf.pending AS tfa_pending, \
-             tf.started_at AS tfa_started_at";
+             tf.started_at AS tfa_started_at, u.web_otp";
         const USER_FROM: &str = "users u LEFT JOIN totp tf ON tf.user_id = u.id";
 
         fn user_from_row(r: &<$db as sqlx::Database>::Row) -> $crate::StoreResult<$crate::User> {
@@ -27,6 +27,7 @@ macro_rules! impl_user_store {
                 },
                 is_admin: r.try_get("is_admin")?,
                 locked: r.try_get("locked")?,
+                web_otp: r.try_get("web_otp")?,
                 two_factor: {
                     let mode: Option<String> = r.try_get("tfa_mode")?;
                     match mode.as_deref().and_then($crate::TwoFactorMode::parse) {
