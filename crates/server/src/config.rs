@@ -138,6 +138,37 @@ pub struct Config {
     pub require_2fa_grace_until: Option<String>,
     /// API token lifetimes.
     pub tokens: TokenConfig,
+    /// The website and npm's browser login.
+    pub web: WebConfig,
+}
+
+/// Website settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Offer npm's browser login (`npm login` with npm ≥ 9). Off: npm falls back to the
+    /// password prompt.
+    pub browser_login: bool,
+    /// Minutes a session may stay idle.
+    pub session_idle_minutes: u64,
+    /// Hours a session lasts at most.
+    pub session_max_hours: u64,
+    /// Minutes after the last sign-in during which 2FA settings need no re-authentication.
+    pub reauth_minutes: u64,
+    /// Minutes a browser handshake (npm login, web OTP) stays open.
+    pub handshake_minutes: u64,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            browser_login: true,
+            session_idle_minutes: 30,
+            session_max_hours: 12,
+            reauth_minutes: 30,
+            handshake_minutes: 5,
+        }
+    }
 }
 
 /// The registry-wide 2FA requirement.
@@ -226,6 +257,7 @@ impl Default for Config {
             require_2fa: Require2fa::None,
             require_2fa_grace_until: None,
             tokens: TokenConfig::default(),
+            web: WebConfig::default(),
         }
     }
 }

@@ -35,6 +35,12 @@ pub mod kind {
     pub const TOKEN_CREATED: &str = "token_created";
     /// A token was revoked.
     pub const TOKEN_REVOKED: &str = "token_revoked";
+    /// New recovery codes replaced the old set.
+    pub const RECOVERY_CODES_REGENERATED: &str = "recovery_codes_regenerated";
+    /// A website session started (detail: how the second factor was given, if at all).
+    pub const WEB_SIGNIN: &str = "web_signin";
+    /// `npm login` was approved in the browser.
+    pub const BROWSER_LOGIN_APPROVED: &str = "browser_login_approved";
     /// The password changed.
     pub const PASSWORD_CHANGED: &str = "password_changed";
     /// The email address changed.

@@ -35,6 +35,8 @@ pub enum Operation {
     TfaModeChange,
     /// Turn 2FA off.
     TfaDisable,
+    /// Replace the recovery codes (the old set becomes void).
+    RecoveryCodesRegenerate,
     /// Create an API token.
     TokenCreate,
     /// Revoke an API token.
@@ -61,7 +63,7 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation, in table order.
-    pub const ALL: [Operation; 19] = [
+    pub const ALL: [Operation; 20] = [
         Operation::Login,
         Operation::ProfileWrite,
         Operation::PasswordChange,
@@ -70,6 +72,7 @@ impl Operation {
         Operation::TfaCancelPending,
         Operation::TfaModeChange,
         Operation::TfaDisable,
+        Operation::RecoveryCodesRegenerate,
         Operation::TokenCreate,
         Operation::TokenRevoke,
         Operation::Publish,
@@ -94,6 +97,7 @@ impl Operation {
             Operation::TfaCancelPending => "cancel pending enrolment",
             Operation::TfaModeChange => "change 2FA mode",
             Operation::TfaDisable => "disable 2FA",
+            Operation::RecoveryCodesRegenerate => "regenerate recovery codes",
             Operation::TokenCreate => "create token",
             Operation::TokenRevoke => "revoke token",
             Operation::Publish => "publish",
@@ -140,6 +144,7 @@ impl Operation {
                 | Operation::TfaCancelPending
                 | Operation::TfaModeChange
                 | Operation::TfaDisable
+                | Operation::RecoveryCodesRegenerate
                 | Operation::TokenCreate
                 | Operation::TokenRevoke
         )
@@ -373,7 +378,11 @@ pub fn decide(input: GateInput) -> Decision {
         (Op::PackageMfaChange, _) => Otp,
         // auth-only: whatever mints a credential or changes how the account is protected.
         (
-            Op::PasswordChange | Op::TokenCreate | Op::TfaModeChange | Op::TfaDisable,
+            Op::PasswordChange
+            | Op::TokenCreate
+            | Op::TfaModeChange
+            | Op::TfaDisable
+            | Op::RecoveryCodesRegenerate,
             TfaMode::AuthOnly,
         ) => Otp,
         (_, TfaMode::AuthOnly) => Allow,
@@ -685,6 +694,7 @@ mod tests {
         (Op::TfaCancelPending, Allow, Allow),
         (Op::TfaModeChange, Otp, Otp),
         (Op::TfaDisable, Otp, Otp),
+        (Op::RecoveryCodesRegenerate, Otp, Otp),
         (Op::TokenCreate, Otp, Otp),
         (Op::TokenRevoke, Allow, Otp),
         (Op::Publish, Allow, Otp),
@@ -815,7 +825,7 @@ mod tests {
             assert_eq!(decide(i), expected(i), "{i:?}");
             n += 1;
         }
-        assert_eq!(n, 19 * 4 * 6 * 3 * 3 * 3);
+        assert_eq!(n, 20 * 4 * 6 * 3 * 3 * 3);
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod sealing;
 pub mod second_factor;
 pub mod state;
 pub mod tarball;
+pub mod tfa;
 pub mod throttle;
 pub mod token_scope;
 pub mod versions;
