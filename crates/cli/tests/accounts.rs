@@ -7,7 +7,7 @@ use common::*;
 
 /// `npm adduser` at a terminal, answering npm's prompts.
 fn adduser(reg: &Registry, npm: &Npm, name: &str, password: &str, email: &str) -> (String, i32) {
-    let mut p = npm.pty(npm.root(), &["adduser"]);
+    let mut p = npm.pty(npm.root(), &["adduser", "--auth-type=legacy"]);
     p.expect("Username:").send(name);
     p.expect("Password:").send(password);
     p.expect("Email (this will be public):").send(email);
@@ -42,7 +42,8 @@ fn adduser_whoami_logout_with_the_real_cli() {
 
 #[test]
 fn login_falls_back_from_web_login_and_legacy_goes_straight() {
-    let reg = Registry::start();
+    // With the browser login switched off, npm's default (web) login falls back on the 404.
+    let reg = Registry::start_with(&[("TESSERA_WEB__BROWSER_LOGIN", "false")]);
     reg.signup("dave", "dave-password");
     for args in [&["login"][..], &["login", "--auth-type=legacy"][..]] {
         let npm = reg.npm();
@@ -125,7 +126,7 @@ fn closed_signup_needs_an_admin() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut p = npm.pty(npm.root(), &["login"]);
+    let mut p = npm.pty(npm.root(), &["login", "--auth-type=legacy"]);
     p.expect("Username:").send("gina");
     p.expect("Password:").send("gina-password");
     let (out, code) = p.finish();
@@ -250,8 +251,30 @@ fn ping_and_web_login_fallback_answers() {
     let reg = Registry::start();
     assert_eq!(reg.http().get("/-/ping").status, 200);
     assert_eq!(reg.http().get("/-/ping?write=true").status, 200);
+    // npm's browser login: two absolute URLs, the poll pending until the browser approves
     let r = reg.http().post_json("/-/v1/login", &serde_json::json!({}));
-    assert_eq!(r.status, 404);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let login_url = r.json()["loginUrl"].as_str().unwrap().to_owned();
+    let done_url = r.json()["doneUrl"].as_str().unwrap().to_owned();
+    assert!(
+        login_url.starts_with(&format!("{}-/web/cli-login/", reg.url())),
+        "{login_url}"
+    );
+    let done_path = done_url
+        .strip_prefix(&format!("http://{}", reg.addr))
+        .unwrap()
+        .to_owned();
+    let poll = reg.http().get(&done_path);
+    assert_eq!((poll.status, poll.header("retry-after")), (202, Some("1")));
+    assert_eq!(poll.json(), serde_json::json!({}));
+    assert_eq!(reg.http().get("/-/v1/done/not-a-real-id").status, 404);
+    let off = Registry::start_with(&[("TESSERA_WEB__BROWSER_LOGIN", "false")]);
+    assert_eq!(
+        off.http()
+            .post_json("/-/v1/login", &serde_json::json!({}))
+            .status,
+        404
+    );
     let out = reg.npm().run(&["ping"]);
     assert!(out.all().contains("PONG"), "{}", out.all());
 }

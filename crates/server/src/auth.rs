@@ -76,6 +76,10 @@ pub struct Caller {
     pub user_agent: String,
     /// The registry requires 2FA of everyone and this account has none: it may only turn it on.
     pub enrolment_only: bool,
+    /// The website session (hash of its id), for callers signed in through the website.
+    pub session: Option<String>,
+    /// The registry's base URL as this request sees it (for links in responses).
+    pub base_url: String,
 }
 
 impl Caller {
@@ -118,6 +122,9 @@ impl Caller {
     /// Identifies the credential in use, to bind a consumed OTP step to it: the same credential
     /// may present its code again within the window (one npm command, several requests).
     pub fn credential_id(&self) -> String {
+        if let Some(s) = &self.session {
+            return format!("session:{s}");
+        }
         match (&self.token, &self.user) {
             (Some(t), _) => format!("token:{}", t.token_hash),
             (None, Some(u)) if self.kind == CredentialKind::Basic => format!("basic:{}", u.id),
@@ -144,6 +151,7 @@ fn clone_error(e: &ApiError) -> ApiError {
         message: e.message.clone(),
         challenge: e.challenge,
         retry_after: e.retry_after,
+        extra: e.extra.clone(),
     }
 }
 
@@ -210,6 +218,8 @@ impl FromRequestParts<AppState> for Caller {
             otp,
             user_agent,
             enrolment_only: false,
+            session: None,
+            base_url: crate::routes::base_url(state, &parts.headers),
         };
         let Some(auth) = header(&parts.headers, "authorization") else {
             return Ok(caller);
@@ -329,6 +339,7 @@ async fn authenticate_basic(
         let origin = Origin {
             ip: &ip,
             user_agent: &caller.user_agent,
+            base_url: None,
         };
         let credential = format!("basic:{}", user.id);
         if let Err(e) =

@@ -34,6 +34,8 @@ pub struct ApiError {
     pub challenge: Challenge,
     /// `Retry-After` seconds (429).
     pub retry_after: Option<u64>,
+    /// Extra fields of the JSON body (web OTP's `authUrl` and `doneUrl`).
+    pub extra: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Result alias for handlers.
@@ -47,6 +49,7 @@ impl ApiError {
             message: message.into(),
             challenge: Challenge::None,
             retry_after: None,
+            extra: None,
         }
     }
 
@@ -159,11 +162,12 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut res = (
-            self.status,
-            Json(serde_json::json!({ "error": self.message })),
-        )
-            .into_response();
+        let mut body = serde_json::Map::new();
+        body.insert("error".into(), serde_json::Value::String(self.message));
+        if let Some(extra) = self.extra {
+            body.extend(extra);
+        }
+        let mut res = (self.status, Json(serde_json::Value::Object(body))).into_response();
         let h = res.headers_mut();
         match self.challenge {
             Challenge::None => {}

@@ -480,8 +480,9 @@ pub async fn enforce_for(
         Decision::Allow => Ok(None),
         Decision::Deny(d) => Err(d.error()),
         Decision::Otp => {
-            // A login mints a new credential: its code is bound to this request alone.
-            let credential = if op == Operation::Login {
+            // A login mints a new credential: its code is bound to this request alone (or, on
+            // the website, to the session it starts).
+            let credential = if op == Operation::Login && caller.session.is_none() {
                 format!("login:{}", crate::api_tokens::random_base62(16))
             } else {
                 caller.credential_id()
@@ -490,6 +491,7 @@ pub async fn enforce_for(
             let origin = Origin {
                 ip: &ip,
                 user_agent: &caller.user_agent,
+                base_url: Some(&caller.base_url),
             };
             second_factor::verify(state, &origin, account, &credential, caller.otp.as_deref())
                 .await

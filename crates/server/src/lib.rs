@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod gate;
+pub mod handshakes;
 pub mod names;
 pub mod notice;
 pub mod packument;
@@ -28,6 +29,7 @@ pub mod tfa;
 pub mod throttle;
 pub mod token_scope;
 pub mod versions;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

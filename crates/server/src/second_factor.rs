@@ -10,10 +10,11 @@
 //! Recovery codes are accepted wherever an OTP is, each once (with the same short grace for the
 //! credential that used it).
 
-use tessera_store::{FailureKind, RecoveryUse, User};
+use tessera_store::{FailureKind, HandshakeKind, RecoveryUse, User};
 
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, kind};
+use crate::handshakes;
 use crate::state::AppState;
 use crate::throttle;
 
@@ -26,6 +27,8 @@ pub struct Origin<'a> {
     pub ip: &'a str,
     /// Client user agent.
     pub user_agent: &'a str,
+    /// The registry's base URL, for a web-OTP challenge (`None`: none offered).
+    pub base_url: Option<&'a str>,
 }
 
 /// The challenge npm answers with its OTP prompt (or EOTP off a terminal).
@@ -49,6 +52,20 @@ pub enum Satisfied {
     Totp,
     /// A recovery code.
     RecoveryCode,
+    /// A confirmation in the browser (web OTP).
+    WebConfirmation,
+}
+
+impl Satisfied {
+    /// How a sign-in was authenticated, for the security log.
+    pub fn describe(how: Option<Satisfied>) -> &'static str {
+        match how {
+            None => "password (no 2FA)",
+            Some(Satisfied::Totp) => "password and one-time password",
+            Some(Satisfied::RecoveryCode) => "password and recovery code",
+            Some(Satisfied::WebConfirmation) => "password and browser confirmation",
+        }
+    }
 }
 
 /// Checks `code` as the second factor of `account`, presented by `credential`.
@@ -60,6 +77,20 @@ pub async fn verify(
     code: Option<&str>,
 ) -> ApiResult<Satisfied> {
     let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
+        // Accounts that prefer it confirm in the browser: npm opens `authUrl` and polls
+        // `doneUrl` for a one-time code (npm ≥ 8.15, npm-protocol.md §2.4).
+        if account.web_otp
+            && let Some(base) = origin.base_url
+        {
+            let urls =
+                handshakes::open(state, HandshakeKind::Otp, Some(account.id), false, base).await?;
+            let mut e = challenge();
+            let mut extra = serde_json::Map::new();
+            extra.insert("authUrl".into(), urls.browser.into());
+            extra.insert("doneUrl".into(), urls.done.into());
+            e.extra = Some(extra);
+            return Err(e);
+        }
         return Err(challenge());
     };
     throttle::check(state, FailureKind::Otp, Some(account.id), origin.ip).await?;
@@ -68,7 +99,23 @@ pub async fn verify(
         events::record_from(state, account.id, origin.ip, origin.user_agent, k, detail).await;
     };
 
-    if let Some(digits) = tessera_otp::normalize_code(code) {
+    if code.starts_with(handshakes::WEB_OTP_PREFIX) {
+        let hash = crate::api_tokens::hash(code.trim());
+        let ok = state
+            .store
+            .use_web_otp(
+                account.id,
+                &hash,
+                credential,
+                now,
+                now - RECOVERY_REPEAT_MS,
+                now - 3 * RECOVERY_REPEAT_MS,
+            )
+            .await?;
+        if ok {
+            return Ok(Satisfied::WebConfirmation);
+        }
+    } else if let Some(digits) = tessera_otp::normalize_code(code) {
         let record = state
             .store
             .totp(account.id)

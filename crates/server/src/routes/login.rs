@@ -1,7 +1,6 @@
 //! Accounts from the CLI: `npm adduser` / `npm login` by the CouchDB-style user document
-//! (`PUT /-/user/org.couchdb.user:NAME`), the user lookup `npm owner add` does, `npm logout`,
-//! and the browser-login endpoint (not offered yet: a 404 makes npm fall back to the password
-//! prompt, npm-protocol.md §3.3).
+//! (`PUT /-/user/org.couchdb.user:NAME`), the user lookup `npm owner add` does, and
+//! `npm logout`. The browser login is in `web_login.rs`.
 
 use axum::Json;
 use axum::body::Body;
@@ -37,13 +36,6 @@ struct CouchUser {
     name: Option<String>,
     password: Option<String>,
     email: Option<String>,
-}
-
-/// `POST /-/v1/login`: browser login is not offered yet; npm falls back on a 404.
-pub async fn web_login_unavailable() -> ApiError {
-    ApiError::not_found_msg(
-        "Web login is not available on this registry; use username and password",
-    )
 }
 
 /// `PUT /-/user/org.couchdb.user:NAME`.
@@ -121,11 +113,7 @@ async fn couch_login(
         // The second factor is checked only now, after the password (RPL-06).
         let how =
             gate::enforce_for(state, caller, &user, Operation::Login, Subject::Account).await?;
-        let detail = match how {
-            None => "password (no 2FA)",
-            Some(Satisfied::Totp) => "password and one-time password",
-            Some(Satisfied::RecoveryCode) => "password and recovery code",
-        };
+        let detail = Satisfied::describe(how);
         events::record(state, user.id, caller, kind::LOGIN, detail).await;
         return login_reply(state, &user, StatusCode::CREATED).await;
     }

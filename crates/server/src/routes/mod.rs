@@ -16,6 +16,7 @@ pub mod star;
 pub mod tokens;
 pub mod two_factor;
 pub mod unpublish;
+pub mod web_login;
 
 use axum::Router;
 use axum::http::HeaderMap;
@@ -32,7 +33,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/-/ping", get(misc::ping))
         .route("/-/whoami", get(misc::whoami))
-        .route("/-/v1/login", post(login::web_login_unavailable))
+        .route("/-/v1/login", post(web_login::start))
+        .route("/-/v1/done/{id}", get(web_login::done))
         .route("/-/user/token/{token}", delete(login::logout))
         .route(
             "/-/user/{user}",
@@ -57,6 +59,7 @@ pub fn router(state: AppState) -> Router {
             get(access::get).post(access::set),
         )
         .route("/-/package/{pkg}/collaborators", get(access::collaborators))
+        .merge(crate::web::router())
         .fallback(package_paths::dispatch)
         .with_state(state)
 }

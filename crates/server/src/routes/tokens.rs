@@ -384,6 +384,58 @@ pub fn parse_spec(
     })
 }
 
+/// Creates a token from a request body (either shape) for the caller's account: the password
+/// in the body, then the gate (the OTP when 2FA is on), then the token. Shared by the npm API
+/// and the website. Returns the value (shown once) and the stored token.
+pub async fn create_checked(
+    state: &AppState,
+    caller: &Caller,
+    body: &Map<String, Value>,
+) -> ApiResult<(String, Token)> {
+    let user = caller.require_user()?;
+    let password = body.get("password").and_then(Value::as_str).unwrap_or("");
+    if password.is_empty() {
+        return Err(ApiError::bad_request(
+            "Your password is required to create a token",
+        ));
+    }
+    let spec = parse_spec(body, state.clock.now_ms(), &state.config.tokens)?;
+    crate::tfa::check_password(state, caller, user, Some(password)).await?;
+    gate::enforce(state, caller, Operation::TokenCreate, Subject::Account).await?;
+    let (value, token) = issue_token(state, user, spec).await?;
+    tracing::info!(user = %user.name, kind = token.kind.as_str(), "token created");
+    events::record(
+        state,
+        user.id,
+        caller,
+        kind::TOKEN_CREATED,
+        token.kind.as_str(),
+    )
+    .await;
+    Ok((value, token))
+}
+
+/// Revokes one of the caller's tokens, named by key (hex SHA-256) or by its full value.
+pub async fn revoke_checked(state: &AppState, caller: &Caller, key: &str) -> ApiResult<()> {
+    let user = caller.require_user()?;
+    let hash = if api_tokens::looks_like_token(key) {
+        api_tokens::hash(key)
+    } else if api_tokens::looks_like_key(key) {
+        key.to_owned()
+    } else {
+        return Err(ApiError::not_found_msg("Unknown token id or value"));
+    };
+    match state.store.token_by_hash(&hash).await? {
+        Some((_, owner)) if owner.id == user.id => {}
+        _ => return Err(ApiError::not_found_msg("Unknown token id or value")),
+    }
+    gate::enforce(state, caller, Operation::TokenRevoke, Subject::Account).await?;
+    state.store.delete_token(user.id, &hash).await?;
+    tracing::info!(user = %user.name, "token revoked");
+    events::record(state, user.id, caller, kind::TOKEN_REVOKED, "").await;
+    Ok(())
+}
+
 /// `POST /-/npm/v1/tokens`.
 pub async fn create(
     State(state): State<AppState>,
@@ -391,28 +443,9 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let user = caller.require_user()?;
     let bytes = read_body(&headers, body, 64 * 1024).await?;
     let body: Map<String, Value> = parse_json(&bytes)?;
-    let password = body.get("password").and_then(Value::as_str).unwrap_or("");
-    if password.is_empty() {
-        return Err(ApiError::bad_request(
-            "Your password is required to create a token",
-        ));
-    }
-    let spec = parse_spec(&body, state.clock.now_ms(), &state.config.tokens)?;
-    crate::routes::two_factor::check_password(&state, &caller, user, Some(password)).await?;
-    gate::enforce(&state, &caller, Operation::TokenCreate, Subject::Account).await?;
-    let (value, token) = issue_token(&state, user, spec).await?;
-    tracing::info!(user = %user.name, kind = token.kind.as_str(), "token created");
-    events::record(
-        &state,
-        user.id,
-        &caller,
-        kind::TOKEN_CREATED,
-        token.kind.as_str(),
-    )
-    .await;
+    let (value, token) = create_checked(&state, &caller, &body).await?;
     let mut m = token_json(&token);
     m.insert("token".into(), json!(value));
     let mut res = (StatusCode::CREATED, Json(Value::Object(m))).into_response();
@@ -427,22 +460,7 @@ pub async fn revoke(
     caller: Caller,
     Path(key): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let user = caller.require_user()?;
-    let hash = if api_tokens::looks_like_token(&key) {
-        api_tokens::hash(&key)
-    } else if api_tokens::looks_like_key(&key) {
-        key
-    } else {
-        return Err(ApiError::not_found_msg("Unknown token id or value"));
-    };
-    match state.store.token_by_hash(&hash).await? {
-        Some((_, owner)) if owner.id == user.id => {}
-        _ => return Err(ApiError::not_found_msg("Unknown token id or value")),
-    }
-    gate::enforce(&state, &caller, Operation::TokenRevoke, Subject::Account).await?;
-    state.store.delete_token(user.id, &hash).await?;
-    tracing::info!(user = %user.name, "token revoked");
-    events::record(&state, user.id, &caller, kind::TOKEN_REVOKED, "").await;
+    revoke_checked(&state, &caller, &key).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

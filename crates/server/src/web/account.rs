@@ -1,0 +1,321 @@
+//! The account pages: profile, two-factor settings (the same state machine as
+//! `npm profile enable-2fa`, in `crate::tfa`) and the security log. 2FA settings ask for
+//! re-authentication when the sign-in is older than `web.reauth_minutes`, and every 2FA change
+//! rotates the session id.
+
+use axum::http::StatusCode;
+
+use tessera_store::{Profile, SessionStage, TwoFactorMode, User};
+
+use crate::clock::iso8601;
+use crate::events::{self, kind};
+use crate::gate::{self, Operation, Subject};
+use crate::names;
+use crate::tfa;
+use crate::web::qr;
+use crate::web::templates::{
+    AccountPage, EventRow, RecoveryCodesPage, SecurityPage, SetupPage, TwoFactorPage,
+};
+use crate::web::{Form, Web, WebError, WebResult, field, raw_field};
+
+const HERE: &str = "/-/web/account";
+const TFA: &str = "/-/web/account/2fa";
+
+async fn account_page(web: &Web, user: &User, error: Option<String>) -> AccountPage {
+    let s = |v: &Option<String>| v.clone().unwrap_or_default();
+    AccountPage {
+        chrome: web.chrome(),
+        error,
+        name: user.name.clone(),
+        email: user.email.clone(),
+        fullname: s(&user.profile.fullname),
+        homepage: s(&user.profile.homepage),
+        github: s(&user.profile.github),
+        twitter: s(&user.profile.twitter),
+        freenode: s(&user.profile.freenode),
+        tfa_on: gate::account_mode(user).is_on(),
+        tfa_mode: tfa::mode_label(user),
+        otp_needed: web.needs_otp(Operation::ProfileWrite).await,
+    }
+}
+
+/// `GET /-/web/account`.
+pub async fn page(web: Web) -> WebResult {
+    let user = web.require_user(HERE)?.clone();
+    Ok(web.page(&account_page(&web, &user, None).await))
+}
+
+fn profile_field(form: &Form, name: &str) -> Result<Option<String>, String> {
+    match field(form, name) {
+        Some(v) if v.chars().count() > 1024 => {
+            Err(format!("{name} is longer than 1024 characters"))
+        }
+        v => Ok(v.map(str::to_owned)),
+    }
+}
+
+/// `POST /-/web/account/profile`: the same rule as `npm profile set` (an OTP in
+/// auth-and-writes mode).
+pub async fn profile(web: Web, form: Form) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    let user = web.require_user(HERE)?.clone();
+    let state = web.state.clone();
+    let parsed = (|| -> Result<(String, Profile), String> {
+        let email = field(&form, "email").unwrap_or("").to_owned();
+        names::validate_email(&email)?;
+        let profile = Profile {
+            fullname: profile_field(&form, "fullname")?,
+            homepage: profile_field(&form, "homepage")?,
+            twitter: profile_field(&form, "twitter")?,
+            github: profile_field(&form, "github")?,
+            freenode: profile_field(&form, "freenode")?,
+        };
+        Ok((email, profile))
+    })();
+    let (email, profile) = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            return Ok(web.page_with_status(
+                StatusCode::BAD_REQUEST,
+                &account_page(&web, &user, Some(e)).await,
+            ));
+        }
+    };
+    if email == user.email && profile == user.profile {
+        return Ok(web.redirect(HERE));
+    }
+    let caller = web.caller(field(&form, "otp"));
+    if let Err(e) = gate::enforce(&state, &caller, Operation::ProfileWrite, Subject::Account).await
+    {
+        return Ok(
+            web.page_with_status(e.status, &account_page(&web, &user, Some(e.message)).await)
+        );
+    }
+    let verified = user.email_verified && email == user.email;
+    state
+        .store
+        .update_profile(user.id, &email, verified, &profile, state.clock.now_ms())
+        .await?;
+    if email != user.email {
+        events::record(&state, user.id, &caller, kind::EMAIL_CHANGED, "website").await;
+    }
+    Ok(web.redirect(HERE))
+}
+
+/// `GET /-/web/account/security`: the user's own security log.
+pub async fn security_log(web: Web) -> WebResult {
+    let user = web.require_user("/-/web/account/security")?.clone();
+    let events = web
+        .state
+        .store
+        .events(user.id, 500)
+        .await?
+        .into_iter()
+        .map(|e| EventRow {
+            at: iso8601(e.at),
+            kind: e.kind,
+            detail: e.detail,
+            ip: e.ip,
+            user_agent: e.user_agent,
+        })
+        .collect();
+    Ok(web.page(&SecurityPage {
+        chrome: web.chrome(),
+        events,
+    }))
+}
+
+async fn tfa_page(
+    web: &Web,
+    user: &User,
+    error: Option<String>,
+) -> Result<TwoFactorPage, WebError> {
+    let on = gate::account_mode(user).is_on();
+    Ok(TwoFactorPage {
+        chrome: web.chrome(),
+        error,
+        on,
+        mode: tfa::mode_label(user),
+        codes_left: if on {
+            web.state.store.recovery_codes_left(user.id).await?
+        } else {
+            0
+        },
+        web_otp: user.web_otp,
+    })
+}
+
+/// Re-renders the 2FA page with an error, keeping the status of the refusal.
+async fn tfa_error(web: &Web, user: &User, e: crate::error::ApiError) -> WebResult {
+    let status = if e.status.is_client_error() {
+        e.status
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    Ok(web.page_with_status(status, &tfa_page(web, user, Some(e.message)).await?))
+}
+
+/// `GET /-/web/account/2fa`.
+pub async fn two_factor(web: Web) -> WebResult {
+    let user = web.require_user(TFA)?.clone();
+    web.require_recent_auth(TFA)?;
+    Ok(web.page(&tfa_page(&web, &user, None).await?))
+}
+
+fn recovery_page(web: &Web, heading: &'static str, codes: Vec<String>) -> RecoveryCodesPage {
+    let text = codes.join("\n") + "\n";
+    let download = format!(
+        "data:text/plain;charset=utf-8,{}",
+        crate::web::session::encode(&text)
+    );
+    RecoveryCodesPage {
+        chrome: web.chrome(),
+        heading,
+        codes,
+        download,
+    }
+}
+
+/// Rotates the session id after a 2FA change.
+async fn rotate(web: &mut Web) -> Result<(), WebError> {
+    let user = web.user.as_ref().map(|u| u.id);
+    web.rotate(user, SessionStage::Full, None).await
+}
+
+/// `POST /-/web/account/2fa/enable`: password, then the QR code page.
+pub async fn enable(web: Web, form: Form) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    let user = web.require_user(TFA)?.clone();
+    web.require_recent_auth(TFA)?;
+    let mode = TwoFactorMode::parse(field(&form, "mode").unwrap_or("auth-and-writes"))
+        .unwrap_or(TwoFactorMode::AuthAndWrites);
+    let caller = web.caller(None);
+    if let Err(e) =
+        tfa::check_password(&web.state, &caller, &user, raw_field(&form, "password")).await
+    {
+        return tfa_error(&web, &user, e).await;
+    }
+    if let Err(e) = tfa::start(&web.state, &caller, &user, mode).await {
+        return tfa_error(&web, &user, e).await;
+    }
+    Ok(web.redirect("/-/web/account/2fa/setup"))
+}
+
+async fn setup_page(web: &Web, user: &User, error: Option<String>) -> WebResult {
+    let Some(e) = tfa::pending_enrolment(&web.state, user).await? else {
+        return Ok(web.redirect(TFA));
+    };
+    let mode = match user.two_factor.map(|t| t.mode) {
+        Some(TwoFactorMode::AuthOnly) => "auth-only",
+        _ => "auth-and-writes",
+    };
+    let page = SetupPage {
+        chrome: web.chrome(),
+        error,
+        qr_svg: qr::svg(&e.uri),
+        secret: e.secret_base32(),
+        mode,
+        minutes: web.state.config.tfa.pending_minutes,
+    };
+    Ok(web.page(&page))
+}
+
+/// `GET /-/web/account/2fa/setup`: the pending enrolment's QR code and secret.
+pub async fn setup(web: Web) -> WebResult {
+    let user = web.require_user(TFA)?.clone();
+    web.require_recent_auth(TFA)?;
+    setup_page(&web, &user, None).await
+}
+
+/// `POST /-/web/account/2fa/confirm`: the first code turns 2FA on; the codes are shown once.
+pub async fn confirm(mut web: Web, form: Form) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    let user = web.require_user(TFA)?.clone();
+    let caller = web.caller(None);
+    match tfa::confirm(
+        &web.state,
+        &caller,
+        &user,
+        field(&form, "code").unwrap_or(""),
+    )
+    .await
+    {
+        Ok(codes) => {
+            rotate(&mut web).await?;
+            Ok(web.page(&recovery_page(
+                &web,
+                "Two-factor authentication is on",
+                codes,
+            )))
+        }
+        Err(e) => setup_page(&web, &user, Some(e.message)).await,
+    }
+}
+
+/// `POST /-/web/account/2fa/mode` (OTP).
+pub async fn mode(mut web: Web, form: Form) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    let user = web.require_user(TFA)?.clone();
+    web.require_recent_auth(TFA)?;
+    let Some(mode) = field(&form, "mode").and_then(TwoFactorMode::parse) else {
+        return Err(WebError::forbidden("Unknown mode"));
+    };
+    let caller = web.caller(field(&form, "otp"));
+    if let Err(e) = tfa::change_mode(&web.state, &caller, &user, mode).await {
+        return tfa_error(&web, &user, e).await;
+    }
+    rotate(&mut web).await?;
+    Ok(web.redirect(TFA))
+}
+
+/// `POST /-/web/account/2fa/disable` (password and OTP or recovery code).
+pub async fn disable(mut web: Web, form: Form) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    let user = web.require_user(TFA)?.clone();
+    web.require_recent_auth(TFA)?;
+    let caller = web.caller(field(&form, "otp"));
+    let result = async {
+        tfa::check_password(&web.state, &caller, &user, raw_field(&form, "password")).await?;
+        tfa::disable(&web.state, &caller, &user).await
+    }
+    .await;
+    if let Err(e) = result {
+        return tfa_error(&web, &user, e).await;
+    }
+    rotate(&mut web).await?;
+    Ok(web.redirect(TFA))
+}
+
+/// `POST /-/web/account/2fa/recovery-codes` (password and OTP): a new set, the old one void.
+pub async fn regenerate(mut web: Web, form: Form) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    let user = web.require_user(TFA)?.clone();
+    web.require_recent_auth(TFA)?;
+    let caller = web.caller(field(&form, "otp"));
+    let result = async {
+        tfa::check_password(&web.state, &caller, &user, raw_field(&form, "password")).await?;
+        tfa::regenerate_codes(&web.state, &caller, &user).await
+    }
+    .await;
+    match result {
+        Ok(codes) => {
+            rotate(&mut web).await?;
+            Ok(web.page(&recovery_page(&web, "New recovery codes", codes)))
+        }
+        Err(e) => tfa_error(&web, &user, e).await,
+    }
+}
+
+/// `POST /-/web/account/2fa/web-otp` (OTP): confirm npm commands in the browser, or not.
+pub async fn web_otp(mut web: Web, form: Form) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    let user = web.require_user(TFA)?.clone();
+    web.require_recent_auth(TFA)?;
+    let on = field(&form, "on") == Some("true");
+    let caller = web.caller(field(&form, "otp"));
+    if let Err(e) = tfa::set_web_otp(&web.state, &caller, &user, on).await {
+        return tfa_error(&web, &user, e).await;
+    }
+    rotate(&mut web).await?;
+    Ok(web.redirect(TFA))
+}

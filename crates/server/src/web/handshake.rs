@@ -1,0 +1,207 @@
+//! The browser halves of npm's web flows: approving `npm login` (the page behind `loginUrl`)
+//! and confirming a command for web OTP (the page behind `authUrl`). The signed-in user
+//! approves; with 2FA on, approving asks for the second factor too. npm collects the result by
+//! polling its own `doneUrl` (`routes/web_login.rs`).
+
+use axum::extract::Path;
+
+use tessera_store::{Handshake, HandshakeKind, User};
+
+use crate::api_tokens;
+use crate::config::Signup;
+use crate::events::{self, kind};
+use crate::gate::{self, Operation, Subject};
+use crate::second_factor::{self, Origin};
+use crate::web::session::encode;
+use crate::web::templates::{HandshakePage, MessagePage};
+use crate::web::{Form, Web, WebError, WebResult, field};
+
+fn expired() -> WebError {
+    WebError::Page {
+        status: axum::http::StatusCode::GONE,
+        heading: "This request has expired",
+        message: "Run the npm command again to get a new link.".into(),
+    }
+}
+
+async fn open_handshake(web: &Web, id: &str, kind: HandshakeKind) -> Result<Handshake, WebError> {
+    let h = web
+        .state
+        .store
+        .handshake(&api_tokens::hash(id))
+        .await?
+        .ok_or_else(expired)?;
+    let now = web.state.clock.now_ms();
+    if h.kind != kind
+        || h.expires_at <= now
+        || h.approved_at.is_some()
+        || h.denied_at.is_some()
+        || h.used_at.is_some()
+    {
+        return Err(expired());
+    }
+    Ok(h)
+}
+
+fn message(web: &Web, heading: &str, text: String) -> WebResult {
+    Ok(web.page(&MessagePage {
+        chrome: web.chrome(),
+        heading: heading.into(),
+        message: text,
+    }))
+}
+
+fn login_form(web: &Web, id: &str, user: &User, error: Option<String>) -> HandshakePage {
+    HandshakePage {
+        chrome: web.chrome(),
+        heading: "Log in to npm".into(),
+        explanation: format!(
+            "npm on a computer is asking to log in to {} as {}. Approve only if you just ran `npm login` or `npm adduser`.",
+            web.base_url, user.name
+        ),
+        error,
+        action: format!("/-/web/cli-login/{id}"),
+        otp_needed: gate::account_mode(user).is_on(),
+        approve_label: "Log in npm",
+    }
+}
+
+/// `GET /-/web/cli-login/:id`: sign in (or up, for `npm adduser`), then approve.
+pub async fn login_page(web: Web, Path(id): Path<String>) -> WebResult {
+    let h = open_handshake(&web, &id, HandshakeKind::Login).await?;
+    let here = format!("/-/web/cli-login/{id}");
+    let Some(user) = web.user.clone() else {
+        let to = if h.create_account && web.state.config.signup != Signup::Closed {
+            "signup"
+        } else {
+            "signin"
+        };
+        return Ok(web.redirect(&format!("/-/web/{to}?next={}", encode(&here))));
+    };
+    Ok(web.page(&login_form(&web, &id, &user, None)))
+}
+
+/// `POST /-/web/cli-login/:id`: approve (with the OTP when 2FA is on) or cancel.
+pub async fn login_decide(web: Web, Path(id): Path<String>, form: Form) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    let user = web.require_user(&format!("/-/web/cli-login/{id}"))?.clone();
+    open_handshake(&web, &id, HandshakeKind::Login).await?;
+    let state = web.state.clone();
+    let hash = api_tokens::hash(&id);
+    if field(&form, "decision") == Some("deny") {
+        state
+            .store
+            .deny_handshake(&hash, state.clock.now_ms())
+            .await?;
+        return message(
+            &web,
+            "Cancelled",
+            "npm was not logged in. It will ask for your user name and password instead.".into(),
+        );
+    }
+    // Approving mints a credential: the same rule as logging in.
+    let caller = web.caller(field(&form, "otp"));
+    if let Err(e) =
+        gate::enforce_for(&state, &caller, &user, Operation::Login, Subject::Account).await
+    {
+        return Ok(web.page_with_status(e.status, &login_form(&web, &id, &user, Some(e.message))));
+    }
+    if !state
+        .store
+        .approve_handshake(&hash, user.id, state.clock.now_ms())
+        .await?
+    {
+        return Err(expired());
+    }
+    events::record(&state, user.id, &caller, kind::BROWSER_LOGIN_APPROVED, "").await;
+    message(
+        &web,
+        "npm is logged in",
+        format!(
+            "npm is now logged in as {}. You can close this tab and go back to the terminal.",
+            user.name
+        ),
+    )
+}
+
+fn otp_form(web: &Web, id: &str, user: &User, error: Option<String>) -> HandshakePage {
+    HandshakePage {
+        chrome: web.chrome(),
+        heading: "Confirm an npm command".into(),
+        explanation: format!(
+            "npm is waiting for you to confirm an operation on {} as {}. Confirm only if you just ran it.",
+            web.base_url, user.name
+        ),
+        error,
+        action: format!("/-/web/confirm/{id}"),
+        otp_needed: true,
+        approve_label: "Confirm",
+    }
+}
+
+/// `GET /-/web/confirm/:id` (web OTP).
+pub async fn otp_page(web: Web, Path(id): Path<String>) -> WebResult {
+    let h = open_handshake(&web, &id, HandshakeKind::Otp).await?;
+    let user = web.require_user(&format!("/-/web/confirm/{id}"))?.clone();
+    if h.user_id != Some(user.id) {
+        return Err(WebError::forbidden(
+            "This confirmation is for another account. Sign out and sign in as its owner.",
+        ));
+    }
+    Ok(web.page(&otp_form(&web, &id, &user, None)))
+}
+
+/// `POST /-/web/confirm/:id`: the second factor, given in the browser.
+pub async fn otp_decide(web: Web, Path(id): Path<String>, form: Form) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    let user = web.require_user(&format!("/-/web/confirm/{id}"))?.clone();
+    let h = open_handshake(&web, &id, HandshakeKind::Otp).await?;
+    if h.user_id != Some(user.id) {
+        return Err(WebError::forbidden(
+            "This confirmation is for another account.",
+        ));
+    }
+    let state = web.state.clone();
+    let hash = api_tokens::hash(&id);
+    if field(&form, "decision") == Some("deny") {
+        state
+            .store
+            .deny_handshake(&hash, state.clock.now_ms())
+            .await?;
+        return message(
+            &web,
+            "Cancelled",
+            "The npm command was not confirmed.".into(),
+        );
+    }
+    let caller = web.caller(None);
+    let ip = web.ip.to_string();
+    let origin = Origin {
+        ip: &ip,
+        user_agent: &web.user_agent,
+        base_url: None,
+    };
+    if let Err(e) = second_factor::verify(
+        &state,
+        &origin,
+        &user,
+        &caller.credential_id(),
+        field(&form, "otp"),
+    )
+    .await
+    {
+        return Ok(web.page_with_status(e.status, &otp_form(&web, &id, &user, Some(e.message))));
+    }
+    if !state
+        .store
+        .approve_handshake(&hash, user.id, state.clock.now_ms())
+        .await?
+    {
+        return Err(expired());
+    }
+    message(
+        &web,
+        "Confirmed",
+        "npm will go on in the terminal. You can close this tab.".into(),
+    )
+}

@@ -1,0 +1,130 @@
+//! Package pages: the list and search, and a package's page (README rendered safely, versions,
+//! dist-tags, maintainers, the install command, the 2FA policy). Private packages are visible
+//! only to their maintainers, as on the npm API.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query};
+
+use tessera_store::Access;
+
+use crate::clock::iso8601;
+use crate::gate::{PackagePolicy, package_policy};
+use crate::routes::can_read;
+use crate::versions;
+use crate::web::markdown;
+use crate::web::templates::{HomePage, PackagePage, PackageRow, VersionRow};
+use crate::web::{Web, WebError, WebResult};
+
+/// `GET /-/web/?q=…`: packages, optionally searched.
+pub async fn home(web: Web, Query(q): Query<HashMap<String, String>>) -> WebResult {
+    let viewer = web.user.as_ref();
+    if web.state.config.read_requires_auth && viewer.is_none() {
+        return Err(WebError::redirect("/-/web/signin?next=%2F-%2Fweb%2F"));
+    }
+    let query: String = q
+        .get("q")
+        .map(|s| s.trim().chars().take(200).collect())
+        .unwrap_or_default();
+    let terms: Vec<String> = query
+        .split_whitespace()
+        .take(10)
+        .map(str::to_owned)
+        .collect();
+    let (hits, total) = web
+        .state
+        .store
+        .search(&terms, viewer.map(|u| u.id), 0, 200)
+        .await?;
+    let packages = hits
+        .into_iter()
+        .map(|h| PackageRow {
+            private: h.package.access == Access::Restricted,
+            name: h.package.name,
+            version: h.latest.unwrap_or_default(),
+            description: h.package.description.unwrap_or_default(),
+        })
+        .collect();
+    Ok(web.page(&HomePage {
+        chrome: web.chrome(),
+        query,
+        total,
+        packages,
+    }))
+}
+
+/// `GET /-/web/package/:name`.
+pub async fn package(web: Web, Path(name): Path<String>) -> WebResult {
+    let user = web.user.as_ref();
+    let doc = web
+        .state
+        .store
+        .package_doc(&name)
+        .await?
+        .ok_or_else(WebError::not_found)?;
+    let ids: Vec<i64> = doc.maintainers.iter().map(|m| m.id).collect();
+    if !can_read(&web.state, &name, doc.package.access, &ids, user, None) {
+        if user.is_none() {
+            return Err(WebError::redirect(&format!(
+                "/-/web/signin?next={}",
+                crate::web::session::encode(&format!("/-/web/package/{name}"))
+            )));
+        }
+        return Err(WebError::not_found());
+    }
+    let latest = doc
+        .tag("latest")
+        .map(str::to_owned)
+        .or_else(|| {
+            versions::highest(doc.versions.iter().map(|v| v.version.as_str())).map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let latest_record = doc.version(&latest);
+    let readme = latest_record
+        .and_then(|r| r.readme.clone())
+        .unwrap_or_default();
+    let (mfa, mfa_text) = match package_policy(&doc.package) {
+        PackagePolicy::None => ("none", "each maintainer's own 2FA mode applies"),
+        PackagePolicy::Publish => (
+            "publish",
+            "every change needs a one-time password from a maintainer with 2FA, even from tokens",
+        ),
+        PackagePolicy::Automation => (
+            "automation",
+            "changes need a one-time password, but automation tokens may publish",
+        ),
+    };
+    let mut versions_rows: Vec<&tessera_store::VersionRecord> = doc.versions.iter().collect();
+    versions_rows.sort_by(|a, b| versions::compare(&b.version, &a.version));
+    let page = PackagePage {
+        chrome: web.chrome(),
+        name: doc.package.name.clone(),
+        description: doc.package.description.clone().unwrap_or_default(),
+        latest,
+        access: doc.package.access.as_str(),
+        private: doc.package.access == Access::Restricted,
+        mfa,
+        mfa_text,
+        maintainers: doc.maintainers.iter().map(|m| m.name.clone()).collect(),
+        readme: if readme.is_empty() {
+            "<p class=\"muted\">No README.</p>".into()
+        } else {
+            markdown::render(&readme)
+        },
+        tags: doc.dist_tags.clone(),
+        versions: versions_rows
+            .into_iter()
+            .map(|v| VersionRow {
+                version: v.version.clone(),
+                published: iso8601(v.published_at)[..10].to_owned(),
+                publisher: v
+                    .publisher
+                    .as_ref()
+                    .map(|p| p.name.clone())
+                    .unwrap_or_default(),
+                deprecated: v.deprecated.clone(),
+            })
+            .collect(),
+    };
+    Ok(web.page(&page))
+}

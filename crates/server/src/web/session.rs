@@ -1,0 +1,432 @@
+//! Website sessions: a random id (≥ 190 bits) in an HttpOnly, SameSite=Lax cookie (`__Host-`
+//! prefixed and Secure behind an https `public_url`), only its hash stored server-side. Sessions
+//! have an idle and an absolute timeout; the id rotates on sign-in and on every 2FA change.
+//!
+//! Every POST carries the session's CSRF token and, when the browser sends one, an `Origin`
+//! that must be the registry's own.
+
+use std::net::IpAddr;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use subtle::ConstantTimeEq;
+
+use tessera_store::{Session, SessionStage, User};
+
+use crate::api_tokens;
+use crate::auth::{Caller, CredentialKind, client_ip};
+use crate::gate::{self, Decision, GateInput, Operation};
+use crate::policy::{self, RegistryRule};
+use crate::state::AppState;
+use crate::token_scope::Reach;
+use crate::web::WebError;
+
+/// Cookie name over plain http.
+pub const COOKIE: &str = "tessera_session";
+/// Cookie name behind https (the `__Host-` prefix needs `Secure` and `Path=/`).
+pub const SECURE_COOKIE: &str = "__Host-tessera_session";
+/// A partial sign-in (password accepted, second factor awaited) lasts this long.
+pub const PARTIAL_MS: i64 = 5 * 60 * 1000;
+/// Wrong codes a partial sign-in allows before the password is asked again.
+pub const PARTIAL_ATTEMPTS: i64 = 5;
+
+/// The website's view of a request: its session, signed-in user and origin.
+pub struct Web {
+    /// Shared state.
+    pub state: AppState,
+    /// The session, if the cookie named a live one.
+    pub session: Option<Session>,
+    /// The signed-in user (full sessions only).
+    pub user: Option<User>,
+    /// Client address.
+    pub ip: IpAddr,
+    /// Client user agent.
+    pub user_agent: String,
+    /// The registry's origin (`http://host:port`).
+    pub base_url: String,
+    /// The request's `Origin` header.
+    origin: Option<String>,
+    /// A cookie to set on the response (a new or rotated session, or a cleared one).
+    pub set_cookie: Option<HeaderValue>,
+    /// The registry requires 2FA of everyone and this user has none.
+    pub enrolment_only: bool,
+}
+
+fn secure(state: &AppState) -> bool {
+    state
+        .config
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"))
+}
+
+fn cookie_name(state: &AppState) -> &'static str {
+    if secure(state) { SECURE_COOKIE } else { COOKIE }
+}
+
+fn read_cookie(parts: &Parts, name: &str) -> Option<String> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|line| {
+            line.split(';').map(str::trim).find_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                (k == name).then(|| v.to_owned())
+            })
+        })
+}
+
+impl FromRequestParts<AppState> for Web {
+    type Rejection = WebError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, WebError> {
+        let now = state.clock.now_ms();
+        let mut web = Web {
+            state: state.clone(),
+            session: None,
+            user: None,
+            ip: client_ip(parts, state.config.trust_proxy),
+            user_agent: parts
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned(),
+            base_url: crate::routes::base_url(state, &parts.headers),
+            origin: parts
+                .headers
+                .get(header::ORIGIN)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            set_cookie: None,
+            enrolment_only: false,
+        };
+        let Some(raw) = read_cookie(parts, cookie_name(state)) else {
+            return Ok(web);
+        };
+        if raw.len() > 128 {
+            return Ok(web);
+        }
+        let hash = api_tokens::hash(&raw);
+        let Some(session) = state
+            .store
+            .session(&hash)
+            .await
+            .map_err(WebError::internal)?
+        else {
+            return Ok(web);
+        };
+        let idle = state.config.web.session_idle_minutes as i64 * 60_000;
+        let max = state.config.web.session_max_hours as i64 * 3_600_000;
+        let expired = now - session.last_seen_at > idle
+            || now - session.created_at > max
+            || (session.stage == SessionStage::Partial && now - session.created_at > PARTIAL_MS);
+        if expired {
+            state
+                .store
+                .delete_session(&hash)
+                .await
+                .map_err(WebError::internal)?;
+            return Ok(web);
+        }
+        if session.stage == SessionStage::Full {
+            let user = match session.user_id {
+                Some(id) => state
+                    .store
+                    .user_by_id(id)
+                    .await
+                    .map_err(WebError::internal)?,
+                None => None,
+            };
+            match user {
+                Some(u) if !u.locked => {
+                    let policy = policy::current(state).await.map_err(WebError::from)?;
+                    web.enrolment_only = !gate::account_mode(&u).is_on()
+                        && policy.rule(now) == RegistryRule::Everyone;
+                    web.user = Some(u);
+                }
+                _ => {
+                    state
+                        .store
+                        .delete_session(&hash)
+                        .await
+                        .map_err(WebError::internal)?;
+                    return Ok(web);
+                }
+            }
+        }
+        if now - session.last_seen_at > 60_000 {
+            state
+                .store
+                .touch_session(&hash, now)
+                .await
+                .map_err(WebError::internal)?;
+        }
+        web.session = Some(session);
+        Ok(web)
+    }
+}
+
+/// A new session row with a fresh id and CSRF token; returns the cookie value too.
+fn new_session(
+    user: Option<i64>,
+    stage: SessionStage,
+    now: i64,
+    return_to: Option<String>,
+) -> (String, Session) {
+    let raw = api_tokens::random_base62(32);
+    let s = Session {
+        id_hash: api_tokens::hash(&raw),
+        user_id: user,
+        stage,
+        csrf: api_tokens::random_base62(32),
+        created_at: now,
+        last_seen_at: now,
+        authenticated_at: now,
+        otp_attempts: 0,
+        return_to,
+    };
+    (raw, s)
+}
+
+impl Web {
+    fn cookie(&self, raw: &str) -> HeaderValue {
+        let secure = if secure(&self.state) { "; Secure" } else { "" };
+        let v = format!(
+            "{}={raw}; Path=/; HttpOnly; SameSite=Lax{secure}",
+            cookie_name(&self.state)
+        );
+        HeaderValue::from_str(&v).expect("a cookie of base62 characters")
+    }
+
+    /// Makes sure the request has a session (an anonymous one for forms like sign-in).
+    pub async fn ensure_session(&mut self) -> Result<(), WebError> {
+        if self.session.is_some() {
+            return Ok(());
+        }
+        let now = self.state.clock.now_ms();
+        let idle = self.state.config.web.session_idle_minutes as i64 * 60_000;
+        let max = self.state.config.web.session_max_hours as i64 * 3_600_000;
+        self.state
+            .store
+            .prune_sessions(now - idle, now - max)
+            .await
+            .map_err(WebError::internal)?;
+        let (raw, s) = new_session(None, SessionStage::Anonymous, now, None);
+        self.state
+            .store
+            .create_session(&s)
+            .await
+            .map_err(WebError::internal)?;
+        self.set_cookie = Some(self.cookie(&raw));
+        self.session = Some(s);
+        Ok(())
+    }
+
+    /// A fresh session id for the next stage (the old id dies): sign-in and 2FA changes.
+    pub async fn rotate(
+        &mut self,
+        user: Option<i64>,
+        stage: SessionStage,
+        return_to: Option<String>,
+    ) -> Result<(), WebError> {
+        let now = self.state.clock.now_ms();
+        let (raw, s) = self.prepared_rotation(user, stage, return_to, now);
+        self.commit_rotation(raw, s).await
+    }
+
+    /// The id the next rotation will use, made in advance so that a second factor verified
+    /// during sign-in is bound to the session that results from it.
+    pub fn prepared_rotation(
+        &self,
+        user: Option<i64>,
+        stage: SessionStage,
+        return_to: Option<String>,
+        now: i64,
+    ) -> (String, Session) {
+        new_session(user, stage, now, return_to)
+    }
+
+    /// Stores a prepared rotation.
+    pub async fn commit_rotation(&mut self, raw: String, s: Session) -> Result<(), WebError> {
+        let old = self
+            .session
+            .as_ref()
+            .map(|s| s.id_hash.clone())
+            .unwrap_or_default();
+        self.state
+            .store
+            .rotate_session(&old, &s)
+            .await
+            .map_err(WebError::internal)?;
+        self.set_cookie = Some(self.cookie(&raw));
+        if s.stage == SessionStage::Full {
+            self.user = match s.user_id {
+                Some(id) => self
+                    .state
+                    .store
+                    .user_by_id(id)
+                    .await
+                    .map_err(WebError::internal)?,
+                None => None,
+            };
+        }
+        self.session = Some(s);
+        Ok(())
+    }
+
+    /// Ends the session and clears the cookie.
+    pub async fn end(&mut self) -> Result<(), WebError> {
+        if let Some(s) = self.session.take() {
+            self.state
+                .store
+                .delete_session(&s.id_hash)
+                .await
+                .map_err(WebError::internal)?;
+        }
+        let secure = if secure(&self.state) { "; Secure" } else { "" };
+        let v = format!(
+            "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
+            cookie_name(&self.state)
+        );
+        self.set_cookie = HeaderValue::from_str(&v).ok();
+        self.user = None;
+        Ok(())
+    }
+
+    /// The CSRF token of the session's forms.
+    pub fn csrf(&self) -> String {
+        self.session
+            .as_ref()
+            .map(|s| s.csrf.clone())
+            .unwrap_or_default()
+    }
+
+    /// Checks a form POST: the session's CSRF token, and the browser's `Origin` if it sent one.
+    pub fn check_post(&self, form_token: Option<&str>) -> Result<(), WebError> {
+        if let Some(o) = &self.origin
+            && o != &self.base_url
+        {
+            return Err(WebError::forbidden("This form was sent from another site."));
+        }
+        let Some(session) = &self.session else {
+            return Err(WebError::forbidden(
+                "Your session has expired. Reload the page and try again.",
+            ));
+        };
+        let given = form_token.unwrap_or("");
+        if !bool::from(given.as_bytes().ct_eq(session.csrf.as_bytes())) || given.is_empty() {
+            return Err(WebError::forbidden(
+                "This form has expired or was not sent by this site. Reload the page and try again.",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The signed-in user, or a redirect to the sign-in page that comes back to `here`.
+    pub fn require_user(&self, here: &str) -> Result<&User, WebError> {
+        match &self.user {
+            Some(u) if !self.enrolment_only || here.starts_with("/-/web/account") => Ok(u),
+            Some(_) => Err(WebError::redirect("/-/web/account/2fa")),
+            None => Err(WebError::redirect(&format!(
+                "/-/web/signin?next={}",
+                encode(here)
+            ))),
+        }
+    }
+
+    /// Refuses security changes when the last proof of a factor is older than the
+    /// re-authentication window: the user confirms with a password or a one-time password.
+    pub fn require_recent_auth(&self, here: &str) -> Result<(), WebError> {
+        let window = self.state.config.web.reauth_minutes as i64 * 60_000;
+        let fresh = self
+            .session
+            .as_ref()
+            .is_some_and(|s| self.state.clock.now_ms() - s.authenticated_at <= window);
+        if fresh {
+            Ok(())
+        } else {
+            Err(WebError::redirect(&format!(
+                "/-/web/reauth?next={}",
+                encode(here)
+            )))
+        }
+    }
+
+    /// The caller the gate sees for this session, with the one-time password typed in a form.
+    pub fn caller(&self, otp: Option<&str>) -> Caller {
+        Caller {
+            user: self.user.clone(),
+            kind: if self.user.is_some() {
+                CredentialKind::Session
+            } else {
+                CredentialKind::Anonymous
+            },
+            token: None,
+            refused: None,
+            presented_token_hash: None,
+            ip: self.ip,
+            otp: otp.map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()),
+            user_agent: self.user_agent.clone(),
+            enrolment_only: self.enrolment_only,
+            session: self.session.as_ref().map(|s| s.id_hash.clone()),
+            base_url: self.base_url.clone(),
+        }
+    }
+
+    /// Whether `op` would ask this user for a one-time password (to show the field).
+    pub async fn needs_otp(&self, op: Operation) -> bool {
+        let Some(user) = &self.user else { return false };
+        let registry = match policy::current(&self.state).await {
+            Ok(p) => p.rule(self.state.clock.now_ms()),
+            Err(_) => RegistryRule::None,
+        };
+        let input = GateInput {
+            op,
+            mode: gate::account_mode(user),
+            cred: CredentialKind::Session,
+            reach: Reach::Full,
+            package: Default::default(),
+            registry,
+        };
+        gate::decide(input) == Decision::Otp
+    }
+}
+
+/// Percent-encodes a local path for a `next` parameter.
+pub fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// A `next` target, if it is a page of this website (never another site).
+pub fn safe_next(next: Option<&str>) -> Option<String> {
+    let n = next?;
+    (n.starts_with("/-/web/") && !n.contains("//") && !n.contains('\\') && n.len() < 512)
+        .then(|| n.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_on_the_site() {
+        assert_eq!(
+            safe_next(Some("/-/web/account")).as_deref(),
+            Some("/-/web/account")
+        );
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/x",
+            "/-/web//evil",
+            "/demo",
+            "/-/web/\\evil",
+        ] {
+            assert_eq!(safe_next(Some(bad)), None, "{bad}");
+        }
+        assert_eq!(safe_next(None), None);
+    }
+}

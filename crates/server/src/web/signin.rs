@@ -1,0 +1,368 @@
+//! Signing in (password, then the second factor when 2FA is on), signing out, signing up, and
+//! re-authenticating before security changes. Throttled by the same counters as the npm API;
+//! the errors never say which of user name or password was wrong.
+
+use axum::extract::Query;
+use std::collections::HashMap;
+
+use tessera_store::{FailureKind, NewUser, SessionStage, StoreError};
+
+use crate::config::Signup;
+use crate::events::{self, kind};
+use crate::gate::{self, Operation, Subject};
+use crate::names;
+use crate::passwords;
+use crate::second_factor::{self, Origin, Satisfied};
+use crate::tfa;
+use crate::throttle;
+use crate::web::session::{PARTIAL_ATTEMPTS, safe_next};
+use crate::web::templates::{ReauthPage, SigninOtpPage, SigninPage, SignupPage};
+use crate::web::{Form, Web, WebError, WebResult, field, raw_field};
+
+const WRONG: &str = "Incorrect user name or password.";
+
+fn signin_page(web: &Web, error: Option<String>, name: &str, next: &str) -> SigninPage {
+    SigninPage {
+        chrome: web.chrome(),
+        error,
+        name: name.to_owned(),
+        signup_open: web.state.config.signup != Signup::Closed,
+        next: next.to_owned(),
+    }
+}
+
+/// `GET /-/web/signin`.
+pub async fn form(mut web: Web, Query(q): Query<HashMap<String, String>>) -> WebResult {
+    let next = safe_next(q.get("next").map(String::as_str)).unwrap_or_default();
+    if web.user.is_some() {
+        return Ok(web.redirect(if next.is_empty() {
+            "/-/web/account"
+        } else {
+            &next
+        }));
+    }
+    web.ensure_session().await?;
+    Ok(web.page(&signin_page(&web, None, "", &next)))
+}
+
+/// `POST /-/web/signin`: the password step.
+pub async fn submit(mut web: Web, form: Form) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    let name = field(&form, "name").unwrap_or("").to_owned();
+    let password = raw_field(&form, "password").unwrap_or("").to_owned();
+    let next = safe_next(field(&form, "next"));
+    let state = web.state.clone();
+    let ip = web.ip.to_string();
+    let user = state.store.user_by_name(&name).await?;
+    if let Err(e) = throttle::check(
+        &state,
+        FailureKind::Password,
+        user.as_ref().map(|u| u.id),
+        &ip,
+    )
+    .await
+    {
+        return Ok(web.page(&signin_page(
+            &web,
+            Some(e.message),
+            &name,
+            next.as_deref().unwrap_or(""),
+        )));
+    }
+    let ok = match &user {
+        Some(u) => passwords::verify(&u.password_hash, &password).await,
+        None => {
+            passwords::verify_dummy(&password).await;
+            false
+        }
+    };
+    let Some(user) = user.filter(|_| ok) else {
+        throttle::record(&state, FailureKind::Password, None, &ip).await?;
+        if let Some(u) = state.store.user_by_name(&name).await? {
+            throttle::record(&state, FailureKind::Password, Some(u.id), &ip).await?;
+            events::record_from(
+                &state,
+                u.id,
+                &ip,
+                &web.user_agent,
+                kind::LOGIN_FAILED,
+                "website, wrong password",
+            )
+            .await;
+        }
+        return Ok(web.page(&signin_page(
+            &web,
+            Some(WRONG.into()),
+            &name,
+            next.as_deref().unwrap_or(""),
+        )));
+    };
+    if user.locked {
+        return Ok(web.page(&signin_page(
+            &web,
+            Some("This account is locked. Contact your registry administrator.".into()),
+            &name,
+            "",
+        )));
+    }
+    if gate::account_mode(&user).is_on() {
+        web.rotate(Some(user.id), SessionStage::Partial, next)
+            .await?;
+        return Ok(web.redirect("/-/web/signin/otp"));
+    }
+    web.rotate(Some(user.id), SessionStage::Full, None).await?;
+    events::record_from(
+        &state,
+        user.id,
+        &ip,
+        &web.user_agent,
+        kind::WEB_SIGNIN,
+        Satisfied::describe(None),
+    )
+    .await;
+    Ok(web.redirect(next.as_deref().unwrap_or("/-/web/account")))
+}
+
+fn partial_user(web: &Web) -> Option<i64> {
+    web.session
+        .as_ref()
+        .filter(|s| s.stage == SessionStage::Partial)
+        .and_then(|s| s.user_id)
+}
+
+/// `GET /-/web/signin/otp`.
+pub async fn otp_form(web: Web) -> WebResult {
+    if partial_user(&web).is_none() {
+        return Ok(web.redirect("/-/web/signin"));
+    }
+    Ok(web.page(&SigninOtpPage {
+        chrome: web.chrome(),
+        error: None,
+    }))
+}
+
+/// `POST /-/web/signin/otp`: the second-factor step. The code is bound to the session it starts.
+pub async fn otp_submit(mut web: Web, form: Form) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    let Some(uid) = partial_user(&web) else {
+        return Ok(web.redirect("/-/web/signin"));
+    };
+    let state = web.state.clone();
+    let user = state
+        .store
+        .user_by_id(uid)
+        .await?
+        .ok_or_else(WebError::not_found)?;
+    let now = state.clock.now_ms();
+    let return_to = web.session.as_ref().and_then(|s| s.return_to.clone());
+    let (raw, next_session) = web.prepared_rotation(Some(uid), SessionStage::Full, None, now);
+    let mut caller = web.caller(field(&form, "otp"));
+    caller.session = Some(next_session.id_hash.clone());
+    match gate::enforce_for(&state, &caller, &user, Operation::Login, Subject::Account).await {
+        Ok(how) => {
+            web.commit_rotation(raw, next_session).await?;
+            events::record(
+                &state,
+                user.id,
+                &caller,
+                kind::WEB_SIGNIN,
+                Satisfied::describe(how),
+            )
+            .await;
+            Ok(web.redirect(return_to.as_deref().unwrap_or("/-/web/account")))
+        }
+        Err(e) if e.status.as_u16() == 429 => Ok(web.page(&SigninOtpPage {
+            chrome: web.chrome(),
+            error: Some(e.message),
+        })),
+        Err(_) => {
+            let hash = web
+                .session
+                .as_ref()
+                .map(|s| s.id_hash.clone())
+                .unwrap_or_default();
+            let attempts = state.store.bump_session_otp_attempts(&hash).await?;
+            if attempts >= PARTIAL_ATTEMPTS {
+                web.end().await?;
+                web.ensure_session().await?;
+                let msg = "Too many wrong codes. Sign in again.".to_owned();
+                return Ok(web.page(&signin_page(&web, Some(msg), &user.name, "")));
+            }
+            let msg = "That code is not valid or was already used. Enter the current code, or a recovery code.";
+            Ok(web.page(&SigninOtpPage {
+                chrome: web.chrome(),
+                error: Some(msg.into()),
+            }))
+        }
+    }
+}
+
+/// `POST /-/web/signout`.
+pub async fn signout(mut web: Web, form: Form) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    web.end().await?;
+    Ok(web.redirect("/-/web/"))
+}
+
+fn signup_page(
+    web: &Web,
+    error: Option<String>,
+    name: &str,
+    email: &str,
+    next: &str,
+) -> SignupPage {
+    SignupPage {
+        chrome: web.chrome(),
+        error,
+        name: name.into(),
+        email: email.into(),
+        min_password: web.state.config.min_password_length,
+        invitation: web.state.config.signup == Signup::Invitation,
+        next: next.into(),
+    }
+}
+
+/// `GET /-/web/signup`.
+pub async fn signup_form(mut web: Web, Query(q): Query<HashMap<String, String>>) -> WebResult {
+    if web.state.config.signup == Signup::Closed {
+        return Err(WebError::forbidden(
+            "Sign-up is closed on this registry. Ask an administrator for an account.",
+        ));
+    }
+    let next = safe_next(q.get("next").map(String::as_str)).unwrap_or_default();
+    web.ensure_session().await?;
+    Ok(web.page(&signup_page(&web, None, "", "", &next)))
+}
+
+/// `POST /-/web/signup`.
+pub async fn signup_submit(mut web: Web, form: Form) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    let state = web.state.clone();
+    if state.config.signup == Signup::Closed {
+        return Err(WebError::forbidden("Sign-up is closed on this registry."));
+    }
+    let name = field(&form, "name").unwrap_or("").to_owned();
+    let email = field(&form, "email").unwrap_or("").to_owned();
+    let password = raw_field(&form, "password").unwrap_or("").to_owned();
+    let next = safe_next(field(&form, "next"));
+    let fail = |web: &Web, msg: String| {
+        Ok(web.page(&signup_page(
+            web,
+            Some(msg),
+            &name,
+            &email,
+            next.as_deref().unwrap_or(""),
+        )))
+    };
+    if let Err(e) = names::validate_user_name(&name).and(names::validate_email(&email)) {
+        return fail(&web, e);
+    }
+    if let Err(e) = passwords::check_policy(&password, state.config.min_password_length) {
+        return fail(&web, e.message);
+    }
+    let new = NewUser {
+        name: name.clone(),
+        email: email.clone(),
+        password_hash: passwords::hash(&password).await?,
+        is_admin: false,
+    };
+    let now = state.clock.now_ms();
+    let created = match state.config.signup {
+        Signup::Invitation => state.store.create_invited_user(new, now).await,
+        _ => state.store.create_user(new, now).await.map(Some),
+    };
+    let user = match created {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            return fail(
+                &web,
+                "There is no invitation for this user name and email address.".into(),
+            );
+        }
+        Err(StoreError::Conflict) => return fail(&web, "This user name is taken.".into()),
+        Err(e) => return Err(e.into()),
+    };
+    web.rotate(Some(user.id), SessionStage::Full, None).await?;
+    events::record_from(
+        &state,
+        user.id,
+        &web.ip.to_string(),
+        &web.user_agent,
+        kind::WEB_SIGNIN,
+        "account created",
+    )
+    .await;
+    Ok(web.redirect(next.as_deref().unwrap_or("/-/web/account")))
+}
+
+/// `GET /-/web/reauth?next=…`.
+pub async fn reauth_form(web: Web, Query(q): Query<HashMap<String, String>>) -> WebResult {
+    let user = web.require_user("/-/web/account")?;
+    let next =
+        safe_next(q.get("next").map(String::as_str)).unwrap_or_else(|| "/-/web/account".into());
+    let tfa_on = gate::account_mode(user).is_on();
+    Ok(web.page(&ReauthPage {
+        chrome: web.chrome(),
+        error: None,
+        next,
+        tfa_on,
+    }))
+}
+
+/// `POST /-/web/reauth`: the password, or a one-time password or recovery code.
+pub async fn reauth_submit(web: Web, form: Form) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    let user = web.require_user("/-/web/account")?.clone();
+    let next = safe_next(field(&form, "next")).unwrap_or_else(|| "/-/web/account".into());
+    let secret = raw_field(&form, "secret").unwrap_or("");
+    let tfa_on = gate::account_mode(&user).is_on();
+    let looks_like_code = tessera_otp::normalize_code(secret).is_some()
+        || tessera_otp::normalize_recovery_code(secret).is_some();
+    let caller = web.caller(None);
+    let result = if tfa_on && looks_like_code {
+        let ip = web.ip.to_string();
+        let origin = Origin {
+            ip: &ip,
+            user_agent: &web.user_agent,
+            base_url: None,
+        };
+        second_factor::verify(
+            &web.state,
+            &origin,
+            &user,
+            &caller.credential_id(),
+            Some(secret),
+        )
+        .await
+        .map(|_| ())
+    } else {
+        tfa::check_password(&web.state, &caller, &user, Some(secret)).await
+    };
+    match result {
+        Ok(()) => {
+            let hash = web
+                .session
+                .as_ref()
+                .map(|s| s.id_hash.clone())
+                .unwrap_or_default();
+            web.state
+                .store
+                .reauthenticate_session(&hash, web.state.clock.now_ms())
+                .await?;
+            Ok(web.redirect(&next))
+        }
+        Err(e) => {
+            let msg = if e.status.as_u16() == 429 {
+                e.message
+            } else {
+                "That did not match. Try again.".into()
+            };
+            Ok(web.page(&ReauthPage {
+                chrome: web.chrome(),
+                error: Some(msg),
+                next,
+                tfa_on,
+            }))
+        }
+    }
+}

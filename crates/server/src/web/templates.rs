@@ -1,0 +1,328 @@
+//! The pages' data, one struct per template in `crates/server/templates/`. askama escapes every
+//! value for HTML; only the rendered README and the QR SVG (both made here) are inserted raw.
+
+use askama::Template;
+
+use crate::web::Chrome;
+
+/// An error page.
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// Heading.
+    pub heading: &'static str,
+    /// Message.
+    pub message: String,
+}
+
+/// A page with one message.
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// Heading.
+    pub heading: String,
+    /// Message.
+    pub message: String,
+}
+
+/// Sign-in, step one.
+#[derive(Template)]
+#[template(path = "signin.html")]
+pub struct SigninPage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// What went wrong last time.
+    pub error: Option<String>,
+    /// The user name typed last time.
+    pub name: String,
+    /// Whether to offer sign-up.
+    pub signup_open: bool,
+    /// Where to go after signing in.
+    pub next: String,
+}
+
+/// Sign-in, step two (2FA).
+#[derive(Template)]
+#[template(path = "signin_otp.html")]
+pub struct SigninOtpPage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// What went wrong last time.
+    pub error: Option<String>,
+}
+
+/// Sign-up.
+#[derive(Template)]
+#[template(path = "signup.html")]
+pub struct SignupPage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// What went wrong last time.
+    pub error: Option<String>,
+    /// Typed user name.
+    pub name: String,
+    /// Typed email.
+    pub email: String,
+    /// Shortest password.
+    pub min_password: usize,
+    /// Sign-up is by invitation.
+    pub invitation: bool,
+    /// Where to go after signing up.
+    pub next: String,
+}
+
+/// Re-authentication before security changes.
+#[derive(Template)]
+#[template(path = "reauth.html")]
+pub struct ReauthPage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// What went wrong last time.
+    pub error: Option<String>,
+    /// Where to go next.
+    pub next: String,
+    /// Whether a one-time password is accepted too.
+    pub tfa_on: bool,
+}
+
+/// A package in a list.
+pub struct PackageRow {
+    /// Name.
+    pub name: String,
+    /// Latest version.
+    pub version: String,
+    /// Description.
+    pub description: String,
+    /// Restricted.
+    pub private: bool,
+}
+
+/// The package list and search.
+#[derive(Template)]
+#[template(path = "home.html")]
+pub struct HomePage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// Search text.
+    pub query: String,
+    /// Matches.
+    pub total: i64,
+    /// Rows.
+    pub packages: Vec<PackageRow>,
+}
+
+/// A version row.
+pub struct VersionRow {
+    /// Version.
+    pub version: String,
+    /// Publication date.
+    pub published: String,
+    /// Publisher.
+    pub publisher: String,
+    /// Deprecation message.
+    pub deprecated: Option<String>,
+}
+
+/// A package page.
+#[derive(Template)]
+#[template(path = "package.html")]
+pub struct PackagePage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Latest version.
+    pub latest: String,
+    /// `public` or `restricted`.
+    pub access: &'static str,
+    /// Restricted.
+    pub private: bool,
+    /// `none`, `publish` or `automation`.
+    pub mfa: &'static str,
+    /// What the policy means.
+    pub mfa_text: &'static str,
+    /// Maintainer names.
+    pub maintainers: Vec<String>,
+    /// The README, rendered safely.
+    pub readme: String,
+    /// dist-tags.
+    pub tags: Vec<(String, String)>,
+    /// Versions, newest first.
+    pub versions: Vec<VersionRow>,
+}
+
+/// The account page.
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// What went wrong last time.
+    pub error: Option<String>,
+    /// User name.
+    pub name: String,
+    /// Email.
+    pub email: String,
+    /// Profile fields.
+    pub fullname: String,
+    /// Profile fields.
+    pub homepage: String,
+    /// Profile fields.
+    pub github: String,
+    /// Profile fields.
+    pub twitter: String,
+    /// Profile fields.
+    pub freenode: String,
+    /// 2FA in force.
+    pub tfa_on: bool,
+    /// 2FA mode as npm names it.
+    pub tfa_mode: &'static str,
+    /// Whether a profile change asks for a one-time password.
+    pub otp_needed: bool,
+}
+
+/// The 2FA settings page.
+#[derive(Template)]
+#[template(path = "twofactor.html")]
+pub struct TwoFactorPage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// What went wrong last time.
+    pub error: Option<String>,
+    /// In force.
+    pub on: bool,
+    /// Mode as npm names it.
+    pub mode: &'static str,
+    /// Unused recovery codes.
+    pub codes_left: i64,
+    /// Web-OTP preference.
+    pub web_otp: bool,
+}
+
+/// The QR code and confirmation form of a pending enrolment.
+#[derive(Template)]
+#[template(path = "twofactor_setup.html")]
+pub struct SetupPage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// What went wrong last time.
+    pub error: Option<String>,
+    /// The QR code (inline SVG).
+    pub qr_svg: String,
+    /// The secret in base32.
+    pub secret: String,
+    /// The pending mode.
+    pub mode: &'static str,
+    /// Minutes left to confirm.
+    pub minutes: u64,
+}
+
+/// Recovery codes, shown once.
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+pub struct RecoveryCodesPage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// Heading.
+    pub heading: &'static str,
+    /// The codes.
+    pub codes: Vec<String>,
+    /// A `data:` URL with the codes as text.
+    pub download: String,
+}
+
+/// A token in the list.
+pub struct TokenRow {
+    /// Key (hex SHA-256).
+    pub key: String,
+    /// Shown prefix.
+    pub prefix: String,
+    /// What it may do and until when.
+    pub summary: String,
+    /// Creation date.
+    pub created: String,
+}
+
+/// The tokens page.
+#[derive(Template)]
+#[template(path = "tokens.html")]
+pub struct TokensPage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// What went wrong last time.
+    pub error: Option<String>,
+    /// Tokens.
+    pub tokens: Vec<TokenRow>,
+    /// Whether creating asks for a one-time password.
+    pub create_otp: bool,
+    /// Whether revoking asks for one.
+    pub revoke_otp: bool,
+    /// Default lifetime.
+    pub default_days: u32,
+    /// Longest lifetime.
+    pub max_days: u32,
+}
+
+/// A token, shown once.
+#[derive(Template)]
+#[template(path = "token_created.html")]
+pub struct TokenCreatedPage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// The value.
+    pub token: String,
+    /// What it may do.
+    pub summary: String,
+    /// `host:port` for the npm config line.
+    pub host: String,
+}
+
+/// A security-log entry.
+pub struct EventRow {
+    /// When.
+    pub at: String,
+    /// What.
+    pub kind: String,
+    /// Detail.
+    pub detail: String,
+    /// Address.
+    pub ip: String,
+    /// User agent.
+    pub user_agent: String,
+}
+
+/// The security log.
+#[derive(Template)]
+#[template(path = "security.html")]
+pub struct SecurityPage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// Entries, newest first.
+    pub events: Vec<EventRow>,
+}
+
+/// Approving (or not) something npm asked for in the browser.
+#[derive(Template)]
+#[template(path = "handshake.html")]
+pub struct HandshakePage {
+    /// Frame.
+    pub chrome: Chrome,
+    /// Heading.
+    pub heading: String,
+    /// What approving does.
+    pub explanation: String,
+    /// What went wrong last time.
+    pub error: Option<String>,
+    /// Where the form posts.
+    pub action: String,
+    /// Whether a one-time password is asked.
+    pub otp_needed: bool,
+    /// The approve button's label.
+    pub approve_label: &'static str,
+}

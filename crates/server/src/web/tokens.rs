@@ -1,0 +1,143 @@
+//! The tokens page: list, create (every kind and limit the registry supports; the value shown
+//! once) and revoke, under the same rules as `npm token` (the same functions do the work).
+
+use axum::http::StatusCode;
+use serde_json::{Map, Value, json};
+
+use crate::clock::iso8601;
+use crate::gate::Operation;
+use crate::routes::tokens::{create_checked, revoke_checked, summary};
+use crate::web::templates::{TokenCreatedPage, TokenRow, TokensPage};
+use crate::web::{Form, Web, WebResult, field, raw_field};
+
+const HERE: &str = "/-/web/tokens";
+
+async fn tokens_page(web: &Web, error: Option<String>) -> Result<TokensPage, crate::web::WebError> {
+    let user = web.require_user(HERE)?;
+    let (tokens, _) = web.state.store.list_tokens(user.id, 0, 1000).await?;
+    let rows = tokens
+        .iter()
+        .map(|t| TokenRow {
+            key: t.token_hash.clone(),
+            prefix: t.display_prefix.clone(),
+            summary: summary(t),
+            created: iso8601(t.created_at)[..10].to_owned(),
+        })
+        .collect();
+    Ok(TokensPage {
+        chrome: web.chrome(),
+        error,
+        tokens: rows,
+        create_otp: web.needs_otp(Operation::TokenCreate).await,
+        revoke_otp: web.needs_otp(Operation::TokenRevoke).await,
+        default_days: web.state.config.tokens.default_expiry_days,
+        max_days: web.state.config.tokens.max_expiry_days,
+    })
+}
+
+/// `GET /-/web/tokens`.
+pub async fn page(web: Web) -> WebResult {
+    web.require_user(HERE)?;
+    Ok(web.page(&tokens_page(&web, None).await?))
+}
+
+fn list(form: &Form, name: &str) -> Vec<Value> {
+    field(form, name)
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| json!(s))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The npm API body the form stands for.
+fn body_of(form: &Form) -> Map<String, Value> {
+    let mut b = Map::new();
+    b.insert(
+        "password".into(),
+        json!(raw_field(form, "password").unwrap_or("")),
+    );
+    let cidr = list(form, "cidr");
+    if !cidr.is_empty() {
+        b.insert("cidr_whitelist".into(), Value::Array(cidr));
+    }
+    match field(form, "kind").unwrap_or("granular") {
+        "publish" => {
+            b.insert("readonly".into(), json!(false));
+        }
+        "read-only" => {
+            b.insert("readonly".into(), json!(true));
+        }
+        "automation" => {
+            b.insert("type".into(), json!("automation"));
+        }
+        _ => {
+            b.insert("name".into(), json!(field(form, "name")));
+            let packages = list(form, "packages");
+            if !packages.is_empty() {
+                b.insert("packages".into(), Value::Array(packages));
+            }
+            let scopes = list(form, "scopes");
+            if !scopes.is_empty() {
+                b.insert("scopes".into(), Value::Array(scopes));
+            }
+            if let Some(p) = field(form, "permission") {
+                b.insert("packages_and_scopes_permission".into(), json!(p));
+            }
+            if let Some(e) = field(form, "expires") {
+                b.insert("expires".into(), json!(e));
+            }
+            if field(form, "bypass_2fa") == Some("true") {
+                b.insert("bypass_2fa".into(), json!(true));
+            }
+        }
+    }
+    b
+}
+
+/// `POST /-/web/tokens`: create.
+pub async fn create(web: Web, form: Form) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    web.require_user(HERE)?;
+    let caller = web.caller(field(&form, "otp"));
+    match create_checked(&web.state, &caller, &body_of(&form)).await {
+        Ok((value, token)) => {
+            let host = web.base_url.split("://").nth(1).unwrap_or("").to_owned();
+            Ok(web.page(&TokenCreatedPage {
+                chrome: web.chrome(),
+                token: value,
+                summary: summary(&token),
+                host,
+            }))
+        }
+        Err(e) => {
+            let status = if e.status.is_client_error() {
+                e.status
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            Ok(web.page_with_status(status, &tokens_page(&web, Some(e.message)).await?))
+        }
+    }
+}
+
+/// `POST /-/web/tokens/revoke`.
+pub async fn revoke(web: Web, form: Form) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    web.require_user(HERE)?;
+    let caller = web.caller(field(&form, "otp"));
+    match revoke_checked(&web.state, &caller, field(&form, "key").unwrap_or("")).await {
+        Ok(()) => Ok(web.redirect(HERE)),
+        Err(e) => {
+            let status = if e.status.is_client_error() {
+                e.status
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            Ok(web.page_with_status(status, &tokens_page(&web, Some(e.message)).await?))
+        }
+    }
+}
