@@ -117,8 +117,10 @@ fn twenty_racing_requests_with_one_code_succeed_once() {
         1,
         "{statuses:?}"
     );
+    // the losers are refused: as a replay (401), or, while attempts are in flight, by the
+    // throttle's reservation (429)
     assert!(
-        statuses.iter().all(|s| *s == 200 || *s == 401),
+        statuses.iter().all(|s| *s == 200 || *s == 401 || *s == 429),
         "{statuses:?}"
     );
     let tags = reg.http().get("/-/package/demo/dist-tags").json();
@@ -583,5 +585,49 @@ fn recovery_codes_work_for_writes_once_and_are_throttled_like_codes() {
     assert_eq!(
         tag(&s.reg, &s.tokens[2], "rc5", Some(&s.reg.otp(&s.secret, 0))).status,
         429
+    );
+}
+
+#[test]
+fn parallel_guesses_get_no_more_checks_than_the_limits() {
+    let s = setup(1);
+    let reg = Arc::new(s.reg);
+    let token = Arc::new(s.tokens[1].clone());
+    let mut threads = Vec::new();
+    for i in 0..60 {
+        let (reg, token) = (reg.clone(), token.clone());
+        threads.push(std::thread::spawn(move || {
+            tag(&reg, &token, "guess", Some(&format!("{:06}", 100_000 + i))).status
+        }));
+    }
+    let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert!(
+        checked <= 5,
+        "only 5 guesses per 5 minutes may be checked, {checked} were: {statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+
+    // the password throttle too
+    let mut threads = Vec::new();
+    for i in 0..40 {
+        let reg = reg.clone();
+        threads.push(std::thread::spawn(move || {
+            reg.http()
+                .put_json(
+                    "/-/user/org.couchdb.user:alice",
+                    &json!({"name": "alice", "password": format!("guess-{i}")}),
+                )
+                .status
+        }));
+    }
+    let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert!(
+        checked <= 10,
+        "only 10 passwords per 5 minutes may be checked, {checked} were: {statuses:?}"
     );
 }

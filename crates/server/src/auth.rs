@@ -13,17 +13,14 @@ use axum::http::{HeaderMap, Method};
 
 use tessera_store::{Token, TokenKind, User};
 
-use tessera_store::FailureKind;
-
 use crate::api_tokens;
 use crate::error::ApiError;
 use crate::gate::{self, Denial, Operation, TfaMode};
 use crate::notice;
-use crate::passwords;
+use crate::passwords::{self, PasswordCheck};
 use crate::policy::{self, RegistryRule};
 use crate::second_factor::{self, Origin};
 use crate::state::AppState;
-use crate::throttle;
 
 /// The kind of credential a request carries; an input of the gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,25 +302,19 @@ async fn authenticate_basic(
         return Ok(());
     };
     let ip = caller.ip.to_string();
-    let Some(user) = state.store.user_by_name(name).await? else {
-        if let Err(e) = throttle::check(state, FailureKind::Password, None, &ip).await {
+    let user = state.store.user_by_name(name).await?;
+    match passwords::check_throttled(state, user.as_ref(), password, &ip).await {
+        Ok(PasswordCheck::Right) => {}
+        Ok(PasswordCheck::Wrong { .. }) => {
+            caller.refused = Some(ApiError::bad_basic());
+            return Ok(());
+        }
+        Err(e) => {
             caller.refused = Some(e);
             return Ok(());
         }
-        passwords::verify_dummy(password).await;
-        throttle::record(state, FailureKind::Password, None, &ip).await?;
-        caller.refused = Some(ApiError::bad_basic());
-        return Ok(());
-    };
-    if let Err(e) = throttle::check(state, FailureKind::Password, Some(user.id), &ip).await {
-        caller.refused = Some(e);
-        return Ok(());
     }
-    if !passwords::verify(&user.password_hash, password).await {
-        throttle::record(state, FailureKind::Password, Some(user.id), &ip).await?;
-        caller.refused = Some(ApiError::bad_basic());
-        return Ok(());
-    }
+    let Some(user) = user else { return Ok(()) };
     if user.locked {
         caller.refused = Some(ApiError::unauthorized(
             "This account is locked. Contact your registry administrator.",

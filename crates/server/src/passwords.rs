@@ -56,6 +56,51 @@ pub async fn verify_dummy(password: &str) {
     .await;
 }
 
+/// The outcome of a throttled password check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordCheck {
+    /// The password is right.
+    Right,
+    /// It is wrong (or the account does not exist); `now_over` when this failure reached a limit.
+    Wrong {
+        /// The account is now at a limit.
+        now_over: bool,
+    },
+}
+
+/// Checks a password for `user` (or burns the same time for an unknown user), counted by the
+/// password throttle of the account and of `ip` (429 while either is at its limit).
+pub async fn check_throttled(
+    state: &crate::state::AppState,
+    user: Option<&tessera_store::User>,
+    password: &str,
+    ip: &str,
+) -> Result<PasswordCheck, ApiError> {
+    let attempt = crate::throttle::begin(
+        state,
+        tessera_store::FailureKind::Password,
+        user.map(|u| u.id),
+        ip,
+    )
+    .await?;
+    let right = match user {
+        Some(u) if !password.is_empty() => verify(&u.password_hash, password).await,
+        Some(_) => false,
+        None => {
+            verify_dummy(password).await;
+            false
+        }
+    };
+    if right {
+        attempt.succeeded(state).await?;
+        Ok(PasswordCheck::Right)
+    } else {
+        Ok(PasswordCheck::Wrong {
+            now_over: attempt.failed(state).await?,
+        })
+    }
+}
+
 /// Checks a new password against the policy (length only, as NIST 800-63B advises).
 pub fn check_policy(password: &str, min_len: usize) -> Result<(), ApiError> {
     let n = password.chars().count();

@@ -93,12 +93,72 @@ pub async fn verify(
         }
         return Err(challenge());
     };
-    throttle::check(state, FailureKind::Otp, Some(account.id), origin.ip).await?;
-    let now = state.clock.now_ms();
-    let log = |k: &'static str, detail: String| async move {
-        events::record_from(state, account.id, origin.ip, origin.user_agent, k, detail).await;
-    };
+    let attempt = throttle::begin(state, FailureKind::Otp, Some(account.id), origin.ip).await?;
+    match check(state, origin, account, credential, code).await {
+        Ok(Checked::Satisfied(how)) => {
+            attempt.succeeded(state).await?;
+            Ok(how)
+        }
+        // A replay is refused and logged, but not counted as a guess: the code was real.
+        Ok(Checked::Replay(what)) => {
+            attempt.succeeded(state).await?;
+            events::record_from(
+                state,
+                account.id,
+                origin.ip,
+                origin.user_agent,
+                kind::OTP_REPLAYED,
+                what,
+            )
+            .await;
+            Err(invalid())
+        }
+        Ok(Checked::Wrong) => {
+            let over = attempt.failed(state).await?;
+            events::record_from(
+                state,
+                account.id,
+                origin.ip,
+                origin.user_agent,
+                kind::OTP_FAILED,
+                "",
+            )
+            .await;
+            if over {
+                events::record_from(
+                    state,
+                    account.id,
+                    origin.ip,
+                    origin.user_agent,
+                    kind::THROTTLED,
+                    "second factor",
+                )
+                .await;
+            }
+            Err(invalid())
+        }
+        Err(e) => {
+            attempt.succeeded(state).await.ok();
+            Err(e)
+        }
+    }
+}
 
+/// What checking a code found.
+enum Checked {
+    Satisfied(Satisfied),
+    Replay(&'static str),
+    Wrong,
+}
+
+async fn check(
+    state: &AppState,
+    origin: &Origin<'_>,
+    account: &User,
+    credential: &str,
+    code: &str,
+) -> ApiResult<Checked> {
+    let now = state.clock.now_ms();
     if code.starts_with(handshakes::WEB_OTP_PREFIX) {
         let hash = crate::api_tokens::hash(code.trim());
         let ok = state
@@ -112,97 +172,74 @@ pub async fn verify(
                 now - 3 * RECOVERY_REPEAT_MS,
             )
             .await?;
-        if ok {
-            return Ok(Satisfied::WebConfirmation);
-        }
-    } else if let Some(digits) = tessera_otp::normalize_code(code) {
-        let record = state
+        return Ok(if ok {
+            Checked::Satisfied(Satisfied::WebConfirmation)
+        } else {
+            Checked::Wrong
+        });
+    }
+    if let Some(digits) = tessera_otp::normalize_code(code) {
+        let Some(record) = state
             .store
             .totp(account.id)
             .await?
-            .filter(|r| !r.state.pending);
-        if let Some(record) = record {
-            let secret = state
-                .keys
-                .open(account.id, &record.secret_sealed)
-                .map_err(ApiError::internal)?;
-            if let Some(step) = tessera_otp::verify(
-                &secret,
-                &digits,
-                (now / 1000) as u64,
-                state.config.tfa.window,
-            ) {
-                if state
-                    .store
-                    .consume_step(account.id, step as i64, credential)
-                    .await?
-                {
-                    return Ok(Satisfied::Totp);
-                }
-                log(
-                    kind::OTP_REPLAYED,
-                    "a code already used by another credential was presented again".into(),
-                )
-                .await;
-                return Err(invalid());
-            }
-        }
-    } else if let Some(rc) = tessera_otp::normalize_recovery_code(code) {
-        let hash = tessera_otp::hash_recovery_code(&rc);
-        match state
+            .filter(|r| !r.state.pending)
+        else {
+            return Ok(Checked::Wrong);
+        };
+        let secret = state
+            .keys
+            .open(account.id, &record.secret_sealed)
+            .map_err(ApiError::internal)?;
+        let Some(step) = tessera_otp::verify(
+            &secret,
+            &digits,
+            (now / 1000) as u64,
+            state.config.tfa.window,
+        ) else {
+            return Ok(Checked::Wrong);
+        };
+        if state
             .store
-            .use_recovery_code(account.id, &hash, credential, now, now - RECOVERY_REPEAT_MS)
+            .consume_step(account.id, step as i64, credential)
             .await?
         {
-            RecoveryUse::FirstUse => {
-                let left = state
-                    .store
-                    .recovery_codes_left(account.id)
-                    .await
-                    .unwrap_or(0);
-                log(
-                    kind::RECOVERY_CODE_USED,
-                    format!("{left} recovery codes left"),
-                )
-                .await;
-                return Ok(Satisfied::RecoveryCode);
-            }
-            RecoveryUse::Repeat => return Ok(Satisfied::RecoveryCode),
-            RecoveryUse::Spent => {
-                log(
-                    kind::OTP_REPLAYED,
-                    "a used recovery code was presented again".into(),
-                )
-                .await;
-                return Err(invalid());
-            }
-            RecoveryUse::Unknown => {}
+            return Ok(Checked::Satisfied(Satisfied::Totp));
         }
+        return Ok(Checked::Replay(
+            "a code already used by another credential was presented again",
+        ));
     }
-    fail(state, origin, account).await
-}
-
-async fn fail(state: &AppState, origin: &Origin<'_>, account: &User) -> ApiResult<Satisfied> {
-    let over = throttle::record(state, FailureKind::Otp, Some(account.id), origin.ip).await?;
-    events::record_from(
-        state,
-        account.id,
-        origin.ip,
-        origin.user_agent,
-        kind::OTP_FAILED,
-        "",
-    )
-    .await;
-    if over {
-        events::record_from(
-            state,
-            account.id,
-            origin.ip,
-            origin.user_agent,
-            kind::THROTTLED,
-            "second factor",
-        )
-        .await;
+    if let Some(rc) = tessera_otp::normalize_recovery_code(code) {
+        let hash = tessera_otp::hash_recovery_code(&rc);
+        return Ok(
+            match state
+                .store
+                .use_recovery_code(account.id, &hash, credential, now, now - RECOVERY_REPEAT_MS)
+                .await?
+            {
+                RecoveryUse::FirstUse => {
+                    let left = state
+                        .store
+                        .recovery_codes_left(account.id)
+                        .await
+                        .unwrap_or(0);
+                    events::record_from(
+                        state,
+                        account.id,
+                        origin.ip,
+                        origin.user_agent,
+                        kind::RECOVERY_CODE_USED,
+                        format!("{left} recovery codes left"),
+                    )
+                    .await;
+                    Checked::Satisfied(Satisfied::RecoveryCode)
+                }
+                RecoveryUse::Repeat => Checked::Satisfied(Satisfied::RecoveryCode),
+                RecoveryUse::Spent => Checked::Replay("a used recovery code was presented again"),
+                RecoveryUse::Unknown => Checked::Wrong,
+            },
+        );
     }
-    Err(invalid())
+    Ok(Checked::Wrong)
 }

@@ -41,16 +41,12 @@ pub async fn check_password(
     password: Option<&str>,
 ) -> ApiResult<()> {
     let ip = caller.ip.to_string();
-    throttle::check(state, FailureKind::Password, Some(user.id), &ip).await?;
-    let ok = match password {
-        Some(p) if !p.is_empty() => passwords::verify(&user.password_hash, p).await,
-        _ => false,
-    };
-    if ok {
-        return Ok(());
+    match passwords::check_throttled(state, Some(user), password.unwrap_or(""), &ip).await? {
+        passwords::PasswordCheck::Right => Ok(()),
+        passwords::PasswordCheck::Wrong { .. } => {
+            Err(ApiError::unauthorized("Incorrect password."))
+        }
     }
-    throttle::record(state, FailureKind::Password, Some(user.id), &ip).await?;
-    Err(ApiError::unauthorized("Incorrect password."))
 }
 
 /// Starts (or restarts) enrolment in `mode`. The caller has checked the password.
@@ -136,15 +132,18 @@ pub async fn confirm(
         ));
     }
     let ip = caller.ip.to_string();
-    throttle::check(state, FailureKind::Otp, Some(user.id), &ip).await?;
-    let secret = state
-        .keys
-        .open(user.id, &record.secret_sealed)
-        .map_err(ApiError::internal)?;
+    let attempt = throttle::begin(state, FailureKind::Otp, Some(user.id), &ip).await?;
+    let secret = match state.keys.open(user.id, &record.secret_sealed) {
+        Ok(s) => s,
+        Err(e) => {
+            attempt.succeeded(state).await.ok();
+            return Err(ApiError::internal(e));
+        }
+    };
     let Some(step) =
         tessera_otp::verify(&secret, code, (now / 1000) as u64, state.config.tfa.window)
     else {
-        throttle::record(state, FailureKind::Otp, Some(user.id), &ip).await?;
+        attempt.failed(state).await?;
         events::record(
             state,
             user.id,
@@ -158,6 +157,7 @@ pub async fn confirm(
              current code from your authenticator app, or start again.",
         ));
     };
+    attempt.succeeded(state).await?;
     let (codes, hashes) = new_recovery_codes();
     let credential = caller.credential_id();
     if !state

@@ -6,20 +6,16 @@
 //! passwords, 10 in 5 minutes per account and per address. The two counters are separate: a wrong
 //! password never moves the second-factor counter, so nobody without the password can lock an
 //! account's 2FA.
+//!
+//! Every check is a reservation ([`begin`]): the store counts and records the attempt in one
+//! transaction before anything is verified, and a successful attempt gives it back. So a burst
+//! of parallel guesses gets no more checks than the limits allow, and a throttled answer is
+//! given before anything is checked, so it reveals nothing.
 
-use tessera_store::{FailureKind, UserId};
+use tessera_store::{FailureKind, Limit, UserId, limit_wait};
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-
-/// A sliding-window limit.
-#[derive(Debug, Clone, Copy)]
-pub struct Limit {
-    /// Window length in milliseconds.
-    pub window_ms: i64,
-    /// Failures allowed in the window.
-    pub max: usize,
-}
 
 const MIN: i64 = 60_000;
 const HOUR: i64 = 60 * MIN;
@@ -69,86 +65,69 @@ fn limits(kind: FailureKind) -> (&'static [Limit], &'static [Limit]) {
     }
 }
 
-/// Seconds until another attempt is allowed, if a limit is reached. `times` are the failure
-/// times (oldest first).
+/// Seconds until another attempt is allowed, if a limit is reached.
 pub fn retry_after(times: &[i64], limits: &[Limit], now: i64) -> Option<u64> {
-    let mut wait: Option<i64> = None;
-    for l in limits {
-        let inside: Vec<i64> = times
-            .iter()
-            .copied()
-            .filter(|t| *t > now - l.window_ms)
-            .collect();
-        if inside.len() >= l.max {
-            // the attempt that must age out before one more is allowed
-            let t = inside[inside.len() - l.max];
-            let w = t + l.window_ms - now;
-            wait = Some(wait.map_or(w, |x| x.max(w)));
-        }
-    }
-    wait.map(|ms| ((ms + 999) / 1000).max(1) as u64)
+    limit_wait(times, limits, now).map(|ms| ((ms + 999) / 1000).max(1) as u64)
 }
 
-/// Refuses with 429 and `Retry-After` while the account or the address is over a limit. Called
-/// before anything is checked, so the answer says nothing about whether the guess was right.
-pub async fn check(
+fn too_many(kind: FailureKind, ms: i64) -> ApiError {
+    let secs = ((ms + 999) / 1000).max(1) as u64;
+    let what = match kind {
+        FailureKind::Otp => "one-time password",
+        FailureKind::Password => "login",
+    };
+    ApiError::too_many(
+        format!("Too many failed {what} attempts. Try again in {secs} seconds."),
+        secs,
+    )
+}
+
+/// A reserved attempt: counted as a failure unless [`Attempt::succeeded`] gives it back.
+#[must_use = "an attempt must end as succeeded or failed"]
+pub struct Attempt {
+    id: i64,
+    kind: FailureKind,
+    user: Option<UserId>,
+}
+
+/// Reserves one attempt for the account (if known) and the address; 429 with `Retry-After`
+/// when either is at a limit.
+pub async fn begin(
     state: &AppState,
     kind: FailureKind,
     user: Option<UserId>,
     ip: &str,
-) -> ApiResult<()> {
+) -> ApiResult<Attempt> {
     let now = state.clock.now_ms();
     let (per_account, per_address) = limits(kind);
-    let mut wait = None;
-    if let Some(u) = user {
-        let times = state
-            .store
-            .failures_since(kind, Some(u), None, now - DAY)
-            .await?;
-        wait = retry_after(&times, per_account, now);
-    }
-    let times = state
+    match state
         .store
-        .failures_since(kind, None, Some(ip), now - DAY)
-        .await?;
-    if let Some(w) = retry_after(&times, per_address, now) {
-        wait = Some(wait.map_or(w, |x: u64| x.max(w)));
-    }
-    match wait {
-        None => Ok(()),
-        Some(secs) => Err(ApiError::too_many(
-            match kind {
-                FailureKind::Otp => format!(
-                    "Too many failed one-time password attempts. Try again in {secs} seconds."
-                ),
-                FailureKind::Password => {
-                    format!("Too many failed login attempts. Try again in {secs} seconds.")
-                }
-            },
-            secs,
-        )),
+        .reserve_attempt(kind, user, ip, now, now - DAY, per_account, per_address)
+        .await?
+    {
+        Ok(id) => Ok(Attempt { id, kind, user }),
+        Err(ms) => Err(too_many(kind, ms)),
     }
 }
 
-/// Records a failure. Returns whether the account is now over a limit (the moment worth a
-/// security-log entry).
-pub async fn record(
-    state: &AppState,
-    kind: FailureKind,
-    user: Option<UserId>,
-    ip: &str,
-) -> ApiResult<bool> {
-    let now = state.clock.now_ms();
-    state
-        .store
-        .record_failure(kind, user, ip, now, now - DAY)
-        .await?;
-    let Some(u) = user else { return Ok(false) };
-    let times = state
-        .store
-        .failures_since(kind, Some(u), None, now - DAY)
-        .await?;
-    Ok(retry_after(&times, limits(kind).0, now).is_some())
+impl Attempt {
+    /// The attempt succeeded (or was not a guess): it does not count.
+    pub async fn succeeded(self, state: &AppState) -> ApiResult<()> {
+        state.store.release_attempt(self.id).await?;
+        Ok(())
+    }
+
+    /// The attempt failed and stays counted. Returns whether the account is now at a limit (the
+    /// moment worth a security-log entry).
+    pub async fn failed(self, state: &AppState) -> ApiResult<bool> {
+        let Some(u) = self.user else { return Ok(false) };
+        let now = state.clock.now_ms();
+        let times = state
+            .store
+            .failures_since(self.kind, Some(u), None, now - DAY)
+            .await?;
+        Ok(limit_wait(&times, limits(self.kind).0, now).is_some())
+    }
 }
 
 #[cfg(test)]
@@ -170,12 +149,10 @@ mod tests {
     #[test]
     fn hourly_and_daily_ceilings() {
         let now = 10 * DAY;
-        // 20 failures spread over the last hour, 4 per 10-minute slice: under 5/5min, at 20/h
         let hour: Vec<i64> = (0..20).map(|i| now - HOUR + 1000 + i * 170_000).collect();
         assert!(retry_after(&hour, OTP_PER_ACCOUNT, now).is_some());
         let day: Vec<i64> = (0..50).map(|i| now - DAY + 1000 + i * 1_700_000).collect();
-        let w = retry_after(&day, OTP_PER_ACCOUNT, now).unwrap();
-        assert!(w > 0);
+        assert!(retry_after(&day, OTP_PER_ACCOUNT, now).unwrap() > 0);
         assert_eq!(retry_after(&day[..49], OTP_PER_ACCOUNT, now), None);
     }
 }

@@ -439,6 +439,35 @@ impl FailureKind {
     }
 }
 
+/// A sliding-window limit on failed attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// Window length in milliseconds.
+    pub window_ms: i64,
+    /// Failures allowed in the window.
+    pub max: usize,
+}
+
+/// Milliseconds until another attempt is allowed under `limits`, given the failure times
+/// (oldest first), or `None` if none is reached.
+pub fn limit_wait(times: &[i64], limits: &[Limit], now: i64) -> Option<i64> {
+    let mut wait: Option<i64> = None;
+    for l in limits {
+        let inside: Vec<i64> = times
+            .iter()
+            .copied()
+            .filter(|t| *t > now - l.window_ms)
+            .collect();
+        if inside.len() >= l.max {
+            // the attempt that must age out before one more is allowed
+            let t = inside[inside.len() - l.max];
+            let w = (t + l.window_ms - now).max(1);
+            wait = Some(wait.map_or(w, |x| x.max(w)));
+        }
+    }
+    wait
+}
+
 /// A security-log entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecurityEvent {

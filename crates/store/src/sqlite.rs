@@ -78,6 +78,18 @@ impl SqliteStore {
         Ok(WriteTx { tx, _guard: guard })
     }
 
+    /// Serialises attempt reservations. SQLite has one writer, and every write transaction here
+    /// already holds the write lock, so there is nothing more to lock.
+    pub(crate) async fn lock_attempts(
+        &self,
+        _w: &mut WriteTx<'_>,
+        _kind: crate::FailureKind,
+        _user: Option<crate::UserId>,
+        _ip: &str,
+    ) -> StoreResult<()> {
+        Ok(())
+    }
+
     pub(crate) async fn begin_read(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         Ok(self.pool.begin().await?)
     }

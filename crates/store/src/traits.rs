@@ -206,6 +206,23 @@ pub trait TwoFactorStore: Send + Sync {
         now: i64,
         prune_before: i64,
     ) -> StoreResult<()>;
+    /// Reserves the right to one attempt, atomically: in one transaction, refuses with the
+    /// milliseconds to wait (`Err`) when the account or the address is at a limit, else records a
+    /// provisional failure and returns its id (`Ok`). A successful attempt releases it. Racing
+    /// requests therefore can never check more guesses than the limits allow.
+    #[allow(clippy::too_many_arguments)]
+    async fn reserve_attempt(
+        &self,
+        kind: FailureKind,
+        user: Option<UserId>,
+        ip: &str,
+        now: i64,
+        prune_before: i64,
+        account_limits: &[Limit],
+        address_limits: &[Limit],
+    ) -> StoreResult<Result<i64, i64>>;
+    /// Releases a reserved attempt that succeeded.
+    async fn release_attempt(&self, id: i64) -> StoreResult<()>;
     /// Times of failed attempts since `since`, for an account (`user`) or an address (`ip`),
     /// oldest first.
     async fn failures_since(

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use tessera_store::{FailureKind, NewUser, StoreError, TokenKind, User};
+use tessera_store::{NewUser, StoreError, TokenKind, User};
 
 use crate::api_tokens;
 use crate::auth::Caller;
@@ -20,13 +20,12 @@ use crate::events::{self, kind};
 use crate::extract::{parse_json, read_body};
 use crate::gate::{self, Operation, Subject};
 use crate::names;
-use crate::passwords;
+use crate::passwords::{self, PasswordCheck};
 use crate::policy;
 use crate::routes::check_read_allowed;
 use crate::routes::tokens::{TokenSpec, issue_token};
 use crate::second_factor::Satisfied;
 use crate::state::AppState;
-use crate::throttle;
 
 const USER_PREFIX: &str = "org.couchdb.user:";
 
@@ -88,17 +87,11 @@ async fn couch_login(
 
     let ip = caller.ip.to_string();
     let existing = state.store.user_by_name(name).await?;
-    throttle::check(
-        state,
-        FailureKind::Password,
-        existing.as_ref().map(|u| u.id),
-        &ip,
-    )
-    .await?;
     if let Some(user) = existing {
-        if !passwords::verify(&user.password_hash, &password).await {
+        if let PasswordCheck::Wrong { now_over: over } =
+            passwords::check_throttled(state, Some(&user), &password, &ip).await?
+        {
             tracing::info!(user = name, ip = %caller.ip, "login failed: wrong password");
-            let over = throttle::record(state, FailureKind::Password, Some(user.id), &ip).await?;
             events::record(state, user.id, caller, kind::LOGIN_FAILED, "wrong password").await;
             if over {
                 events::record(state, user.id, caller, kind::THROTTLED, "password").await;
@@ -119,8 +112,7 @@ async fn couch_login(
     }
 
     let Some(email) = body.email else {
-        passwords::verify_dummy(&password).await;
-        throttle::record(state, FailureKind::Password, None, &ip).await?;
+        passwords::check_throttled(state, None, &password, &ip).await?;
         tracing::info!(ip = %caller.ip, "login failed: unknown user");
         return Err(wrong_credentials());
     };

@@ -5,16 +5,15 @@
 use axum::extract::Query;
 use std::collections::HashMap;
 
-use tessera_store::{FailureKind, NewUser, SessionStage, StoreError};
+use tessera_store::{NewUser, SessionStage, StoreError};
 
 use crate::config::Signup;
 use crate::events::{self, kind};
 use crate::gate::{self, Operation, Subject};
 use crate::names;
-use crate::passwords;
+use crate::passwords::{self, PasswordCheck};
 use crate::second_factor::{self, Origin, Satisfied};
 use crate::tfa;
-use crate::throttle;
 use crate::web::session::{PARTIAL_ATTEMPTS, safe_next};
 use crate::web::templates::{ReauthPage, SigninOtpPage, SigninPage, SignupPage};
 use crate::web::{Form, Web, WebError, WebResult, field, raw_field};
@@ -54,32 +53,15 @@ pub async fn submit(mut web: Web, form: Form) -> WebResult {
     let state = web.state.clone();
     let ip = web.ip.to_string();
     let user = state.store.user_by_name(&name).await?;
-    if let Err(e) = throttle::check(
-        &state,
-        FailureKind::Password,
-        user.as_ref().map(|u| u.id),
-        &ip,
-    )
-    .await
-    {
-        return Ok(web.page(&signin_page(
-            &web,
-            Some(e.message),
-            &name,
-            next.as_deref().unwrap_or(""),
-        )));
-    }
-    let ok = match &user {
-        Some(u) => passwords::verify(&u.password_hash, &password).await,
-        None => {
-            passwords::verify_dummy(&password).await;
-            false
+    let check = match passwords::check_throttled(&state, user.as_ref(), &password, &ip).await {
+        Ok(c) => c,
+        Err(e) => {
+            let next = next.as_deref().unwrap_or("");
+            return Ok(web.page(&signin_page(&web, Some(e.message), &name, next)));
         }
     };
-    let Some(user) = user.filter(|_| ok) else {
-        throttle::record(&state, FailureKind::Password, None, &ip).await?;
+    let Some(user) = user.filter(|_| check == PasswordCheck::Right) else {
         if let Some(u) = state.store.user_by_name(&name).await? {
-            throttle::record(&state, FailureKind::Password, Some(u.id), &ip).await?;
             events::record_from(
                 &state,
                 u.id,

@@ -257,6 +257,74 @@ macro_rules! impl_two_factor_store {
                 Ok(())
             }
 
+            async fn reserve_attempt(
+                &self,
+                kind: $crate::FailureKind,
+                user: Option<$crate::UserId>,
+                ip: &str,
+                now: i64,
+                prune_before: i64,
+                account_limits: &[$crate::Limit],
+                address_limits: &[$crate::Limit],
+            ) -> $crate::StoreResult<Result<i64, i64>> {
+                let mut w = self.begin_write().await?;
+                self.lock_attempts(&mut w, kind, user, ip).await?;
+                sqlx::query("DELETE FROM auth_failures WHERE kind = $1 AND ip = $2 AND at < $3")
+                    .bind(kind.as_str())
+                    .bind(ip)
+                    .bind(prune_before)
+                    .execute(&mut *w.tx)
+                    .await?;
+                let mut wait = None;
+                if let Some(u) = user {
+                    let times: Vec<i64> = sqlx::query_scalar(
+                        "SELECT at FROM auth_failures WHERE kind = $1 AND user_id = $2 AND at >= $3 ORDER BY at",
+                    )
+                    .bind(kind.as_str())
+                    .bind(u)
+                    .bind(prune_before)
+                    .fetch_all(&mut *w.tx)
+                    .await?;
+                    wait = $crate::limit_wait(&times, account_limits, now);
+                }
+                let times: Vec<i64> = sqlx::query_scalar(
+                    "SELECT at FROM auth_failures WHERE kind = $1 AND ip = $2 AND at >= $3 ORDER BY at",
+                )
+                .bind(kind.as_str())
+                .bind(ip)
+                .bind(prune_before)
+                .fetch_all(&mut *w.tx)
+                .await?;
+                if let Some(x) = $crate::limit_wait(&times, address_limits, now) {
+                    wait = Some(wait.map_or(x, |y: i64| y.max(x)));
+                }
+                if let Some(ms) = wait {
+                    w.tx.commit().await?;
+                    return Ok(Err(ms));
+                }
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO auth_failures (kind, user_id, ip, at) VALUES ($1, $2, $3, $4) RETURNING id",
+                )
+                .bind(kind.as_str())
+                .bind(user)
+                .bind(ip)
+                .bind(now)
+                .fetch_one(&mut *w.tx)
+                .await?;
+                w.tx.commit().await?;
+                Ok(Ok(id))
+            }
+
+            async fn release_attempt(&self, id: i64) -> $crate::StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                sqlx::query("DELETE FROM auth_failures WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *w.tx)
+                    .await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+
             async fn failures_since(
                 &self,
                 kind: $crate::FailureKind,
