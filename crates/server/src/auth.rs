@@ -124,7 +124,9 @@ impl Caller {
         }
         match (&self.token, &self.user) {
             (Some(t), _) => format!("token:{}", t.token_hash),
-            (None, Some(u)) if self.kind == CredentialKind::Basic => format!("basic:{}", u.id),
+            (None, Some(u)) if self.kind == CredentialKind::Basic => {
+                basic_credential(u.id, self.ip, &self.user_agent)
+            }
             (None, Some(u)) => format!("user:{}", u.id),
             (None, None) => "anonymous".into(),
         }
@@ -158,10 +160,11 @@ pub fn client_ip(parts: &Parts, trust_proxy: bool) -> IpAddr {
     if trust_proxy
         && let Some(ip) = parts
             .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .and_then(|v| v.trim().parse().ok())
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .next_back()
+            .and_then(forwarded_client)
     {
         return ip;
     }
@@ -170,6 +173,23 @@ pub fn client_ip(parts: &Parts, trust_proxy: bool) -> IpAddr {
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+/// The replay-binding identity of a Basic-auth client. Basic credentials are the password, which
+/// several clients may share, so the identity also names the client (address and user agent):
+/// a code one client used is refused to another.
+pub fn basic_credential(user: i64, ip: IpAddr, user_agent: &str) -> String {
+    let h = api_tokens::hash(&format!("{ip}\n{user_agent}"));
+    format!("basic:{user}:{}", &h[..16])
+}
+
+/// The client address a trusted proxy appended to `X-Forwarded-For`: the last entry. Earlier
+/// entries come from the client and prove nothing.
+pub fn forwarded_client(header: &str) -> Option<IpAddr> {
+    header
+        .rsplit(',')
+        .next()
+        .and_then(|v| v.trim().parse().ok())
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -332,7 +352,7 @@ async fn authenticate_basic(
             user_agent: &caller.user_agent,
             base_url: None,
         };
-        let credential = format!("basic:{}", user.id);
+        let credential = basic_credential(user.id, caller.ip, &caller.user_agent);
         if let Err(e) =
             second_factor::verify(state, &origin, &user, &credential, caller.otp.as_deref()).await
         {
@@ -348,6 +368,33 @@ async fn authenticate_basic(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_for_takes_what_the_proxy_appended() {
+        assert_eq!(
+            forwarded_client("10.9.9.9, 203.0.113.9"),
+            "203.0.113.9".parse().ok()
+        );
+        assert_eq!(forwarded_client("203.0.113.9"), "203.0.113.9".parse().ok());
+        assert_eq!(forwarded_client("10.0.0.1, junk"), None);
+    }
+
+    #[test]
+    fn basic_credentials_are_per_client() {
+        let a = basic_credential(1, "10.0.0.1".parse().unwrap(), "npm/11");
+        assert_eq!(
+            a,
+            basic_credential(1, "10.0.0.1".parse().unwrap(), "npm/11")
+        );
+        assert_ne!(
+            a,
+            basic_credential(1, "10.0.0.2".parse().unwrap(), "npm/11")
+        );
+        assert_ne!(
+            a,
+            basic_credential(1, "10.0.0.1".parse().unwrap(), "curl/8")
+        );
+    }
 
     #[test]
     fn cidr_whitelists() {

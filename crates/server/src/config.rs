@@ -123,6 +123,10 @@ pub struct Config {
     pub scoped_default_access: DefaultAccess,
     /// Refuse anonymous reads (packuments, tarballs, search).
     pub read_requires_auth: bool,
+    /// Let anyone publish new packages into any scope. Off (the default), a scope belongs to the
+    /// maintainers of its packages (and `@name` to the user `name` before it has any), which
+    /// stops others from squatting a team's scope.
+    pub open_scopes: bool,
     /// Shortest accepted password.
     pub min_password_length: usize,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
@@ -250,6 +254,7 @@ impl Default for Config {
             max_unpacked_size: ByteSize(512 << 20),
             scoped_default_access: DefaultAccess::Restricted,
             read_requires_auth: false,
+            open_scopes: false,
             min_password_length: 8,
             trust_proxy: false,
             log: "info".into(),

@@ -448,6 +448,34 @@ pub async fn enforce(
         .map(|_| ())
 }
 
+/// Refuses early what the gate would refuse whatever the second factor (read-only tokens,
+/// tokens limited to packages, automation tokens on an account without 2FA, policies), so that
+/// such credentials cannot even test the account password. Asks for no OTP.
+pub async fn precheck(
+    state: &AppState,
+    caller: &Caller,
+    op: Operation,
+    subject: Subject<'_>,
+) -> ApiResult<()> {
+    let account = caller.require_user_for(op)?;
+    let (name, package) = match subject {
+        Subject::Account => (None, None),
+        Subject::Package { name, package } => (Some(name), package),
+    };
+    let input = GateInput {
+        op,
+        mode: account_mode(account),
+        cred: caller.kind,
+        reach: token_scope::reach(caller.token.as_ref(), name),
+        package: package.map(package_policy).unwrap_or_default(),
+        registry: policy::current(state).await?.rule(state.clock.now_ms()),
+    };
+    match decide(input) {
+        Decision::Deny(d) => Err(d.error()),
+        _ => Ok(()),
+    }
+}
+
 /// Asks the gate for `op` on `account` (the caller's user, or the account logging in) and
 /// enforces the answer: a required second factor is verified here, from the `npm-otp` header.
 /// Returns how the second factor was satisfied, if one was needed.

@@ -74,6 +74,13 @@ pub async fn open_state(config: Config) -> anyhow_like::Result<AppState> {
     let key_env = std::env::var("TESSERA_SECRET_KEY").ok();
     let keys = sealing::KeyRing::load(&config.data, key_env.as_deref())
         .map_err(|e| anyhow_like::Error(e.to_string()))?;
+    let hooks = ["TESSERA_TEST_CLOCK_FILE", "TESSERA_TEST_CLOCK_OFFSET_MS"];
+    if hooks.iter().any(|h| std::env::var_os(h).is_some()) {
+        tracing::warn!(
+            "a test clock hook is set ({}): the server's clock is shifted; never do this in production",
+            hooks.join(" or ")
+        );
+    }
     let clock = if let Ok(f) = std::env::var("TESSERA_TEST_CLOCK_FILE") {
         Clock::with_offset_file(f.into())
     } else if let Ok(v) = std::env::var("TESSERA_TEST_CLOCK_OFFSET_MS") {

@@ -1,5 +1,6 @@
 //! Password hashing: Argon2id with the OWASP parameters (m = 19 MiB, t = 2, p = 1), run off the
-//! async threads. This is the only place that hashes or checks a password.
+//! async threads, at most [`PARALLEL`] at a time (each takes 19 MiB: a burst of logins must not
+//! take gigabytes). This is the only place that hashes or checks a password.
 
 use std::sync::OnceLock;
 
@@ -9,9 +10,18 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
 use crate::error::ApiError;
 
+/// Argon2 computations allowed at once.
+pub const PARALLEL: usize = 8;
+
+fn permits() -> &'static tokio::sync::Semaphore {
+    static SEM: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    SEM.get_or_init(|| tokio::sync::Semaphore::new(PARALLEL))
+}
+
 /// Hashes a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
 pub async fn hash(password: &str) -> Result<String, ApiError> {
     let pw = password.to_owned();
+    let _permit = permits().acquire().await.map_err(ApiError::internal)?;
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(pw.as_bytes())
@@ -25,6 +35,9 @@ pub async fn hash(password: &str) -> Result<String, ApiError> {
 /// Checks a password against a stored PHC string.
 pub async fn verify(stored: &str, password: &str) -> bool {
     let (stored, pw) = (stored.to_owned(), password.to_owned());
+    let Ok(_permit) = permits().acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || verify_sync(&stored, &pw))
         .await
         .unwrap_or(false)
@@ -44,6 +57,7 @@ fn verify_sync(stored: &str, pw: &str) -> bool {
 pub async fn verify_dummy(password: &str) {
     static DUMMY: OnceLock<String> = OnceLock::new();
     let pw = password.to_owned();
+    let _permit = permits().acquire().await;
     let _ = tokio::task::spawn_blocking(move || {
         let stored = DUMMY.get_or_init(|| {
             Argon2::default()

@@ -137,6 +137,8 @@ pub trait PackageStore: Send + Sync {
         from: i64,
         size: i64,
     ) -> StoreResult<(Vec<SearchHit>, i64)>;
+    /// Whether the scope (`@acme`) has any package, and whether `user` maintains one of them.
+    async fn scope_standing(&self, scope: &str, user: UserId) -> StoreResult<(bool, bool)>;
     /// Whether any version still references the tarball with this content address.
     async fn blob_in_use(&self, sha512: &str) -> StoreResult<bool>;
 }

@@ -680,3 +680,35 @@ async fn handshakes_are_collected_once() {
         "grace over"
     );
 }
+
+#[tokio::test]
+async fn scope_standing() {
+    let s = store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let bob = s.create_user(new_user("bob"), 1).await.unwrap();
+    assert_eq!(
+        s.scope_standing("@acme", alice.id).await.unwrap(),
+        (false, false)
+    );
+    s.publish(publish("@acme/a", "1.0.0", alice.id), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.scope_standing("@acme", alice.id).await.unwrap(),
+        (true, true)
+    );
+    assert_eq!(
+        s.scope_standing("@acme", bob.id).await.unwrap(),
+        (true, false)
+    );
+    assert_eq!(
+        s.scope_standing("@acm", bob.id).await.unwrap(),
+        (false, false),
+        "no prefix match"
+    );
+    assert_eq!(
+        s.scope_standing("@acme_", bob.id).await.unwrap(),
+        (false, false),
+        "LIKE wildcards escaped"
+    );
+}

@@ -169,7 +169,6 @@ pub async fn user_packages(
     let mut out = Map::new();
     for p in state.store.packages_of(user.id).await? {
         let visible = p.access == Access::Public
-            || viewer.is_some_and(|v| v.id == user.id || v.is_admin)
             || visible_package(&state, &p.name, viewer, caller.token.as_ref())
                 .await
                 .is_ok();

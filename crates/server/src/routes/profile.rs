@@ -104,6 +104,7 @@ pub async fn post(
         Some(Value::Object(p)) => {
             let old = p.get("old").and_then(Value::as_str).unwrap_or("");
             let new = p.get("new").and_then(Value::as_str).unwrap_or("");
+            gate::precheck(&state, &caller, Operation::PasswordChange, Subject::Account).await?;
             if two_factor::check_password(&state, &caller, user, Some(old))
                 .await
                 .is_err()

@@ -100,6 +100,11 @@ pub async fn publish(
             "You do not have permission to publish \"{name}\". Are you logged in as the correct user?"
         )));
     }
+    if existing.is_none()
+        && let Some(scope) = scope_of(name)
+    {
+        check_scope(state, scope, user).await?;
+    }
     gate::enforce(
         state,
         caller,
@@ -314,4 +319,30 @@ pub async fn publish(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// A new package in a scope: the scope belongs to the maintainers of its packages, and, before
+/// it has any, `@name` to the user `name` (unless `open_scopes`). Admins may publish anywhere.
+async fn check_scope(state: &AppState, scope: &str, user: &tessera_store::User) -> ApiResult<()> {
+    if state.config.open_scopes || user.is_admin {
+        return Ok(());
+    }
+    let (taken, member) = state.store.scope_standing(scope, user.id).await?;
+    if member {
+        return Ok(());
+    }
+    if taken {
+        return Err(ApiError::forbidden(format!(
+            "The scope {scope} belongs to the maintainers of its packages. Ask one of them to add you \
+             to a package in it (npm owner add), or publish under your own scope."
+        )));
+    }
+    let owner = &scope[1..];
+    if owner != user.name && state.store.user_by_name(owner).await?.is_some() {
+        return Err(ApiError::forbidden(format!(
+            "The scope {scope} belongs to the user {owner}. Publish under your own scope (@{}).",
+            user.name
+        )));
+    }
+    Ok(())
 }

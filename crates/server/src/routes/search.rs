@@ -35,17 +35,14 @@ pub async fn search(
         .collect();
     let size = q.size.unwrap_or(20).clamp(1, 250);
     let from = q.from.unwrap_or(0).max(0);
-    let (mut hits, mut total) = state
-        .store
-        .search(&terms, user.map(|u| u.id), from, size)
-        .await?;
-    // A granular token limited to some packages sees no private package outside them.
-    let before = hits.len();
-    hits.retain(|h| {
-        h.package.access == tessera_store::Access::Public
-            || crate::token_scope::may_read_private(caller.token.as_ref(), &h.package.name)
-    });
-    total -= (before - hits.len()) as i64;
+    // A granular token limited to some packages searches public packages only (its private
+    // packages stay readable by name): filtering after paging would leak counts.
+    let limited = caller
+        .token
+        .as_ref()
+        .is_some_and(crate::token_scope::is_limited);
+    let viewer = if limited { None } else { user.map(|u| u.id) };
+    let (hits, total) = state.store.search(&terms, viewer, from, size).await?;
     let objects: Vec<Value> = hits
         .into_iter()
         .map(|h| {

@@ -301,8 +301,14 @@ pub fn parse_spec(
     } else {
         i64::from(limits.max_expiry_days)
     };
-    let default_expiry = (limits.default_expiry_days > 0)
-        .then(|| now + i64::from(limits.default_expiry_days) * DAY_MS);
+    // Without a default, a token lives as long as the maximum allows (forever only when there is
+    // no maximum either).
+    let default_days = match (limits.default_expiry_days, limits.max_expiry_days) {
+        (0, 0) => None,
+        (0, max) => Some(max),
+        (d, _) => Some(d),
+    };
+    let default_expiry = default_days.map(|d| now + i64::from(d) * DAY_MS);
     let mut cidrs = string_list(body, "cidr_whitelist")?;
     for c in &mut cidrs {
         let net: ipnet::IpNet = c
@@ -400,6 +406,7 @@ pub async fn create_checked(
         ));
     }
     let spec = parse_spec(body, state.clock.now_ms(), &state.config.tokens)?;
+    gate::precheck(state, caller, Operation::TokenCreate, Subject::Account).await?;
     crate::tfa::check_password(state, caller, user, Some(password)).await?;
     gate::enforce(state, caller, Operation::TokenCreate, Subject::Account).await?;
     let (value, token) = issue_token(state, user, spec).await?;
@@ -494,6 +501,18 @@ mod tests {
         assert!(parse_spec(&obj(json!({"name":"a","expires":31})), 0, &cfg).is_err());
         let s = parse_spec(&obj(json!({"name":"a","expires":30})), 0, &cfg).unwrap();
         assert_eq!(s.expires_at, Some(30 * DAY_MS));
+        let capped = TokenConfig {
+            default_expiry_days: 0,
+            max_expiry_days: 30,
+            login_expiry_days: 0,
+        };
+        assert_eq!(
+            parse_spec(&obj(json!({"password":"x"})), 0, &capped)
+                .unwrap()
+                .expires_at,
+            Some(30 * DAY_MS),
+            "a maximum applies even without a default"
+        );
         let none = TokenConfig {
             default_expiry_days: 0,
             max_expiry_days: 0,

@@ -10,7 +10,7 @@ use tessera_store::{TwoFactorMode, User};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::gate::{self, TfaMode};
+use crate::gate::{self, Operation, Subject, TfaMode};
 use crate::state::AppState;
 use crate::tfa;
 
@@ -63,6 +63,13 @@ async fn change(
             ))
         })?),
     };
+    let op = match (wanted, gate::account_mode(user)) {
+        (None, TfaMode::Off | TfaMode::Pending) => Operation::TfaCancelPending,
+        (None, _) => Operation::TfaDisable,
+        (Some(_), TfaMode::Off | TfaMode::Pending) => Operation::TfaEnable,
+        (Some(_), _) => Operation::TfaModeChange,
+    };
+    gate::precheck(state, caller, op, Subject::Account).await?;
     tfa::check_password(
         state,
         caller,

@@ -675,6 +675,29 @@ macro_rules! impl_package_store {
                 Ok((hits, total))
             }
 
+            async fn scope_standing(
+                &self,
+                scope: &str,
+                user: $crate::UserId,
+            ) -> $crate::StoreResult<(bool, bool)> {
+                let pattern = format!("{}/%", $crate::sql::like_escape(scope));
+                let any: Option<i64> = sqlx::query_scalar(
+                    "SELECT 1 FROM packages WHERE name LIKE $1 ESCAPE '\\' LIMIT 1",
+                )
+                .bind(&pattern)
+                .fetch_optional(&self.pool)
+                .await?;
+                let mine: Option<i64> = sqlx::query_scalar(
+                    "SELECT 1 FROM packages p JOIN maintainers m ON m.package_id = p.id \
+                     WHERE p.name LIKE $1 ESCAPE '\\' AND m.user_id = $2 LIMIT 1",
+                )
+                .bind(&pattern)
+                .bind(user)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok((any.is_some(), mine.is_some()))
+            }
+
             async fn blob_in_use(&self, sha512: &str) -> $crate::StoreResult<bool> {
                 let hit: Option<i64> =
                     sqlx::query_scalar("SELECT 1 FROM versions WHERE tarball_sha512 = $1 LIMIT 1")
