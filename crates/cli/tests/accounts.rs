@@ -191,6 +191,11 @@ fn locked_accounts_cannot_log_in_or_use_tokens() {
     let npm = reg.npm_as("judy");
     assert_eq!(npm.run(&["whoami"]).ok().trim(), "judy");
     assert!(reg.admin(&["user", "lock", "judy"], None).status.success());
+    // the admin CLI is another process: the server learns of it within its 200 ms poll
+    let t = npm.token().unwrap();
+    poll("the lock to reach the server", || {
+        (reg.http().with_token(&t).get("/-/whoami").status == 401).then_some(())
+    });
     assert!(npm.run(&["whoami"]).fails().contains("E401"));
     let r = reg.http().put_json(
         "/-/user/org.couchdb.user:judy",

@@ -563,5 +563,9 @@ fn admin_lists_and_revokes_tokens() {
     assert!(text.contains("ci (read-write: demo"), "{text}");
     let out = reg.admin(&["tokens", "alice", "--revoke-all"], None);
     assert!(String::from_utf8_lossy(&out.stdout).contains("revoked 2 tokens"));
+    let t = alice.token().unwrap();
+    poll("the revocation to reach the server", || {
+        (reg.http().with_token(&t).get("/-/whoami").status == 401).then_some(())
+    });
     assert!(alice.run(&["whoami"]).fails().contains("E401"));
 }

@@ -22,6 +22,9 @@ pub fn redact(path: &str) -> String {
 
 /// Middleware that logs each request at `info` under the `tessera::access` target.
 pub async fn log(req: Request, next: Next) -> Response {
+    if !tracing::enabled!(target: "tessera::access", tracing::Level::INFO) {
+        return next.run(req).await;
+    }
     let start = Instant::now();
     let method = req.method().clone();
     let path = redact(req.uri().path());

@@ -99,6 +99,25 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Token lookups are cached per process; changes made by another process (`tessera admin`,
+    // another instance) bump a shared counter, polled here.
+    let poll = state.clone();
+    tokio::spawn(async move {
+        let mut last = None;
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+        loop {
+            tick.tick().await;
+            match poll.store.auth_epoch().await {
+                Ok(v) => {
+                    if last.is_some_and(|l| l != v) {
+                        poll.store.forget_cached_auth();
+                    }
+                    last = Some(v);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the auth epoch"),
+            }
+        }
+    });
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),

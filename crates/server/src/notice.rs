@@ -29,6 +29,14 @@ pub fn leave(parts: &Parts, text: String) {
 
 /// Middleware that gives each request a slot and turns what is left in it into `npm-notice`.
 pub async fn layer(mut req: Request, next: Next) -> Response {
+    // Notices go with writes and `whoami` only (never with every packument of an install).
+    let wanted = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    ) || req.uri().path() == "/-/whoami";
+    if !wanted {
+        return next.run(req).await;
+    }
     let slot = NoticeSlot::default();
     req.extensions_mut().insert(slot.clone());
     let mut res = next.run(req).await;

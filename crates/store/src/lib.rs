@@ -4,6 +4,7 @@
 //! together [`Store`]) and to a [`BlobStore`] for tarballs. Nothing above this crate knows
 //! which database is underneath. The SQL lives once in `sql/`, instantiated per backend.
 
+mod auth_cache;
 mod blobs;
 mod error;
 mod migrations;

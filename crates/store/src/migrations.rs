@@ -23,6 +23,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/0003_settings.sql"),
     ),
     (4, "web", include_str!("../migrations/sqlite/0004_web.sql")),
+    (
+        5,
+        "auth_epoch",
+        include_str!("../migrations/sqlite/0005_auth_epoch.sql"),
+    ),
 ];
 
 fn migrator(list: &[(i64, &'static str, &'static str)]) -> Migrator {

@@ -9,6 +9,7 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
 use crate::StoreResult;
+use crate::auth_cache::AuthCache;
 use crate::sql::{
     packages::impl_package_store, tokens::impl_token_store, two_factor::impl_two_factor_store,
     users::impl_user_store, web::impl_web_store,
@@ -22,6 +23,7 @@ use crate::sql::{
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
     write_lock: Mutex<()>,
+    pub(crate) auth_cache: AuthCache,
 }
 
 /// A write transaction and the lock that serialises it.
@@ -69,6 +71,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             write_lock: Mutex::new(()),
+            auth_cache: AuthCache::default(),
         })
     }
 
@@ -88,6 +91,11 @@ impl SqliteStore {
         _ip: &str,
     ) -> StoreResult<()> {
         Ok(())
+    }
+
+    /// Called after every write that changes what a token grants.
+    pub(crate) fn auth_changed(&self) {
+        self.auth_cache.invalidate();
     }
 
     pub(crate) async fn begin_read(&self) -> StoreResult<Transaction<'static, Sqlite>> {

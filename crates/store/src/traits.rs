@@ -44,6 +44,10 @@ pub trait UserStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Number of accounts.
     async fn count_users(&self) -> StoreResult<i64>;
+    /// The shared counter of writes that change what tokens grant (see `auth_cache`).
+    async fn auth_epoch(&self) -> StoreResult<i64>;
+    /// Drops this process's cached token lookups (another process changed something).
+    fn forget_cached_auth(&self);
 }
 
 /// API tokens, stored as hashes.

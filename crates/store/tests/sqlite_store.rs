@@ -712,3 +712,58 @@ async fn scope_standing() {
         "LIKE wildcards escaped"
     );
 }
+
+#[tokio::test]
+async fn cached_token_lookups_see_revocation_and_account_changes_at_once() {
+    let s = store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let mk = |h: &str| NewToken {
+        user_id: alice.id,
+        token_hash: h.into(),
+        display_prefix: "tsr_x".into(),
+        kind: TokenKind::Login,
+        name: None,
+        description: None,
+        readonly: false,
+        bypass_2fa: false,
+        cidr_whitelist: vec![],
+        grants: TokenGrants::default(),
+        expires_at: None,
+    };
+    s.create_token(mk("h1"), 1).await.unwrap();
+    s.create_token(mk("h2"), 1).await.unwrap();
+    let e0 = s.auth_epoch().await.unwrap();
+    assert!(!s.token_by_hash("h1").await.unwrap().unwrap().1.locked);
+    assert!(
+        !s.token_by_hash("h1").await.unwrap().unwrap().1.locked,
+        "cached"
+    );
+    s.set_locked(alice.id, true, 2).await.unwrap();
+    assert!(
+        s.token_by_hash("h1").await.unwrap().unwrap().1.locked,
+        "locking is seen at once"
+    );
+    s.start_enrolment(alice.id, TwoFactorMode::AuthOnly, b"x", 3)
+        .await
+        .unwrap();
+    assert!(
+        s.token_by_hash("h1")
+            .await
+            .unwrap()
+            .unwrap()
+            .1
+            .two_factor
+            .is_some(),
+        "2FA changes too"
+    );
+    s.delete_token(alice.id, "h1").await.unwrap();
+    assert!(
+        s.token_by_hash("h1").await.unwrap().is_none(),
+        "revocation at once"
+    );
+    assert!(
+        s.auth_epoch().await.unwrap() >= e0 + 3,
+        "the shared counter moved"
+    );
+    assert!(s.token_by_hash("h2").await.unwrap().is_some());
+}

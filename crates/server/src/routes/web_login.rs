@@ -17,13 +17,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::events::{self, kind};
 use crate::extract::read_body;
 use crate::handshakes;
+use crate::routes::base_url;
 use crate::routes::tokens::{TokenSpec, issue_token};
 use crate::state::AppState;
 
 /// `POST /-/v1/login` (`{}` for `npm login`, `{"create": true}` for `npm adduser`).
 pub async fn start(
     State(state): State<AppState>,
-    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Value>> {
@@ -35,8 +35,14 @@ pub async fn start(
     let bytes = read_body(&headers, body, 16 * 1024).await?;
     let body: Map<String, Value> = serde_json::from_slice(&bytes).unwrap_or_default();
     let create = body.get("create").and_then(Value::as_bool).unwrap_or(false);
-    let urls =
-        handshakes::open(&state, HandshakeKind::Login, None, create, &caller.base_url).await?;
+    let urls = handshakes::open(
+        &state,
+        HandshakeKind::Login,
+        None,
+        create,
+        &base_url(&state, &headers),
+    )
+    .await?;
     Ok(Json(
         json!({"loginUrl": urls.browser, "doneUrl": urls.done}),
     ))

@@ -82,18 +82,26 @@ macro_rules! impl_token_store {
                 &self,
                 hash: &str,
             ) -> $crate::StoreResult<Option<($crate::Token, $crate::User)>> {
+                if let Some(hit) = self.auth_cache.get(hash) {
+                    return Ok(Some(hit));
+                }
                 let sql = format!(
                     "SELECT {TOKEN_COLUMNS}, {USER_COLUMNS} FROM tokens t \
                      JOIN users u ON u.id = t.user_id LEFT JOIN totp tf ON tf.user_id = u.id \
                      WHERE t.token_hash = $1"
                 );
+                let epoch = self.auth_cache.epoch();
                 let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(hash)
                     .fetch_optional(&self.pool)
                     .await?;
                 match row {
                     None => Ok(None),
-                    Some(r) => Ok(Some((token_from_row(&r)?, user_from_row(&r)?))),
+                    Some(r) => {
+                        let (token, user) = (token_from_row(&r)?, user_from_row(&r)?);
+                        self.auth_cache.put(hash, epoch, &token, &user);
+                        Ok(Some((token, user)))
+                    }
                 }
             }
 
@@ -135,7 +143,9 @@ macro_rules! impl_token_store {
                     .execute(&mut *w.tx)
                     .await?
                     .rows_affected();
+                bump_auth_epoch(&mut *w.tx).await?;
                 w.tx.commit().await?;
+                self.auth_changed();
                 Ok(n == 1)
             }
 
@@ -146,7 +156,9 @@ macro_rules! impl_token_store {
                     .execute(&mut *w.tx)
                     .await?
                     .rows_affected();
+                bump_auth_epoch(&mut *w.tx).await?;
                 w.tx.commit().await?;
+                self.auth_changed();
                 Ok(n)
             }
         }

@@ -53,7 +53,9 @@ macro_rules! impl_two_factor_store {
                 .execute(&mut *w.tx)
                 .await?
                 .rows_affected();
+                bump_auth_epoch(&mut *w.tx).await?;
                 w.tx.commit().await?;
+                self.auth_changed();
                 Ok(n == 1)
             }
 
@@ -85,7 +87,9 @@ macro_rules! impl_two_factor_store {
                     return Ok(false);
                 }
                 replace_codes(&mut *w.tx, user, recovery_hashes).await?;
+                bump_auth_epoch(&mut *w.tx).await?;
                 w.tx.commit().await?;
+                self.auth_changed();
                 Ok(true)
             }
 
@@ -97,7 +101,9 @@ macro_rules! impl_two_factor_store {
                     .execute(&mut *w.tx)
                     .await?
                     .rows_affected();
+                bump_auth_epoch(&mut *w.tx).await?;
                 w.tx.commit().await?;
+                self.auth_changed();
                 Ok(n == 1)
             }
 
@@ -114,7 +120,9 @@ macro_rules! impl_two_factor_store {
                     .execute(&mut *w.tx)
                     .await?
                     .rows_affected();
+                bump_auth_epoch(&mut *w.tx).await?;
                 w.tx.commit().await?;
+                self.auth_changed();
                 Ok(n == 1)
             }
 
@@ -129,7 +137,9 @@ macro_rules! impl_two_factor_store {
                     .bind(user)
                     .execute(&mut *w.tx)
                     .await?;
+                bump_auth_epoch(&mut *w.tx).await?;
                 w.tx.commit().await?;
+                self.auth_changed();
                 Ok(n == 1)
             }
 

@@ -44,6 +44,16 @@ macro_rules! impl_user_store {
             })
         }
 
+        /// Bumps the shared counter that tells every server to drop its cached token lookups.
+        async fn bump_auth_epoch(
+            conn: &mut <$db as sqlx::Database>::Connection,
+        ) -> $crate::StoreResult<()> {
+            sqlx::query("UPDATE auth_epoch SET value = value + 1 WHERE id = 1")
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+
         async fn select_user(
             conn: &mut <$db as sqlx::Database>::Connection,
             id: i64,
@@ -174,7 +184,9 @@ macro_rules! impl_user_store {
                     return Err($crate::StoreError::NotFound);
                 }
                 let u = select_user(&mut *w.tx, id).await?;
+                bump_auth_epoch(&mut *w.tx).await?;
                 w.tx.commit().await?;
+                self.auth_changed();
                 Ok(u)
             }
 
@@ -197,7 +209,9 @@ macro_rules! impl_user_store {
                 if n == 0 {
                     return Err($crate::StoreError::NotFound);
                 }
+                bump_auth_epoch(&mut *w.tx).await?;
                 w.tx.commit().await?;
+                self.auth_changed();
                 Ok(())
             }
 
@@ -218,7 +232,9 @@ macro_rules! impl_user_store {
                 if n == 0 {
                     return Err($crate::StoreError::NotFound);
                 }
+                bump_auth_epoch(&mut *w.tx).await?;
                 w.tx.commit().await?;
+                self.auth_changed();
                 Ok(())
             }
 
@@ -240,7 +256,9 @@ macro_rules! impl_user_store {
                 if n == 0 {
                     return Err($crate::StoreError::NotFound);
                 }
+                bump_auth_epoch(&mut *w.tx).await?;
                 w.tx.commit().await?;
+                self.auth_changed();
                 Ok(())
             }
 
@@ -264,6 +282,16 @@ macro_rules! impl_user_store {
                 .await?;
                 w.tx.commit().await?;
                 Ok(())
+            }
+
+            async fn auth_epoch(&self) -> $crate::StoreResult<i64> {
+                Ok(sqlx::query_scalar("SELECT value FROM auth_epoch WHERE id = 1")
+                    .fetch_one(&self.pool)
+                    .await?)
+            }
+
+            fn forget_cached_auth(&self) {
+                self.auth_cache.invalidate();
             }
 
             async fn count_users(&self) -> $crate::StoreResult<i64> {

@@ -314,7 +314,9 @@ macro_rules! impl_web_store {
                     .bind(user)
                     .execute(&mut *w.tx)
                     .await?;
+                bump_auth_epoch(&mut *w.tx).await?;
                 w.tx.commit().await?;
+                self.auth_changed();
                 Ok(())
             }
         }
