@@ -55,6 +55,19 @@ pub enum AdminCommand {
         #[arg(long)]
         reset: bool,
     },
+    /// Fill the registry with synthetic packages (for benchmarks): `<prefix><n>`, each with
+    /// `--versions` versions and a real tarball, published by the user `seed`.
+    Seed {
+        /// How many packages.
+        #[arg(long, default_value_t = 10)]
+        packages: usize,
+        /// Versions per package.
+        #[arg(long, default_value_t = 1)]
+        versions: usize,
+        /// Package name prefix.
+        #[arg(long, default_value = "seed-")]
+        prefix: String,
+    },
     /// Invite a user name and email to sign up with `npm adduser` (for `signup = "invitation"`).
     Invite {
         /// The user name the invitee will use.
@@ -312,6 +325,13 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                 Some(g) => println!("grace period ended {}", iso8601(g)),
                 None => println!("no grace period"),
             }
+        }
+        AdminCommand::Seed {
+            packages,
+            versions,
+            prefix,
+        } => {
+            crate::seed::run(&state, packages, versions, &prefix).await?;
         }
         AdminCommand::Invite { name, email, days } => {
             names::validate_user_name(&name).map_err(anyhow::Error::msg)?;

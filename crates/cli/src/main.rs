@@ -1,6 +1,7 @@
 //! The `tessera` binary: `serve` runs the registry; `admin …` manages it from the shell.
 
 mod admin;
+mod seed;
 
 use std::path::PathBuf;
 
@@ -9,6 +10,11 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use tessera_server::Config;
+
+/// mimalloc: the read path allocates many short-lived buffers; the system allocator is slower
+/// at that on small machines.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// tessera: a self-hosted npm registry with npm-style two-factor authentication.
 #[derive(Parser)]

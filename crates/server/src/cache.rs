@@ -1,10 +1,11 @@
-//! Rendered packuments, kept per package and invalidated by every write.
+//! Rendered packuments, kept per package within a memory budget and invalidated by every write.
 //!
 //! A reader notes the package's epoch before loading, and stores its rendering only if no
 //! write bumped the epoch meanwhile, so a slow read can never put a stale document back after a
-//! write invalidated it.
+//! write invalidated it. Past the budget, the oldest renderings are dropped (a later read renders
+//! again from the database).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 
 use crate::packument::Rendered;
@@ -15,17 +16,38 @@ struct Slot {
     rendered: Option<Arc<Rendered>>,
 }
 
-/// The cache.
 #[derive(Default)]
+struct Inner {
+    slots: HashMap<String, Slot>,
+    order: VecDeque<String>,
+    size: usize,
+}
+
+/// The cache.
 pub struct PackumentCache {
-    slots: RwLock<HashMap<String, Slot>>,
+    inner: RwLock<Inner>,
+    budget: usize,
+}
+
+impl Default for PackumentCache {
+    fn default() -> Self {
+        Self::with_budget(256 << 20)
+    }
 }
 
 impl PackumentCache {
+    /// A cache holding at most about `budget` bytes of rendered documents.
+    pub fn with_budget(budget: usize) -> Self {
+        PackumentCache {
+            inner: RwLock::default(),
+            budget,
+        }
+    }
+
     /// The cached rendering for `name` built for `base`, and the current epoch.
     pub fn get(&self, name: &str, base: &str) -> (Option<Arc<Rendered>>, u64) {
-        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
-        match slots.get(name) {
+        let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        match inner.slots.get(name) {
             Some(s) => (s.rendered.clone().filter(|r| r.base == base), s.epoch),
             None => (None, 0),
         }
@@ -33,18 +55,106 @@ impl PackumentCache {
 
     /// Stores a rendering made after reading at `epoch`, unless a write happened since.
     pub fn put(&self, name: &str, epoch: u64, r: Arc<Rendered>) {
-        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-        let slot = slots.entry(name.to_owned()).or_default();
-        if slot.epoch == epoch {
-            slot.rendered = Some(r);
+        let weight = r.weight();
+        if weight > self.budget {
+            return;
+        }
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let slot = inner.slots.entry(name.to_owned()).or_default();
+        if slot.epoch != epoch {
+            return;
+        }
+        let old = slot.rendered.replace(r).map(|o| o.weight()).unwrap_or(0);
+        inner.size = inner.size + weight - old;
+        if old == 0 {
+            inner.order.push_back(name.to_owned());
+        }
+        while inner.size > self.budget {
+            let Some(victim) = inner.order.pop_front() else {
+                break;
+            };
+            if let Some(s) = inner.slots.get_mut(&victim)
+                && let Some(r) = s.rendered.take()
+            {
+                inner.size -= r.weight();
+            }
         }
     }
 
     /// Drops the rendering of `name`; called after every committed write to the package.
     pub fn invalidate(&self, name: &str) {
-        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-        let slot = slots.entry(name.to_owned()).or_default();
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let slot = inner.slots.entry(name.to_owned()).or_default();
         slot.epoch += 1;
-        slot.rendered = None;
+        if let Some(r) = slot.rendered.take() {
+            inner.size -= r.weight();
+            inner.order.retain(|n| n != name);
+        }
+    }
+
+    /// Bytes held.
+    pub fn size(&self) -> usize {
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).size
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packument::render;
+    use tessera_store::{Access, Package, PackageDoc};
+
+    fn rendered(name: &str, rev: i64) -> Arc<Rendered> {
+        let doc = PackageDoc {
+            package: Package {
+                id: 1,
+                name: name.into(),
+                access: Access::Public,
+                rev,
+                description: None,
+                keywords: vec![],
+                publish_requires_tfa: false,
+                automation_overrides_tfa: false,
+                created_at: 0,
+                modified_at: 0,
+            },
+            versions: vec![],
+            dist_tags: vec![],
+            maintainers: vec![],
+            stars: vec![],
+        };
+        Arc::new(render(&doc, "http://x"))
+    }
+
+    #[test]
+    fn a_slow_reader_cannot_put_back_a_stale_document() {
+        let c = PackumentCache::default();
+        let (_, epoch) = c.get("a", "http://x");
+        c.invalidate("a");
+        c.put("a", epoch, rendered("a", 1));
+        assert!(c.get("a", "http://x").0.is_none());
+        let (_, epoch) = c.get("a", "http://x");
+        c.put("a", epoch, rendered("a", 2));
+        assert_eq!(c.get("a", "http://x").0.unwrap().rev, 2);
+        assert!(
+            c.get("a", "http://other").0.is_none(),
+            "built for another base URL"
+        );
+    }
+
+    #[test]
+    fn the_budget_evicts_the_oldest() {
+        let one = rendered("p0", 1).weight();
+        let c = PackumentCache::with_budget(one * 3);
+        for i in 0..5 {
+            let name = format!("p{i}");
+            let (_, e) = c.get(&name, "http://x");
+            c.put(&name, e, rendered(&name, 1));
+        }
+        assert!(c.size() <= one * 3);
+        assert!(c.get("p0", "http://x").0.is_none());
+        assert!(c.get("p4", "http://x").0.is_some());
+        c.invalidate("p4");
+        assert!(c.size() <= one * 2);
     }
 }

@@ -123,6 +123,8 @@ pub struct Config {
     pub scoped_default_access: DefaultAccess,
     /// Refuse anonymous reads (packuments, tarballs, search).
     pub read_requires_auth: bool,
+    /// Memory for rendered packuments, in MiB (the read path serves them as cached bytes).
+    pub packument_cache_mb: usize,
     /// Let anyone publish new packages into any scope. Off (the default), a scope belongs to the
     /// maintainers of its packages (and `@name` to the user `name` before it has any), which
     /// stops others from squatting a team's scope.
@@ -255,6 +257,7 @@ impl Default for Config {
             scoped_default_access: DefaultAccess::Restricted,
             read_requires_auth: false,
             open_scopes: false,
+            packument_cache_mb: 256,
             min_password_length: 8,
             trust_proxy: false,
             log: "info".into(),

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use axum::http::HeaderValue;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -59,6 +60,44 @@ pub struct TarballRef {
     pub size: i64,
 }
 
+/// One form of a packument, plain and gzipped, with its ETags (precomputed: serving it is a
+/// clone of reference-counted bytes and header values).
+#[derive(Debug)]
+pub struct Encoded {
+    /// The JSON.
+    pub body: Bytes,
+    /// The JSON, gzipped.
+    pub gzip: Bytes,
+    /// ETag of the plain JSON.
+    pub etag: String,
+    /// The ETag as a header value.
+    pub etag_header: HeaderValue,
+    /// ETag of the gzipped JSON.
+    pub etag_gzip_header: HeaderValue,
+}
+
+impl Encoded {
+    fn new(body: Vec<u8>, etag: String) -> Self {
+        let gzip = {
+            use std::io::Write;
+            let mut e = flate2::write::GzEncoder::new(
+                Vec::with_capacity(body.len() / 4),
+                flate2::Compression::default(),
+            );
+            let _ = e.write_all(&body);
+            e.finish().unwrap_or_default()
+        };
+        let gz_etag = format!("{}-gz\"", etag.trim_end_matches('"'));
+        Encoded {
+            body: Bytes::from(body),
+            gzip: Bytes::from(gzip),
+            etag_header: HeaderValue::from_str(&etag).expect("an ASCII ETag"),
+            etag_gzip_header: HeaderValue::from_str(&gz_etag).expect("an ASCII ETag"),
+            etag,
+        }
+    }
+}
+
 /// A packument rendered once per package revision, ready to serve.
 #[derive(Debug)]
 pub struct Rendered {
@@ -66,14 +105,10 @@ pub struct Rendered {
     pub rev: i64,
     /// The base URL its tarball links use.
     pub base: String,
-    /// Full JSON.
-    pub full: Bytes,
-    /// Abbreviated JSON.
-    pub abbreviated: Bytes,
-    /// ETag of the full form.
-    pub etag_full: String,
-    /// ETag of the abbreviated form.
-    pub etag_abbreviated: String,
+    /// The full document.
+    pub full: Encoded,
+    /// The abbreviated document.
+    pub abbreviated: Encoded,
     /// Visibility.
     pub access: Access,
     /// Who may see it when restricted.
@@ -84,6 +119,19 @@ pub struct Rendered {
     pub version_docs: HashMap<String, Bytes>,
     /// dist-tags (for `GET /:pkg/:tag`).
     pub dist_tags: HashMap<String, String>,
+}
+
+impl Rendered {
+    /// Approximate bytes held by this rendering.
+    pub fn weight(&self) -> usize {
+        let docs: usize = self.version_docs.values().map(|b| b.len()).sum();
+        self.full.body.len()
+            + self.full.gzip.len()
+            + self.abbreviated.body.len()
+            + self.abbreviated.gzip.len()
+            + docs
+            + 512
+    }
 }
 
 /// The `_rev` string of a revision: `<n>-<16 hex>`, URL-safe.
@@ -238,10 +286,14 @@ pub fn render(doc: &PackageDoc, base: &str) -> Rendered {
     Rendered {
         rev: doc.package.rev,
         base: base.to_owned(),
-        full: Bytes::from(serde_json::to_vec(&Value::Object(full)).unwrap_or_default()),
-        abbreviated: Bytes::from(serde_json::to_vec(&corgi).unwrap_or_default()),
-        etag_full: format!("\"{rev}-{base_tag}-f\""),
-        etag_abbreviated: format!("\"{rev}-{base_tag}-a\""),
+        full: Encoded::new(
+            serde_json::to_vec(&Value::Object(full)).unwrap_or_default(),
+            format!("\"{rev}-{base_tag}-f\""),
+        ),
+        abbreviated: Encoded::new(
+            serde_json::to_vec(&corgi).unwrap_or_default(),
+            format!("\"{rev}-{base_tag}-a\""),
+        ),
         access: doc.package.access,
         maintainer_ids: doc.maintainers.iter().map(|m| m.id).collect(),
         tarballs,
@@ -311,7 +363,7 @@ mod tests {
     #[test]
     fn full_form_has_what_npm_reads() {
         let r = render(&doc(), "http://reg.test");
-        let v: Value = serde_json::from_slice(&r.full).unwrap();
+        let v: Value = serde_json::from_slice(&r.full.body).unwrap();
         assert_eq!(v["_id"], "@alice/demo");
         assert_eq!(v["_rev"], rev_string("@alice/demo", 3));
         assert_eq!(v["dist-tags"]["latest"], "1.0.0");
@@ -338,7 +390,7 @@ mod tests {
     #[test]
     fn abbreviated_form_is_small() {
         let r = render(&doc(), "http://reg.test");
-        let v: Value = serde_json::from_slice(&r.abbreviated).unwrap();
+        let v: Value = serde_json::from_slice(&r.abbreviated.body).unwrap();
         assert_eq!(v["name"], "@alice/demo");
         assert_eq!(v["modified"], "1970-01-01T00:00:03.000Z");
         let ver = v["versions"]["1.0.0"].as_object().unwrap();
@@ -347,7 +399,14 @@ mod tests {
         assert_eq!(ver["deprecated"], "old");
         assert!(ver.get("description").is_none());
         assert!(ver.get("scripts").is_none());
-        assert!(r.abbreviated.len() < r.full.len());
+        assert!(r.abbreviated.body.len() < r.full.body.len());
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&r.full.gzip[..]),
+            &mut plain,
+        )
+        .unwrap();
+        assert_eq!(plain, r.full.body.to_vec(), "the gzip is of the same bytes");
     }
 
     #[test]
@@ -357,9 +416,10 @@ mod tests {
         let mut d = doc();
         d.package.rev = 4;
         let c = render(&d, "http://reg.test");
-        assert_ne!(a.etag_full, b.etag_full);
-        assert_ne!(a.etag_full, c.etag_full);
-        assert_ne!(a.etag_full, a.etag_abbreviated);
+        assert_ne!(a.full.etag, b.full.etag);
+        assert_ne!(a.full.etag, c.full.etag);
+        assert_ne!(a.full.etag, a.abbreviated.etag);
+        assert_ne!(a.full.etag_header, a.full.etag_gzip_header);
     }
 
     #[test]

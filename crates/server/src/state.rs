@@ -42,12 +42,13 @@ impl AppState {
         clock: Clock,
         keys: KeyRing,
     ) -> Self {
+        let packuments = PackumentCache::with_budget(config.packument_cache_mb << 20);
         AppState(Arc::new(Inner {
             store,
             blobs,
             config,
             clock,
-            packuments: PackumentCache::default(),
+            packuments,
             keys,
             policy_cache: PolicyCache::default(),
         }))

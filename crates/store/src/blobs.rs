@@ -1,7 +1,8 @@
 //! The tarball store: content-addressed, write-once blobs behind `object_store`.
 
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use object_store::local::LocalFileSystem;
@@ -11,10 +12,68 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 
 use crate::StoreResult;
 
-/// Tarballs keyed by the hex SHA-512 of their bytes.
+/// Tarballs keyed by the hex SHA-512 of their bytes, with the recently read small ones kept in
+/// memory (they never change: the key is their content).
 #[derive(Clone)]
 pub struct BlobStore {
     inner: Arc<dyn ObjectStore>,
+    hot: Arc<HotCache>,
+}
+
+/// Largest tarball kept in memory.
+const HOT_ITEM_MAX: usize = 1 << 20;
+/// Memory budget of the kept tarballs.
+const HOT_BUDGET: usize = 64 << 20;
+
+/// Recently read tarballs, oldest evicted first.
+#[derive(Default)]
+struct HotCache(Mutex<HotInner>);
+
+#[derive(Default)]
+struct HotInner {
+    map: HashMap<String, Bytes>,
+    order: VecDeque<String>,
+    size: usize,
+}
+
+impl HotCache {
+    fn get(&self, key: &str) -> Option<Bytes> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map
+            .get(key)
+            .cloned()
+    }
+
+    fn put(&self, key: &str, bytes: &Bytes) {
+        if bytes.len() > HOT_ITEM_MAX {
+            return;
+        }
+        let mut c = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if c.map.contains_key(key) {
+            return;
+        }
+        while c.size + bytes.len() > HOT_BUDGET {
+            let Some(old) = c.order.pop_front() else {
+                break;
+            };
+            if let Some(b) = c.map.remove(&old) {
+                c.size -= b.len();
+            }
+        }
+        c.size += bytes.len();
+        c.order.push_back(key.to_owned());
+        c.map.insert(key.to_owned(), bytes.clone());
+    }
+
+    fn remove(&self, key: &str) {
+        let mut c = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = c.map.remove(key) {
+            c.size -= b.len();
+            c.order.retain(|k| k != key);
+        }
+    }
 }
 
 impl BlobStore {
@@ -27,6 +86,7 @@ impl BlobStore {
         let fs = LocalFileSystem::new_with_prefix(dir)?;
         Ok(BlobStore {
             inner: Arc::new(fs),
+            hot: Arc::default(),
         })
     }
 
@@ -34,12 +94,16 @@ impl BlobStore {
     pub fn memory() -> Self {
         BlobStore {
             inner: Arc::new(InMemory::new()),
+            hot: Arc::default(),
         }
     }
 
     /// Wraps any object store (S3, …).
     pub fn from_object_store(inner: Arc<dyn ObjectStore>) -> Self {
-        BlobStore { inner }
+        BlobStore {
+            inner,
+            hot: Arc::default(),
+        }
     }
 
     fn key(sha512_hex: &str) -> ObjectPath {
@@ -66,8 +130,15 @@ impl BlobStore {
 
     /// Reads a whole tarball; `None` if absent.
     pub async fn get(&self, sha512_hex: &str) -> StoreResult<Option<Bytes>> {
+        if let Some(b) = self.hot.get(sha512_hex) {
+            return Ok(Some(b));
+        }
         match self.inner.get(&Self::key(sha512_hex)).await {
-            Ok(r) => Ok(Some(r.bytes().await?)),
+            Ok(r) => {
+                let b = r.bytes().await?;
+                self.hot.put(sha512_hex, &b);
+                Ok(Some(b))
+            }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -75,9 +146,53 @@ impl BlobStore {
 
     /// Deletes a tarball; deleting a missing one is not an error.
     pub async fn delete(&self, sha512_hex: &str) -> StoreResult<()> {
+        self.hot.remove(sha512_hex);
         match self.inner.delete(&Self::key(sha512_hex)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn write_once_read_cached_delete() {
+        let b = BlobStore::memory();
+        b.put("ab12", Bytes::from_static(b"one")).await.unwrap();
+        b.put("ab12", Bytes::from_static(b"two")).await.unwrap();
+        assert_eq!(
+            b.get("ab12").await.unwrap().unwrap(),
+            Bytes::from_static(b"one"),
+            "write-once"
+        );
+        assert_eq!(
+            b.get("ab12").await.unwrap().unwrap(),
+            Bytes::from_static(b"one"),
+            "from memory"
+        );
+        b.delete("ab12").await.unwrap();
+        assert!(
+            b.get("ab12").await.unwrap().is_none(),
+            "deleting forgets the cached copy"
+        );
+        assert!(b.get("nope").await.unwrap().is_none());
+    }
+
+    #[test]
+    fn the_memory_budget_holds() {
+        let c = HotCache::default();
+        let big = Bytes::from(vec![0u8; HOT_ITEM_MAX]);
+        for i in 0..(HOT_BUDGET / HOT_ITEM_MAX + 5) {
+            c.put(&format!("k{i}"), &big);
+        }
+        let inner = c.0.lock().unwrap();
+        assert!(inner.size <= HOT_BUDGET);
+        assert!(!inner.map.contains_key("k0"), "the oldest went first");
+        drop(inner);
+        c.put("huge", &Bytes::from(vec![0u8; HOT_ITEM_MAX + 1]));
+        assert!(c.get("huge").is_none(), "large tarballs are not kept");
     }
 }

@@ -79,6 +79,8 @@ pub trait PackageStore: Send + Sync {
     async fn package_doc(&self, name: &str) -> StoreResult<Option<PackageDoc>>;
     /// Publishes one version in one transaction (see [`NewVersion`]).
     async fn publish(&self, v: NewVersion, now: i64) -> StoreResult<Published>;
+    /// Publishes many versions in one transaction (seeding benchmarks and imports).
+    async fn publish_batch(&self, versions: Vec<NewVersion>, now: i64) -> StoreResult<usize>;
     /// Points `tag` at `version`.
     async fn set_dist_tag(
         &self,

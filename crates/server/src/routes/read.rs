@@ -72,6 +72,22 @@ fn wants_corgi(headers: &HeaderMap, query: &str) -> bool {
         .is_some_and(|a| a.contains(CORGI))
 }
 
+/// Whether the client takes gzip (npm sends `accept-encoding: gzip,deflate`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',').any(|e| {
+                let mut parts = e.split(';');
+                let name = parts.next().unwrap_or("").trim();
+                let q0 = parts.any(|p| p.trim().replace(' ', "") == "q=0");
+                (name.eq_ignore_ascii_case("gzip") || name == "*") && !q0
+            })
+        })
+}
+
 fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
     headers
         .get(header::IF_NONE_MATCH)
@@ -98,26 +114,37 @@ pub async fn packument(
     name: &str,
 ) -> ApiResult<Response> {
     let r = readable(state, caller, headers, name).await?;
-    let (body, etag, ctype) = if wants_corgi(headers, query) {
-        (r.abbreviated.clone(), &r.etag_abbreviated, CORGI)
+    let (form, ctype) = if wants_corgi(headers, query) {
+        (&r.abbreviated, CORGI)
     } else {
-        (r.full.clone(), &r.etag_full, "application/json")
+        (&r.full, "application/json")
     };
-    let mut res = if not_modified(headers, etag) {
+    let gzip = accepts_gzip(headers);
+    let etag = if gzip {
+        &form.etag_gzip_header
+    } else {
+        &form.etag_header
+    };
+    let mut res = if not_modified(headers, etag.to_str().unwrap_or("")) {
         let mut res = Response::new(Body::empty());
         *res.status_mut() = StatusCode::NOT_MODIFIED;
         res
     } else {
+        let body = if gzip {
+            form.gzip.clone()
+        } else {
+            form.body.clone()
+        };
         let mut res = Response::new(Body::from(body));
-        res.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+        let h = res.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+        if gzip {
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
         res
     };
     let h = res.headers_mut();
-    h.insert(
-        header::ETAG,
-        HeaderValue::from_str(etag).map_err(ApiError::internal)?,
-    );
+    h.insert(header::ETAG, etag.clone());
     h.insert(header::CACHE_CONTROL, cache_control(&r));
     h.insert(
         header::VARY,
@@ -203,6 +230,21 @@ pub async fn tarball(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gzip_negotiation() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            m
+        };
+        assert!(accepts_gzip(&h("gzip,deflate")));
+        assert!(accepts_gzip(&h("deflate, gzip;q=0.5")));
+        assert!(accepts_gzip(&h("*")));
+        assert!(!accepts_gzip(&h("gzip;q=0")));
+        assert!(!accepts_gzip(&h("br, deflate")));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
 
     #[test]
     fn tarball_file_names() {

@@ -177,6 +177,128 @@ macro_rules! impl_package_store {
                 .ok_or($crate::StoreError::NotFound)
         }
 
+        async fn publish_in(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            v: $crate::NewVersion,
+            now: i64,
+        ) -> $crate::StoreResult<$crate::Published> {
+                let w_tx = conn;
+                let retired: Option<i64> = sqlx::query_scalar(
+                    "SELECT 1 FROM retired_versions WHERE package_name = $1 AND version = $2",
+                )
+                .bind(&v.package_name)
+                .bind(&v.version.version)
+                .fetch_optional(&mut *w_tx)
+                .await?;
+                if retired.is_some() {
+                    return Err($crate::StoreError::VersionExists);
+                }
+                let existing: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM packages WHERE name = $1")
+                        .bind(&v.package_name)
+                        .fetch_optional(&mut *w_tx)
+                        .await?;
+                let keywords = serde_json::to_string(&v.keywords)
+                    .map_err(|e| $crate::StoreError::Corrupt(e.to_string()))?;
+                let (package_id, created) = match existing {
+                    Some(id) => {
+                        let m: Option<i64> = sqlx::query_scalar(
+                            "SELECT 1 FROM maintainers WHERE package_id = $1 AND user_id = $2",
+                        )
+                        .bind(id)
+                        .bind(v.publisher_id)
+                        .fetch_optional(&mut *w_tx)
+                        .await?;
+                        if m.is_none() {
+                            return Err($crate::StoreError::NotMaintainer);
+                        }
+                        let dup: Option<i64> = sqlx::query_scalar(
+                            "SELECT 1 FROM versions WHERE package_id = $1 AND version = $2",
+                        )
+                        .bind(id)
+                        .bind(&v.version.version)
+                        .fetch_optional(&mut *w_tx)
+                        .await?;
+                        if dup.is_some() {
+                            return Err($crate::StoreError::VersionExists);
+                        }
+                        if v.set_access {
+                            sqlx::query("UPDATE packages SET access = $1 WHERE id = $2")
+                                .bind(v.access.as_str())
+                                .bind(id)
+                                .execute(&mut *w_tx)
+                                .await?;
+                        }
+                        (id, false)
+                    }
+                    None => {
+                        let id: i64 = sqlx::query_scalar(
+                            "INSERT INTO packages (name, access, rev, description, keywords, \
+                             created_at, modified_at) VALUES ($1, $2, 0, $3, $4, $5, $5) \
+                             RETURNING id",
+                        )
+                        .bind(&v.package_name)
+                        .bind(v.access.as_str())
+                        .bind(&v.description)
+                        .bind(&keywords)
+                        .bind(now)
+                        .fetch_one(&mut *w_tx)
+                        .await
+                        .map_err($crate::sql::unique_to_conflict)?;
+                        sqlx::query("INSERT INTO maintainers (package_id, user_id) VALUES ($1, $2)")
+                            .bind(id)
+                            .bind(v.publisher_id)
+                            .execute(&mut *w_tx)
+                            .await?;
+                        (id, true)
+                    }
+                };
+                let r = &v.version;
+                sqlx::query(
+                    "INSERT INTO versions (package_id, version, manifest, readme, \
+                     tarball_sha512, shasum, integrity, size, deprecated, publisher_id, \
+                     published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(package_id)
+                .bind(&r.version)
+                .bind(&r.manifest)
+                .bind(&r.readme)
+                .bind(&r.tarball_sha512)
+                .bind(&r.shasum)
+                .bind(&r.integrity)
+                .bind(r.size)
+                .bind(&r.deprecated)
+                .bind(v.publisher_id)
+                .bind(now)
+                .execute(&mut *w_tx)
+                .await
+                .map_err(|e| match $crate::sql::unique_to_conflict(e) {
+                    $crate::StoreError::Conflict => $crate::StoreError::VersionExists,
+                    other => other,
+                })?;
+                for tag in &v.tags {
+                    sqlx::query(
+                        "INSERT INTO dist_tags (package_id, tag, version) VALUES ($1, $2, $3) \
+                         ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version",
+                    )
+                    .bind(package_id)
+                    .bind(tag)
+                    .bind(&r.version)
+                    .execute(&mut *w_tx)
+                    .await?;
+                }
+                if !created && v.tags.iter().any(|t| t == "latest") {
+                    sqlx::query("UPDATE packages SET description = $1, keywords = $2 WHERE id = $3")
+                        .bind(&v.description)
+                        .bind(&keywords)
+                        .bind(package_id)
+                        .execute(&mut *w_tx)
+                        .await?;
+                }
+                bump(&mut *w_tx, package_id, now).await?;
+                Ok($crate::Published { package_id, created })
+            }
+
         #[async_trait::async_trait]
         impl $crate::PackageStore for $store {
             async fn package(&self, name: &str) -> $crate::StoreResult<Option<$crate::Package>> {
@@ -204,121 +326,23 @@ macro_rules! impl_package_store {
                 now: i64,
             ) -> $crate::StoreResult<$crate::Published> {
                 let mut w = self.begin_write().await?;
-                let retired: Option<i64> = sqlx::query_scalar(
-                    "SELECT 1 FROM retired_versions WHERE package_name = $1 AND version = $2",
-                )
-                .bind(&v.package_name)
-                .bind(&v.version.version)
-                .fetch_optional(&mut *w.tx)
-                .await?;
-                if retired.is_some() {
-                    return Err($crate::StoreError::VersionExists);
-                }
-                let existing: Option<i64> =
-                    sqlx::query_scalar("SELECT id FROM packages WHERE name = $1")
-                        .bind(&v.package_name)
-                        .fetch_optional(&mut *w.tx)
-                        .await?;
-                let keywords = serde_json::to_string(&v.keywords)
-                    .map_err(|e| $crate::StoreError::Corrupt(e.to_string()))?;
-                let (package_id, created) = match existing {
-                    Some(id) => {
-                        let m: Option<i64> = sqlx::query_scalar(
-                            "SELECT 1 FROM maintainers WHERE package_id = $1 AND user_id = $2",
-                        )
-                        .bind(id)
-                        .bind(v.publisher_id)
-                        .fetch_optional(&mut *w.tx)
-                        .await?;
-                        if m.is_none() {
-                            return Err($crate::StoreError::NotMaintainer);
-                        }
-                        let dup: Option<i64> = sqlx::query_scalar(
-                            "SELECT 1 FROM versions WHERE package_id = $1 AND version = $2",
-                        )
-                        .bind(id)
-                        .bind(&v.version.version)
-                        .fetch_optional(&mut *w.tx)
-                        .await?;
-                        if dup.is_some() {
-                            return Err($crate::StoreError::VersionExists);
-                        }
-                        if v.set_access {
-                            sqlx::query("UPDATE packages SET access = $1 WHERE id = $2")
-                                .bind(v.access.as_str())
-                                .bind(id)
-                                .execute(&mut *w.tx)
-                                .await?;
-                        }
-                        (id, false)
-                    }
-                    None => {
-                        let id: i64 = sqlx::query_scalar(
-                            "INSERT INTO packages (name, access, rev, description, keywords, \
-                             created_at, modified_at) VALUES ($1, $2, 0, $3, $4, $5, $5) \
-                             RETURNING id",
-                        )
-                        .bind(&v.package_name)
-                        .bind(v.access.as_str())
-                        .bind(&v.description)
-                        .bind(&keywords)
-                        .bind(now)
-                        .fetch_one(&mut *w.tx)
-                        .await
-                        .map_err($crate::sql::unique_to_conflict)?;
-                        sqlx::query("INSERT INTO maintainers (package_id, user_id) VALUES ($1, $2)")
-                            .bind(id)
-                            .bind(v.publisher_id)
-                            .execute(&mut *w.tx)
-                            .await?;
-                        (id, true)
-                    }
-                };
-                let r = &v.version;
-                sqlx::query(
-                    "INSERT INTO versions (package_id, version, manifest, readme, \
-                     tarball_sha512, shasum, integrity, size, deprecated, publisher_id, \
-                     published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                )
-                .bind(package_id)
-                .bind(&r.version)
-                .bind(&r.manifest)
-                .bind(&r.readme)
-                .bind(&r.tarball_sha512)
-                .bind(&r.shasum)
-                .bind(&r.integrity)
-                .bind(r.size)
-                .bind(&r.deprecated)
-                .bind(v.publisher_id)
-                .bind(now)
-                .execute(&mut *w.tx)
-                .await
-                .map_err(|e| match $crate::sql::unique_to_conflict(e) {
-                    $crate::StoreError::Conflict => $crate::StoreError::VersionExists,
-                    other => other,
-                })?;
-                for tag in &v.tags {
-                    sqlx::query(
-                        "INSERT INTO dist_tags (package_id, tag, version) VALUES ($1, $2, $3) \
-                         ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version",
-                    )
-                    .bind(package_id)
-                    .bind(tag)
-                    .bind(&r.version)
-                    .execute(&mut *w.tx)
-                    .await?;
-                }
-                if !created && v.tags.iter().any(|t| t == "latest") {
-                    sqlx::query("UPDATE packages SET description = $1, keywords = $2 WHERE id = $3")
-                        .bind(&v.description)
-                        .bind(&keywords)
-                        .bind(package_id)
-                        .execute(&mut *w.tx)
-                        .await?;
-                }
-                bump(&mut *w.tx, package_id, now).await?;
+                let p = publish_in(&mut *w.tx, v, now).await?;
                 w.tx.commit().await?;
-                Ok($crate::Published { package_id, created })
+                Ok(p)
+            }
+
+            async fn publish_batch(
+                &self,
+                versions: Vec<$crate::NewVersion>,
+                now: i64,
+            ) -> $crate::StoreResult<usize> {
+                let mut w = self.begin_write().await?;
+                let n = versions.len();
+                for v in versions {
+                    publish_in(&mut *w.tx, v, now).await?;
+                }
+                w.tx.commit().await?;
+                Ok(n)
             }
 
             async fn set_dist_tag(
