@@ -68,6 +68,34 @@ pub enum AdminCommand {
         #[arg(long, default_value = "seed-")]
         prefix: String,
     },
+    /// Apply pending database schema migrations (for `migrate = "manual"`; with the default
+    /// `auto`, servers apply them at start).
+    Migrate,
+    /// Export the whole registry (database and tarballs) into a new folder, to import elsewhere.
+    /// Stop writes while it runs: tables are read in one snapshot, tarballs after them.
+    Export {
+        /// The folder to create.
+        #[arg(long, value_name = "DIR")]
+        out: std::path::PathBuf,
+    },
+    /// Import an export into this (empty) registry, then verify every table's row count and
+    /// every tarball's SHA-512 and integrity.
+    Import {
+        /// The folder `tessera admin export` made.
+        dir: std::path::PathBuf,
+    },
+    /// Print a fresh sealing key (for `TESSERA_SECRET_KEY`, shared by every instance).
+    NewKey,
+    /// Rotate the key sealing TOTP secrets: a new current key, and every secret re-sealed
+    /// under it (see docs/operations.md).
+    RotateKey {
+        /// Afterwards, drop the older keys (once no secret uses them).
+        #[arg(long)]
+        retire_old: bool,
+        /// Only print the ring with a new key appended (for `TESSERA_SECRET_KEY` deployments).
+        #[arg(long)]
+        print_next: bool,
+    },
     /// Invite a user name and email to sign up with `npm adduser` (for `signup = "invitation"`).
     Invite {
         /// The user name the invitee will use.
@@ -128,6 +156,30 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
 
 /// Runs an admin command.
 pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
+    // Commands that work below the application (no sealing key needed).
+    match &cmd {
+        AdminCommand::NewKey => {
+            crate::keys::new_key();
+            return Ok(());
+        }
+        AdminCommand::Migrate => return migrate(&config).await,
+        AdminCommand::Export { out } => {
+            let (store, blobs) = tessera_server::open_stores(&config, None).await?;
+            return crate::transfer::export(&store, &blobs, out).await;
+        }
+        AdminCommand::Import { dir } => {
+            let (store, blobs) = tessera_server::open_stores(&config, None).await?;
+            return crate::transfer::import(&store, &blobs, dir).await;
+        }
+        AdminCommand::RotateKey {
+            retire_old,
+            print_next,
+        } => {
+            let (store, _) = tessera_server::open_stores(&config, None).await?;
+            return crate::keys::rotate(&config, &store, *retire_old, *print_next).await;
+        }
+        _ => {}
+    }
     let min_password_length = config.min_password_length;
     let invitation_days = config.invitation_days;
     let state = tessera_server::open_state(config).await?;
@@ -333,6 +385,11 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
         } => {
             crate::seed::run(&state, packages, versions, &prefix).await?;
         }
+        AdminCommand::NewKey
+        | AdminCommand::Migrate
+        | AdminCommand::Export { .. }
+        | AdminCommand::Import { .. }
+        | AdminCommand::RotateKey { .. } => unreachable!("handled above"),
         AdminCommand::Invite { name, email, days } => {
             names::validate_user_name(&name).map_err(anyhow::Error::msg)?;
             names::validate_email(&email).map_err(anyhow::Error::msg)?;
@@ -347,6 +404,32 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                 iso8601(expires)
             );
         }
+    }
+    Ok(())
+}
+
+/// `tessera admin migrate`.
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    use tessera_store::{Migrate, PgStore, SqliteStore};
+    let (applied, target) = match &config.database {
+        None => {
+            std::fs::create_dir_all(&config.data)?;
+            let s = SqliteStore::open_with(&config.database_path(), Migrate::Apply).await?;
+            let a = s.migrations_applied().to_vec();
+            s.close().await;
+            (a, config.database_path().display().to_string())
+        }
+        Some(url) => {
+            let s = PgStore::open(url, 2, Migrate::Apply).await?;
+            let a = s.migrations_applied().to_vec();
+            s.close().await;
+            (a, tessera_server::config::redact_url(url))
+        }
+    };
+    if applied.is_empty() {
+        println!("{target}: the schema is up to date");
+    } else {
+        println!("{target}: applied migrations {applied:?}");
     }
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! The `tessera` binary: `serve` runs the registry; `admin …` manages it from the shell.
 
 mod admin;
+mod keys;
 mod seed;
+mod transfer;
 
 use std::path::PathBuf;
 
@@ -26,6 +28,14 @@ struct Cli {
     /// Data directory (database, tarballs, keys).
     #[arg(long, global = true, env = "TESSERA_DATA", value_name = "DIR")]
     data: Option<PathBuf>,
+    /// Database: `postgres://…` for PostgreSQL (scale-out); unset for SQLite in the data
+    /// directory. Also `TESSERA_DATABASE`.
+    #[arg(long, global = true, value_name = "URL")]
+    database: Option<String>,
+    /// Tarball storage: `s3://bucket/prefix` for S3-compatible storage; unset for the data
+    /// directory. Also `TESSERA_STORAGE`.
+    #[arg(long, global = true, value_name = "URL")]
+    storage: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -51,6 +61,13 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     if let Some(d) = &cli.data {
         config.data = d.clone();
     }
+    if let Some(db) = &cli.database {
+        config.database = Some(db.clone());
+    }
+    if let Some(st) = &cli.storage {
+        config.storage = Some(st.clone());
+    }
+    config.validate()?;
     if let Command::Serve { listen: Some(l) } = &cli.command {
         config.listen = *l;
     }
@@ -81,7 +98,17 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
-    let data = config.data.display().to_string();
+    let data = match (&config.database, &config.storage) {
+        (None, None) => config.data.display().to_string(),
+        (db, st) => format!(
+            "{}, {}",
+            db.as_deref()
+                .map(tessera_server::config::redact_url)
+                .unwrap_or_else(|| config.database_path().display().to_string()),
+            st.clone()
+                .unwrap_or_else(|| config.tarball_dir().display().to_string())
+        ),
+    };
     let signup = format!("{:?}", config.signup).to_lowercase();
     let state = tessera_server::open_state(config).await?;
     let listener = tokio::net::TcpListener::bind(listen)

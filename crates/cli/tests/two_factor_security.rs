@@ -44,28 +44,15 @@ fn setup(extra_tokens: usize) -> Setup {
     }
 }
 
-fn tag(reg: &Registry, token: &str, tag: &str, otp: Option<&str>) -> Resp {
-    let mut headers = vec![("content-type", "application/json")];
-    if let Some(o) = otp {
-        headers.push(("npm-otp", o));
-    }
-    reg.http().with_token(token).send(
-        "PUT",
-        &format!("/-/package/demo/dist-tags/{tag}"),
-        &headers,
-        Some(b"\"1.0.0\"".to_vec()),
-    )
-}
-
 #[test]
 fn a_code_is_spent_for_other_credentials_but_not_for_its_own() {
     let s = setup(2);
     let code = s.reg.otp(&s.secret, 0);
-    assert_eq!(tag(&s.reg, &s.tokens[1], "a", Some(&code)).status, 200);
+    assert_eq!(demo_tag(&s.reg, &s.tokens[1], "a", Some(&code)).status, 200);
     // the same token may present it again (npm sends one --otp on every request of a command)
-    assert_eq!(tag(&s.reg, &s.tokens[1], "b", Some(&code)).status, 200);
+    assert_eq!(demo_tag(&s.reg, &s.tokens[1], "b", Some(&code)).status, 200);
     // another token may not
-    let r = tag(&s.reg, &s.tokens[2], "c", Some(&code));
+    let r = demo_tag(&s.reg, &s.tokens[2], "c", Some(&code));
     assert_eq!((r.status, r.header("www-authenticate")), (401, Some("otp")));
     assert!(r.error().contains("one-time pass"));
     assert!(
@@ -79,8 +66,11 @@ fn a_code_is_spent_for_other_credentials_but_not_for_its_own() {
     );
     // an older code after a newer one is refused even inside the window
     let newer = s.reg.otp(&s.secret, 1);
-    assert_eq!(tag(&s.reg, &s.tokens[2], "d", Some(&newer)).status, 200);
-    assert_eq!(tag(&s.reg, &s.tokens[1], "e", Some(&code)).status, 401);
+    assert_eq!(
+        demo_tag(&s.reg, &s.tokens[2], "d", Some(&newer)).status,
+        200
+    );
+    assert_eq!(demo_tag(&s.reg, &s.tokens[1], "e", Some(&code)).status, 401);
     // a login code cannot then be used for a publish (RPL-04)
     s.reg.advance(60);
     let code = s.reg.otp(&s.secret, 0);
@@ -93,7 +83,7 @@ fn a_code_is_spent_for_other_credentials_but_not_for_its_own() {
     assert_eq!(r.status, 201);
     let fresh = r.json()["token"].as_str().unwrap().to_owned();
     assert_eq!(
-        tag(&s.reg, &fresh, "f", Some(&code)).status,
+        demo_tag(&s.reg, &fresh, "f", Some(&code)).status,
         401,
         "the login spent it"
     );
@@ -108,7 +98,7 @@ fn twenty_racing_requests_with_one_code_succeed_once() {
     for (i, token) in s.tokens[1..].iter().enumerate() {
         let (reg, code, token) = (reg.clone(), code.clone(), token.clone());
         threads.push(std::thread::spawn(move || {
-            tag(&reg, &token, &format!("race{i}"), Some(&code)).status
+            demo_tag(&reg, &token, &format!("race{i}"), Some(&code)).status
         }));
     }
     let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
@@ -222,7 +212,7 @@ fn failed_codes_are_throttled_across_every_path() {
         assert_eq!(r.status, 401);
     }
     for _ in 0..2 {
-        assert_eq!(tag(&s.reg, t, "xtag", Some("111111")).status, 401);
+        assert_eq!(demo_tag(&s.reg, t, "xtag", Some("111111")).status, 401);
     }
     let r = http.send(
         "POST",
@@ -232,8 +222,8 @@ fn failed_codes_are_throttled_across_every_path() {
     );
     assert_eq!(r.status, 401, "{}", r.text);
     // …then even a correct code is refused, and the answer does not say whether it was right
-    let good = tag(&s.reg, t, "y", Some(&s.reg.otp(&s.secret, 0)));
-    let bad = tag(&s.reg, t, "y", Some("333333"));
+    let good = demo_tag(&s.reg, t, "y", Some(&s.reg.otp(&s.secret, 0)));
+    let bad = demo_tag(&s.reg, t, "y", Some("333333"));
     assert_eq!(good.status, 429, "{}", good.text);
     assert_eq!(
         (good.status, good.text.clone()),
@@ -263,7 +253,7 @@ fn failed_codes_are_throttled_across_every_path() {
     // once the window has passed, the right code works again
     s.reg.advance(301);
     assert_eq!(
-        tag(&s.reg, t, "z", Some(&s.reg.otp(&s.secret, 0))).status,
+        demo_tag(&s.reg, t, "z", Some(&s.reg.otp(&s.secret, 0))).status,
         200
     );
     let log = s.reg.admin(&["security-log", "alice"], None);
@@ -452,12 +442,7 @@ fn no_secret_leaves_the_server_or_sits_in_the_database_in_clear() {
     );
     let token2 = r.json()["token"].as_str().unwrap().to_owned();
     // the database: no secret, no recovery code, no token, no password in clear
-    let mut bytes = Vec::new();
-    for f in ["tessera.db", "tessera.db-wal"] {
-        if let Ok(b) = std::fs::read(reg.data.join(f)) {
-            bytes.extend(b);
-        }
-    }
+    let bytes = reg.database_bytes();
     assert!(bytes.len() > 1000);
     let raw = tessera_otp::decode_base32(&secret).unwrap();
     let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
@@ -520,7 +505,7 @@ fn an_otp_on_a_request_that_needs_none_is_not_spent() {
             .send("GET", "/-/whoami", &[("npm-otp", &code)], None);
     assert_eq!(r.status, 200);
     assert_eq!(
-        tag(&s.reg, &s.tokens[2], "a", Some(&code)).status,
+        demo_tag(&s.reg, &s.tokens[2], "a", Some(&code)).status,
         200,
         "the reads did not consume it"
     );
@@ -575,18 +560,24 @@ fn recovery_codes_work_for_writes_once_and_are_throttled_like_codes() {
     let rc = s.codes[2].clone();
     // a recovery code, grouped and upper-cased as someone might type it, satisfies a write…
     let typed = format!("{}-{}", rc[..32].to_uppercase(), &rc[32..]);
-    assert_eq!(tag(&s.reg, &s.tokens[1], "rc1", Some(&typed)).status, 200);
+    assert_eq!(
+        demo_tag(&s.reg, &s.tokens[1], "rc1", Some(&typed)).status,
+        200
+    );
     // …the same credential may repeat it within its command…
-    assert_eq!(tag(&s.reg, &s.tokens[1], "rc2", Some(&rc)).status, 200);
+    assert_eq!(demo_tag(&s.reg, &s.tokens[1], "rc2", Some(&rc)).status, 200);
     // …nobody else may
-    assert_eq!(tag(&s.reg, &s.tokens[2], "rc3", Some(&rc)).status, 401);
+    assert_eq!(demo_tag(&s.reg, &s.tokens[2], "rc3", Some(&rc)).status, 401);
     // and wrong recovery codes count against the same limiter as wrong TOTP codes
     for i in 0..5 {
         let wrong = format!("{:064x}", i);
-        assert_eq!(tag(&s.reg, &s.tokens[2], "rc4", Some(&wrong)).status, 401);
+        assert_eq!(
+            demo_tag(&s.reg, &s.tokens[2], "rc4", Some(&wrong)).status,
+            401
+        );
     }
     assert_eq!(
-        tag(&s.reg, &s.tokens[2], "rc5", Some(&s.reg.otp(&s.secret, 0))).status,
+        demo_tag(&s.reg, &s.tokens[2], "rc5", Some(&s.reg.otp(&s.secret, 0))).status,
         429
     );
 }
@@ -600,7 +591,7 @@ fn parallel_guesses_get_no_more_checks_than_the_limits() {
     for i in 0..60 {
         let (reg, token) = (reg.clone(), token.clone());
         threads.push(std::thread::spawn(move || {
-            tag(&reg, &token, "guess", Some(&format!("{:06}", 100_000 + i))).status
+            demo_tag(&reg, &token, "guess", Some(&format!("{:06}", 100_000 + i))).status
         }));
     }
     let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();

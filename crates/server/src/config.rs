@@ -108,6 +108,19 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Data directory: database, tarballs, key file.
     pub data: PathBuf,
+    /// The database: unset for SQLite in the data directory, or `postgres://…` for a
+    /// PostgreSQL database shared by several instances (scale-out).
+    pub database: Option<String>,
+    /// Pooled connections per instance (PostgreSQL).
+    pub database_max_connections: u32,
+    /// Tarball storage: unset for the data directory, or `s3://bucket/prefix` for S3-compatible
+    /// object storage (settings in `[s3]` and the standard `AWS_*` variables).
+    pub storage: Option<String>,
+    /// When schema migrations run: `auto` (at start) or `manual` (`tessera admin migrate`).
+    pub migrate: MigrateMode,
+    /// S3 settings; unset ones come from `AWS_ENDPOINT`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY` and `AWS_ALLOW_HTTP`.
+    pub s3: S3Config,
     /// Public base URL (e.g. `https://npm.example.com/`), used in tarball URLs. When unset,
     /// the request's `Host` is used.
     pub public_url: Option<String>,
@@ -146,6 +159,32 @@ pub struct Config {
     pub tokens: TokenConfig,
     /// The website and npm's browser login.
     pub web: WebConfig,
+}
+
+/// When schema migrations run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrateMode {
+    /// At start, by whichever instance starts first (the others wait on the migration lock).
+    Auto,
+    /// Only by `tessera admin migrate`; a server refuses to start on a schema that is behind.
+    Manual,
+}
+
+/// S3-compatible object storage settings (empty: take the `AWS_*` variable).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// Endpoint URL of a non-AWS store (`http://127.0.0.1:9000`).
+    pub endpoint: String,
+    /// Region (`us-east-1`).
+    pub region: String,
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Allow plain HTTP endpoints.
+    pub allow_http: bool,
 }
 
 /// Website settings.
@@ -249,6 +288,11 @@ impl Default for Config {
         Config {
             listen: "127.0.0.1:4873".parse().expect("valid default address"),
             data: PathBuf::from("./tessera-data"),
+            database: None,
+            database_max_connections: 16,
+            storage: None,
+            migrate: MigrateMode::Auto,
+            s3: S3Config::default(),
             public_url: None,
             signup: Signup::Open,
             invitation_days: 7,
@@ -321,7 +365,10 @@ impl Config {
             }
             let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
             let optional_key = path.len() == 1
-                && (path[0] == "public_url" || path[0] == "require_2fa_grace_until");
+                && matches!(
+                    path[0].as_str(),
+                    "public_url" | "require_2fa_grace_until" | "database" | "storage"
+                );
             if !(has_path(&known, &path) || optional_key) {
                 continue;
             }
@@ -344,7 +391,29 @@ impl Config {
                 "tokens.default_expiry_days is longer than tokens.max_expiry_days".into(),
             ));
         }
+        config.validate()?;
         Ok(config)
+    }
+
+    /// Checks the values that flags can change after loading.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let config = self;
+        if let Some(db) = &config.database
+            && !(db.starts_with("postgres://") || db.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "database must be a postgres:// URL (or unset for SQLite in the data directory), not {:?}",
+                redact_url(db)
+            )));
+        }
+        if let Some(st) = &config.storage
+            && parse_s3_url(st).is_none()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "storage must be s3://bucket or s3://bucket/prefix (or unset for the data directory), not {st:?}"
+            )));
+        }
+        Ok(())
     }
 
     /// The grace deadline of `require_2fa`, in Unix ms.
@@ -362,6 +431,31 @@ impl Config {
     /// The data directory's tarball folder.
     pub fn tarball_dir(&self) -> PathBuf {
         self.data.join("tarballs")
+    }
+}
+
+/// Splits `s3://bucket/prefix` into the bucket and the (possibly empty) prefix.
+pub fn parse_s3_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("s3://")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let ok = !bucket.is_empty()
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    ok.then(|| (bucket.to_owned(), prefix.trim_matches('/').to_owned()))
+}
+
+/// A database URL with its password hidden, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
     }
 }
 

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use tessera_store::{BlobStore, SqliteStore, Store};
+use tessera_store::{BlobStore, Migrate, PgStore, S3Options, SqliteStore, Store};
 
 pub use clock::Clock;
 pub use config::Config;
@@ -50,29 +50,72 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(access_log::log))
 }
 
-/// Opens the embedded store (SQLite + tarball folder) in the configured data directory.
-pub async fn open_embedded(config: &Config) -> anyhow_like::Result<(Arc<dyn Store>, BlobStore)> {
-    std::fs::create_dir_all(&config.data).map_err(|e| {
-        anyhow_like::Error(format!(
-            "cannot create data directory {}: {e}",
-            config.data.display()
-        ))
-    })?;
-    let store = SqliteStore::open(&config.database_path())
-        .await
-        .map_err(|e| anyhow_like::Error(e.to_string()))?;
-    let blobs =
-        BlobStore::local(&config.tarball_dir()).map_err(|e| anyhow_like::Error(e.to_string()))?;
-    Ok((Arc::new(store), blobs))
+/// Opens the configured store: SQLite or PostgreSQL (`database`), and the tarball folder or S3
+/// (`storage`). `migrate` overrides the configured migration mode.
+pub async fn open_stores(
+    config: &Config,
+    migrate: Option<Migrate>,
+) -> anyhow_like::Result<(Arc<dyn Store>, BlobStore)> {
+    let err = |e: &dyn std::fmt::Display| anyhow_like::Error(e.to_string());
+    let migrate = migrate.unwrap_or(match config.migrate {
+        config::MigrateMode::Auto => Migrate::Apply,
+        config::MigrateMode::Manual => Migrate::Check,
+    });
+    let needs_dir = config.database.is_none() || config.storage.is_none();
+    if needs_dir {
+        std::fs::create_dir_all(&config.data).map_err(|e| {
+            anyhow_like::Error(format!(
+                "cannot create data directory {}: {e}",
+                config.data.display()
+            ))
+        })?;
+    }
+    let store: Arc<dyn Store> = match &config.database {
+        None => Arc::new(
+            SqliteStore::open_with(&config.database_path(), migrate)
+                .await
+                .map_err(|e| err(&e))?,
+        ),
+        Some(url) => Arc::new(
+            PgStore::open(url, config.database_max_connections, migrate)
+                .await
+                .map_err(|e| {
+                    anyhow_like::Error(format!(
+                        "cannot open the database {}: {e}",
+                        config::redact_url(url)
+                    ))
+                })?,
+        ),
+    };
+    let blobs = match &config.storage {
+        None => BlobStore::local(&config.tarball_dir()).map_err(|e| err(&e))?,
+        Some(url) => {
+            let (bucket, prefix) = config::parse_s3_url(url)
+                .ok_or_else(|| anyhow_like::Error(format!("invalid storage URL {url:?}")))?;
+            let s3 = &config.s3;
+            let some = |v: &str| (!v.is_empty()).then(|| v.to_owned());
+            BlobStore::s3(&S3Options {
+                bucket,
+                prefix,
+                endpoint: some(&s3.endpoint),
+                region: some(&s3.region),
+                access_key_id: some(&s3.access_key_id),
+                secret_access_key: some(&s3.secret_access_key),
+                allow_http: s3.allow_http,
+            })
+            .map_err(|e| anyhow_like::Error(format!("cannot open the storage {url}: {e}")))?
+        }
+    };
+    Ok((store, blobs))
 }
 
-/// Builds the application state for the embedded backend from the configuration and the process
-/// environment (`TESSERA_SECRET_KEY`, and the test clock hooks `TESSERA_TEST_CLOCK_OFFSET_MS` and
+/// Builds the application state from the configuration and the process environment
+/// (`TESSERA_SECRET_KEY`, and the test clock hooks `TESSERA_TEST_CLOCK_OFFSET_MS` and
 /// `TESSERA_TEST_CLOCK_FILE`).
 pub async fn open_state(config: Config) -> anyhow_like::Result<AppState> {
-    let (store, blobs) = open_embedded(&config).await?;
+    let (store, blobs) = open_stores(&config, None).await?;
     let key_env = std::env::var("TESSERA_SECRET_KEY").ok();
-    let keys = sealing::KeyRing::load(&config.data, key_env.as_deref())
+    let keys = sealing::Keys::load(&config.data, key_env.as_deref(), store.shared())
         .map_err(|e| anyhow_like::Error(e.to_string()))?;
     let hooks = ["TESSERA_TEST_CLOCK_FILE", "TESSERA_TEST_CLOCK_OFFSET_MS"];
     if hooks.iter().any(|h| std::env::var_os(h).is_some()) {

@@ -101,6 +101,8 @@ impl Encoded {
 /// A packument rendered once per package revision, ready to serve.
 #[derive(Debug)]
 pub struct Rendered {
+    /// The package it was built from (a package deleted and published again gets a new id).
+    pub package_id: i64,
     /// The package revision it was built from.
     pub rev: i64,
     /// The base URL its tarball links use.
@@ -284,6 +286,7 @@ pub fn render(doc: &PackageDoc, base: &str) -> Rendered {
         data_encoding::HEXLOWER.encode(&d[..4])
     };
     Rendered {
+        package_id: doc.package.id,
         rev: doc.package.rev,
         base: base.to_owned(),
         full: Encoded::new(

@@ -219,9 +219,115 @@ impl KeyRing {
             .map_err(|_| SealError::Open)
     }
 
+    /// Whether the ring holds key `id`.
+    pub fn has(&self, id: u8) -> bool {
+        self.keys.contains_key(&id)
+    }
+
+    /// Removes every key but the current one (after all values are resealed under it).
+    pub fn retire_old(&mut self) -> Vec<u8> {
+        let old: Vec<u8> = self
+            .keys
+            .keys()
+            .copied()
+            .filter(|i| *i != self.current)
+            .collect();
+        for id in &old {
+            self.keys.remove(id);
+        }
+        old
+    }
+
     /// The key id a sealed value was made with.
     pub fn key_id_of(sealed: &[u8]) -> Option<u8> {
         sealed.first().copied()
+    }
+}
+
+/// Where the key ring came from.
+#[derive(Debug, Clone)]
+enum KeySource {
+    /// `TESSERA_SECRET_KEY`: fixed for the life of the process.
+    Env,
+    /// The key file in this data directory: re-read when a value sealed under a key id this
+    /// process does not know turns up (`tessera admin rotate-key` ran meanwhile).
+    File(std::path::PathBuf),
+}
+
+/// The server's sealing keys: a [`KeyRing`] that follows rotations made by `tessera admin
+/// rotate-key` while the server runs.
+#[derive(Debug)]
+pub struct Keys {
+    ring: std::sync::RwLock<KeyRing>,
+    source: KeySource,
+}
+
+impl Keys {
+    /// Loads the ring as [`KeyRing::load`] does, remembering where from. With `require_existing`
+    /// (a shared database, where every instance must hold the same key) a missing key is an
+    /// error instead of a fresh key.
+    pub fn load(
+        data: &Path,
+        env_value: Option<&str>,
+        require_existing: bool,
+    ) -> Result<Self, SealError> {
+        if env_value.is_none() && require_existing && !data.join(KEY_FILE).exists() {
+            return Err(SealError::Key(format!(
+                "no sealing key: with a shared database every instance needs the same key. Create \
+                 one with `tessera admin new-key` and give it to every instance as TESSERA_SECRET_KEY \
+                 (or as {KEY_FILE} in its data directory, here {})",
+                data.display()
+            )));
+        }
+        let ring = KeyRing::load(data, env_value)?;
+        let source = match env_value {
+            Some(_) => KeySource::Env,
+            None => KeySource::File(data.to_owned()),
+        };
+        Ok(Keys {
+            ring: std::sync::RwLock::new(ring),
+            source,
+        })
+    }
+
+    /// Keys from a fixed ring (tests).
+    pub fn fixed(ring: KeyRing) -> Self {
+        Keys {
+            ring: std::sync::RwLock::new(ring),
+            source: KeySource::Env,
+        }
+    }
+
+    fn ring(&self) -> std::sync::RwLockReadGuard<'_, KeyRing> {
+        self.ring.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Seals `plain` for account `user` under the current key.
+    pub fn seal(&self, user: i64, plain: &[u8]) -> Vec<u8> {
+        self.ring().seal(user, plain)
+    }
+
+    /// Opens a value sealed for account `user`, re-reading the key file once if the value names
+    /// a key this process does not hold.
+    pub fn open(&self, user: i64, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+        let first = self.ring().open(user, sealed);
+        if first.is_ok() {
+            return first;
+        }
+        let unknown = KeyRing::key_id_of(sealed).is_some_and(|id| !self.ring().has(id));
+        if let (true, KeySource::File(dir)) = (unknown, &self.source)
+            && let Ok(text) = std::fs::read_to_string(dir.join(KEY_FILE))
+            && let Ok(fresh) = KeyRing::parse(&text)
+        {
+            let mut ring = self.ring.write().unwrap_or_else(|e| e.into_inner());
+            *ring = fresh;
+            tracing::info!(
+                current = ring.current_id(),
+                "sealing keys reloaded from the key file"
+            );
+            return ring.open(user, sealed);
+        }
+        first
     }
 }
 

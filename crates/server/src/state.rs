@@ -9,7 +9,7 @@ use crate::cache::PackumentCache;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::policy::PolicyCache;
-use crate::sealing::KeyRing;
+use crate::sealing::Keys;
 
 /// Shared, cheaply clonable application state.
 #[derive(Clone)]
@@ -28,7 +28,7 @@ pub struct Inner {
     /// Rendered packuments.
     pub packuments: PackumentCache,
     /// Keys sealing TOTP secrets.
-    pub keys: KeyRing,
+    pub keys: Keys,
     /// The registry-wide 2FA policy, as last read.
     pub policy_cache: PolicyCache,
 }
@@ -40,7 +40,7 @@ impl AppState {
         blobs: BlobStore,
         config: Config,
         clock: Clock,
-        keys: KeyRing,
+        keys: Keys,
     ) -> Self {
         let packuments = PackumentCache::with_budget(config.packument_cache_mb << 20);
         AppState(Arc::new(Inner {

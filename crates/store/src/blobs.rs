@@ -20,6 +20,25 @@ pub struct BlobStore {
     hot: Arc<HotCache>,
 }
 
+/// Where an S3 blob store lives; `None` settings come from the `AWS_*` variables.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    /// Bucket name.
+    pub bucket: String,
+    /// Key prefix inside the bucket (may be empty).
+    pub prefix: String,
+    /// Endpoint URL of a non-AWS store.
+    pub endpoint: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// Access key id.
+    pub access_key_id: Option<String>,
+    /// Secret access key.
+    pub secret_access_key: Option<String>,
+    /// Allow plain HTTP.
+    pub allow_http: bool,
+}
+
 /// Largest tarball kept in memory.
 const HOT_ITEM_MAX: usize = 1 << 20;
 /// Memory budget of the kept tarballs.
@@ -90,6 +109,41 @@ impl BlobStore {
         })
     }
 
+    /// A store in an S3 bucket, under `prefix`. Unset settings come from the standard `AWS_*`
+    /// variables (`AWS_ENDPOINT`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_ALLOW_HTTP`), so any S3-compatible store works.
+    pub fn s3(opts: &S3Options) -> StoreResult<Self> {
+        let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(&opts.bucket);
+        if let Some(v) = &opts.endpoint {
+            b = b.with_endpoint(v);
+        }
+        if let Some(v) = &opts.region {
+            b = b.with_region(v);
+        }
+        if let Some(v) = &opts.access_key_id {
+            b = b.with_access_key_id(v);
+        }
+        if let Some(v) = &opts.secret_access_key {
+            b = b.with_secret_access_key(v);
+        }
+        if opts.allow_http {
+            b = b.with_allow_http(true);
+        }
+        let s3 = b.build()?;
+        let inner: Arc<dyn ObjectStore> = if opts.prefix.is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(
+                s3,
+                ObjectPath::from(opts.prefix.as_str()),
+            ))
+        };
+        Ok(BlobStore {
+            inner,
+            hot: Arc::default(),
+        })
+    }
+
     /// A store in memory (for tests).
     pub fn memory() -> Self {
         BlobStore {
@@ -142,6 +196,19 @@ impl BlobStore {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The content addresses of every stored tarball.
+    pub async fn list(&self) -> StoreResult<Vec<String>> {
+        use futures::TryStreamExt;
+        let prefix = ObjectPath::from("tarballs");
+        let metas: Vec<object_store::ObjectMeta> =
+            self.inner.list(Some(&prefix)).try_collect().await?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| m.location.filename().map(str::to_owned))
+            .filter(|n| n.len() == 128 && n.bytes().all(|c| c.is_ascii_hexdigit()))
+            .collect())
     }
 
     /// Deletes a tarball; deleting a missing one is not an error.

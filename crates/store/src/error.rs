@@ -24,6 +24,9 @@ pub enum StoreError {
     /// A migration failure.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database schema does not match this version of tessera.
+    #[error("{0}")]
+    Schema(String),
     /// A blob store failure.
     #[error("blob store error: {0}")]
     Blob(#[from] object_store::Error),

@@ -6,7 +6,7 @@ use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 
 /// The SQLite migrations, in order.
-const SQLITE: &[(i64, &str, &str)] = &[
+pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
     (
         1,
         "core",
@@ -30,6 +30,13 @@ const SQLITE: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// The PostgreSQL migrations, in order (the same schema as SQLite's, in PostgreSQL's types).
+const POSTGRES: &[(i64, &str, &str)] = &[(
+    1,
+    "schema",
+    include_str!("../migrations/postgres/0001_schema.sql"),
+)];
+
 fn migrator(list: &[(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(
         list.iter()
@@ -49,4 +56,50 @@ fn migrator(list: &[(i64, &'static str, &'static str)]) -> Migrator {
 /// The migrator for SQLite.
 pub(crate) fn sqlite() -> Migrator {
     migrator(SQLITE)
+}
+
+/// The migrator for PostgreSQL.
+pub(crate) fn postgres() -> Migrator {
+    migrator(POSTGRES)
+}
+
+/// When schema migrations run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Migrate {
+    /// Apply pending migrations while opening (the default).
+    #[default]
+    Apply,
+    /// Refuse to open a database whose schema is behind (run `tessera admin migrate`).
+    Check,
+}
+
+/// The versions of `migrator` not applied (successfully) to the database behind `pool`.
+macro_rules! pending_fn {
+    ($name:ident, $db:ty) => {
+        /// The migration versions not yet applied.
+        pub(crate) async fn $name(
+            migrator: &Migrator,
+            pool: &sqlx::Pool<$db>,
+        ) -> crate::StoreResult<Vec<i64>> {
+            let applied: Vec<(i64, bool)> =
+                sqlx::query_as("SELECT version, success FROM _sqlx_migrations")
+                    .fetch_all(pool)
+                    .await
+                    .unwrap_or_default();
+            Ok(migrator
+                .iter()
+                .map(|m| m.version)
+                .filter(|v| !applied.iter().any(|(a, ok)| a == v && *ok))
+                .collect())
+        }
+    };
+}
+pending_fn!(pending_sqlite, sqlx::Sqlite);
+pending_fn!(pending_postgres, sqlx::Postgres);
+
+/// The error for a schema that is behind while migrations are not applied automatically.
+pub(crate) fn behind(pending: &[i64]) -> crate::StoreError {
+    crate::StoreError::Schema(format!(
+        "the database schema is behind (migrations {pending:?} are not applied): run `tessera admin migrate`, or set migrate = \"auto\""
+    ))
 }

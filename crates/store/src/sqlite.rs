@@ -10,10 +10,12 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use crate::StoreResult;
 use crate::auth_cache::AuthCache;
+use crate::migrations::Migrate;
 use crate::sql::{
     packages::impl_package_store, tokens::impl_token_store, two_factor::impl_two_factor_store,
     users::impl_user_store, web::impl_web_store,
 };
+use crate::transfer::impl_transfer;
 
 /// The SQLite store.
 ///
@@ -24,6 +26,7 @@ pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
     write_lock: Mutex<()>,
     pub(crate) auth_cache: AuthCache,
+    migrated: Vec<i64>,
 }
 
 /// A write transaction and the lock that serialises it.
@@ -35,6 +38,12 @@ pub(crate) struct WriteTx<'a> {
 impl SqliteStore {
     /// Opens (creating if needed) the database file and runs the migrations.
     pub async fn open(path: &Path) -> StoreResult<Self> {
+        Self::open_with(path, Migrate::Apply).await
+    }
+
+    /// Opens (creating if needed) the database file, applying pending migrations or refusing
+    /// to open when the schema is behind, as `migrate` says.
+    pub async fn open_with(path: &Path, migrate: Migrate) -> StoreResult<Self> {
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -42,7 +51,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        Self::connect(opts).await
+        Self::connect(opts, migrate).await
     }
 
     /// Opens a private in-memory database (for unit tests).
@@ -54,26 +63,43 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(opts)
             .await?;
-        Self::with_pool(pool).await
+        Self::with_pool(pool, Migrate::Apply).await
     }
 
-    async fn connect(opts: SqliteConnectOptions) -> StoreResult<Self> {
+    async fn connect(opts: SqliteConnectOptions, migrate: Migrate) -> StoreResult<Self> {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .min_connections(1)
             .connect_with(opts)
             .await?;
-        Self::with_pool(pool).await
+        Self::with_pool(pool, migrate).await
     }
 
-    async fn with_pool(pool: SqlitePool) -> StoreResult<Self> {
-        crate::migrations::sqlite().run(&pool).await?;
+    async fn with_pool(pool: SqlitePool, migrate: Migrate) -> StoreResult<Self> {
+        let migrator = crate::migrations::sqlite();
+        let pending = crate::migrations::pending_sqlite(&migrator, &pool).await?;
+        if !pending.is_empty() {
+            if migrate == Migrate::Check {
+                return Err(crate::migrations::behind(&pending));
+            }
+            migrator.run(&pool).await?;
+        }
         Ok(SqliteStore {
             pool,
             write_lock: Mutex::new(()),
             auth_cache: AuthCache::default(),
+            migrated: pending,
         })
     }
+
+    /// The migrations this open applied.
+    pub fn migrations_applied(&self) -> &[i64] {
+        &self.migrated
+    }
+
+    /// One server per database file: in-process caches need no revalidation (changes from
+    /// `tessera admin` reach the server through the auth epoch).
+    pub(crate) const SHARED: bool = false;
 
     pub(crate) async fn begin_write(&self) -> StoreResult<WriteTx<'_>> {
         let guard = self.write_lock.lock().await;
@@ -90,6 +116,11 @@ impl SqliteStore {
         _user: Option<crate::UserId>,
         _ip: &str,
     ) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// After an import with explicit ids: SQLite's AUTOINCREMENT already continues after them.
+    pub(crate) async fn continue_ids(&self, _w: &mut WriteTx<'_>) -> StoreResult<()> {
         Ok(())
     }
 
@@ -112,4 +143,5 @@ impl_user_store!(SqliteStore, sqlx::Sqlite);
 impl_token_store!(SqliteStore, sqlx::Sqlite);
 impl_package_store!(SqliteStore, sqlx::Sqlite);
 impl_two_factor_store!(SqliteStore, sqlx::Sqlite);
+impl_transfer!(SqliteStore, sqlx::Sqlite);
 impl_web_store!(SqliteStore, sqlx::Sqlite);

@@ -48,6 +48,9 @@ pub trait UserStore: Send + Sync {
     async fn auth_epoch(&self) -> StoreResult<i64>;
     /// Drops this process's cached token lookups (another process changed something).
     fn forget_cached_auth(&self);
+    /// Whether other servers write the same database (scale-out), so that anything cached in
+    /// this process must be revalidated against the database before it is served.
+    fn shared(&self) -> bool;
 }
 
 /// API tokens, stored as hashes.
@@ -77,6 +80,9 @@ pub trait PackageStore: Send + Sync {
     async fn package(&self, name: &str) -> StoreResult<Option<Package>>;
     /// The package with its versions, tags, maintainers and stars.
     async fn package_doc(&self, name: &str) -> StoreResult<Option<PackageDoc>>;
+    /// The package's id and revision (bumped by every change to what its packument shows), to
+    /// revalidate a cached rendering.
+    async fn package_revision(&self, name: &str) -> StoreResult<Option<(PackageId, i64)>>;
     /// Publishes one version in one transaction (see [`NewVersion`]).
     async fn publish(&self, v: NewVersion, now: i64) -> StoreResult<Published>;
     /// Publishes many versions in one transaction (seeding benchmarks and imports).
@@ -205,6 +211,10 @@ pub trait TwoFactorStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Unused recovery codes left.
     async fn recovery_codes_left(&self, user: UserId) -> StoreResult<i64>;
+    /// Every sealed TOTP secret (pending or active), for re-sealing under a new key.
+    async fn sealed_secrets(&self) -> StoreResult<Vec<(UserId, Vec<u8>)>>;
+    /// Replaces a sealed secret, if it is still `old` (a concurrent change wins).
+    async fn reseal_secret(&self, user: UserId, old: &[u8], new: &[u8]) -> StoreResult<bool>;
     /// Records a failed attempt (prunes entries older than `prune_before`).
     async fn record_failure(
         &self,
@@ -325,7 +335,14 @@ pub trait WebStore: Send + Sync {
 
 /// Everything the server needs from persistence.
 pub trait Store:
-    UserStore + TokenStore + PackageStore + TwoFactorStore + SecurityLog + SettingsStore + WebStore
+    UserStore
+    + TokenStore
+    + PackageStore
+    + TwoFactorStore
+    + SecurityLog
+    + SettingsStore
+    + WebStore
+    + crate::transfer::Transfer
 {
 }
 
@@ -337,5 +354,6 @@ impl<T> Store for T where
         + SecurityLog
         + SettingsStore
         + WebStore
+        + crate::transfer::Transfer
 {
 }

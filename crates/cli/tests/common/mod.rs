@@ -18,9 +18,238 @@ use tempfile::TempDir;
 /// How long any single wait may take before a test fails.
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
+/// Whether the suite runs on PostgreSQL + S3 (`TESSERA_TEST_BACKEND=postgres`) instead of the
+/// embedded SQLite + folder.
+pub fn on_postgres() -> bool {
+    std::env::var("TESSERA_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// A moto S3 server started by this test process, stopped (by PID) when dropped.
+pub struct Moto {
+    child: Child,
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+}
+
+impl Moto {
+    /// Starts `moto_server` (from `TESSERA_TEST_MOTO`, `.ci/venv`, or the `PATH`).
+    pub fn start() -> Moto {
+        let bin = std::env::var("TESSERA_TEST_MOTO").unwrap_or_else(|_| {
+            let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.ci/venv/bin/moto_server");
+            if venv.exists() {
+                venv.display().to_string()
+            } else {
+                "moto_server".into()
+            }
+        });
+        let port = free_port();
+        let child = Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {bin} (the S3 server for these tests; .ci/run installs it): {e}"
+                )
+            });
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < DEADLINE, "moto_server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Moto { child, endpoint }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The bucket every S3 test uses (each backend gets its own prefix in it).
+pub const BUCKET: &str = "tessera-test";
+
+/// One PostgreSQL database and one S3 prefix, shared by every registry started on it (several
+/// instances), dropped when the last holder goes.
+pub struct SharedBackend {
+    /// The database name.
+    pub db_name: String,
+    /// `postgres://…/db_name`
+    pub database_url: String,
+    /// `s3://bucket/prefix`
+    pub storage_url: String,
+    /// The S3 endpoint.
+    pub s3_endpoint: String,
+    /// The sealing key every instance shares.
+    pub secret_key: String,
+    /// The test clock every instance shares (`Registry::advance` on any moves them all).
+    pub clock_file: PathBuf,
+    _clock_dir: TempDir,
+    _moto: Option<Moto>,
+}
+
+fn pg_base() -> String {
+    std::env::var("TESSERA_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// Runs one SQL statement with `psql` on the server's `postgres` database.
+pub fn psql(sql: &str) {
+    let out = Command::new("psql")
+        .arg(format!("{}/postgres", pg_base()))
+        .args(["-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+        .output()
+        .expect("psql (the PostgreSQL client) must be installed: .ci/run installs it");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl SharedBackend {
+    /// A fresh database and S3 prefix. S3 is the server in `TESSERA_TEST_S3_ENDPOINT` (with the
+    /// bucket made), else a moto server started for this backend.
+    pub fn new() -> std::sync::Arc<SharedBackend> {
+        Self::with_key(None)
+    }
+
+    /// A fresh backend whose instances use `key` (a key ring), or a new key.
+    pub fn with_key(key: Option<String>) -> std::sync::Arc<SharedBackend> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let db_name = format!(
+            "tessera_test_{}_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        psql(&format!("CREATE DATABASE \"{db_name}\""));
+        let (s3_endpoint, moto) = match std::env::var("TESSERA_TEST_S3_ENDPOINT") {
+            Ok(e) => (e, None),
+            Err(_) => {
+                let m = Moto::start();
+                (m.endpoint.clone(), Some(m))
+            }
+        };
+        create_bucket(&s3_endpoint);
+        let secret_key = key.unwrap_or_else(|| {
+            let out = Command::new(tessera_bin())
+                .args(["admin", "new-key"])
+                .output()
+                .expect("tessera admin new-key");
+            assert!(out.status.success());
+            String::from_utf8(out.stdout).unwrap()
+        });
+        let clock_dir = tempfile::tempdir().unwrap();
+        std::sync::Arc::new(SharedBackend {
+            clock_file: clock_dir.path().join("clock-offset-ms"),
+            _clock_dir: clock_dir,
+            database_url: format!("{}/{db_name}", pg_base()),
+            storage_url: format!("s3://{BUCKET}/{db_name}"),
+            db_name,
+            s3_endpoint,
+            secret_key,
+            _moto: moto,
+        })
+    }
+
+    /// The `TESSERA_*` variables that put a registry on this backend.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("TESSERA_DATABASE", self.database_url.as_str()),
+            ("TESSERA_STORAGE", self.storage_url.as_str()),
+            ("TESSERA_S3__ENDPOINT", self.s3_endpoint.as_str()),
+            ("TESSERA_S3__REGION", "us-east-1"),
+            ("TESSERA_S3__ACCESS_KEY_ID", "test"),
+            ("TESSERA_S3__SECRET_ACCESS_KEY", "test"),
+            ("TESSERA_S3__ALLOW_HTTP", "true"),
+            (
+                "TESSERA_TEST_CLOCK_FILE",
+                &self.clock_file.display().to_string(),
+            ),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+}
+
+impl Drop for SharedBackend {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .arg(format!("{}/postgres", pg_base()))
+            .args([
+                "-qAtc",
+                &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.db_name),
+            ])
+            .output();
+    }
+}
+
+/// Creates the test bucket on an S3 server (signed, as moto wants; an existing bucket is fine).
+pub fn create_bucket(endpoint: &str) {
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--aws-sigv4",
+            "aws:amz:us-east-1:s3",
+            "--user",
+            "test:test",
+            "-X",
+            "PUT",
+            &format!("{endpoint}/{BUCKET}"),
+        ])
+        .output()
+        .expect("curl");
+    let code = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        code == "200" || code == "409",
+        "cannot create the bucket on {endpoint}: HTTP {code}"
+    );
+}
+
+/// `PUT /-/package/demo/dist-tags/TAG` → 1.0.0 with `token`, and `otp` in `npm-otp` if given.
+pub fn demo_tag(reg: &Registry, token: &str, tag: &str, otp: Option<&str>) -> Resp {
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(o) = otp {
+        headers.push(("npm-otp", o));
+    }
+    reg.http().with_token(token).send(
+        "PUT",
+        &format!("/-/package/demo/dist-tags/{tag}"),
+        &headers,
+        Some(b"\"1.0.0\"".to_vec()),
+    )
+}
+
 /// A running registry, stopped (by PID) when dropped.
 pub struct Registry {
     child: Child,
+    /// The shared database and storage, when not on the embedded backend.
+    pub backend: Option<std::sync::Arc<SharedBackend>>,
     /// The data directory.
     pub data: PathBuf,
     /// `127.0.0.1:PORT`
@@ -44,14 +273,39 @@ impl Registry {
         Self::start_with(&[])
     }
 
-    /// Starts a registry with extra `TESSERA_*` environment variables.
+    /// Starts a registry with extra `TESSERA_*` environment variables, on the suite's backend.
     pub fn start_with(env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("data");
-        Self::start_in(dir, data, env)
+        let backend = on_postgres().then(SharedBackend::new);
+        Self::start_on(backend, env)
     }
 
-    fn start_in(dir: TempDir, data: PathBuf, env: &[(&str, &str)]) -> Self {
+    /// Starts one more instance on `backend` (scale-out tests), with its own data directory.
+    pub fn start_on(backend: Option<std::sync::Arc<SharedBackend>>, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let mut all: Vec<(String, String)> = Vec::new();
+        if let Some(b) = &backend {
+            all.extend(b.env());
+            // every instance holds the same sealing key, in its data directory
+            std::fs::create_dir_all(&data).unwrap();
+            let key = data.join("secret.key");
+            std::fs::write(&key, &b.secret_key).unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+            }
+        }
+        all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut reg = Self::start_in(dir, data, &all);
+        if let Some(b) = &backend {
+            reg.clock_file = b.clock_file.clone();
+        }
+        reg.backend = backend;
+        reg
+    }
+
+    fn start_in(dir: TempDir, data: PathBuf, env: &[(String, String)]) -> Self {
         let clock_file = dir.path().join("clock-offset-ms");
         let mut cmd = Command::new(tessera_bin());
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
@@ -97,12 +351,10 @@ impl Registry {
             .to_owned();
         Registry {
             child,
+            backend: None,
             data,
             addr,
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            env: env.to_vec(),
             clock_file,
             _dir: dir,
             log,
@@ -223,6 +475,34 @@ impl Registry {
             cmd.env(k, v);
         }
         run_with_stdin(cmd, stdin)
+    }
+
+    /// Everything the database holds, as bytes: the SQLite files, or a `pg_dump` of the
+    /// PostgreSQL database (to check that no secret sits there in clear).
+    pub fn database_bytes(&self) -> Vec<u8> {
+        match &self.backend {
+            None => {
+                let mut bytes = Vec::new();
+                for f in ["tessera.db", "tessera.db-wal"] {
+                    if let Ok(b) = std::fs::read(self.data.join(f)) {
+                        bytes.extend(b);
+                    }
+                }
+                bytes
+            }
+            Some(b) => {
+                let out = Command::new("pg_dump")
+                    .args(["--data-only", &b.database_url])
+                    .output()
+                    .expect("pg_dump");
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                out.stdout
+            }
+        }
     }
 
     /// The server's log so far.

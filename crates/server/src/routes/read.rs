@@ -19,14 +19,25 @@ use crate::state::AppState;
 const CORGI: &str = "application/vnd.npm.install-v1+json";
 
 /// The rendered packument of `name` for `base`, from the cache or freshly built.
+///
+/// With a shared database (several instances), a cached rendering is served only after the
+/// database confirms it is still the package's current revision: another instance may have
+/// published since, and a read must never be staler than the last completed write.
 pub async fn rendered(
     state: &AppState,
     name: &str,
     base: &str,
 ) -> ApiResult<Option<Arc<Rendered>>> {
-    let (hit, epoch) = state.packuments.get(name, base);
+    let (hit, mut epoch) = state.packuments.get(name, base);
     if let Some(r) = hit {
-        return Ok(Some(r));
+        if !state.store.shared() {
+            return Ok(Some(r));
+        }
+        if state.store.package_revision(name).await? == Some((r.package_id, r.rev)) {
+            return Ok(Some(r));
+        }
+        state.packuments.invalidate(name);
+        epoch = state.packuments.get(name, base).1;
     }
     let Some(doc) = state.store.package_doc(name).await? else {
         return Ok(None);

@@ -184,7 +184,7 @@ macro_rules! impl_package_store {
         ) -> $crate::StoreResult<$crate::Published> {
                 let w_tx = conn;
                 let retired: Option<i64> = sqlx::query_scalar(
-                    "SELECT 1 FROM retired_versions WHERE package_name = $1 AND version = $2",
+                    "SELECT CAST(1 AS BIGINT) FROM retired_versions WHERE package_name = $1 AND version = $2",
                 )
                 .bind(&v.package_name)
                 .bind(&v.version.version)
@@ -203,7 +203,7 @@ macro_rules! impl_package_store {
                 let (package_id, created) = match existing {
                     Some(id) => {
                         let m: Option<i64> = sqlx::query_scalar(
-                            "SELECT 1 FROM maintainers WHERE package_id = $1 AND user_id = $2",
+                            "SELECT CAST(1 AS BIGINT) FROM maintainers WHERE package_id = $1 AND user_id = $2",
                         )
                         .bind(id)
                         .bind(v.publisher_id)
@@ -213,7 +213,7 @@ macro_rules! impl_package_store {
                             return Err($crate::StoreError::NotMaintainer);
                         }
                         let dup: Option<i64> = sqlx::query_scalar(
-                            "SELECT 1 FROM versions WHERE package_id = $1 AND version = $2",
+                            "SELECT CAST(1 AS BIGINT) FROM versions WHERE package_id = $1 AND version = $2",
                         )
                         .bind(id)
                         .bind(&v.version.version)
@@ -320,6 +320,21 @@ macro_rules! impl_package_store {
                 Ok(doc)
             }
 
+            async fn package_revision(
+                &self,
+                name: &str,
+            ) -> $crate::StoreResult<Option<($crate::PackageId, i64)>> {
+                use sqlx::Row;
+                let row = sqlx::query("SELECT id, rev FROM packages WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                match row {
+                    Some(r) => Ok(Some((r.try_get("id")?, r.try_get("rev")?))),
+                    None => Ok(None),
+                }
+            }
+
             async fn publish(
                 &self,
                 v: $crate::NewVersion,
@@ -354,7 +369,7 @@ macro_rules! impl_package_store {
             ) -> $crate::StoreResult<()> {
                 let mut w = self.begin_write().await?;
                 let exists: Option<i64> = sqlx::query_scalar(
-                    "SELECT 1 FROM versions WHERE package_id = $1 AND version = $2",
+                    "SELECT CAST(1 AS BIGINT) FROM versions WHERE package_id = $1 AND version = $2",
                 )
                 .bind(pkg)
                 .bind(version)
@@ -706,13 +721,13 @@ macro_rules! impl_package_store {
             ) -> $crate::StoreResult<(bool, bool)> {
                 let pattern = format!("{}/%", $crate::sql::like_escape(scope));
                 let any: Option<i64> = sqlx::query_scalar(
-                    "SELECT 1 FROM packages WHERE name LIKE $1 ESCAPE '\\' LIMIT 1",
+                    "SELECT CAST(1 AS BIGINT) FROM packages WHERE name LIKE $1 ESCAPE '\\' LIMIT 1",
                 )
                 .bind(&pattern)
                 .fetch_optional(&self.pool)
                 .await?;
                 let mine: Option<i64> = sqlx::query_scalar(
-                    "SELECT 1 FROM packages p JOIN maintainers m ON m.package_id = p.id \
+                    "SELECT CAST(1 AS BIGINT) FROM packages p JOIN maintainers m ON m.package_id = p.id \
                      WHERE p.name LIKE $1 ESCAPE '\\' AND m.user_id = $2 LIMIT 1",
                 )
                 .bind(&pattern)
@@ -724,7 +739,7 @@ macro_rules! impl_package_store {
 
             async fn blob_in_use(&self, sha512: &str) -> $crate::StoreResult<bool> {
                 let hit: Option<i64> =
-                    sqlx::query_scalar("SELECT 1 FROM versions WHERE tarball_sha512 = $1 LIMIT 1")
+                    sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM versions WHERE tarball_sha512 = $1 LIMIT 1")
                         .bind(sha512)
                         .fetch_optional(&self.pool)
                         .await?;

@@ -224,6 +224,32 @@ macro_rules! impl_two_factor_store {
                 Ok(())
             }
 
+            async fn sealed_secrets(&self) -> $crate::StoreResult<Vec<($crate::UserId, Vec<u8>)>> {
+                Ok(sqlx::query_as("SELECT user_id, secret_sealed FROM totp ORDER BY user_id")
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn reseal_secret(
+                &self,
+                user: $crate::UserId,
+                old: &[u8],
+                new: &[u8],
+            ) -> $crate::StoreResult<bool> {
+                let mut w = self.begin_write().await?;
+                let n = sqlx::query(
+                    "UPDATE totp SET secret_sealed = $1 WHERE user_id = $2 AND secret_sealed = $3",
+                )
+                .bind(new)
+                .bind(user)
+                .bind(old)
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+                w.tx.commit().await?;
+                Ok(n == 1)
+            }
+
             async fn recovery_codes_left(&self, user: $crate::UserId) -> $crate::StoreResult<i64> {
                 Ok(sqlx::query_scalar(
                     "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL",

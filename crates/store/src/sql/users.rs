@@ -294,6 +294,10 @@ macro_rules! impl_user_store {
                 self.auth_cache.invalidate();
             }
 
+            fn shared(&self) -> bool {
+                Self::SHARED
+            }
+
             async fn count_users(&self) -> $crate::StoreResult<i64> {
                 use sqlx::Row;
                 let row = sqlx::query("SELECT COUNT(*) AS n FROM users")

@@ -1,0 +1,119 @@
+//! `tessera admin new-key` and `rotate-key`: the keys sealing TOTP secrets at rest.
+
+use anyhow::{Context, bail};
+
+use tessera_server::Config;
+use tessera_server::sealing::{KEY_FILE, KeyRing};
+use tessera_store::Store;
+
+/// Prints a fresh key ring, for `TESSERA_SECRET_KEY` or a `secret.key` shared by instances.
+pub fn new_key() {
+    print!("{}", KeyRing::generate().to_text());
+}
+
+/// Rotates the sealing key and re-seals every stored secret under it.
+///
+/// With the key file (the default), a new key is added and made current, the file is rewritten,
+/// and every secret is re-sealed; running servers pick the new key up from the file the first
+/// time they meet a secret sealed with it. With `TESSERA_SECRET_KEY`, which this command
+/// cannot change, the operator first puts the new ring (from `--print-next`) into every
+/// instance's environment; this command then re-seals under its current (last) key.
+/// `--retire-old` then drops the older keys from the key file once nothing uses them.
+pub async fn rotate(
+    config: &Config,
+    store: &std::sync::Arc<dyn Store>,
+    retire_old: bool,
+    print_next: bool,
+) -> anyhow::Result<()> {
+    let env = std::env::var("TESSERA_SECRET_KEY").ok();
+    let path = config.data.join(KEY_FILE);
+    let mut ring = match &env {
+        Some(v) => KeyRing::parse(v)?,
+        None => KeyRing::parse(
+            &std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read the key file {}", path.display()))?,
+        )?,
+    };
+    if print_next {
+        ring.rotate()?;
+        print!("{}", ring.to_text());
+        eprintln!(
+            "Give this ring to every instance (TESSERA_SECRET_KEY, comma- or newline-separated), \
+             restart them, then run `tessera admin rotate-key` with it to re-seal the secrets."
+        );
+        return Ok(());
+    }
+    if env.is_none() {
+        let id = ring.rotate()?;
+        ring.write(&config.data)?;
+        println!("new key {id} is current in {}", path.display());
+    } else {
+        println!(
+            "TESSERA_SECRET_KEY is set: re-sealing under its current key {}",
+            ring.current_id()
+        );
+    }
+
+    let current = ring.current_id();
+    let mut resealed = 0usize;
+    let mut changed_meanwhile = 0usize;
+    let mut unreadable = Vec::new();
+    for (user, sealed) in store.sealed_secrets().await? {
+        if KeyRing::key_id_of(&sealed) == Some(current) {
+            continue;
+        }
+        let Ok(plain) = ring.open(user, &sealed) else {
+            unreadable.push(user);
+            continue;
+        };
+        let fresh = ring.seal(user, &plain);
+        if store.reseal_secret(user, &sealed, &fresh).await? {
+            resealed += 1;
+        } else {
+            changed_meanwhile += 1;
+        }
+    }
+    println!("re-sealed {resealed} secrets under key {current}");
+    if changed_meanwhile > 0 {
+        println!(
+            "{changed_meanwhile} secrets changed while this ran (re-enrolled or disabled); run \
+             rotate-key again to be sure every secret uses key {current}"
+        );
+    }
+    if !unreadable.is_empty() {
+        bail!(
+            "{} secrets could not be opened with any key in the ring (accounts {:?}): keep the \
+             old keys until they are found",
+            unreadable.len(),
+            unreadable
+        );
+    }
+    if retire_old {
+        let left = store
+            .sealed_secrets()
+            .await?
+            .iter()
+            .filter(|(_, s)| KeyRing::key_id_of(s) != Some(current))
+            .count();
+        if left > 0 {
+            bail!("{left} secrets still use an older key: not retiring any");
+        }
+        let old = ring.retire_old();
+        match env {
+            None => {
+                ring.write(&config.data)?;
+                println!(
+                    "retired keys {old:?}; {} now holds key {current} only",
+                    path.display()
+                );
+            }
+            Some(_) => {
+                println!(
+                    "no secret uses keys {old:?} any more: set TESSERA_SECRET_KEY to this on every instance:"
+                );
+                print!("{}", ring.to_text());
+            }
+        }
+    }
+    Ok(())
+}

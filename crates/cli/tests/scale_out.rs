@@ -1,0 +1,388 @@
+//! Scale-out: two tessera processes on one PostgreSQL database and one S3 server (moto), and
+//! a registry moved from SQLite + folder to PostgreSQL + S3 by `tessera admin export/import`.
+//! Everything security-relevant must hold across the instances.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::browser::Browser;
+use common::*;
+use serde_json::json;
+
+/// Two instances, A and B, on one fresh backend.
+fn pair() -> (Registry, Registry) {
+    let backend = SharedBackend::new();
+    let a = Registry::start_on(Some(backend.clone()), &[]);
+    let b = Registry::start_on(Some(backend), &[]);
+    (a, b)
+}
+
+fn login(reg: &Registry, otp: Option<&str>) -> Resp {
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(o) = otp {
+        headers.push(("npm-otp", o));
+    }
+    reg.http().send(
+        "PUT",
+        "/-/user/org.couchdb.user:alice",
+        &headers,
+        Some(serde_json::to_vec(&json!({"name": "alice", "password": "alice-password"})).unwrap()),
+    )
+}
+
+#[test]
+fn publish_on_a_install_from_b_and_every_read_on_b_is_fresh() {
+    let (a, b) = pair();
+    let npm_a = a.npm();
+    let token = a.signup("alice", "alice-password");
+    npm_a.set_token(&a.addr, &token);
+    let run = npm_a.publish("shared-pkg", "1.0.0", &[]);
+    run.ok();
+
+    // B serves the package (from the shared database and the S3 tarball)
+    let npm_b = b.npm();
+    let proj = npm_b.project("app");
+    npm_b.run_in(&proj, &["install", "shared-pkg"]).ok();
+    assert!(proj.join("node_modules/shared-pkg/package.json").exists());
+
+    // B has it cached now; every later change on A is visible on B's very next read
+    let read_b = |accept: Option<&str>| {
+        let mut h = vec![];
+        if let Some(x) = accept {
+            h.push(("accept", x));
+        }
+        b.http().send("GET", "/shared-pkg", &h, None).json()
+    };
+    assert_eq!(read_b(None)["dist-tags"]["latest"], "1.0.0");
+    npm_a.publish("shared-pkg", "1.1.0", &[]).ok();
+    let doc = read_b(None);
+    assert_eq!(doc["dist-tags"]["latest"], "1.1.0", "publish seen at once");
+    let corgi = read_b(Some("application/vnd.npm.install-v1+json"));
+    assert!(corgi["versions"].get("1.1.0").is_some(), "abbreviated too");
+    npm_a
+        .run(&["dist-tag", "add", "shared-pkg@1.0.0", "stable"])
+        .ok();
+    assert_eq!(read_b(None)["dist-tags"]["stable"], "1.0.0", "dist-tag");
+    npm_a
+        .run(&["deprecate", "shared-pkg@1.0.0", "use 1.1"])
+        .ok();
+    assert_eq!(
+        read_b(None)["versions"]["1.0.0"]["deprecated"],
+        "use 1.1",
+        "deprecate"
+    );
+    npm_a.run(&["unpublish", "shared-pkg@1.1.0"]).ok();
+    assert!(
+        read_b(None)["versions"].get("1.1.0").is_none(),
+        "unpublish seen at once"
+    );
+    npm_a
+        .publish("@alice/scoped", "1.0.0", &["--access=public"])
+        .ok();
+    assert_eq!(b.http().get("/@alice%2fscoped").status, 200);
+    npm_a
+        .run(&["access", "set", "status=private", "@alice/scoped"])
+        .ok();
+    assert_eq!(
+        b.http().get("/@alice%2fscoped").status,
+        404,
+        "a restricted package disappears for anonymous readers of B at once"
+    );
+    npm_a.run(&["owner", "add", "bob", "shared-pkg"]).fails();
+    b.signup("bob", "bob-password1");
+    npm_a.run(&["owner", "add", "bob", "shared-pkg"]).ok();
+    let maintainers = read_b(None)["maintainers"].to_string();
+    assert!(
+        maintainers.contains("bob"),
+        "owner change seen at once: {maintainers}"
+    );
+    // and the tarball of the remaining version still downloads from B
+    let tgz = b
+        .http()
+        .with_token(&token)
+        .get("/shared-pkg/-/shared-pkg-1.0.0.tgz");
+    assert_eq!(tgz.status, 200);
+}
+
+#[test]
+fn two_factor_state_codes_and_throttling_are_shared() {
+    let (a, b) = pair();
+    let token = a.signup("alice", "alice-password");
+    let http = a.http().with_token(&token);
+    let m = json!({"name": "demo", "version": "1.0.0"});
+    assert_eq!(
+        http.put_json(
+            "/demo",
+            &publish_body(&a.url(), "demo", "1.0.0", &tgz(&m, &[]))
+        )
+        .status,
+        201
+    );
+    // enable 2FA on A: a login on B needs the OTP
+    let (secret, codes) = a.enable_2fa(&token, "alice-password", "auth-and-writes");
+    a.advance(30);
+    let r = login(&b, None);
+    assert_eq!((r.status, r.header("www-authenticate")), (401, Some("otp")));
+    // the same code is refused on B after A accepted it
+    let code = a.otp(&secret, 0);
+    assert_eq!(login(&a, Some(&code)).status, 201);
+    let r = login(&b, Some(&code));
+    assert_eq!(r.status, 401, "replayed on B: {}", r.text);
+    // a recovery code spent on B is spent on A
+    assert_eq!(login(&b, Some(&codes[0])).status, 201);
+    assert_eq!(login(&a, Some(&codes[0])).status, 401);
+
+    // 20 racing requests with one code, spread over both: exactly one succeeds
+    a.advance(30);
+    let mut tokens = Vec::new();
+    for _ in 0..20 {
+        let r = http.send(
+            "POST",
+            "/-/npm/v1/tokens",
+            &[
+                ("content-type", "application/json"),
+                ("npm-otp", &a.otp(&secret, 0)),
+            ],
+            Some(serde_json::to_vec(&json!({"password": "alice-password"})).unwrap()),
+        );
+        assert_eq!(r.status, 201, "{}", r.text);
+        tokens.push(r.json()["token"].as_str().unwrap().to_owned());
+    }
+    a.advance(30);
+    let code = Arc::new(a.otp(&secret, 0));
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let mut threads = Vec::new();
+    for (i, t) in tokens.iter().enumerate() {
+        let reg = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let (code, t) = (code.clone(), t.clone());
+        threads.push(std::thread::spawn(move || {
+            demo_tag(&reg, &t, &format!("race{i}"), Some(&code)).status
+        }));
+    }
+    let statuses: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| [200, 401, 429].contains(s)),
+        "{statuses:?}"
+    );
+    let tags = b.http().get("/-/package/demo/dist-tags").json();
+    assert_eq!(tags.as_object().unwrap().len(), 2, "{tags}");
+
+    // throttling counts across both: wrong codes alternate between A and B
+    a.advance(30);
+    for i in 0..5 {
+        let reg = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(
+            demo_tag(reg, &tokens[0], "wrong", Some("000000")).status,
+            401
+        );
+    }
+    for reg in [&a, &b] {
+        let r = demo_tag(reg, &tokens[0], "right", Some(&reg.otp(&secret, 0)));
+        assert_eq!(
+            r.status, 429,
+            "throttled on both after 5 failures: {}",
+            r.text
+        );
+    }
+}
+
+#[test]
+fn a_token_revoked_on_a_is_refused_on_b_at_once() {
+    let (a, b) = pair();
+    let token = a.signup("alice", "alice-password");
+    let whoami = |reg: &Registry| reg.http().with_token(&token).get("/-/whoami");
+    // B knows the token (and would cache it, were caching safe here)
+    for _ in 0..3 {
+        assert_eq!(whoami(&b).status, 200);
+    }
+    let r =
+        a.http()
+            .with_token(&token)
+            .send("DELETE", &format!("/-/user/token/{token}"), &[], None);
+    assert!(r.status == 200 || r.status == 204, "{}", r.text);
+    assert_eq!(whoami(&b).status, 401, "refused on B immediately");
+    // a locked account too
+    let token2 = a.signup("bob", "bob-password1");
+    assert_eq!(b.http().with_token(&token2).get("/-/whoami").status, 200);
+    let out = a.admin(&["user", "lock", "bob"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(b.http().with_token(&token2).get("/-/whoami").status, 401);
+}
+
+#[test]
+fn sessions_and_browser_logins_work_across_instances() {
+    let (a, b) = pair();
+    a.signup("alice", "alice-password");
+    // `npm login` against A prints a browser URL; the browser is served by B
+    let npm = a.npm();
+    let mut p = npm.pty(npm.root(), &["login"]);
+    p.expect("Login at:");
+    let url_a = p.expect_regex(r"http://127\.0\.0\.1:\d+/-/web/cli-login/[A-Za-z0-9]+");
+    let url_b = url_a.replace(&a.addr, &b.addr);
+    assert_ne!(url_a, url_b);
+    let browser = Browser::start();
+    browser.goto(&url_b);
+    browser.wait_for_url("/-/web/signin");
+    browser.type_into("#name", "alice");
+    browser.type_into("#password", "alice-password");
+    browser.click("#signin");
+    browser.wait_for_url("/-/web/cli-login/");
+    browser.click("#approve");
+    browser.wait_for_text("npm is now logged in as alice");
+    // npm, polling A, gets the token B's page approved
+    p.expect("Logged in on");
+    let (out, code) = p.finish();
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(npm.run(&["whoami"]).ok().trim(), "alice");
+    // the session made on B is honoured by A (cookies are per host, not per port)
+    let cookie = browser
+        .cookies()
+        .into_iter()
+        .find(|(n, _)| n == "tessera_session")
+        .map(|(_, v)| v)
+        .expect("a session cookie");
+    let c = format!("tessera_session={cookie}");
+    let page = a
+        .http()
+        .send("GET", "/-/web/account", &[("cookie", &c)], None);
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("alice"));
+    // signing out on A ends it on B
+    browser.goto(&format!("{}-/web/account", a.url()));
+    browser.click("form[action='/-/web/signout'] button");
+    let start = std::time::Instant::now();
+    while b
+        .http()
+        .send("GET", "/-/web/account", &[("cookie", &c)], None)
+        .status
+        == 200
+    {
+        assert!(start.elapsed() < DEADLINE, "the session is gone everywhere");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn export_from_sqlite_import_into_postgres_and_s3_and_carry_on() {
+    // a registry on SQLite with accounts, 2FA, tokens and packages
+    let src = Registry::start_on(None, &[]);
+    let token = src.signup("alice", "alice-password");
+    let npm = src.npm();
+    npm.set_token(&src.addr, &token);
+    npm.publish("moved-pkg", "1.0.0", &[]).ok();
+    npm.publish("moved-pkg", "1.1.0", &[]).ok();
+    npm.publish("@alice/private", "1.0.0", &[]).ok();
+    let bob = src.signup("bob", "bob-password1");
+    let (secret, codes) = src.enable_2fa(&token, "alice-password", "auth-and-writes");
+
+    let dump = tempfile::tempdir().unwrap();
+    let out_dir = dump.path().join("export");
+    let out = src.admin(&["export", "--out", out_dir.to_str().unwrap()], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("tarballs"), "{text}");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["tables"]["users"], 2);
+    assert_eq!(manifest["tarballs"], 3);
+
+    // import into PostgreSQL + S3, with the source's sealing key
+    let key = std::fs::read_to_string(src.data.join("secret.key")).unwrap();
+    let backend = SharedBackend::with_key(Some(key));
+    let dst = Registry::start_on(Some(backend.clone()), &[]);
+    let out = dst.admin(&["import", out_dir.to_str().unwrap()], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("verified"), "{text}");
+    // importing twice is refused, and changes nothing
+    let again = dst.admin(&["import", out_dir.to_str().unwrap()], None);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("not empty")
+            || String::from_utf8_lossy(&again.stderr).contains("already has")
+    );
+
+    // the imported registry works as before: tokens, packages, 2FA, recovery codes
+    let http = dst.http().with_token(&token);
+    assert_eq!(http.get("/-/whoami").json()["username"], "alice");
+    assert_eq!(
+        dst.http().with_token(&bob).get("/-/whoami").json()["username"],
+        "bob"
+    );
+    let npm_dst = dst.npm();
+    npm_dst.set_token(&dst.addr, &token);
+    let proj = npm_dst.project("app");
+    npm_dst
+        .run_in(&proj, &["install", "moved-pkg@1.0.0", "@alice/private"])
+        .ok();
+    assert!(
+        proj.join("node_modules/@alice/private/package.json")
+            .exists()
+    );
+    assert_eq!(
+        dst.http().get("/@alice%2fprivate").status,
+        404,
+        "still restricted"
+    );
+    dst.advance(30);
+    let r = login(&dst, None);
+    assert_eq!(r.status, 401, "2FA still on");
+    assert_eq!(login(&dst, Some(&dst.otp(&secret, 0))).status, 201);
+    assert_eq!(login(&dst, Some(&codes[3])).status, 201);
+    // new writes get fresh ids after the imported ones
+    dst.advance(30);
+    let r = npm_dst.publish(
+        "moved-pkg",
+        "2.0.0",
+        &[&format!("--otp={}", dst.otp(&secret, 0))],
+    );
+    r.ok();
+    let bob2 = dst.signup("carol", "carol-password");
+    assert_eq!(
+        dst.http().with_token(&bob2).get("/-/whoami").json()["username"],
+        "carol"
+    );
+
+    // and back: export from PostgreSQL + S3, import into a fresh SQLite registry
+    let back_dir = dump.path().join("back");
+    let out = dst.admin(&["export", "--out", back_dir.to_str().unwrap()], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let home = Registry::start_on(None, &[]);
+    std::fs::write(home.data.join("secret.key"), backend.secret_key.as_bytes()).unwrap();
+    let out = home.admin(&["import", back_dir.to_str().unwrap()], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        home.http().with_token(&bob2).get("/-/whoami").json()["username"],
+        "carol"
+    );
+    let doc = home.http().get("/moved-pkg").json();
+    assert_eq!(doc["dist-tags"]["latest"], "2.0.0");
+    let tgz = home.http().get("/moved-pkg/-/moved-pkg-2.0.0.tgz");
+    assert_eq!(tgz.status, 200);
+}
