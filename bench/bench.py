@@ -726,11 +726,17 @@ def scale(run_dir, sets, dur):
                        env=dict(os.environ, TESSERA_LOG="warn"))
         t = Tessera(root)
         t.start()
-        env = {"PACKAGES": str(n)}
-        wrk(t.base + "/", dur, {"Accept": CORGI, "Accept-Encoding": "gzip"}, script, env)  # warm-up
+        env = {"PACKAGES": str(n), "THREADS": "2"}
+        hdrs = {"Accept": CORGI, "Accept-Encoding": "gzip"}
+        # first pass: every package once, in turn (each is read from the database and rendered)
+        log(f"scale: first pass over {n} packages")
+        first_dur = max(dur, n // 4000 + 2)
+        first = wrk(t.base + "/", first_dur, hdrs, os.path.join(BENCH, "each-package.lua"), env)
         log(f"scale: measuring {n} packages")
-        r, peak = under_load(t.proc, lambda: wrk(t.base + "/", dur, {"Accept": CORGI, "Accept-Encoding": "gzip"}, script, env))
-        out[str(n)] = {"rps": r["rps"], "p50": r["p50"], "p99": r["p99"], "non2xx": r["non2xx"], "peak_rss_mb": peak}
+        r, peak = under_load(t.proc, lambda: wrk(t.base + "/", dur, hdrs, script, env))
+        out[str(n)] = {"rps": r["rps"], "p50": r["p50"], "p99": r["p99"], "non2xx": r["non2xx"] + first["non2xx"],
+                       "peak_rss_mb": peak, "first_pass_rps": first["rps"], "first_pass_p99": first["p99"],
+                       "first_pass_s": first_dur}
         t.stop()
     return out
 
@@ -778,11 +784,16 @@ def report(results, big_versions):
     sc = ex.get("scale")
     if sc:
         lines.append("")
-        lines.append("Scale (tessera): abbreviated + gzip packuments of random packages among N (`tessera admin seed`), after a warm-up run.\n")
-        lines.append("| packages in the store | req/s | p50 ms | p99 ms | peak RSS MB |")
-        lines.append("|---|---|---|---|---|")
+        lines.append("Scale (tessera): abbreviated + gzip packuments (what npm asks for) of random packages among N, "
+                     "seeded with `tessera admin seed`, after a first pass that reads every package once in turn "
+                     "(the registry's steady state: each packument rendered once per revision, within the default "
+                     "256 MB cache budget). The first pass is shown too: it reads each package from the database.\n")
+        lines.append("| packages in the store | req/s | p50 ms | p99 ms | peak RSS MB | first pass: req/s, p99 ms |")
+        lines.append("|---|---|---|---|---|---|")
         for n, x in sc.items():
-            lines.append(f"| {int(n):,} | {x['rps']:,.0f} | {fmt(x['p50'], 2)} | {fmt(x['p99'], 2)} | {fmt(x['peak_rss_mb'], 1)} |")
+            bad = f", {x['non2xx']} errors" if x.get("non2xx") else ""
+            lines.append(f"| {int(n):,} | {x['rps']:,.0f}{bad} | {fmt(x['p50'], 2)} | {fmt(x['p99'], 2)} | "
+                         f"{fmt(x['peak_rss_mb'], 1)} | {fmt(x.get('first_pass_rps'))}, {fmt(x.get('first_pass_p99'), 2)} |")
     # targets
     lines.append("")
     lines.append("Targets (issue 6):\n")

@@ -120,6 +120,113 @@ fn read_path_serves_full_and_abbreviated_documents_and_tarballs() {
     assert_eq!(http.get("/no-such-pkg").error(), "Not found");
 }
 
+/// Every form a reader may have cached: full, abbreviated, abbreviated gzipped, one version,
+/// as JSON.
+fn all_forms(reg: &Registry, name: &str) -> Vec<serde_json::Value> {
+    const CORGI: &str = "application/vnd.npm.install-v1+json";
+    let http = reg.http();
+    let full = http.get(&format!("/{name}"));
+    let corgi = http.send("GET", &format!("/{name}"), &[("accept", CORGI)], None);
+    let gz = http.send(
+        "GET",
+        &format!("/{name}"),
+        &[("accept", CORGI), ("accept-encoding", "gzip")],
+        None,
+    );
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz.bytes[..]), &mut plain)
+        .unwrap();
+    vec![
+        full.json(),
+        corgi.json(),
+        serde_json::from_slice(&plain).unwrap(),
+    ]
+}
+
+#[test]
+fn every_write_is_seen_by_the_very_next_read() {
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    reg.signup("bob", "bob-password1");
+    alice.publish("fresh", "1.0.0", &[]).ok();
+    let http = reg.http();
+    // warm every form, and keep the ETag a client would revalidate with
+    let forms = all_forms(&reg, "fresh");
+    assert!(forms.iter().all(|f| f["dist-tags"]["latest"] == "1.0.0"));
+    assert_eq!(http.get("/fresh/1.0.0").json()["version"], "1.0.0");
+    let etag = http.get("/fresh").header("etag").unwrap().to_owned();
+    let still = |etag: &str| {
+        http.send("GET", "/fresh", &[("if-none-match", etag)], None)
+            .status
+    };
+    assert_eq!(still(&etag), 304);
+
+    alice.publish("fresh", "1.1.0", &[]).ok();
+    for f in all_forms(&reg, "fresh") {
+        assert_eq!(f["dist-tags"]["latest"], "1.1.0", "publish: {f}");
+        assert!(f["versions"].get("1.1.0").is_some());
+    }
+    assert_eq!(http.get("/fresh/latest").json()["version"], "1.1.0");
+    assert_eq!(still(&etag), 200, "the old ETag no longer matches");
+
+    alice
+        .run(&["dist-tag", "add", "fresh@1.0.0", "stable"])
+        .ok();
+    for f in all_forms(&reg, "fresh") {
+        assert_eq!(f["dist-tags"]["stable"], "1.0.0", "dist-tag add: {f}");
+    }
+    assert_eq!(http.get("/fresh/stable").json()["version"], "1.0.0");
+    alice.run(&["dist-tag", "rm", "fresh", "stable"]).ok();
+    for f in all_forms(&reg, "fresh") {
+        assert!(f["dist-tags"].get("stable").is_none(), "dist-tag rm: {f}");
+    }
+
+    alice.run(&["deprecate", "fresh@1.0.0", "old"]).ok();
+    for f in all_forms(&reg, "fresh") {
+        assert_eq!(
+            f["versions"]["1.0.0"]["deprecated"], "old",
+            "deprecate: {f}"
+        );
+    }
+    assert_eq!(http.get("/fresh/1.0.0").json()["deprecated"], "old");
+
+    alice.run(&["owner", "add", "bob", "fresh"]).ok();
+    let full = http.get("/fresh").json();
+    assert!(
+        full["maintainers"].to_string().contains("bob"),
+        "owner add: {full}"
+    );
+
+    alice.run(&["unpublish", "fresh@1.1.0"]).ok();
+    for f in all_forms(&reg, "fresh") {
+        assert!(f["versions"].get("1.1.0").is_none(), "unpublish: {f}");
+    }
+    assert_eq!(http.get("/fresh/-/fresh-1.1.0.tgz").status, 404);
+    assert_eq!(http.get("/fresh/1.1.0").status, 404);
+
+    // access: a scoped package goes private, and anonymous readers lose it at once
+    alice
+        .publish("@alice/fresh", "1.0.0", &["--access", "public"])
+        .ok();
+    assert_eq!(http.get("/@alice%2ffresh").status, 200);
+    assert_eq!(http.get("/@alice/fresh/-/fresh-1.0.0.tgz").status, 200);
+    alice
+        .run(&["access", "set", "status=private", "@alice/fresh"])
+        .ok();
+    assert_eq!(http.get("/@alice%2ffresh").status, 404, "access");
+    assert_eq!(http.get("/@alice/fresh/-/fresh-1.0.0.tgz").status, 404);
+
+    // unpublishing the whole package: gone, and a new package of the same name starts afresh
+    alice.run(&["unpublish", "fresh", "--force"]).ok();
+    assert_eq!(http.get("/fresh").status, 404);
+    alice.publish("fresh", "2.0.0", &[]).ok();
+    for f in all_forms(&reg, "fresh") {
+        assert_eq!(f["dist-tags"]["latest"], "2.0.0", "republished: {f}");
+        assert!(f["versions"].get("1.0.0").is_none());
+    }
+}
+
 #[test]
 fn dist_tags_add_ls_rm() {
     let reg = Registry::start();

@@ -76,7 +76,7 @@ impl PackumentCache {
             if let Some(s) = inner.slots.get_mut(&victim)
                 && let Some(r) = s.rendered.take()
             {
-                inner.size -= r.weight();
+                inner.size = inner.size.saturating_sub(r.weight());
             }
         }
     }
@@ -87,8 +87,36 @@ impl PackumentCache {
         let slot = inner.slots.entry(name.to_owned()).or_default();
         slot.epoch += 1;
         if let Some(r) = slot.rendered.take() {
-            inner.size -= r.weight();
+            inner.size = inner.size.saturating_sub(r.weight());
             inner.order.retain(|n| n != name);
+        }
+    }
+
+    /// Counts `added` bytes that a part made later added to `r`, if `r` is still the cached
+    /// rendering of `name`, and evicts the oldest renderings past the budget.
+    pub fn grew(&self, name: &str, r: &Arc<Rendered>, added: usize) {
+        if added == 0 {
+            return;
+        }
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let cached = inner
+            .slots
+            .get(name)
+            .and_then(|s| s.rendered.as_ref())
+            .is_some_and(|c| Arc::ptr_eq(c, r));
+        if !cached {
+            return;
+        }
+        inner.size += added;
+        while inner.size > self.budget {
+            let Some(victim) = inner.order.pop_front() else {
+                break;
+            };
+            if let Some(s) = inner.slots.get_mut(&victim)
+                && let Some(r) = s.rendered.take()
+            {
+                inner.size = inner.size.saturating_sub(r.weight());
+            }
         }
     }
 
@@ -101,7 +129,7 @@ impl PackumentCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packument::render;
+    use crate::packument::render_all as render;
     use tessera_store::{Access, Package, PackageDoc};
 
     fn rendered(name: &str, rev: i64) -> Arc<Rendered> {
@@ -156,5 +184,53 @@ mod tests {
         assert!(c.get("p4", "http://x").0.is_some());
         c.invalidate("p4");
         assert!(c.size() <= one * 2);
+    }
+
+    #[test]
+    fn parts_made_later_are_counted_once_and_released() {
+        let doc = PackageDoc {
+            package: Package {
+                id: 1,
+                name: "a".into(),
+                access: Access::Public,
+                rev: 1,
+                description: None,
+                keywords: vec![],
+                publish_requires_tfa: false,
+                automation_overrides_tfa: false,
+                created_at: 0,
+                modified_at: 0,
+            },
+            versions: vec![],
+            dist_tags: vec![],
+            maintainers: vec![],
+            stars: vec![],
+        };
+        let c = PackumentCache::default();
+        let r = Arc::new(crate::packument::render(&doc, "http://x"));
+        let (_, e) = c.get("a", "http://x");
+        c.put("a", e, r.clone());
+        assert_eq!(c.size(), r.weight());
+        let added = r.fill(&doc, crate::packument::Part::Abbreviated);
+        assert!(added > 0);
+        c.grew("a", &r, added);
+        assert_eq!(
+            r.fill(&doc, crate::packument::Part::Abbreviated),
+            0,
+            "made once"
+        );
+        let (_, gz) = r.abbreviated().unwrap().gzip();
+        c.grew("a", &r, gz);
+        assert_eq!(
+            c.size(),
+            r.weight(),
+            "the cache counts what the rendering holds"
+        );
+        // growth of a rendering no longer cached is not counted
+        let stale = Arc::new(crate::packument::render(&doc, "http://x"));
+        c.grew("a", &stale, stale.fill(&doc, crate::packument::Part::Full));
+        assert_eq!(c.size(), r.weight());
+        c.invalidate("a");
+        assert_eq!(c.size(), 0);
     }
 }

@@ -2,6 +2,7 @@
 //! stored rows. Pure: no I/O.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use axum::http::HeaderValue;
 use bytes::Bytes;
@@ -60,14 +61,13 @@ pub struct TarballRef {
     pub size: i64,
 }
 
-/// One form of a packument, plain and gzipped, with its ETags (precomputed: serving it is a
-/// clone of reference-counted bytes and header values).
+/// One form of a packument, with its ETags (precomputed: serving it is a clone of
+/// reference-counted bytes and header values) and its gzip, made on the first request for it.
 #[derive(Debug)]
 pub struct Encoded {
     /// The JSON.
     pub body: Bytes,
-    /// The JSON, gzipped.
-    pub gzip: Bytes,
+    gzip: OnceLock<Bytes>,
     /// ETag of the plain JSON.
     pub etag: String,
     /// The ETag as a header value.
@@ -78,27 +78,64 @@ pub struct Encoded {
 
 impl Encoded {
     fn new(body: Vec<u8>, etag: String) -> Self {
-        let gzip = {
-            use std::io::Write;
-            let mut e = flate2::write::GzEncoder::new(
-                Vec::with_capacity(body.len() / 4),
-                flate2::Compression::default(),
-            );
-            let _ = e.write_all(&body);
-            e.finish().unwrap_or_default()
-        };
         let gz_etag = format!("{}-gz\"", etag.trim_end_matches('"'));
         Encoded {
             body: Bytes::from(body),
-            gzip: Bytes::from(gzip),
+            gzip: OnceLock::new(),
             etag_header: HeaderValue::from_str(&etag).expect("an ASCII ETag"),
             etag_gzip_header: HeaderValue::from_str(&gz_etag).expect("an ASCII ETag"),
             etag,
         }
     }
+
+    /// The gzipped JSON, and the bytes this call added to the rendering (0 when it was made
+    /// before).
+    pub fn gzip(&self) -> (Bytes, usize) {
+        if let Some(g) = self.gzip.get() {
+            return (g.clone(), 0);
+        }
+        let made = {
+            use std::io::Write;
+            let mut e = flate2::write::GzEncoder::new(
+                Vec::with_capacity(self.body.len() / 4 + 64),
+                flate2::Compression::default(),
+            );
+            let _ = e.write_all(&self.body);
+            Bytes::from(e.finish().unwrap_or_default())
+        };
+        let added = if self.gzip.set(made).is_ok() {
+            self.gzip.get().map_or(0, Bytes::len)
+        } else {
+            0
+        };
+        (self.gzip.get().cloned().unwrap_or_default(), added)
+    }
+
+    fn weight(&self) -> usize {
+        self.body.len() + self.gzip.get().map_or(0, Bytes::len) + self.etag.len() * 3 + 160
+    }
 }
 
-/// A packument rendered once per package revision, ready to serve.
+fn docs_weight(d: &HashMap<String, Bytes>) -> usize {
+    d.iter().map(|(v, b)| v.len() + b.len() + 80).sum()
+}
+
+/// What a request needs from a rendering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Visibility, maintainers, tarball addresses, dist-tags (tarball downloads).
+    Meta,
+    /// The full document.
+    Full,
+    /// The abbreviated document.
+    Abbreviated,
+    /// Each version's manifest (`GET /:pkg/:version`).
+    Versions,
+}
+
+/// A packument rendered once per package revision, ready to serve. The metadata is always
+/// there; each form is made the first time a request needs it (a registry with many packages
+/// then holds only what clients ask for: npm asks for the abbreviated form, gzipped).
 #[derive(Debug)]
 pub struct Rendered {
     /// The package it was built from (a package deleted and published again gets a new id).
@@ -107,32 +144,93 @@ pub struct Rendered {
     pub rev: i64,
     /// The base URL its tarball links use.
     pub base: String,
-    /// The full document.
-    pub full: Encoded,
-    /// The abbreviated document.
-    pub abbreviated: Encoded,
     /// Visibility.
     pub access: Access,
     /// Who may see it when restricted.
     pub maintainer_ids: Vec<UserId>,
     /// Tarballs by version.
     pub tarballs: HashMap<String, TarballRef>,
-    /// Versions, each rendered as in the full document (for `GET /:pkg/:version`).
-    pub version_docs: HashMap<String, Bytes>,
     /// dist-tags (for `GET /:pkg/:tag`).
     pub dist_tags: HashMap<String, String>,
+    full: OnceLock<Encoded>,
+    abbreviated: OnceLock<Encoded>,
+    version_docs: OnceLock<HashMap<String, Bytes>>,
 }
 
 impl Rendered {
-    /// Approximate bytes held by this rendering.
+    /// Approximate bytes held by this rendering (what the cache budget counts).
     pub fn weight(&self) -> usize {
-        let docs: usize = self.version_docs.values().map(|b| b.len()).sum();
-        self.full.body.len()
-            + self.full.gzip.len()
-            + self.abbreviated.body.len()
-            + self.abbreviated.gzip.len()
+        let tarballs: usize = self.tarballs.keys().map(|v| v.len() * 2 + 128 + 96).sum();
+        let tags: usize = self
+            .dist_tags
+            .iter()
+            .map(|(t, v)| t.len() + v.len() + 64)
+            .sum();
+        let docs = self.version_docs.get().map_or(0, docs_weight);
+        self.full.get().map_or(0, Encoded::weight)
+            + self.abbreviated.get().map_or(0, Encoded::weight)
             + docs
+            + tarballs
+            + tags
+            + self.maintainer_ids.len() * 8
+            + self.base.len()
             + 512
+    }
+
+    /// Whether `part` is there.
+    pub fn has(&self, part: Part) -> bool {
+        match part {
+            Part::Meta => true,
+            Part::Full => self.full.get().is_some(),
+            Part::Abbreviated => self.abbreviated.get().is_some(),
+            Part::Versions => self.version_docs.get().is_some(),
+        }
+    }
+
+    /// Makes `part` from `doc`, which must be this rendering's package revision; returns the
+    /// bytes added.
+    pub fn fill(&self, doc: &PackageDoc, part: Part) -> usize {
+        debug_assert_eq!(
+            (doc.package.id, doc.package.rev),
+            (self.package_id, self.rev)
+        );
+        fn set<T>(cell: &OnceLock<T>, value: T, weight: usize) -> usize {
+            if cell.set(value).is_ok() { weight } else { 0 }
+        }
+        match part {
+            Part::Meta => 0,
+            Part::Full if self.full.get().is_none() => {
+                let e = full_form(doc, &self.base);
+                let w = e.weight();
+                set(&self.full, e, w)
+            }
+            Part::Abbreviated if self.abbreviated.get().is_none() => {
+                let e = abbreviated_form(doc, &self.base);
+                let w = e.weight();
+                set(&self.abbreviated, e, w)
+            }
+            Part::Versions if self.version_docs.get().is_none() => {
+                let d = version_docs(doc, &self.base);
+                let w = docs_weight(&d);
+                set(&self.version_docs, d, w)
+            }
+            _ => 0,
+        }
+    }
+
+    /// The full document (made by [`fill`](Self::fill) with [`Part::Full`]).
+    pub fn full(&self) -> Option<&Encoded> {
+        self.full.get()
+    }
+
+    /// The abbreviated document.
+    pub fn abbreviated(&self) -> Option<&Encoded> {
+        self.abbreviated.get()
+    }
+
+    /// One version's manifest, as in the full document.
+    pub fn version_doc(&self, version: &str) -> Option<&Bytes> {
+        self.version_docs.get()?.get(version)
     }
 }
 
@@ -154,27 +252,103 @@ fn latest_version(doc: &PackageDoc) -> Option<&str> {
         .or_else(|| versions::highest(doc.versions.iter().map(|v| v.version.as_str())))
 }
 
-/// Renders both forms of a packument.
+/// The metadata of a packument; [`Rendered::fill`] adds the forms.
 pub fn render(doc: &PackageDoc, base: &str) -> Rendered {
-    let name = &doc.package.name;
-    let rev = rev_string(name, doc.package.rev);
-    let maintainers: Vec<Value> = doc
-        .maintainers
+    Rendered {
+        package_id: doc.package.id,
+        rev: doc.package.rev,
+        base: base.to_owned(),
+        access: doc.package.access,
+        maintainer_ids: doc.maintainers.iter().map(|m| m.id).collect(),
+        tarballs: doc
+            .versions
+            .iter()
+            .map(|v| {
+                (
+                    v.version.clone(),
+                    TarballRef {
+                        sha512: v.tarball_sha512.clone(),
+                        size: v.size,
+                    },
+                )
+            })
+            .collect(),
+        dist_tags: doc.dist_tags.iter().cloned().collect(),
+        full: OnceLock::new(),
+        abbreviated: OnceLock::new(),
+        version_docs: OnceLock::new(),
+    }
+}
+
+/// A rendering with every part made (tests, tools).
+pub fn render_all(doc: &PackageDoc, base: &str) -> Rendered {
+    let r = render(doc, base);
+    for part in [Part::Full, Part::Abbreviated, Part::Versions] {
+        r.fill(doc, part);
+    }
+    r
+}
+
+fn maintainers_json(doc: &PackageDoc) -> Vec<Value> {
+    doc.maintainers
         .iter()
         .map(|m| json!({"name": m.name, "email": m.email}))
-        .collect();
-    let dist_tags: Map<String, Value> = doc
-        .dist_tags
+        .collect()
+}
+
+fn dist_tags_json(doc: &PackageDoc) -> Map<String, Value> {
+    doc.dist_tags
         .iter()
         .map(|(t, v)| (t.clone(), Value::String(v.clone())))
-        .collect();
+        .collect()
+}
 
+/// Each version's manifest as the full document shows it, in publication order.
+fn manifests(doc: &PackageDoc, base: &str) -> Vec<Map<String, Value>> {
+    let name = &doc.package.name;
+    let maintainers = maintainers_json(doc);
+    doc.versions
+        .iter()
+        .map(|v| {
+            let mut m: Map<String, Value> = serde_json::from_str(&v.manifest).unwrap_or_default();
+            m.insert("name".into(), Value::String(name.clone()));
+            m.insert("version".into(), Value::String(v.version.clone()));
+            m.insert("_id".into(), Value::String(format!("{name}@{}", v.version)));
+            m.insert(
+                "dist".into(),
+                json!({
+                    "integrity": v.integrity,
+                    "shasum": v.shasum,
+                    "tarball": tarball_url(base, name, &v.version),
+                }),
+            );
+            if let Some(msg) = &v.deprecated {
+                m.insert("deprecated".into(), Value::String(msg.clone()));
+            }
+            if let Some(p) = &v.publisher {
+                m.insert("_npmUser".into(), json!({"name": p.name, "email": p.email}));
+            }
+            m.insert("maintainers".into(), Value::Array(maintainers.clone()));
+            m
+        })
+        .collect()
+}
+
+/// The ETag of a form: the revision, the base URL it links to, and the form.
+fn etag(doc: &PackageDoc, base: &str, form: char) -> String {
+    let rev = rev_string(&doc.package.name, doc.package.rev);
+    let d = Sha256::digest(base.as_bytes());
+    format!(
+        "\"{rev}-{}-{form}\"",
+        data_encoding::HEXLOWER.encode(&d[..4])
+    )
+}
+
+fn full_form(doc: &PackageDoc, base: &str) -> Encoded {
+    let name = &doc.package.name;
+    let manifests = manifests(doc, base);
     let mut full_versions = Map::new();
-    let mut corgi_versions = Map::new();
     let mut time = Map::new();
-    let mut tarballs = HashMap::new();
-    let mut version_docs = HashMap::new();
-    let mut manifests: HashMap<&str, Map<String, Value>> = HashMap::new();
     time.insert(
         "created".into(),
         Value::String(iso8601(doc.package.created_at)),
@@ -183,75 +357,35 @@ pub fn render(doc: &PackageDoc, base: &str) -> Rendered {
         "modified".into(),
         Value::String(iso8601(doc.package.modified_at)),
     );
-
-    for v in &doc.versions {
-        let mut m: Map<String, Value> = serde_json::from_str(&v.manifest).unwrap_or_default();
-        m.insert("name".into(), Value::String(name.clone()));
-        m.insert("version".into(), Value::String(v.version.clone()));
-        m.insert("_id".into(), Value::String(format!("{name}@{}", v.version)));
-        m.insert(
-            "dist".into(),
-            json!({
-                "integrity": v.integrity,
-                "shasum": v.shasum,
-                "tarball": tarball_url(base, name, &v.version),
-            }),
-        );
-        if let Some(msg) = &v.deprecated {
-            m.insert("deprecated".into(), Value::String(msg.clone()));
-        }
-        if let Some(p) = &v.publisher {
-            m.insert("_npmUser".into(), json!({"name": p.name, "email": p.email}));
-        }
-        m.insert("maintainers".into(), Value::Array(maintainers.clone()));
-
-        let mut corgi = Map::new();
-        for f in CORGI_FIELDS {
-            if let Some(x) = m.get(*f) {
-                corgi.insert((*f).into(), x.clone());
-            }
-        }
-        if !corgi.contains_key("hasInstallScript") && has_install_script(&m) {
-            corgi.insert("hasInstallScript".into(), Value::Bool(true));
-        }
-        corgi.insert("dist".into(), m["dist"].clone());
-        if let Some(d) = m.get("deprecated") {
-            corgi.insert("deprecated".into(), d.clone());
-        }
-
-        version_docs.insert(
-            v.version.clone(),
-            Bytes::from(serde_json::to_vec(&m).unwrap_or_default()),
-        );
+    for (v, m) in doc.versions.iter().zip(&manifests) {
         time.insert(v.version.clone(), Value::String(iso8601(v.published_at)));
-        tarballs.insert(
-            v.version.clone(),
-            TarballRef {
-                sha512: v.tarball_sha512.clone(),
-                size: v.size,
-            },
-        );
-        corgi_versions.insert(v.version.clone(), Value::Object(corgi));
         full_versions.insert(v.version.clone(), Value::Object(m.clone()));
-        manifests.insert(v.version.as_str(), m);
     }
-
+    let latest = latest_version(doc);
+    let latest_manifest = latest.and_then(|l| {
+        doc.versions
+            .iter()
+            .position(|v| v.version == l)
+            .map(|i| &manifests[i])
+    });
     let mut full = Map::new();
     full.insert("_id".into(), Value::String(name.clone()));
-    full.insert("_rev".into(), Value::String(rev.clone()));
+    full.insert(
+        "_rev".into(),
+        Value::String(rev_string(name, doc.package.rev)),
+    );
     full.insert("name".into(), Value::String(name.clone()));
-    let latest = latest_version(doc);
-    if let Some(m) = latest.and_then(|l| manifests.get(l)) {
+    if let Some(m) = latest_manifest {
         for f in LATEST_FIELDS {
             if let Some(x) = m.get(*f) {
                 full.insert((*f).into(), x.clone());
             }
         }
     }
-    full.insert("dist-tags".into(), Value::Object(dist_tags.clone()));
+    full.insert("dist-tags".into(), Value::Object(dist_tags_json(doc)));
     full.insert("versions".into(), Value::Object(full_versions));
     full.insert("time".into(), Value::Object(time));
-    full.insert("maintainers".into(), Value::Array(maintainers));
+    full.insert("maintainers".into(), Value::Array(maintainers_json(doc)));
     let users: Map<String, Value> = doc
         .stars
         .iter()
@@ -267,42 +401,56 @@ pub fn render(doc: &PackageDoc, base: &str) -> Rendered {
                 .unwrap_or_default(),
         ),
     );
-    if let Some(f) = latest
-        .and_then(|l| manifests.get(l))
-        .and_then(|m| m.get("readmeFilename"))
-    {
+    if let Some(f) = latest_manifest.and_then(|m| m.get("readmeFilename")) {
         full.insert("readmeFilename".into(), f.clone());
     }
+    Encoded::new(
+        serde_json::to_vec(&Value::Object(full)).unwrap_or_default(),
+        etag(doc, base, 'f'),
+    )
+}
 
-    let corgi = json!({
-        "name": name,
-        "modified": iso8601(doc.package.modified_at),
-        "dist-tags": dist_tags,
-        "versions": corgi_versions,
-    });
-
-    let base_tag = {
-        let d = Sha256::digest(base.as_bytes());
-        data_encoding::HEXLOWER.encode(&d[..4])
-    };
-    Rendered {
-        package_id: doc.package.id,
-        rev: doc.package.rev,
-        base: base.to_owned(),
-        full: Encoded::new(
-            serde_json::to_vec(&Value::Object(full)).unwrap_or_default(),
-            format!("\"{rev}-{base_tag}-f\""),
-        ),
-        abbreviated: Encoded::new(
-            serde_json::to_vec(&corgi).unwrap_or_default(),
-            format!("\"{rev}-{base_tag}-a\""),
-        ),
-        access: doc.package.access,
-        maintainer_ids: doc.maintainers.iter().map(|m| m.id).collect(),
-        tarballs,
-        version_docs,
-        dist_tags: doc.dist_tags.iter().cloned().collect(),
+fn abbreviated_form(doc: &PackageDoc, base: &str) -> Encoded {
+    let mut versions = Map::new();
+    for (v, m) in doc.versions.iter().zip(manifests(doc, base)) {
+        let mut corgi = Map::new();
+        for f in CORGI_FIELDS {
+            if let Some(x) = m.get(*f) {
+                corgi.insert((*f).into(), x.clone());
+            }
+        }
+        if !corgi.contains_key("hasInstallScript") && has_install_script(&m) {
+            corgi.insert("hasInstallScript".into(), Value::Bool(true));
+        }
+        corgi.insert("dist".into(), m["dist"].clone());
+        if let Some(d) = m.get("deprecated") {
+            corgi.insert("deprecated".into(), d.clone());
+        }
+        versions.insert(v.version.clone(), Value::Object(corgi));
     }
+    let corgi = json!({
+        "name": doc.package.name,
+        "modified": iso8601(doc.package.modified_at),
+        "dist-tags": dist_tags_json(doc),
+        "versions": versions,
+    });
+    Encoded::new(
+        serde_json::to_vec(&corgi).unwrap_or_default(),
+        etag(doc, base, 'a'),
+    )
+}
+
+fn version_docs(doc: &PackageDoc, base: &str) -> HashMap<String, Bytes> {
+    doc.versions
+        .iter()
+        .zip(manifests(doc, base))
+        .map(|(v, m)| {
+            (
+                v.version.clone(),
+                Bytes::from(serde_json::to_vec(&m).unwrap_or_default()),
+            )
+        })
+        .collect()
 }
 
 fn has_install_script(m: &Map<String, Value>) -> bool {
@@ -365,8 +513,8 @@ mod tests {
 
     #[test]
     fn full_form_has_what_npm_reads() {
-        let r = render(&doc(), "http://reg.test");
-        let v: Value = serde_json::from_slice(&r.full.body).unwrap();
+        let r = render_all(&doc(), "http://reg.test");
+        let v: Value = serde_json::from_slice(&r.full().unwrap().body).unwrap();
         assert_eq!(v["_id"], "@alice/demo");
         assert_eq!(v["_rev"], rev_string("@alice/demo", 3));
         assert_eq!(v["dist-tags"]["latest"], "1.0.0");
@@ -392,8 +540,8 @@ mod tests {
 
     #[test]
     fn abbreviated_form_is_small() {
-        let r = render(&doc(), "http://reg.test");
-        let v: Value = serde_json::from_slice(&r.abbreviated.body).unwrap();
+        let r = render_all(&doc(), "http://reg.test");
+        let v: Value = serde_json::from_slice(&r.abbreviated().unwrap().body).unwrap();
         assert_eq!(v["name"], "@alice/demo");
         assert_eq!(v["modified"], "1970-01-01T00:00:03.000Z");
         let ver = v["versions"]["1.0.0"].as_object().unwrap();
@@ -402,27 +550,32 @@ mod tests {
         assert_eq!(ver["deprecated"], "old");
         assert!(ver.get("description").is_none());
         assert!(ver.get("scripts").is_none());
-        assert!(r.abbreviated.body.len() < r.full.body.len());
+        let full = r.full().unwrap();
+        assert!(r.abbreviated().unwrap().body.len() < full.body.len());
+        let before = r.weight();
+        let (gz, added) = full.gzip();
+        assert!(
+            added > 0 && r.weight() == before + added,
+            "the gzip is counted once made"
+        );
+        assert_eq!(full.gzip().1, 0, "and made once");
         let mut plain = Vec::new();
-        std::io::Read::read_to_end(
-            &mut flate2::read::GzDecoder::new(&r.full.gzip[..]),
-            &mut plain,
-        )
-        .unwrap();
-        assert_eq!(plain, r.full.body.to_vec(), "the gzip is of the same bytes");
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut plain).unwrap();
+        assert_eq!(plain, full.body.to_vec(), "the gzip is of the same bytes");
     }
 
     #[test]
     fn etags_change_with_revision_and_base() {
-        let a = render(&doc(), "http://reg.test");
-        let b = render(&doc(), "http://other.test");
+        let a = render_all(&doc(), "http://reg.test");
+        let b = render_all(&doc(), "http://other.test");
         let mut d = doc();
         d.package.rev = 4;
-        let c = render(&d, "http://reg.test");
-        assert_ne!(a.full.etag, b.full.etag);
-        assert_ne!(a.full.etag, c.full.etag);
-        assert_ne!(a.full.etag, a.abbreviated.etag);
-        assert_ne!(a.full.etag_header, a.full.etag_gzip_header);
+        let c = render_all(&d, "http://reg.test");
+        let (af, bf, cf) = (a.full().unwrap(), b.full().unwrap(), c.full().unwrap());
+        assert_ne!(af.etag, bf.etag);
+        assert_ne!(af.etag, cf.etag);
+        assert_ne!(af.etag, a.abbreviated().unwrap().etag);
+        assert_ne!(af.etag_header, af.etag_gzip_header);
     }
 
     #[test]

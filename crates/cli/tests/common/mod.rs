@@ -784,8 +784,10 @@ pub struct Resp {
     pub status: u16,
     /// Headers (lower-case names).
     pub headers: Vec<(String, String)>,
-    /// Body text.
+    /// Body text (empty when the body is not UTF-8).
     pub text: String,
+    /// Body bytes.
+    pub bytes: Vec<u8>,
 }
 
 impl Resp {
@@ -861,11 +863,18 @@ impl Http {
             .iter()
             .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
             .collect();
-        let text = res.body_mut().read_to_string().unwrap_or_default();
+        let bytes = res
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .unwrap_or_default();
+        let text = String::from_utf8(bytes.clone()).unwrap_or_default();
         Resp {
             status,
             headers,
             text,
+            bytes,
         }
     }
 

@@ -12,13 +12,14 @@ use axum::response::Response;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::names::bare_name;
-use crate::packument::{self, Rendered};
+use crate::packument::{self, Part, Rendered};
 use crate::routes::{base_url, can_read, check_read_allowed};
 use crate::state::AppState;
 
 const CORGI: &str = "application/vnd.npm.install-v1+json";
 
-/// The rendered packument of `name` for `base`, from the cache or freshly built.
+/// The rendered packument of `name` for `base`, with `part` made, from the cache or freshly
+/// built.
 ///
 /// With a shared database (several instances), a cached rendering is served only after the
 /// database confirms it is still the package's current revision: another instance may have
@@ -27,14 +28,29 @@ pub async fn rendered(
     state: &AppState,
     name: &str,
     base: &str,
+    part: Part,
 ) -> ApiResult<Option<Arc<Rendered>>> {
     let (hit, mut epoch) = state.packuments.get(name, base);
     if let Some(r) = hit {
-        if !state.store.shared() {
-            return Ok(Some(r));
-        }
-        if state.store.package_revision(name).await? == Some((r.package_id, r.rev)) {
-            return Ok(Some(r));
+        let current = !state.store.shared()
+            || state.store.package_revision(name).await? == Some((r.package_id, r.rev));
+        if current {
+            if r.has(part) {
+                return Ok(Some(r));
+            }
+            // the first request for this part: make it from the same revision
+            let Some(doc) = state.store.package_doc(name).await? else {
+                return Ok(None);
+            };
+            if (doc.package.id, doc.package.rev) == (r.package_id, r.rev) {
+                let added = r.fill(&doc, part);
+                state.packuments.grew(name, &r, added);
+                return Ok(Some(r));
+            }
+            // written meanwhile: serve what was read, cache nothing (the writer invalidated)
+            let fresh = packument::render(&doc, base);
+            fresh.fill(&doc, part);
+            return Ok(Some(Arc::new(fresh)));
         }
         state.packuments.invalidate(name);
         epoch = state.packuments.get(name, base).1;
@@ -43,6 +59,7 @@ pub async fn rendered(
         return Ok(None);
     };
     let r = Arc::new(packument::render(&doc, base));
+    r.fill(&doc, part);
     state.packuments.put(name, epoch, r.clone());
     Ok(Some(r))
 }
@@ -53,11 +70,12 @@ async fn readable(
     caller: &Caller,
     headers: &HeaderMap,
     name: &str,
+    part: Part,
 ) -> ApiResult<Arc<Rendered>> {
     let user = caller.reader()?;
     check_read_allowed(state, user)?;
     let base = base_url(state, headers);
-    let r = rendered(state, name, &base)
+    let r = rendered(state, name, &base, part)
         .await?
         .ok_or_else(ApiError::not_found)?;
     if !can_read(
@@ -124,12 +142,15 @@ pub async fn packument(
     query: &str,
     name: &str,
 ) -> ApiResult<Response> {
-    let r = readable(state, caller, headers, name).await?;
-    let (form, ctype) = if wants_corgi(headers, query) {
-        (&r.abbreviated, CORGI)
+    let corgi = wants_corgi(headers, query);
+    let part = if corgi { Part::Abbreviated } else { Part::Full };
+    let r = readable(state, caller, headers, name, part).await?;
+    let (form, ctype) = if corgi {
+        (r.abbreviated(), CORGI)
     } else {
-        (&r.full, "application/json")
+        (r.full(), "application/json")
     };
+    let form = form.ok_or_else(|| ApiError::internal("a packument form was not made"))?;
     let gzip = accepts_gzip(headers);
     let etag = if gzip {
         &form.etag_gzip_header
@@ -142,7 +163,9 @@ pub async fn packument(
         res
     } else {
         let body = if gzip {
-            form.gzip.clone()
+            let (bytes, added) = form.gzip();
+            state.packuments.grew(name, &r, added);
+            bytes
         } else {
             form.body.clone()
         };
@@ -172,11 +195,10 @@ pub async fn version(
     name: &str,
     spec: &str,
 ) -> ApiResult<Response> {
-    let r = readable(state, caller, headers, name).await?;
+    let r = readable(state, caller, headers, name, Part::Versions).await?;
     let v = r.dist_tags.get(spec).map(String::as_str).unwrap_or(spec);
     let doc = r
-        .version_docs
-        .get(v)
+        .version_doc(v)
         .ok_or_else(|| ApiError::not_found_msg(format!("version not found: {spec}")))?;
     let mut res = Response::new(Body::from(doc.clone()));
     res.headers_mut().insert(
@@ -203,7 +225,7 @@ pub async fn tarball(
     name: &str,
     file: &str,
 ) -> ApiResult<Response> {
-    let r = readable(state, caller, headers, name).await?;
+    let r = readable(state, caller, headers, name, Part::Meta).await?;
     let version = version_of_file(name, file).ok_or_else(ApiError::not_found)?;
     let t = r.tarballs.get(version).ok_or_else(ApiError::not_found)?;
     let bytes = state.blobs.get(&t.sha512).await?.ok_or_else(|| {
