@@ -1,9 +1,104 @@
-//! The SQLite store against its contract: transactions, preconditions and queries.
+//! The store against its contract: transactions, preconditions and queries. SQLite by default;
+//! with `TESSERA_TEST_BACKEND=postgres`, each test gets a fresh PostgreSQL database on the
+//! server in `TESSERA_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432`).
+
+use std::ops::Deref;
+use std::sync::Arc;
 
 use tessera_store::*;
 
-async fn store() -> SqliteStore {
-    SqliteStore::in_memory().await.unwrap()
+/// A store for one test, and what it needs kept alive (a database file, a database to drop).
+struct TestStore {
+    store: Arc<dyn Store>,
+    _file: Option<tempfile::TempDir>,
+    _pg: Option<PgDatabase>,
+}
+
+impl Deref for TestStore {
+    type Target = dyn Store;
+    fn deref(&self) -> &(dyn Store + 'static) {
+        &*self.store
+    }
+}
+
+/// A PostgreSQL database made for one test, dropped after it.
+struct PgDatabase {
+    base: String,
+    name: String,
+}
+
+fn psql(base: &str, sql: &str) {
+    let out = std::process::Command::new("psql")
+        .arg(format!("{base}/postgres"))
+        .args(["-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        psql(
+            &self.base,
+            &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+        );
+    }
+}
+
+fn on_postgres() -> bool {
+    std::env::var("TESSERA_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+async fn postgres_store() -> TestStore {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let base = std::env::var("TESSERA_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let name = format!(
+        "tessera_store_test_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    psql(&base, &format!("CREATE DATABASE \"{name}\""));
+    let pg = PgDatabase { base, name };
+    let store = PgStore::open(&format!("{}/{}", pg.base, pg.name), 8, Migrate::Apply)
+        .await
+        .unwrap();
+    TestStore {
+        store: Arc::new(store),
+        _file: None,
+        _pg: Some(pg),
+    }
+}
+
+/// A fresh store on the backend under test.
+async fn store() -> TestStore {
+    if on_postgres() {
+        return postgres_store().await;
+    }
+    TestStore {
+        store: Arc::new(SqliteStore::in_memory().await.unwrap()),
+        _file: None,
+        _pg: None,
+    }
+}
+
+/// A fresh store that concurrent tasks can share (SQLite in a file, with a connection pool).
+async fn shared_store() -> TestStore {
+    if on_postgres() {
+        return postgres_store().await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("db")).await.unwrap();
+    TestStore {
+        store: Arc::new(s),
+        _file: Some(dir),
+        _pg: None,
+    }
 }
 
 fn new_user(name: &str) -> NewUser {
@@ -368,8 +463,8 @@ async fn steps_are_consumed_once_except_by_the_same_credential() {
 
 #[tokio::test]
 async fn racing_consumers_get_one_success() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = std::sync::Arc::new(SqliteStore::open(&dir.path().join("db")).await.unwrap());
+    let t = shared_store().await;
+    let s = t.store.clone();
     let alice = s.create_user(new_user("alice"), 1).await.unwrap();
     s.start_enrolment(alice.id, TwoFactorMode::AuthAndWrites, b"x", 1)
         .await
