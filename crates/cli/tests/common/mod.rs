@@ -361,6 +361,20 @@ impl Registry {
         }
     }
 
+    /// Stops the server and starts it again on the same data (and backend, clock and
+    /// variables), with `extra` variables on top.
+    pub fn restart(mut self, extra: &[(&str, &str)]) -> Registry {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        let mut env = self.env.clone();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let mut reg = Self::start_in(dir, self.data.clone(), &env);
+        reg.clock_file = self.clock_file.clone();
+        reg.backend = self.backend.take();
+        reg
+    }
+
     /// Moves the server's clock forward by `secs` (the test hook `TESSERA_TEST_CLOCK_FILE`).
     pub fn advance(&self, secs: i64) {
         let now: i64 = std::fs::read_to_string(&self.clock_file)
