@@ -13,9 +13,10 @@ pub fn new_key() {
 
 /// Rotates the sealing key and re-seals every stored secret under it.
 ///
-/// With the key file (the default), a new key is added and made current, the file is rewritten,
-/// and every secret is re-sealed; running servers pick the new key up from the file the first
-/// time they meet a secret sealed with it. With `TESSERA_SECRET_KEY`, which this command
+/// With the key file (the default) and a database of its own, a new key is added and made
+/// current, the file is rewritten, and every secret is re-sealed; the running server re-reads
+/// the file when it changes. With a shared database, where each instance may hold its own copy
+/// of the file, no key is made here: `--print-next` prints the next ring to distribute first. With `TESSERA_SECRET_KEY`, which this command
 /// cannot change, the operator first puts the new ring (from `--print-next`) into every
 /// instance's environment; this command then re-seals under its current (last) key.
 /// `--retire-old` then drops the older keys from the key file once nothing uses them.
@@ -43,10 +44,21 @@ pub async fn rotate(
         );
         return Ok(());
     }
-    if env.is_none() {
+    if env.is_none() && !store.shared() {
         let id = ring.rotate()?;
         ring.write(&config.data)?;
         println!("new key {id} is current in {}", path.display());
+    } else if env.is_none() {
+        // Other instances hold their own copy of the file: a key made here would be unknown to
+        // them, and every 2FA check there would fail until they had it.
+        println!(
+            "The database is shared by several instances, so no key is made here. To rotate: \
+             `tessera admin rotate-key --print-next` prints the ring with a new key; put it in \
+             {KEY_FILE} on every instance (they re-read it when it changes), then run \
+             `tessera admin rotate-key` again to re-seal. Re-sealing now under the file's current \
+             key {}.",
+            ring.current_id()
+        );
     } else {
         println!(
             "TESSERA_SECRET_KEY is set: re-sealing under its current key {}",

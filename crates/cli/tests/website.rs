@@ -11,7 +11,7 @@ fn sign_in(b: &Browser, reg: &Registry, name: &str, password: &str) {
     b.goto(&format!("{}-/web/signin", reg.url()));
     b.type_into("#name", name);
     b.type_into("#password", password);
-    b.click("#signin");
+    b.submit("#signin");
 }
 
 fn second_step(b: &Browser, code: &str) {
@@ -46,10 +46,12 @@ fn sign_in_with_an_otp() {
     sign_in(&b, &reg, "nobody", "wrong-password");
     assert_eq!(wrong, b.text("#error"));
     assert_eq!(wrong, "Incorrect user name or password.");
+    b.screenshot("signin-error");
     let before = session_cookie(&b).expect("an anonymous session for the form");
     sign_in(&b, &reg, "alice", "alice-password");
     // the password alone is not enough
     b.wait_for_url("/-/web/signin/otp");
+    b.screenshot("signin-otp");
     assert!(
         with_cookie(&reg, &session_cookie(&b).unwrap())("/-/web/account")
             .header("location")
@@ -62,6 +64,7 @@ fn sign_in_with_an_otp() {
     second_step(&b, &reg.otp(&secret, 0));
     b.wait_for_url("/-/web/account");
     assert_eq!(b.text("#tfa-mode"), "auth-and-writes");
+    b.screenshot("account");
     // a new session id at sign-in; the old one is dead
     let after = session_cookie(&b).unwrap();
     assert_ne!(before, after);
@@ -84,7 +87,7 @@ fn sign_in_with_an_otp() {
             .contains("default-src 'none'")
     );
     // sign out ends it server-side
-    b.click("header form button");
+    b.submit("header form button");
     b.wait_for_url("/-/web/");
     assert_eq!(with_cookie(&reg, &after)("/-/web/account").status, 303);
     let log =
@@ -108,12 +111,14 @@ fn two_factor_set_on_the_web_is_what_npm_sees() {
     b.click("#enable-2fa");
     b.wait_for_url("/-/web/account/2fa/setup");
     assert!(b.source().contains("<svg"), "the QR code is inline SVG");
+    b.screenshot("2fa-setup");
     let secret = b.text("#secret");
     assert_eq!(secret.len(), 32);
     assert!(!b.current_url().contains(&secret));
     b.type_into("#code", &reg.otp(&secret, 0));
     b.click("#confirm-2fa");
     b.wait_for_text("Two-factor authentication is on");
+    b.screenshot("recovery-codes");
     let codes: Vec<String> = b
         .text("#codes")
         .split_whitespace()
@@ -172,6 +177,8 @@ fn two_factor_set_with_npm_shows_on_the_web_and_codes_can_be_regenerated() {
     assert_eq!(b.text("#tfa-mode"), "auth-only");
     // regenerate the recovery codes (password and OTP): the old set dies
     b.click("#manage-2fa");
+    b.wait_for_url("/-/web/account/2fa");
+    b.screenshot("2fa-settings");
     b.type_into("#rc-password", "alice-password");
     b.type_into("#rc-otp", &reg.otp(&secret, 0));
     b.click("#regenerate");
@@ -202,7 +209,7 @@ fn two_factor_set_with_npm_shows_on_the_web_and_codes_can_be_regenerated() {
     b.goto(&format!("{}-/web/account/2fa", reg.url()));
     b.click("#mode option[value=auth-and-writes]");
     b.type_into("#mode-otp", &reg.otp(&secret, 0));
-    b.click("#change-mode");
+    b.submit("#change-mode");
     b.wait_for_url("/-/web/account/2fa");
     assert!(
         alice
@@ -214,7 +221,7 @@ fn two_factor_set_with_npm_shows_on_the_web_and_codes_can_be_regenerated() {
     reg.advance(30);
     b.type_into("#off-password", "alice-password");
     b.type_into("#off-otp", &reg.otp(&secret, 0));
-    b.click("#disable-2fa");
+    b.submit("#disable-2fa");
     b.wait_for_url("/-/web/account/2fa");
     assert!(
         alice
@@ -235,6 +242,7 @@ fn tokens_are_created_and_revoked_on_the_web() {
     second_step(&b, &reg.otp(&secret, 0));
     b.wait_for_url("/-/web/account");
     b.goto(&format!("{}-/web/tokens", reg.url()));
+    b.screenshot("tokens");
     b.type_into("#tname", "ci");
     b.type_into("#packages", "demo");
     b.type_into("#expires", "7");
@@ -242,6 +250,7 @@ fn tokens_are_created_and_revoked_on_the_web() {
     b.type_into("#totp", &reg.otp(&secret, 0));
     b.click("#create-token");
     b.wait_for_text("Token created");
+    b.screenshot("token-created");
     let token = b.text("#new-token");
     assert!(token.starts_with("tsr_"));
     assert_eq!(
@@ -264,7 +273,7 @@ fn tokens_are_created_and_revoked_on_the_web() {
         &format!("form:has(button[data-key=\"{key}\"]) input[name=otp]"),
         &reg.otp(&secret, 0),
     );
-    b.click(&format!("button[data-key=\"{key}\"]"));
+    b.submit(&format!("button[data-key=\"{key}\"]"));
     b.wait_for_url("/-/web/tokens");
     assert_eq!(reg.http().with_token(&token).get("/-/whoami").status, 401);
     // without the OTP nothing is created
@@ -298,10 +307,12 @@ fn npm_login_in_the_browser_with_an_otp() {
     b.click("#signin");
     second_step(&b, &reg.otp(&secret, 0));
     b.wait_for_url("/-/web/cli-login/");
+    b.screenshot("npm-login-approve");
     // approving mints a credential: the second factor again (the same code, same session)
     b.type_into("#otp", &reg.otp(&secret, 0));
     b.click("#approve");
     b.wait_for_text("npm is now logged in as alice");
+    b.screenshot("npm-login-done");
     p.expect("Logged in on");
     let (out, code) = p.finish();
     assert_eq!(code, 0, "{out}");
@@ -359,7 +370,7 @@ fn web_otp_confirms_npm_commands_in_the_browser() {
     b.goto(&format!("{}-/web/account/2fa", reg.url()));
     assert_eq!(b.text("#web-otp"), "off");
     b.type_into("#wo-otp", &reg.otp(&secret, 0));
-    b.click("#toggle-web-otp");
+    b.submit("#toggle-web-otp");
     b.wait_for_url("/-/web/account/2fa");
     assert_eq!(b.text("#web-otp"), "on");
     // npm publish now sends the user to the browser instead of prompting
@@ -369,6 +380,8 @@ fn web_otp_confirms_npm_commands_in_the_browser() {
     p.expect("Authenticate your account at:");
     let url = p.expect_regex(r"http://127\.0\.0\.1:\d+/-/web/confirm/[A-Za-z0-9]+");
     b.goto(&url);
+    b.find("#otp");
+    b.screenshot("web-otp-confirm");
     b.type_into("#otp", &reg.otp(&secret, 0));
     b.click("#approve");
     b.wait_for_text("Confirmed");
@@ -476,12 +489,14 @@ fn package_pages_and_privacy() {
     let b = Browser::start();
     b.goto(&format!("{}-/web/", reg.url()));
     b.wait_for_text("demo");
+    b.screenshot("packages");
     assert!(
         !b.source().contains("@alice/secret"),
         "private packages are hidden"
     );
     b.goto(&format!("{}-/web/package/demo", reg.url()));
     b.wait_for_text("npm install demo");
+    b.screenshot("package");
     let html = b.source();
     assert!(html.contains("<strong>it</strong>"));
     assert!(
@@ -498,6 +513,7 @@ fn package_pages_and_privacy() {
     b.wait_for_text("npm install @alice/secret");
     b.goto(&format!("{}-/web/account/security", reg.url()));
     b.wait_for_text("web_signin");
+    b.screenshot("security-log");
 }
 
 #[test]
@@ -515,6 +531,7 @@ fn sessions_time_out_and_security_settings_ask_again() {
     }
     b.goto(&format!("{}-/web/account/2fa", reg.url()));
     b.wait_for_url("/-/web/reauth");
+    b.screenshot("reauth");
     b.type_into("#secret", "wrong-password");
     b.click("#reauth");
     b.wait_for_text("did not match");

@@ -224,6 +224,12 @@ impl KeyRing {
         self.keys.contains_key(&id)
     }
 
+    /// Takes `fresh`'s keys and current key, keeping keys only this ring holds for opening.
+    pub fn merge_from(&mut self, fresh: KeyRing) {
+        self.current = fresh.current;
+        self.keys.extend(fresh.keys);
+    }
+
     /// Removes every key but the current one (after all values are resealed under it).
     pub fn retire_old(&mut self) -> Vec<u8> {
         let old: Vec<u8> = self
@@ -250,8 +256,16 @@ enum KeySource {
     /// `TESSERA_SECRET_KEY`: fixed for the life of the process.
     Env,
     /// The key file in this data directory: re-read when a value sealed under a key id this
-    /// process does not know turns up (`tessera admin rotate-key` ran meanwhile).
+    /// process does not know turns up, and before sealing when the file changed
+    /// (`tessera admin rotate-key` ran meanwhile).
     File(std::path::PathBuf),
+}
+
+/// When the key file was last modified, if it can be read.
+fn modified(dir: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(dir.join(KEY_FILE))
+        .and_then(|m| m.modified())
+        .ok()
 }
 
 /// The server's sealing keys: a [`KeyRing`] that follows rotations made by `tessera admin
@@ -260,6 +274,8 @@ enum KeySource {
 pub struct Keys {
     ring: std::sync::RwLock<KeyRing>,
     source: KeySource,
+    /// The key file's modification time when it was last read.
+    loaded: std::sync::Mutex<Option<std::time::SystemTime>>,
 }
 
 impl Keys {
@@ -286,6 +302,7 @@ impl Keys {
         };
         Ok(Keys {
             ring: std::sync::RwLock::new(ring),
+            loaded: std::sync::Mutex::new(env_value.is_none().then(|| modified(data)).flatten()),
             source,
         })
     }
@@ -295,6 +312,7 @@ impl Keys {
         Keys {
             ring: std::sync::RwLock::new(ring),
             source: KeySource::Env,
+            loaded: std::sync::Mutex::new(None),
         }
     }
 
@@ -302,8 +320,20 @@ impl Keys {
         self.ring.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Seals `plain` for account `user` under the current key.
+    /// Seals `plain` for account `user` under the current key, first re-reading the key file if
+    /// it changed since it was read, so that a rotation is followed before anything new is
+    /// sealed under a key about to be retired.
     pub fn seal(&self, user: i64, plain: &[u8]) -> Vec<u8> {
+        if let KeySource::File(dir) = &self.source {
+            let now = modified(dir);
+            let changed = {
+                let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+                now.is_some() && *loaded != now
+            };
+            if changed {
+                self.reload(dir);
+            }
+        }
         self.ring().seal(user, plain)
     }
 
@@ -316,18 +346,32 @@ impl Keys {
         }
         let unknown = KeyRing::key_id_of(sealed).is_some_and(|id| !self.ring().has(id));
         if let (true, KeySource::File(dir)) = (unknown, &self.source)
-            && let Ok(text) = std::fs::read_to_string(dir.join(KEY_FILE))
-            && let Ok(fresh) = KeyRing::parse(&text)
+            && self.reload(dir)
         {
-            let mut ring = self.ring.write().unwrap_or_else(|e| e.into_inner());
-            *ring = fresh;
-            tracing::info!(
-                current = ring.current_id(),
-                "sealing keys reloaded from the key file"
-            );
-            return ring.open(user, sealed);
+            return self.ring().open(user, sealed);
         }
         first
+    }
+
+    /// Re-reads the key file. Its keys join the ring and its current key becomes current; keys
+    /// the file no longer holds stay for opening only, so that a secret sealed under a retired
+    /// key by a process that had not yet seen the rotation stays readable.
+    fn reload(&self, dir: &Path) -> bool {
+        let stamp = modified(dir);
+        let Some(fresh) = std::fs::read_to_string(dir.join(KEY_FILE))
+            .ok()
+            .and_then(|t| KeyRing::parse(&t).ok())
+        else {
+            return false;
+        };
+        let mut ring = self.ring.write().unwrap_or_else(|e| e.into_inner());
+        ring.merge_from(fresh);
+        *self.loaded.lock().unwrap_or_else(|e| e.into_inner()) = stamp;
+        tracing::info!(
+            current = ring.current_id(),
+            "sealing keys reloaded from the key file"
+        );
+        true
     }
 }
 
@@ -389,6 +433,36 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_running_server_follows_the_key_file_before_sealing_and_keeps_retired_keys() {
+        let dir = std::env::temp_dir().join(format!("tessera-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = KeyRing::generate();
+        first.write(&dir).unwrap();
+        let keys = Keys::load(&dir, None, true).unwrap();
+        let old = keys.seal(1, b"old");
+        assert_eq!(KeyRing::key_id_of(&old), Some(1));
+        // rotate-key adds key 2 and then retires key 1 in the file while the server runs
+        let mut ring = first.clone();
+        ring.rotate().unwrap();
+        ring.write(&dir).unwrap();
+        ring.retire_old();
+        ring.write(&dir).unwrap();
+        let new = keys.seal(2, b"new");
+        assert_eq!(
+            KeyRing::key_id_of(&new),
+            Some(2),
+            "sealed under the new key"
+        );
+        assert_eq!(keys.open(2, &new).unwrap(), b"new");
+        assert_eq!(
+            keys.open(1, &old).unwrap(),
+            b"old",
+            "a retired key still opens"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 

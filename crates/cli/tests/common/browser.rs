@@ -83,7 +83,7 @@ impl Browser {
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
                 "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--headless=new", "--window-size=1100,860", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--no-first-run", "--disable-background-networking", "--disable-component-update",
                     "--disable-sync", "--disable-default-apps", "--disable-extensions",
                     format!("--user-data-dir={}", profile.path().display()),
@@ -183,6 +183,38 @@ impl Browser {
             &self.url(&format!("/element/{el}/click")),
             Some(json!({})),
         );
+    }
+
+    /// Clicks a button that submits a form and waits until the browser has left the page, so
+    /// that a form posting back to its own URL is not mistaken for done before it ran.
+    pub fn submit(&self, css: &str) {
+        let old = self.find("html");
+        self.click(css);
+        let start = Instant::now();
+        loop {
+            let res = call("GET", &self.url(&format!("/element/{old}/name")), None);
+            if res["value"]["error"].is_string() {
+                break;
+            }
+            assert!(start.elapsed() < DEADLINE, "{css} did not leave the page");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Saves a PNG of the window under `name` in the screenshot folder (`target/screenshots`,
+    /// or `TESSERA_SCREENSHOT_DIR`, which the README's pictures come from).
+    pub fn screenshot(&self, name: &str) {
+        let png = call("GET", &self.url("/screenshot"), None)["value"]
+            .as_str()
+            .map(|b| data_encoding::BASE64.decode(b.as_bytes()).unwrap())
+            .expect("a screenshot");
+        let dir = std::env::var_os("TESSERA_SCREENSHOT_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots")
+            });
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
     /// The visible text of an element.
