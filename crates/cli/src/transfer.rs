@@ -58,6 +58,27 @@ fn digests(bytes: &[u8]) -> (String, String) {
     )
 }
 
+/// Creates a folder only its owner can read (0700 on Unix).
+fn private_dir(path: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(path)?;
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    Ok(())
+}
+
+/// Creates a file only its owner can read (0600 on Unix).
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path)
+}
+
 /// Writes the registry behind `store` and `blobs` into the new folder `out`.
 pub async fn export(
     store: &std::sync::Arc<dyn Store>,
@@ -67,8 +88,11 @@ pub async fn export(
     if out.exists() && std::fs::read_dir(out)?.next().is_some() {
         bail!("{} exists and is not empty", out.display());
     }
-    std::fs::create_dir_all(out.join("tables"))?;
-    std::fs::create_dir_all(out.join("tarballs"))?;
+    // The tables hold password, token and recovery-code hashes and sealed TOTP secrets: the
+    // folder and its files are readable by their owner only.
+    for dir in [out.to_owned(), out.join("tables"), out.join("tarballs")] {
+        private_dir(&dir)?;
+    }
 
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
     let producer = {
@@ -87,10 +111,7 @@ pub async fn export(
                     w.flush()?;
                 }
                 let path = out.join("tables").join(format!("{}.jsonl", t.name));
-                file = Some((
-                    t.name.to_owned(),
-                    BufWriter::new(std::fs::File::create(path)?),
-                ));
+                file = Some((t.name.to_owned(), BufWriter::new(private_file(&path)?)));
                 counts.insert(t.name.to_owned(), 0);
                 spinner.set_message(t.name);
             }
@@ -116,7 +137,7 @@ pub async fn export(
     for (sha, integrity) in &refs {
         match blobs.get(sha).await? {
             Some(bytes) if digests(&bytes) == (sha.clone(), integrity.clone()) => {
-                std::fs::write(out.join("tarballs").join(sha), &bytes)?;
+                private_file(&out.join("tarballs").join(sha))?.write_all(&bytes)?;
                 written += 1;
             }
             Some(_) => missing.push(format!("{sha} (content does not match its address)")),
@@ -134,10 +155,7 @@ pub async fn export(
         tables: counts.clone(),
         tarballs: written,
     };
-    std::fs::write(
-        out.join("manifest.json"),
-        serde_json::to_vec_pretty(&manifest)?,
-    )?;
+    private_file(&out.join("manifest.json"))?.write_all(&serde_json::to_vec_pretty(&manifest)?)?;
     let rows: u64 = counts.values().sum();
     println!(
         "exported {rows} rows in {} tables and {written} tarballs to {}",
@@ -177,7 +195,10 @@ pub async fn import(
         );
     }
     if !store.is_empty().await? {
-        bail!("the target registry already has accounts or packages: import into an empty one");
+        bail!(
+            "the target registry is not empty (it has accounts, packages, sessions or settings): \
+             import into a new database with no instance serving it"
+        );
     }
 
     // Tarballs first: a version row never points at a tarball that is not there yet.

@@ -208,6 +208,16 @@ fn bodies_over_the_limit_and_malformed_json() {
         .put_json("/demo", &json!({"_id": "demo", "whatever": true}));
     assert_error(&r, 400, "Unrecognised");
     f.assert_absent("demo");
+    // a NUL in any text (PostgreSQL cannot store one) is refused alike on both backends
+    let mut b = f.good("demo", "1.0.0");
+    b["versions"]["1.0.0"]["description"] = json!("a\u{0}b");
+    let r = f.publish("demo", "1.0.0", &b);
+    assert_error(&r, 400, "NUL");
+    f.assert_absent("demo");
+    let r = f
+        .http()
+        .post_json("/-/npm/v1/user", &json!({"fullname": "Alice\u{0}"}));
+    assert_error(&r, 400, "NUL");
 }
 
 #[test]

@@ -299,6 +299,16 @@ fn export_from_sqlite_import_into_postgres_and_s3_and_carry_on() {
         serde_json::from_slice(&std::fs::read(out_dir.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["tables"]["users"], 2);
     assert_eq!(manifest["tarballs"], 3);
+    #[cfg(unix)]
+    {
+        // hashes and sealed secrets inside: readable by the owner only
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&out_dir), 0o700);
+        assert_eq!(mode(&out_dir.join("tables")), 0o700);
+        assert_eq!(mode(&out_dir.join("tables/users.jsonl")), 0o600);
+        assert_eq!(mode(&out_dir.join("manifest.json")), 0o600);
+    }
 
     // import into PostgreSQL + S3, with the source's sealing key
     let key = std::fs::read_to_string(src.data.join("secret.key")).unwrap();
@@ -312,7 +322,8 @@ fn export_from_sqlite_import_into_postgres_and_s3_and_carry_on() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("verified"), "{text}");
-    // importing twice is refused, and changes nothing
+    // importing twice is refused, and changes nothing; so is importing over a target that has
+    // only a browser session or a setting (every table must be empty)
     let again = dst.admin(&["import", out_dir.to_str().unwrap()], None);
     assert!(!again.status.success());
     assert!(

@@ -458,6 +458,11 @@ fn forms_without_the_csrf_token_or_from_another_origin_are_refused() {
             .json()["email"],
         "alice@example.com"
     );
+    // a NUL in a field is refused before anything is stored
+    assert_eq!(
+        post(&format!("csrf={csrf}&fullname=a%00b"), Some(&own)).status,
+        400
+    );
     let ok = post(&format!("csrf={csrf}&email=new%40example.com"), Some(&own));
     assert_eq!(ok.status, 303, "{}", ok.text);
     // state-changing actions never answer GET

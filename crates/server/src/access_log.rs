@@ -8,13 +8,22 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 
-/// Replaces token values in a path with `[redacted]`.
+/// Replaces token values and one-time ids in a path with `[redacted]`. A browser-login or web
+/// OTP id lets whoever holds it collect what the user approves, so it is a credential too.
 pub fn redact(path: &str) -> String {
     for prefix in ["/-/user/token/", "/-/npm/v1/tokens/token/"] {
         if let Some(rest) = path.strip_prefix(prefix)
             && !crate::api_tokens::looks_like_key(rest)
         {
             return format!("{prefix}[redacted]");
+        }
+    }
+    for prefix in ["/-/v1/done/", "/-/web/cli-login/", "/-/web/confirm/"] {
+        if let Some(rest) = path.strip_prefix(prefix)
+            && !rest.is_empty()
+        {
+            let tail = rest.find('/').map_or("", |i| &rest[i..]);
+            return format!("{prefix}[redacted]{tail}");
         }
     }
     path.to_owned()
@@ -42,6 +51,17 @@ pub async fn log(req: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_time_ids_never_reach_the_log() {
+        assert_eq!(redact("/-/v1/done/AbC123"), "/-/v1/done/[redacted]");
+        assert_eq!(
+            redact("/-/web/cli-login/AbC123/approve"),
+            "/-/web/cli-login/[redacted]/approve"
+        );
+        assert_eq!(redact("/-/web/confirm/x9"), "/-/web/confirm/[redacted]");
+        assert_eq!(redact("/-/web/account"), "/-/web/account");
+    }
 
     #[test]
     fn tokens_never_reach_the_log() {

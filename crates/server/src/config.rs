@@ -172,7 +172,7 @@ pub enum MigrateMode {
 }
 
 /// S3-compatible object storage settings (empty: take the `AWS_*` variable).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct S3Config {
     /// Endpoint URL of a non-AWS store (`http://127.0.0.1:9000`).
@@ -185,6 +185,18 @@ pub struct S3Config {
     pub secret_access_key: String,
     /// Allow plain HTTP endpoints.
     pub allow_http: bool,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"***")
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
 }
 
 /// Website settings.
@@ -445,8 +457,32 @@ pub fn parse_s3_url(url: &str) -> Option<(String, String)> {
     ok.then(|| (bucket.to_owned(), prefix.trim_matches('/').to_owned()))
 }
 
-/// A database URL with its password hidden, for messages and logs.
+/// A database URL with its password hidden (in the user info and in a `password` parameter),
+/// for messages and logs.
 pub fn redact_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let base = redact_userinfo(base);
+    match query {
+        None => base,
+        Some(q) => {
+            let params: Vec<String> = q
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if k.to_ascii_lowercase().contains("password") => {
+                        format!("{k}=***")
+                    }
+                    _ => p.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", params.join("&"))
+        }
+    }
+}
+
+fn redact_userinfo(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
@@ -518,6 +554,28 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:4873");
         assert_eq!(c.signup, Signup::Open);
         assert_eq!(c.data, PathBuf::from("./tessera-data"));
+    }
+
+    #[test]
+    fn database_passwords_and_s3_secrets_are_hidden() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/npm"),
+            "postgres://app:***@db:5432/npm"
+        );
+        assert_eq!(
+            redact_url("postgres://db/npm?user=app&password=s3cret&sslmode=require"),
+            "postgres://db/npm?user=app&password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://app@db/npm?sslpassword=x"),
+            "postgres://app@db/npm?sslpassword=***"
+        );
+        assert_eq!(redact_url("sqlite://./x.db"), "sqlite://./x.db");
+        let s3 = S3Config {
+            secret_access_key: "wJalrXUtnFEMI".into(),
+            ..S3Config::default()
+        };
+        assert!(!format!("{s3:?}").contains("wJalrXUtnFEMI"));
     }
 
     #[test]

@@ -29,6 +29,43 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "Request body is empty; expected JSON",
         ));
     }
+    if has_escaped_nul(bytes) {
+        return Err(ApiError::bad_request(
+            "Request body contains a NUL character (\\u0000), which no text field may hold",
+        ));
+    }
     serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("Malformed JSON in request body: {e}")))
+}
+
+/// Whether JSON text holds the escape `\u0000` (a NUL inside a string; a raw NUL byte is not
+/// valid JSON anyway). Refused on both backends alike: PostgreSQL cannot store it in text.
+fn has_escaped_nul(bytes: &[u8]) -> bool {
+    let pat = b"\\u0000";
+    bytes.windows(pat.len()).enumerate().any(|(i, w)| {
+        w == pat && {
+            // the backslash escapes `u` only if an even number of backslashes precede it
+            let before = bytes[..i].iter().rev().take_while(|&&c| c == b'\\').count();
+            before % 2 == 0
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nul_in_any_string_is_refused_but_an_escaped_backslash_is_not() {
+        assert!(has_escaped_nul(br#"{"readme":"a\u0000b"}"#));
+        assert!(has_escaped_nul(br#"{"a\u0000":1}"#));
+        assert!(has_escaped_nul(br#"{"x":"\\\u0000"}"#));
+        assert!(
+            !has_escaped_nul(br#"{"x":"\\u0000"}"#),
+            "a backslash, then u0000"
+        );
+        assert!(!has_escaped_nul(br#"{"x":"u0000"}"#));
+        let err = parse_json::<serde_json::Value>(br#"{"readme":"a\u0000"}"#).unwrap_err();
+        assert_eq!(err.status, axum::http::StatusCode::BAD_REQUEST);
+    }
 }

@@ -21,7 +21,7 @@ pub struct BlobStore {
 }
 
 /// Where an S3 blob store lives; `None` settings come from the `AWS_*` variables.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct S3Options {
     /// Bucket name.
     pub bucket: String,
@@ -37,6 +37,23 @@ pub struct S3Options {
     pub secret_access_key: Option<String>,
     /// Allow plain HTTP.
     pub allow_http: bool,
+}
+
+impl std::fmt::Debug for S3Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Options")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "***"),
+            )
+            .field("allow_http", &self.allow_http)
+            .finish()
+    }
 }
 
 /// Largest tarball kept in memory.

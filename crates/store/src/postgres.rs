@@ -74,6 +74,11 @@ impl PgStore {
 
     pub(crate) async fn begin_write(&self) -> StoreResult<WriteTx> {
         let mut tx = self.pool.begin().await?;
+        // READ COMMITTED whatever the server's default: each statement after the lock must see
+        // what the previous lock holder committed (the throttle counts, the conditional UPDATEs).
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(WRITE_LOCK)
             .execute(&mut *tx)

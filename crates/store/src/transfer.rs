@@ -280,7 +280,7 @@ pub enum ExportItem {
 pub trait Transfer: Send + Sync {
     /// Sends every row of every table, in one consistent snapshot, to `sink`.
     async fn export(&self, sink: tokio::sync::mpsc::Sender<ExportItem>) -> StoreResult<()>;
-    /// Whether the registry holds no accounts and no packages (an import target must be empty).
+    /// Whether every table is empty (an import target must be a registry nobody has used yet).
     async fn is_empty(&self) -> StoreResult<bool>;
     /// Inserts rows into `table` in one transaction.
     async fn import_rows(&self, table: &'static Table, rows: Vec<Vec<Value>>) -> StoreResult<()>;
@@ -361,12 +361,20 @@ macro_rules! impl_transfer {
             }
 
             async fn is_empty(&self) -> $crate::StoreResult<bool> {
-                let n: i64 = sqlx::query_scalar(
-                    "SELECT (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM packages)",
-                )
-                .fetch_one(&self.pool)
-                .await?;
-                Ok(n == 0)
+                for t in $crate::transfer::TABLES {
+                    // table names come from the static list, never from input
+                    let any: Option<i32> =
+                        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                            "SELECT 1 FROM {} LIMIT 1",
+                            t.name
+                        )))
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    if any.is_some() {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
             }
 
             async fn import_rows(

@@ -264,8 +264,32 @@ impl IntoResponse for WebError {
 /// Result of a page handler.
 pub type WebResult = Result<Response, WebError>;
 
-/// A submitted form's fields.
-pub type Form = axum::extract::Form<std::collections::HashMap<String, String>>;
+/// A submitted form's fields. A field holding a NUL character is refused (400) before any
+/// handler runs, as JSON bodies are: no text column may hold one.
+pub struct Form(pub std::collections::HashMap<String, String>);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Form {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Form(fields) = axum::extract::Form::<
+            std::collections::HashMap<String, String>,
+        >::from_request(req, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+        if fields
+            .iter()
+            .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err((
+                axum::http::StatusCode::BAD_REQUEST,
+                "A form field contains a NUL character.",
+            )
+                .into_response());
+        }
+        Ok(Form(fields))
+    }
+}
 
 /// A field of a form, trimmed; `None` when absent or empty.
 pub fn field<'a>(form: &'a Form, name: &str) -> Option<&'a str> {
