@@ -37,7 +37,7 @@ fn with_cookie<'a>(reg: &'a Registry, cookie: &str) -> impl Fn(&str) -> Resp + '
 fn sign_in_with_an_otp() {
     let reg = Registry::start();
     let t = reg.signup("alice", "alice-password");
-    let (secret, _) = reg.enable_2fa(&t, "alice-password", "auth-and-writes");
+    let (secret, codes) = reg.enable_2fa(&t, "alice-password", "auth-and-writes");
     reg.advance(30);
     let b = Browser::start();
     // a wrong password and an unknown user read the same
@@ -90,12 +90,21 @@ fn sign_in_with_an_otp() {
     b.submit("header form button");
     b.wait_for_url("/-/web/");
     assert_eq!(with_cookie(&reg, &after)("/-/web/account").status, 303);
+    // a recovery code works at the second step too, once
+    sign_in(&b, &reg, "alice", "alice-password");
+    second_step(&b, &codes[0]);
+    b.wait_for_url("/-/web/account");
+    b.submit("header form button");
+    sign_in(&b, &reg, "alice", "alice-password");
+    second_step(&b, &codes[0]);
+    assert!(b.text("#error").contains("not valid"));
     let log =
         String::from_utf8_lossy(&reg.admin(&["security-log", "alice"], None).stdout).into_owned();
     assert!(
         log.contains("web_signin\t127.0.0.1\tpassword and one-time password"),
         "{log}"
     );
+    assert!(log.contains("recovery_code_used"), "{log}");
 }
 
 #[test]
@@ -322,6 +331,39 @@ fn npm_login_in_the_browser_with_an_otp() {
     b.wait_for_text("This request has expired");
 }
 
+/// npm 11's plain `npm adduser` (the README's first step): the account is created in the
+/// browser, then npm is logged in to it.
+#[test]
+fn npm_adduser_creates_the_account_in_the_browser() {
+    let reg = Registry::start();
+    let npm = reg.npm();
+    let mut p = npm.pty(npm.root(), &["adduser"]);
+    p.expect("Create your account at:");
+    let url = p.expect_regex(r"http://127\.0\.0\.1:\d+/-/web/cli-login/[A-Za-z0-9]+");
+    let b = Browser::start();
+    b.goto(&url);
+    b.wait_for_url("/-/web/signup");
+    b.screenshot("signup");
+    b.type_into("#name", "newbie");
+    b.type_into("#email", "newbie@example.com");
+    b.type_into("#password", "newbie-password");
+    b.submit("#signup");
+    b.wait_for_url("/-/web/cli-login/");
+    b.click("#approve");
+    b.wait_for_text("npm is now logged in as newbie");
+    p.expect("Logged in on");
+    let (out, code) = p.finish();
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(npm.run(&["whoami"]).ok().trim(), "newbie");
+    // and the account is a real one: its password works in the terminal too
+    let legacy = reg.npm();
+    let mut p = legacy.pty(legacy.root(), &["login", "--auth-type=legacy"]);
+    p.expect("Username:").send("newbie");
+    p.expect("Password:").send("newbie-password");
+    p.expect("Logged in on");
+    assert_eq!(p.finish().1, 0);
+}
+
 #[test]
 fn npm_login_in_the_browser_can_be_refused_and_expires() {
     let reg = Registry::start();
@@ -452,6 +494,11 @@ fn forms_without_the_csrf_token_or_from_another_origin_are_refused() {
         "another origin"
     );
     assert_eq!(
+        post(&format!("csrf={csrf}&email=evil%40example.com"), None).status,
+        403,
+        "neither Origin nor Referer"
+    );
+    assert_eq!(
         reg.http()
             .with_token(&reg.signup("bob", "bob-password"))
             .get("/-/user/org.couchdb.user:alice")
@@ -548,4 +595,82 @@ fn sessions_time_out_and_security_settings_ask_again() {
     reg.advance(31 * 60);
     b.goto(&format!("{}-/web/account", reg.url()));
     b.wait_for_url("/-/web/signin");
+}
+
+#[test]
+fn sessions_rotate_on_2fa_changes_end_after_the_absolute_timeout_and_sign_in_is_throttled() {
+    let reg = Registry::start_with(&[("TESSERA_WEB__SESSION_MAX_HOURS", "1")]);
+    reg.signup("alice", "alice-password");
+    let b = Browser::start();
+    sign_in(&b, &reg, "alice", "alice-password");
+    b.wait_for_url("/-/web/account");
+    let first = session_cookie(&b).unwrap();
+    // turning 2FA on rotates the session id, and the old id is dead
+    b.click("#manage-2fa");
+    b.type_into("#password", "alice-password");
+    b.click("#enable-2fa");
+    b.wait_for_url("/-/web/account/2fa/setup");
+    let secret = b.text("#secret");
+    b.type_into("#code", &reg.otp(&secret, 0));
+    b.click("#confirm-2fa");
+    b.wait_for_text("Two-factor authentication is on");
+    let second = session_cookie(&b).unwrap();
+    assert_ne!(first, second);
+    assert_eq!(with_cookie(&reg, &first)("/-/web/account").status, 303);
+    assert_eq!(with_cookie(&reg, &second)("/-/web/account").status, 200);
+    let account = format!("{}-/web/account", reg.url());
+    // signed in 40 minutes ago and active since: re-authenticate with a one-time password
+    for _ in 0..2 {
+        reg.advance(20 * 60);
+        b.goto(&account);
+        b.wait_for_text("Account: alice");
+    }
+    b.goto(&format!("{}-/web/account/2fa", reg.url()));
+    b.wait_for_url("/-/web/reauth");
+    b.type_into("#secret", &reg.otp(&secret, 0));
+    b.submit("#reauth");
+    b.wait_for_url("/-/web/account/2fa");
+    // active all along, but an hour after sign-in the session ends (the absolute timeout)
+    reg.advance(15 * 60);
+    b.goto(&account);
+    b.wait_for_text("Account: alice");
+    reg.advance(10 * 60);
+    b.goto(&account);
+    b.wait_for_url("/-/web/signin");
+    // wrong passwords on the website count where the API's do: after 10, even the right
+    // password is refused, on the website and by `npm login`
+    for _ in 0..10 {
+        sign_in(&b, &reg, "alice", "wrong-password");
+        assert_eq!(b.text("#error"), "Incorrect user name or password.");
+    }
+    sign_in(&b, &reg, "alice", "alice-password");
+    assert!(
+        b.text("#error").contains("Too many failed"),
+        "{}",
+        b.source()
+    );
+    let r = reg.http().send(
+        "PUT",
+        "/-/user/org.couchdb.user:alice",
+        &[("content-type", "application/json")],
+        Some(serde_json::to_vec(&json!({"name": "alice", "password": "alice-password"})).unwrap()),
+    );
+    assert_eq!(r.status, 429, "{}", r.text);
+}
+
+#[test]
+fn the_session_cookie_is_secure_behind_an_https_origin() {
+    let plain = Registry::start();
+    let c = plain.http().get("/-/web/signin");
+    let cookie = c.header("set-cookie").unwrap().to_owned();
+    assert!(cookie.starts_with("tessera_session="), "{cookie}");
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    let reg = Registry::start_with(&[("TESSERA_PUBLIC_URL", "https://npm.example.test/")]);
+    let c = reg.http().get("/-/web/signin");
+    let cookie = c.header("set-cookie").unwrap().to_owned();
+    assert!(cookie.starts_with("__Host-tessera_session="), "{cookie}");
+    for part in ["; Path=/", "; HttpOnly", "; SameSite=Lax", "; Secure"] {
+        assert!(cookie.contains(part), "{cookie} lacks {part}");
+    }
+    assert!(!cookie.contains("Domain="), "{cookie}");
 }

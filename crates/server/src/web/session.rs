@@ -2,7 +2,7 @@
 //! prefixed and Secure behind an https `public_url`), only its hash stored server-side. Sessions
 //! have an idle and an absolute timeout; the id rotates on sign-in and on every 2FA change.
 //!
-//! Every POST carries the session's CSRF token and, when the browser sends one, an `Origin`
+//! Every POST carries the session's CSRF token and an `Origin` (or `Referer`)
 //! that must be the registry's own.
 
 use std::net::IpAddr;
@@ -30,6 +30,18 @@ pub const SECURE_COOKIE: &str = "__Host-tessera_session";
 pub const PARTIAL_MS: i64 = 5 * 60 * 1000;
 /// Wrong codes a partial sign-in allows before the password is asked again.
 pub const PARTIAL_ATTEMPTS: i64 = 5;
+
+/// Where a request comes from: its `Origin` header, else the origin of its `Referer`
+/// (`scheme://host[:port]`). Browsers send `Origin` with every form POST.
+fn request_origin(headers: &axum::http::HeaderMap) -> Option<String> {
+    if let Some(o) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        return Some(o.to_owned());
+    }
+    let r = headers.get(header::REFERER)?.to_str().ok()?;
+    let after = r.find("://")? + 3;
+    let end = r[after..].find('/').map_or(r.len(), |i| after + i);
+    Some(r[..end].to_owned())
+}
 
 /// The website's view of a request: its session, signed-in user and origin.
 pub struct Web {
@@ -96,11 +108,7 @@ impl FromRequestParts<AppState> for Web {
                 .unwrap_or("")
                 .to_owned(),
             base_url: crate::routes::base_url(state, &parts.headers),
-            origin: parts
-                .headers
-                .get(header::ORIGIN)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+            origin: request_origin(&parts.headers),
             set_cookie: None,
             enrolment_only: false,
         };
@@ -305,11 +313,10 @@ impl Web {
             .unwrap_or_default()
     }
 
-    /// Checks a form POST: the session's CSRF token, and the browser's `Origin` if it sent one.
+    /// Checks a form POST: the browser's `Origin` (or, without one, the origin of its
+    /// `Referer`) must be this site's, and the form must carry the session's CSRF token.
     pub fn check_post(&self, form_token: Option<&str>) -> Result<(), WebError> {
-        if let Some(o) = &self.origin
-            && o != &self.base_url
-        {
+        if self.origin.as_deref() != Some(self.base_url.as_str()) {
             return Err(WebError::forbidden("This form was sent from another site."));
         }
         let Some(session) = &self.session else {
