@@ -625,3 +625,43 @@ fn parallel_guesses_get_no_more_checks_than_the_limits() {
         "only 10 passwords per 5 minutes may be checked, {checked} were: {statuses:?}"
     );
 }
+
+/// Every 2FA change lands in the security log with the client's address and user agent.
+#[test]
+fn the_security_log_records_mode_changes_and_disabling_with_the_client() {
+    let reg = Registry::start();
+    let t = reg.signup("alice", "alice-password");
+    let (secret, _) = reg.enable_2fa(&t, "alice-password", "auth-and-writes");
+    let tfa = |mode: &str, code: &str| {
+        reg.http().with_token(&t).send(
+            "POST",
+            "/-/npm/v1/user",
+            &[
+                ("content-type", "application/json"),
+                ("npm-otp", code),
+                ("user-agent", "npm/11.6.2 node/v20.20.2 linux x64 workspaces/false"),
+            ],
+            Some(
+                serde_json::to_vec(&json!({"tfa": {"password": "alice-password", "mode": mode}}))
+                    .unwrap(),
+            ),
+        )
+    };
+    reg.advance(30);
+    let r = tfa("auth-only", &reg.otp(&secret, 0));
+    assert_eq!(r.status, 200, "{}", r.text);
+    reg.advance(30);
+    let r = tfa("disable", &reg.otp(&secret, 0));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let log =
+        String::from_utf8_lossy(&reg.admin(&["security-log", "alice"], None).stdout).into_owned();
+    for kind in ["tfa_mode_changed", "tfa_disabled"] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(kind))
+            .unwrap_or_else(|| panic!("{kind} missing from:\n{log}"));
+        assert!(line.contains("127.0.0.1"), "{line}");
+        assert!(line.contains("npm/11.6.2 node/v20.20.2"), "{line}");
+    }
+    assert!(!log.contains(&secret), "no secret in the log");
+}
