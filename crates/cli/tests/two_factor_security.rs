@@ -639,7 +639,10 @@ fn the_security_log_records_mode_changes_and_disabling_with_the_client() {
             &[
                 ("content-type", "application/json"),
                 ("npm-otp", code),
-                ("user-agent", "npm/11.6.2 node/v20.20.2 linux x64 workspaces/false"),
+                (
+                    "user-agent",
+                    "npm/11.6.2 node/v20.20.2 linux x64 workspaces/false",
+                ),
             ],
             Some(
                 serde_json::to_vec(&json!({"tfa": {"password": "alice-password", "mode": mode}}))

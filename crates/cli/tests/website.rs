@@ -295,6 +295,58 @@ fn tokens_are_created_and_revoked_on_the_web() {
         reg.http().with_token(&t).get("/-/npm/v1/tokens").json()["total"],
         1
     );
+    // every kind takes a name, a description, an expiry and address ranges…
+    let tokens = format!("{}-/web/tokens", reg.url());
+    reg.advance(30);
+    b.goto(&tokens);
+    b.type_into("#tname", "release");
+    b.type_into("#tdescription", "the release job");
+    b.click("#kind option[value=automation]");
+    b.type_into("#expires", "3");
+    b.type_into("#cidr", "127.0.0.1/32");
+    b.type_into("#tpassword", "alice-password");
+    b.type_into("#totp", &reg.otp(&secret, 0));
+    b.submit("#create-token");
+    b.wait_for_text("Token created");
+    // …and granular tokens every grant the API knows
+    reg.advance(30);
+    b.goto(&tokens);
+    b.type_into("#tname", "org-reader");
+    b.type_into("#orgs", "acme");
+    b.click("#orgs_permission option[value=read-only]");
+    b.click("#permission option[value=no-access]");
+    b.click("#packages_all");
+    b.type_into("#tpassword", "alice-password");
+    b.type_into("#totp", &reg.otp(&secret, 0));
+    b.submit("#create-token");
+    b.wait_for_text("Token created");
+    let listed = reg.http().with_token(&t).get("/-/npm/v1/tokens").json();
+    let find = |name: &str| {
+        listed["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["token_name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {listed}"))
+            .clone()
+    };
+    let release = find("release");
+    assert_eq!(release["type"], "automation");
+    assert_eq!(release["description"], "the release job");
+    assert_eq!(release["cidr_whitelist"], json!(["127.0.0.1/32"]));
+    let expires = release["expires"].as_str().unwrap().to_owned();
+    let created = release["created"].as_str().unwrap().to_owned();
+    assert!(
+        expires > created && expires[..10] != created[..10],
+        "{expires} vs {created}"
+    );
+    let org = find("org-reader");
+    assert_eq!(org["type"], "granular");
+    assert_eq!(org["orgs"], json!(["acme"]));
+    assert_eq!(org["orgs_permission"], "read-only");
+    assert_eq!(org["packages_all"], true);
+    assert_eq!(org["packages_and_scopes_permission"], "no-access");
+    assert_eq!(org["readonly"], true);
 }
 
 #[test]

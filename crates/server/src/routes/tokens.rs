@@ -317,8 +317,37 @@ pub fn parse_spec(
             .map_err(|_| ApiError::bad_request(format!("Invalid CIDR range {c:?}")))?;
         *c = net.to_string();
     }
-    let granular = GRANULAR_KEYS.iter().any(|k| body.contains_key(*k));
-    if !granular {
+    let expires_at = match body.get("expires") {
+        None | Some(Value::Null) => default_expiry,
+        Some(v) => {
+            let days = v
+                .as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                .filter(|d| (1..=max_days).contains(d))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "expires must be a number of days from 1 to {max_days}"
+                    ))
+                })?;
+            Some(now + days * DAY_MS)
+        }
+    };
+    // A classic token is asked for with `readonly` (npm ≤ 10 always sends it) or the
+    // automation type; it may still carry a name, a description and an expiry.
+    let classic = body.contains_key("readonly")
+        || body.contains_key("automation")
+        || body.get("type").and_then(Value::as_str) == Some("automation")
+        || !GRANULAR_KEYS.iter().any(|k| body.contains_key(*k));
+    if classic {
+        if let Some(k) = GRANULAR_KEYS
+            .iter()
+            .find(|k| !["name", "description", "expires"].contains(k) && body.contains_key(**k))
+        {
+            return Err(ApiError::bad_request(format!(
+                "{k} applies to granular tokens only, not to classic publish, read-only or \
+                 automation tokens"
+            )));
+        }
         let readonly = flag(body, "readonly")?;
         // Classic automation tokens: `{"type": "automation"}` (or `"automation": true`).
         let automation = flag(body, "automation")?
@@ -336,8 +365,10 @@ pub fn parse_spec(
         return Ok(TokenSpec {
             kind,
             readonly,
+            name: opt_string(body, "name", 256)?,
+            description: opt_string(body, "description", 1024)?,
             cidr_whitelist: cidrs,
-            expires_at: default_expiry,
+            expires_at,
             ..TokenSpec::default()
         });
     }
@@ -354,21 +385,6 @@ pub fn parse_spec(
         *s = format!("@{bare}");
     }
     let orgs = string_list(body, "orgs")?;
-    let expires_at = match body.get("expires") {
-        None | Some(Value::Null) => default_expiry,
-        Some(v) => {
-            let days = v
-                .as_i64()
-                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                .filter(|d| (1..=max_days).contains(d))
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "expires must be a number of days from 1 to {max_days}"
-                    ))
-                })?;
-            Some(now + days * DAY_MS)
-        }
-    };
     let grants = TokenGrants {
         packages,
         packages_all: flag(body, "packages_all")?,
@@ -523,6 +539,42 @@ mod tests {
                 .unwrap()
                 .expires_at,
             None
+        );
+    }
+
+    #[test]
+    fn classic_tokens_take_a_name_and_an_expiry_but_no_grants() {
+        let s = parse_spec(
+            &obj(json!({"password":"x","readonly":true,"name":"mirror","expires":3})),
+            0,
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(s.kind, TokenKind::ReadOnly);
+        assert_eq!(s.name.as_deref(), Some("mirror"));
+        assert_eq!(s.expires_at, Some(3 * DAY_MS));
+        let s = parse_spec(
+            &obj(json!({"type":"automation","name":"ci","description":"release job"})),
+            0,
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(s.kind, TokenKind::Automation);
+        assert_eq!(s.description.as_deref(), Some("release job"));
+        let e = parse_spec(
+            &obj(json!({"type":"automation","packages":["demo"]})),
+            0,
+            &limits(),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("granular tokens only"), "{}", e.message);
+        assert!(
+            parse_spec(
+                &obj(json!({"readonly":false,"bypass_2fa":true})),
+                0,
+                &limits()
+            )
+            .is_err()
         );
     }
 

@@ -60,6 +60,16 @@ fn body_of(form: &Form) -> Map<String, Value> {
         "password".into(),
         json!(raw_field(form, "password").unwrap_or("")),
     );
+    // What every kind takes: a name, a description, an expiry and address ranges.
+    for (key, name) in [
+        ("name", "name"),
+        ("description", "description"),
+        ("expires", "expires"),
+    ] {
+        if let Some(v) = field(form, name) {
+            b.insert(key.into(), json!(v));
+        }
+    }
     let cidr = list(form, "cidr");
     if !cidr.is_empty() {
         b.insert("cidr_whitelist".into(), Value::Array(cidr));
@@ -75,20 +85,22 @@ fn body_of(form: &Form) -> Map<String, Value> {
             b.insert("type".into(), json!("automation"));
         }
         _ => {
-            b.insert("name".into(), json!(field(form, "name")));
-            let packages = list(form, "packages");
-            if !packages.is_empty() {
-                b.insert("packages".into(), Value::Array(packages));
+            // a granular token even when only the defaults are chosen
+            b.entry("name").or_insert(Value::Null);
+            for key in ["packages", "scopes", "orgs"] {
+                let items = list(form, key);
+                if !items.is_empty() {
+                    b.insert(key.into(), Value::Array(items));
+                }
             }
-            let scopes = list(form, "scopes");
-            if !scopes.is_empty() {
-                b.insert("scopes".into(), Value::Array(scopes));
+            if field(form, "packages_all") == Some("true") {
+                b.insert("packages_all".into(), json!(true));
             }
             if let Some(p) = field(form, "permission") {
                 b.insert("packages_and_scopes_permission".into(), json!(p));
             }
-            if let Some(e) = field(form, "expires") {
-                b.insert("expires".into(), json!(e));
+            if let Some(p) = field(form, "orgs_permission") {
+                b.insert("orgs_permission".into(), json!(p));
             }
             if field(form, "bypass_2fa") == Some("true") {
                 b.insert("bypass_2fa".into(), json!(true));
