@@ -15,7 +15,7 @@ use tessera_store::{Token, TokenKind, User};
 
 use crate::api_tokens;
 use crate::error::ApiError;
-use crate::gate::{self, Denial, Operation, TfaMode};
+use crate::gate::{self, Denial, Operation};
 use crate::notice;
 use crate::passwords::{self, PasswordCheck};
 use crate::policy::{self, RegistryRule};
@@ -347,12 +347,8 @@ async fn authenticate_basic(
         ));
         return Ok(());
     }
-    // Basic credentials are the password itself: with 2FA on, every such request needs the
-    // second factor too (npm's registry: "any Basic-auth request" in auth-only mode).
-    if matches!(
-        gate::account_mode(&user),
-        TfaMode::AuthOnly | TfaMode::AuthAndWrites
-    ) {
+    // Basic credentials are the password itself: the gate's rule for them comes first.
+    if gate::basic_needs_second_factor(gate::account_mode(&user)) {
         let origin = Origin {
             ip: &ip,
             user_agent: &caller.user_agent,

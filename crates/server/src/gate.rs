@@ -390,6 +390,14 @@ pub fn decide(input: GateInput) -> Decision {
     }
 }
 
+/// Whether a request authenticated with Basic credentials needs the second factor before
+/// anything else is decided. Basic credentials are the password itself, so with 2FA on (either
+/// mode, not while pending) every such request is a login and needs a code, reads included, as
+/// on npm's registry. The operation is then decided by [`decide`] like any other.
+pub fn basic_needs_second_factor(mode: TfaMode) -> bool {
+    matches!(mode, TfaMode::AuthOnly | TfaMode::AuthAndWrites)
+}
+
 /// The 2FA mode of an account.
 pub fn account_mode(user: &User) -> TfaMode {
     match user.two_factor {
@@ -591,7 +599,9 @@ pub fn matrix_markdown() -> String {
         &mut out,
         "Login tokens, classic publish tokens, granular read-write tokens, website sessions",
         "`Basic` credentials (the password itself) follow this table too, and with 2FA on every \
-         Basic request needs an OTP, reads included.",
+         Basic request needs an OTP, reads included (`gate::basic_needs_second_factor`, tested \
+         with the gate). Its code is bound to the client (address and user agent), so one npm \
+         command may send it on each of its requests.",
         &|op, m| base(op, m, CredentialKind::PublishToken),
     );
     section(
@@ -689,6 +699,14 @@ pub fn matrix_markdown() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basic_credentials_need_the_second_factor_whenever_2fa_is_on() {
+        for mode in TfaMode::ALL {
+            let expected = matches!(mode, TfaMode::AuthOnly | TfaMode::AuthAndWrites);
+            assert_eq!(basic_needs_second_factor(mode), expected, "{mode:?}");
+        }
+    }
     use CredentialKind as C;
     use Decision::*;
     use Operation as Op;
