@@ -283,3 +283,44 @@ fn ping_and_web_login_fallback_answers() {
     let out = reg.npm().run(&["ping"]);
     assert!(out.all().contains("PONG"), "{}", out.all());
 }
+
+/// `tessera serve --config FILE` reads the TOML file (the flag is part of the contract).
+#[test]
+fn serve_reads_a_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tessera.toml");
+    std::fs::write(
+        &file,
+        "signup = \"closed\"\n\n[tfa]\nissuer = \"Acme npm\"\n",
+    )
+    .unwrap();
+    let reg = Registry::start_with_args(&["--config", file.to_str().unwrap()]);
+    let npm = reg.npm();
+    let (out, code) = adduser(&reg, &npm, "hana", "hana-password", "hana@example.com");
+    assert_ne!(code, 0);
+    assert!(out.contains("Sign-up is closed"), "{out}");
+    let out = reg.admin(
+        &[
+            "user",
+            "add",
+            "hana",
+            "--email",
+            "hana@example.com",
+            "--password-stdin",
+        ],
+        Some("hana-password\n"),
+    );
+    assert!(out.status.success());
+    let r = reg.http().put_json(
+        "/-/user/org.couchdb.user:hana",
+        &serde_json::json!({"name": "hana", "password": "hana-password"}),
+    );
+    let token = r.json()["token"].as_str().unwrap().to_owned();
+    let r = reg.http().with_token(&token).post_json(
+        "/-/npm/v1/user",
+        &serde_json::json!({"tfa": {"password": "hana-password", "mode": "auth-only"}}),
+    );
+    let url = r.json()["tfa"].as_str().unwrap().to_owned();
+    assert!(url.starts_with("otpauth://totp/Acme%20npm:hana?"), "{url}");
+    assert!(url.contains("issuer=Acme%20npm"), "{url}");
+}

@@ -562,6 +562,23 @@ fn search_and_stars() {
             .get("bob")
             .is_none()
     );
+    // scoped packages are starred the same way; a restricted one cannot be seen, so not starred
+    alice
+        .publish("@alice/open-pad", "1.0.0", &["--access", "public"])
+        .ok();
+    bob.run(&["star", "@alice/open-pad"]).ok();
+    assert_eq!(
+        reg.http().get("/@alice%2fopen-pad").json()["users"]["bob"],
+        true
+    );
+    assert!(
+        bob.run(&["star", "@alice/hidden-pad"])
+            .fails()
+            .contains("404")
+    );
+    // `npm access get status` answers for unscoped packages too
+    let status = alice.run(&["access", "get", "status", "left-pad"]);
+    assert!(status.ok().contains("public"), "{}", status.all());
 }
 
 #[test]

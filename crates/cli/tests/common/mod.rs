@@ -297,7 +297,7 @@ impl Registry {
             }
         }
         all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let mut reg = Self::start_in(dir, data, &all);
+        let mut reg = Self::start_in(dir, data, &all, &[]);
         if let Some(b) = &backend {
             reg.clock_file = b.clock_file.clone();
         }
@@ -305,11 +305,19 @@ impl Registry {
         reg
     }
 
-    fn start_in(dir: TempDir, data: PathBuf, env: &[(String, String)]) -> Self {
+    /// Starts a registry (SQLite, its own data directory) with extra `tessera serve` arguments.
+    pub fn start_with_args(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        Self::start_in(dir, data, &[], args)
+    }
+
+    fn start_in(dir: TempDir, data: PathBuf, env: &[(String, String)], args: &[&str]) -> Self {
         let clock_file = dir.path().join("clock-offset-ms");
         let mut cmd = Command::new(tessera_bin());
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(&data)
+            .args(args)
             .env_remove("RUST_LOG")
             .env_remove("TESSERA_SECRET_KEY")
             .env("TESSERA_LOG", "info")
@@ -369,7 +377,7 @@ impl Registry {
         let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
         let mut env = self.env.clone();
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let mut reg = Self::start_in(dir, self.data.clone(), &env);
+        let mut reg = Self::start_in(dir, self.data.clone(), &env, &[]);
         reg.clock_file = self.clock_file.clone();
         reg.backend = self.backend.take();
         reg
