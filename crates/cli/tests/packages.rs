@@ -617,3 +617,30 @@ fn publish_with_tags_access_and_new_versions() {
     .unwrap();
     assert_eq!(pj["version"], "1.1.0-rc.1");
 }
+
+/// A publish whose tarball cannot be stored leaves no version behind (the tarball is written
+/// before the metadata commits), and the next try works. SQLite + folder only: the failure is
+/// made by putting a file where the tarball folder belongs.
+#[test]
+fn a_failed_tarball_write_leaves_no_version() {
+    if on_postgres() {
+        return;
+    }
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    alice.publish("sturdy", "1.0.0", &[]).ok();
+    let tarballs = reg.data.join("tarballs");
+    let aside = reg.data.join("tarballs.aside");
+    std::fs::rename(&tarballs, &aside).unwrap();
+    std::fs::write(&tarballs, b"not a folder").unwrap();
+    let out = alice.publish("sturdy", "1.1.0", &[]);
+    assert!(out.fails().contains("500"), "{}", out.all());
+    let doc = reg.http().get("/sturdy").json();
+    assert!(doc["versions"].get("1.1.0").is_none(), "{doc}");
+    assert_eq!(doc["dist-tags"]["latest"], "1.0.0");
+    std::fs::remove_file(&tarballs).unwrap();
+    std::fs::rename(&aside, &tarballs).unwrap();
+    alice.publish("sturdy", "1.1.0", &[]).ok();
+    let project = alice.project("uses-sturdy");
+    alice.run_in(&project, &["install", "sturdy@1.1.0"]).ok();
+}
