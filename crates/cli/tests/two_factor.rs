@@ -553,22 +553,16 @@ fn window_and_issuer_are_configurable() {
 /// back; it must print that the mode changed too.
 #[test]
 fn npm_10_changes_the_mode_too() {
-    let npm10 = ensure_npm10();
+    let npm10 = ensure_npm(10);
     let reg = Registry::start();
     let alice = reg.npm_as("alice");
     let (secret, _) = reg.enable_2fa(&alice.token().unwrap(), "alice-password", "auth-and-writes");
-    let cmd = alice.command(alice.root(), &["profile", "enable-2fa", "auth-only"]);
     // run npm 10's own CLI with the same isolated environment
-    let mut args: Vec<std::ffi::OsString> = vec![npm10.clone().into()];
-    args.extend(cmd.get_args().map(|a| a.to_owned()));
-    let mut node = std::process::Command::new("node");
-    node.args(&args).current_dir(alice.root());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => node.env(k, v),
-            None => node.env_remove(k),
-        };
-    }
+    let node = alice.command_of(
+        &npm10,
+        alice.root(),
+        &["profile", "enable-2fa", "auth-only"],
+    );
     let session = rexpect::session::spawn_with_options(
         node,
         rexpect::reader::Options::new()
@@ -591,25 +585,4 @@ fn npm_10_changes_the_mode_too() {
         reg.http().with_token(&t).get("/-/npm/v1/user").json()["tfa"],
         json!({"pending": false, "mode": "auth-only"})
     );
-}
-
-/// Installs npm 10 from the npm registry once per target directory; returns its CLI script.
-fn ensure_npm10() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("npm10");
-    let cli = dir.join("node_modules/npm/bin/npm-cli.js");
-    if !cli.exists() {
-        std::fs::create_dir_all(&dir).unwrap();
-        let out = std::process::Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&dir)
-            .arg("npm@10")
-            .output()
-            .expect("npm install npm@10");
-        assert!(
-            out.status.success(),
-            "installing npm@10: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    cli
 }

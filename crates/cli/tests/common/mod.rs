@@ -566,6 +566,16 @@ pub struct Run {
 }
 
 impl Run {
+    /// Runs `cmd` without a terminal and collects what it printed.
+    pub fn of(cmd: Command) -> Run {
+        let out = run_with_stdin(cmd, None);
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// stdout and stderr together.
     pub fn all(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
@@ -642,7 +652,18 @@ impl Npm {
 
     /// The `npm` command with the isolated environment.
     pub fn command(&self, cwd: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new("npm");
+        self.isolated(Command::new("npm"), cwd, args)
+    }
+
+    /// Another npm's CLI script (see [`ensure_npm`]) run by `node`, with the same isolated
+    /// environment as [`Npm::command`].
+    pub fn command_of(&self, cli: &Path, cwd: &Path, args: &[&str]) -> Command {
+        let mut node = Command::new("node");
+        node.arg(cli);
+        self.isolated(node, cwd, args)
+    }
+
+    fn isolated(&self, mut cmd: Command, cwd: &Path, args: &[&str]) -> Command {
         cmd.args(args)
             .current_dir(cwd)
             .env("HOME", self.dir.path().join("home"))
@@ -660,12 +681,13 @@ impl Npm {
 
     /// Runs npm without a terminal (prompts fail) in `cwd`.
     pub fn run_in(&self, cwd: &Path, args: &[&str]) -> Run {
-        let out = run_with_stdin(self.command(cwd, args), None);
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::of(self.command(cwd, args))
+    }
+
+    /// Runs another npm's CLI script (see [`ensure_npm`]) without a terminal in the client's
+    /// own folder.
+    pub fn run_cli(&self, cli: &Path, args: &[&str]) -> Run {
+        Run::of(self.command_of(cli, self.dir.path(), args))
     }
 
     /// Runs npm without a terminal in the client's own folder.
@@ -745,6 +767,33 @@ impl Npm {
         .unwrap();
         dir
     }
+}
+
+/// Another major version of the npm CLI, installed from the npm registry once per target
+/// directory into `CARGO_TARGET_TMPDIR/npmMAJOR` (`.ci/run` fills `npm6` ahead of the tests);
+/// returns its CLI script, to run with `node` ([`Npm::command_of`], [`Npm::run_cli`]).
+pub fn ensure_npm(major: u32) -> PathBuf {
+    // tests of one binary run in parallel: one installs, the others wait
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("npm{major}"));
+    let cli = dir.join("node_modules/npm/bin/npm-cli.js");
+    if !cli.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .arg(format!("npm@{major}"))
+            .output()
+            .unwrap_or_else(|e| panic!("npm install npm@{major}: {e}"));
+        assert!(
+            out.status.success() && cli.exists(),
+            "installing npm@{major} into {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    cli
 }
 
 /// An npm process in a pseudo-terminal.
