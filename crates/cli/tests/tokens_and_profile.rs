@@ -303,3 +303,52 @@ fn password_change_needs_the_old_password() {
     assert_eq!(r.status, 400);
     assert_eq!(login("new-password-1"), 201);
 }
+
+/// npm ≤ 10 creates classic tokens with `{password, readonly, cidr_whitelist}`.
+#[test]
+fn npm_10_creates_classic_tokens() {
+    let npm10 = ensure_npm(10);
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    let cmd = alice.command_of(
+        &npm10,
+        alice.root(),
+        &["token", "create", "--read-only", "--cidr=127.0.0.1/32"],
+    );
+    let mut p = rexpect::session::spawn_with_options(
+        cmd,
+        rexpect::reader::Options::new()
+            .timeout_ms(Some(60_000))
+            .strip_ansi_escape_codes(true),
+    )
+    .unwrap();
+    p.exp_string("npm password:").unwrap();
+    p.send_line("alice-password").unwrap();
+    let out = p.exp_eof().unwrap();
+    let value = out
+        .split_whitespace()
+        .find(|w| w.starts_with("tsr_"))
+        .unwrap_or_else(|| panic!("no token in {out}"))
+        .to_owned();
+    assert!(out.contains("127.0.0.1/32"), "{out}");
+    let listed = reg
+        .http()
+        .with_token(&alice.token().unwrap())
+        .get("/-/npm/v1/tokens")
+        .json();
+    let t = listed["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["readonly"] == true)
+        .unwrap_or_else(|| panic!("{listed}"))
+        .clone();
+    assert_eq!(t["type"], "read-only");
+    assert_eq!(t["cidr_whitelist"], json!(["127.0.0.1/32"]));
+    // it reads, and refuses writes
+    let ro = reg.http().with_token(&value);
+    assert_eq!(ro.get("/-/whoami").json()["username"], "alice");
+    alice.publish("demo", "1.0.0", &[]).ok();
+    let r = ro.put_json("/-/package/demo/dist-tags/stable", &json!("1.0.0"));
+    assert_eq!(r.status, 403, "{}", r.text);
+}
