@@ -633,7 +633,7 @@ fn a_failed_tarball_write_leaves_no_version() {
     let aside = reg.data.join("tarballs.aside");
     std::fs::rename(&tarballs, &aside).unwrap();
     std::fs::write(&tarballs, b"not a folder").unwrap();
-    let out = alice.publish("sturdy", "1.1.0", &[]);
+    let out = alice.publish("sturdy", "1.1.0", &["--fetch-retries=0"]);
     assert!(out.fails().contains("500"), "{}", out.all());
     let doc = reg.http().get("/sturdy").json();
     assert!(doc["versions"].get("1.1.0").is_none(), "{doc}");

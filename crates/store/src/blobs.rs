@@ -228,6 +228,15 @@ impl BlobStore {
             .collect())
     }
 
+    /// Whether a tarball is stored (asks the store itself, not the memory cache).
+    pub async fn exists(&self, sha512_hex: &str) -> StoreResult<bool> {
+        match self.inner.head(&Self::key(sha512_hex)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Deletes a tarball; deleting a missing one is not an error.
     pub async fn delete(&self, sha512_hex: &str) -> StoreResult<()> {
         self.hot.remove(sha512_hex);
@@ -263,6 +272,9 @@ mod tests {
             "deleting forgets the cached copy"
         );
         assert!(b.get("nope").await.unwrap().is_none());
+        assert!(!b.exists("ab12").await.unwrap());
+        b.put("ab12", Bytes::from_static(b"one")).await.unwrap();
+        assert!(b.exists("ab12").await.unwrap());
     }
 
     #[test]

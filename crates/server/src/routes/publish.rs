@@ -302,6 +302,14 @@ pub async fn publish(
     state.packuments.invalidate(name);
     match result {
         Ok(_) => {
+            // An unpublish of another package with the same tarball may have deleted the blob
+            // between our put (a no-op when it existed) and our commit: put it back. Together
+            // with the unpublish side's re-check after its delete, one of the two always sees
+            // the other (`unpublish::collect_blobs`).
+            if !state.blobs.exists(&digests.sha512_hex).await? {
+                tracing::warn!(blob = %digests.sha512_hex, "tarball deleted by a concurrent unpublish: stored again");
+                state.blobs.put(&digests.sha512_hex, bytes.clone()).await?;
+            }
             tracing::info!(package = name, version = %version, user = %user.name, "published");
             Ok((
                 StatusCode::CREATED,

@@ -32,18 +32,31 @@ fn require_maintainer(caller: &Caller, doc: &PackageDoc) -> ApiResult<()> {
 
 /// Deletes tarballs no version refers to any more. Failures are logged: an orphan blob is
 /// harmless, and the metadata change has already committed.
+///
+/// A publish of the same bytes elsewhere may commit a reference between our check and our
+/// delete. So the blob is read first, and after the delete the references are checked again:
+/// if one appeared, the blob is put back. The publish side checks that its blob exists after
+/// its commit. Whichever order the steps run in, one side sees the other.
 async fn collect_blobs(state: &AppState, blobs: Vec<String>) {
     for sha in blobs {
-        match state.store.blob_in_use(&sha).await {
-            Ok(false) => {
-                if let Err(e) = state.blobs.delete(&sha).await {
-                    tracing::warn!(error = %e, blob = %sha, "could not delete unpublished tarball");
-                }
-            }
-            Ok(true) => {}
-            Err(e) => tracing::warn!(error = %e, "could not check tarball references"),
+        if let Err(e) = collect_blob(state, &sha).await {
+            tracing::warn!(error = %e, blob = %sha, "could not delete unpublished tarball");
         }
     }
+}
+
+async fn collect_blob(state: &AppState, sha: &str) -> Result<(), tessera_store::StoreError> {
+    if state.store.blob_in_use(sha).await? {
+        return Ok(());
+    }
+    let Some(bytes) = state.blobs.get(sha).await? else {
+        return Ok(());
+    };
+    state.blobs.delete(sha).await?;
+    if state.store.blob_in_use(sha).await? {
+        state.blobs.put(sha, bytes).await?;
+    }
+    Ok(())
 }
 
 /// The dist-tags left after removing versions: tags to removed versions go, and `latest` moves to
