@@ -668,3 +668,43 @@ fn the_security_log_records_mode_changes_and_disabling_with_the_client() {
     }
     assert!(!log.contains(&secret), "no secret in the log");
 }
+
+/// Past the 5-minute window, the hourly (20) and daily (50) limits per account still hold.
+#[test]
+fn hourly_and_daily_limits_hold_beyond_the_five_minute_window() {
+    let s = setup(0);
+    let t = &s.tokens[0];
+    let wrong5 = || {
+        for _ in 0..5 {
+            assert_eq!(demo_tag(&s.reg, t, "guess", Some("000000")).status, 401);
+        }
+        s.reg.advance(5 * 60 + 1);
+    };
+    let right = |tag: &str| {
+        s.reg.align_step();
+        demo_tag(&s.reg, t, tag, Some(&s.reg.otp(&s.secret, 0)))
+    };
+    let retry = |r: &Resp| -> u64 { r.header("retry-after").unwrap().parse().unwrap() };
+    // 20 failures in 20 minutes, never more than 5 in any 5 minutes: the hour is used up
+    for _ in 0..4 {
+        wrong5();
+    }
+    let r = right("a");
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert!((300..=3600).contains(&retry(&r)), "{}", retry(&r));
+    s.reg.advance(60 * 60);
+    assert_eq!(right("b").status, 200, "an hour later it is accepted");
+    // 30 more over the next two hours: 50 in a day
+    for _ in 0..4 {
+        wrong5();
+    }
+    s.reg.advance(60 * 60);
+    for _ in 0..2 {
+        wrong5();
+    }
+    let r = right("c");
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert!(retry(&r) > 3600, "{}", retry(&r));
+    s.reg.advance(24 * 60 * 60);
+    assert_eq!(right("d").status, 200, "a day later it is accepted");
+}
