@@ -644,3 +644,36 @@ fn a_failed_tarball_write_leaves_no_version() {
     let project = alice.project("uses-sturdy");
     alice.run_in(&project, &["install", "sturdy@1.1.0"]).ok();
 }
+
+/// A tarball larger than the memory cache's item limit is streamed from storage, and npm
+/// installs it intact (npm checks its integrity).
+#[test]
+fn large_tarballs_stream_and_install_intact() {
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    let dir = alice.package("bulky", "1.0.0", Value::Null);
+    // 3 MB that gzip cannot shrink (xorshift noise)
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let noise: Vec<u8> = (0..3 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(dir.join("blob.bin"), &noise).unwrap();
+    alice.run_in(&dir, &["publish"]).ok();
+    let meta = reg.http().get("/bulky").json();
+    let path = meta["versions"]["1.0.0"]["dist"]["tarball"]
+        .as_str()
+        .unwrap()
+        .replace(&format!("http://{}", reg.addr), "");
+    let tgz = reg.http().get(&path);
+    assert_eq!(tgz.status, 200);
+    assert!(tgz.bytes.len() > 3 << 20, "{}", tgz.bytes.len());
+    let project = alice.project("uses-bulky");
+    alice.run_in(&project, &["install", "bulky@1.0.0"]).ok();
+    let installed = std::fs::read(project.join("node_modules/bulky/blob.bin")).unwrap();
+    assert!(installed == noise, "the installed file differs");
+}

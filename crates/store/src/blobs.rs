@@ -20,6 +20,14 @@ pub struct BlobStore {
     hot: Arc<HotCache>,
 }
 
+/// A tarball to serve: whole bytes (small or cached) or a stream of chunks (large).
+pub enum BlobBody {
+    /// The whole tarball.
+    Whole(Bytes),
+    /// The tarball's chunks as the store delivers them.
+    Stream(futures::stream::BoxStream<'static, std::io::Result<Bytes>>),
+}
+
 /// Where an S3 blob store lives; `None` settings come from the `AWS_*` variables.
 #[derive(Clone, Default)]
 pub struct S3Options {
@@ -199,6 +207,32 @@ impl BlobStore {
         }
     }
 
+    /// Opens a tarball for serving; `None` if absent. Small ones (up to the memory cache's item
+    /// limit) come whole and are kept in memory; larger ones stream from the store, chunk by
+    /// chunk, without being held in memory.
+    pub async fn open(&self, sha512_hex: &str) -> StoreResult<Option<BlobBody>> {
+        if let Some(b) = self.hot.get(sha512_hex) {
+            return Ok(Some(BlobBody::Whole(b)));
+        }
+        match self.inner.get(&Self::key(sha512_hex)).await {
+            Ok(r) if r.meta.size as usize <= HOT_ITEM_MAX => {
+                let b = r.bytes().await?;
+                self.hot.put(sha512_hex, &b);
+                Ok(Some(BlobBody::Whole(b)))
+            }
+            Ok(r) => {
+                use futures::StreamExt;
+                Ok(Some(BlobBody::Stream(
+                    r.into_stream()
+                        .map(|c| c.map_err(std::io::Error::other))
+                        .boxed(),
+                )))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Reads a whole tarball; `None` if absent.
     pub async fn get(&self, sha512_hex: &str) -> StoreResult<Option<Bytes>> {
         if let Some(b) = self.hot.get(sha512_hex) {
@@ -275,6 +309,31 @@ mod tests {
         assert!(!b.exists("ab12").await.unwrap());
         b.put("ab12", Bytes::from_static(b"one")).await.unwrap();
         assert!(b.exists("ab12").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn large_tarballs_stream_and_small_ones_come_whole() {
+        use futures::TryStreamExt;
+        let b = BlobStore::memory();
+        let big: Vec<u8> = (0..HOT_ITEM_MAX + 4096).map(|i| (i % 251) as u8).collect();
+        b.put("big", Bytes::from(big.clone())).await.unwrap();
+        b.put("small", Bytes::from_static(b"tiny")).await.unwrap();
+        b.hot.remove("big");
+        b.hot.remove("small");
+        match b.open("big").await.unwrap().unwrap() {
+            BlobBody::Stream(s) => {
+                let chunks: Vec<Bytes> = s.try_collect().await.unwrap();
+                assert_eq!(chunks.concat(), big);
+            }
+            BlobBody::Whole(_) => panic!("a large tarball must stream"),
+        }
+        assert!(b.hot.get("big").is_none(), "not kept in memory");
+        match b.open("small").await.unwrap().unwrap() {
+            BlobBody::Whole(w) => assert_eq!(&w[..], b"tiny"),
+            BlobBody::Stream(_) => panic!("a small tarball comes whole"),
+        }
+        assert!(b.hot.get("small").is_some(), "and is kept");
+        assert!(b.open("none").await.unwrap().is_none());
     }
 
     #[test]

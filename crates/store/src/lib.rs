@@ -16,7 +16,7 @@ mod sqlite;
 mod traits;
 pub mod transfer;
 
-pub use blobs::{BlobStore, S3Options};
+pub use blobs::{BlobBody, BlobStore, S3Options};
 pub use error::{StoreError, StoreResult};
 pub use migrations::Migrate;
 pub use model::*;

@@ -228,13 +228,17 @@ pub async fn tarball(
     let r = readable(state, caller, headers, name, Part::Meta).await?;
     let version = version_of_file(name, file).ok_or_else(ApiError::not_found)?;
     let t = r.tarballs.get(version).ok_or_else(ApiError::not_found)?;
-    let bytes = state.blobs.get(&t.sha512).await?.ok_or_else(|| {
+    let blob = state.blobs.open(&t.sha512).await?.ok_or_else(|| {
         ApiError::internal(format!(
             "tarball {} of {name}@{version} is missing from the blob store",
             t.sha512
         ))
     })?;
-    let mut res = Response::new(Body::from(bytes));
+    let body = match blob {
+        tessera_store::BlobBody::Whole(bytes) => Body::from(bytes),
+        tessera_store::BlobBody::Stream(chunks) => Body::from_stream(chunks),
+    };
+    let mut res = Response::new(body);
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
