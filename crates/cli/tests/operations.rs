@@ -231,3 +231,47 @@ fn manual_migrations_are_run_by_the_admin_command() {
     let _ = child.wait();
     assert!(first.contains("tessera listening on"), "{first:?}");
 }
+
+/// An export whose tarball was altered or removed is refused by `import`, which names it.
+#[test]
+fn import_refuses_an_altered_or_incomplete_export() {
+    let src = Registry::start();
+    let alice = src.npm_as("alice");
+    alice.publish("kept", "1.0.0", &[]).ok();
+    let dump = tempfile::tempdir().unwrap();
+    let out_dir = dump.path().join("export");
+    admin_ok(&src, &["export", "--out", out_dir.to_str().unwrap()]);
+    let tarballs: Vec<std::path::PathBuf> = std::fs::read_dir(out_dir.join("tarballs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(tarballs.len(), 1);
+    let original = std::fs::read(&tarballs[0]).unwrap();
+    // one byte changed
+    let mut altered = original.clone();
+    altered[100] ^= 0xff;
+    std::fs::write(&tarballs[0], &altered).unwrap();
+    let dst = Registry::start();
+    let out = dst.admin(&["import", out_dir.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let name = tarballs[0].file_name().unwrap().to_str().unwrap();
+    assert!(err.contains(&name[..16]), "{err}");
+    assert_eq!(dst.http().get("/kept").status, 404, "nothing imported");
+    // missing altogether: the rows would point at nothing
+    std::fs::remove_file(&tarballs[0]).unwrap();
+    let dst = Registry::start();
+    let out = dst.admin(&["import", out_dir.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains(&name[..16]), "{err}");
+    // put back, it imports and verifies
+    std::fs::write(&tarballs[0], &original).unwrap();
+    let dst = Registry::start();
+    let text = admin_ok(&dst, &["import", out_dir.to_str().unwrap()]);
+    assert!(text.contains("verified"), "{text}");
+    assert_eq!(
+        dst.http().get("/kept").json()["dist-tags"]["latest"],
+        "1.0.0"
+    );
+}

@@ -397,3 +397,142 @@ fn export_from_sqlite_import_into_postgres_and_s3_and_carry_on() {
     let tgz = home.http().get("/moved-pkg/-/moved-pkg-2.0.0.tgz");
     assert_eq!(tgz.status, 200);
 }
+
+/// An instance configured the way an operator might: `--database` and `--storage` flags, and
+/// S3 settings only in the standard `AWS_*` variables. It serves what the other wrote.
+#[test]
+fn an_instance_started_with_flags_and_aws_variables_shares_the_registry() {
+    let backend = SharedBackend::new();
+    let a = Registry::start_on(Some(backend.clone()), &[]);
+    let b = Registry::start_on_with_flags(backend);
+    let token = a.signup("alice", "alice-password");
+    let npm = a.npm();
+    npm.set_token(&a.addr, &token);
+    npm.publish("flagged", "1.0.0", &[]).ok();
+    let on_b = b.npm();
+    on_b.set_token(&b.addr, &token);
+    let project = on_b.project("uses-flagged");
+    on_b.run_in(&project, &["install", "flagged@1.0.0"]).ok();
+    assert!(project.join("node_modules/flagged/package.json").exists());
+    // and B writes where A reads: the same bucket and database
+    on_b.publish("flagged", "1.1.0", &[]).ok();
+    assert_eq!(
+        a.http().get("/flagged").json()["dist-tags"]["latest"],
+        "1.1.0"
+    );
+    let project = npm.project("uses-flagged-again");
+    npm.run_in(&project, &["install", "flagged@1.1.0"]).ok();
+}
+
+/// The documented rotation with several instances, each holding its own copy of the key file:
+/// no key is made on one host; the next ring is installed everywhere, then secrets are
+/// re-sealed; every instance follows without a restart.
+#[test]
+fn rotating_the_sealing_key_across_instances() {
+    let (a, b) = pair();
+    let t = a.signup("alice", "alice-password");
+    let (secret, _) = a.enable_2fa(&t, "alice-password", "auth-and-writes");
+    let admin_ok = |args: &[&str]| {
+        let out = a.admin(args, None);
+        assert!(
+            out.status.success(),
+            "tessera admin {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let refused = admin_ok(&["rotate-key"]);
+    assert!(refused.contains("no key is made here"), "{refused}");
+    let next = admin_ok(&["rotate-key", "--print-next"]);
+    for reg in [&a, &b] {
+        let f = reg.data.join("secret.key");
+        std::fs::write(&f, &next).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+    let out = admin_ok(&["rotate-key"]);
+    assert!(out.contains("re-sealed 1 secrets under key 2"), "{out}");
+    // B opens a secret sealed under key 2 (it re-reads its file)…
+    a.advance(30);
+    assert_eq!(login(&b, Some(&a.otp(&secret, 0))).status, 201);
+    // …and seals a new enrolment under key 2, which A opens
+    let bob = b.signup("bob", "bob-password1");
+    let (bob_secret, _) = b.enable_2fa(&bob, "bob-password1", "auth-only");
+    a.advance(30);
+    let r = a.http().send(
+        "PUT",
+        "/-/user/org.couchdb.user:bob",
+        &[
+            ("content-type", "application/json"),
+            ("npm-otp", &a.otp(&bob_secret, 0)),
+        ],
+        Some(serde_json::to_vec(&json!({"name": "bob", "password": "bob-password1"})).unwrap()),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    // retiring key 1 from A's file leaves both instances working
+    let out = admin_ok(&["rotate-key", "--retire-old"]);
+    assert!(out.contains("retired keys [1]"), "{out}");
+    a.advance(30);
+    assert_eq!(login(&b, Some(&a.otp(&secret, 0))).status, 201);
+    a.advance(30);
+    assert_eq!(login(&a, Some(&a.otp(&secret, 0))).status, 201);
+}
+
+/// `tessera admin migrate` on PostgreSQL: a manual-migration server refuses the empty schema,
+/// the admin command applies it once; and two instances starting together on a fresh database
+/// (automatic migrations) both come up.
+#[test]
+fn migrations_on_postgres_manual_and_concurrent() {
+    let backend = SharedBackend::new();
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = |args: &[&str]| {
+        let mut c = std::process::Command::new(tessera_bin());
+        c.args(args)
+            .arg("--database")
+            .arg(&backend.database_url)
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .env("TESSERA_MIGRATE", "manual")
+            .env(
+                "TESSERA_SECRET_KEY",
+                backend.secret_key.trim().replace('\n', ","),
+            );
+        for (k, v) in backend.aws_env() {
+            c.env(k, v);
+        }
+        c.env("TESSERA_STORAGE", &backend.storage_url);
+        c
+    };
+    let out = cmd(&["serve", "--listen", "127.0.0.1:0"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tessera admin migrate"), "{err}");
+    let out = cmd(&["admin", "migrate"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("applied migrations"));
+    let out = cmd(&["admin", "migrate"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
+    // the migrated database serves
+    let reg = Registry::start_on(Some(backend.clone()), &[("TESSERA_MIGRATE", "manual")]);
+    reg.signup("alice", "alice-password");
+
+    // a fresh database, two instances racing to migrate it
+    let fresh = SharedBackend::new();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| Registry::start_on(Some(fresh.clone()), &[]));
+        let b = s.spawn(|| Registry::start_on(Some(fresh.clone()), &[]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let t = a.signup("carol", "carol-password");
+    assert_eq!(
+        b.http().with_token(&t).get("/-/whoami").json()["username"],
+        "carol"
+    );
+}

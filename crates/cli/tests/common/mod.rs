@@ -172,6 +172,24 @@ impl SharedBackend {
         })
     }
 
+    /// The standard variables object_store reads for S3, plus the shared test clock.
+    pub fn aws_env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT", self.s3_endpoint.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_ALLOW_HTTP", "true"),
+            (
+                "TESSERA_TEST_CLOCK_FILE",
+                &self.clock_file.display().to_string(),
+            ),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
     /// The `TESSERA_*` variables that put a registry on this backend.
     pub fn env(&self) -> Vec<(String, String)> {
         [
@@ -281,11 +299,36 @@ impl Registry {
 
     /// Starts one more instance on `backend` (scale-out tests), with its own data directory.
     pub fn start_on(backend: Option<std::sync::Arc<SharedBackend>>, env: &[(&str, &str)]) -> Self {
+        Self::start_on_with(backend, env, false)
+    }
+
+    /// As [`Registry::start_on`], but the backend is given the way an operator might: the
+    /// `--database` and `--storage` flags, and S3 settings in the standard `AWS_*` variables.
+    pub fn start_on_with_flags(backend: std::sync::Arc<SharedBackend>) -> Self {
+        Self::start_on_with(Some(backend), &[], true)
+    }
+
+    fn start_on_with(
+        backend: Option<std::sync::Arc<SharedBackend>>,
+        env: &[(&str, &str)],
+        flags: bool,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let mut all: Vec<(String, String)> = Vec::new();
+        let mut args: Vec<String> = Vec::new();
         if let Some(b) = &backend {
-            all.extend(b.env());
+            if flags {
+                all.extend(b.aws_env());
+                args = vec![
+                    "--database".into(),
+                    b.database_url.clone(),
+                    "--storage".into(),
+                    b.storage_url.clone(),
+                ];
+            } else {
+                all.extend(b.env());
+            }
             // every instance holds the same sealing key, in its data directory
             std::fs::create_dir_all(&data).unwrap();
             let key = data.join("secret.key");
@@ -297,7 +340,8 @@ impl Registry {
             }
         }
         all.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let mut reg = Self::start_in(dir, data, &all, &[]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut reg = Self::start_in(dir, data, &all, &args);
         if let Some(b) = &backend {
             reg.clock_file = b.clock_file.clone();
         }
