@@ -684,12 +684,17 @@ def main():
         peak = {s.label: 0.0 for s in all_servers}
         for title, path, headers in cases:
             row = {"case": title, "results": {}}
-            for s in all_servers:
-                log(f"wrk {s.label}: {title}")
-                settle(s)
-                r, p = under_load(s.proc, lambda: wrk(s.base + path, dur, headers))
-                peak[s.label] = max(peak[s.label], p)
-                row["results"][s.label] = {k: r[k] for k in ("rps", "p50", "p99", "non2xx")}
+            # two rounds, servers in turn, the better round of each kept: one unlucky slice of
+            # machine time (runs vary by ±20 % here) does not decide a ratio
+            for rnd in (1, 2):
+                for s in all_servers:
+                    log(f"wrk {s.label}: {title} (round {rnd})")
+                    settle(s)
+                    r, p = under_load(s.proc, lambda: wrk(s.base + path, dur, headers))
+                    peak[s.label] = max(peak[s.label], p)
+                    best = row["results"].get(s.label)
+                    if best is None or r["rps"] > best["rps"]:
+                        row["results"][s.label] = {k: r[k] for k in ("rps", "p50", "p99", "non2xx")}
             rows.append(row)
         verd_jwt = None
         if verd:
@@ -810,7 +815,7 @@ def report(results, big_versions):
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines.append(f"## Benchmark, {now}\n")
     lines.append(f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}. "
-                 f"Load: {m['wrk']} (`-t2 -c64 -d{results['duration_s']}s`, on the same machine). "
+                 f"Load: {m['wrk']} (`-t2 -c64 -d{results['duration_s']}s`, on the same machine; each request row is the better of two rounds taken in turn, after the machine has gone quiet). "
                  f"Peers: Verdaccio {m['verdaccio']} (no uplinks; default token mode unless a row says JWT), {m['nginx']} "
                  f"serving tessera's own bytes as static files (`sendfile`, `gzip_static`). "
                  f"npm client {m['npm']} on Node {m['node (npm client)']}. tessera at `{m['tessera']}` (release build, "

@@ -283,7 +283,28 @@ fn export_from_sqlite_import_into_postgres_and_s3_and_carry_on() {
     npm.publish("moved-pkg", "1.1.0", &[]).ok();
     npm.publish("@alice/private", "1.0.0", &[]).ok();
     let bob = src.signup("bob", "bob-password1");
+    // dist-tags, a deprecation, a second maintainer, a star, a package policy
+    npm.run(&["dist-tag", "add", "moved-pkg@1.0.0", "legacy"])
+        .ok();
+    npm.run(&["deprecate", "moved-pkg@1.0.0", "use 1.1"]).ok();
+    npm.run(&["owner", "add", "bob", "moved-pkg"]).ok();
+    let bob_npm = src.npm();
+    bob_npm.set_token(&src.addr, &bob);
+    bob_npm.run(&["star", "moved-pkg"]).ok();
     let (secret, codes) = src.enable_2fa(&token, "alice-password", "auth-and-writes");
+    src.advance(30);
+    npm.run(&[
+        "access",
+        "set",
+        "mfa=publish",
+        "@alice/private",
+        &format!("--otp={}", src.otp(&secret, 0)),
+    ])
+    .ok();
+    let packument_before = src.http().get("/moved-pkg").json();
+    let log_before = String::from_utf8_lossy(&src.admin(&["security-log", "alice"], None).stdout)
+        .lines()
+        .count();
 
     let dump = tempfile::tempdir().unwrap();
     let out_dir = dump.path().join("export");
@@ -338,6 +359,26 @@ fn export_from_sqlite_import_into_postgres_and_s3_and_carry_on() {
         dst.http().with_token(&bob).get("/-/whoami").json()["username"],
         "bob"
     );
+    // everything a reader sees is as it was: tags, deprecation, maintainers, stars, times
+    let packument_after = dst.http().get("/moved-pkg").json();
+    for key in ["dist-tags", "maintainers", "users", "time", "name", "_rev"] {
+        assert_eq!(packument_after[key], packument_before[key], "{key}");
+    }
+    assert_eq!(
+        packument_after["versions"]["1.0.0"]["deprecated"],
+        "use 1.1"
+    );
+    assert_eq!(
+        dst.http()
+            .with_token(&token)
+            .get("/-/package/@alice%2fprivate/access")
+            .json()["mfa"],
+        "publish"
+    );
+    let log_after = String::from_utf8_lossy(&dst.admin(&["security-log", "alice"], None).stdout)
+        .lines()
+        .count();
+    assert_eq!(log_after, log_before, "the security log came along");
     let npm_dst = dst.npm();
     npm_dst.set_token(&dst.addr, &token);
     let proj = npm_dst.project("app");
