@@ -23,6 +23,22 @@ struct Inner {
     size: usize,
 }
 
+impl Inner {
+    /// Drops the oldest renderings until the bytes held fit `budget`.
+    fn evict_past(&mut self, budget: usize) {
+        while self.size > budget {
+            let Some(victim) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(s) = self.slots.get_mut(&victim)
+                && let Some(r) = s.rendered.take()
+            {
+                self.size = self.size.saturating_sub(r.weight());
+            }
+        }
+    }
+}
+
 /// The cache.
 pub struct PackumentCache {
     inner: RwLock<Inner>,
@@ -69,16 +85,7 @@ impl PackumentCache {
         if old == 0 {
             inner.order.push_back(name.to_owned());
         }
-        while inner.size > self.budget {
-            let Some(victim) = inner.order.pop_front() else {
-                break;
-            };
-            if let Some(s) = inner.slots.get_mut(&victim)
-                && let Some(r) = s.rendered.take()
-            {
-                inner.size = inner.size.saturating_sub(r.weight());
-            }
-        }
+        inner.evict_past(self.budget);
     }
 
     /// Drops the rendering of `name`; called after every committed write to the package.
@@ -108,16 +115,7 @@ impl PackumentCache {
             return;
         }
         inner.size += added;
-        while inner.size > self.budget {
-            let Some(victim) = inner.order.pop_front() else {
-                break;
-            };
-            if let Some(s) = inner.slots.get_mut(&victim)
-                && let Some(r) = s.rendered.take()
-            {
-                inner.size = inner.size.saturating_sub(r.weight());
-            }
-        }
+        inner.evict_past(self.budget);
     }
 
     /// Bytes held.
@@ -132,8 +130,8 @@ mod tests {
     use crate::packument::render_all as render;
     use tessera_store::{Access, Package, PackageDoc};
 
-    fn rendered(name: &str, rev: i64) -> Arc<Rendered> {
-        let doc = PackageDoc {
+    fn doc(name: &str, rev: i64) -> PackageDoc {
+        PackageDoc {
             package: Package {
                 id: 1,
                 name: name.into(),
@@ -150,8 +148,11 @@ mod tests {
             dist_tags: vec![],
             maintainers: vec![],
             stars: vec![],
-        };
-        Arc::new(render(&doc, "http://x"))
+        }
+    }
+
+    fn rendered(name: &str, rev: i64) -> Arc<Rendered> {
+        Arc::new(render(&doc(name, rev), "http://x"))
     }
 
     #[test]
@@ -188,24 +189,7 @@ mod tests {
 
     #[test]
     fn parts_made_later_are_counted_once_and_released() {
-        let doc = PackageDoc {
-            package: Package {
-                id: 1,
-                name: "a".into(),
-                access: Access::Public,
-                rev: 1,
-                description: None,
-                keywords: vec![],
-                publish_requires_tfa: false,
-                automation_overrides_tfa: false,
-                created_at: 0,
-                modified_at: 0,
-            },
-            versions: vec![],
-            dist_tags: vec![],
-            maintainers: vec![],
-            stars: vec![],
-        };
+        let doc = doc("a", 1);
         let c = PackumentCache::default();
         let r = Arc::new(crate::packument::render(&doc, "http://x"));
         let (_, e) = c.get("a", "http://x");
