@@ -6,8 +6,11 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
+use tessera_server::authn::passwords;
 use tessera_server::clock::iso8601;
-use tessera_server::{Clock, Config, events, names, passwords};
+use tessera_server::npm::names;
+use tessera_server::services::security_log;
+use tessera_server::{Clock, Config};
 use tessera_store::NewUser;
 
 /// Admin subcommands.
@@ -289,12 +292,12 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("no user {name}"))?;
             let had = store.disable_two_factor(u.id).await?;
             let tokens = store.delete_user_tokens(u.id).await?;
-            events::record_from(
+            security_log::record_from(
                 &state,
                 u.id,
                 "local",
                 "tessera admin",
-                events::kind::ADMIN_2FA_RESET,
+                security_log::kind::ADMIN_2FA_RESET,
                 format!("{tokens} tokens revoked"),
             )
             .await;
@@ -310,12 +313,12 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("no user {name}"))?;
             if revoke_all {
                 let n = store.delete_user_tokens(u.id).await?;
-                events::record_from(
+                security_log::record_from(
                     &state,
                     u.id,
                     "local",
                     "tessera admin",
-                    events::kind::TOKEN_REVOKED,
+                    security_log::kind::TOKEN_REVOKED,
                     format!("all {n} tokens, by an administrator"),
                 )
                 .await;
@@ -328,7 +331,7 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                         &t.token_hash[..12],
                         t.display_prefix,
                         iso8601(t.created_at),
-                        tessera_server::routes::tokens::summary(&t)
+                        tessera_server::api::account::tokens::summary(&t)
                     );
                 }
             }
@@ -338,8 +341,8 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
             grace_until,
             reset,
         } => {
+            use tessera_server::authz::policy::{KEY_GRACE, KEY_REQUIRE};
             use tessera_server::config::{Require2fa, parse_date_ms};
-            use tessera_server::policy::{KEY_GRACE, KEY_REQUIRE};
             if reset {
                 store.set_setting(KEY_REQUIRE, None, now).await?;
                 store.set_setting(KEY_GRACE, None, now).await?;
@@ -360,7 +363,7 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                     store.set_setting(KEY_GRACE, Some(&g), now).await?;
                 }
             }
-            let p = tessera_server::policy::load(&state)
+            let p = tessera_server::authz::policy::load(&state)
                 .await
                 .map_err(|e| anyhow::anyhow!(e.message))?;
             let source = if store.setting(KEY_REQUIRE).await?.is_some() {

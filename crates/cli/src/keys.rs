@@ -3,7 +3,7 @@
 use anyhow::{Context, bail};
 
 use tessera_server::Config;
-use tessera_server::sealing::{KEY_FILE, KeyRing};
+use tessera_server::two_factor::sealing::{KEY_FILE, KeyRing};
 use tessera_store::Store;
 
 /// Prints a fresh key ring, for `TESSERA_SECRET_KEY` or a `secret.key` shared by instances.

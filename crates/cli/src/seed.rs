@@ -8,7 +8,7 @@ use anyhow::Context;
 use bytes::Bytes;
 
 use tessera_server::AppState;
-use tessera_server::tarball::Digests;
+use tessera_server::npm::tarball::Digests;
 use tessera_store::{Access, NewUser, NewVersion, VersionRecord};
 
 /// One tarball: `package/package.json` and an `index.js`.
@@ -48,8 +48,8 @@ pub async fn run(
     let user = match state.store.user_by_name("seed").await? {
         Some(u) => u,
         None => {
-            let pw = tessera_server::api_tokens::random_base62(32);
-            let hash = tessera_server::passwords::hash(&pw)
+            let pw = tessera_server::authn::api_tokens::random_base62(32);
+            let hash = tessera_server::authn::passwords::hash(&pw)
                 .await
                 .map_err(|e| anyhow::anyhow!(e.message))?;
             state

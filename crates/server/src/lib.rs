@@ -1,34 +1,27 @@
-//! tessera's HTTP server: the npm registry API, the 2FA gate, and npm-shaped errors.
+//! tessera's HTTP server: the npm registry API, the website, and the 2FA rules they share.
 //!
-//! Layout: `routes/` holds one file per npm route family; `auth` says who is calling; `gate`
-//! decides what a sensitive operation needs; `error` renders every failure as npm expects;
-//! `packument` and `cache` build and keep the read path's documents.
+//! The map, by concern:
+//! - `http`: plumbing: the one error type that renders npm's JSON, body extraction, the access
+//!   log, `npm-notice` headers.
+//! - `authn`: who is calling: credentials (token, Basic, website session), password and token
+//!   hashing, failure throttles, npm's browser login handshakes.
+//! - `authz`: what the caller may do: the 2FA gate, granular token reach, registry policy.
+//! - `two_factor`: enrolment, the one verification of a code, sealing of TOTP secrets.
+//! - `services`: account operations shared by the npm API, the website and the admin CLI.
+//! - `npm`: npm's formats: names, versions, tarballs, packuments and their cache.
+//! - `api`: the npm API routes (`account/`, `packages/`); `web`: the website.
+//! - `config`, `state`, `clock`: configuration, shared state, time.
 
-pub mod access_log;
-pub mod api_tokens;
-pub mod auth;
-pub mod cache;
+pub mod api;
+pub mod authn;
+pub mod authz;
 pub mod clock;
 pub mod config;
-pub mod error;
-pub mod events;
-pub mod extract;
-pub mod gate;
-pub mod handshakes;
-pub mod names;
-pub mod notice;
-pub mod packument;
-pub mod passwords;
-pub mod policy;
-pub mod routes;
-pub mod sealing;
-pub mod second_factor;
+pub mod http;
+pub mod npm;
+pub mod services;
 pub mod state;
-pub mod tarball;
-pub mod tfa;
-pub mod throttle;
-pub mod token_scope;
-pub mod versions;
+pub mod two_factor;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -45,9 +38,9 @@ pub use state::AppState;
 
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
-    routes::router(state)
-        .layer(axum::middleware::from_fn(notice::layer))
-        .layer(axum::middleware::from_fn(access_log::log))
+    api::router(state)
+        .layer(axum::middleware::from_fn(http::notice::layer))
+        .layer(axum::middleware::from_fn(http::access_log::log))
 }
 
 /// Opens the configured store: SQLite or PostgreSQL (`database`), and the tarball folder or S3
@@ -115,7 +108,7 @@ pub async fn open_stores(
 pub async fn open_state(config: Config) -> anyhow_like::Result<AppState> {
     let (store, blobs) = open_stores(&config, None).await?;
     let key_env = std::env::var("TESSERA_SECRET_KEY").ok();
-    let keys = sealing::Keys::load(&config.data, key_env.as_deref(), store.shared())
+    let keys = two_factor::sealing::Keys::load(&config.data, key_env.as_deref(), store.shared())
         .map_err(|e| anyhow_like::Error(e.to_string()))?;
     let hooks = ["TESSERA_TEST_CLOCK_FILE", "TESSERA_TEST_CLOCK_OFFSET_MS"];
     if hooks.iter().any(|h| std::env::var_os(h).is_some()) {

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use tessera_store::{BlobStore, Store};
 
-use crate::cache::PackumentCache;
+use crate::authz::policy::PolicyCache;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::policy::PolicyCache;
-use crate::sealing::Keys;
+use crate::npm::packument_cache::PackumentCache;
+use crate::two_factor::sealing::Keys;
 
 /// Shared, cheaply clonable application state.
 #[derive(Clone)]

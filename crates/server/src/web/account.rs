@@ -1,5 +1,5 @@
 //! The account pages: profile, two-factor settings (the same state machine as
-//! `npm profile enable-2fa`, in `crate::tfa`) and the security log. 2FA settings ask for
+//! `npm profile enable-2fa`, in `crate::two_factor::enrolment`) and the security log. 2FA settings ask for
 //! re-authentication when the sign-in is older than `web.reauth_minutes`, and every 2FA change
 //! rotates the session id.
 
@@ -7,11 +7,11 @@ use axum::http::StatusCode;
 
 use tessera_store::{Profile, SessionStage, TwoFactorMode, User};
 
+use crate::authz::gate::{self, Operation, Subject};
 use crate::clock::iso8601;
-use crate::events::{self, kind};
-use crate::gate::{self, Operation, Subject};
-use crate::names;
-use crate::tfa;
+use crate::npm::names;
+use crate::services::security_log::{self, kind};
+use crate::two_factor::enrolment;
 use crate::web::qr;
 use crate::web::templates::{
     AccountPage, EventRow, RecoveryCodesPage, SecurityPage, SetupPage, TwoFactorPage,
@@ -34,7 +34,7 @@ async fn account_page(web: &Web, user: &User, error: Option<String>) -> AccountP
         twitter: s(&user.profile.twitter),
         freenode: s(&user.profile.freenode),
         tfa_on: gate::account_mode(user).is_on(),
-        tfa_mode: tfa::mode_label(user),
+        tfa_mode: enrolment::mode_label(user),
         otp_needed: web.needs_otp(Operation::ProfileWrite).await,
     }
 }
@@ -97,7 +97,7 @@ pub async fn profile(web: Web, form: Form) -> WebResult {
         .update_profile(user.id, &email, verified, &profile, state.clock.now_ms())
         .await?;
     if email != user.email {
-        events::record(&state, user.id, &caller, kind::EMAIL_CHANGED, "website").await;
+        security_log::record(&state, user.id, &caller, kind::EMAIL_CHANGED, "website").await;
     }
     Ok(web.redirect(HERE))
 }
@@ -135,7 +135,7 @@ async fn tfa_page(
         chrome: web.chrome(),
         error,
         on,
-        mode: tfa::mode_label(user),
+        mode: enrolment::mode_label(user),
         codes_left: if on {
             web.state.store.recovery_codes_left(user.id).await?
         } else {
@@ -146,7 +146,7 @@ async fn tfa_page(
 }
 
 /// Re-renders the 2FA page with an error, keeping the status of the refusal.
-async fn tfa_error(web: &Web, user: &User, e: crate::error::ApiError) -> WebResult {
+async fn tfa_error(web: &Web, user: &User, e: crate::http::error::ApiError) -> WebResult {
     let status = if e.status.is_client_error() {
         e.status
     } else {
@@ -191,18 +191,18 @@ pub async fn enable(web: Web, form: Form) -> WebResult {
         .unwrap_or(TwoFactorMode::AuthAndWrites);
     let caller = web.caller(None);
     if let Err(e) =
-        tfa::check_password(&web.state, &caller, &user, raw_field(&form, "password")).await
+        enrolment::check_password(&web.state, &caller, &user, raw_field(&form, "password")).await
     {
         return tfa_error(&web, &user, e).await;
     }
-    if let Err(e) = tfa::start(&web.state, &caller, &user, mode).await {
+    if let Err(e) = enrolment::start(&web.state, &caller, &user, mode).await {
         return tfa_error(&web, &user, e).await;
     }
     Ok(web.redirect("/-/web/account/2fa/setup"))
 }
 
 async fn setup_page(web: &Web, user: &User, error: Option<String>) -> WebResult {
-    let Some(e) = tfa::pending_enrolment(&web.state, user).await? else {
+    let Some(e) = enrolment::pending_enrolment(&web.state, user).await? else {
         return Ok(web.redirect(TFA));
     };
     let mode = match user.two_factor.map(|t| t.mode) {
@@ -232,7 +232,7 @@ pub async fn confirm(mut web: Web, form: Form) -> WebResult {
     web.check_post(field(&form, "csrf"))?;
     let user = web.require_user(TFA)?.clone();
     let caller = web.caller(None);
-    match tfa::confirm(
+    match enrolment::confirm(
         &web.state,
         &caller,
         &user,
@@ -261,7 +261,7 @@ pub async fn mode(mut web: Web, form: Form) -> WebResult {
         return Err(WebError::forbidden("Unknown mode"));
     };
     let caller = web.caller(field(&form, "otp"));
-    if let Err(e) = tfa::change_mode(&web.state, &caller, &user, mode).await {
+    if let Err(e) = enrolment::change_mode(&web.state, &caller, &user, mode).await {
         return tfa_error(&web, &user, e).await;
     }
     rotate(&mut web).await?;
@@ -275,8 +275,8 @@ pub async fn disable(mut web: Web, form: Form) -> WebResult {
     web.require_recent_auth(TFA)?;
     let caller = web.caller(field(&form, "otp"));
     let result = async {
-        tfa::check_password(&web.state, &caller, &user, raw_field(&form, "password")).await?;
-        tfa::disable(&web.state, &caller, &user).await
+        enrolment::check_password(&web.state, &caller, &user, raw_field(&form, "password")).await?;
+        enrolment::disable(&web.state, &caller, &user).await
     }
     .await;
     if let Err(e) = result {
@@ -293,8 +293,8 @@ pub async fn regenerate(mut web: Web, form: Form) -> WebResult {
     web.require_recent_auth(TFA)?;
     let caller = web.caller(field(&form, "otp"));
     let result = async {
-        tfa::check_password(&web.state, &caller, &user, raw_field(&form, "password")).await?;
-        tfa::regenerate_codes(&web.state, &caller, &user).await
+        enrolment::check_password(&web.state, &caller, &user, raw_field(&form, "password")).await?;
+        enrolment::regenerate_codes(&web.state, &caller, &user).await
     }
     .await;
     match result {
@@ -313,7 +313,7 @@ pub async fn web_otp(mut web: Web, form: Form) -> WebResult {
     web.require_recent_auth(TFA)?;
     let on = field(&form, "on") == Some("true");
     let caller = web.caller(field(&form, "otp"));
-    if let Err(e) = tfa::set_web_otp(&web.state, &caller, &user, on).await {
+    if let Err(e) = enrolment::set_web_otp(&web.state, &caller, &user, on).await {
         return tfa_error(&web, &user, e).await;
     }
     rotate(&mut web).await?;

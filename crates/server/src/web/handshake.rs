@@ -7,11 +7,11 @@ use axum::extract::Path;
 
 use tessera_store::{Handshake, HandshakeKind, User};
 
-use crate::api_tokens;
+use crate::authn::api_tokens;
+use crate::authz::gate::{self, Operation, Subject};
 use crate::config::Signup;
-use crate::events::{self, kind};
-use crate::gate::{self, Operation, Subject};
-use crate::second_factor::{self, Origin};
+use crate::services::security_log::{self, kind};
+use crate::two_factor::second_factor::{self, Origin};
 use crate::web::session::encode;
 use crate::web::templates::{HandshakePage, MessagePage};
 use crate::web::{Form, Web, WebError, WebResult, field};
@@ -113,7 +113,7 @@ pub async fn login_decide(web: Web, Path(id): Path<String>, form: Form) -> WebRe
     {
         return Err(expired());
     }
-    events::record(&state, user.id, &caller, kind::BROWSER_LOGIN_APPROVED, "").await;
+    security_log::record(&state, user.id, &caller, kind::BROWSER_LOGIN_APPROVED, "").await;
     message(
         &web,
         "npm is logged in",

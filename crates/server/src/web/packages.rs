@@ -8,10 +8,10 @@ use axum::extract::{Path, Query};
 
 use tessera_store::Access;
 
+use crate::api::can_read;
+use crate::authz::gate::{PackagePolicy, package_policy};
 use crate::clock::iso8601;
-use crate::gate::{PackagePolicy, package_policy};
-use crate::routes::can_read;
-use crate::versions;
+use crate::npm::versions;
 use crate::web::markdown;
 use crate::web::templates::{HomePage, PackagePage, PackageRow, VersionRow};
 use crate::web::{Web, WebError, WebResult};

@@ -14,12 +14,12 @@ use subtle::ConstantTimeEq;
 
 use tessera_store::{Session, SessionStage, User};
 
-use crate::api_tokens;
-use crate::auth::{Caller, CredentialKind, client_ip};
-use crate::gate::{self, Decision, GateInput, Operation};
-use crate::policy::{self, RegistryRule};
+use crate::authn::api_tokens;
+use crate::authn::caller::{Caller, CredentialKind, client_ip};
+use crate::authz::gate::{self, Decision, GateInput, Operation};
+use crate::authz::policy::{self, RegistryRule};
+use crate::authz::token_scope::Reach;
 use crate::state::AppState;
-use crate::token_scope::Reach;
 use crate::web::WebError;
 
 /// Cookie name over plain http.
@@ -107,7 +107,7 @@ impl FromRequestParts<AppState> for Web {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_owned(),
-            base_url: crate::routes::base_url(state, &parts.headers),
+            base_url: crate::api::base_url(state, &parts.headers),
             origin: request_origin(&parts.headers),
             set_cookie: None,
             enrolment_only: false,

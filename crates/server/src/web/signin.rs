@@ -7,13 +7,13 @@ use std::collections::HashMap;
 
 use tessera_store::{NewUser, SessionStage, StoreError};
 
+use crate::authn::passwords::{self, PasswordCheck};
+use crate::authz::gate::{self, Operation, Subject};
 use crate::config::Signup;
-use crate::events::{self, kind};
-use crate::gate::{self, Operation, Subject};
-use crate::names;
-use crate::passwords::{self, PasswordCheck};
-use crate::second_factor::{self, Origin, Satisfied};
-use crate::tfa;
+use crate::npm::names;
+use crate::services::security_log::{self, kind};
+use crate::two_factor::enrolment;
+use crate::two_factor::second_factor::{self, Origin, Satisfied};
 use crate::web::session::{PARTIAL_ATTEMPTS, safe_next};
 use crate::web::templates::{ReauthPage, SigninOtpPage, SigninPage, SignupPage};
 use crate::web::{Form, Web, WebError, WebResult, field, raw_field};
@@ -62,7 +62,7 @@ pub async fn submit(mut web: Web, form: Form) -> WebResult {
     };
     let Some(user) = user.filter(|_| check == PasswordCheck::Right) else {
         if let Some(u) = state.store.user_by_name(&name).await? {
-            events::record_from(
+            security_log::record_from(
                 &state,
                 u.id,
                 &ip,
@@ -93,7 +93,7 @@ pub async fn submit(mut web: Web, form: Form) -> WebResult {
         return Ok(web.redirect("/-/web/signin/otp"));
     }
     web.rotate(Some(user.id), SessionStage::Full, None).await?;
-    events::record_from(
+    security_log::record_from(
         &state,
         user.id,
         &ip,
@@ -143,7 +143,7 @@ pub async fn otp_submit(mut web: Web, form: Form) -> WebResult {
     match gate::enforce_for(&state, &caller, &user, Operation::Login, Subject::Account).await {
         Ok(how) => {
             web.commit_rotation(raw, next_session).await?;
-            events::record(
+            security_log::record(
                 &state,
                 user.id,
                 &caller,
@@ -265,7 +265,7 @@ pub async fn signup_submit(mut web: Web, form: Form) -> WebResult {
         Err(e) => return Err(e.into()),
     };
     web.rotate(Some(user.id), SessionStage::Full, None).await?;
-    events::record_from(
+    security_log::record_from(
         &state,
         user.id,
         &web.ip.to_string(),
@@ -318,7 +318,7 @@ pub async fn reauth_submit(web: Web, form: Form) -> WebResult {
         .await
         .map(|_| ())
     } else {
-        tfa::check_password(&web.state, &caller, &user, Some(secret)).await
+        enrolment::check_password(&web.state, &caller, &user, Some(secret)).await
     };
     match result {
         Ok(()) => {

@@ -4,9 +4,9 @@
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
+use crate::api::account::tokens::{create_checked, revoke_checked, summary};
+use crate::authz::gate::Operation;
 use crate::clock::iso8601;
-use crate::gate::Operation;
-use crate::routes::tokens::{create_checked, revoke_checked, summary};
 use crate::web::templates::{TokenCreatedPage, TokenRow, TokensPage};
 use crate::web::{Form, Web, WebResult, field, raw_field};
 

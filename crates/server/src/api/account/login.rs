@@ -1,0 +1,230 @@
+//! Accounts from the CLI: `npm adduser` / `npm login` by the CouchDB-style user document
+//! (`PUT /-/user/org.couchdb.user:NAME`), the user lookup `npm owner add` does, and
+//! `npm logout`. The browser login is in `web_login.rs`.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use tessera_store::{NewUser, StoreError, TokenKind, User};
+
+use crate::api::account::tokens::{TokenSpec, issue_token};
+use crate::api::check_read_allowed;
+use crate::authn::api_tokens;
+use crate::authn::caller::Caller;
+use crate::authn::passwords::{self, PasswordCheck};
+use crate::authz::gate::{self, Operation, Subject};
+use crate::authz::policy;
+use crate::config::Signup;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{parse_json, read_body};
+use crate::npm::names;
+use crate::services::security_log::{self, kind};
+use crate::state::AppState;
+use crate::two_factor::second_factor::Satisfied;
+
+const USER_PREFIX: &str = "org.couchdb.user:";
+
+/// The body npm sends to log in or sign up.
+#[derive(Deserialize)]
+struct CouchUser {
+    name: Option<String>,
+    password: Option<String>,
+    email: Option<String>,
+}
+
+/// `PUT /-/user/org.couchdb.user:NAME`.
+pub async fn couch_put(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(user_doc): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    couch_login(&state, &caller, &user_doc, &headers, body).await
+}
+
+/// `PUT /-/user/org.couchdb.user:NAME/-rev/REV`: the old CouchDB retry path, handled alike.
+pub async fn couch_put_rev(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((user_doc, _rev)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    couch_login(&state, &caller, &user_doc, &headers, body).await
+}
+
+fn wrong_credentials() -> ApiError {
+    ApiError::unauthorized("Incorrect username or password.")
+}
+
+async fn couch_login(
+    state: &AppState,
+    caller: &Caller,
+    user_doc: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let name = user_doc
+        .strip_prefix(USER_PREFIX)
+        .ok_or_else(ApiError::not_found)?;
+    let bytes = read_body(headers, body, 64 * 1024).await?;
+    let body: CouchUser = parse_json(&bytes)?;
+    if body.name.as_deref() != Some(name) {
+        return Err(ApiError::bad_request(
+            "The user name in the body does not match the URL",
+        ));
+    }
+    let password = body
+        .password
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::bad_request("A password is required"))?;
+
+    let ip = caller.ip.to_string();
+    let existing = state.store.user_by_name(name).await?;
+    if let Some(user) = existing {
+        if let PasswordCheck::Wrong { now_over: over } =
+            passwords::check_throttled(state, Some(&user), &password, &ip).await?
+        {
+            tracing::info!(user = name, ip = %caller.ip, "login failed: wrong password");
+            security_log::record(state, user.id, caller, kind::LOGIN_FAILED, "wrong password")
+                .await;
+            if over {
+                security_log::record(state, user.id, caller, kind::THROTTLED, "password").await;
+            }
+            return Err(wrong_credentials());
+        }
+        if user.locked {
+            return Err(ApiError::forbidden(
+                "This account is locked. Contact your registry administrator.",
+            ));
+        }
+        // The second factor is checked only now, after the password (RPL-06).
+        let how =
+            gate::enforce_for(state, caller, &user, Operation::Login, Subject::Account).await?;
+        let detail = Satisfied::describe(how);
+        security_log::record(state, user.id, caller, kind::LOGIN, detail).await;
+        return login_reply(state, &user, StatusCode::CREATED).await;
+    }
+
+    let Some(email) = body.email else {
+        passwords::check_throttled(state, None, &password, &ip).await?;
+        tracing::info!(ip = %caller.ip, "login failed: unknown user");
+        return Err(wrong_credentials());
+    };
+    names::validate_user_name(name).map_err(ApiError::bad_request)?;
+    names::validate_email(&email).map_err(ApiError::bad_request)?;
+    passwords::check_policy(&password, state.config.min_password_length)?;
+    let new = NewUser {
+        name: name.to_owned(),
+        email,
+        password_hash: passwords::hash(&password).await?,
+        is_admin: false,
+    };
+    let now = state.clock.now_ms();
+    let created = match state.config.signup {
+        Signup::Open => state.store.create_user(new, now).await.map(Some),
+        Signup::Invitation => state.store.create_invited_user(new, now).await,
+        Signup::Closed => {
+            return Err(ApiError::forbidden(
+                "Sign-up is closed on this registry. Ask an administrator to create your account.",
+            ));
+        }
+    };
+    let user = match created {
+        Ok(Some(u)) => u,
+        Ok(None) => {
+            return Err(ApiError::forbidden(
+                "Sign-up on this registry is by invitation. Ask an administrator to invite this \
+                 user name and email (tessera admin invite).",
+            ));
+        }
+        Err(StoreError::Conflict) => return Err(wrong_credentials()),
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(user = %user.name, ip = %caller.ip, "account created");
+    security_log::record(state, user.id, caller, kind::LOGIN, "account created").await;
+    login_reply(state, &user, StatusCode::CREATED).await
+}
+
+async fn login_reply(state: &AppState, user: &User, status: StatusCode) -> ApiResult<Response> {
+    let now = state.clock.now_ms();
+    let days = i64::from(state.config.tokens.login_expiry_days);
+    let spec = TokenSpec {
+        kind: TokenKind::Login,
+        expires_at: (days > 0).then(|| now + days * 24 * 3600 * 1000),
+        ..TokenSpec::default()
+    };
+    let (value, _token) = issue_token(state, user, spec).await?;
+    let body = json!({
+        "ok": true,
+        "id": format!("{USER_PREFIX}{}", user.name),
+        "rev": format!("1-{}", &api_tokens::hash(&user.name)[..16]),
+        "token": value,
+    });
+    let mut res = (status, Json(body)).into_response();
+    res.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    // During a registry-wide 2FA grace period, npm prints this as `npm notice …`.
+    if let Some(text) = policy::current(state).await?.grace_notice(user, now)
+        && let Ok(v) = axum::http::HeaderValue::from_str(&text)
+    {
+        res.headers_mut().insert("npm-notice", v);
+    }
+    Ok(res)
+}
+
+/// `GET /-/user/org.couchdb.user:NAME`: a user's public name and email.
+pub async fn couch_get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(user_doc): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let viewer = caller.reader()?;
+    check_read_allowed(&state, viewer)?;
+    let name = user_doc
+        .strip_prefix(USER_PREFIX)
+        .ok_or_else(ApiError::not_found)?;
+    let user = state
+        .store
+        .user_by_name(name)
+        .await?
+        .ok_or_else(|| ApiError::not_found_msg("User not found"))?;
+    Ok(Json(
+        json!({"_id": format!("{USER_PREFIX}{}", user.name), "name": user.name, "email": user.email}),
+    ))
+}
+
+/// `DELETE /-/user/token/:token` (`npm logout`): revokes the token. Only its owner can, and
+/// an unknown token is already logged out.
+pub async fn logout(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(token): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let hash = api_tokens::hash(&token);
+    let Some((stored, owner)) = state.store.token_by_hash(&hash).await? else {
+        return Ok(Json(json!({"ok": true})));
+    };
+    let presented_same = caller
+        .presented_token_hash
+        .as_deref()
+        .is_some_and(|h| api_tokens::same_hash(h, &stored.token_hash));
+    if !presented_same {
+        let same_owner = caller.user.as_ref().is_some_and(|u| u.id == owner.id);
+        if !same_owner {
+            return Err(ApiError::forbidden("You can only log out your own tokens"));
+        }
+        gate::enforce_for(&state, &caller, &owner, Operation::Logout, Subject::Account).await?;
+    }
+    state.store.delete_token(owner.id, &hash).await?;
+    tracing::info!(user = %owner.name, "logged out");
+    Ok(Json(json!({"ok": true})))
+}

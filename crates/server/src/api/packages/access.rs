@@ -1,0 +1,186 @@
+//! `npm access`: visibility (`get/set status`), the package's 2FA policy (`set mfa=…`),
+//! collaborators, and the packages of a user. Teams and organisations are not offered.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde_json::{Map, Value, json};
+
+use tessera_store::{Access, Package};
+
+use crate::api::{check_read_allowed, visible_package};
+use crate::authn::caller::Caller;
+use crate::authz::gate::{self, Operation, PackagePolicy, Subject, package_policy};
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{parse_json, read_body};
+use crate::npm::names::scope_of;
+use crate::state::AppState;
+
+fn policy_name(p: &Package) -> &'static str {
+    match package_policy(p) {
+        PackagePolicy::None => "none",
+        PackagePolicy::Publish => "publish",
+        PackagePolicy::Automation => "automation",
+    }
+}
+
+/// `GET /-/package/:pkg/visibility` → `{"public": bool}`.
+pub async fn visibility(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(pkg): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let user = caller.reader()?;
+    check_read_allowed(&state, user)?;
+    let p = visible_package(&state, &pkg, user, caller.token.as_ref()).await?;
+    Ok(Json(json!({"public": p.access == Access::Public})))
+}
+
+/// `GET /-/package/:pkg/access`: the current access flags, including the 2FA policy.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(pkg): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let user = caller.reader()?;
+    check_read_allowed(&state, user)?;
+    let p = visible_package(&state, &pkg, user, caller.token.as_ref()).await?;
+    Ok(Json(json!({
+        "name": p.name,
+        "access": p.access.as_str(),
+        "mfa": policy_name(&p),
+        "publish_requires_tfa": p.publish_requires_tfa,
+        "automation_token_overrides_tfa": p.automation_overrides_tfa,
+    })))
+}
+
+/// `POST /-/package/:pkg/access` with `{access}` or the 2FA flags.
+pub async fn set(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(pkg): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let user = caller.require_user()?;
+    let p = visible_package(&state, &pkg, Some(user), caller.token.as_ref()).await?;
+    let doc = state
+        .store
+        .package_doc(&pkg)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if !doc.is_maintainer(user.id) {
+        return Err(ApiError::forbidden(format!(
+            "You do not have permission to change access to \"{pkg}\". Only its maintainers can."
+        )));
+    }
+    let bytes = read_body(&headers, body, 64 * 1024).await?;
+    let body: Map<String, Value> = parse_json(&bytes)?;
+    let access = match body.get("access") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(Access::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "access must be \"public\" or \"restricted\", not {s:?}"
+            ))
+        })?),
+        Some(_) => return Err(ApiError::bad_request("access must be a string")),
+    };
+    let flag = |k: &str| -> ApiResult<Option<bool>> {
+        match body.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(ApiError::bad_request(format!("{k} must be true or false"))),
+        }
+    };
+    let requires = flag("publish_requires_tfa")?;
+    let overrides = flag("automation_token_overrides_tfa")?;
+    if access.is_none() && requires.is_none() && overrides.is_none() {
+        return Err(ApiError::bad_request(
+            "Nothing to change: send access, publish_requires_tfa or automation_token_overrides_tfa",
+        ));
+    }
+    if access == Some(Access::Restricted) && scope_of(&pkg).is_none() {
+        return Err(ApiError::bad_request(
+            "Unscoped packages cannot be made private",
+        ));
+    }
+    if access.is_some() {
+        gate::enforce(&state, &caller, Operation::AccessChange, Subject::of(&p)).await?;
+    }
+    if requires.is_some() || overrides.is_some() {
+        gate::enforce(
+            &state,
+            &caller,
+            Operation::PackageMfaChange,
+            Subject::of(&p),
+        )
+        .await?;
+    }
+    let now = state.clock.now_ms();
+    if let Some(a) = access {
+        state.store.set_access(p.id, a, now).await?;
+    }
+    if requires.is_some() || overrides.is_some() {
+        let r = requires.unwrap_or(p.publish_requires_tfa);
+        let o = overrides.unwrap_or(if r { p.automation_overrides_tfa } else { false });
+        state.store.set_mfa_policy(p.id, r, r && o, now).await?;
+    }
+    state.packuments.invalidate(&pkg);
+    Ok(Json(json!({"ok": true})))
+}
+
+/// `GET /-/package/:pkg/collaborators` → `{"alice": "write"}`.
+pub async fn collaborators(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(pkg): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let user = caller.reader()?;
+    check_read_allowed(&state, user)?;
+    visible_package(&state, &pkg, user, caller.token.as_ref()).await?;
+    let doc = state
+        .store
+        .package_doc(&pkg)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    let m: Map<String, Value> = doc
+        .maintainers
+        .into_iter()
+        .map(|m| (m.name, Value::String("write".into())))
+        .collect();
+    Ok(Json(Value::Object(m)))
+}
+
+/// `GET /-/user/:name/package` → `{"<pkg>": "write"}` for the packages the user maintains that
+/// the caller may see.
+pub async fn user_packages(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let viewer = caller.reader()?;
+    check_read_allowed(&state, viewer)?;
+    let user = state
+        .store
+        .user_by_name(&name)
+        .await?
+        .ok_or_else(|| ApiError::not_found_msg("User not found"))?;
+    let mut out = Map::new();
+    for p in state.store.packages_of(user.id).await? {
+        let visible = p.access == Access::Public
+            || visible_package(&state, &p.name, viewer, caller.token.as_ref())
+                .await
+                .is_ok();
+        if visible {
+            out.insert(p.name, Value::String("write".into()));
+        }
+    }
+    Ok(Json(Value::Object(out)))
+}
+
+/// `GET /-/org/:org/package`: organisations are not offered, so npm falls back to the user's
+/// packages on this 404.
+pub async fn org_packages(Path(_org): Path<String>) -> ApiError {
+    ApiError::not_found_msg("Organizations are not supported by this registry")
+}

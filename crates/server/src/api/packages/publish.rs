@@ -1,0 +1,356 @@
+//! `npm publish`: `PUT /:pkg` with one new version and its tarball in `_attachments`.
+//!
+//! The registry trusts nothing the client computed: it checks the name and version against the
+//! tarball's own package.json, checks the tarball against the integrity npm sent, and computes
+//! `dist` itself (npm sends a wrong tarball URL for scoped packages). The tarball is stored,
+//! content-addressed, before the metadata commits in one transaction, so a failure at any point
+//! leaves at most an unreferenced blob.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+use tessera_store::{Access, NewVersion, StoreError, VersionRecord};
+
+use crate::authn::caller::Caller;
+use crate::authz::gate::{self, Operation, Subject};
+use crate::config::DefaultAccess;
+use crate::http::error::{ApiError, ApiResult};
+use crate::npm::names::{self, bare_name, scope_of};
+use crate::npm::tarball::{self, Digests, TarballLimits};
+use crate::npm::versions::clean_version;
+use crate::state::AppState;
+
+/// The placeholder npm puts in `readme` when a package has none.
+const NO_README: &str = "ERROR: No README data found!";
+
+/// Keys of a version object that the registry owns and never takes from the client.
+const SERVER_KEYS: &[&str] = &[
+    "_id",
+    "dist",
+    "readme",
+    "_attachments",
+    "_npmUser",
+    "maintainers",
+    "deprecated",
+    "_rev",
+];
+
+/// Handles a publish body.
+pub async fn publish(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    doc: Map<String, Value>,
+) -> ApiResult<Response> {
+    let user = caller.require_user()?;
+    names::validate_package_name(name)
+        .map_err(|e| ApiError::bad_request(format!("Invalid package name {name:?}: {e}")))?;
+    let existing = state.store.package_doc(name).await?;
+
+    // Which version is new: exactly one (npm 5–9's 409 retry sends the merged document).
+    let versions = doc
+        .get("versions")
+        .and_then(Value::as_object)
+        .ok_or_else(|| ApiError::bad_request("A publish must contain a versions object"))?;
+    let fresh: Vec<(&String, &Value)> = versions
+        .iter()
+        .filter(|(v, _)| existing.as_ref().is_none_or(|d| d.version(v).is_none()))
+        .collect();
+    let (raw_version, manifest) = match fresh.as_slice() {
+        [one] => *one,
+        [] => {
+            let v = versions.keys().next().cloned().unwrap_or_default();
+            return Err(ApiError::conflict(format!(
+                "You cannot publish over the previously published versions: {v}."
+            )));
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "A publish must contain exactly one new version",
+            ));
+        }
+    };
+    let version = clean_version(raw_version).map_err(ApiError::bad_request)?;
+    if &version != raw_version {
+        return Err(ApiError::bad_request(format!(
+            "Version {raw_version:?} is not a clean SemVer version (expected {version:?})"
+        )));
+    }
+    let Value::Object(manifest) = manifest else {
+        return Err(ApiError::bad_request("A version must be a JSON object"));
+    };
+    if manifest.get("name").and_then(Value::as_str) != Some(name) {
+        return Err(ApiError::bad_request(
+            "The version's name does not match the package name",
+        ));
+    }
+    if manifest.get("version").and_then(Value::as_str) != Some(version.as_str()) {
+        return Err(ApiError::bad_request(
+            "The version's version field does not match its key",
+        ));
+    }
+
+    // Who may publish, then what the gate asks for.
+    if let Some(d) = &existing
+        && !d.is_maintainer(user.id)
+    {
+        return Err(ApiError::forbidden(format!(
+            "You do not have permission to publish \"{name}\". Are you logged in as the correct user?"
+        )));
+    }
+    if existing.is_none()
+        && let Some(scope) = scope_of(name)
+    {
+        check_scope(state, scope, user).await?;
+    }
+    gate::enforce(
+        state,
+        caller,
+        Operation::Publish,
+        Subject::Package {
+            name,
+            package: existing.as_ref().map(|d| &d.package),
+        },
+    )
+    .await?;
+
+    // The tarball.
+    let attachments = doc
+        .get("_attachments")
+        .and_then(Value::as_object)
+        .ok_or_else(|| ApiError::bad_request("A publish must contain _attachments"))?;
+    let expected = format!("{name}-{version}.tgz");
+    let attachment = attachments
+        .iter()
+        .find(|(k, _)| k.ends_with(".tgz"))
+        .ok_or_else(|| ApiError::bad_request("A publish must attach a .tgz tarball"))?;
+    if attachment.0 != &expected && attachment.0 != &format!("{}-{version}.tgz", bare_name(name)) {
+        return Err(ApiError::bad_request(format!(
+            "Attachment {:?} does not match the version being published (expected {expected:?})",
+            attachment.0
+        )));
+    }
+    let data = attachment
+        .1
+        .get("data")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_request("The tarball attachment has no data"))?;
+    let bytes = data_encoding::BASE64
+        .decode(data.as_bytes())
+        .map_err(|_| ApiError::bad_request("The tarball attachment is not valid base64"))?;
+    if let Some(len) = attachment.1.get("length").and_then(Value::as_u64)
+        && len != bytes.len() as u64
+    {
+        return Err(ApiError::bad_request(format!(
+            "The tarball is {} bytes but its attachment says {len}",
+            bytes.len()
+        )));
+    }
+    let digests = Digests::of(&bytes);
+    let dist = manifest.get("dist").and_then(Value::as_object);
+    if let Some(sri) = dist
+        .and_then(|d| d.get("integrity"))
+        .and_then(Value::as_str)
+        && !digests.matches_integrity(sri)
+    {
+        return Err(ApiError::bad_request(
+            "Integrity check failed: the tarball does not match dist.integrity",
+        ));
+    }
+    if let Some(sum) = dist.and_then(|d| d.get("shasum")).and_then(Value::as_str)
+        && !sum.eq_ignore_ascii_case(&digests.shasum)
+    {
+        return Err(ApiError::bad_request(
+            "Integrity check failed: the tarball does not match dist.shasum",
+        ));
+    }
+    let limits = TarballLimits {
+        max_unpacked: state.config.max_unpacked_size.0,
+        ..TarballLimits::default()
+    };
+    let bytes = Bytes::from(bytes);
+    let inner = {
+        let b = bytes.clone();
+        tokio::task::spawn_blocking(move || tarball::read_manifest(&b, limits))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(|e| ApiError::bad_request(format!("Invalid tarball: {e}")))?
+    };
+    if inner.get("name").and_then(Value::as_str) != Some(name) {
+        return Err(ApiError::bad_request(format!(
+            "The package.json inside the tarball names {:?}, not {name:?}",
+            inner
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("nothing")
+        )));
+    }
+    let inner_version = inner
+        .get("version")
+        .and_then(Value::as_str)
+        .map(clean_version);
+    if inner_version != Some(Ok(version.clone())) {
+        return Err(ApiError::bad_request(format!(
+            "The package.json inside the tarball has version {:?}, not {version:?}",
+            inner
+                .get("version")
+                .and_then(Value::as_str)
+                .unwrap_or("nothing")
+        )));
+    }
+
+    // dist-tags: each must point at the new version.
+    let mut tags = Vec::new();
+    if let Some(t) = doc.get("dist-tags").and_then(Value::as_object) {
+        for (tag, v) in t {
+            names::validate_tag(tag).map_err(ApiError::bad_request)?;
+            if v.as_str() != Some(version.as_str()) {
+                if existing.as_ref().is_some_and(|d| d.tag(tag) == v.as_str()) {
+                    continue; // an unchanged tag in npm 5–9's merged document
+                }
+                return Err(ApiError::bad_request(format!(
+                    "dist-tag {tag:?} must point at {version}"
+                )));
+            }
+            tags.push(tag.clone());
+        }
+    }
+    if tags.is_empty() {
+        tags.push("latest".into());
+    }
+
+    // Visibility: only a new package takes it from the body (`--access`).
+    let requested = match doc.get("access") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(Access::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "access must be \"public\" or \"restricted\", not {s:?}"
+            ))
+        })?),
+        Some(_) => return Err(ApiError::bad_request("access must be a string")),
+    };
+    let scoped = scope_of(name).is_some();
+    if requested == Some(Access::Restricted) && !scoped {
+        return Err(ApiError::bad_request(
+            "Unscoped packages cannot be restricted; publish it under a scope (@you/name)",
+        ));
+    }
+    let access = requested.unwrap_or(
+        if scoped && state.config.scoped_default_access == DefaultAccess::Restricted {
+            Access::Restricted
+        } else {
+            Access::Public
+        },
+    );
+
+    // What is stored of the manifest.
+    let readme = manifest
+        .get("readme")
+        .or_else(|| doc.get("readme"))
+        .and_then(Value::as_str)
+        .filter(|r| *r != NO_README && !r.is_empty())
+        .map(str::to_owned);
+    let mut stored = manifest.clone();
+    for k in SERVER_KEYS {
+        stored.remove(*k);
+    }
+    stored.retain(|_, v| !v.is_null());
+    let description = stored
+        .get("description")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let keywords = match stored.get("keywords") {
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        Some(Value::String(s)) => s
+            .split([',', ' '])
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    };
+
+    state.blobs.put(&digests.sha512_hex, bytes.clone()).await?;
+    let now = state.clock.now_ms();
+    let new = NewVersion {
+        package_name: name.to_owned(),
+        access,
+        set_access: false,
+        version: VersionRecord {
+            version: version.clone(),
+            manifest: serde_json::to_string(&stored).map_err(ApiError::internal)?,
+            readme,
+            tarball_sha512: digests.sha512_hex.clone(),
+            shasum: digests.shasum.clone(),
+            integrity: digests.integrity.clone(),
+            size: bytes.len() as i64,
+            deprecated: None,
+            publisher: None,
+            published_at: now,
+        },
+        tags,
+        description,
+        keywords,
+        publisher_id: user.id,
+    };
+    let result = state.store.publish(new, now).await;
+    state.packuments.invalidate(name);
+    match result {
+        Ok(_) => {
+            // An unpublish of another package with the same tarball may have deleted the blob
+            // between our put (a no-op when it existed) and our commit: put it back. Together
+            // with the unpublish side's re-check after its delete, one of the two always sees
+            // the other (`unpublish::collect_blobs`).
+            if !state.blobs.exists(&digests.sha512_hex).await? {
+                tracing::warn!(blob = %digests.sha512_hex, "tarball deleted by a concurrent unpublish: stored again");
+                state.blobs.put(&digests.sha512_hex, bytes.clone()).await?;
+            }
+            tracing::info!(package = name, version = %version, user = %user.name, "published");
+            Ok((
+                StatusCode::CREATED,
+                axum::Json(json!({"ok": true, "success": true, "id": name})),
+            )
+                .into_response())
+        }
+        Err(StoreError::VersionExists) => Err(ApiError::conflict(format!(
+            "You cannot publish over the previously published versions: {version}."
+        ))),
+        Err(StoreError::NotMaintainer) | Err(StoreError::Conflict) => {
+            Err(ApiError::forbidden(format!(
+                "You do not have permission to publish \"{name}\". Are you logged in as the correct user?"
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A new package in a scope: the scope belongs to the maintainers of its packages, and, before
+/// it has any, `@name` to the user `name` (unless `open_scopes`). Admins may publish anywhere.
+async fn check_scope(state: &AppState, scope: &str, user: &tessera_store::User) -> ApiResult<()> {
+    if state.config.open_scopes || user.is_admin {
+        return Ok(());
+    }
+    let (taken, member) = state.store.scope_standing(scope, user.id).await?;
+    if member {
+        return Ok(());
+    }
+    if taken {
+        return Err(ApiError::forbidden(format!(
+            "The scope {scope} belongs to the maintainers of its packages. Ask one of them to add you \
+             to a package in it (npm owner add), or publish under your own scope."
+        )));
+    }
+    let owner = &scope[1..];
+    if owner != user.name && state.store.user_by_name(owner).await?.is_some() {
+        return Err(ApiError::forbidden(format!(
+            "The scope {scope} belongs to the user {owner}. Publish under your own scope (@{}).",
+            user.name
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,296 @@
+//! The read path: packuments (full and abbreviated), single versions, and tarballs.
+//!
+//! Packuments are rendered once per package revision and served from the cache as bytes, with
+//! an ETag for `If-None-Match` revalidation.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+
+use crate::api::{base_url, can_read, check_read_allowed};
+use crate::authn::caller::Caller;
+use crate::http::error::{ApiError, ApiResult};
+use crate::npm::names::bare_name;
+use crate::npm::packument::{self, Part, Rendered};
+use crate::state::AppState;
+
+const CORGI: &str = "application/vnd.npm.install-v1+json";
+
+/// The rendered packument of `name` for `base`, with `part` made, from the cache or freshly
+/// built.
+///
+/// With a shared database (several instances), a cached rendering is served only after the
+/// database confirms it is still the package's current revision: another instance may have
+/// published since, and a read must never be staler than the last completed write.
+pub async fn rendered(
+    state: &AppState,
+    name: &str,
+    base: &str,
+    part: Part,
+) -> ApiResult<Option<Arc<Rendered>>> {
+    let (hit, mut epoch) = state.packuments.get(name, base);
+    if let Some(r) = hit {
+        let current = !state.store.shared()
+            || state.store.package_revision(name).await? == Some((r.package_id, r.rev));
+        if current {
+            if r.has(part) {
+                return Ok(Some(r));
+            }
+            // the first request for this part: make it from the same revision
+            let Some(doc) = state.store.package_doc(name).await? else {
+                return Ok(None);
+            };
+            if (doc.package.id, doc.package.rev) == (r.package_id, r.rev) {
+                let added = r.fill(&doc, part);
+                state.packuments.grew(name, &r, added);
+                return Ok(Some(r));
+            }
+            // written meanwhile: serve what was read, cache nothing (the writer invalidated)
+            let fresh = packument::render(&doc, base);
+            fresh.fill(&doc, part);
+            return Ok(Some(Arc::new(fresh)));
+        }
+        state.packuments.invalidate(name);
+        epoch = state.packuments.get(name, base).1;
+    }
+    let Some(doc) = state.store.package_doc(name).await? else {
+        return Ok(None);
+    };
+    let r = Arc::new(packument::render(&doc, base));
+    r.fill(&doc, part);
+    state.packuments.put(name, epoch, r.clone());
+    Ok(Some(r))
+}
+
+/// The rendering of a package the caller may read, or 404.
+async fn readable(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    name: &str,
+    part: Part,
+) -> ApiResult<Arc<Rendered>> {
+    let user = caller.reader()?;
+    check_read_allowed(state, user)?;
+    let base = base_url(state, headers);
+    let r = rendered(state, name, &base, part)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    if !can_read(
+        state,
+        name,
+        r.access,
+        &r.maintainer_ids,
+        user,
+        caller.token.as_ref(),
+    ) {
+        return Err(ApiError::not_found());
+    }
+    Ok(r)
+}
+
+fn wants_corgi(headers: &HeaderMap, query: &str) -> bool {
+    if query.split('&').any(|kv| kv == "write=true") {
+        return false;
+    }
+    headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains(CORGI))
+}
+
+/// Whether the client takes gzip (npm sends `accept-encoding: gzip,deflate`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',').any(|e| {
+                let mut parts = e.split(';');
+                let name = parts.next().unwrap_or("").trim();
+                let q0 = parts.any(|p| p.trim().replace(' ', "") == "q=0");
+                (name.eq_ignore_ascii_case("gzip") || name == "*") && !q0
+            })
+        })
+}
+
+fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == etag)
+        })
+}
+
+fn cache_control(r: &Rendered) -> HeaderValue {
+    match r.access {
+        tessera_store::Access::Public => HeaderValue::from_static("public, no-cache"),
+        tessera_store::Access::Restricted => HeaderValue::from_static("private, no-cache"),
+    }
+}
+
+/// `GET /:pkg`: the packument, abbreviated when npm asks for it (never with `?write=true`).
+pub async fn packument(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    query: &str,
+    name: &str,
+) -> ApiResult<Response> {
+    let corgi = wants_corgi(headers, query);
+    let part = if corgi { Part::Abbreviated } else { Part::Full };
+    let r = readable(state, caller, headers, name, part).await?;
+    let (form, ctype) = if corgi {
+        (r.abbreviated(), CORGI)
+    } else {
+        (r.full(), "application/json")
+    };
+    let form = form.ok_or_else(|| ApiError::internal("a packument form was not made"))?;
+    let gzip = accepts_gzip(headers);
+    let etag = if gzip {
+        &form.etag_gzip_header
+    } else {
+        &form.etag_header
+    };
+    let mut res = if not_modified(headers, etag.to_str().unwrap_or("")) {
+        let mut res = Response::new(Body::empty());
+        *res.status_mut() = StatusCode::NOT_MODIFIED;
+        res
+    } else {
+        let body = if gzip {
+            let (bytes, added) = form.gzip();
+            state.packuments.grew(name, &r, added);
+            bytes
+        } else {
+            form.body.clone()
+        };
+        let mut res = Response::new(Body::from(body));
+        let h = res.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+        if gzip {
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        res
+    };
+    let h = res.headers_mut();
+    h.insert(header::ETAG, etag.clone());
+    h.insert(header::CACHE_CONTROL, cache_control(&r));
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding, Authorization"),
+    );
+    Ok(res)
+}
+
+/// `GET /:pkg/:version-or-tag`: one version's manifest.
+pub async fn version(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    name: &str,
+    spec: &str,
+) -> ApiResult<Response> {
+    let r = readable(state, caller, headers, name, Part::Versions).await?;
+    let v = r.dist_tags.get(spec).map(String::as_str).unwrap_or(spec);
+    let doc = r
+        .version_doc(v)
+        .ok_or_else(|| ApiError::not_found_msg(format!("version not found: {spec}")))?;
+    let mut res = Response::new(Body::from(doc.clone()));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, cache_control(&r));
+    Ok(res)
+}
+
+/// The version a tarball file name stands for: `<bare name>-<version>.tgz`.
+pub fn version_of_file<'a>(name: &str, file: &'a str) -> Option<&'a str> {
+    file.strip_prefix(bare_name(name))?
+        .strip_prefix('-')?
+        .strip_suffix(".tgz")
+}
+
+/// `GET /:pkg/-/:file`: the tarball bytes.
+pub async fn tarball(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    name: &str,
+    file: &str,
+) -> ApiResult<Response> {
+    let r = readable(state, caller, headers, name, Part::Meta).await?;
+    let version = version_of_file(name, file).ok_or_else(ApiError::not_found)?;
+    let t = r.tarballs.get(version).ok_or_else(ApiError::not_found)?;
+    let blob = state.blobs.open(&t.sha512).await?.ok_or_else(|| {
+        ApiError::internal(format!(
+            "tarball {} of {name}@{version} is missing from the blob store",
+            t.sha512
+        ))
+    })?;
+    let body = match blob {
+        tessera_store::BlobBody::Whole(bytes) => Body::from(bytes),
+        tessera_store::BlobBody::Stream(chunks) => Body::from_stream(chunks),
+    };
+    let mut res = Response::new(body);
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(t.size));
+    h.insert(
+        header::ETAG,
+        HeaderValue::from_str(&format!("\"{}\"", &t.sha512[..32.min(t.sha512.len())]))
+            .map_err(ApiError::internal)?,
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        match r.access {
+            tessera_store::Access::Public => {
+                HeaderValue::from_static("public, max-age=31536000, immutable")
+            }
+            tessera_store::Access::Restricted => {
+                HeaderValue::from_static("private, max-age=31536000, immutable")
+            }
+        },
+    );
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_negotiation() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            m
+        };
+        assert!(accepts_gzip(&h("gzip,deflate")));
+        assert!(accepts_gzip(&h("deflate, gzip;q=0.5")));
+        assert!(accepts_gzip(&h("*")));
+        assert!(!accepts_gzip(&h("gzip;q=0")));
+        assert!(!accepts_gzip(&h("br, deflate")));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn tarball_file_names() {
+        assert_eq!(version_of_file("demo", "demo-1.0.0.tgz"), Some("1.0.0"));
+        assert_eq!(
+            version_of_file("@a/demo", "demo-1.0.0-beta.1.tgz"),
+            Some("1.0.0-beta.1")
+        );
+        assert_eq!(version_of_file("demo", "other-1.0.0.tgz"), None);
+        assert_eq!(version_of_file("demo", "../../etc/passwd"), None);
+    }
+}

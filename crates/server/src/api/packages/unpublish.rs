@@ -1,0 +1,247 @@
+//! `npm unpublish`: one version (`PUT /:pkg/-rev/:rev` without it, then
+//! `DELETE /:pkg/-/:file/-rev/:rev`), or the whole package (`DELETE /:pkg/-rev/:rev`).
+//!
+//! Only removals are taken from the client's document; the dist-tags are recomputed here.
+//! Unpublished version numbers are retired and can never be published again.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use tessera_store::PackageDoc;
+
+use crate::api::packages::read::version_of_file;
+use crate::api::packages::writes::check_rev;
+use crate::authn::caller::Caller;
+use crate::authz::gate::{self, Operation, Subject};
+use crate::http::error::{ApiError, ApiResult};
+use crate::npm::versions;
+use crate::state::AppState;
+
+fn require_maintainer(caller: &Caller, doc: &PackageDoc) -> ApiResult<()> {
+    let user = caller.require_user()?;
+    if doc.is_maintainer(user.id) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "You do not have permission to unpublish \"{}\". Only its maintainers can.",
+            doc.package.name
+        )))
+    }
+}
+
+/// Deletes tarballs no version refers to any more. Failures are logged: an orphan blob is
+/// harmless, and the metadata change has already committed.
+///
+/// A publish of the same bytes elsewhere may commit a reference between our check and our
+/// delete. So the blob is read first, and after the delete the references are checked again:
+/// if one appeared, the blob is put back. The publish side checks that its blob exists after
+/// its commit. Whichever order the steps run in, one side sees the other.
+async fn collect_blobs(state: &AppState, blobs: Vec<String>) {
+    for sha in blobs {
+        if let Err(e) = collect_blob(state, &sha).await {
+            tracing::warn!(error = %e, blob = %sha, "could not delete unpublished tarball");
+        }
+    }
+}
+
+async fn collect_blob(state: &AppState, sha: &str) -> Result<(), tessera_store::StoreError> {
+    if state.store.blob_in_use(sha).await? {
+        return Ok(());
+    }
+    let Some(bytes) = state.blobs.get(sha).await? else {
+        return Ok(());
+    };
+    state.blobs.delete(sha).await?;
+    if state.store.blob_in_use(sha).await? {
+        state.blobs.put(sha, bytes).await?;
+    }
+    Ok(())
+}
+
+/// The dist-tags left after removing versions: tags to removed versions go, and `latest` moves to
+/// the highest remaining version.
+pub fn remaining_tags(doc: &PackageDoc, removed: &[String]) -> Vec<(String, String)> {
+    let left: Vec<&str> = doc
+        .versions
+        .iter()
+        .map(|v| v.version.as_str())
+        .filter(|v| !removed.iter().any(|r| r == v))
+        .collect();
+    let mut tags: Vec<(String, String)> = doc
+        .dist_tags
+        .iter()
+        .filter(|(_, v)| left.contains(&v.as_str()))
+        .cloned()
+        .collect();
+    if !tags.iter().any(|(t, _)| t == "latest")
+        && let Some(h) = versions::highest(left.iter().copied())
+    {
+        tags.push(("latest".into(), h.to_owned()));
+    }
+    tags
+}
+
+async fn remove(state: &AppState, doc: PackageDoc, removed: Vec<String>) -> ApiResult<Response> {
+    let name = doc.package.name.clone();
+    let now = state.clock.now_ms();
+    let blobs = if removed.len() == doc.versions.len() {
+        state.store.delete_package(doc.package.id, now).await?
+    } else {
+        let tags = remaining_tags(&doc, &removed);
+        state
+            .store
+            .remove_versions(doc.package.id, &removed, &tags, now)
+            .await?
+    };
+    state.packuments.invalidate(&name);
+    tracing::info!(package = %name, versions = ?removed, "unpublished");
+    collect_blobs(state, blobs).await;
+    Ok(Json(json!({"ok": true, "id": name})).into_response())
+}
+
+/// A document PUT that drops versions.
+pub async fn remove_versions(
+    state: &AppState,
+    caller: &Caller,
+    doc: PackageDoc,
+    kept: &Map<String, Value>,
+    rev: Option<&str>,
+) -> ApiResult<Response> {
+    require_maintainer(caller, &doc)?;
+    if let Some(extra) = kept.keys().find(|v| doc.version(v).is_none()) {
+        return Err(ApiError::bad_request(format!(
+            "Version {extra} is not published; an unpublish can only remove versions"
+        )));
+    }
+    gate::enforce(
+        state,
+        caller,
+        Operation::Unpublish,
+        Subject::of(&doc.package),
+    )
+    .await?;
+    check_rev(&doc.package.name, doc.package.rev, rev)?;
+    let removed: Vec<String> = doc
+        .versions
+        .iter()
+        .filter(|v| !kept.contains_key(&v.version))
+        .map(|v| v.version.clone())
+        .collect();
+    remove(state, doc, removed).await
+}
+
+/// `DELETE /:pkg/-rev/:rev`: the whole package.
+pub async fn delete_package(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    rev: &str,
+) -> ApiResult<Response> {
+    caller.require_user()?;
+    let doc = state
+        .store
+        .package_doc(name)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    require_maintainer(caller, &doc)?;
+    gate::enforce(
+        state,
+        caller,
+        Operation::Unpublish,
+        Subject::of(&doc.package),
+    )
+    .await?;
+    check_rev(name, doc.package.rev, Some(rev).filter(|r| !r.is_empty()))?;
+    let all = doc.versions.iter().map(|v| v.version.clone()).collect();
+    remove(state, doc, all).await
+}
+
+/// `DELETE /:pkg/-/:file/-rev/:rev`: the tarball of a version, usually already removed from
+/// the document by the PUT before it.
+pub async fn delete_tarball(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    file: &str,
+    _rev: &str,
+) -> ApiResult<Response> {
+    caller.require_user()?;
+    let doc = state
+        .store
+        .package_doc(name)
+        .await?
+        .ok_or_else(ApiError::not_found)?;
+    require_maintainer(caller, &doc)?;
+    let version = version_of_file(name, file)
+        .ok_or_else(ApiError::not_found)?
+        .to_owned();
+    gate::enforce(
+        state,
+        caller,
+        Operation::Unpublish,
+        Subject::of(&doc.package),
+    )
+    .await?;
+    if doc.version(&version).is_none() {
+        return Ok(Json(json!({"ok": true})).into_response());
+    }
+    remove(state, doc, vec![version]).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_store::{Access, Package, VersionRecord};
+
+    fn doc(vs: &[&str], tags: &[(&str, &str)]) -> PackageDoc {
+        PackageDoc {
+            package: Package {
+                id: 1,
+                name: "a".into(),
+                access: Access::Public,
+                rev: 1,
+                description: None,
+                keywords: vec![],
+                publish_requires_tfa: false,
+                automation_overrides_tfa: false,
+                created_at: 0,
+                modified_at: 0,
+            },
+            versions: vs
+                .iter()
+                .map(|v| VersionRecord {
+                    version: (*v).into(),
+                    manifest: "{}".into(),
+                    readme: None,
+                    tarball_sha512: String::new(),
+                    shasum: String::new(),
+                    integrity: String::new(),
+                    size: 0,
+                    deprecated: None,
+                    publisher: None,
+                    published_at: 0,
+                })
+                .collect(),
+            dist_tags: tags
+                .iter()
+                .map(|(t, v)| ((*t).into(), (*v).into()))
+                .collect(),
+            maintainers: vec![],
+            stars: vec![],
+        }
+    }
+
+    #[test]
+    fn latest_moves_to_the_highest_remaining_release() {
+        let d = doc(
+            &["1.0.0", "1.1.0", "2.0.0-rc.1"],
+            &[("latest", "1.1.0"), ("next", "2.0.0-rc.1")],
+        );
+        let t = remaining_tags(&d, &["1.1.0".into()]);
+        assert!(t.contains(&("latest".into(), "1.0.0".into())));
+        assert!(t.contains(&("next".into(), "2.0.0-rc.1".into())));
+        let t = remaining_tags(&d, &["2.0.0-rc.1".into()]);
+        assert_eq!(t, vec![("latest".to_string(), "1.1.0".to_string())]);
+    }
+}

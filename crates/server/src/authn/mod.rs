@@ -1,0 +1,9 @@
+//! Authentication: who is calling. `caller` turns a request's credential (token, Basic, or
+//! website session) into a [`caller::Caller`]; `passwords` and `api_tokens` hash the secrets;
+//! `throttle` counts failures; `handshakes` carry npm's browser login flows.
+
+pub mod api_tokens;
+pub mod caller;
+pub mod handshakes;
+pub mod passwords;
+pub mod throttle;

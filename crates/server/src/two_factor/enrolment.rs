@@ -1,0 +1,301 @@
+//! The 2FA state machine, shared by the npm API (`routes/two_factor.rs`) and the website.
+//!
+//! off → (password) → pending, with a new sealed secret and its `otpauth://` URI → (first code)
+//! → on, with ten recovery codes. While pending nothing is enforced; starting again makes a new
+//! secret; the password alone cancels it. Once on, changing the mode, disabling, regenerating
+//! the recovery codes or changing the web-OTP preference needs the password (where npm sends
+//! it) and a second factor, through the gate. The secret is never shown again after
+//! confirmation.
+
+use tessera_store::{FailureKind, TwoFactorMode, User};
+
+use crate::authn::caller::Caller;
+use crate::authn::passwords;
+use crate::authn::throttle;
+use crate::authz::gate::{self, Operation, Subject, TfaMode};
+use crate::http::error::{ApiError, ApiResult};
+use crate::services::security_log::{self, kind};
+use crate::state::AppState;
+
+/// A started enrolment: what the user scans or types into an authenticator app.
+pub struct Enrolment {
+    /// The secret (raw bytes).
+    pub secret: Vec<u8>,
+    /// The `otpauth://` URI (QR code content).
+    pub uri: String,
+}
+
+impl Enrolment {
+    /// The secret as authenticator apps take it (base32).
+    pub fn secret_base32(&self) -> String {
+        tessera_otp::secret_base32(&self.secret)
+    }
+}
+
+/// Checks the account password (throttled like a login; wrong passwords never touch the
+/// second-factor counter).
+pub async fn check_password(
+    state: &AppState,
+    caller: &Caller,
+    user: &User,
+    password: Option<&str>,
+) -> ApiResult<()> {
+    let ip = caller.ip.to_string();
+    match passwords::check_throttled(state, Some(user), password.unwrap_or(""), &ip).await? {
+        passwords::PasswordCheck::Right => Ok(()),
+        passwords::PasswordCheck::Wrong { .. } => {
+            Err(ApiError::unauthorized("Incorrect password."))
+        }
+    }
+}
+
+/// Starts (or restarts) enrolment in `mode`. The caller has checked the password.
+pub async fn start(
+    state: &AppState,
+    caller: &Caller,
+    user: &User,
+    mode: TwoFactorMode,
+) -> ApiResult<Enrolment> {
+    if gate::account_mode(user).is_on() {
+        return Err(ApiError::conflict(
+            "Two-factor authentication is already enabled",
+        ));
+    }
+    gate::enforce(state, caller, Operation::TfaEnable, Subject::Account).await?;
+    let secret = tessera_otp::generate_secret();
+    let sealed = state.keys.seal(user.id, &secret);
+    if !state
+        .store
+        .start_enrolment(user.id, mode, &sealed, state.clock.now_ms())
+        .await?
+    {
+        return Err(ApiError::conflict(
+            "Two-factor authentication is already enabled",
+        ));
+    }
+    security_log::record(
+        state,
+        user.id,
+        caller,
+        kind::TFA_ENROLMENT_STARTED,
+        mode.as_str(),
+    )
+    .await;
+    let uri = tessera_otp::otpauth_uri(&state.config.tfa.issuer, &user.name, &secret);
+    Ok(Enrolment {
+        secret: secret.to_vec(),
+        uri,
+    })
+}
+
+/// The pending enrolment's secret, to show it again on the website's confirmation page while
+/// still pending (never once confirmed).
+pub async fn pending_enrolment(state: &AppState, user: &User) -> ApiResult<Option<Enrolment>> {
+    let Some(record) = state.store.totp(user.id).await?.filter(|r| r.state.pending) else {
+        return Ok(None);
+    };
+    let secret = state
+        .keys
+        .open(user.id, &record.secret_sealed)
+        .map_err(ApiError::internal)?;
+    let uri = tessera_otp::otpauth_uri(&state.config.tfa.issuer, &user.name, &secret);
+    Ok(Some(Enrolment { secret, uri }))
+}
+
+/// Confirms the pending enrolment with its first code; returns the recovery codes.
+pub async fn confirm(
+    state: &AppState,
+    caller: &Caller,
+    user: &User,
+    code: &str,
+) -> ApiResult<Vec<String>> {
+    gate::enforce(state, caller, Operation::TfaConfirm, Subject::Account).await?;
+    let record = match state.store.totp(user.id).await? {
+        Some(r) if r.state.pending => r,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "Two-factor authentication is already enabled",
+            ));
+        }
+        None => {
+            return Err(ApiError::bad_request(
+                "Two-factor authentication is not being set up. Run `npm profile enable-2fa` first.",
+            ));
+        }
+    };
+    let now = state.clock.now_ms();
+    let ttl = state.config.tfa.pending_minutes as i64 * 60_000;
+    if record.state.started_at + ttl < now {
+        state.store.cancel_pending(user.id).await?;
+        return Err(ApiError::bad_request(
+            "This two-factor setup has expired. Start it again.",
+        ));
+    }
+    let ip = caller.ip.to_string();
+    let attempt = throttle::begin(state, FailureKind::Otp, Some(user.id), &ip).await?;
+    let secret = match state.keys.open(user.id, &record.secret_sealed) {
+        Ok(s) => s,
+        Err(e) => {
+            attempt.succeeded(state).await.ok();
+            return Err(ApiError::internal(e));
+        }
+    };
+    let Some(step) =
+        tessera_otp::verify(&secret, code, (now / 1000) as u64, state.config.tfa.window)
+    else {
+        attempt.failed(state).await?;
+        security_log::record(
+            state,
+            user.id,
+            caller,
+            kind::OTP_FAILED,
+            "enrolment confirmation",
+        )
+        .await;
+        return Err(ApiError::bad_request(
+            "That code does not match. Two-factor authentication is still pending: enter a \
+             current code from your authenticator app, or start again.",
+        ));
+    };
+    attempt.succeeded(state).await?;
+    let (codes, hashes) = new_recovery_codes();
+    let credential = caller.credential_id();
+    if !state
+        .store
+        .confirm_enrolment(
+            user.id,
+            record.state.started_at,
+            step as i64,
+            &credential,
+            &hashes,
+            now,
+        )
+        .await?
+    {
+        return Err(ApiError::conflict(
+            "The two-factor setup changed meanwhile. Start it again.",
+        ));
+    }
+    security_log::record(
+        state,
+        user.id,
+        caller,
+        kind::TFA_ENABLED,
+        record.state.mode.as_str(),
+    )
+    .await;
+    tracing::info!(user = %user.name, mode = record.state.mode.as_str(), "2FA enabled");
+    Ok(codes)
+}
+
+fn new_recovery_codes() -> (Vec<String>, Vec<String>) {
+    let codes = tessera_otp::generate_recovery_codes();
+    let hashes = codes
+        .iter()
+        .map(|c| tessera_otp::hash_recovery_code(c))
+        .collect();
+    (codes, hashes)
+}
+
+/// Cancels a pending enrolment (the password alone suffices; the caller checked it).
+pub async fn cancel_pending(state: &AppState, caller: &Caller, user: &User) -> ApiResult<()> {
+    gate::enforce(state, caller, Operation::TfaCancelPending, Subject::Account).await?;
+    state.store.cancel_pending(user.id).await?;
+    security_log::record(state, user.id, caller, kind::TFA_ENROLMENT_CANCELLED, "").await;
+    Ok(())
+}
+
+/// Changes the mode of active 2FA (second factor through the gate).
+pub async fn change_mode(
+    state: &AppState,
+    caller: &Caller,
+    user: &User,
+    mode: TwoFactorMode,
+) -> ApiResult<()> {
+    gate::enforce(state, caller, Operation::TfaModeChange, Subject::Account).await?;
+    if !state.store.set_two_factor_mode(user.id, mode).await? {
+        return Err(ApiError::bad_request(
+            "Two-factor authentication is not enabled",
+        ));
+    }
+    security_log::record(
+        state,
+        user.id,
+        caller,
+        kind::TFA_MODE_CHANGED,
+        mode.as_str(),
+    )
+    .await;
+    Ok(())
+}
+
+/// Turns 2FA off (second factor through the gate; the caller checked the password).
+pub async fn disable(state: &AppState, caller: &Caller, user: &User) -> ApiResult<()> {
+    gate::enforce(state, caller, Operation::TfaDisable, Subject::Account).await?;
+    state.store.disable_two_factor(user.id).await?;
+    security_log::record(state, user.id, caller, kind::TFA_DISABLED, "").await;
+    tracing::info!(user = %user.name, "2FA disabled");
+    Ok(())
+}
+
+/// Replaces the recovery codes; the old set stops working at once.
+pub async fn regenerate_codes(
+    state: &AppState,
+    caller: &Caller,
+    user: &User,
+) -> ApiResult<Vec<String>> {
+    if !gate::account_mode(user).is_on() {
+        return Err(ApiError::bad_request(
+            "Two-factor authentication is not enabled",
+        ));
+    }
+    gate::enforce(
+        state,
+        caller,
+        Operation::RecoveryCodesRegenerate,
+        Subject::Account,
+    )
+    .await?;
+    let (codes, hashes) = new_recovery_codes();
+    state
+        .store
+        .replace_recovery_codes(user.id, &hashes, state.clock.now_ms())
+        .await?;
+    security_log::record(state, user.id, caller, kind::RECOVERY_CODES_REGENERATED, "").await;
+    Ok(codes)
+}
+
+/// Turns npm's web OTP (confirm in the browser instead of typing a code) on or off.
+pub async fn set_web_otp(
+    state: &AppState,
+    caller: &Caller,
+    user: &User,
+    on: bool,
+) -> ApiResult<()> {
+    if on && !gate::account_mode(user).is_on() {
+        return Err(ApiError::bad_request(
+            "Turn on two-factor authentication first",
+        ));
+    }
+    gate::enforce(state, caller, Operation::TfaModeChange, Subject::Account).await?;
+    state.store.set_web_otp(user.id, on).await?;
+    security_log::record(
+        state,
+        user.id,
+        caller,
+        kind::TFA_MODE_CHANGED,
+        if on { "web OTP on" } else { "web OTP off" },
+    )
+    .await;
+    Ok(())
+}
+
+/// The account's mode as npm names it, for display.
+pub fn mode_label(user: &User) -> &'static str {
+    match gate::account_mode(user) {
+        TfaMode::Off => "disabled",
+        TfaMode::Pending => "disabled (setup pending)",
+        TfaMode::AuthOnly => "auth-only",
+        TfaMode::AuthAndWrites => "auth-and-writes",
+    }
+}
