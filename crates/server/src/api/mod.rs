@@ -8,9 +8,6 @@ use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::{delete, get, post, put};
 
-use tessera_store::{Access, Package, Token, User};
-
-use crate::authz::token_scope;
 use crate::http::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -97,64 +94,6 @@ pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
         "http"
     };
     format!("{proto}://{host}")
-}
-
-/// Whether `user`, with `token` if it came with one, may see the package `name` with this
-/// visibility and these maintainers. A granular token limited to other packages does not see
-/// private packages outside them.
-pub fn can_read(
-    state: &AppState,
-    name: &str,
-    access: Access,
-    maintainers: &[i64],
-    user: Option<&User>,
-    token: Option<&Token>,
-) -> bool {
-    if access == Access::Restricted && !token_scope::may_read_private(token, name) {
-        return false;
-    }
-    match (access, user) {
-        (_, Some(u)) if u.is_admin => true,
-        (Access::Public, u) => u.is_some() || !state.config.read_requires_auth,
-        (Access::Restricted, Some(u)) => maintainers.contains(&u.id),
-        (Access::Restricted, None) => false,
-    }
-}
-
-/// Refuses anonymous readers when the registry requires authentication to read.
-pub fn check_read_allowed(state: &AppState, user: Option<&User>) -> ApiResult<()> {
-    if state.config.read_requires_auth && user.is_none() {
-        return Err(ApiError::login_required());
-    }
-    Ok(())
-}
-
-/// Loads a package the caller may see, or 404 (hiding restricted packages).
-pub async fn visible_package(
-    state: &AppState,
-    name: &str,
-    user: Option<&User>,
-    token: Option<&Token>,
-) -> ApiResult<Package> {
-    let pkg = state
-        .store
-        .package(name)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    if pkg.access == Access::Public && can_read(state, name, pkg.access, &[], user, token) {
-        return Ok(pkg);
-    }
-    let doc = state
-        .store
-        .package_doc(name)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    let ids: Vec<i64> = doc.maintainers.iter().map(|m| m.id).collect();
-    if can_read(state, name, pkg.access, &ids, user, token) {
-        Ok(pkg)
-    } else {
-        Err(ApiError::not_found())
-    }
 }
 
 /// Decodes a package name from a path parameter and checks its shape.

@@ -15,8 +15,8 @@ use tessera_store::{Token, TokenKind, User};
 
 use crate::authn::api_tokens;
 use crate::authn::passwords::{self, PasswordCheck};
-use crate::authz::gate::{self, Denial, Operation};
-use crate::authz::policy::{self, RegistryRule};
+use crate::authz::gate::{self, Denial};
+use crate::authz::policy;
 use crate::http::error::ApiError;
 use crate::http::notice;
 use crate::state::AppState;
@@ -90,30 +90,13 @@ impl Caller {
         Ok(user)
     }
 
-    /// The authenticated account for an operation the gate will judge (including enrolment
-    /// under `require_2fa = "everyone"`).
-    pub fn require_user_for(&self, _op: Operation) -> Result<&User, ApiError> {
-        self.require_account()
-    }
-
     /// The authenticated account, even one limited to enrolment: for the profile, `whoami` and
     /// logout, which `npm profile enable-2fa` needs.
     pub fn require_account(&self) -> Result<&User, ApiError> {
         if let Some(e) = &self.refused {
-            return Err(clone_error(e));
+            return Err(e.clone());
         }
         self.user.as_ref().ok_or_else(ApiError::login_required)
-    }
-
-    /// The account for a read: anonymous is fine (`Ok(None)`), a refused credential is not.
-    pub fn reader(&self) -> Result<Option<&User>, ApiError> {
-        if let Some(e) = &self.refused {
-            return Err(clone_error(e));
-        }
-        if self.enrolment_only {
-            return Err(Denial::RegistryRequires2fa.error());
-        }
-        Ok(self.user.as_ref())
     }
 
     /// Identifies the credential in use, to bind a consumed OTP step to it: the same credential
@@ -141,16 +124,6 @@ impl Caller {
             .next()?;
         let mut it = v.split('.').map(|p| p.parse::<u64>().ok());
         Some((it.next()??, it.next()??, it.next().flatten().unwrap_or(0)))
-    }
-}
-
-fn clone_error(e: &ApiError) -> ApiError {
-    ApiError {
-        status: e.status,
-        message: e.message.clone(),
-        challenge: e.challenge,
-        retry_after: e.retry_after,
-        extra: e.extra.clone(),
     }
 }
 
@@ -258,12 +231,9 @@ impl FromRequestParts<AppState> for Caller {
         }
         if let Some(user) = &caller.user {
             // The registry-wide policy: enforced (enrolment only) or announced (a notice).
+            caller.enrolment_only = crate::authz::limited_to_enrolment(state, user).await?;
             let policy = policy::current(state).await?;
             let now = state.clock.now_ms();
-            let on = gate::account_mode(user).is_on();
-            if !on && policy.rule(now) == RegistryRule::Everyone {
-                caller.enrolment_only = true;
-            }
             let noticed = parts.method != Method::GET || parts.uri.path() == "/-/whoami";
             if noticed && let Some(text) = policy.grace_notice(user, now) {
                 notice::leave(parts, text);

@@ -1,6 +1,305 @@
-//! Authorisation: what a caller may do. `gate` holds the 2FA rules; `token_scope` what a granular
-//! token reaches; `policy` the registry-wide 2FA requirement.
+//! Authorisation: the one door every request of both front ends goes through.
+//!
+//! [`authorize`] runs, in this order, for an operation and its subject:
+//! 1. **visibility**: a package the caller may not see answers 404, exactly as a missing one,
+//!    whatever the verb ([`Reader::sees`]);
+//! 2. **maintainers**: a change to a visible package by someone who does not maintain it answers
+//!    403 with one message; a new scoped package needs the scope ([`scope`]);
+//! 3. **the 2FA rules** ([`gate`], a table): refusals answer 403 at once; a required second
+//!    factor is checked by [`Permit::confirm`], after the handler has validated its input, so a
+//!    malformed request never spends a one-time password.
+//!
+//! Reads go through [`reader`]. `token_scope` says what a granular token reaches; `policy` holds
+//! the registry-wide 2FA requirement.
 
 pub mod gate;
 pub mod policy;
+mod scope;
 pub mod token_scope;
+
+use tessera_store::{Access, Package, PackageDoc, Token, User};
+
+use crate::authn::caller::Caller;
+use crate::authz::gate::{Decision, Denial, GateInput, Operation, account_mode, package_policy};
+use crate::authz::policy::RegistryRule;
+use crate::authz::token_scope::Reach;
+use crate::http::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::two_factor::second_factor::{self, Origin, Satisfied};
+
+/// What an operation acts on.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// The caller's own account (profile, password, 2FA, tokens).
+    Account,
+    /// Another account's credential: logging in as it (the password was checked), or revoking
+    /// one of its tokens with that token (`npm logout`).
+    AccountOf(&'a User),
+    /// A package, by name (it may not exist yet for a publish).
+    Package(&'a str),
+}
+
+/// An operation the door let through, waiting for its second factor if the rules ask for one.
+#[must_use = "a permit does nothing until it is confirmed"]
+pub struct Permit {
+    op: Operation,
+    account: User,
+    decision: Decision,
+    doc: Option<PackageDoc>,
+}
+
+/// What a confirmed [`Permit`] hands over.
+pub struct Authorized {
+    /// The package acted on, if it exists (a publish may create it).
+    pub doc: Option<PackageDoc>,
+    /// How the second factor was satisfied, if one was needed.
+    pub second_factor: Option<Satisfied>,
+}
+
+impl Permit {
+    /// The package acted on, if it exists.
+    pub fn doc(&self) -> Option<&PackageDoc> {
+        self.doc.as_ref()
+    }
+
+    /// Whether [`Permit::confirm`] will ask for a one-time password.
+    pub fn needs_otp(&self) -> bool {
+        self.decision == Decision::Otp
+    }
+
+    /// Checks the second factor when the rules ask for one (from the caller's `npm-otp`, or
+    /// the code typed in a website form) and hands over what was authorised.
+    pub async fn confirm(self, state: &AppState, caller: &Caller) -> ApiResult<Authorized> {
+        let second_factor = match self.decision {
+            Decision::Allow => None,
+            Decision::Deny(d) => return Err(d.error()),
+            Decision::Otp => {
+                // A login mints a new credential: its code is bound to this request alone (or,
+                // on the website, to the session it starts).
+                let credential = if self.op == Operation::Login && caller.session.is_none() {
+                    format!("login:{}", crate::authn::api_tokens::random_base62(16))
+                } else {
+                    caller.credential_id()
+                };
+                let ip = caller.ip.to_string();
+                let origin = Origin {
+                    ip: &ip,
+                    user_agent: &caller.user_agent,
+                    base_url: Some(&caller.base_url),
+                };
+                let otp = caller.otp.as_deref();
+                Some(second_factor::verify(state, &origin, &self.account, &credential, otp).await?)
+            }
+        };
+        Ok(Authorized {
+            doc: self.doc,
+            second_factor,
+        })
+    }
+}
+
+/// The door: visibility, then maintainers, then the 2FA rules' refusals, for `op` on `target`.
+/// The returned [`Permit`] checks the second factor when confirmed.
+pub async fn authorize(
+    state: &AppState,
+    caller: &Caller,
+    op: Operation,
+    target: Target<'_>,
+) -> ApiResult<Permit> {
+    let account = match target {
+        Target::AccountOf(u) => u,
+        Target::Account | Target::Package(_) => caller.require_account()?,
+    };
+    let mut doc = None;
+    let mut name = None;
+    if let Target::Package(n) = target {
+        name = Some(n);
+        doc = package_for(state, caller, op, n, account).await?;
+    }
+    let input = GateInput {
+        op,
+        mode: account_mode(account),
+        cred: caller.kind,
+        reach: if op == Operation::Login {
+            Reach::Full
+        } else {
+            token_scope::reach(caller.token.as_ref(), name)
+        },
+        package: doc
+            .as_ref()
+            .map(|d| package_policy(&d.package))
+            .unwrap_or_default(),
+        registry: registry_rule(state).await?,
+    };
+    let decision = gate::decide(input);
+    if let Decision::Deny(d) = decision {
+        return Err(d.error());
+    }
+    Ok(Permit {
+        op,
+        account: account.clone(),
+        decision,
+        doc,
+    })
+}
+
+/// [`authorize`] and [`Permit::confirm`] in one, for operations with nothing to validate in
+/// between.
+pub async fn enforce(
+    state: &AppState,
+    caller: &Caller,
+    op: Operation,
+    target: Target<'_>,
+) -> ApiResult<Authorized> {
+    authorize(state, caller, op, target)
+        .await?
+        .confirm(state, caller)
+        .await
+}
+
+/// Whether `op` on the caller's account would ask for a one-time password (a website form shows
+/// the field then). Refusals count as no.
+pub async fn asks_otp(state: &AppState, caller: &Caller, op: Operation) -> bool {
+    match authorize(state, caller, op, Target::Account).await {
+        Ok(p) => p.needs_otp(),
+        Err(_) => false,
+    }
+}
+
+/// Whether the registry requires 2FA of everyone now and `user` has none: such an account may
+/// only turn it on (and log in and out to do so).
+pub async fn limited_to_enrolment(state: &AppState, user: &User) -> ApiResult<bool> {
+    Ok(!account_mode(user).is_on() && registry_rule(state).await? == RegistryRule::Everyone)
+}
+
+async fn registry_rule(state: &AppState) -> ApiResult<RegistryRule> {
+    Ok(policy::current(state).await?.rule(state.clock.now_ms()))
+}
+
+/// Steps 1 and 2 for a package: loads it if the caller may see it (404 otherwise, or when it is
+/// missing, except for a publish, which may create it), and checks that the caller maintains it
+/// (or, for a new scoped package, may publish in the scope).
+async fn package_for(
+    state: &AppState,
+    caller: &Caller,
+    op: Operation,
+    name: &str,
+    user: &User,
+) -> ApiResult<Option<PackageDoc>> {
+    let Some(doc) = state.store.package_doc(name).await? else {
+        if op == Operation::Publish {
+            scope::check_new_package(state, name, user).await?;
+            return Ok(None);
+        }
+        return Err(ApiError::not_found());
+    };
+    let reader = Reader {
+        state,
+        user: Some(user),
+        token: caller.token.as_ref(),
+    };
+    if !reader.sees_doc(&doc) {
+        return Err(ApiError::not_found());
+    }
+    if op.rule().package_change && !doc.is_maintainer(user.id) {
+        return Err(not_a_maintainer(op, name));
+    }
+    Ok(Some(doc))
+}
+
+/// The one answer to a change of a visible package by someone who does not maintain it.
+fn not_a_maintainer(op: Operation, name: &str) -> ApiError {
+    ApiError::forbidden(format!(
+        "You do not have permission to {} \"{name}\": only its maintainers can. \
+         Are you logged in as the correct user?",
+        op.label()
+    ))
+}
+
+/// Who reads: the caller's account (if any) and token, once the read checks passed.
+pub struct Reader<'a> {
+    state: &'a AppState,
+    user: Option<&'a User>,
+    token: Option<&'a Token>,
+}
+
+/// The reader behind a request: refuses a rejected credential, an account the registry limits
+/// to enrolling in 2FA, and anonymous callers when reads need an account.
+pub fn reader<'a>(state: &'a AppState, caller: &'a Caller) -> ApiResult<Reader<'a>> {
+    if let Some(e) = &caller.refused {
+        return Err(e.clone());
+    }
+    if caller.enrolment_only {
+        return Err(Denial::RegistryRequires2fa.error());
+    }
+    website_reader(state, caller.user.as_ref())
+}
+
+/// The reader of a website page: an account or nobody. Anonymous readers are refused (401) when
+/// the registry requires authentication to read.
+pub fn website_reader<'a>(state: &'a AppState, user: Option<&'a User>) -> ApiResult<Reader<'a>> {
+    if state.config.read_requires_auth && user.is_none() {
+        return Err(ApiError::login_required());
+    }
+    Ok(Reader {
+        state,
+        user,
+        token: None,
+    })
+}
+
+impl<'a> Reader<'a> {
+    /// The account reading, if any.
+    pub fn user(&self) -> Option<&'a User> {
+        self.user
+    }
+
+    /// Whether this reader sees the package `name` with this visibility and maintainers. A
+    /// granular token limited to other packages does not see private packages outside them;
+    /// administrators see everything.
+    pub fn sees(&self, name: &str, access: Access, maintainers: &[i64]) -> bool {
+        if access == Access::Restricted && !token_scope::may_read_private(self.token, name) {
+            return false;
+        }
+        match (access, self.user) {
+            (_, Some(u)) if u.is_admin => true,
+            (Access::Public, _) => true,
+            (Access::Restricted, Some(u)) => maintainers.contains(&u.id),
+            (Access::Restricted, None) => false,
+        }
+    }
+
+    fn sees_doc(&self, doc: &PackageDoc) -> bool {
+        let ids: Vec<i64> = doc.maintainers.iter().map(|m| m.id).collect();
+        self.sees(&doc.package.name, doc.package.access, &ids)
+    }
+
+    /// The package row, if this reader sees it; 404 otherwise, as for a missing package.
+    pub async fn package(&self, name: &str) -> ApiResult<Package> {
+        let pkg = self
+            .state
+            .store
+            .package(name)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        if pkg.access == Access::Public && self.sees(name, pkg.access, &[]) {
+            return Ok(pkg);
+        }
+        Ok(self.package_doc(name).await?.package)
+    }
+
+    /// The whole package document, if this reader sees it; 404 otherwise.
+    pub async fn package_doc(&self, name: &str) -> ApiResult<PackageDoc> {
+        let doc = self
+            .state
+            .store
+            .package_doc(name)
+            .await?
+            .ok_or_else(ApiError::not_found)?;
+        if self.sees_doc(&doc) {
+            Ok(doc)
+        } else {
+            Err(ApiError::not_found())
+        }
+    }
+}

@@ -24,7 +24,7 @@ pub enum Challenge {
 }
 
 /// An error answered to an npm client.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,

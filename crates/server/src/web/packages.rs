@@ -8,7 +8,7 @@ use axum::extract::{Path, Query};
 
 use tessera_store::Access;
 
-use crate::api::can_read;
+use crate::authz;
 use crate::authz::gate::{PackagePolicy, package_policy};
 use crate::clock::iso8601;
 use crate::npm::versions;
@@ -56,22 +56,17 @@ pub async fn home(web: Web, Query(q): Query<HashMap<String, String>>) -> WebResu
 /// `GET /-/web/package/:name`.
 pub async fn package(web: Web, Path(name): Path<String>) -> WebResult {
     let user = web.user.as_ref();
-    let doc = web
-        .state
-        .store
+    let Ok(reader) = authz::website_reader(&web.state, user) else {
+        return Err(WebError::redirect(&format!(
+            "/-/web/signin?next={}",
+            crate::web::session::encode(&format!("/-/web/package/{name}"))
+        )));
+    };
+    // A package this reader may not see is a 404, exactly as a missing one.
+    let doc = reader
         .package_doc(&name)
-        .await?
-        .ok_or_else(WebError::not_found)?;
-    let ids: Vec<i64> = doc.maintainers.iter().map(|m| m.id).collect();
-    if !can_read(&web.state, &name, doc.package.access, &ids, user, None) {
-        if user.is_none() {
-            return Err(WebError::redirect(&format!(
-                "/-/web/signin?next={}",
-                crate::web::session::encode(&format!("/-/web/package/{name}"))
-            )));
-        }
-        return Err(WebError::not_found());
-    }
+        .await
+        .map_err(|_| WebError::not_found())?;
     let latest = doc
         .tag("latest")
         .map(str::to_owned)

@@ -16,9 +16,7 @@ use tessera_store::{Session, SessionStage, User};
 
 use crate::authn::api_tokens;
 use crate::authn::caller::{Caller, CredentialKind, client_ip};
-use crate::authz::gate::{self, Decision, GateInput, Operation};
-use crate::authz::policy::{self, RegistryRule};
-use crate::authz::token_scope::Reach;
+use crate::authz::gate::Operation;
 use crate::state::AppState;
 use crate::web::WebError;
 
@@ -151,9 +149,9 @@ impl FromRequestParts<AppState> for Web {
             };
             match user {
                 Some(u) if !u.locked => {
-                    let policy = policy::current(state).await.map_err(WebError::from)?;
-                    web.enrolment_only = !gate::account_mode(&u).is_on()
-                        && policy.rule(now) == RegistryRule::Everyone;
+                    web.enrolment_only = crate::authz::limited_to_enrolment(state, &u)
+                        .await
+                        .map_err(WebError::from)?;
                     web.user = Some(u);
                 }
                 _ => {
@@ -386,20 +384,7 @@ impl Web {
 
     /// Whether `op` would ask this user for a one-time password (to show the field).
     pub async fn needs_otp(&self, op: Operation) -> bool {
-        let Some(user) = &self.user else { return false };
-        let registry = match policy::current(&self.state).await {
-            Ok(p) => p.rule(self.state.clock.now_ms()),
-            Err(_) => RegistryRule::None,
-        };
-        let input = GateInput {
-            op,
-            mode: gate::account_mode(user),
-            cred: CredentialKind::Session,
-            reach: Reach::Full,
-            package: Default::default(),
-            registry,
-        };
-        gate::decide(input) == Decision::Otp
+        self.user.is_some() && crate::authz::asks_otp(&self.state, &self.caller(None), op).await
     }
 }
 

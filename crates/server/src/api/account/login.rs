@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 use tessera_store::{NewUser, StoreError, TokenKind, User};
 
 use crate::api::account::tokens::{TokenSpec, issue_token};
-use crate::api::check_read_allowed;
 use crate::authn::api_tokens;
 use crate::authn::caller::Caller;
 use crate::authn::passwords::{self, PasswordCheck};
@@ -187,8 +186,7 @@ pub async fn couch_get(
     caller: Caller,
     Path(user_doc): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let viewer = caller.reader()?;
-    check_read_allowed(&state, viewer)?;
+    crate::authz::reader(&state, &caller)?;
     let name = user_doc
         .strip_prefix(USER_PREFIX)
         .ok_or_else(ApiError::not_found)?;

@@ -9,9 +9,9 @@ use serde_json::{Map, Value, json};
 
 use tessera_store::{Access, Package};
 
-use crate::api::{check_read_allowed, visible_package};
 use crate::authn::caller::Caller;
-use crate::authz::gate::{self, Operation, PackagePolicy, Subject, package_policy};
+use crate::authz::gate::{Operation, PackagePolicy, package_policy};
+use crate::authz::{self, Target};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{parse_json, read_body};
 use crate::npm::names::scope_of;
@@ -31,9 +31,7 @@ pub async fn visibility(
     caller: Caller,
     Path(pkg): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let user = caller.reader()?;
-    check_read_allowed(&state, user)?;
-    let p = visible_package(&state, &pkg, user, caller.token.as_ref()).await?;
+    let p = authz::reader(&state, &caller)?.package(&pkg).await?;
     Ok(Json(json!({"public": p.access == Access::Public})))
 }
 
@@ -43,9 +41,7 @@ pub async fn get(
     caller: Caller,
     Path(pkg): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let user = caller.reader()?;
-    check_read_allowed(&state, user)?;
-    let p = visible_package(&state, &pkg, user, caller.token.as_ref()).await?;
+    let p = authz::reader(&state, &caller)?.package(&pkg).await?;
     Ok(Json(json!({
         "name": p.name,
         "access": p.access.as_str(),
@@ -63,18 +59,6 @@ pub async fn set(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let user = caller.require_user()?;
-    let p = visible_package(&state, &pkg, Some(user), caller.token.as_ref()).await?;
-    let doc = state
-        .store
-        .package_doc(&pkg)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    if !doc.is_maintainer(user.id) {
-        return Err(ApiError::forbidden(format!(
-            "You do not have permission to change access to \"{pkg}\". Only its maintainers can."
-        )));
-    }
     let bytes = read_body(&headers, body, 64 * 1024).await?;
     let body: Map<String, Value> = parse_json(&bytes)?;
     let access = match body.get("access") {
@@ -105,18 +89,27 @@ pub async fn set(
             "Unscoped packages cannot be made private",
         ));
     }
+    // Each change has its own 2FA rules: both pass the door before either asks for the code.
+    let mut ops = Vec::new();
     if access.is_some() {
-        gate::enforce(&state, &caller, Operation::AccessChange, Subject::of(&p)).await?;
+        ops.push(Operation::AccessChange);
     }
     if requires.is_some() || overrides.is_some() {
-        gate::enforce(
-            &state,
-            &caller,
-            Operation::PackageMfaChange,
-            Subject::of(&p),
-        )
-        .await?;
+        ops.push(Operation::PackageMfaChange);
     }
+    let mut permits = Vec::new();
+    for op in ops {
+        permits.push(authz::authorize(&state, &caller, op, Target::Package(&pkg)).await?);
+    }
+    let mut p = None;
+    for permit in permits {
+        p = permit
+            .confirm(&state, &caller)
+            .await?
+            .doc
+            .map(|d| d.package);
+    }
+    let p = p.ok_or_else(ApiError::not_found)?;
     let now = state.clock.now_ms();
     if let Some(a) = access {
         state.store.set_access(p.id, a, now).await?;
@@ -136,14 +129,7 @@ pub async fn collaborators(
     caller: Caller,
     Path(pkg): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let user = caller.reader()?;
-    check_read_allowed(&state, user)?;
-    visible_package(&state, &pkg, user, caller.token.as_ref()).await?;
-    let doc = state
-        .store
-        .package_doc(&pkg)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let doc = authz::reader(&state, &caller)?.package_doc(&pkg).await?;
     let m: Map<String, Value> = doc
         .maintainers
         .into_iter()
@@ -159,8 +145,7 @@ pub async fn user_packages(
     caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let viewer = caller.reader()?;
-    check_read_allowed(&state, viewer)?;
+    let reader = authz::reader(&state, &caller)?;
     let user = state
         .store
         .user_by_name(&name)
@@ -168,11 +153,7 @@ pub async fn user_packages(
         .ok_or_else(|| ApiError::not_found_msg("User not found"))?;
     let mut out = Map::new();
     for p in state.store.packages_of(user.id).await? {
-        let visible = p.access == Access::Public
-            || visible_package(&state, &p.name, viewer, caller.token.as_ref())
-                .await
-                .is_ok();
-        if visible {
+        if p.access == Access::Public || reader.package(&p.name).await.is_ok() {
             out.insert(p.name, Value::String("write".into()));
         }
     }

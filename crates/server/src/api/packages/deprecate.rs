@@ -9,7 +9,8 @@ use tessera_store::PackageDoc;
 
 use crate::api::packages::writes::check_rev;
 use crate::authn::caller::Caller;
-use crate::authz::gate::{self, Operation, Subject};
+use crate::authz::gate::Operation;
+use crate::authz::{self, Target};
 use crate::http::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -49,21 +50,15 @@ pub async fn apply(
     versions: &Map<String, Value>,
     rev: Option<&str>,
 ) -> ApiResult<Response> {
-    let user = caller.require_user()?;
-    if !doc.is_maintainer(user.id) {
-        return Err(ApiError::forbidden(format!(
-            "You do not have permission to change \"{}\". Only its maintainers can.",
-            doc.package.name
-        )));
-    }
-    let changes = changes(&doc, versions)?;
-    gate::enforce(
+    let permit = authz::authorize(
         state,
         caller,
         Operation::Deprecate,
-        Subject::of(&doc.package),
+        Target::Package(&doc.package.name),
     )
     .await?;
+    let changes = changes(&doc, versions)?;
+    permit.confirm(state, caller).await?;
     check_rev(&doc.package.name, doc.package.rev, rev)?;
     if !changes.is_empty() {
         state

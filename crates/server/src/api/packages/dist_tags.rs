@@ -6,9 +6,9 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde_json::{Map, Value, json};
 
-use crate::api::{check_read_allowed, visible_package};
 use crate::authn::caller::Caller;
-use crate::authz::gate::{self, Operation, Subject};
+use crate::authz::gate::Operation;
+use crate::authz::{self, Permit, Target};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{parse_json, read_body};
 use crate::npm::names;
@@ -21,14 +21,7 @@ pub async fn list(
     caller: Caller,
     Path(pkg): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let user = caller.reader()?;
-    check_read_allowed(&state, user)?;
-    visible_package(&state, &pkg, user, caller.token.as_ref()).await?;
-    let doc = state
-        .store
-        .package_doc(&pkg)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let doc = authz::reader(&state, &caller)?.package_doc(&pkg).await?;
     let tags: Map<String, Value> = doc
         .dist_tags
         .into_iter()
@@ -37,24 +30,21 @@ pub async fn list(
     Ok(Json(Value::Object(tags)))
 }
 
+/// Through the door for a dist-tag change: the permit and the package.
 async fn writable(
     state: &AppState,
     caller: &Caller,
     pkg: &str,
-) -> ApiResult<tessera_store::PackageDoc> {
-    let user = caller.require_user()?;
-    visible_package(state, pkg, Some(user), caller.token.as_ref()).await?;
-    let doc = state
-        .store
-        .package_doc(pkg)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    if !doc.is_maintainer(user.id) {
-        return Err(ApiError::forbidden(format!(
-            "You do not have permission to change the dist-tags of \"{pkg}\". Only its maintainers can."
-        )));
-    }
-    Ok(doc)
+) -> ApiResult<(Permit, tessera_store::PackageDoc)> {
+    let permit = authz::authorize(
+        state,
+        caller,
+        Operation::DistTagChange,
+        Target::Package(pkg),
+    )
+    .await?;
+    let doc = permit.doc().cloned().ok_or_else(ApiError::not_found)?;
+    Ok((permit, doc))
 }
 
 /// `PUT /-/package/:pkg/dist-tags/:tag` with the version as a JSON string.
@@ -65,7 +55,7 @@ pub async fn add(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let doc = writable(&state, &caller, &pkg).await?;
+    let (permit, doc) = writable(&state, &caller, &pkg).await?;
     names::validate_tag(&tag).map_err(ApiError::bad_request)?;
     let bytes = read_body(&headers, body, 64 * 1024).await?;
     let raw: Value = parse_json(&bytes)?;
@@ -78,13 +68,7 @@ pub async fn add(
             "{pkg}@{version} is not published"
         )));
     }
-    gate::enforce(
-        &state,
-        &caller,
-        Operation::DistTagChange,
-        Subject::of(&doc.package),
-    )
-    .await?;
+    permit.confirm(&state, &caller).await?;
     state
         .store
         .set_dist_tag(doc.package.id, &tag, &version, state.clock.now_ms())
@@ -99,7 +83,7 @@ pub async fn remove(
     caller: Caller,
     Path((pkg, tag)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let doc = writable(&state, &caller, &pkg).await?;
+    let (permit, doc) = writable(&state, &caller, &pkg).await?;
     if tag == "latest" {
         return Err(ApiError::bad_request(
             "The latest dist-tag cannot be removed; point it at another version instead",
@@ -110,13 +94,7 @@ pub async fn remove(
             "{pkg} has no dist-tag {tag:?}"
         )));
     }
-    gate::enforce(
-        &state,
-        &caller,
-        Operation::DistTagChange,
-        Subject::of(&doc.package),
-    )
-    .await?;
+    permit.confirm(&state, &caller).await?;
     state
         .store
         .remove_dist_tag(doc.package.id, &tag, state.clock.now_ms())

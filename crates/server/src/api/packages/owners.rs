@@ -6,7 +6,8 @@ use serde_json::{Map, Value, json};
 
 use crate::api::packages::writes::check_rev;
 use crate::authn::caller::Caller;
-use crate::authz::gate::{self, Operation, Subject};
+use crate::authz::gate::Operation;
+use crate::authz::{self, Target};
 use crate::http::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -18,17 +19,9 @@ pub async fn set(
     body: &Map<String, Value>,
     rev: Option<&str>,
 ) -> ApiResult<Response> {
-    let user = caller.require_user()?;
-    let doc = state
-        .store
-        .package_doc(name)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    if !doc.is_maintainer(user.id) {
-        return Err(ApiError::forbidden(format!(
-            "You do not have permission to change the owners of \"{name}\". Only its maintainers can."
-        )));
-    }
+    let permit =
+        authz::authorize(state, caller, Operation::OwnerChange, Target::Package(name)).await?;
+    let doc = permit.doc().ok_or_else(ApiError::not_found)?;
     let list = body
         .get("maintainers")
         .and_then(Value::as_array)
@@ -68,18 +61,13 @@ pub async fn set(
         .filter(|m| !wanted.contains(&m.name))
         .map(|m| m.id)
         .collect();
-    gate::enforce(
-        state,
-        caller,
-        Operation::OwnerChange,
-        Subject::of(&doc.package),
-    )
-    .await?;
-    check_rev(name, doc.package.rev, rev)?;
+    let (id, current) = (doc.package.id, doc.package.rev);
+    permit.confirm(state, caller).await?;
+    check_rev(name, current, rev)?;
     if !add.is_empty() || !remove.is_empty() {
         state
             .store
-            .change_maintainers(doc.package.id, &add, &remove, state.clock.now_ms())
+            .change_maintainers(id, &add, &remove, state.clock.now_ms())
             .await?;
         state.packuments.invalidate(name);
         tracing::info!(

@@ -14,7 +14,8 @@ use serde_json::{Map, Value, json};
 use tessera_store::{Access, NewVersion, StoreError, VersionRecord};
 
 use crate::authn::caller::Caller;
-use crate::authz::gate::{self, Operation, Subject};
+use crate::authz::gate::Operation;
+use crate::authz::{self, Target};
 use crate::config::DefaultAccess;
 use crate::http::error::{ApiError, ApiResult};
 use crate::npm::names::{self, bare_name, scope_of};
@@ -47,7 +48,10 @@ pub async fn publish(
     let user = caller.require_user()?;
     names::validate_package_name(name)
         .map_err(|e| ApiError::bad_request(format!("Invalid package name {name:?}: {e}")))?;
-    let existing = state.store.package_doc(name).await?;
+    // Who may publish (a package the caller cannot see is a 404, as a missing one would be);
+    // the second factor is asked once the body has been checked.
+    let permit = authz::authorize(state, caller, Operation::Publish, Target::Package(name)).await?;
+    let existing = permit.doc();
 
     // Which version is new: exactly one (npm 5–9's 409 retry sends the merged document).
     let versions = doc
@@ -92,29 +96,7 @@ pub async fn publish(
         ));
     }
 
-    // Who may publish, then what the gate asks for.
-    if let Some(d) = &existing
-        && !d.is_maintainer(user.id)
-    {
-        return Err(ApiError::forbidden(format!(
-            "You do not have permission to publish \"{name}\". Are you logged in as the correct user?"
-        )));
-    }
-    if existing.is_none()
-        && let Some(scope) = scope_of(name)
-    {
-        check_scope(state, scope, user).await?;
-    }
-    gate::enforce(
-        state,
-        caller,
-        Operation::Publish,
-        Subject::Package {
-            name,
-            package: existing.as_ref().map(|d| &d.package),
-        },
-    )
-    .await?;
+    let existing = permit.confirm(state, caller).await?.doc;
 
     // The tarball.
     let attachments = doc
@@ -327,30 +309,4 @@ pub async fn publish(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// A new package in a scope: the scope belongs to the maintainers of its packages, and, before
-/// it has any, `@name` to the user `name` (unless `open_scopes`). Admins may publish anywhere.
-async fn check_scope(state: &AppState, scope: &str, user: &tessera_store::User) -> ApiResult<()> {
-    if state.config.open_scopes || user.is_admin {
-        return Ok(());
-    }
-    let (taken, member) = state.store.scope_standing(scope, user.id).await?;
-    if member {
-        return Ok(());
-    }
-    if taken {
-        return Err(ApiError::forbidden(format!(
-            "The scope {scope} belongs to the maintainers of its packages. Ask one of them to add you \
-             to a package in it (npm owner add), or publish under your own scope."
-        )));
-    }
-    let owner = &scope[1..];
-    if owner != user.name && state.store.user_by_name(owner).await?.is_some() {
-        return Err(ApiError::forbidden(format!(
-            "The scope {scope} belongs to the user {owner}. Publish under your own scope (@{}).",
-            user.name
-        )));
-    }
-    Ok(())
 }

@@ -9,8 +9,9 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
-use crate::api::{base_url, can_read, check_read_allowed};
+use crate::api::base_url;
 use crate::authn::caller::Caller;
+use crate::authz;
 use crate::http::error::{ApiError, ApiResult};
 use crate::npm::names::bare_name;
 use crate::npm::packument::{self, Part, Rendered};
@@ -72,20 +73,12 @@ async fn readable(
     name: &str,
     part: Part,
 ) -> ApiResult<Arc<Rendered>> {
-    let user = caller.reader()?;
-    check_read_allowed(state, user)?;
+    let reader = authz::reader(state, caller)?;
     let base = base_url(state, headers);
     let r = rendered(state, name, &base, part)
         .await?
         .ok_or_else(ApiError::not_found)?;
-    if !can_read(
-        state,
-        name,
-        r.access,
-        &r.maintainer_ids,
-        user,
-        caller.token.as_ref(),
-    ) {
+    if !reader.sees(name, r.access, &r.maintainer_ids) {
         return Err(ApiError::not_found());
     }
     Ok(r)

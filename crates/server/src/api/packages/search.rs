@@ -5,8 +5,8 @@ use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::api::check_read_allowed;
 use crate::authn::caller::Caller;
+use crate::authz;
 use crate::clock::iso8601;
 use crate::http::error::ApiResult;
 use crate::state::AppState;
@@ -25,8 +25,7 @@ pub async fn search(
     caller: Caller,
     Query(q): Query<SearchQuery>,
 ) -> ApiResult<Json<Value>> {
-    let user = caller.reader()?;
-    check_read_allowed(&state, user)?;
+    let user = authz::reader(&state, &caller)?.user();
     let text = q.text.unwrap_or_default();
     let terms: Vec<String> = text
         .split_whitespace()

@@ -7,10 +7,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::api::visible_package;
 use crate::authn::caller::Caller;
-use crate::authz::gate::{self, Operation, Subject};
-use crate::http::error::ApiResult;
+use crate::authz::gate::Operation;
+use crate::authz::{self, Target};
+use crate::http::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// Stars or unstars for the caller.
@@ -21,8 +21,8 @@ pub async fn star(
     body: &Map<String, Value>,
 ) -> ApiResult<Response> {
     let user = caller.require_user()?;
-    let pkg = visible_package(state, name, Some(user), caller.token.as_ref()).await?;
-    gate::enforce(state, caller, Operation::Star, Subject::of(&pkg)).await?;
+    let done = authz::enforce(state, caller, Operation::Star, Target::Package(name)).await?;
+    let pkg = done.doc.ok_or_else(ApiError::not_found)?.package;
     let starred = body
         .get("users")
         .and_then(Value::as_object)
@@ -50,8 +50,7 @@ pub async fn starred_by_user(
     caller: Caller,
     Query(q): Query<StarQuery>,
 ) -> ApiResult<Json<Value>> {
-    let viewer = caller.reader()?;
-    crate::api::check_read_allowed(&state, viewer)?;
+    let reader = authz::reader(&state, &caller)?;
     let key = q.key.unwrap_or_default();
     let name: String = serde_json::from_str(&key).unwrap_or(key);
     let Some(user) = state.store.user_by_name(&name).await? else {
@@ -59,10 +58,7 @@ pub async fn starred_by_user(
     };
     let mut rows = Vec::new();
     for p in state.store.starred_by(user.id).await? {
-        if visible_package(&state, &p, viewer, caller.token.as_ref())
-            .await
-            .is_ok()
-        {
+        if reader.package(&p).await.is_ok() {
             rows.push(json!({"value": p}));
         }
     }

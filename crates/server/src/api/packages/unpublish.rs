@@ -13,21 +13,15 @@ use tessera_store::PackageDoc;
 use crate::api::packages::read::version_of_file;
 use crate::api::packages::writes::check_rev;
 use crate::authn::caller::Caller;
-use crate::authz::gate::{self, Operation, Subject};
+use crate::authz::gate::Operation;
+use crate::authz::{self, Permit, Target};
 use crate::http::error::{ApiError, ApiResult};
 use crate::npm::versions;
 use crate::state::AppState;
 
-fn require_maintainer(caller: &Caller, doc: &PackageDoc) -> ApiResult<()> {
-    let user = caller.require_user()?;
-    if doc.is_maintainer(user.id) {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden(format!(
-            "You do not have permission to unpublish \"{}\". Only its maintainers can.",
-            doc.package.name
-        )))
-    }
+/// Through the door for an unpublish of `name`.
+async fn through_door(state: &AppState, caller: &Caller, name: &str) -> ApiResult<Permit> {
+    authz::authorize(state, caller, Operation::Unpublish, Target::Package(name)).await
 }
 
 /// Deletes tarballs no version refers to any more. Failures are logged: an orphan blob is
@@ -108,19 +102,13 @@ pub async fn remove_versions(
     kept: &Map<String, Value>,
     rev: Option<&str>,
 ) -> ApiResult<Response> {
-    require_maintainer(caller, &doc)?;
+    let permit = through_door(state, caller, &doc.package.name).await?;
     if let Some(extra) = kept.keys().find(|v| doc.version(v).is_none()) {
         return Err(ApiError::bad_request(format!(
             "Version {extra} is not published; an unpublish can only remove versions"
         )));
     }
-    gate::enforce(
-        state,
-        caller,
-        Operation::Unpublish,
-        Subject::of(&doc.package),
-    )
-    .await?;
+    permit.confirm(state, caller).await?;
     check_rev(&doc.package.name, doc.package.rev, rev)?;
     let removed: Vec<String> = doc
         .versions
@@ -138,20 +126,10 @@ pub async fn delete_package(
     name: &str,
     rev: &str,
 ) -> ApiResult<Response> {
-    caller.require_user()?;
-    let doc = state
-        .store
-        .package_doc(name)
+    let doc = authz::enforce(state, caller, Operation::Unpublish, Target::Package(name))
         .await?
+        .doc
         .ok_or_else(ApiError::not_found)?;
-    require_maintainer(caller, &doc)?;
-    gate::enforce(
-        state,
-        caller,
-        Operation::Unpublish,
-        Subject::of(&doc.package),
-    )
-    .await?;
     check_rev(name, doc.package.rev, Some(rev).filter(|r| !r.is_empty()))?;
     let all = doc.versions.iter().map(|v| v.version.clone()).collect();
     remove(state, doc, all).await
@@ -166,23 +144,15 @@ pub async fn delete_tarball(
     file: &str,
     _rev: &str,
 ) -> ApiResult<Response> {
-    caller.require_user()?;
-    let doc = state
-        .store
-        .package_doc(name)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
-    require_maintainer(caller, &doc)?;
+    let permit = through_door(state, caller, name).await?;
     let version = version_of_file(name, file)
         .ok_or_else(ApiError::not_found)?
         .to_owned();
-    gate::enforce(
-        state,
-        caller,
-        Operation::Unpublish,
-        Subject::of(&doc.package),
-    )
-    .await?;
+    let doc = permit
+        .confirm(state, caller)
+        .await?
+        .doc
+        .ok_or_else(ApiError::not_found)?;
     if doc.version(&version).is_none() {
         return Ok(Json(json!({"ok": true})).into_response());
     }

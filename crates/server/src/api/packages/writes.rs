@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::api::packages::{deprecate, owners, publish, star, unpublish};
 use crate::authn::caller::Caller;
+use crate::authz;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{parse_json, read_body};
 use crate::npm::packument::rev_string;
@@ -88,11 +89,8 @@ pub async fn put(
         Some(Meaning::Star) => star::star(state, caller, name, &doc).await,
         Some(Meaning::Owners) => owners::set(state, caller, name, &doc, rev.as_deref()).await,
         Some(Meaning::Document) => {
-            let stored = state
-                .store
-                .package_doc(name)
-                .await?
-                .ok_or_else(ApiError::not_found)?;
+            // Which change it is depends on the stored versions: read them as the caller may.
+            let stored = authz::reader(state, caller)?.package_doc(name).await?;
             let versions = doc
                 .get("versions")
                 .and_then(Value::as_object)
