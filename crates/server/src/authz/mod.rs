@@ -232,7 +232,9 @@ pub fn reader<'a>(state: &'a AppState, caller: &'a Caller) -> ApiResult<Reader<'
     if caller.enrolment_only {
         return Err(Denial::RegistryRequires2fa.error());
     }
-    website_reader(state, caller.user.as_ref())
+    let mut reader = website_reader(state, caller.user.as_ref())?;
+    reader.token = caller.token.as_ref();
+    Ok(reader)
 }
 
 /// The reader of a website page: an account or nobody. Anonymous readers are refused (401) when
