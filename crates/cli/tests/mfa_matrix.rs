@@ -1,4 +1,4 @@
-//! A package's 2FA policy with the real npm clients (issue 4): every cell of policy
+//! A package's 2FA policy with the real npm clients: every cell of policy
 //! (`npm access set mfa=none|publish|automation`) × the publisher's account mode (no 2FA,
 //! auth-only, auth-and-writes) × the token it publishes with (its login token, a classic
 //! automation token), each tried with `npm publish` without and with `--otp`; and npm 6's

@@ -1,5 +1,5 @@
 //! Two-factor authentication with the real npm CLI, flow by flow as npm's 2FA document
-//! describes it (../shared/seed/), plus the black-box security checks.
+//! describes it, plus the black-box security checks.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Black-box security checks of the second factor (security-requirements.md): replay, races,
+//! Black-box security checks of the second factor: replay, races,
 //! throttling, secrets at rest and in responses, and the ordering of factors.
 
 mod common;

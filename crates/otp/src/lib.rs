@@ -270,7 +270,7 @@ mod tests {
 
     #[test]
     fn known_peer_value() {
-        // crates-and-tools.md §4: oathtool, pyotp and otplib all give 988643 here.
+        // oathtool, pyotp and otplib all give 988643 here.
         let key = decode_base32("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ").unwrap();
         assert_eq!(totp(&key, 1795863031), "988643");
     }

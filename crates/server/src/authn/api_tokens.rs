@@ -2,7 +2,7 @@
 //!
 //! A token is `tsr_` followed by 40 base62 characters from the OS CSPRNG (≈238 bits). Only its
 //! SHA-256 is stored; the hex digest doubles as npm's token `key`. The first characters are kept
-//! as a display prefix, which `npm token revoke <full token>` needs (npm-protocol.md §5.3).
+//! as a display prefix, which `npm token revoke <full token>` needs.
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;

@@ -3,7 +3,8 @@
 //! Bearer tokens are looked up by hash; Basic credentials are checked with Argon2. A credential
 //! that fails (unknown, revoked, expired, locked account, outside its CIDR whitelist) is kept as
 //! an error and refused by every endpoint that needs a user. Login, logout and ping don't ask, so a
-//! stale token in `.npmrc` never blocks `npm login` (npm-protocol.md §1.3).
+//! stale token in `.npmrc` never blocks `npm login` (npm sends the
+//! token it has, even to the login endpoint).
 
 use std::net::{IpAddr, SocketAddr};
 

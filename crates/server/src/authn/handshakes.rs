@@ -1,5 +1,6 @@
 //! Browser handshakes: npm shows the user one URL (`loginUrl`, `authUrl`) and polls another
-//! (`doneUrl`) until the user has approved in the browser (npm-protocol.md §2.4, §3.2).
+//! (`doneUrl`) until the user has approved in the browser (`npm login` since npm 9, and web
+//! one-time passwords since npm 8.15).
 //!
 //! The two ids are independent random values (≥ 190 bits each) and only their hashes are
 //! stored, so seeing the browser URL does not let anyone collect the result. A handshake expires

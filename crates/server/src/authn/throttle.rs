@@ -1,7 +1,7 @@
 //! Failure counters: wrong one-time passwords and wrong passwords, counted in sliding windows in
 //! the database (so every instance shares them), per account and per client address.
 //!
-//! The figures are PyPI's (security-requirements.md RL-02): for the second factor, per account 5
+//! The figures are PyPI's: for the second factor, per account 5
 //! in 5 minutes, 20 in an hour, 50 in a day, and per address 10 in 5 minutes, 50 in an hour; for
 //! passwords, 10 in 5 minutes per account and per address. The two counters are separate: a wrong
 //! password never moves the second-factor counter, so nobody without the password can lock an

@@ -216,6 +216,26 @@ fn not_a_maintainer(op: Operation, name: &str) -> ApiError {
     ))
 }
 
+/// Whether a reader (`user`, with `token` if it came with one) sees the package `name` with
+/// this visibility and these maintainers. Pure: the whole visibility rule.
+fn visible(
+    user: Option<&User>,
+    token: Option<&Token>,
+    name: &str,
+    access: Access,
+    maintainers: &[i64],
+) -> bool {
+    if access == Access::Restricted && !token_scope::may_read_private(token, name) {
+        return false;
+    }
+    match (access, user) {
+        (_, Some(u)) if u.is_admin => true,
+        (Access::Public, _) => true,
+        (Access::Restricted, Some(u)) => maintainers.contains(&u.id),
+        (Access::Restricted, None) => false,
+    }
+}
+
 /// Who reads: the caller's account (if any) and token, once the read checks passed.
 pub struct Reader<'a> {
     state: &'a AppState,
@@ -260,15 +280,7 @@ impl<'a> Reader<'a> {
     /// granular token limited to other packages does not see private packages outside them;
     /// administrators see everything.
     pub fn sees(&self, name: &str, access: Access, maintainers: &[i64]) -> bool {
-        if access == Access::Restricted && !token_scope::may_read_private(self.token, name) {
-            return false;
-        }
-        match (access, self.user) {
-            (_, Some(u)) if u.is_admin => true,
-            (Access::Public, _) => true,
-            (Access::Restricted, Some(u)) => maintainers.contains(&u.id),
-            (Access::Restricted, None) => false,
-        }
+        visible(self.user, self.token, name, access, maintainers)
     }
 
     fn sees_doc(&self, doc: &PackageDoc) -> bool {
@@ -302,6 +314,84 @@ impl<'a> Reader<'a> {
             Ok(doc)
         } else {
             Err(ApiError::not_found())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_store::{TokenGrants, TokenKind};
+
+    fn user(id: i64, is_admin: bool) -> User {
+        User {
+            id,
+            name: format!("u{id}"),
+            email: String::new(),
+            email_verified: false,
+            password_hash: String::new(),
+            profile: Default::default(),
+            is_admin,
+            locked: false,
+            two_factor: None,
+            web_otp: false,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn granular(packages: &[&str], permission: &str) -> Token {
+        Token {
+            id: 1,
+            user_id: 1,
+            token_hash: String::new(),
+            display_prefix: String::new(),
+            kind: TokenKind::Granular,
+            name: None,
+            description: None,
+            readonly: false,
+            bypass_2fa: false,
+            cidr_whitelist: vec![],
+            grants: TokenGrants {
+                packages: packages.iter().map(|p| p.to_string()).collect(),
+                packages_and_scopes_permission: Some(permission.into()),
+                ..Default::default()
+            },
+            expires_at: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    /// Every reader against a public and a restricted package maintained by user 1.
+    #[test]
+    fn who_sees_what() {
+        let maintainer = user(1, false);
+        let other = user(2, false);
+        let admin = user(3, true);
+        let covering = granular(&["@a/p"], "read-only");
+        let elsewhere = granular(&["other"], "read-write");
+        let no_access = granular(&["@a/p"], "no-access");
+        let m = [1];
+        // (reader, token, sees public, sees restricted)
+        let table: [(Option<&User>, Option<&Token>, bool, bool); 9] = [
+            (None, None, true, false),
+            (Some(&maintainer), None, true, true),
+            (Some(&other), None, true, false),
+            (Some(&admin), None, true, true),
+            (Some(&maintainer), Some(&covering), true, true),
+            (Some(&maintainer), Some(&elsewhere), true, false),
+            (Some(&maintainer), Some(&no_access), true, false),
+            (Some(&admin), Some(&elsewhere), true, false),
+            (Some(&other), Some(&covering), true, false),
+        ];
+        for (i, (u, t, public, restricted)) in table.into_iter().enumerate() {
+            assert_eq!(visible(u, t, "@a/p", Access::Public, &m), public, "row {i}");
+            assert_eq!(
+                visible(u, t, "@a/p", Access::Restricted, &m),
+                restricted,
+                "row {i}"
+            );
         }
     }
 }

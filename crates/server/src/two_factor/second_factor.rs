@@ -78,7 +78,7 @@ pub async fn verify(
 ) -> ApiResult<Satisfied> {
     let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
         // Accounts that prefer it confirm in the browser: npm opens `authUrl` and polls
-        // `doneUrl` for a one-time code (npm ≥ 8.15, npm-protocol.md §2.4).
+        // `doneUrl` for a one-time code (npm ≥ 8.15).
         if account.web_otp
             && let Some(base) = origin.base_url
         {

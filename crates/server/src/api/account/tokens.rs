@@ -1,7 +1,7 @@
 //! `npm token list|create|revoke`: `/-/npm/v1/tokens`.
 //!
 //! Both body shapes of `npm token create` are accepted: npm ≤ 10's `{password, readonly,
-//! cidr_whitelist}` and npm 11's granular fields (npm-protocol.md §5.2), which are stored.
+//! cidr_whitelist}` and npm 11's granular fields, which are stored.
 
 use axum::Json;
 use axum::body::Body;

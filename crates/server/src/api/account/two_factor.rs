@@ -1,5 +1,5 @@
-//! `npm profile enable-2fa` / `disable-2fa`: the `tfa` key of `POST /-/npm/v1/user`
-//! (npm-protocol.md §4.4–§4.7). The state machine itself is in `crate::two_factor::enrolment`.
+//! `npm profile enable-2fa` / `disable-2fa`: the `tfa` key of `POST /-/npm/v1/user` (`{tfa: {password,
+//! mode}}` to start or change, `{tfa: {otp}}` to confirm, `{tfa: {password, mode: "disable"}}`). The state machine itself is in `crate::two_factor::enrolment`.
 
 use axum::Json;
 use axum::http::{HeaderValue, header};
@@ -93,8 +93,7 @@ async fn change(
         }
         (Some(mode), _) => {
             enrolment::change_mode(state, caller, user, mode).await?;
-            // npm ≥ 11.4 expects the new state; npm ≤ 11.3 prints "mode changed" only for null
-            // (npm-protocol.md §4.6).
+            // npm ≥ 11.4 expects the new state; npm ≤ 11.3 prints "mode changed" only for null.
             let old_npm = caller.npm_version().is_some_and(|v| v < (11, 4, 0));
             let tfa = if old_npm {
                 Value::Null

@@ -1,6 +1,6 @@
 //! npm's browser flows, the npm side: `POST /-/v1/login` opens a login handshake (npm ≥ 9 runs
 //! `npm login` this way by default) and `GET /-/v1/done/:id` is what npm polls, for logins and
-//! web-confirmed one-time passwords alike (npm-protocol.md §2.4, §3.2).
+//! web-confirmed one-time passwords alike.
 
 use axum::Json;
 use axum::body::Body;

@@ -1,5 +1,6 @@
 //! `PUT /:pkg` and `PUT /:pkg/-rev/:rev`: several npm commands share these routes, so the body
-//! decides what is meant (npm-protocol.md §6.9). Each meaning has its own handler file.
+//! decides what is meant: publish, star, owner
+//! change, deprecation and the first step of an unpublish all `PUT` the package document. Each meaning has its own handler file.
 
 use axum::body::Body;
 use axum::http::HeaderMap;
