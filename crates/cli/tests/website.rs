@@ -609,8 +609,17 @@ fn package_pages_and_privacy() {
     );
     assert!(!html.contains("javascript:"), "script links are dropped");
     assert_eq!(b.text("#mfa"), "none");
+    // A private package is a 404 to others, worded as for a missing one.
     b.goto(&format!("{}-/web/package/@alice/secret", reg.url()));
-    b.wait_for_url("/-/web/signin");
+    b.wait_for_text("or it is private");
+    let private = b.source();
+    b.goto(&format!("{}-/web/package/@alice/nothing", reg.url()));
+    b.wait_for_text("or it is private");
+    assert_eq!(
+        private.replace("secret", "nothing"),
+        b.source(),
+        "a private package and a missing one look the same"
+    );
     sign_in(&b, &reg, "alice", "alice-password");
     b.wait_for_url("/-/web/account");
     b.goto(&format!("{}-/web/package/@alice/secret", reg.url()));

@@ -207,6 +207,22 @@ impl WebError {
         }
     }
 
+    /// 404 for a package page: the same answer for a missing package and for one the reader may
+    /// not see, so the page says nothing about which.
+    pub fn package_not_found(signed_in: bool) -> Self {
+        WebError::Page {
+            status: StatusCode::NOT_FOUND,
+            heading: "Not found",
+            message: if signed_in {
+                "There is no package by this name that you can see.".into()
+            } else {
+                "There is no package by this name, or it is private: sign in to see the private \
+                 packages you maintain."
+                    .into()
+            },
+        }
+    }
+
     /// 500; details only in the log.
     pub fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "website error");

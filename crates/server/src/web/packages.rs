@@ -63,10 +63,13 @@ pub async fn package(web: Web, Path(name): Path<String>) -> WebResult {
         )));
     };
     // A package this reader may not see is a 404, exactly as a missing one.
-    let doc = reader
-        .package_doc(&name)
-        .await
-        .map_err(|_| WebError::not_found())?;
+    let doc = match reader.package_doc(&name).await {
+        Ok(doc) => doc,
+        Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => {
+            return Err(WebError::package_not_found(user.is_some()));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let latest = doc
         .tag("latest")
         .map(str::to_owned)
