@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -78,6 +79,188 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+const MINUTE: u64 = 60;
+const HOUR: u64 = 60 * MINUTE;
+const DAY: u64 = 24 * HOUR;
+/// The longest span accepted in configuration: 100 years.
+const MAX_SPAN_SECS: u64 = 36_500 * DAY;
+
+/// A length of time, written `"30s"`, `"10m"`, `"12h"` or `"7d"` (a bare number is seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Span(Duration);
+
+impl Span {
+    /// `n` seconds.
+    pub const fn seconds(n: u64) -> Span {
+        Span(Duration::from_secs(n))
+    }
+
+    /// `n` minutes.
+    pub const fn minutes(n: u64) -> Span {
+        Span::seconds(n * MINUTE)
+    }
+
+    /// `n` hours.
+    pub const fn hours(n: u64) -> Span {
+        Span::seconds(n * HOUR)
+    }
+
+    /// `n` days.
+    pub const fn days(n: u64) -> Span {
+        Span::seconds(n * DAY)
+    }
+
+    /// Parses `"30s"`, `"10m"`, `"12h"`, `"7d"` or a bare number of seconds; zero is refused.
+    pub fn parse(s: &str) -> Result<Span, String> {
+        match parse_secs(s)? {
+            0 => Err(format!("must be longer than zero, not {s:?}")),
+            n => Ok(Span::seconds(n)),
+        }
+    }
+
+    /// `count` units of `unit_secs` seconds, refusing zero and spans over 100 years.
+    fn from_count(count: u64, unit_secs: u64) -> Result<Span, String> {
+        match count.checked_mul(unit_secs) {
+            Some(0) => Err("must be longer than zero".into()),
+            Some(n) if n <= MAX_SPAN_SECS => Ok(Span::seconds(n)),
+            _ => Err("is longer than 100 years".into()),
+        }
+    }
+
+    /// The span in milliseconds, the unit of the server's clock.
+    pub fn as_ms(self) -> i64 {
+        i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// The span in whole days, rounded down.
+    pub fn whole_days(self) -> i64 {
+        i64::try_from(self.0.as_secs() / DAY).unwrap_or(i64::MAX)
+    }
+
+    /// The span as a [`Duration`].
+    pub fn as_duration(self) -> Duration {
+        self.0
+    }
+
+    /// The span in words for pages: `"10 minutes"`, `"1 day"`.
+    pub fn in_words(self) -> String {
+        let (n, unit) = self.largest_unit();
+        let word = match unit {
+            "d" => "day",
+            "h" => "hour",
+            "m" => "minute",
+            _ => "second",
+        };
+        if n == 1 {
+            format!("1 {word}")
+        } else {
+            format!("{n} {word}s")
+        }
+    }
+
+    /// The span in the largest unit that divides it exactly: `(12, "h")`.
+    fn largest_unit(self) -> (u64, &'static str) {
+        let secs = self.0.as_secs();
+        [(DAY, "d"), (HOUR, "h"), (MINUTE, "m")]
+            .into_iter()
+            .find(|(unit, _)| secs > 0 && secs % unit == 0)
+            .map_or((secs, "s"), |(unit, suffix)| (secs / unit, suffix))
+    }
+}
+
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (n, unit) = self.largest_unit();
+        write!(f, "{n}{unit}")
+    }
+}
+
+/// Reads `"30s"`, `"10m"`, `"12h"`, `"7d"` or bare seconds into seconds (zero allowed).
+fn parse_secs(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, unit) = match t.char_indices().last() {
+        Some((i, 's')) => (&t[..i], 1),
+        Some((i, 'm')) => (&t[..i], MINUTE),
+        Some((i, 'h')) => (&t[..i], HOUR),
+        Some((i, 'd')) => (&t[..i], DAY),
+        _ => (t, 1),
+    };
+    let count: u64 = num.trim().parse().map_err(|_| {
+        format!("must be a span like \"30s\", \"10m\", \"12h\" or \"7d\", not {s:?}")
+    })?;
+    match count.checked_mul(unit) {
+        Some(n) if n <= MAX_SPAN_SECS => Ok(n),
+        _ => Err(format!("is longer than 100 years: {s:?}")),
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = span_text(d)?;
+        Span::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Reads a span written as a string or as a bare number of seconds.
+fn span_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        N(i64),
+        S(String),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::N(n) => n.to_string(),
+        Raw::S(s) => s,
+    })
+}
+
+/// Serde for a lifetime that may be unlimited: `"never"` (or zero) is `None`, else a [`Span`].
+mod lifetime {
+    use super::{Span, parse_secs, span_text};
+    use serde::{Deserializer, Serializer};
+
+    /// Writes `"never"` or the span.
+    pub fn serialize<S: Serializer>(v: &Option<Span>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            None => s.serialize_str("never"),
+            Some(span) => s.collect_str(span),
+        }
+    }
+
+    /// Reads `"never"`, `0` or a span.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Span>, D::Error> {
+        let text = span_text(d)?;
+        if text.trim() == "never" {
+            return Ok(None);
+        }
+        match parse_secs(&text).map_err(|e| serde::de::Error::custom(format!("{e} (or \"never\")")))? {
+            0 => Ok(None),
+            n => Ok(Some(Span::seconds(n))),
+        }
+    }
+}
+
+/// Old key names, still read: a whole number in the unit their name ends with, moved to the new
+/// key as a span. Each entry is the old key, the new key and the seconds in the old unit.
+pub const DEPRECATED_KEYS: &[(&str, &str, u64)] = &[
+    ("invitation_days", "invitation_expiry", DAY),
+    ("tfa.pending_minutes", "tfa.pending", MINUTE),
+    ("tokens.default_expiry_days", "tokens.default_expiry", DAY),
+    ("tokens.max_expiry_days", "tokens.max_expiry", DAY),
+    ("tokens.login_expiry_days", "tokens.login_expiry", DAY),
+    ("web.session_idle_minutes", "web.session_idle", MINUTE),
+    ("web.session_max_hours", "web.session_max", HOUR),
+    ("web.reauth_minutes", "web.reauth", MINUTE),
+    ("web.handshake_minutes", "web.handshake", MINUTE),
+];
+
 /// Two-factor authentication settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -86,8 +269,8 @@ pub struct TfaConfig {
     pub issuer: String,
     /// Time steps accepted either side of now: 1 (RFC 6238's ±30 s), or 0 for a strict 30 s.
     pub window: u64,
-    /// Minutes a pending enrolment may wait for its confirming code.
-    pub pending_minutes: u64,
+    /// How long a pending enrolment may wait for its confirming code.
+    pub pending: Span,
 }
 
 impl Default for TfaConfig {
@@ -95,7 +278,7 @@ impl Default for TfaConfig {
         TfaConfig {
             issuer: "tessera".into(),
             window: 1,
-            pending_minutes: 10,
+            pending: Span::minutes(10),
         }
     }
 }
@@ -126,8 +309,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Who may create accounts.
     pub signup: Signup,
-    /// Days an invitation stays valid.
-    pub invitation_days: u32,
+    /// How long an invitation stays valid.
+    pub invitation_expiry: Span,
     /// Largest accepted request body (a publish carries the tarball in base64).
     pub max_body_size: ByteSize,
     /// Largest accepted unpacked tarball.
@@ -206,24 +389,24 @@ pub struct WebConfig {
     /// Offer npm's browser login (`npm login` with npm ≥ 9). Off: npm falls back to the
     /// password prompt.
     pub browser_login: bool,
-    /// Minutes a session may stay idle.
-    pub session_idle_minutes: u64,
-    /// Hours a session lasts at most.
-    pub session_max_hours: u64,
-    /// Minutes after the last sign-in during which 2FA settings need no re-authentication.
-    pub reauth_minutes: u64,
-    /// Minutes a browser handshake (npm login, web OTP) stays open.
-    pub handshake_minutes: u64,
+    /// How long a session may stay idle.
+    pub session_idle: Span,
+    /// How long a session lasts at most.
+    pub session_max: Span,
+    /// How long after the last sign-in 2FA settings need no re-authentication.
+    pub reauth: Span,
+    /// How long a browser handshake (npm login, web OTP) stays open.
+    pub handshake: Span,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
             browser_login: true,
-            session_idle_minutes: 30,
-            session_max_hours: 12,
-            reauth_minutes: 30,
-            handshake_minutes: 5,
+            session_idle: Span::minutes(30),
+            session_max: Span::hours(12),
+            reauth: Span::minutes(30),
+            handshake: Span::minutes(5),
         }
     }
 }
@@ -261,24 +444,27 @@ impl Require2fa {
     }
 }
 
-/// Lifetimes of API tokens, in days (0: no expiry).
+/// Lifetimes of API tokens (`None`, written `"never"`: no expiry).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenConfig {
     /// Lifetime of a token made by `npm token create` without `--expires`.
-    pub default_expiry_days: u32,
-    /// Longest lifetime `--expires` may ask for.
-    pub max_expiry_days: u32,
-    /// Lifetime of the tokens `npm login` mints.
-    pub login_expiry_days: u32,
+    #[serde(with = "lifetime")]
+    pub default_expiry: Option<Span>,
+    /// Longest lifetime `--expires` may ask for (`None`: up to 3650 days).
+    #[serde(with = "lifetime")]
+    pub max_expiry: Option<Span>,
+    /// Lifetime of the tokens `npm login` mints (`None`: until `npm logout`).
+    #[serde(with = "lifetime")]
+    pub login_expiry: Option<Span>,
 }
 
 impl Default for TokenConfig {
     fn default() -> Self {
         TokenConfig {
-            default_expiry_days: 90,
-            max_expiry_days: 365,
-            login_expiry_days: 0,
+            default_expiry: Some(Span::days(90)),
+            max_expiry: Some(Span::days(365)),
+            login_expiry: None,
         }
     }
 }
@@ -307,7 +493,7 @@ impl Default for Config {
             s3: S3Config::default(),
             public_url: None,
             signup: Signup::Open,
-            invitation_days: 7,
+            invitation_expiry: Span::days(7),
             max_body_size: ByteSize(100 << 20),
             max_unpacked_size: ByteSize(512 << 20),
             scoped_default_access: DefaultAccess::Restricted,
@@ -349,25 +535,29 @@ impl Config {
     /// Loads defaults, overlaid by `file` (if any), overlaid by `TESSERA_*` variables from `env`.
     ///
     /// `TESSERA_SIGNUP=closed` sets `signup`; nested keys use a double underscore
-    /// (`TESSERA_TFA__ISSUER`). Values are read as TOML scalars when they parse as one, else as
-    /// strings.
+    /// (`TESSERA_TFA__ISSUER`). Every key of the configuration has its variable, unset options
+    /// included. A variable for a key whose default is a string is read as a string, others as
+    /// a TOML integer or boolean when they parse as one. The old key names in
+    /// [`DEPRECATED_KEYS`] are read in the file and as variables too.
     pub fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
         let mut table = toml::Table::try_from(Config::default())
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        let known = table.clone();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.to_owned(),
                 source,
             })?;
-            let overlay: toml::Table = text
+            let mut overlay: toml::Table = text
                 .parse()
                 .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+            rename_deprecated(&mut overlay)?;
             merge(&mut table, overlay);
         }
+        let defaults = default_tree();
+        let mut overlay = toml::Table::new();
         for (k, v) in env {
             let Some(rest) = k.strip_prefix("TESSERA_") else {
                 continue;
@@ -376,19 +566,25 @@ impl Config {
                 continue;
             }
             let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
-            let optional_key = path.len() == 1
-                && matches!(
-                    path[0].as_str(),
-                    "public_url" | "require_2fa_grace_until" | "database" | "storage"
-                );
-            if !(has_path(&known, &path) || optional_key) {
-                continue;
-            }
-            set_path(&mut table, &path, scalar(&v));
+            let value = match json_at(&defaults, &path) {
+                Some(serde_json::Value::String(_)) => toml::Value::String(v),
+                Some(serde_json::Value::Object(_)) => continue,
+                Some(_) => scalar(&v),
+                None if is_deprecated(&path) => scalar(&v),
+                None => continue,
+            };
+            set_path(&mut overlay, &path, value);
         }
-        let config: Config = table
-            .try_into::<Config>()
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        rename_deprecated(&mut overlay)?;
+        merge(&mut table, overlay);
+        let config: Config = serde_path_to_error::deserialize(table).map_err(|e| {
+            let key = e.path().to_string();
+            if key == "." {
+                ConfigError::Invalid(e.inner().to_string())
+            } else {
+                ConfigError::Invalid(format!("{key}: {}", e.inner()))
+            }
+        })?;
         if let Some(g) = &config.require_2fa_grace_until
             && parse_date_ms(g).is_none()
         {
@@ -396,12 +592,17 @@ impl Config {
                 "require_2fa_grace_until must be a date like 2027-01-31, not {g:?}"
             )));
         }
-        if config.tokens.max_expiry_days > 0
-            && config.tokens.default_expiry_days > config.tokens.max_expiry_days
-        {
-            return Err(ConfigError::Invalid(
-                "tokens.default_expiry_days is longer than tokens.max_expiry_days".into(),
-            ));
+        if let Some(max) = config.tokens.max_expiry {
+            if max < Span::days(1) {
+                return Err(ConfigError::Invalid(format!(
+                    "tokens.max_expiry must be at least 1d (npm asks for whole days), not {max}"
+                )));
+            }
+            if config.tokens.default_expiry.is_some_and(|d| d > max) {
+                return Err(ConfigError::Invalid(
+                    "tokens.default_expiry is longer than tokens.max_expiry".into(),
+                ));
+            }
         }
         config.validate()?;
         Ok(config)
@@ -506,13 +707,84 @@ fn merge(base: &mut toml::Table, overlay: toml::Table) {
     }
 }
 
-fn has_path(t: &toml::Table, path: &[String]) -> bool {
-    match path {
-        [] => false,
-        [last] => t.contains_key(last),
-        [first, rest @ ..] => {
-            matches!(t.get(first), Some(toml::Value::Table(n)) if has_path(n, rest))
+/// The default configuration as a JSON tree: unlike TOML, it keeps unset options (as `null`),
+/// so its leaves are every key there is.
+fn default_tree() -> serde_json::Value {
+    serde_json::to_value(Config::default()).expect("the configuration serialises")
+}
+
+/// The value at `path` in a JSON tree.
+fn json_at<'a>(tree: &'a serde_json::Value, path: &[String]) -> Option<&'a serde_json::Value> {
+    path.iter().try_fold(tree, |node, key| node.get(key))
+}
+
+/// Whether `path` is an old key name listed in [`DEPRECATED_KEYS`].
+fn is_deprecated(path: &[String]) -> bool {
+    let dotted = path.join(".");
+    DEPRECATED_KEYS.iter().any(|(old, _, _)| *old == dotted)
+}
+
+/// Moves the old key names in `table` to their new keys, as spans in the old unit.
+fn rename_deprecated(table: &mut toml::Table) -> Result<(), ConfigError> {
+    for &(old, new, unit_secs) in DEPRECATED_KEYS {
+        let old_path: Vec<String> = old.split('.').map(str::to_owned).collect();
+        let Some(value) = take_path(table, &old_path) else {
+            continue;
+        };
+        let new_path: Vec<String> = new.split('.').map(str::to_owned).collect();
+        if get_path(table, &new_path).is_some() {
+            return Err(ConfigError::Invalid(format!(
+                "{old} is the old name of {new}: set only one"
+            )));
         }
+        let (unit, suffix) = match unit_secs {
+            DAY => ("days", "d"),
+            HOUR => ("hours", "h"),
+            _ => ("minutes", "m"),
+        };
+        let count = value
+            .as_integer()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "{old} (now {new}) must be a whole number of {unit}, not {value}"
+                ))
+            })?;
+        // Zero is left for the new key to accept ("never") or refuse.
+        if count > 0 {
+            Span::from_count(count, unit_secs)
+                .map_err(|e| ConfigError::Invalid(format!("{old} (now {new}) {e}")))?;
+        }
+        set_path(
+            table,
+            &new_path,
+            toml::Value::String(format!("{count}{suffix}")),
+        );
+    }
+    Ok(())
+}
+
+/// Removes and returns the value at `path`.
+fn take_path(t: &mut toml::Table, path: &[String]) -> Option<toml::Value> {
+    match path {
+        [] => None,
+        [last] => t.remove(last),
+        [first, rest @ ..] => match t.get_mut(first) {
+            Some(toml::Value::Table(n)) => take_path(n, rest),
+            _ => None,
+        },
+    }
+}
+
+/// The value at `path`.
+fn get_path<'a>(t: &'a toml::Table, path: &[String]) -> Option<&'a toml::Value> {
+    match path {
+        [] => None,
+        [last] => t.get(last),
+        [first, rest @ ..] => match t.get(first) {
+            Some(toml::Value::Table(n)) => get_path(n, rest),
+            _ => None,
+        },
     }
 }
 
