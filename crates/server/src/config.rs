@@ -240,7 +240,9 @@ mod lifetime {
         if text.trim() == "never" {
             return Ok(None);
         }
-        match parse_secs(&text).map_err(|e| serde::de::Error::custom(format!("{e} (or \"never\")")))? {
+        match parse_secs(&text)
+            .map_err(|e| serde::de::Error::custom(format!("{e} (or \"never\")")))?
+        {
             0 => Ok(None),
             n => Ok(Some(Span::seconds(n))),
         }
@@ -820,6 +822,285 @@ fn scalar(s: &str) -> toml::Value {
 mod tests {
     use super::*;
 
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn load_err(pairs: &[(&str, &str)]) -> String {
+        match Config::load(None, env(pairs)) {
+            Err(ConfigError::Invalid(e)) => e,
+            other => panic!("{pairs:?} loaded: {other:?}"),
+        }
+    }
+
+    /// Every key's dotted name, from the default configuration with unset options present.
+    fn keys() -> Vec<String> {
+        fn walk(node: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+            match node {
+                serde_json::Value::Object(map) => {
+                    for (k, v) in map {
+                        let key = if prefix.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{prefix}.{k}")
+                        };
+                        walk(v, &key, out);
+                    }
+                }
+                _ => out.push(prefix.to_owned()),
+            }
+        }
+        let mut out = Vec::new();
+        walk(&default_tree(), "", &mut out);
+        out
+    }
+
+    #[test]
+    fn spans_parse_print_and_refuse_garbage() {
+        assert_eq!(Span::parse("30s"), Ok(Span::seconds(30)));
+        assert_eq!(Span::parse("10m"), Ok(Span::minutes(10)));
+        assert_eq!(Span::parse(" 12h "), Ok(Span::hours(12)));
+        assert_eq!(Span::parse("7d"), Ok(Span::days(7)));
+        assert_eq!(Span::parse("90"), Ok(Span::seconds(90)), "bare seconds");
+        for bad in [
+            "",
+            "soon",
+            "10 minutes",
+            "-5m",
+            "1.5h",
+            "m",
+            "0",
+            "0d",
+            "99999999999d",
+        ] {
+            assert!(Span::parse(bad).is_err(), "{bad:?} parsed");
+        }
+        assert_eq!(Span::minutes(10).as_ms(), 600_000);
+        assert_eq!(Span::days(7).as_ms(), 604_800_000);
+        assert_eq!(Span::hours(36).whole_days(), 1);
+        for (span, text, words) in [
+            (Span::seconds(90), "90s", "90 seconds"),
+            (Span::minutes(10), "10m", "10 minutes"),
+            (Span::hours(36), "36h", "36 hours"),
+            (Span::days(1), "1d", "1 day"),
+        ] {
+            assert_eq!(span.to_string(), text);
+            assert_eq!(Span::parse(text), Ok(span));
+            assert_eq!(span.in_words(), words);
+        }
+    }
+
+    #[test]
+    fn spans_serialise_in_the_short_form_and_load_back() {
+        let text = toml::to_string(&Config::default()).unwrap();
+        for line in [
+            "invitation_expiry = \"7d\"",
+            "pending = \"10m\"",
+            "session_max = \"12h\"",
+            "login_expiry = \"never\"",
+        ] {
+            assert!(text.contains(line), "{line} not in {text}");
+        }
+        let dir = std::env::temp_dir().join(format!("tessera-cfg-rt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(&f, &text).unwrap();
+        let c = Config::load(Some(&f), Vec::new()).unwrap();
+        assert_eq!(toml::to_string(&c).unwrap(), text);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn old_key_names_load_to_the_same_values() {
+        let dir = std::env::temp_dir().join(format!("tessera-cfg-old-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = dir.join("old.toml");
+        std::fs::write(
+            &old,
+            "invitation_days = 3\n\
+             [tfa]\npending_minutes = 15\n\
+             [tokens]\ndefault_expiry_days = 7\nmax_expiry_days = 0\nlogin_expiry_days = 30\n\
+             [web]\nsession_idle_minutes = 45\nsession_max_hours = 8\nreauth_minutes = 20\n\
+             handshake_minutes = 2\n",
+        )
+        .unwrap();
+        let new = dir.join("new.toml");
+        std::fs::write(
+            &new,
+            "invitation_expiry = \"3d\"\n\
+             [tfa]\npending = \"15m\"\n\
+             [tokens]\ndefault_expiry = \"7d\"\nmax_expiry = \"never\"\nlogin_expiry = \"30d\"\n\
+             [web]\nsession_idle = \"45m\"\nsession_max = \"8h\"\nreauth = \"20m\"\n\
+             handshake = \"2m\"\n",
+        )
+        .unwrap();
+        let from_old = Config::load(Some(&old), Vec::new()).unwrap();
+        let from_new = Config::load(Some(&new), Vec::new()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&from_old).unwrap(),
+            serde_json::to_value(&from_new).unwrap()
+        );
+        assert_eq!(from_old.invitation_expiry, Span::days(3));
+        assert_eq!(from_old.tfa.pending, Span::minutes(15));
+        assert_eq!(from_old.tokens.default_expiry, Some(Span::days(7)));
+        assert_eq!(from_old.tokens.max_expiry, None);
+        assert_eq!(from_old.tokens.login_expiry, Some(Span::days(30)));
+        assert_eq!(from_old.web.session_idle, Span::minutes(45));
+        assert_eq!(from_old.web.session_max, Span::hours(8));
+        assert_eq!(from_old.web.reauth, Span::minutes(20));
+        assert_eq!(from_old.web.handshake, Span::minutes(2));
+        // a new variable overrides an old name in the file
+        let c = Config::load(Some(&old), env(&[("TESSERA_TFA__PENDING", "5m")])).unwrap();
+        assert_eq!(c.tfa.pending, Span::minutes(5));
+        std::fs::remove_dir_all(dir).ok();
+
+        let c = Config::load(
+            None,
+            env(&[
+                ("TESSERA_WEB__SESSION_MAX_HOURS", "1"),
+                ("TESSERA_TOKENS__LOGIN_EXPIRY_DAYS", "0"),
+                ("TESSERA_INVITATION_DAYS", "2"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.web.session_max, Span::hours(1));
+        assert_eq!(c.tokens.login_expiry, None);
+        assert_eq!(c.invitation_expiry, Span::days(2));
+        let e = load_err(&[
+            ("TESSERA_TFA__PENDING_MINUTES", "10"),
+            ("TESSERA_TFA__PENDING", "10m"),
+        ]);
+        assert!(
+            e.contains("tfa.pending_minutes") && e.contains("set only one"),
+            "{e}"
+        );
+        let e = load_err(&[("TESSERA_WEB__REAUTH_MINUTES", "ten")]);
+        assert!(
+            e.contains("web.reauth_minutes") && e.contains("minutes"),
+            "{e}"
+        );
+        let e = load_err(&[("TESSERA_INVITATION_DAYS", "9999999999999")]);
+        assert!(
+            e.contains("invitation_days") && e.contains("100 years"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_spans_name_their_key() {
+        for (var, key) in [
+            ("TESSERA_WEB__SESSION_IDLE", "web.session_idle"),
+            ("TESSERA_TFA__PENDING", "tfa.pending"),
+            ("TESSERA_TOKENS__LOGIN_EXPIRY", "tokens.login_expiry"),
+            ("TESSERA_INVITATION_EXPIRY", "invitation_expiry"),
+        ] {
+            for bad in ["soon", "99999999d"] {
+                let e = load_err(&[(var, bad)]);
+                assert!(e.starts_with(&format!("{key}: ")), "{var}={bad}: {e}");
+            }
+        }
+        let e = load_err(&[("TESSERA_WEB__REAUTH", "0m")]);
+        assert!(e.starts_with("web.reauth: ") && e.contains("zero"), "{e}");
+        let e = load_err(&[("TESSERA_SIGNUP", "sometimes")]);
+        assert!(e.starts_with("signup: "), "{e}");
+    }
+
+    #[test]
+    fn every_key_has_its_variable() {
+        let defaults = default_tree();
+        let base = serde_json::to_value(Config::load(None, Vec::new()).unwrap()).unwrap();
+        // Candidate values for keys that hold strings; numbers and booleans get a changed value.
+        let strings = [
+            "x-sample",
+            "127.0.0.1:1",
+            "postgres://db/npm",
+            "s3://bucket/prefix",
+            "2027-01-31",
+            "closed",
+            "public",
+            "manual",
+            "everyone",
+            "42m",
+            "never",
+        ];
+        let keys = keys();
+        assert!(keys.len() > 30, "{keys:?}");
+        for key in keys {
+            let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+            let var = format!("TESSERA_{}", path.join("__").to_ascii_uppercase());
+            let candidates: Vec<String> = match json_at(&defaults, &path).unwrap() {
+                serde_json::Value::Bool(b) => vec![(!b).to_string()],
+                serde_json::Value::Number(n) => vec![(n.as_u64().unwrap() + 1).to_string()],
+                _ => strings.iter().map(|s| s.to_string()).collect(),
+            };
+            let set = candidates.iter().any(|value| {
+                let Ok(c) = Config::load(None, vec![(var.clone(), value.clone())]) else {
+                    return false;
+                };
+                let mut changed = serde_json::to_value(c).unwrap();
+                let new = json_at(&changed, &path).cloned();
+                // only this key moved
+                let mut node = &mut changed;
+                for p in &path[..path.len() - 1] {
+                    node = node.get_mut(p).unwrap();
+                }
+                node[path.last().unwrap()] = json_at(&base, &path).unwrap().clone();
+                changed == base && new.as_ref() != json_at(&base, &path)
+            });
+            assert!(set, "{var} does not set {key}");
+        }
+    }
+
+    #[test]
+    fn the_documentation_lists_every_key() {
+        let doc = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md"),
+        )
+        .unwrap();
+        // The first cell of each row of the key table names one or more keys in backticks.
+        let rows = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("| key |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'));
+        let mut documented: Vec<String> = rows
+            .flat_map(|row| {
+                let cell = row.split('|').nth(1).unwrap_or_default();
+                cell.split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        documented.sort();
+        let mut keys = keys();
+        keys.sort();
+        assert_eq!(documented, keys, "docs/configuration.md's key table");
+        // The old names are listed with their new ones.
+        let old_rows: Vec<(String, String)> = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("| old key |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|row| {
+                let cells: Vec<&str> = row.split('|').collect();
+                (
+                    cells[1].trim().trim_matches('`').to_owned(),
+                    cells[2].trim().trim_matches('`').to_owned(),
+                )
+            })
+            .collect();
+        let listed: Vec<(String, String)> = DEPRECATED_KEYS
+            .iter()
+            .map(|(old, new, _)| (old.to_string(), new.to_string()))
+            .collect();
+        assert_eq!(old_rows, listed, "docs/configuration.md's old key names");
+    }
+
     #[test]
     fn defaults_need_no_file() {
         let c = Config::load(None, Vec::new()).unwrap();
@@ -891,29 +1172,39 @@ mod tests {
                 "TESSERA_REQUIRE_2FA_GRACE_UNTIL".to_string(),
                 "2027-01-31".to_string(),
             ),
+            ("TESSERA_TOKENS__MAX_EXPIRY".to_string(), "30d".to_string()),
             (
-                "TESSERA_TOKENS__MAX_EXPIRY_DAYS".to_string(),
-                "30".to_string(),
-            ),
-            (
-                "TESSERA_TOKENS__DEFAULT_EXPIRY_DAYS".to_string(),
-                "7".to_string(),
+                "TESSERA_TOKENS__DEFAULT_EXPIRY".to_string(),
+                "7d".to_string(),
             ),
         ];
         let c = Config::load(None, env).unwrap();
         assert_eq!(c.require_2fa, Require2fa::Publishers);
         assert_eq!(c.grace_until_ms(), Some(1_801_353_600_000));
-        assert_eq!(c.tokens.max_expiry_days, 30);
+        assert_eq!(c.tokens.max_expiry, Some(Span::days(30)));
         let bad = vec![(
             "TESSERA_REQUIRE_2FA_GRACE_UNTIL".to_string(),
             "soon".to_string(),
         )];
         assert!(Config::load(None, bad).is_err());
-        let bad = vec![(
-            "TESSERA_TOKENS__MAX_EXPIRY_DAYS".to_string(),
-            "30".to_string(),
-        )];
-        assert!(Config::load(None, bad).is_err(), "default 90 > max 30");
+        let bad = vec![("TESSERA_TOKENS__MAX_EXPIRY".to_string(), "30d".to_string())];
+        assert!(Config::load(None, bad).is_err(), "default 90d > max 30d");
+        let bad = vec![("TESSERA_TOKENS__MAX_EXPIRY".to_string(), "12h".to_string())];
+        assert!(Config::load(None, bad).is_err(), "npm asks for whole days");
+        let env = vec![
+            ("TESSERA_TOKENS__MAX_EXPIRY".to_string(), "30d".to_string()),
+            (
+                "TESSERA_TOKENS__DEFAULT_EXPIRY".to_string(),
+                "never".to_string(),
+            ),
+            (
+                "TESSERA_TOKENS__LOGIN_EXPIRY".to_string(),
+                "12h".to_string(),
+            ),
+        ];
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(c.tokens.default_expiry, None, "the maximum applies");
+        assert_eq!(c.tokens.login_expiry, Some(Span::hours(12)));
         assert_eq!(
             parse_date_ms("2027-01-31T12:00:00Z"),
             Some(1_801_396_800_000)
