@@ -163,7 +163,7 @@ impl Span {
         let secs = self.0.as_secs();
         [(DAY, "d"), (HOUR, "h"), (MINUTE, "m")]
             .into_iter()
-            .find(|(unit, _)| secs > 0 && secs % unit == 0)
+            .find(|(unit, _)| secs > 0 && secs.is_multiple_of(*unit))
             .map_or((secs, "s"), |(unit, suffix)| (secs / unit, suffix))
     }
 }
