@@ -118,15 +118,6 @@ impl Span {
         }
     }
 
-    /// `count` units of `unit_secs` seconds, refusing zero and spans over 100 years.
-    fn from_count(count: u64, unit_secs: u64) -> Result<Span, String> {
-        match count.checked_mul(unit_secs) {
-            Some(0) => Err("must be longer than zero".into()),
-            Some(n) if n <= MAX_SPAN_SECS => Ok(Span::seconds(n)),
-            _ => Err("is longer than 100 years".into()),
-        }
-    }
-
     /// The span in milliseconds, the unit of the server's clock.
     pub fn as_ms(self) -> i64 {
         i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
@@ -752,10 +743,14 @@ fn rename_deprecated(table: &mut toml::Table) -> Result<(), ConfigError> {
                     "{old} (now {new}) must be a whole number of {unit}, not {value}"
                 ))
             })?;
-        // Zero is left for the new key to accept ("never") or refuse.
-        if count > 0 {
-            Span::from_count(count, unit_secs)
-                .map_err(|e| ConfigError::Invalid(format!("{old} (now {new}) {e}")))?;
+        // The new key reads the span; zero is left for it to accept ("never") or refuse.
+        if count
+            .checked_mul(unit_secs)
+            .is_none_or(|n| n > MAX_SPAN_SECS)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "{old} (now {new}) is longer than 100 years"
+            )));
         }
         set_path(
             table,
