@@ -529,8 +529,8 @@ impl Config {
     ///
     /// `TESSERA_SIGNUP=closed` sets `signup`; nested keys use a double underscore
     /// (`TESSERA_TFA__ISSUER`). Every key of the configuration has its variable, unset options
-    /// included. A variable for a key whose default is a string is read as a string, others as
-    /// a TOML integer or boolean when they parse as one. The old key names in
+    /// included. A variable for a key that holds text (its default is a string, or unset) is
+    /// read as a string, others as a TOML integer or boolean when they parse as one. The old key names in
     /// [`DEPRECATED_KEYS`] are read in the file and as variables too.
     pub fn load(
         file: Option<&Path>,
@@ -560,7 +560,10 @@ impl Config {
             }
             let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
             let value = match json_at(&defaults, &path) {
-                Some(serde_json::Value::String(_)) => toml::Value::String(v),
+                // Text keys, and the unset options (all text), keep the value as written.
+                Some(serde_json::Value::String(_) | serde_json::Value::Null) => {
+                    toml::Value::String(v)
+                }
                 Some(serde_json::Value::Object(_)) => continue,
                 Some(_) => scalar(&v),
                 None if is_deprecated(&path) => scalar(&v),
@@ -1001,6 +1004,22 @@ mod tests {
         assert!(e.starts_with("web.reauth: ") && e.contains("zero"), "{e}");
         let e = load_err(&[("TESSERA_SIGNUP", "sometimes")]);
         assert!(e.starts_with("signup: "), "{e}");
+    }
+
+    #[test]
+    fn text_variables_stay_text() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("TESSERA_TFA__ISSUER", "2024"),
+                ("TESSERA_PUBLIC_URL", "true"),
+                ("TESSERA_TFA__WINDOW", "0"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.tfa.issuer, "2024");
+        assert_eq!(c.public_url.as_deref(), Some("true"));
+        assert_eq!(c.tfa.window, 0);
     }
 
     #[test]
