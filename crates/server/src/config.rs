@@ -335,6 +335,10 @@ pub struct Config {
     pub tokens: TokenConfig,
     /// The website and npm's browser login.
     pub web: WebConfig,
+    /// The old key names this configuration was read with, each with its new name and value
+    /// (`tfa.pending_minutes: write tfa.pending = "10m"`), for a warning at start.
+    #[serde(skip)]
+    pub deprecated_names: Vec<String>,
 }
 
 /// When schema migrations run.
@@ -501,6 +505,7 @@ impl Default for Config {
             require_2fa_grace_until: None,
             tokens: TokenConfig::default(),
             web: WebConfig::default(),
+            deprecated_names: Vec::new(),
         }
     }
 }
@@ -538,6 +543,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut table = toml::Table::try_from(Config::default())
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let mut deprecated_names = Vec::new();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.to_owned(),
@@ -546,7 +552,7 @@ impl Config {
             let mut overlay: toml::Table = text
                 .parse()
                 .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
-            rename_deprecated(&mut overlay)?;
+            rename_deprecated(&mut overlay, &mut deprecated_names)?;
             merge(&mut table, overlay);
         }
         let defaults = default_tree();
@@ -571,14 +577,15 @@ impl Config {
             };
             set_path(&mut overlay, &path, value);
         }
-        rename_deprecated(&mut overlay)?;
+        rename_deprecated(&mut overlay, &mut deprecated_names)?;
         merge(&mut table, overlay);
-        let config: Config = serde_path_to_error::deserialize(table).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(table).map_err(|e| {
             let key = e.path().to_string();
+            let message = e.inner().message();
             if key == "." {
-                ConfigError::Invalid(e.inner().to_string())
+                ConfigError::Invalid(message.to_owned())
             } else {
-                ConfigError::Invalid(format!("{key}: {}", e.inner()))
+                ConfigError::Invalid(format!("{key}: {message}"))
             }
         })?;
         if let Some(g) = &config.require_2fa_grace_until
@@ -601,6 +608,7 @@ impl Config {
             }
         }
         config.validate()?;
+        config.deprecated_names = deprecated_names;
         Ok(config)
     }
 
@@ -720,8 +728,9 @@ fn is_deprecated(path: &[String]) -> bool {
     DEPRECATED_KEYS.iter().any(|(old, _, _)| *old == dotted)
 }
 
-/// Moves the old key names in `table` to their new keys, as spans in the old unit.
-fn rename_deprecated(table: &mut toml::Table) -> Result<(), ConfigError> {
+/// Moves the old key names in `table` to their new keys, as spans in the old unit, and notes
+/// each move in `moved`.
+fn rename_deprecated(table: &mut toml::Table, moved: &mut Vec<String>) -> Result<(), ConfigError> {
     for &(old, new, unit_secs) in DEPRECATED_KEYS {
         let old_path: Vec<String> = old.split('.').map(str::to_owned).collect();
         let Some(value) = take_path(table, &old_path) else {
@@ -755,11 +764,9 @@ fn rename_deprecated(table: &mut toml::Table) -> Result<(), ConfigError> {
                 "{old} (now {new}) is longer than 100 years"
             )));
         }
-        set_path(
-            table,
-            &new_path,
-            toml::Value::String(format!("{count}{suffix}")),
-        );
+        let span = format!("{count}{suffix}");
+        moved.push(format!("{old}: write {new} = {span:?}"));
+        set_path(table, &new_path, toml::Value::String(span));
     }
     Ok(())
 }
@@ -950,6 +957,15 @@ mod tests {
         assert_eq!(from_old.web.session_max, Span::hours(8));
         assert_eq!(from_old.web.reauth, Span::minutes(20));
         assert_eq!(from_old.web.handshake, Span::minutes(2));
+        assert_eq!(from_old.deprecated_names.len(), 9);
+        assert!(
+            from_old
+                .deprecated_names
+                .contains(&"web.session_max_hours: write web.session_max = \"8h\"".to_owned()),
+            "{:?}",
+            from_old.deprecated_names
+        );
+        assert!(from_new.deprecated_names.is_empty());
         // a new variable overrides an old name in the file
         let c = Config::load(Some(&old), env(&[("TESSERA_TFA__PENDING", "5m")])).unwrap();
         assert_eq!(c.tfa.pending, Span::minutes(5));
@@ -1003,7 +1019,7 @@ mod tests {
         let e = load_err(&[("TESSERA_WEB__REAUTH", "0m")]);
         assert!(e.starts_with("web.reauth: ") && e.contains("zero"), "{e}");
         let e = load_err(&[("TESSERA_SIGNUP", "sometimes")]);
-        assert!(e.starts_with("signup: "), "{e}");
+        assert!(e.starts_with("signup: ") && !e.contains('\n'), "{e}");
     }
 
     #[test]
