@@ -8,6 +8,7 @@ use clap::Subcommand;
 
 use tessera_server::authn::passwords;
 use tessera_server::clock::iso8601;
+use tessera_server::config::Span;
 use tessera_server::npm::names;
 use tessera_server::services::security_log;
 use tessera_server::{Clock, Config};
@@ -105,7 +106,7 @@ pub enum AdminCommand {
         name: String,
         /// The invitee's email address (must match the one given to `npm adduser`).
         email: String,
-        /// Days the invitation stays valid (default: `invitation_days`).
+        /// Days the invitation stays valid (default: `invitation_expiry`).
         #[arg(long)]
         days: Option<u32>,
     },
@@ -184,7 +185,7 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
         _ => {}
     }
     let min_password_length = config.min_password_length;
-    let invitation_days = config.invitation_days;
+    let invitation_expiry = config.invitation_expiry;
     let state = tessera_server::open_state(config).await?;
     let store = state.store.clone();
     let now = Clock::system().now_ms();
@@ -399,8 +400,8 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
             if store.user_by_name(&name).await?.is_some() {
                 bail!("user {name} already exists");
             }
-            let days = days.unwrap_or(invitation_days).max(1);
-            let expires = now + i64::from(days) * 24 * 3600 * 1000;
+            let lifetime = days.map_or(invitation_expiry, |d| Span::days(u64::from(d.max(1))));
+            let expires = now + lifetime.as_ms();
             store.create_invitation(&name, &email, now, expires).await?;
             println!(
                 "invited {name} <{email}> until {}: they can now run `npm adduser`",

@@ -90,6 +90,9 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { .. } => {
             init_logging(&config);
+            for name in &config.deprecated_names {
+                tracing::warn!("deprecated configuration key {name}");
+            }
             serve(config).await
         }
         Command::Admin { command } => admin::run(config, command).await,

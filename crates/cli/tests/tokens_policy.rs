@@ -164,6 +164,8 @@ fn granular_tokens_reach_only_their_packages() {
 
 #[test]
 fn token_lifetimes() {
+    // The old key names (now `tokens.max_expiry = "30d"`, `tokens.default_expiry = "7d"`), kept
+    // here on purpose: existing deployments set them.
     let reg = Registry::start_with(&[
         ("TESSERA_TOKENS__MAX_EXPIRY_DAYS", "30"),
         ("TESSERA_TOKENS__DEFAULT_EXPIRY_DAYS", "7"),

@@ -660,7 +660,7 @@ fn sessions_time_out_and_security_settings_ask_again() {
 
 #[test]
 fn sessions_rotate_on_2fa_changes_end_after_the_absolute_timeout_and_sign_in_is_throttled() {
-    let reg = Registry::start_with(&[("TESSERA_WEB__SESSION_MAX_HOURS", "1")]);
+    let reg = Registry::start_with(&[("TESSERA_WEB__SESSION_MAX", "1h")]);
     reg.signup("alice", "alice-password");
     let b = Browser::start();
     sign_in(&b, &reg, "alice", "alice-password");

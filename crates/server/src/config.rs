@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -78,6 +79,181 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+const MINUTE: u64 = 60;
+const HOUR: u64 = 60 * MINUTE;
+const DAY: u64 = 24 * HOUR;
+/// The longest span accepted in configuration: 100 years.
+const MAX_SPAN_SECS: u64 = 36_500 * DAY;
+
+/// A length of time, written `"30s"`, `"10m"`, `"12h"` or `"7d"` (a bare number is seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Span(Duration);
+
+impl Span {
+    /// `n` seconds.
+    pub const fn seconds(n: u64) -> Span {
+        Span(Duration::from_secs(n))
+    }
+
+    /// `n` minutes.
+    pub const fn minutes(n: u64) -> Span {
+        Span::seconds(n * MINUTE)
+    }
+
+    /// `n` hours.
+    pub const fn hours(n: u64) -> Span {
+        Span::seconds(n * HOUR)
+    }
+
+    /// `n` days.
+    pub const fn days(n: u64) -> Span {
+        Span::seconds(n * DAY)
+    }
+
+    /// Parses `"30s"`, `"10m"`, `"12h"`, `"7d"` or a bare number of seconds; zero is refused.
+    pub fn parse(s: &str) -> Result<Span, String> {
+        match parse_secs(s)? {
+            0 => Err(format!("must be longer than zero, not {s:?}")),
+            n => Ok(Span::seconds(n)),
+        }
+    }
+
+    /// The span in milliseconds, the unit of the server's clock.
+    pub fn as_ms(self) -> i64 {
+        i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// The span in whole days, rounded down.
+    pub fn whole_days(self) -> i64 {
+        i64::try_from(self.0.as_secs() / DAY).unwrap_or(i64::MAX)
+    }
+
+    /// The span as a [`Duration`].
+    pub fn as_duration(self) -> Duration {
+        self.0
+    }
+
+    /// The span in words for pages: `"10 minutes"`, `"1 day"`.
+    pub fn in_words(self) -> String {
+        let (n, unit) = self.largest_unit();
+        let word = match unit {
+            "d" => "day",
+            "h" => "hour",
+            "m" => "minute",
+            _ => "second",
+        };
+        if n == 1 {
+            format!("1 {word}")
+        } else {
+            format!("{n} {word}s")
+        }
+    }
+
+    /// The span in the largest unit that divides it exactly: `(12, "h")`.
+    fn largest_unit(self) -> (u64, &'static str) {
+        let secs = self.0.as_secs();
+        [(DAY, "d"), (HOUR, "h"), (MINUTE, "m")]
+            .into_iter()
+            .find(|(unit, _)| secs > 0 && secs.is_multiple_of(*unit))
+            .map_or((secs, "s"), |(unit, suffix)| (secs / unit, suffix))
+    }
+}
+
+impl std::fmt::Display for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (n, unit) = self.largest_unit();
+        write!(f, "{n}{unit}")
+    }
+}
+
+/// Reads `"30s"`, `"10m"`, `"12h"`, `"7d"` or bare seconds into seconds (zero allowed).
+fn parse_secs(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, unit) = match t.char_indices().last() {
+        Some((i, 's')) => (&t[..i], 1),
+        Some((i, 'm')) => (&t[..i], MINUTE),
+        Some((i, 'h')) => (&t[..i], HOUR),
+        Some((i, 'd')) => (&t[..i], DAY),
+        _ => (t, 1),
+    };
+    let count: u64 = num.trim().parse().map_err(|_| {
+        format!("must be a span like \"30s\", \"10m\", \"12h\" or \"7d\", not {s:?}")
+    })?;
+    match count.checked_mul(unit) {
+        Some(n) if n <= MAX_SPAN_SECS => Ok(n),
+        _ => Err(format!("is longer than 100 years: {s:?}")),
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = span_text(d)?;
+        Span::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Reads a span written as a string or as a bare number of seconds.
+fn span_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        N(i64),
+        S(String),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::N(n) => n.to_string(),
+        Raw::S(s) => s,
+    })
+}
+
+/// Serde for a lifetime that may be unlimited: `"never"` (or zero) is `None`, else a [`Span`].
+mod lifetime {
+    use super::{Span, parse_secs, span_text};
+    use serde::{Deserializer, Serializer};
+
+    /// Writes `"never"` or the span.
+    pub fn serialize<S: Serializer>(v: &Option<Span>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            None => s.serialize_str("never"),
+            Some(span) => s.collect_str(span),
+        }
+    }
+
+    /// Reads `"never"`, `0` or a span.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Span>, D::Error> {
+        let text = span_text(d)?;
+        if text.trim() == "never" {
+            return Ok(None);
+        }
+        match parse_secs(&text)
+            .map_err(|e| serde::de::Error::custom(format!("{e} (or \"never\")")))?
+        {
+            0 => Ok(None),
+            n => Ok(Some(Span::seconds(n))),
+        }
+    }
+}
+
+/// Old key names, still read: a whole number in the unit their name ends with, moved to the new
+/// key as a span. Each entry is the old key, the new key and the seconds in the old unit.
+pub const DEPRECATED_KEYS: &[(&str, &str, u64)] = &[
+    ("invitation_days", "invitation_expiry", DAY),
+    ("tfa.pending_minutes", "tfa.pending", MINUTE),
+    ("tokens.default_expiry_days", "tokens.default_expiry", DAY),
+    ("tokens.max_expiry_days", "tokens.max_expiry", DAY),
+    ("tokens.login_expiry_days", "tokens.login_expiry", DAY),
+    ("web.session_idle_minutes", "web.session_idle", MINUTE),
+    ("web.session_max_hours", "web.session_max", HOUR),
+    ("web.reauth_minutes", "web.reauth", MINUTE),
+    ("web.handshake_minutes", "web.handshake", MINUTE),
+];
+
 /// Two-factor authentication settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -86,8 +262,8 @@ pub struct TfaConfig {
     pub issuer: String,
     /// Time steps accepted either side of now: 1 (RFC 6238's ±30 s), or 0 for a strict 30 s.
     pub window: u64,
-    /// Minutes a pending enrolment may wait for its confirming code.
-    pub pending_minutes: u64,
+    /// How long a pending enrolment may wait for its confirming code.
+    pub pending: Span,
 }
 
 impl Default for TfaConfig {
@@ -95,7 +271,7 @@ impl Default for TfaConfig {
         TfaConfig {
             issuer: "tessera".into(),
             window: 1,
-            pending_minutes: 10,
+            pending: Span::minutes(10),
         }
     }
 }
@@ -126,8 +302,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Who may create accounts.
     pub signup: Signup,
-    /// Days an invitation stays valid.
-    pub invitation_days: u32,
+    /// How long an invitation stays valid.
+    pub invitation_expiry: Span,
     /// Largest accepted request body (a publish carries the tarball in base64).
     pub max_body_size: ByteSize,
     /// Largest accepted unpacked tarball.
@@ -159,6 +335,10 @@ pub struct Config {
     pub tokens: TokenConfig,
     /// The website and npm's browser login.
     pub web: WebConfig,
+    /// The old key names this configuration was read with, each with its new name and value
+    /// (`tfa.pending_minutes: write tfa.pending = "10m"`), for a warning at start.
+    #[serde(skip)]
+    pub deprecated_names: Vec<String>,
 }
 
 /// When schema migrations run.
@@ -206,24 +386,24 @@ pub struct WebConfig {
     /// Offer npm's browser login (`npm login` with npm ≥ 9). Off: npm falls back to the
     /// password prompt.
     pub browser_login: bool,
-    /// Minutes a session may stay idle.
-    pub session_idle_minutes: u64,
-    /// Hours a session lasts at most.
-    pub session_max_hours: u64,
-    /// Minutes after the last sign-in during which 2FA settings need no re-authentication.
-    pub reauth_minutes: u64,
-    /// Minutes a browser handshake (npm login, web OTP) stays open.
-    pub handshake_minutes: u64,
+    /// How long a session may stay idle.
+    pub session_idle: Span,
+    /// How long a session lasts at most.
+    pub session_max: Span,
+    /// How long after the last sign-in 2FA settings need no re-authentication.
+    pub reauth: Span,
+    /// How long a browser handshake (npm login, web OTP) stays open.
+    pub handshake: Span,
 }
 
 impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
             browser_login: true,
-            session_idle_minutes: 30,
-            session_max_hours: 12,
-            reauth_minutes: 30,
-            handshake_minutes: 5,
+            session_idle: Span::minutes(30),
+            session_max: Span::hours(12),
+            reauth: Span::minutes(30),
+            handshake: Span::minutes(5),
         }
     }
 }
@@ -261,24 +441,27 @@ impl Require2fa {
     }
 }
 
-/// Lifetimes of API tokens, in days (0: no expiry).
+/// Lifetimes of API tokens (`None`, written `"never"`: no expiry).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenConfig {
     /// Lifetime of a token made by `npm token create` without `--expires`.
-    pub default_expiry_days: u32,
-    /// Longest lifetime `--expires` may ask for.
-    pub max_expiry_days: u32,
-    /// Lifetime of the tokens `npm login` mints.
-    pub login_expiry_days: u32,
+    #[serde(with = "lifetime")]
+    pub default_expiry: Option<Span>,
+    /// Longest lifetime `--expires` may ask for (`None`: up to 3650 days).
+    #[serde(with = "lifetime")]
+    pub max_expiry: Option<Span>,
+    /// Lifetime of the tokens `npm login` mints (`None`: until `npm logout`).
+    #[serde(with = "lifetime")]
+    pub login_expiry: Option<Span>,
 }
 
 impl Default for TokenConfig {
     fn default() -> Self {
         TokenConfig {
-            default_expiry_days: 90,
-            max_expiry_days: 365,
-            login_expiry_days: 0,
+            default_expiry: Some(Span::days(90)),
+            max_expiry: Some(Span::days(365)),
+            login_expiry: None,
         }
     }
 }
@@ -307,7 +490,7 @@ impl Default for Config {
             s3: S3Config::default(),
             public_url: None,
             signup: Signup::Open,
-            invitation_days: 7,
+            invitation_expiry: Span::days(7),
             max_body_size: ByteSize(100 << 20),
             max_unpacked_size: ByteSize(512 << 20),
             scoped_default_access: DefaultAccess::Restricted,
@@ -322,6 +505,7 @@ impl Default for Config {
             require_2fa_grace_until: None,
             tokens: TokenConfig::default(),
             web: WebConfig::default(),
+            deprecated_names: Vec::new(),
         }
     }
 }
@@ -349,25 +533,30 @@ impl Config {
     /// Loads defaults, overlaid by `file` (if any), overlaid by `TESSERA_*` variables from `env`.
     ///
     /// `TESSERA_SIGNUP=closed` sets `signup`; nested keys use a double underscore
-    /// (`TESSERA_TFA__ISSUER`). Values are read as TOML scalars when they parse as one, else as
-    /// strings.
+    /// (`TESSERA_TFA__ISSUER`). Every key of the configuration has its variable, unset options
+    /// included. A variable for a key that holds text (its default is a string, or unset) is
+    /// read as a string, others as a TOML integer or boolean when they parse as one. The old key names in
+    /// [`DEPRECATED_KEYS`] are read in the file and as variables too.
     pub fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
         let mut table = toml::Table::try_from(Config::default())
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        let known = table.clone();
+        let mut deprecated_names = Vec::new();
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.to_owned(),
                 source,
             })?;
-            let overlay: toml::Table = text
+            let mut overlay: toml::Table = text
                 .parse()
                 .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+            rename_deprecated(&mut overlay, &mut deprecated_names)?;
             merge(&mut table, overlay);
         }
+        let defaults = default_tree();
+        let mut overlay = toml::Table::new();
         for (k, v) in env {
             let Some(rest) = k.strip_prefix("TESSERA_") else {
                 continue;
@@ -376,19 +565,29 @@ impl Config {
                 continue;
             }
             let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
-            let optional_key = path.len() == 1
-                && matches!(
-                    path[0].as_str(),
-                    "public_url" | "require_2fa_grace_until" | "database" | "storage"
-                );
-            if !(has_path(&known, &path) || optional_key) {
-                continue;
-            }
-            set_path(&mut table, &path, scalar(&v));
+            let value = match json_at(&defaults, &path) {
+                // Text keys, and the unset options (all text), keep the value as written.
+                Some(serde_json::Value::String(_) | serde_json::Value::Null) => {
+                    toml::Value::String(v)
+                }
+                Some(serde_json::Value::Object(_)) => continue,
+                Some(_) => scalar(&v),
+                None if is_deprecated(&path) => scalar(&v),
+                None => continue,
+            };
+            set_path(&mut overlay, &path, value);
         }
-        let config: Config = table
-            .try_into::<Config>()
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        rename_deprecated(&mut overlay, &mut deprecated_names)?;
+        merge(&mut table, overlay);
+        let mut config: Config = serde_path_to_error::deserialize(table).map_err(|e| {
+            let key = e.path().to_string();
+            let message = e.inner().message();
+            if key == "." {
+                ConfigError::Invalid(message.to_owned())
+            } else {
+                ConfigError::Invalid(format!("{key}: {message}"))
+            }
+        })?;
         if let Some(g) = &config.require_2fa_grace_until
             && parse_date_ms(g).is_none()
         {
@@ -396,14 +595,20 @@ impl Config {
                 "require_2fa_grace_until must be a date like 2027-01-31, not {g:?}"
             )));
         }
-        if config.tokens.max_expiry_days > 0
-            && config.tokens.default_expiry_days > config.tokens.max_expiry_days
-        {
-            return Err(ConfigError::Invalid(
-                "tokens.default_expiry_days is longer than tokens.max_expiry_days".into(),
-            ));
+        if let Some(max) = config.tokens.max_expiry {
+            if max < Span::days(1) {
+                return Err(ConfigError::Invalid(format!(
+                    "tokens.max_expiry must be at least 1d (npm asks for whole days), not {max}"
+                )));
+            }
+            if config.tokens.default_expiry.is_some_and(|d| d > max) {
+                return Err(ConfigError::Invalid(
+                    "tokens.default_expiry is longer than tokens.max_expiry".into(),
+                ));
+            }
         }
         config.validate()?;
+        config.deprecated_names = deprecated_names;
         Ok(config)
     }
 
@@ -506,13 +711,87 @@ fn merge(base: &mut toml::Table, overlay: toml::Table) {
     }
 }
 
-fn has_path(t: &toml::Table, path: &[String]) -> bool {
-    match path {
-        [] => false,
-        [last] => t.contains_key(last),
-        [first, rest @ ..] => {
-            matches!(t.get(first), Some(toml::Value::Table(n)) if has_path(n, rest))
+/// The default configuration as a JSON tree: unlike TOML, it keeps unset options (as `null`),
+/// so its leaves are every key there is.
+fn default_tree() -> serde_json::Value {
+    serde_json::to_value(Config::default()).expect("the configuration serialises")
+}
+
+/// The value at `path` in a JSON tree.
+fn json_at<'a>(tree: &'a serde_json::Value, path: &[String]) -> Option<&'a serde_json::Value> {
+    path.iter().try_fold(tree, |node, key| node.get(key))
+}
+
+/// Whether `path` is an old key name listed in [`DEPRECATED_KEYS`].
+fn is_deprecated(path: &[String]) -> bool {
+    let dotted = path.join(".");
+    DEPRECATED_KEYS.iter().any(|(old, _, _)| *old == dotted)
+}
+
+/// Moves the old key names in `table` to their new keys, as spans in the old unit, and notes
+/// each move in `moved`.
+fn rename_deprecated(table: &mut toml::Table, moved: &mut Vec<String>) -> Result<(), ConfigError> {
+    for &(old, new, unit_secs) in DEPRECATED_KEYS {
+        let old_path: Vec<String> = old.split('.').map(str::to_owned).collect();
+        let Some(value) = take_path(table, &old_path) else {
+            continue;
+        };
+        let new_path: Vec<String> = new.split('.').map(str::to_owned).collect();
+        if get_path(table, &new_path).is_some() {
+            return Err(ConfigError::Invalid(format!(
+                "{old} is the old name of {new}: set only one"
+            )));
         }
+        let (unit, suffix) = match unit_secs {
+            DAY => ("days", "d"),
+            HOUR => ("hours", "h"),
+            _ => ("minutes", "m"),
+        };
+        let count = value
+            .as_integer()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "{old} (now {new}) must be a whole number of {unit}, not {value}"
+                ))
+            })?;
+        // The new key reads the span; zero is left for it to accept ("never") or refuse.
+        if count
+            .checked_mul(unit_secs)
+            .is_none_or(|n| n > MAX_SPAN_SECS)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "{old} (now {new}) is longer than 100 years"
+            )));
+        }
+        let span = format!("{count}{suffix}");
+        moved.push(format!("{old}: write {new} = {span:?}"));
+        set_path(table, &new_path, toml::Value::String(span));
+    }
+    Ok(())
+}
+
+/// Removes and returns the value at `path`.
+fn take_path(t: &mut toml::Table, path: &[String]) -> Option<toml::Value> {
+    match path {
+        [] => None,
+        [last] => t.remove(last),
+        [first, rest @ ..] => match t.get_mut(first) {
+            Some(toml::Value::Table(n)) => take_path(n, rest),
+            _ => None,
+        },
+    }
+}
+
+/// The value at `path`.
+fn get_path<'a>(t: &'a toml::Table, path: &[String]) -> Option<&'a toml::Value> {
+    match path {
+        [] => None,
+        [last] => t.get(last),
+        [first, rest @ ..] => match t.get(first) {
+            Some(toml::Value::Table(n)) => get_path(n, rest),
+            _ => None,
+        },
     }
 }
 
@@ -547,6 +826,310 @@ fn scalar(s: &str) -> toml::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn load_err(pairs: &[(&str, &str)]) -> String {
+        match Config::load(None, env(pairs)) {
+            Err(ConfigError::Invalid(e)) => e,
+            other => panic!("{pairs:?} loaded: {other:?}"),
+        }
+    }
+
+    /// Every key's dotted name, from the default configuration with unset options present.
+    fn keys() -> Vec<String> {
+        fn walk(node: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+            match node {
+                serde_json::Value::Object(map) => {
+                    for (k, v) in map {
+                        let key = if prefix.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{prefix}.{k}")
+                        };
+                        walk(v, &key, out);
+                    }
+                }
+                _ => out.push(prefix.to_owned()),
+            }
+        }
+        let mut out = Vec::new();
+        walk(&default_tree(), "", &mut out);
+        out
+    }
+
+    #[test]
+    fn spans_parse_print_and_refuse_garbage() {
+        assert_eq!(Span::parse("30s"), Ok(Span::seconds(30)));
+        assert_eq!(Span::parse("10m"), Ok(Span::minutes(10)));
+        assert_eq!(Span::parse(" 12h "), Ok(Span::hours(12)));
+        assert_eq!(Span::parse("7d"), Ok(Span::days(7)));
+        assert_eq!(Span::parse("90"), Ok(Span::seconds(90)), "bare seconds");
+        for bad in [
+            "",
+            "soon",
+            "10 minutes",
+            "-5m",
+            "1.5h",
+            "m",
+            "0",
+            "0d",
+            "99999999999d",
+        ] {
+            assert!(Span::parse(bad).is_err(), "{bad:?} parsed");
+        }
+        assert_eq!(Span::minutes(10).as_ms(), 600_000);
+        assert_eq!(Span::days(7).as_ms(), 604_800_000);
+        assert_eq!(Span::hours(36).whole_days(), 1);
+        for (span, text, words) in [
+            (Span::seconds(90), "90s", "90 seconds"),
+            (Span::minutes(10), "10m", "10 minutes"),
+            (Span::hours(36), "36h", "36 hours"),
+            (Span::days(1), "1d", "1 day"),
+        ] {
+            assert_eq!(span.to_string(), text);
+            assert_eq!(Span::parse(text), Ok(span));
+            assert_eq!(span.in_words(), words);
+        }
+    }
+
+    #[test]
+    fn spans_serialise_in_the_short_form_and_load_back() {
+        let text = toml::to_string(&Config::default()).unwrap();
+        for line in [
+            "invitation_expiry = \"7d\"",
+            "pending = \"10m\"",
+            "session_max = \"12h\"",
+            "login_expiry = \"never\"",
+        ] {
+            assert!(text.contains(line), "{line} not in {text}");
+        }
+        let dir = std::env::temp_dir().join(format!("tessera-cfg-rt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.toml");
+        std::fs::write(&f, &text).unwrap();
+        let c = Config::load(Some(&f), Vec::new()).unwrap();
+        assert_eq!(toml::to_string(&c).unwrap(), text);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn old_key_names_load_to_the_same_values() {
+        let dir = std::env::temp_dir().join(format!("tessera-cfg-old-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = dir.join("old.toml");
+        std::fs::write(
+            &old,
+            "invitation_days = 3\n\
+             [tfa]\npending_minutes = 15\n\
+             [tokens]\ndefault_expiry_days = 7\nmax_expiry_days = 0\nlogin_expiry_days = 30\n\
+             [web]\nsession_idle_minutes = 45\nsession_max_hours = 8\nreauth_minutes = 20\n\
+             handshake_minutes = 2\n",
+        )
+        .unwrap();
+        let new = dir.join("new.toml");
+        std::fs::write(
+            &new,
+            "invitation_expiry = \"3d\"\n\
+             [tfa]\npending = \"15m\"\n\
+             [tokens]\ndefault_expiry = \"7d\"\nmax_expiry = \"never\"\nlogin_expiry = \"30d\"\n\
+             [web]\nsession_idle = \"45m\"\nsession_max = \"8h\"\nreauth = \"20m\"\n\
+             handshake = \"2m\"\n",
+        )
+        .unwrap();
+        let from_old = Config::load(Some(&old), Vec::new()).unwrap();
+        let from_new = Config::load(Some(&new), Vec::new()).unwrap();
+        assert_eq!(
+            serde_json::to_value(&from_old).unwrap(),
+            serde_json::to_value(&from_new).unwrap()
+        );
+        assert_eq!(from_old.invitation_expiry, Span::days(3));
+        assert_eq!(from_old.tfa.pending, Span::minutes(15));
+        assert_eq!(from_old.tokens.default_expiry, Some(Span::days(7)));
+        assert_eq!(from_old.tokens.max_expiry, None);
+        assert_eq!(from_old.tokens.login_expiry, Some(Span::days(30)));
+        assert_eq!(from_old.web.session_idle, Span::minutes(45));
+        assert_eq!(from_old.web.session_max, Span::hours(8));
+        assert_eq!(from_old.web.reauth, Span::minutes(20));
+        assert_eq!(from_old.web.handshake, Span::minutes(2));
+        assert_eq!(from_old.deprecated_names.len(), 9);
+        assert!(
+            from_old
+                .deprecated_names
+                .contains(&"web.session_max_hours: write web.session_max = \"8h\"".to_owned()),
+            "{:?}",
+            from_old.deprecated_names
+        );
+        assert!(from_new.deprecated_names.is_empty());
+        // a new variable overrides an old name in the file
+        let c = Config::load(Some(&old), env(&[("TESSERA_TFA__PENDING", "5m")])).unwrap();
+        assert_eq!(c.tfa.pending, Span::minutes(5));
+        std::fs::remove_dir_all(dir).ok();
+
+        let c = Config::load(
+            None,
+            env(&[
+                ("TESSERA_WEB__SESSION_MAX_HOURS", "1"),
+                ("TESSERA_TOKENS__LOGIN_EXPIRY_DAYS", "0"),
+                ("TESSERA_INVITATION_DAYS", "2"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.web.session_max, Span::hours(1));
+        assert_eq!(c.tokens.login_expiry, None);
+        assert_eq!(c.invitation_expiry, Span::days(2));
+        let e = load_err(&[
+            ("TESSERA_TFA__PENDING_MINUTES", "10"),
+            ("TESSERA_TFA__PENDING", "10m"),
+        ]);
+        assert!(
+            e.contains("tfa.pending_minutes") && e.contains("set only one"),
+            "{e}"
+        );
+        let e = load_err(&[("TESSERA_WEB__REAUTH_MINUTES", "ten")]);
+        assert!(
+            e.contains("web.reauth_minutes") && e.contains("minutes"),
+            "{e}"
+        );
+        let e = load_err(&[("TESSERA_INVITATION_DAYS", "9999999999999")]);
+        assert!(
+            e.contains("invitation_days") && e.contains("100 years"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_spans_name_their_key() {
+        for (var, key) in [
+            ("TESSERA_WEB__SESSION_IDLE", "web.session_idle"),
+            ("TESSERA_TFA__PENDING", "tfa.pending"),
+            ("TESSERA_TOKENS__LOGIN_EXPIRY", "tokens.login_expiry"),
+            ("TESSERA_INVITATION_EXPIRY", "invitation_expiry"),
+        ] {
+            for bad in ["soon", "99999999d"] {
+                let e = load_err(&[(var, bad)]);
+                assert!(e.starts_with(&format!("{key}: ")), "{var}={bad}: {e}");
+            }
+        }
+        let e = load_err(&[("TESSERA_WEB__REAUTH", "0m")]);
+        assert!(e.starts_with("web.reauth: ") && e.contains("zero"), "{e}");
+        let e = load_err(&[("TESSERA_SIGNUP", "sometimes")]);
+        assert!(e.starts_with("signup: ") && !e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn text_variables_stay_text() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("TESSERA_TFA__ISSUER", "2024"),
+                ("TESSERA_PUBLIC_URL", "true"),
+                ("TESSERA_TFA__WINDOW", "0"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.tfa.issuer, "2024");
+        assert_eq!(c.public_url.as_deref(), Some("true"));
+        assert_eq!(c.tfa.window, 0);
+    }
+
+    #[test]
+    fn every_key_has_its_variable() {
+        let defaults = default_tree();
+        let base = serde_json::to_value(Config::load(None, Vec::new()).unwrap()).unwrap();
+        // Candidate values for keys that hold strings; numbers and booleans get a changed value.
+        let strings = [
+            "x-sample",
+            "127.0.0.1:1",
+            "postgres://db/npm",
+            "s3://bucket/prefix",
+            "2027-01-31",
+            "closed",
+            "public",
+            "manual",
+            "everyone",
+            "42m",
+            "never",
+        ];
+        let keys = keys();
+        assert!(keys.len() > 30, "{keys:?}");
+        for key in keys {
+            let path: Vec<String> = key.split('.').map(str::to_owned).collect();
+            let var = format!("TESSERA_{}", path.join("__").to_ascii_uppercase());
+            let candidates: Vec<String> = match json_at(&defaults, &path).unwrap() {
+                serde_json::Value::Bool(b) => vec![(!b).to_string()],
+                serde_json::Value::Number(n) => vec![(n.as_u64().unwrap() + 1).to_string()],
+                _ => strings.iter().map(|s| s.to_string()).collect(),
+            };
+            let set = candidates.iter().any(|value| {
+                let Ok(c) = Config::load(None, vec![(var.clone(), value.clone())]) else {
+                    return false;
+                };
+                let mut changed = serde_json::to_value(c).unwrap();
+                let new = json_at(&changed, &path).cloned();
+                // only this key moved
+                let mut node = &mut changed;
+                for p in &path[..path.len() - 1] {
+                    node = node.get_mut(p).unwrap();
+                }
+                node[path.last().unwrap()] = json_at(&base, &path).unwrap().clone();
+                changed == base && new.as_ref() != json_at(&base, &path)
+            });
+            assert!(set, "{var} does not set {key}");
+        }
+    }
+
+    #[test]
+    fn the_documentation_lists_every_key() {
+        let doc = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md"),
+        )
+        .unwrap();
+        // The first cell of each row of the key table names one or more keys in backticks.
+        let rows = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("| key |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'));
+        let mut documented: Vec<String> = rows
+            .flat_map(|row| {
+                let cell = row.split('|').nth(1).unwrap_or_default();
+                cell.split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        documented.sort();
+        let mut keys = keys();
+        keys.sort();
+        assert_eq!(documented, keys, "docs/configuration.md's key table");
+        // The old names are listed with their new ones.
+        let old_rows: Vec<(String, String)> = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("| old key |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|row| {
+                let cells: Vec<&str> = row.split('|').collect();
+                (
+                    cells[1].trim().trim_matches('`').to_owned(),
+                    cells[2].trim().trim_matches('`').to_owned(),
+                )
+            })
+            .collect();
+        let listed: Vec<(String, String)> = DEPRECATED_KEYS
+            .iter()
+            .map(|(old, new, _)| (old.to_string(), new.to_string()))
+            .collect();
+        assert_eq!(old_rows, listed, "docs/configuration.md's old key names");
+    }
 
     #[test]
     fn defaults_need_no_file() {
@@ -619,29 +1202,39 @@ mod tests {
                 "TESSERA_REQUIRE_2FA_GRACE_UNTIL".to_string(),
                 "2027-01-31".to_string(),
             ),
+            ("TESSERA_TOKENS__MAX_EXPIRY".to_string(), "30d".to_string()),
             (
-                "TESSERA_TOKENS__MAX_EXPIRY_DAYS".to_string(),
-                "30".to_string(),
-            ),
-            (
-                "TESSERA_TOKENS__DEFAULT_EXPIRY_DAYS".to_string(),
-                "7".to_string(),
+                "TESSERA_TOKENS__DEFAULT_EXPIRY".to_string(),
+                "7d".to_string(),
             ),
         ];
         let c = Config::load(None, env).unwrap();
         assert_eq!(c.require_2fa, Require2fa::Publishers);
         assert_eq!(c.grace_until_ms(), Some(1_801_353_600_000));
-        assert_eq!(c.tokens.max_expiry_days, 30);
+        assert_eq!(c.tokens.max_expiry, Some(Span::days(30)));
         let bad = vec![(
             "TESSERA_REQUIRE_2FA_GRACE_UNTIL".to_string(),
             "soon".to_string(),
         )];
         assert!(Config::load(None, bad).is_err());
-        let bad = vec![(
-            "TESSERA_TOKENS__MAX_EXPIRY_DAYS".to_string(),
-            "30".to_string(),
-        )];
-        assert!(Config::load(None, bad).is_err(), "default 90 > max 30");
+        let bad = vec![("TESSERA_TOKENS__MAX_EXPIRY".to_string(), "30d".to_string())];
+        assert!(Config::load(None, bad).is_err(), "default 90d > max 30d");
+        let bad = vec![("TESSERA_TOKENS__MAX_EXPIRY".to_string(), "12h".to_string())];
+        assert!(Config::load(None, bad).is_err(), "npm asks for whole days");
+        let env = vec![
+            ("TESSERA_TOKENS__MAX_EXPIRY".to_string(), "30d".to_string()),
+            (
+                "TESSERA_TOKENS__DEFAULT_EXPIRY".to_string(),
+                "never".to_string(),
+            ),
+            (
+                "TESSERA_TOKENS__LOGIN_EXPIRY".to_string(),
+                "12h".to_string(),
+            ),
+        ];
+        let c = Config::load(None, env).unwrap();
+        assert_eq!(c.tokens.default_expiry, None, "the maximum applies");
+        assert_eq!(c.tokens.login_expiry, Some(Span::hours(12)));
         assert_eq!(
             parse_date_ms("2027-01-31T12:00:00Z"),
             Some(1_801_396_800_000)

@@ -4,7 +4,7 @@
 //!
 //! The two ids are independent random values (≥ 190 bits each) and only their hashes are
 //! stored, so seeing the browser URL does not let anyone collect the result. A handshake expires
-//! after `web.handshake_minutes` and is collected exactly once.
+//! after `web.handshake` and is collected exactly once.
 
 use tessera_store::{HandshakeKind, UserId};
 
@@ -34,7 +34,7 @@ pub async fn open(
     let login_id = api_tokens::random_base62(32);
     let done_id = api_tokens::random_base62(32);
     let now = state.clock.now_ms();
-    let expires = now + state.config.web.handshake_minutes as i64 * 60_000;
+    let expires = now + state.config.web.handshake.as_ms();
     state
         .store
         .create_handshake(

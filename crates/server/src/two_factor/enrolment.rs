@@ -124,7 +124,7 @@ pub async fn confirm(
         }
     };
     let now = state.clock.now_ms();
-    let ttl = state.config.tfa.pending_minutes as i64 * 60_000;
+    let ttl = state.config.tfa.pending.as_ms();
     if record.state.started_at + ttl < now {
         state.store.cancel_pending(user.id).await?;
         return Err(ApiError::bad_request(

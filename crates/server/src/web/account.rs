@@ -1,6 +1,6 @@
 //! The account pages: profile, two-factor settings (the same state machine as
 //! `npm profile enable-2fa`, in `crate::two_factor::enrolment`) and the security log. 2FA settings ask for
-//! re-authentication when the sign-in is older than `web.reauth_minutes`, and every 2FA change
+//! re-authentication when the sign-in is older than `web.reauth`, and every 2FA change
 //! rotates the session id.
 
 use axum::http::StatusCode;
@@ -215,7 +215,7 @@ async fn setup_page(web: &Web, user: &User, error: Option<String>) -> WebResult 
         qr_svg: qr::svg(&e.uri),
         secret: e.secret_base32(),
         mode,
-        minutes: web.state.config.tfa.pending_minutes,
+        expires_in: web.state.config.tfa.pending.in_words(),
     };
     Ok(web.page(&page))
 }

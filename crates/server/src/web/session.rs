@@ -125,8 +125,8 @@ impl FromRequestParts<AppState> for Web {
         else {
             return Ok(web);
         };
-        let idle = state.config.web.session_idle_minutes as i64 * 60_000;
-        let max = state.config.web.session_max_hours as i64 * 3_600_000;
+        let idle = state.config.web.session_idle.as_ms();
+        let max = state.config.web.session_max.as_ms();
         let expired = now - session.last_seen_at > idle
             || now - session.created_at > max
             || (session.stage == SessionStage::Partial && now - session.created_at > PARTIAL_MS);
@@ -214,8 +214,8 @@ impl Web {
             return Ok(());
         }
         let now = self.state.clock.now_ms();
-        let idle = self.state.config.web.session_idle_minutes as i64 * 60_000;
-        let max = self.state.config.web.session_max_hours as i64 * 3_600_000;
+        let idle = self.state.config.web.session_idle.as_ms();
+        let max = self.state.config.web.session_max.as_ms();
         self.state
             .store
             .prune_sessions(now - idle, now - max)
@@ -346,7 +346,7 @@ impl Web {
     /// Refuses security changes when the last proof of a factor is older than the
     /// re-authentication window: the user confirms with a password or a one-time password.
     pub fn require_recent_auth(&self, here: &str) -> Result<(), WebError> {
-        let window = self.state.config.web.reauth_minutes as i64 * 60_000;
+        let window = self.state.config.web.reauth.as_ms();
         let fresh = self
             .session
             .as_ref()

@@ -219,8 +219,8 @@ pub struct SetupPage {
     pub secret: String,
     /// The pending mode.
     pub mode: &'static str,
-    /// Minutes left to confirm.
-    pub minutes: u64,
+    /// How long the setup waits for its confirming code, in words (`"10 minutes"`).
+    pub expires_in: String,
 }
 
 /// Recovery codes, shown once.
@@ -263,10 +263,10 @@ pub struct TokensPage {
     pub create_otp: bool,
     /// Whether revoking asks for one.
     pub revoke_otp: bool,
-    /// Default lifetime.
-    pub default_days: u32,
-    /// Longest lifetime.
-    pub max_days: u32,
+    /// Lifetime of a token created without one, in words (`"90 days"`, `"never"`).
+    pub default_expiry: String,
+    /// Longest lifetime in days (0: no maximum).
+    pub max_days: i64,
 }
 
 /// A token, shown once.

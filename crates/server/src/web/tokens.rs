@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 use crate::api::account::tokens::{create_checked, revoke_checked, summary};
 use crate::authz::gate::Operation;
 use crate::clock::iso8601;
+use crate::config::Span;
 use crate::web::templates::{TokenCreatedPage, TokenRow, TokensPage};
 use crate::web::{Form, Web, WebResult, field, raw_field};
 
@@ -15,6 +16,7 @@ const HERE: &str = "/-/web/tokens";
 async fn tokens_page(web: &Web, error: Option<String>) -> Result<TokensPage, crate::web::WebError> {
     let user = web.require_user(HERE)?;
     let (tokens, _) = web.state.store.list_tokens(user.id, 0, 1000).await?;
+    let limits = &web.state.config.tokens;
     let rows = tokens
         .iter()
         .map(|t| TokenRow {
@@ -30,8 +32,11 @@ async fn tokens_page(web: &Web, error: Option<String>) -> Result<TokensPage, cra
         tokens: rows,
         create_otp: web.needs_otp(Operation::TokenCreate).await,
         revoke_otp: web.needs_otp(Operation::TokenRevoke).await,
-        default_days: web.state.config.tokens.default_expiry_days,
-        max_days: web.state.config.tokens.max_expiry_days,
+        default_expiry: limits
+            .default_expiry
+            .or(limits.max_expiry)
+            .map_or_else(|| "never".to_owned(), Span::in_words),
+        max_days: limits.max_expiry.map_or(0, Span::whole_days),
     })
 }
 

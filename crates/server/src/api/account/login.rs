@@ -153,10 +153,9 @@ async fn couch_login(
 
 async fn login_reply(state: &AppState, user: &User, status: StatusCode) -> ApiResult<Response> {
     let now = state.clock.now_ms();
-    let days = i64::from(state.config.tokens.login_expiry_days);
     let spec = TokenSpec {
         kind: TokenKind::Login,
-        expires_at: (days > 0).then(|| now + days * 24 * 3600 * 1000),
+        expires_at: state.config.tokens.login_expiry.map(|l| now + l.as_ms()),
         ..TokenSpec::default()
     };
     let (value, _token) = issue_token(state, user, spec).await?;

@@ -18,7 +18,7 @@ use crate::authn::caller::Caller;
 use crate::authz::gate::{self, Operation, Subject};
 use crate::authz::token_scope;
 use crate::clock::iso8601;
-use crate::config::TokenConfig;
+use crate::config::{Span, TokenConfig};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{parse_json, read_body};
 use crate::npm::names;
@@ -296,19 +296,13 @@ pub fn parse_spec(
     now: i64,
     limits: &TokenConfig,
 ) -> ApiResult<TokenSpec> {
-    let max_days = if limits.max_expiry_days == 0 {
-        MAX_EXPIRY_DAYS
-    } else {
-        i64::from(limits.max_expiry_days)
-    };
+    let max_days = limits.max_expiry.map_or(MAX_EXPIRY_DAYS, Span::whole_days);
     // Without a default, a token lives as long as the maximum allows (forever only when there is
     // no maximum either).
-    let default_days = match (limits.default_expiry_days, limits.max_expiry_days) {
-        (0, 0) => None,
-        (0, max) => Some(max),
-        (d, _) => Some(d),
-    };
-    let default_expiry = default_days.map(|d| now + i64::from(d) * DAY_MS);
+    let default_expiry = limits
+        .default_expiry
+        .or(limits.max_expiry)
+        .map(|d| now + d.as_ms());
     let mut cidrs = string_list(body, "cidr_whitelist")?;
     for c in &mut cidrs {
         let net: ipnet::IpNet = c
@@ -502,9 +496,9 @@ mod tests {
     #[test]
     fn expiry_defaults_and_maximum() {
         let cfg = TokenConfig {
-            default_expiry_days: 7,
-            max_expiry_days: 30,
-            login_expiry_days: 0,
+            default_expiry: Some(Span::days(7)),
+            max_expiry: Some(Span::days(30)),
+            login_expiry: None,
         };
         let s = parse_spec(&obj(json!({"password":"x"})), 0, &cfg).unwrap();
         assert_eq!(
@@ -518,9 +512,9 @@ mod tests {
         let s = parse_spec(&obj(json!({"name":"a","expires":30})), 0, &cfg).unwrap();
         assert_eq!(s.expires_at, Some(30 * DAY_MS));
         let capped = TokenConfig {
-            default_expiry_days: 0,
-            max_expiry_days: 30,
-            login_expiry_days: 0,
+            default_expiry: None,
+            max_expiry: Some(Span::days(30)),
+            login_expiry: None,
         };
         assert_eq!(
             parse_spec(&obj(json!({"password":"x"})), 0, &capped)
@@ -530,9 +524,9 @@ mod tests {
             "a maximum applies even without a default"
         );
         let none = TokenConfig {
-            default_expiry_days: 0,
-            max_expiry_days: 0,
-            login_expiry_days: 0,
+            default_expiry: None,
+            max_expiry: None,
+            login_expiry: None,
         };
         assert_eq!(
             parse_spec(&obj(json!({"password":"x"})), 0, &none)

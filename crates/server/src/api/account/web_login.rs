@@ -93,10 +93,9 @@ pub async fn done(
                 .await?
                 .ok_or_else(ApiError::not_found)?;
             let now = state.clock.now_ms();
-            let days = i64::from(state.config.tokens.login_expiry_days);
             let spec = TokenSpec {
                 kind: TokenKind::Login,
-                expires_at: (days > 0).then(|| now + days * 24 * 3600 * 1000),
+                expires_at: state.config.tokens.login_expiry.map(|l| now + l.as_ms()),
                 ..TokenSpec::default()
             };
             let (value, _) = issue_token(&state, &user, spec).await?;
