@@ -265,7 +265,7 @@ pub struct TokensPage {
     pub revoke_otp: bool,
     /// Lifetime of a token created without one, in words (`"90 days"`, `"never"`).
     pub default_expiry: String,
-    /// Longest lifetime in days (0: no maximum).
+    /// The longest expiry in days, or 0 when there is no maximum.
     pub max_days: i64,
 }
 
