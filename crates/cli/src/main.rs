@@ -113,6 +113,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         ),
     };
     let signup = format!("{:?}", config.signup).to_lowercase();
+    raise_file_limit(config.connections.max_connections);
     let state = tessera_server::open_state(config).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -123,6 +124,45 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tessera_server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Raises the open-file limit to its hard maximum: every connection is a file descriptor, and
+/// `connections.max_connections` should be what bounds them, not a low default soft limit.
+fn raise_file_limit(max_connections: usize) {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+        let current = unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return;
+            }
+            if limit.rlim_cur < limit.rlim_max {
+                let raised = libc::rlimit {
+                    rlim_cur: limit.rlim_max,
+                    rlim_max: limit.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    limit = raised;
+                }
+            }
+            limit.rlim_cur
+        };
+        // Files, the database pool and the listener need some descriptors of their own.
+        if (current as u128) < max_connections as u128 + 256 {
+            tracing::warn!(
+                open_files = current,
+                max_connections,
+                "the open-file limit is below connections.max_connections: raise it (ulimit -n) \
+                 or lower the cap"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = max_connections;
 }
 
 async fn shutdown_signal() {

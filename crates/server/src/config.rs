@@ -335,6 +335,8 @@ pub struct Config {
     pub tokens: TokenConfig,
     /// The website and npm's browser login.
     pub web: WebConfig,
+    /// Connection limits: timeouts and the connection cap.
+    pub connections: ConnectionsConfig,
     /// The old key names this configuration was read with, each with its new name and value
     /// (`tfa.pending_minutes: write tfa.pending = "10m"`), for a warning at start.
     #[serde(skip)]
@@ -404,6 +406,33 @@ impl Default for WebConfig {
             session_max: Span::hours(12),
             reauth: Span::minutes(30),
             handshake: Span::minutes(5),
+        }
+    }
+}
+
+/// Connection limits, against clients that hold connections without using them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionsConfig {
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may wait for its next request.
+    pub header_timeout: Span,
+    /// How long a connection may go without sending or receiving a byte mid-request (a stalled
+    /// upload or a client that stopped reading its response).
+    pub idle_timeout: Span,
+    /// How long reading one request body may take in all.
+    pub body_timeout: Span,
+    /// Open connections at most; past it, new connections are closed at once.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        ConnectionsConfig {
+            header_timeout: Span::seconds(10),
+            idle_timeout: Span::seconds(60),
+            body_timeout: Span::minutes(5),
+            max_connections: 16_384,
         }
     }
 }
@@ -505,6 +534,7 @@ impl Default for Config {
             require_2fa_grace_until: None,
             tokens: TokenConfig::default(),
             web: WebConfig::default(),
+            connections: ConnectionsConfig::default(),
             deprecated_names: Vec::new(),
         }
     }

@@ -24,7 +24,6 @@ pub mod state;
 pub mod two_factor;
 pub mod web;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -154,12 +153,8 @@ pub async fn serve(
             }
         }
     });
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let limits = state.config.connections.clone();
+    http::listener::serve(listener, app(state), &limits, shutdown).await
 }
 
 /// A minimal error type for start-up failures, so this crate needs no `anyhow`.

@@ -17,9 +17,22 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     {
         return Err(ApiError::too_large(limit));
     }
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::too_large(limit))
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        let mut timed_out = false;
+        while let Some(c) = cause {
+            timed_out |= c.is::<crate::http::listener::BodyTimedOut>();
+            cause = c.source();
+        }
+        if timed_out {
+            ApiError::new(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                "The request body took too long to arrive: send it again",
+            )
+        } else {
+            ApiError::too_large(limit)
+        }
+    })
 }
 
 /// Parses JSON, with a 400 that says where it broke.

@@ -1,0 +1,162 @@
+//! Connection limits against clients that hold connections without using them (slowloris): the
+//! header, idle and body timeouts and the connection cap, with raw TCP clients.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn addr(reg: &Registry) -> String {
+    reg.url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// A client that starts a request and never finishes its headers.
+fn slow_client(addr: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.write_all(b"GET /-/ping HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .expect("write");
+    s
+}
+
+/// Whether the server closed `s` (end of stream or a reset, after any response) within `limit`.
+fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// The status of one request on a fresh connection, or `None` if the server closed it unanswered.
+fn status_of(addr: &str, request: &[u8]) -> Option<u16> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).ok()?;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
+
+fn ping(addr: &str) -> Option<u16> {
+    status_of(
+        addr,
+        b"GET /-/ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+}
+
+/// Polls `f` until it holds or `limit` passes.
+fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn connections_that_never_finish_their_headers_do_not_starve_the_server() {
+    let reg = Registry::start_with(&[("TESSERA_CONNECTIONS__HEADER_TIMEOUT", "2s")]);
+    let addr = addr(&reg);
+    let mut slow: Vec<TcpStream> = (0..300).map(|_| slow_client(&addr)).collect();
+    // Everyone else is still served while they hang.
+    assert_eq!(ping(&addr), Some(200));
+    // And the server closes them once the header timeout has passed.
+    for (i, s) in slow.iter_mut().enumerate() {
+        assert!(
+            closed_within(s, Duration::from_secs(15)),
+            "slow connection {i} is still open"
+        );
+    }
+    assert_eq!(ping(&addr), Some(200));
+}
+
+#[test]
+fn past_the_connection_cap_new_connections_are_closed_at_once() {
+    let reg = Registry::start_with(&[
+        ("TESSERA_CONNECTIONS__MAX_CONNECTIONS", "20"),
+        ("TESSERA_CONNECTIONS__HEADER_TIMEOUT", "60s"),
+    ]);
+    let addr = addr(&reg);
+    assert_eq!(ping(&addr), Some(200));
+    let held: Vec<TcpStream> = (0..20).map(|_| slow_client(&addr)).collect();
+    // The 21st connection is closed unanswered, quickly, rather than left waiting.
+    let mut extra = TcpStream::connect(&addr).expect("connect");
+    assert!(closed_within(&mut extra, Duration::from_secs(10)));
+    assert_eq!(
+        ping(&addr),
+        None,
+        "no slot for a request while the cap is reached"
+    );
+    // Slots come back as connections end.
+    drop(held);
+    assert!(
+        eventually(Duration::from_secs(10), || ping(&addr) == Some(200)),
+        "the server serves again once the held connections closed"
+    );
+}
+
+#[test]
+fn a_stalled_upload_is_closed_and_a_trickled_one_times_out() {
+    let reg = Registry::start_with(&[
+        ("TESSERA_CONNECTIONS__IDLE_TIMEOUT", "1s"),
+        ("TESSERA_CONNECTIONS__BODY_TIMEOUT", "2s"),
+    ]);
+    let addr = addr(&reg);
+    let head = b"PUT /-/user/org.couchdb.user:bob HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
+    // Stalled: ten bytes of a thousand, then nothing.
+    let mut stalled = TcpStream::connect(&addr).expect("connect");
+    stalled.write_all(head).unwrap();
+    stalled.write_all(b"{\"name\":\"b").unwrap();
+    assert!(closed_within(&mut stalled, Duration::from_secs(15)));
+    // Trickled: a byte every 200 ms, never idle for a second, but past the 2 s body deadline.
+    let mut trickled = TcpStream::connect(&addr).expect("connect");
+    trickled.write_all(head).unwrap();
+    trickled
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(15) {
+        if trickled.write_all(b" ").is_err() {
+            break;
+        }
+        let mut buf = [0u8; 1024];
+        match trickled.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+        if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    // Ordinary requests are unaffected.
+    assert_eq!(ping(&addr), Some(200));
+}
