@@ -17,7 +17,11 @@ struct Setup {
 }
 
 fn setup(extra_tokens: usize) -> Setup {
-    let reg = Registry::start();
+    setup_with(extra_tokens, &[])
+}
+
+fn setup_with(extra_tokens: usize, env: &[(&str, &str)]) -> Setup {
+    let reg = Registry::start_with(env);
     let login = reg.signup("alice", "alice-password");
     let http = reg.http().with_token(&login);
     let mut tokens = vec![login.clone()];
@@ -181,6 +185,16 @@ fn twenty_racing_requests_with_one_code_succeed_once() {
     );
 }
 
+/// A login with a wrong code: the password is right, the code is not.
+fn login_with(reg: &Registry, code: &str) -> Resp {
+    reg.http().send(
+        "PUT",
+        "/-/user/org.couchdb.user:alice",
+        &[("content-type", "application/json"), ("npm-otp", code)],
+        Some(serde_json::to_vec(&json!({"name": "alice", "password": "alice-password"})).unwrap()),
+    )
+}
+
 #[test]
 fn failed_codes_are_throttled_across_every_path() {
     let s = setup(1);
@@ -198,30 +212,20 @@ fn failed_codes_are_throttled_across_every_path() {
             "no OTP challenge before the password"
         );
     }
-    // 2 wrong codes on login, 2 on a write, 1 on token creation…
-    for _ in 0..2 {
-        let r = s.reg.http().send(
-            "PUT",
-            "/-/user/org.couchdb.user:alice",
-            &[("content-type", "application/json"), ("npm-otp", "000000")],
-            Some(
-                serde_json::to_vec(&json!({"name": "alice", "password": "alice-password"}))
-                    .unwrap(),
-            ),
-        );
-        assert_eq!(r.status, 401);
-    }
+    // One token: 2 wrong codes on a write, 3 on token creation…
     for _ in 0..2 {
         assert_eq!(demo_tag(&s.reg, t, "xtag", Some("111111")).status, 401);
     }
-    let r = http.send(
-        "POST",
-        "/-/npm/v1/tokens",
-        &[("content-type", "application/json"), ("npm-otp", "222222")],
-        Some(serde_json::to_vec(&json!({"password": "alice-password"})).unwrap()),
-    );
-    assert_eq!(r.status, 401, "{}", r.text);
-    // …then even a correct code is refused, and the answer does not say whether it was right
+    for _ in 0..3 {
+        let r = http.send(
+            "POST",
+            "/-/npm/v1/tokens",
+            &[("content-type", "application/json"), ("npm-otp", "222222")],
+            Some(serde_json::to_vec(&json!({"password": "alice-password"})).unwrap()),
+        );
+        assert_eq!(r.status, 401, "{}", r.text);
+    }
+    // …then even a correct code is refused to it, and the answer does not say whether it was right
     let good = demo_tag(&s.reg, t, "y", Some(&s.reg.otp(&s.secret, 0)));
     let bad = demo_tag(&s.reg, t, "y", Some("333333"));
     assert_eq!(good.status, 429, "{}", good.text);
@@ -231,17 +235,11 @@ fn failed_codes_are_throttled_across_every_path() {
     );
     let retry: u64 = good.header("retry-after").unwrap().parse().unwrap();
     assert!(retry > 0 && retry <= 300, "{retry}");
-    // a fresh password login does not reset it
-    let r = s.reg.http().send(
-        "PUT",
-        "/-/user/org.couchdb.user:alice",
-        &[
-            ("content-type", "application/json"),
-            ("npm-otp", &s.reg.otp(&s.secret, 0)),
-        ],
-        Some(serde_json::to_vec(&json!({"name": "alice", "password": "alice-password"})).unwrap()),
-    );
-    assert_eq!(r.status, 429);
+    // Logins spend the account's attempts: 5 wrong codes, then a right one is refused too.
+    for _ in 0..5 {
+        assert_eq!(login_with(&s.reg, "444444").status, 401);
+    }
+    assert_eq!(login_with(&s.reg, &s.reg.otp(&s.secret, 0)).status, 429);
     assert!(
         s.reg
             .http()
@@ -260,6 +258,118 @@ fn failed_codes_are_throttled_across_every_path() {
     let log = String::from_utf8_lossy(&log.stdout);
     assert!(log.contains("throttled"), "{log}");
     assert!(log.contains("otp_failed"), "{log}");
+}
+
+/// A leaked token (without the password) cannot lock its owner out: its wrong codes spend its
+/// own attempts, not the account's; automation tokens cannot even try; and the owner with a
+/// recovery code always gets in.
+#[test]
+fn a_leaked_token_cannot_lock_its_owner_out() {
+    // Behind a proxy, so that the attacker's address (X-Forwarded-For) is not the owner's.
+    let s = setup_with(1, &[("TESSERA_TRUST_PROXY", "true")]);
+    let leaked = &s.tokens[1];
+    let profile_write = |token: &str, code: &str| {
+        s.reg.http().with_token(token).send(
+            "POST",
+            "/-/npm/v1/user",
+            &[
+                ("content-type", "application/json"),
+                ("npm-otp", code),
+                ("x-forwarded-for", "203.0.113.66"),
+            ],
+            Some(serde_json::to_vec(&json!({"fullname": "Mallory"})).unwrap()),
+        )
+    };
+    // The leaked token guesses until it is throttled, window after window, to the daily ceiling.
+    let mut refused = 0;
+    for _ in 0..12 {
+        for _ in 0..6 {
+            if profile_write(leaked, "000000").status == 429 {
+                refused += 1;
+            }
+        }
+        s.reg.advance(5 * 60 + 1);
+    }
+    assert!(refused > 0, "the leaked token was never throttled");
+    for _ in 0..6 {
+        profile_write(leaked, "000000");
+    }
+    assert_eq!(
+        profile_write(leaked, &s.reg.otp(&s.secret, 0)).status,
+        429,
+        "the leaked token itself stays locked"
+    );
+    // The owner logs in with the password and a code, and mints a token with a code.
+    s.reg.align_step();
+    let r = login_with(&s.reg, &s.reg.otp(&s.secret, 0));
+    assert_eq!(r.status, 201, "{}", r.text);
+    let fresh = r.json()["token"].as_str().unwrap().to_owned();
+    s.reg.align_step();
+    let r = s.reg.http().with_token(&fresh).send(
+        "POST",
+        "/-/npm/v1/tokens",
+        &[
+            ("content-type", "application/json"),
+            ("npm-otp", &s.reg.otp(&s.secret, 0)),
+        ],
+        Some(serde_json::to_vec(&json!({"password": "alice-password"})).unwrap()),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    // An automation token is refused account changes outright, whatever the code, and spends
+    // nothing trying.
+    let r = s.reg.http().with_token(&fresh).send(
+        "POST",
+        "/-/npm/v1/tokens",
+        &[
+            ("content-type", "application/json"),
+            ("npm-otp", &s.reg.otp(&s.secret, 0)),
+        ],
+        Some(
+            serde_json::to_vec(&json!({"password": "alice-password", "type": "automation"}))
+                .unwrap(),
+        ),
+    );
+    let automation = r.json()["token"].as_str().unwrap().to_owned();
+    for code in ["000000".to_owned(), s.reg.otp(&s.secret, 0)] {
+        let r = profile_write(&automation, &code);
+        assert_eq!(r.status, 403, "{}", r.text);
+    }
+    // Someone with the password, elsewhere, spends the account's attempts: logins are
+    // throttled…
+    for _ in 0..5 {
+        let r = s.reg.http().send(
+            "PUT",
+            "/-/user/org.couchdb.user:alice",
+            &[
+                ("content-type", "application/json"),
+                ("npm-otp", "999999"),
+                ("x-forwarded-for", "203.0.113.66"),
+            ],
+            Some(
+                serde_json::to_vec(&json!({"name": "alice", "password": "alice-password"}))
+                    .unwrap(),
+            ),
+        );
+        assert_eq!(r.status, 401);
+    }
+    assert_eq!(login_with(&s.reg, &s.reg.otp(&s.secret, 0)).status, 429);
+    // …but the owner's recovery code still gets in, and turns 2FA off.
+    let r = login_with(&s.reg, &s.codes[0]);
+    assert_eq!(r.status, 201, "{}", r.text);
+    let rescue = r.json()["token"].as_str().unwrap().to_owned();
+    let r = s.reg.http().with_token(&rescue).send(
+        "POST",
+        "/-/npm/v1/user",
+        &[
+            ("content-type", "application/json"),
+            ("npm-otp", &s.codes[1]),
+        ],
+        Some(
+            serde_json::to_vec(&json!({"tfa": {"password": "alice-password", "mode": "disable"}}))
+                .unwrap(),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
 }
 
 #[test]
@@ -555,7 +665,7 @@ fn security_log_and_admin_reset() {
 }
 
 #[test]
-fn recovery_codes_work_for_writes_once_and_are_throttled_like_codes() {
+fn recovery_codes_work_for_writes_once_and_only_the_address_limits_them() {
     let s = setup(2);
     let rc = s.codes[2].clone();
     // a recovery code, grouped and upper-cased as someone might type it, satisfies a write…
@@ -568,7 +678,8 @@ fn recovery_codes_work_for_writes_once_and_are_throttled_like_codes() {
     assert_eq!(demo_tag(&s.reg, &s.tokens[1], "rc2", Some(&rc)).status, 200);
     // …nobody else may
     assert_eq!(demo_tag(&s.reg, &s.tokens[2], "rc3", Some(&rc)).status, 401);
-    // and wrong recovery codes count against the same limiter as wrong TOTP codes
+    // Wrong recovery codes lock no credential and no account (nobody guesses 256 bits): only
+    // the address's limit, 10 in 5 minutes, holds them back.
     for i in 0..5 {
         let wrong = format!("{:064x}", i);
         assert_eq!(
@@ -578,6 +689,17 @@ fn recovery_codes_work_for_writes_once_and_are_throttled_like_codes() {
     }
     assert_eq!(
         demo_tag(&s.reg, &s.tokens[2], "rc5", Some(&s.reg.otp(&s.secret, 0))).status,
+        200
+    );
+    for i in 5..10 {
+        let wrong = format!("{:064x}", i);
+        assert_eq!(
+            demo_tag(&s.reg, &s.tokens[2], "rc6", Some(&wrong)).status,
+            401
+        );
+    }
+    assert_eq!(
+        demo_tag(&s.reg, &s.tokens[2], "rc7", Some(&s.codes[3])).status,
         429
     );
 }

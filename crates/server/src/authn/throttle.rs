@@ -7,6 +7,12 @@
 //! password never moves the second-factor counter, so nobody without the password can lock an
 //! account's 2FA.
 //!
+//! Second-factor attempts spend one of three budgets ([`Budget`]): the account's, when the
+//! password was just proven (a login, Basic credentials); the credential's own, for a token or a
+//! website session, so that a leaked token can lock only itself and never its owner's logins;
+//! or the address's alone, for codes that carry hundreds of bits (recovery codes, web-OTP
+//! codes), which nobody guesses, so the owner with a recovery code always gets in.
+//!
 //! Every check is a reservation ([`begin`]): the store counts and records the attempt in one
 //! transaction before anything is verified, and a successful attempt gives it back. So a burst
 //! of parallel guesses gets no more checks than the limits allow, and a throttled answer is
@@ -82,12 +88,83 @@ fn too_many(kind: FailureKind, ms: i64) -> ApiError {
     )
 }
 
+/// Whose second-factor attempts a check spends, besides the client address's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget<'a> {
+    /// The account's: the password was just proven (a login, Basic credentials).
+    Account(UserId),
+    /// One credential's own (a token or a website session, by its id): its failures never
+    /// spend the account's attempts, and past its limits only it is refused.
+    Credential(&'a str),
+    /// The address's alone: codes of hundreds of bits (recovery codes, web-OTP codes).
+    Address,
+}
+
+/// The budget a second-factor check spends: see [`Budget`]. `login` says the check completes a
+/// sign-in with the password (even on a website session being started).
+pub fn budget_for<'a>(account: UserId, credential: &'a str, code: &str, login: bool) -> Budget<'a> {
+    let high_entropy = tessera_otp::normalize_recovery_code(code).is_some()
+        || code
+            .trim()
+            .starts_with(crate::authn::handshakes::WEB_OTP_PREFIX);
+    if high_entropy {
+        Budget::Address
+    } else if !login && (credential.starts_with("token:") || credential.starts_with("session:")) {
+        Budget::Credential(credential)
+    } else {
+        Budget::Account(account)
+    }
+}
+
+/// The key a credential's failures are counted under (in place of an address).
+fn credential_key(credential: &str) -> String {
+    let h = crate::authn::api_tokens::hash(credential);
+    format!("credential:{}", &h[..32])
+}
+
 /// A reserved attempt: counted as a failure unless [`Attempt::succeeded`] gives it back.
 #[must_use = "an attempt must end as succeeded or failed"]
 pub struct Attempt {
-    id: i64,
+    ids: Vec<i64>,
     kind: FailureKind,
     user: Option<UserId>,
+    credential: Option<String>,
+}
+
+/// Reserves one second-factor attempt against `budget` and the address; 429 with
+/// `Retry-After` when either is at a limit.
+pub async fn begin_second_factor(
+    state: &AppState,
+    budget: Budget<'_>,
+    ip: &str,
+) -> ApiResult<Attempt> {
+    let kind = FailureKind::Otp;
+    match budget {
+        Budget::Account(user) => begin(state, kind, Some(user), ip).await,
+        Budget::Address => begin(state, kind, None, ip).await,
+        Budget::Credential(credential) => {
+            let key = credential_key(credential);
+            let now = state.clock.now_ms();
+            let own = state
+                .store
+                .reserve_attempt(kind, None, &key, now, now - DAY, &[], OTP_PER_ACCOUNT)
+                .await?
+                .map_err(|ms| too_many(kind, ms))?;
+            let address = match begin(state, kind, None, ip).await {
+                Ok(a) => a,
+                Err(e) => {
+                    state.store.release_attempt(own).await?;
+                    return Err(e);
+                }
+            };
+            Ok(Attempt {
+                ids: [vec![own], address.ids].concat(),
+                kind,
+                user: None,
+                credential: Some(key),
+            })
+        }
+    }
 }
 
 /// Reserves one attempt for the account (if known) and the address; 429 with `Retry-After`
@@ -105,7 +182,12 @@ pub async fn begin(
         .reserve_attempt(kind, user, ip, now, now - DAY, per_account, per_address)
         .await?
     {
-        Ok(id) => Ok(Attempt { id, kind, user }),
+        Ok(id) => Ok(Attempt {
+            ids: vec![id],
+            kind,
+            user,
+            credential: None,
+        }),
         Err(ms) => Err(too_many(kind, ms)),
     }
 }
@@ -113,19 +195,31 @@ pub async fn begin(
 impl Attempt {
     /// The attempt succeeded (or was not a guess): it does not count.
     pub async fn succeeded(self, state: &AppState) -> ApiResult<()> {
-        state.store.release_attempt(self.id).await?;
+        for id in self.ids {
+            state.store.release_attempt(id).await?;
+        }
         Ok(())
     }
 
-    /// The attempt failed and stays counted. Returns whether the account is now at a limit (the
-    /// moment worth a security-log entry).
+    /// The attempt failed and stays counted. Returns whether the account (or the credential)
+    /// is now at a limit (the moment worth a security-log entry).
     pub async fn failed(self, state: &AppState) -> ApiResult<bool> {
-        let Some(u) = self.user else { return Ok(false) };
         let now = state.clock.now_ms();
-        let times = state
-            .store
-            .failures_since(self.kind, Some(u), None, now - DAY)
-            .await?;
+        let times = match (self.user, &self.credential) {
+            (Some(u), _) => {
+                state
+                    .store
+                    .failures_since(self.kind, Some(u), None, now - DAY)
+                    .await?
+            }
+            (None, Some(key)) => {
+                state
+                    .store
+                    .failures_since(self.kind, None, Some(key), now - DAY)
+                    .await?
+            }
+            (None, None) => return Ok(false),
+        };
         Ok(limit_wait(&times, limits(self.kind).0, now).is_some())
     }
 }
@@ -133,6 +227,35 @@ impl Attempt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budgets() {
+        let rc = "a".repeat(64);
+        // logins and Basic credentials spend the account's attempts
+        assert_eq!(budget_for(7, "login:x", "123456", true), Budget::Account(7));
+        assert_eq!(
+            budget_for(7, "basic:7:ab", "123456", false),
+            Budget::Account(7)
+        );
+        assert_eq!(
+            budget_for(7, "session:s", "123456", true),
+            Budget::Account(7)
+        );
+        // tokens and sessions their own
+        assert_eq!(
+            budget_for(7, "token:t", "123456", false),
+            Budget::Credential("token:t")
+        );
+        assert_eq!(
+            budget_for(7, "session:s", "123 456", false),
+            Budget::Credential("session:s")
+        );
+        // recovery and web-OTP codes the address's alone, from any credential
+        assert_eq!(budget_for(7, "token:t", &rc, false), Budget::Address);
+        assert_eq!(budget_for(7, "login:x", &rc, true), Budget::Address);
+        assert_eq!(budget_for(7, "token:t", "wotp_abc", false), Budget::Address);
+        assert_ne!(credential_key("token:a"), credential_key("token:b"));
+    }
 
     #[test]
     fn five_in_five_minutes() {

@@ -126,8 +126,10 @@ pub enum Credentials {
 pub enum Automation {
     /// Done without an OTP, whatever the account's mode.
     Allowed,
-    /// Governance: only with the owner's OTP, refused outright on an account without 2FA.
-    OwnerOtp,
+    /// Governance: refused outright, whatever the code. A leaked automation token must not be
+    /// able to change the account or who controls a package, nor to spend the account's
+    /// one-time-password attempts trying.
+    Never,
 }
 
 /// One row of the rules.
@@ -193,49 +195,44 @@ const ALWAYS: (Need, Need) = (Need::Otp, Need::Otp);
 
 /// The rules, one row per operation. In `auth-only` mode the second factor guards whatever
 /// mints a credential or changes how the account is protected; in `auth-and-writes` mode also
-/// every other change. Automation tokens do package writes alone and governance never alone.
+/// every other change. Automation tokens do package writes alone and never governance.
 pub const RULES: [Rule; 20] = {
-    use Automation::{Allowed, OwnerOtp};
+    use Automation::{Allowed, Never};
     use Operation as Op;
     [
         Rule {
             credentials: Credentials::Password,
             ..enrolment(row(Op::Login, "log in", ALWAYS, Allowed))
         },
-        row(Op::ProfileWrite, "change profile", WRITES, OwnerOtp),
-        row(Op::PasswordChange, "change password", ALWAYS, OwnerOtp),
-        enrolment(row(Op::TfaEnable, "start 2FA enrolment", NONE, OwnerOtp)),
-        enrolment(row(Op::TfaConfirm, "confirm 2FA enrolment", NONE, OwnerOtp)),
+        row(Op::ProfileWrite, "change profile", WRITES, Never),
+        row(Op::PasswordChange, "change password", ALWAYS, Never),
+        enrolment(row(Op::TfaEnable, "start 2FA enrolment", NONE, Never)),
+        enrolment(row(Op::TfaConfirm, "confirm 2FA enrolment", NONE, Never)),
         enrolment(row(
             Op::TfaCancelPending,
             "cancel pending enrolment",
             NONE,
-            OwnerOtp,
+            Never,
         )),
-        row(Op::TfaModeChange, "change 2FA mode", ALWAYS, OwnerOtp),
-        row(Op::TfaDisable, "disable 2FA", ALWAYS, OwnerOtp),
+        row(Op::TfaModeChange, "change 2FA mode", ALWAYS, Never),
+        row(Op::TfaDisable, "disable 2FA", ALWAYS, Never),
         row(
             Op::RecoveryCodesRegenerate,
             "regenerate recovery codes",
             ALWAYS,
-            OwnerOtp,
+            Never,
         ),
-        row(Op::TokenCreate, "create token", ALWAYS, OwnerOtp),
-        row(Op::TokenRevoke, "revoke token", WRITES, OwnerOtp),
+        row(Op::TokenCreate, "create token", ALWAYS, Never),
+        row(Op::TokenRevoke, "revoke token", WRITES, Never),
         package(row(Op::Publish, "publish", WRITES, Allowed)),
         package(row(Op::Unpublish, "unpublish", WRITES, Allowed)),
         package(row(Op::Deprecate, "deprecate", WRITES, Allowed)),
-        package(row(Op::OwnerChange, "owner add/rm", WRITES, OwnerOtp)),
+        package(row(Op::OwnerChange, "owner add/rm", WRITES, Never)),
         package(row(Op::DistTagChange, "dist-tag add/rm", WRITES, Allowed)),
-        package(row(Op::AccessChange, "access set status", WRITES, OwnerOtp)),
+        package(row(Op::AccessChange, "access set status", WRITES, Never)),
         Rule {
             needs_2fa: true,
-            ..package(row(
-                Op::PackageMfaChange,
-                "access set mfa",
-                ALWAYS,
-                OwnerOtp,
-            ))
+            ..package(row(Op::PackageMfaChange, "access set mfa", ALWAYS, Never))
         },
         row(Op::Star, "star", NONE, Allowed),
         Rule {
@@ -396,12 +393,18 @@ pub fn decide(input: GateInput) -> Decision {
         TfaMode::AuthAndWrites => need(rule.auth_and_writes),
     };
 
-    // 1. The credential: a login takes the password, so only the account's mode matters.
+    // 1. The credential: a login takes the password, so only the account's mode matters;
+    //    read-only tokens never write; automation tokens never govern.
     match (rule.credentials, cred) {
         (Credentials::Password, _) => return by_mode(),
         (_, CredentialKind::Anonymous) => return Deny(Denial::LoginRequired),
         (Credentials::Writer, CredentialKind::ReadOnlyToken) => {
             return Deny(Denial::ReadOnlyToken);
+        }
+        (Credentials::Writer, CredentialKind::AutomationToken)
+            if rule.automation == Automation::Never =>
+        {
+            return Deny(Denial::AutomationTokenGovernance);
         }
         _ => {}
     }
@@ -438,11 +441,8 @@ pub fn decide(input: GateInput) -> Decision {
     }
     // 5. Automation tokens.
     if automation {
-        return match (rule.automation, on) {
-            (Automation::Allowed, _) => Allow,
-            (Automation::OwnerOtp, true) => Otp,
-            (Automation::OwnerOtp, false) => Deny(Denial::AutomationTokenGovernance),
-        };
+        // Only their `Allowed` rows are left: the others were refused with the credential.
+        return Allow;
     }
     // 6. The account's mode.
     by_mode()
@@ -579,7 +579,7 @@ fn rules_table(out: &mut String) {
         };
         let automation = match r.automation {
             Automation::Allowed => "alone",
-            Automation::OwnerOtp => "owner's OTP",
+            Automation::Never => "refused",
         };
         out.push_str(&format!(
             "| {} | {credentials} | {} | {} | {automation} | {} | {} | {} |\n",
@@ -671,8 +671,8 @@ pub fn matrix_markdown() -> String {
         &mut out,
         "Automation tokens and granular tokens with `bypass_2fa`",
         "They publish, unpublish, deprecate and move dist-tags without an OTP; they never change \
-         the account, tokens, owners or access without the owner's OTP (refused outright when \
-         the account has no 2FA to ask for).",
+         the account, tokens, owners or access, whatever the code (so a leaked one cannot spend \
+         the account's one-time-password attempts either).",
         &|op, m| base(op, m, CredentialKind::AutomationToken),
     );
     section(
@@ -856,11 +856,11 @@ mod tests {
     }
 
     #[test]
-    fn automation_tokens_write_packages_but_never_govern_alone() {
+    fn automation_tokens_write_packages_and_never_govern() {
         for i in all_inputs().filter(|i| i.cred == C::AutomationToken) {
             let r = i.op.rule();
-            if r.automation == Automation::OwnerOtp && r.credentials == Credentials::Writer {
-                assert_ne!(decide(i), Allow, "{i:?}");
+            if r.automation == Automation::Never && r.credentials == Credentials::Writer {
+                assert!(matches!(decide(i), Deny(_)), "{i:?}");
             }
         }
         for op in [Op::Publish, Op::Unpublish, Op::Deprecate, Op::DistTagChange] {
@@ -894,6 +894,9 @@ mod tests {
             let d = decide(i);
             match (i.op, i.cred) {
                 (Op::Login | Op::Logout, _) | (_, C::Anonymous | C::ReadOnlyToken) => {}
+                (_, C::AutomationToken) if i.op.rule().automation == Automation::Never => {
+                    assert_eq!(d, Deny(Denial::AutomationTokenGovernance), "{i:?}")
+                }
                 _ => assert_eq!(d, Deny(Denial::OutsideTokenScope), "{i:?}"),
             }
         }

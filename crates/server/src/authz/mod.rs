@@ -88,7 +88,17 @@ impl Permit {
                     base_url: Some(&caller.base_url),
                 };
                 let otp = caller.otp.as_deref();
-                Some(second_factor::verify(state, &origin, &self.account, &credential, otp).await?)
+                let login = self.op == Operation::Login;
+                let how = second_factor::verify_as(
+                    state,
+                    &origin,
+                    &self.account,
+                    &credential,
+                    otp,
+                    login,
+                )
+                .await?;
+                Some(how)
             }
         };
         Ok(Authorized {

@@ -10,7 +10,7 @@
 //! Recovery codes are accepted wherever an OTP is, each once (with the same short grace for the
 //! credential that used it).
 
-use tessera_store::{FailureKind, HandshakeKind, RecoveryUse, User};
+use tessera_store::{HandshakeKind, RecoveryUse, User};
 
 use crate::authn::handshakes;
 use crate::authn::throttle;
@@ -68,13 +68,27 @@ impl Satisfied {
     }
 }
 
-/// Checks `code` as the second factor of `account`, presented by `credential`.
+/// Checks `code` as the second factor of `account`, presented by `credential` (a token or a
+/// website session spends its own attempts; see [`throttle::Budget`]).
 pub async fn verify(
     state: &AppState,
     origin: &Origin<'_>,
     account: &User,
     credential: &str,
     code: Option<&str>,
+) -> ApiResult<Satisfied> {
+    verify_as(state, origin, account, credential, code, false).await
+}
+
+/// [`verify`] for the second step of a sign-in with the password (`login`), which spends the
+/// account's attempts whatever the credential the code is bound to.
+pub async fn verify_as(
+    state: &AppState,
+    origin: &Origin<'_>,
+    account: &User,
+    credential: &str,
+    code: Option<&str>,
+    login: bool,
 ) -> ApiResult<Satisfied> {
     let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
         // Accounts that prefer it confirm in the browser: npm opens `authUrl` and polls
@@ -93,7 +107,8 @@ pub async fn verify(
         }
         return Err(challenge());
     };
-    let attempt = throttle::begin(state, FailureKind::Otp, Some(account.id), origin.ip).await?;
+    let budget = throttle::budget_for(account.id, credential, code, login);
+    let attempt = throttle::begin_second_factor(state, budget, origin.ip).await?;
     match check(state, origin, account, credential, code).await {
         Ok(Checked::Satisfied(how)) => {
             attempt.succeeded(state).await?;
