@@ -82,6 +82,23 @@ pub enum PasswordCheck {
     },
 }
 
+/// The Argon2 work a password check does: every path does one, so that response timing tells
+/// neither whether the user exists nor whether the password was empty.
+#[derive(Debug, PartialEq, Eq)]
+enum Work<'a> {
+    /// Verify against this stored hash.
+    Verify(&'a str),
+    /// Verify against a dummy hash: the answer is "wrong" whatever it says.
+    Dummy,
+}
+
+fn work_for<'a>(user: Option<&'a tessera_store::User>, password: &str) -> Work<'a> {
+    match user {
+        Some(u) if !password.is_empty() => Work::Verify(&u.password_hash),
+        _ => Work::Dummy,
+    }
+}
+
 /// Checks a password for `user` (or burns the same time for an unknown user), counted by the
 /// password throttle of the account and of `ip` (429 while either is at its limit).
 pub async fn check_throttled(
@@ -97,10 +114,9 @@ pub async fn check_throttled(
         ip,
     )
     .await?;
-    let right = match user {
-        Some(u) if !password.is_empty() => verify(&u.password_hash, password).await,
-        Some(_) => false,
-        None => {
+    let right = match work_for(user, password) {
+        Work::Verify(stored) => verify(stored, password).await,
+        Work::Dummy => {
             verify_dummy(password).await;
             false
         }
@@ -143,6 +159,32 @@ mod tests {
         assert!(!verify(&h, "wrong horse").await);
         assert!(!verify("not a hash", "x").await);
         assert_ne!(h, hash("correct horse").await.unwrap(), "salted");
+    }
+
+    #[test]
+    fn every_check_does_the_argon2_work() {
+        let user = tessera_store::User {
+            id: 1,
+            name: "alice".into(),
+            email: String::new(),
+            email_verified: false,
+            password_hash: "$argon2id$stored".into(),
+            profile: Default::default(),
+            is_admin: false,
+            locked: false,
+            two_factor: None,
+            web_otp: false,
+            created_at: 0,
+            updated_at: 0,
+        };
+        assert_eq!(
+            work_for(Some(&user), "pw"),
+            Work::Verify("$argon2id$stored")
+        );
+        // an empty password for a real user costs what a wrong one for an unknown user does
+        assert_eq!(work_for(Some(&user), ""), Work::Dummy);
+        assert_eq!(work_for(None, ""), Work::Dummy);
+        assert_eq!(work_for(None, "pw"), Work::Dummy);
     }
 
     #[test]
