@@ -571,14 +571,29 @@ impl Config {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
+        let text = match file {
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                        path: path.to_owned(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        Self::load_text(text.as_deref(), env)
+    }
+
+    /// [`Config::load`] with the file's text instead of its path.
+    pub fn load_text(
+        file: Option<&str>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
         let mut table = toml::Table::try_from(Config::default())
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         let mut deprecated_names = Vec::new();
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
+        if let Some(text) = file {
             let mut overlay: toml::Table = text
                 .parse()
                 .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;

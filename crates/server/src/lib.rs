@@ -17,6 +17,8 @@ pub mod authn;
 pub mod authz;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod http;
 pub mod npm;
 pub mod services;
