@@ -6,13 +6,12 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
-use tessera_server::authn::passwords;
 use tessera_server::clock::iso8601;
 use tessera_server::config::Span;
 use tessera_server::npm::names;
+use tessera_server::services::accounts::{self, Channel, SignUp, SignUpError};
 use tessera_server::services::security_log;
 use tessera_server::{Clock, Config};
-use tessera_store::NewUser;
 
 /// Admin subcommands.
 #[derive(Subcommand)]
@@ -184,7 +183,6 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
         }
         _ => {}
     }
-    let min_password_length = config.min_password_length;
     let invitation_expiry = config.invitation_expiry;
     let state = tessera_server::open_state(config).await?;
     let store = state.store.clone();
@@ -199,30 +197,22 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                     admin,
                 },
         } => {
-            names::validate_user_name(&name).map_err(anyhow::Error::msg)?;
-            names::validate_email(&email).map_err(anyhow::Error::msg)?;
             let password = read_password(password_stdin)?;
-            passwords::check_policy(&password, min_password_length)
-                .map_err(|e| anyhow::anyhow!(e.message))?;
-            let hash = passwords::hash(&password)
-                .await
-                .map_err(|e| anyhow::anyhow!(e.message))?;
-            let user = store
-                .create_user(
-                    NewUser {
-                        name: name.clone(),
-                        email,
-                        password_hash: hash,
-                        is_admin: admin,
-                    },
-                    now,
-                )
+            let input = SignUp {
+                name: name.clone(),
+                email,
+                password,
+                admin,
+            };
+            let user = accounts::sign_up(&state, input, Channel::Admin)
                 .await
                 .map_err(|e| match e {
-                    tessera_store::StoreError::Conflict => {
-                        anyhow::anyhow!("user {name} already exists")
+                    SignUpError::Invalid(m) => anyhow::anyhow!(m),
+                    SignUpError::NameTaken => anyhow::anyhow!("user {name} already exists"),
+                    SignUpError::Failed(e) => anyhow::anyhow!(e.message),
+                    SignUpError::Closed | SignUpError::NotInvited => {
+                        anyhow::anyhow!("sign-up refused")
                     }
-                    e => e.into(),
                 })?;
             println!(
                 "created user {}{}",
@@ -332,7 +322,7 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                         &t.token_hash[..12],
                         t.display_prefix,
                         iso8601(t.created_at),
-                        tessera_server::api::account::tokens::summary(&t)
+                        tessera_server::services::tokens::summary(&t)
                     );
                 }
             }

@@ -9,13 +9,10 @@
 
 use tessera_store::{Package, TwoFactorMode, User};
 
-use crate::authn::caller::{Caller, CredentialKind};
+use crate::authn::caller::CredentialKind;
 use crate::authz::policy::RegistryRule;
 use crate::authz::token_scope::Reach;
-use crate::authz::{self, Target};
-use crate::http::error::{ApiError, ApiResult};
-use crate::state::AppState;
-use crate::two_factor::second_factor::Satisfied;
+use crate::http::error::ApiError;
 
 /// Every operation the gate knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -482,76 +479,6 @@ pub fn package_policy(p: &Package) -> PackagePolicy {
         (true, false) => PackagePolicy::Publish,
         (true, true) => PackagePolicy::Automation,
     }
-}
-
-/// What an operation acts on (the older spelling of [`crate::authz::Target`]).
-#[derive(Debug, Clone, Copy)]
-pub enum Subject<'a> {
-    /// The account itself (profile, password, 2FA, tokens, login).
-    Account,
-    /// A package, existing or about to be created.
-    Package {
-        /// Its name.
-        name: &'a str,
-        /// Its row, if it exists.
-        package: Option<&'a Package>,
-    },
-}
-
-impl<'a> Subject<'a> {
-    /// An existing package.
-    pub fn of(p: &'a Package) -> Self {
-        Subject::Package {
-            name: &p.name,
-            package: Some(p),
-        }
-    }
-
-    fn target(self) -> Target<'a> {
-        match self {
-            Subject::Account => Target::Account,
-            Subject::Package { name, .. } => Target::Package(name),
-        }
-    }
-}
-
-/// Runs `op` by the calling user through the door ([`crate::authz::enforce`]).
-pub async fn enforce(
-    state: &AppState,
-    caller: &Caller,
-    op: Operation,
-    subject: Subject<'_>,
-) -> ApiResult<()> {
-    authz::enforce(state, caller, op, subject.target())
-        .await
-        .map(|_| ())
-}
-
-/// The door's refusals for `op`, without asking for the second factor.
-pub async fn precheck(
-    state: &AppState,
-    caller: &Caller,
-    op: Operation,
-    subject: Subject<'_>,
-) -> ApiResult<()> {
-    let _unconfirmed = authz::authorize(state, caller, op, subject.target()).await?;
-    Ok(())
-}
-
-/// Runs `op` on `account` (the account logging in, or the owner of the token in use) through
-/// the door. Returns how the second factor was satisfied, if one was needed.
-pub async fn enforce_for(
-    state: &AppState,
-    caller: &Caller,
-    account: &User,
-    op: Operation,
-    _subject: Subject<'_>,
-) -> ApiResult<Option<Satisfied>> {
-    Ok(
-        authz::enforce(state, caller, op, Target::AccountOf(account))
-            .await?
-            .second_factor,
-    )
 }
 
 /// The rules themselves, one row per operation, as Markdown.

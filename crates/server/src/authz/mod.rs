@@ -167,6 +167,17 @@ pub async fn enforce(
         .await
 }
 
+/// The door's refusals for `op` on `target`, without asking for the second factor: for handlers
+/// that check the password first, so that a credential the door refuses cannot test it.
+pub async fn precheck(
+    state: &AppState,
+    caller: &Caller,
+    op: Operation,
+    target: Target<'_>,
+) -> ApiResult<()> {
+    authorize(state, caller, op, target).await.map(drop)
+}
+
 /// Whether `op` on the caller's account would ask for a one-time password (a website form shows
 /// the field then). Refusals count as no.
 pub async fn asks_otp(state: &AppState, caller: &Caller, op: Operation) -> bool {

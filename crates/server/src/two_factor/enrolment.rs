@@ -12,7 +12,8 @@ use tessera_store::{FailureKind, TwoFactorMode, User};
 use crate::authn::caller::Caller;
 use crate::authn::passwords;
 use crate::authn::throttle;
-use crate::authz::gate::{self, Operation, Subject, TfaMode};
+use crate::authz::gate::{self, Operation, TfaMode};
+use crate::authz::{self, Target};
 use crate::http::error::{ApiError, ApiResult};
 use crate::services::security_log::{self, kind};
 use crate::state::AppState;
@@ -61,7 +62,7 @@ pub async fn start(
             "Two-factor authentication is already enabled",
         ));
     }
-    gate::enforce(state, caller, Operation::TfaEnable, Subject::Account).await?;
+    authz::enforce(state, caller, Operation::TfaEnable, Target::Account).await?;
     let secret = tessera_otp::generate_secret();
     let sealed = state.keys.seal(user.id, &secret);
     if !state
@@ -109,7 +110,7 @@ pub async fn confirm(
     user: &User,
     code: &str,
 ) -> ApiResult<Vec<String>> {
-    gate::enforce(state, caller, Operation::TfaConfirm, Subject::Account).await?;
+    authz::enforce(state, caller, Operation::TfaConfirm, Target::Account).await?;
     let record = match state.store.totp(user.id).await? {
         Some(r) if r.state.pending => r,
         Some(_) => {
@@ -199,7 +200,7 @@ fn new_recovery_codes() -> (Vec<String>, Vec<String>) {
 
 /// Cancels a pending enrolment (the password alone suffices; the caller checked it).
 pub async fn cancel_pending(state: &AppState, caller: &Caller, user: &User) -> ApiResult<()> {
-    gate::enforce(state, caller, Operation::TfaCancelPending, Subject::Account).await?;
+    authz::enforce(state, caller, Operation::TfaCancelPending, Target::Account).await?;
     state.store.cancel_pending(user.id).await?;
     security_log::record(state, user.id, caller, kind::TFA_ENROLMENT_CANCELLED, "").await;
     Ok(())
@@ -212,7 +213,7 @@ pub async fn change_mode(
     user: &User,
     mode: TwoFactorMode,
 ) -> ApiResult<()> {
-    gate::enforce(state, caller, Operation::TfaModeChange, Subject::Account).await?;
+    authz::enforce(state, caller, Operation::TfaModeChange, Target::Account).await?;
     if !state.store.set_two_factor_mode(user.id, mode).await? {
         return Err(ApiError::bad_request(
             "Two-factor authentication is not enabled",
@@ -231,7 +232,7 @@ pub async fn change_mode(
 
 /// Turns 2FA off (second factor through the gate; the caller checked the password).
 pub async fn disable(state: &AppState, caller: &Caller, user: &User) -> ApiResult<()> {
-    gate::enforce(state, caller, Operation::TfaDisable, Subject::Account).await?;
+    authz::enforce(state, caller, Operation::TfaDisable, Target::Account).await?;
     state.store.disable_two_factor(user.id).await?;
     security_log::record(state, user.id, caller, kind::TFA_DISABLED, "").await;
     tracing::info!(user = %user.name, "2FA disabled");
@@ -249,11 +250,11 @@ pub async fn regenerate_codes(
             "Two-factor authentication is not enabled",
         ));
     }
-    gate::enforce(
+    authz::enforce(
         state,
         caller,
         Operation::RecoveryCodesRegenerate,
-        Subject::Account,
+        Target::Account,
     )
     .await?;
     let (codes, hashes) = new_recovery_codes();
@@ -277,7 +278,7 @@ pub async fn set_web_otp(
             "Turn on two-factor authentication first",
         ));
     }
-    gate::enforce(state, caller, Operation::TfaModeChange, Subject::Account).await?;
+    authz::enforce(state, caller, Operation::TfaModeChange, Target::Account).await?;
     state.store.set_web_otp(user.id, on).await?;
     security_log::record(
         state,

@@ -7,10 +7,11 @@ use axum::http::StatusCode;
 
 use tessera_store::{Profile, SessionStage, TwoFactorMode, User};
 
-use crate::authz::gate::{self, Operation, Subject};
+use crate::authz::gate::{self, Operation};
+use crate::authz::{self, Target};
 use crate::clock::iso8601;
 use crate::npm::names;
-use crate::services::security_log::{self, kind};
+use crate::services::accounts::{self, Channel, Client, ProfileChange};
 use crate::two_factor::enrolment;
 use crate::web::qr;
 use crate::web::templates::{
@@ -85,20 +86,19 @@ pub async fn profile(web: Web, form: Form) -> WebResult {
         return Ok(web.redirect(HERE));
     }
     let caller = web.caller(field(&form, "otp"));
-    if let Err(e) = gate::enforce(&state, &caller, Operation::ProfileWrite, Subject::Account).await
+    if let Err(e) = authz::enforce(&state, &caller, Operation::ProfileWrite, Target::Account).await
     {
         return Ok(
             web.page_with_status(e.status, &account_page(&web, &user, Some(e.message)).await)
         );
     }
-    let verified = user.email_verified && email == user.email;
-    state
-        .store
-        .update_profile(user.id, &email, verified, &profile, state.clock.now_ms())
-        .await?;
-    if email != user.email {
-        security_log::record(&state, user.id, &caller, kind::EMAIL_CHANGED, "website").await;
-    }
+    let ip = web.ip.to_string();
+    let client = Client {
+        ip: &ip,
+        user_agent: &web.user_agent,
+    };
+    let change = ProfileChange { email, profile };
+    accounts::update_profile(&state, &user, change, client, Channel::Website).await?;
     Ok(web.redirect(HERE))
 }
 

@@ -8,7 +8,8 @@ use axum::extract::Path;
 use tessera_store::{Handshake, HandshakeKind, User};
 
 use crate::authn::api_tokens;
-use crate::authz::gate::{self, Operation, Subject};
+use crate::authz::gate::{self, Operation};
+use crate::authz::{self, Target};
 use crate::config::Signup;
 use crate::services::security_log::{self, kind};
 use crate::two_factor::second_factor::{self, Origin};
@@ -101,8 +102,9 @@ pub async fn login_decide(web: Web, Path(id): Path<String>, form: Form) -> WebRe
     }
     // Approving mints a credential: the same rule as logging in.
     let caller = web.caller(field(&form, "otp"));
-    if let Err(e) =
-        gate::enforce_for(&state, &caller, &user, Operation::Login, Subject::Account).await
+    if let Err(e) = authz::enforce(&state, &caller, Operation::Login, Target::AccountOf(&user))
+        .await
+        .map(|a| a.second_factor)
     {
         return Ok(web.page_with_status(e.status, &login_form(&web, &id, &user, Some(e.message))));
     }

@@ -5,12 +5,12 @@
 use axum::extract::Query;
 use std::collections::HashMap;
 
-use tessera_store::{NewUser, SessionStage, StoreError};
+use tessera_store::SessionStage;
 
-use crate::authn::passwords::{self, PasswordCheck};
-use crate::authz::gate::{self, Operation, Subject};
+use crate::authz::gate::{self, Operation};
+use crate::authz::{self, Target};
 use crate::config::Signup;
-use crate::npm::names;
+use crate::services::accounts::{self, Channel, Client, SignInError, SignUp, SignUpError};
 use crate::services::security_log::{self, kind};
 use crate::two_factor::enrolment;
 use crate::two_factor::second_factor::{self, Origin, Satisfied};
@@ -52,41 +52,31 @@ pub async fn submit(mut web: Web, form: Form) -> WebResult {
     let next = safe_next(field(&form, "next"));
     let state = web.state.clone();
     let ip = web.ip.to_string();
-    let user = state.store.user_by_name(&name).await?;
-    let check = match passwords::check_throttled(&state, user.as_ref(), &password, &ip).await {
-        Ok(c) => c,
-        Err(e) => {
-            let next = next.as_deref().unwrap_or("");
-            return Ok(web.page(&signin_page(&web, Some(e.message), &name, next)));
-        }
+    let client = Client {
+        ip: &ip,
+        user_agent: &web.user_agent,
     };
-    let Some(user) = user.filter(|_| check == PasswordCheck::Right) else {
-        if let Some(u) = state.store.user_by_name(&name).await? {
-            security_log::record_from(
-                &state,
-                u.id,
-                &ip,
-                &web.user_agent,
-                kind::LOGIN_FAILED,
-                "website, wrong password",
-            )
-            .await;
-        }
-        return Ok(web.page(&signin_page(
-            &web,
-            Some(WRONG.into()),
-            &name,
-            next.as_deref().unwrap_or(""),
-        )));
-    };
-    if user.locked {
-        return Ok(web.page(&signin_page(
-            &web,
-            Some("This account is locked. Contact your registry administrator.".into()),
-            &name,
-            "",
-        )));
-    }
+    let found = state.store.user_by_name(&name).await?;
+    let next_or_empty = next.as_deref().unwrap_or("").to_owned();
+    let user =
+        match accounts::check_password(&state, found, &password, client, Channel::Website).await {
+            Ok(u) => u,
+            Err(SignInError::Wrong) => {
+                return Ok(web.page(&signin_page(
+                    &web,
+                    Some(WRONG.into()),
+                    &name,
+                    &next_or_empty,
+                )));
+            }
+            Err(SignInError::Locked) => {
+                let msg = "This account is locked. Contact your registry administrator.";
+                return Ok(web.page(&signin_page(&web, Some(msg.into()), &name, "")));
+            }
+            Err(SignInError::Refused(e)) => {
+                return Ok(web.page(&signin_page(&web, Some(e.message), &name, &next_or_empty)));
+            }
+        };
     if gate::account_mode(&user).is_on() {
         web.rotate(Some(user.id), SessionStage::Partial, next)
             .await?;
@@ -140,7 +130,10 @@ pub async fn otp_submit(mut web: Web, form: Form) -> WebResult {
     let (raw, next_session) = web.prepared_rotation(Some(uid), SessionStage::Full, None, now);
     let mut caller = web.caller(field(&form, "otp"));
     caller.session = Some(next_session.id_hash.clone());
-    match gate::enforce_for(&state, &caller, &user, Operation::Login, Subject::Account).await {
+    match authz::enforce(&state, &caller, Operation::Login, Target::AccountOf(&user))
+        .await
+        .map(|a| a.second_factor)
+    {
         Ok(how) => {
             web.commit_rotation(raw, next_session).await?;
             security_log::record(
@@ -236,33 +229,26 @@ pub async fn signup_submit(mut web: Web, form: Form) -> WebResult {
             next.as_deref().unwrap_or(""),
         )))
     };
-    if let Err(e) = names::validate_user_name(&name).and(names::validate_email(&email)) {
-        return fail(&web, e);
-    }
-    if let Err(e) = passwords::check_policy(&password, state.config.min_password_length) {
-        return fail(&web, e.message);
-    }
-    let new = NewUser {
+    let input = SignUp {
         name: name.clone(),
         email: email.clone(),
-        password_hash: passwords::hash(&password).await?,
-        is_admin: false,
+        password,
+        admin: false,
     };
-    let now = state.clock.now_ms();
-    let created = match state.config.signup {
-        Signup::Invitation => state.store.create_invited_user(new, now).await,
-        _ => state.store.create_user(new, now).await.map(Some),
-    };
-    let user = match created {
-        Ok(Some(u)) => u,
-        Ok(None) => {
+    let user = match accounts::sign_up(&state, input, Channel::Website).await {
+        Ok(u) => u,
+        Err(SignUpError::Invalid(m)) => return fail(&web, m),
+        Err(SignUpError::Closed) => {
+            return Err(WebError::forbidden("Sign-up is closed on this registry."));
+        }
+        Err(SignUpError::NotInvited) => {
             return fail(
                 &web,
                 "There is no invitation for this user name and email address.".into(),
             );
         }
-        Err(StoreError::Conflict) => return fail(&web, "This user name is taken.".into()),
-        Err(e) => return Err(e.into()),
+        Err(SignUpError::NameTaken) => return fail(&web, "This user name is taken.".into()),
+        Err(SignUpError::Failed(e)) => return Err(e.into()),
     };
     web.rotate(Some(user.id), SessionStage::Full, None).await?;
     security_log::record_from(

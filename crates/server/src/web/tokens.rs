@@ -4,10 +4,10 @@
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use crate::api::account::tokens::{create_checked, revoke_checked, summary};
 use crate::authz::gate::Operation;
 use crate::clock::iso8601;
 use crate::config::Span;
+use crate::services::tokens::{self as service, summary};
 use crate::web::templates::{TokenCreatedPage, TokenRow, TokensPage};
 use crate::web::{Form, Web, WebResult, field, raw_field};
 
@@ -58,7 +58,7 @@ fn list(form: &Form, name: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-/// The npm API body the form stands for.
+/// The token request the form stands for, in the field names the token service reads.
 fn body_of(form: &Form) -> Map<String, Value> {
     let mut b = Map::new();
     b.insert(
@@ -120,7 +120,7 @@ pub async fn create(web: Web, form: Form) -> WebResult {
     web.check_post(field(&form, "csrf"))?;
     web.require_user(HERE)?;
     let caller = web.caller(field(&form, "otp"));
-    match create_checked(&web.state, &caller, &body_of(&form)).await {
+    match service::create(&web.state, &caller, &body_of(&form)).await {
         Ok((value, token)) => {
             let host = web.base_url.split("://").nth(1).unwrap_or("").to_owned();
             Ok(web.page(&TokenCreatedPage {
@@ -146,7 +146,7 @@ pub async fn revoke(web: Web, form: Form) -> WebResult {
     web.check_post(field(&form, "csrf"))?;
     web.require_user(HERE)?;
     let caller = web.caller(field(&form, "otp"));
-    match revoke_checked(&web.state, &caller, field(&form, "key").unwrap_or("")).await {
+    match service::revoke(&web.state, &caller, field(&form, "key").unwrap_or("")).await {
         Ok(()) => Ok(web.redirect(HERE)),
         Err(e) => {
             let status = if e.status.is_client_error() {

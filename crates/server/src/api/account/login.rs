@@ -10,19 +10,18 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use tessera_store::{NewUser, StoreError, TokenKind, User};
+use tessera_store::User;
 
-use crate::api::account::tokens::{TokenSpec, issue_token};
 use crate::authn::api_tokens;
 use crate::authn::caller::Caller;
-use crate::authn::passwords::{self, PasswordCheck};
-use crate::authz::gate::{self, Operation, Subject};
+use crate::authz::gate::Operation;
 use crate::authz::policy;
-use crate::config::Signup;
+use crate::authz::{self, Target};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{parse_json, read_body};
-use crate::npm::names;
+use crate::services::accounts::{self, Channel, Client, SignInError, SignUp, SignUpError};
 use crate::services::security_log::{self, kind};
+use crate::services::tokens;
 use crate::state::AppState;
 use crate::two_factor::second_factor::Satisfied;
 
@@ -85,80 +84,60 @@ async fn couch_login(
         .ok_or_else(|| ApiError::bad_request("A password is required"))?;
 
     let ip = caller.ip.to_string();
+    let client = Client {
+        ip: &ip,
+        user_agent: &caller.user_agent,
+    };
     let existing = state.store.user_by_name(name).await?;
-    if let Some(user) = existing {
-        if let PasswordCheck::Wrong { now_over: over } =
-            passwords::check_throttled(state, Some(&user), &password, &ip).await?
-        {
-            tracing::info!(user = name, ip = %caller.ip, "login failed: wrong password");
-            security_log::record(state, user.id, caller, kind::LOGIN_FAILED, "wrong password")
-                .await;
-            if over {
-                security_log::record(state, user.id, caller, kind::THROTTLED, "password").await;
-            }
-            return Err(wrong_credentials());
-        }
-        if user.locked {
-            return Err(ApiError::forbidden(
-                "This account is locked. Contact your registry administrator.",
-            ));
-        }
-        // The second factor is checked only now, after the password (RPL-06).
-        let how =
-            gate::enforce_for(state, caller, &user, Operation::Login, Subject::Account).await?;
+    if existing.is_some() || body.email.is_none() {
+        let user = accounts::check_password(state, existing, &password, client, Channel::Npm)
+            .await
+            .map_err(|e| match e {
+                SignInError::Wrong => wrong_credentials(),
+                SignInError::Locked => ApiError::forbidden(
+                    "This account is locked. Contact your registry administrator.",
+                ),
+                SignInError::Refused(e) => e,
+            })?;
+        // The second factor is checked only now, after the password.
+        let how = authz::enforce(state, caller, Operation::Login, Target::AccountOf(&user))
+            .await?
+            .second_factor;
         let detail = Satisfied::describe(how);
         security_log::record(state, user.id, caller, kind::LOGIN, detail).await;
         return login_reply(state, &user, StatusCode::CREATED).await;
     }
-
-    let Some(email) = body.email else {
-        passwords::check_throttled(state, None, &password, &ip).await?;
-        tracing::info!(ip = %caller.ip, "login failed: unknown user");
-        return Err(wrong_credentials());
-    };
-    names::validate_user_name(name).map_err(ApiError::bad_request)?;
-    names::validate_email(&email).map_err(ApiError::bad_request)?;
-    passwords::check_policy(&password, state.config.min_password_length)?;
-    let new = NewUser {
+    let input = SignUp {
         name: name.to_owned(),
-        email,
-        password_hash: passwords::hash(&password).await?,
-        is_admin: false,
+        email: body.email.unwrap_or_default(),
+        password,
+        admin: false,
     };
-    let now = state.clock.now_ms();
-    let created = match state.config.signup {
-        Signup::Open => state.store.create_user(new, now).await.map(Some),
-        Signup::Invitation => state.store.create_invited_user(new, now).await,
-        Signup::Closed => {
+    let user = match accounts::sign_up(state, input, Channel::Npm).await {
+        Ok(u) => u,
+        Err(SignUpError::Invalid(m)) => return Err(ApiError::bad_request(m)),
+        Err(SignUpError::Closed) => {
             return Err(ApiError::forbidden(
                 "Sign-up is closed on this registry. Ask an administrator to create your account.",
             ));
         }
-    };
-    let user = match created {
-        Ok(Some(u)) => u,
-        Ok(None) => {
+        Err(SignUpError::NotInvited) => {
             return Err(ApiError::forbidden(
                 "Sign-up on this registry is by invitation. Ask an administrator to invite this \
                  user name and email (tessera admin invite).",
             ));
         }
-        Err(StoreError::Conflict) => return Err(wrong_credentials()),
-        Err(e) => return Err(e.into()),
+        // Someone else's name: answered as a failed login, as npm expects.
+        Err(SignUpError::NameTaken) => return Err(wrong_credentials()),
+        Err(SignUpError::Failed(e)) => return Err(e),
     };
-    tracing::info!(user = %user.name, ip = %caller.ip, "account created");
     security_log::record(state, user.id, caller, kind::LOGIN, "account created").await;
     login_reply(state, &user, StatusCode::CREATED).await
 }
 
 async fn login_reply(state: &AppState, user: &User, status: StatusCode) -> ApiResult<Response> {
     let now = state.clock.now_ms();
-    let spec = TokenSpec {
-        kind: TokenKind::Login,
-        expires_at: state.config.tokens.login_expiry.map(|l| now + l.as_ms()),
-        ..TokenSpec::default()
-    };
-    let (value, _token) = issue_token(state, user, spec).await?;
+    let (value, _token) = tokens::issue_login_token(state, user).await?;
     let body = json!({
         "ok": true,
         "id": format!("{USER_PREFIX}{}", user.name),
@@ -219,7 +198,14 @@ pub async fn logout(
         if !same_owner {
             return Err(ApiError::forbidden("You can only log out your own tokens"));
         }
-        gate::enforce_for(&state, &caller, &owner, Operation::Logout, Subject::Account).await?;
+        authz::enforce(
+            &state,
+            &caller,
+            Operation::Logout,
+            Target::AccountOf(&owner),
+        )
+        .await
+        .map(|a| a.second_factor)?;
     }
     state.store.delete_token(owner.id, &hash).await?;
     tracing::info!(user = %owner.name, "logged out");

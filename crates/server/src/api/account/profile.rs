@@ -12,12 +12,13 @@ use tessera_store::{Profile, User};
 use crate::api::account::two_factor;
 use crate::authn::caller::Caller;
 use crate::authn::passwords;
-use crate::authz::gate::{self, Operation, Subject};
+use crate::authz::gate::Operation;
+use crate::authz::{self, Target};
 use crate::clock::iso8601;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{parse_json, read_body};
 use crate::npm::names;
-use crate::services::security_log::{self, kind};
+use crate::services::accounts::{self, Channel, Client, ProfileChange};
 use crate::state::AppState;
 
 /// The profile as npm reads it.
@@ -104,7 +105,7 @@ pub async fn post(
         Some(Value::Object(p)) => {
             let old = p.get("old").and_then(Value::as_str).unwrap_or("");
             let new = p.get("new").and_then(Value::as_str).unwrap_or("");
-            gate::precheck(&state, &caller, Operation::PasswordChange, Subject::Account).await?;
+            authz::precheck(&state, &caller, Operation::PasswordChange, Target::Account).await?;
             if two_factor::check_password(&state, &caller, user, Some(old))
                 .await
                 .is_err()
@@ -124,27 +125,22 @@ pub async fn post(
     };
     let fields_changed = profile != user.profile || email != user.email;
     if new_password.is_some() {
-        gate::enforce(&state, &caller, Operation::PasswordChange, Subject::Account).await?;
+        authz::enforce(&state, &caller, Operation::PasswordChange, Target::Account).await?;
     }
     if fields_changed {
-        gate::enforce(&state, &caller, Operation::ProfileWrite, Subject::Account).await?;
+        authz::enforce(&state, &caller, Operation::ProfileWrite, Target::Account).await?;
     }
-    let now = state.clock.now_ms();
+    let ip = caller.ip.to_string();
+    let client = Client {
+        ip: &ip,
+        user_agent: &caller.user_agent,
+    };
     if let Some(p) = new_password {
-        let hash = passwords::hash(&p).await?;
-        state.store.set_password_hash(user.id, &hash, now).await?;
-        security_log::record(&state, user.id, &caller, kind::PASSWORD_CHANGED, "").await;
-        tracing::info!(user = %user.name, "password changed");
-    }
-    if email != user.email {
-        security_log::record(&state, user.id, &caller, kind::EMAIL_CHANGED, "").await;
+        accounts::change_password(&state, user, &p, client).await?;
     }
     let updated = if fields_changed {
-        let verified = user.email_verified && email == user.email;
-        state
-            .store
-            .update_profile(user.id, &email, verified, &profile, now)
-            .await?
+        let change = ProfileChange { email, profile };
+        accounts::update_profile(&state, user, change, client, Channel::Npm).await?
     } else {
         state
             .store

@@ -9,7 +9,8 @@ use serde_json::{Map, Value, json};
 use tessera_store::{TwoFactorMode, User};
 
 use crate::authn::caller::Caller;
-use crate::authz::gate::{self, Operation, Subject, TfaMode};
+use crate::authz::gate::{self, Operation, TfaMode};
+use crate::authz::{self, Target};
 use crate::http::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::two_factor::enrolment;
@@ -69,7 +70,7 @@ async fn change(
         (Some(_), TfaMode::Off | TfaMode::Pending) => Operation::TfaEnable,
         (Some(_), _) => Operation::TfaModeChange,
     };
-    gate::precheck(state, caller, op, Subject::Account).await?;
+    authz::precheck(state, caller, op, Target::Account).await?;
     enrolment::check_password(
         state,
         caller,

@@ -9,9 +9,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use tessera_store::{HandshakeKind, HandshakePoll, TokenKind};
+use tessera_store::{HandshakeKind, HandshakePoll};
 
-use crate::api::account::tokens::{TokenSpec, issue_token};
 use crate::api::base_url;
 use crate::authn::api_tokens;
 use crate::authn::caller::Caller;
@@ -19,6 +18,7 @@ use crate::authn::handshakes;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::read_body;
 use crate::services::security_log::{self, kind};
+use crate::services::tokens;
 use crate::state::AppState;
 
 /// `POST /-/v1/login` (`{}` for `npm login`, `{"create": true}` for `npm adduser`).
@@ -92,13 +92,7 @@ pub async fn done(
                 .user_by_id(user_id)
                 .await?
                 .ok_or_else(ApiError::not_found)?;
-            let now = state.clock.now_ms();
-            let spec = TokenSpec {
-                kind: TokenKind::Login,
-                expires_at: state.config.tokens.login_expiry.map(|l| now + l.as_ms()),
-                ..TokenSpec::default()
-            };
-            let (value, _) = issue_token(&state, &user, spec).await?;
+            let (value, _) = tokens::issue_login_token(&state, &user).await?;
             security_log::record(&state, user.id, &caller, kind::LOGIN, "browser login").await;
             value
         }

@@ -1,0 +1,551 @@
+//! API tokens: what a new token may do ([`TokenSpec`], read from a request's fields), minting
+//! it, the login token a sign-in hands out, creating one for an account (password, then the
+//! door's OTP), revoking one, and its one-line summary. Shared by the npm API, the website and
+//! `tessera admin`.
+//!
+//! Both shapes of `npm token create` are read: npm ≤ 10's `{password, readonly,
+//! cidr_whitelist}` and npm 11's granular fields. The website's form uses the same field names.
+
+use serde_json::{Map, Value};
+
+use tessera_store::{NewToken, Token, TokenGrants, TokenKind, User};
+
+use crate::authn::api_tokens;
+use crate::authn::caller::Caller;
+use crate::authz::gate::Operation;
+use crate::authz::token_scope;
+use crate::authz::{self, Target};
+use crate::clock::iso8601;
+use crate::config::{Span, TokenConfig};
+use crate::http::error::{ApiError, ApiResult};
+use crate::npm::names;
+use crate::services::security_log::{self, kind};
+use crate::state::AppState;
+
+/// Longest token lifetime accepted, in days.
+const MAX_EXPIRY_DAYS: i64 = 3650;
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// What a new token may do.
+#[derive(Debug, Clone)]
+pub struct TokenSpec {
+    /// Kind.
+    pub kind: TokenKind,
+    /// Name.
+    pub name: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Read-only.
+    pub readonly: bool,
+    /// Skips the OTP on package writes.
+    pub bypass_2fa: bool,
+    /// CIDR ranges.
+    pub cidr_whitelist: Vec<String>,
+    /// Granular limits.
+    pub grants: TokenGrants,
+    /// Expiry (Unix ms).
+    pub expires_at: Option<i64>,
+}
+
+impl Default for TokenSpec {
+    fn default() -> Self {
+        TokenSpec {
+            kind: TokenKind::Publish,
+            name: None,
+            description: None,
+            readonly: false,
+            bypass_2fa: false,
+            cidr_whitelist: Vec::new(),
+            grants: TokenGrants::default(),
+            expires_at: None,
+        }
+    }
+}
+
+/// Mints and stores a token for `user`; returns the value (shown once) and the stored row.
+pub async fn issue(state: &AppState, user: &User, spec: TokenSpec) -> ApiResult<(String, Token)> {
+    let minted = api_tokens::mint();
+    let token = state
+        .store
+        .create_token(
+            NewToken {
+                user_id: user.id,
+                token_hash: minted.hash,
+                display_prefix: minted.display_prefix,
+                kind: spec.kind,
+                name: spec.name,
+                description: spec.description,
+                readonly: spec.readonly,
+                bypass_2fa: spec.bypass_2fa,
+                cidr_whitelist: spec.cidr_whitelist,
+                grants: spec.grants,
+                expires_at: spec.expires_at,
+            },
+            state.clock.now_ms(),
+        )
+        .await?;
+    Ok((minted.value, token))
+}
+
+/// The token a sign-in hands out (`npm login`, the browser login), with the configured lifetime.
+pub async fn issue_login_token(state: &AppState, user: &User) -> ApiResult<(String, Token)> {
+    let now = state.clock.now_ms();
+    let spec = TokenSpec {
+        kind: TokenKind::Login,
+        expires_at: state.config.tokens.login_expiry.map(|l| now + l.as_ms()),
+        ..TokenSpec::default()
+    };
+    issue(state, user, spec).await
+}
+
+/// What a token may do and until when, in a few words. `npm token list` prints only a token's
+/// prefix, id, name and creation date, so the listing carries this in `name`
+/// (`ci (read-write: demo, @acme · bypasses 2FA · expires 2027-02-26)`); the plain name stays
+/// in `token_name`, and every field is in `npm token list --json`.
+pub fn summary(t: &Token) -> String {
+    let mut parts = Vec::new();
+    match t.kind {
+        TokenKind::Login => parts.push("login".to_owned()),
+        TokenKind::Publish => parts.push("publish".to_owned()),
+        TokenKind::ReadOnly => parts.push("read-only".to_owned()),
+        TokenKind::Automation => parts.push("automation".to_owned()),
+        TokenKind::Granular => {
+            let g = &t.grants;
+            let perm = g
+                .packages_and_scopes_permission
+                .as_deref()
+                .unwrap_or("read-write");
+            let mut targets: Vec<String> = g.packages.clone();
+            targets.extend(g.scopes.iter().cloned());
+            if g.packages_all || (targets.is_empty() && g.orgs.is_empty()) {
+                parts.push(format!("{perm}: all packages"));
+            } else if !targets.is_empty() {
+                parts.push(format!("{perm}: {}", targets.join(", ")));
+            }
+            if !g.orgs.is_empty() {
+                let op = g.orgs_permission.as_deref().unwrap_or("read-write");
+                parts.push(format!("orgs {op}: {}", g.orgs.join(", ")));
+            }
+        }
+    }
+    if t.bypass_2fa {
+        parts.push("bypasses 2FA".into());
+    }
+    parts.push(match t.expires_at {
+        Some(e) => format!("expires {}", &iso8601(e)[..10]),
+        None => "no expiry".into(),
+    });
+    let name = t.name.clone().unwrap_or_default();
+    let sep = if name.is_empty() { "" } else { " " };
+    format!("{name}{sep}({})", parts.join(" · "))
+}
+
+const GRANULAR_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "expires",
+    "packages",
+    "packages_all",
+    "scopes",
+    "orgs",
+    "packages_and_scopes_permission",
+    "orgs_permission",
+    "bypass_2fa",
+];
+
+fn opt_string(body: &Map<String, Value>, k: &str, max: usize) -> ApiResult<Option<String>> {
+    match body.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.chars().count() <= max => {
+            Ok(Some(s.clone()).filter(|s| !s.is_empty()))
+        }
+        Some(Value::String(_)) => Err(ApiError::bad_request(format!(
+            "{k} is longer than {max} characters"
+        ))),
+        Some(_) => Err(ApiError::bad_request(format!("{k} must be a string"))),
+    }
+}
+
+fn string_list(body: &Map<String, Value>, k: &str) -> ApiResult<Vec<String>> {
+    match body.get(k) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(s
+            .split(',')
+            .map(|x| x.trim().to_owned())
+            .filter(|x| !x.is_empty())
+            .collect()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(|s| s.trim().to_owned())
+                    .ok_or_else(|| ApiError::bad_request(format!("{k} must be a list of strings")))
+            })
+            .collect(),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "{k} must be a list of strings"
+        ))),
+    }
+}
+
+fn flag(body: &Map<String, Value>, k: &str) -> ApiResult<bool> {
+    match body.get(k) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(ApiError::bad_request(format!("{k} must be true or false"))),
+    }
+}
+
+fn permission(body: &Map<String, Value>, k: &str) -> ApiResult<Option<String>> {
+    match opt_string(body, k, 32)? {
+        None => Ok(None),
+        Some(p) if ["no-access", "read-only", "read-write"].contains(&p.as_str()) => Ok(Some(p)),
+        Some(p) => Err(ApiError::bad_request(format!(
+            "{k} must be no-access, read-only or read-write, not {p:?}"
+        ))),
+    }
+}
+
+/// Reads a token request's fields (either npm body shape, or the website's form) into a spec.
+pub fn parse_spec(
+    body: &Map<String, Value>,
+    now: i64,
+    limits: &TokenConfig,
+) -> ApiResult<TokenSpec> {
+    let max_days = limits.max_expiry.map_or(MAX_EXPIRY_DAYS, Span::whole_days);
+    // Without a default, a token lives as long as the maximum allows (forever only when there is
+    // no maximum either).
+    let default_expiry = limits
+        .default_expiry
+        .or(limits.max_expiry)
+        .map(|d| now + d.as_ms());
+    let mut cidrs = string_list(body, "cidr_whitelist")?;
+    for c in &mut cidrs {
+        let net: ipnet::IpNet = c
+            .parse()
+            .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| ApiError::bad_request(format!("Invalid CIDR range {c:?}")))?;
+        *c = net.to_string();
+    }
+    let expires_at = match body.get("expires") {
+        None | Some(Value::Null) => default_expiry,
+        Some(v) => {
+            let days = v
+                .as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                .filter(|d| (1..=max_days).contains(d))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "expires must be a number of days from 1 to {max_days}"
+                    ))
+                })?;
+            Some(now + days * DAY_MS)
+        }
+    };
+    // A classic token is asked for with `readonly` (npm ≤ 10 always sends it) or the
+    // automation type; it may still carry a name, a description and an expiry.
+    let classic = body.contains_key("readonly")
+        || body.contains_key("automation")
+        || body.get("type").and_then(Value::as_str) == Some("automation")
+        || !GRANULAR_KEYS.iter().any(|k| body.contains_key(*k));
+    if classic {
+        if let Some(k) = GRANULAR_KEYS
+            .iter()
+            .find(|k| !["name", "description", "expires"].contains(k) && body.contains_key(**k))
+        {
+            return Err(ApiError::bad_request(format!(
+                "{k} applies to granular tokens only, not to classic publish, read-only or \
+                 automation tokens"
+            )));
+        }
+        let readonly = flag(body, "readonly")?;
+        // Classic automation tokens: `{"type": "automation"}` (or `"automation": true`).
+        let automation = flag(body, "automation")?
+            || body.get("type").and_then(Value::as_str) == Some("automation");
+        if automation && readonly {
+            return Err(ApiError::bad_request(
+                "A token cannot be both read-only and automation",
+            ));
+        }
+        let kind = match (readonly, automation) {
+            (true, _) => TokenKind::ReadOnly,
+            (_, true) => TokenKind::Automation,
+            _ => TokenKind::Publish,
+        };
+        return Ok(TokenSpec {
+            kind,
+            readonly,
+            name: opt_string(body, "name", 256)?,
+            description: opt_string(body, "description", 1024)?,
+            cidr_whitelist: cidrs,
+            expires_at,
+            ..TokenSpec::default()
+        });
+    }
+    let packages = string_list(body, "packages")?;
+    for p in &packages {
+        names::validate_package_name(p)
+            .map_err(|e| ApiError::bad_request(format!("Invalid package {p:?}: {e}")))?;
+    }
+    let mut scopes = string_list(body, "scopes")?;
+    for s in &mut scopes {
+        let bare = s.trim_start_matches('@');
+        names::validate_package_name(&format!("@{bare}/x"))
+            .map_err(|_| ApiError::bad_request(format!("Invalid scope {s:?}")))?;
+        *s = format!("@{bare}");
+    }
+    let orgs = string_list(body, "orgs")?;
+    let grants = TokenGrants {
+        packages,
+        packages_all: flag(body, "packages_all")?,
+        scopes,
+        orgs,
+        packages_and_scopes_permission: permission(body, "packages_and_scopes_permission")?,
+        orgs_permission: permission(body, "orgs_permission")?,
+    };
+    let readonly = !token_scope::can_write_somewhere(&grants);
+    Ok(TokenSpec {
+        kind: TokenKind::Granular,
+        name: opt_string(body, "name", 256)?,
+        description: opt_string(body, "description", 1024)?,
+        readonly,
+        bypass_2fa: flag(body, "bypass_2fa")?,
+        cidr_whitelist: cidrs,
+        grants,
+        expires_at,
+    })
+}
+
+/// Creates a token from a request's fields for the caller's account: the password in the
+/// fields, then the door (the OTP when 2FA is on), then the token. Returns the value (shown
+/// once) and the stored token.
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    body: &Map<String, Value>,
+) -> ApiResult<(String, Token)> {
+    let user = caller.require_user()?;
+    let password = body.get("password").and_then(Value::as_str).unwrap_or("");
+    if password.is_empty() {
+        return Err(ApiError::bad_request(
+            "Your password is required to create a token",
+        ));
+    }
+    let spec = parse_spec(body, state.clock.now_ms(), &state.config.tokens)?;
+    authz::precheck(state, caller, Operation::TokenCreate, Target::Account).await?;
+    crate::two_factor::enrolment::check_password(state, caller, user, Some(password)).await?;
+    authz::enforce(state, caller, Operation::TokenCreate, Target::Account).await?;
+    let (value, token) = issue(state, user, spec).await?;
+    tracing::info!(user = %user.name, kind = token.kind.as_str(), "token created");
+    security_log::record(
+        state,
+        user.id,
+        caller,
+        kind::TOKEN_CREATED,
+        token.kind.as_str(),
+    )
+    .await;
+    Ok((value, token))
+}
+
+/// Revokes one of the caller's tokens, named by key (hex SHA-256) or by its full value.
+pub async fn revoke(state: &AppState, caller: &Caller, key: &str) -> ApiResult<()> {
+    let user = caller.require_user()?;
+    let hash = if api_tokens::looks_like_token(key) {
+        api_tokens::hash(key)
+    } else if api_tokens::looks_like_key(key) {
+        key.to_owned()
+    } else {
+        return Err(ApiError::not_found_msg("Unknown token id or value"));
+    };
+    match state.store.token_by_hash(&hash).await? {
+        Some((_, owner)) if owner.id == user.id => {}
+        _ => return Err(ApiError::not_found_msg("Unknown token id or value")),
+    }
+    authz::enforce(state, caller, Operation::TokenRevoke, Target::Account).await?;
+    state.store.delete_token(user.id, &hash).await?;
+    tracing::info!(user = %user.name, "token revoked");
+    security_log::record(state, user.id, caller, kind::TOKEN_REVOKED, "").await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn limits() -> TokenConfig {
+        TokenConfig::default()
+    }
+
+    #[test]
+    fn expiry_defaults_and_maximum() {
+        let cfg = TokenConfig {
+            default_expiry: Some(Span::days(7)),
+            max_expiry: Some(Span::days(30)),
+            login_expiry: None,
+        };
+        let s = parse_spec(&obj(json!({"password":"x"})), 0, &cfg).unwrap();
+        assert_eq!(
+            s.expires_at,
+            Some(7 * DAY_MS),
+            "classic tokens get the default"
+        );
+        let s = parse_spec(&obj(json!({"name":"a"})), 0, &cfg).unwrap();
+        assert_eq!(s.expires_at, Some(7 * DAY_MS));
+        assert!(parse_spec(&obj(json!({"name":"a","expires":31})), 0, &cfg).is_err());
+        let s = parse_spec(&obj(json!({"name":"a","expires":30})), 0, &cfg).unwrap();
+        assert_eq!(s.expires_at, Some(30 * DAY_MS));
+        let capped = TokenConfig {
+            default_expiry: None,
+            max_expiry: Some(Span::days(30)),
+            login_expiry: None,
+        };
+        assert_eq!(
+            parse_spec(&obj(json!({"password":"x"})), 0, &capped)
+                .unwrap()
+                .expires_at,
+            Some(30 * DAY_MS),
+            "a maximum applies even without a default"
+        );
+        let none = TokenConfig {
+            default_expiry: None,
+            max_expiry: None,
+            login_expiry: None,
+        };
+        assert_eq!(
+            parse_spec(&obj(json!({"password":"x"})), 0, &none)
+                .unwrap()
+                .expires_at,
+            None
+        );
+    }
+
+    #[test]
+    fn classic_tokens_take_a_name_and_an_expiry_but_no_grants() {
+        let s = parse_spec(
+            &obj(json!({"password":"x","readonly":true,"name":"mirror","expires":3})),
+            0,
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(s.kind, TokenKind::ReadOnly);
+        assert_eq!(s.name.as_deref(), Some("mirror"));
+        assert_eq!(s.expires_at, Some(3 * DAY_MS));
+        let s = parse_spec(
+            &obj(json!({"type":"automation","name":"ci","description":"release job"})),
+            0,
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(s.kind, TokenKind::Automation);
+        assert_eq!(s.description.as_deref(), Some("release job"));
+        let e = parse_spec(
+            &obj(json!({"type":"automation","packages":["demo"]})),
+            0,
+            &limits(),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("granular tokens only"), "{}", e.message);
+        assert!(
+            parse_spec(
+                &obj(json!({"readonly":false,"bypass_2fa":true})),
+                0,
+                &limits()
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn automation_and_org_tokens() {
+        let s = parse_spec(
+            &obj(json!({"password":"x","type":"automation"})),
+            0,
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(s.kind, TokenKind::Automation);
+        assert!(
+            parse_spec(
+                &obj(json!({"password":"x","automation":true,"readonly":true})),
+                0,
+                &limits()
+            )
+            .is_err()
+        );
+        let s = parse_spec(
+            &obj(json!({"name":"a","packages_and_scopes_permission":"read-only","orgs":["acme"],"orgs_permission":"read-write"})),
+            0,
+            &limits(),
+        )
+        .unwrap();
+        assert!(!s.readonly, "it may write to the org's packages");
+    }
+
+    #[test]
+    fn classic_shape() {
+        let s = parse_spec(
+            &obj(json!({"password":"x","readonly":true,"cidr_whitelist":["10.0.0.0/8"]})),
+            0,
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(s.kind, TokenKind::ReadOnly);
+        assert!(s.readonly);
+        assert_eq!(s.cidr_whitelist, vec!["10.0.0.0/8".to_string()]);
+        let s = parse_spec(
+            &obj(json!({"password":"x","readonly":false,"cidr_whitelist":[]})),
+            0,
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(s.kind, TokenKind::Publish);
+    }
+
+    #[test]
+    fn granular_shape_is_stored() {
+        let s = parse_spec(
+            &obj(
+                json!({"name":"ci","password":"x","description":"for ci","packages":["demo"],
+                "scopes":["alice"],"orgs":["acme"],"packages_and_scopes_permission":"read-write",
+                "orgs_permission":"read-only","expires":30,"cidr_whitelist":["192.168.0.0/16"],
+                "bypass_2fa":true}),
+            ),
+            1000,
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(s.kind, TokenKind::Granular);
+        assert_eq!(s.name.as_deref(), Some("ci"));
+        assert_eq!(s.grants.scopes, vec!["@alice".to_string()]);
+        assert_eq!(s.expires_at, Some(1000 + 30 * DAY_MS));
+        assert!(s.bypass_2fa);
+        assert!(!s.readonly);
+        let s = parse_spec(&obj(json!({"name":null,"password":"x"})), 0, &limits()).unwrap();
+        assert_eq!(s.kind, TokenKind::Granular);
+        assert_eq!(s.name, None);
+    }
+
+    #[test]
+    fn bad_fields_are_refused() {
+        for bad in [
+            json!({"password":"x","cidr_whitelist":["nope"]}),
+            json!({"name":"a","expires":0}),
+            json!({"name":"a","expires":99999}),
+            json!({"name":"a","packages":["Bad Name"]}),
+            json!({"name":"a","packages_and_scopes_permission":"admin"}),
+            json!({"name":"a","bypass_2fa":"yes"}),
+            json!({"name":5}),
+        ] {
+            assert!(
+                parse_spec(&obj(bad.clone()), 0, &limits()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}
