@@ -717,6 +717,11 @@ fn sessions_rotate_on_2fa_changes_end_after_the_absolute_timeout_and_sign_in_is_
         Some(serde_json::to_vec(&json!({"name": "alice", "password": "alice-password"})).unwrap()),
     );
     assert_eq!(r.status, 429, "{}", r.text);
+    // the moment the website's failures crossed the limit is in the security log, as the API's
+    let log = reg.admin(&["security-log", "alice"], None);
+    let log = String::from_utf8_lossy(&log.stdout);
+    assert!(log.contains("throttled"), "{log}");
+    assert!(log.contains("website, password"), "{log}");
 }
 
 #[test]
