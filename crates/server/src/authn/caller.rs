@@ -53,8 +53,9 @@ impl CredentialKind {
     }
 }
 
-/// The caller of a request.
-#[derive(Debug)]
+/// The caller of a request, whichever the front end: a token, Basic credentials, or a website
+/// session.
+#[derive(Debug, Clone)]
 pub struct Caller {
     /// The authenticated account, if any.
     pub user: Option<User>,
@@ -81,6 +82,36 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// A caller with no credential (yet), from this address and user agent.
+    pub fn anonymous(ip: IpAddr, user_agent: String, base_url: String) -> Self {
+        Caller {
+            user: None,
+            kind: CredentialKind::Anonymous,
+            token: None,
+            refused: None,
+            presented_token_hash: None,
+            ip,
+            otp: None,
+            user_agent,
+            enrolment_only: false,
+            session: None,
+            base_url,
+        }
+    }
+
+    /// Signed in through a website session as `user`.
+    pub fn signed_in(&mut self, user: User) {
+        self.kind = CredentialKind::Session;
+        self.user = Some(user);
+    }
+
+    /// No longer signed in.
+    pub fn signed_out(&mut self) {
+        self.kind = CredentialKind::Anonymous;
+        self.user = None;
+        self.enrolment_only = false;
+    }
+
     /// The authenticated account, or the 401 npm should see. Refused (403) for an account the
     /// registry policy limits to enrolling in 2FA.
     pub fn require_user(&self) -> Result<&User, ApiError> {

@@ -85,17 +85,17 @@ pub async fn profile(web: Web, form: Form) -> WebResult {
     if email == user.email && profile == user.profile {
         return Ok(web.redirect(HERE));
     }
-    let caller = web.caller(field(&form, "otp"));
+    let caller = web.caller_with(field(&form, "otp"));
     if let Err(e) = authz::enforce(&state, &caller, Operation::ProfileWrite, Target::Account).await
     {
         return Ok(
             web.page_with_status(e.status, &account_page(&web, &user, Some(e.message)).await)
         );
     }
-    let ip = web.ip.to_string();
+    let ip = web.caller.ip.to_string();
     let client = Client {
         ip: &ip,
-        user_agent: &web.user_agent,
+        user_agent: &web.caller.user_agent,
     };
     let change = ProfileChange { email, profile };
     accounts::update_profile(&state, &user, change, client, Channel::Website).await?;
@@ -178,7 +178,7 @@ fn recovery_page(web: &Web, heading: &'static str, codes: Vec<String>) -> Recove
 
 /// Rotates the session id after a 2FA change.
 async fn rotate(web: &mut Web) -> Result<(), WebError> {
-    let user = web.user.as_ref().map(|u| u.id);
+    let user = web.caller.user.as_ref().map(|u| u.id);
     web.rotate(user, SessionStage::Full, None).await
 }
 
@@ -189,7 +189,7 @@ pub async fn enable(web: Web, form: Form) -> WebResult {
     web.require_recent_auth(TFA)?;
     let mode = TwoFactorMode::parse(field(&form, "mode").unwrap_or("auth-and-writes"))
         .unwrap_or(TwoFactorMode::AuthAndWrites);
-    let caller = web.caller(None);
+    let caller = web.caller_with(None);
     if let Err(e) =
         enrolment::check_password(&web.state, &caller, &user, raw_field(&form, "password")).await
     {
@@ -231,7 +231,7 @@ pub async fn setup(web: Web) -> WebResult {
 pub async fn confirm(mut web: Web, form: Form) -> WebResult {
     web.check_post(field(&form, "csrf"))?;
     let user = web.require_user(TFA)?.clone();
-    let caller = web.caller(None);
+    let caller = web.caller_with(None);
     match enrolment::confirm(
         &web.state,
         &caller,
@@ -260,7 +260,7 @@ pub async fn mode(mut web: Web, form: Form) -> WebResult {
     let Some(mode) = field(&form, "mode").and_then(TwoFactorMode::parse) else {
         return Err(WebError::forbidden("Unknown mode"));
     };
-    let caller = web.caller(field(&form, "otp"));
+    let caller = web.caller_with(field(&form, "otp"));
     if let Err(e) = enrolment::change_mode(&web.state, &caller, &user, mode).await {
         return tfa_error(&web, &user, e).await;
     }
@@ -273,7 +273,7 @@ pub async fn disable(mut web: Web, form: Form) -> WebResult {
     web.check_post(field(&form, "csrf"))?;
     let user = web.require_user(TFA)?.clone();
     web.require_recent_auth(TFA)?;
-    let caller = web.caller(field(&form, "otp"));
+    let caller = web.caller_with(field(&form, "otp"));
     let result = async {
         enrolment::check_password(&web.state, &caller, &user, raw_field(&form, "password")).await?;
         enrolment::disable(&web.state, &caller, &user).await
@@ -291,7 +291,7 @@ pub async fn regenerate(mut web: Web, form: Form) -> WebResult {
     web.check_post(field(&form, "csrf"))?;
     let user = web.require_user(TFA)?.clone();
     web.require_recent_auth(TFA)?;
-    let caller = web.caller(field(&form, "otp"));
+    let caller = web.caller_with(field(&form, "otp"));
     let result = async {
         enrolment::check_password(&web.state, &caller, &user, raw_field(&form, "password")).await?;
         enrolment::regenerate_codes(&web.state, &caller, &user).await
@@ -312,7 +312,7 @@ pub async fn web_otp(mut web: Web, form: Form) -> WebResult {
     let user = web.require_user(TFA)?.clone();
     web.require_recent_auth(TFA)?;
     let on = field(&form, "on") == Some("true");
-    let caller = web.caller(field(&form, "otp"));
+    let caller = web.caller_with(field(&form, "otp"));
     if let Err(e) = enrolment::set_web_otp(&web.state, &caller, &user, on).await {
         return tfa_error(&web, &user, e).await;
     }

@@ -58,7 +58,7 @@ fn login_form(web: &Web, id: &str, user: &User, error: Option<String>) -> Handsh
         heading: "Log in to npm".into(),
         explanation: format!(
             "npm on a computer is asking to log in to {} as {}. Approve only if you just ran `npm login` or `npm adduser`.",
-            web.base_url, user.name
+            web.caller.base_url, user.name
         ),
         error,
         action: format!("/-/web/cli-login/{id}"),
@@ -71,7 +71,7 @@ fn login_form(web: &Web, id: &str, user: &User, error: Option<String>) -> Handsh
 pub async fn login_page(web: Web, Path(id): Path<String>) -> WebResult {
     let h = open_handshake(&web, &id, HandshakeKind::Login).await?;
     let here = format!("/-/web/cli-login/{id}");
-    let Some(user) = web.user.clone() else {
+    let Some(user) = web.caller.user.clone() else {
         let to = if h.create_account && web.state.config.signup != Signup::Closed {
             "signup"
         } else {
@@ -101,7 +101,7 @@ pub async fn login_decide(web: Web, Path(id): Path<String>, form: Form) -> WebRe
         );
     }
     // Approving mints a credential: the same rule as logging in.
-    let caller = web.caller(field(&form, "otp"));
+    let caller = web.caller_with(field(&form, "otp"));
     if let Err(e) = authz::enforce(&state, &caller, Operation::Login, Target::AccountOf(&user))
         .await
         .map(|a| a.second_factor)
@@ -132,7 +132,7 @@ fn otp_form(web: &Web, id: &str, user: &User, error: Option<String>) -> Handshak
         heading: "Confirm an npm command".into(),
         explanation: format!(
             "npm is waiting for you to confirm an operation on {} as {}. Confirm only if you just ran it.",
-            web.base_url, user.name
+            web.caller.base_url, user.name
         ),
         error,
         action: format!("/-/web/confirm/{id}"),
@@ -176,11 +176,11 @@ pub async fn otp_decide(web: Web, Path(id): Path<String>, form: Form) -> WebResu
             "The npm command was not confirmed.".into(),
         );
     }
-    let caller = web.caller(None);
-    let ip = web.ip.to_string();
+    let caller = web.caller_with(None);
+    let ip = web.caller.ip.to_string();
     let origin = Origin {
         ip: &ip,
-        user_agent: &web.user_agent,
+        user_agent: &web.caller.user_agent,
         base_url: None,
     };
     if let Err(e) = second_factor::verify(

@@ -113,7 +113,7 @@ impl Web {
     /// The frame of a page for this request.
     pub fn chrome(&self) -> Chrome {
         Chrome {
-            user: self.user.as_ref().map(|u| u.name.clone()),
+            user: self.caller.user.as_ref().map(|u| u.name.clone()),
             csrf: self.csrf(),
             flash: None,
         }

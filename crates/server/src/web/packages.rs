@@ -18,7 +18,7 @@ use crate::web::{Web, WebError, WebResult};
 
 /// `GET /-/web/?q=…`: packages, optionally searched.
 pub async fn home(web: Web, Query(q): Query<HashMap<String, String>>) -> WebResult {
-    let viewer = web.user.as_ref();
+    let viewer = web.caller.user.as_ref();
     if web.state.config.read_requires_auth && viewer.is_none() {
         return Err(WebError::redirect("/-/web/signin?next=%2F-%2Fweb%2F"));
     }
@@ -55,7 +55,7 @@ pub async fn home(web: Web, Query(q): Query<HashMap<String, String>>) -> WebResu
 
 /// `GET /-/web/package/:name`.
 pub async fn package(web: Web, Path(name): Path<String>) -> WebResult {
-    let user = web.user.as_ref();
+    let user = web.caller.user.as_ref();
     let Ok(reader) = authz::website_reader(&web.state, user) else {
         return Err(WebError::redirect(&format!(
             "/-/web/signin?next={}",

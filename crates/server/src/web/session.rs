@@ -5,8 +5,6 @@
 //! Every POST carries the session's CSRF token and an `Origin` (or `Referer`)
 //! that must be the registry's own.
 
-use std::net::IpAddr;
-
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
@@ -15,7 +13,7 @@ use subtle::ConstantTimeEq;
 use tessera_store::{Session, SessionStage, User};
 
 use crate::authn::api_tokens;
-use crate::authn::caller::{Caller, CredentialKind, client_ip};
+use crate::authn::caller::{Caller, client_ip};
 use crate::authz::gate::Operation;
 use crate::state::AppState;
 use crate::web::WebError;
@@ -41,26 +39,19 @@ fn request_origin(headers: &axum::http::HeaderMap) -> Option<String> {
     Some(r[..end].to_owned())
 }
 
-/// The website's view of a request: its session, signed-in user and origin.
+/// The website's view of a request: the caller (the same type the npm API uses, of kind
+/// `Session` once signed in), its session row, and the request's origin.
 pub struct Web {
     /// Shared state.
     pub state: AppState,
+    /// Who is calling: the signed-in user (full sessions only), address, user agent, base URL.
+    pub caller: Caller,
     /// The session, if the cookie named a live one.
     pub session: Option<Session>,
-    /// The signed-in user (full sessions only).
-    pub user: Option<User>,
-    /// Client address.
-    pub ip: IpAddr,
-    /// Client user agent.
-    pub user_agent: String,
-    /// The registry's origin (`http://host:port`).
-    pub base_url: String,
     /// The request's `Origin` header.
     origin: Option<String>,
     /// A cookie to set on the response (a new or rotated session, or a cleared one).
     pub set_cookie: Option<HeaderValue>,
-    /// The registry requires 2FA of everyone and this user has none.
-    pub enrolment_only: bool,
 }
 
 fn secure(state: &AppState) -> bool {
@@ -96,19 +87,19 @@ impl FromRequestParts<AppState> for Web {
         let now = state.clock.now_ms();
         let mut web = Web {
             state: state.clone(),
+            caller: Caller::anonymous(
+                client_ip(parts, state.config.trust_proxy),
+                parts
+                    .headers
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned(),
+                crate::api::base_url(state, &parts.headers),
+            ),
             session: None,
-            user: None,
-            ip: client_ip(parts, state.config.trust_proxy),
-            user_agent: parts
-                .headers
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned(),
-            base_url: crate::api::base_url(state, &parts.headers),
             origin: request_origin(&parts.headers),
             set_cookie: None,
-            enrolment_only: false,
         };
         let Some(raw) = read_cookie(parts, cookie_name(state)) else {
             return Ok(web);
@@ -149,10 +140,10 @@ impl FromRequestParts<AppState> for Web {
             };
             match user {
                 Some(u) if !u.locked => {
-                    web.enrolment_only = crate::authz::limited_to_enrolment(state, &u)
+                    web.caller.enrolment_only = crate::authz::limited_to_enrolment(state, &u)
                         .await
                         .map_err(WebError::from)?;
-                    web.user = Some(u);
+                    web.caller.signed_in(u);
                 }
                 _ => {
                     state
@@ -171,6 +162,7 @@ impl FromRequestParts<AppState> for Web {
                 .await
                 .map_err(WebError::internal)?;
         }
+        web.caller.session = Some(session.id_hash.clone());
         web.session = Some(session);
         Ok(web)
     }
@@ -270,7 +262,7 @@ impl Web {
             .map_err(WebError::internal)?;
         self.set_cookie = Some(self.cookie(&raw));
         if s.stage == SessionStage::Full {
-            self.user = match s.user_id {
+            let user = match s.user_id {
                 Some(id) => self
                     .state
                     .store
@@ -279,7 +271,12 @@ impl Web {
                     .map_err(WebError::internal)?,
                 None => None,
             };
+            match user {
+                Some(u) => self.caller.signed_in(u),
+                None => self.caller.signed_out(),
+            }
         }
+        self.caller.session = Some(s.id_hash.clone());
         self.session = Some(s);
         Ok(())
     }
@@ -299,7 +296,8 @@ impl Web {
             cookie_name(&self.state)
         );
         self.set_cookie = HeaderValue::from_str(&v).ok();
-        self.user = None;
+        self.caller.signed_out();
+        self.caller.session = None;
         Ok(())
     }
 
@@ -314,7 +312,7 @@ impl Web {
     /// Checks a form POST: the browser's `Origin` (or, without one, the origin of its
     /// `Referer`) must be this site's, and the form must carry the session's CSRF token.
     pub fn check_post(&self, form_token: Option<&str>) -> Result<(), WebError> {
-        if self.origin.as_deref() != Some(self.base_url.as_str()) {
+        if self.origin.as_deref() != Some(self.caller.base_url.as_str()) {
             return Err(WebError::forbidden("This form was sent from another site."));
         }
         let Some(session) = &self.session else {
@@ -333,8 +331,8 @@ impl Web {
 
     /// The signed-in user, or a redirect to the sign-in page that comes back to `here`.
     pub fn require_user(&self, here: &str) -> Result<&User, WebError> {
-        match &self.user {
-            Some(u) if !self.enrolment_only || here.starts_with("/-/web/account") => Ok(u),
+        match &self.caller.user {
+            Some(u) if !self.caller.enrolment_only || here.starts_with("/-/web/account") => Ok(u),
             Some(_) => Err(WebError::redirect("/-/web/account/2fa")),
             None => Err(WebError::redirect(&format!(
                 "/-/web/signin?next={}",
@@ -361,30 +359,18 @@ impl Web {
         }
     }
 
-    /// The caller the gate sees for this session, with the one-time password typed in a form.
-    pub fn caller(&self, otp: Option<&str>) -> Caller {
-        Caller {
-            user: self.user.clone(),
-            kind: if self.user.is_some() {
-                CredentialKind::Session
-            } else {
-                CredentialKind::Anonymous
-            },
-            token: None,
-            refused: None,
-            presented_token_hash: None,
-            ip: self.ip,
-            otp: otp.map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()),
-            user_agent: self.user_agent.clone(),
-            enrolment_only: self.enrolment_only,
-            session: self.session.as_ref().map(|s| s.id_hash.clone()),
-            base_url: self.base_url.clone(),
-        }
+    /// The caller for this session, with the one-time password typed in a form.
+    pub fn caller_with(&self, otp: Option<&str>) -> Caller {
+        let mut caller = self.caller.clone();
+        caller.otp = otp.map(|o| o.trim().to_owned()).filter(|o| !o.is_empty());
+        caller.session = self.session.as_ref().map(|s| s.id_hash.clone());
+        caller
     }
 
     /// Whether `op` would ask this user for a one-time password (to show the field).
     pub async fn needs_otp(&self, op: Operation) -> bool {
-        self.user.is_some() && crate::authz::asks_otp(&self.state, &self.caller(None), op).await
+        self.caller.user.is_some()
+            && crate::authz::asks_otp(&self.state, &self.caller_with(None), op).await
     }
 }
 

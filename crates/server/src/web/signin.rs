@@ -33,7 +33,7 @@ fn signin_page(web: &Web, error: Option<String>, name: &str, next: &str) -> Sign
 /// `GET /-/web/signin`.
 pub async fn form(mut web: Web, Query(q): Query<HashMap<String, String>>) -> WebResult {
     let next = safe_next(q.get("next").map(String::as_str)).unwrap_or_default();
-    if web.user.is_some() {
+    if web.caller.user.is_some() {
         return Ok(web.redirect(if next.is_empty() {
             "/-/web/account"
         } else {
@@ -51,10 +51,10 @@ pub async fn submit(mut web: Web, form: Form) -> WebResult {
     let password = raw_field(&form, "password").unwrap_or("").to_owned();
     let next = safe_next(field(&form, "next"));
     let state = web.state.clone();
-    let ip = web.ip.to_string();
+    let ip = web.caller.ip.to_string();
     let client = Client {
         ip: &ip,
-        user_agent: &web.user_agent,
+        user_agent: &web.caller.user_agent,
     };
     let found = state.store.user_by_name(&name).await?;
     let next_or_empty = next.as_deref().unwrap_or("").to_owned();
@@ -87,7 +87,7 @@ pub async fn submit(mut web: Web, form: Form) -> WebResult {
         &state,
         user.id,
         &ip,
-        &web.user_agent,
+        &web.caller.user_agent,
         kind::WEB_SIGNIN,
         Satisfied::describe(None),
     )
@@ -128,7 +128,7 @@ pub async fn otp_submit(mut web: Web, form: Form) -> WebResult {
     let now = state.clock.now_ms();
     let return_to = web.session.as_ref().and_then(|s| s.return_to.clone());
     let (raw, next_session) = web.prepared_rotation(Some(uid), SessionStage::Full, None, now);
-    let mut caller = web.caller(field(&form, "otp"));
+    let mut caller = web.caller_with(field(&form, "otp"));
     caller.session = Some(next_session.id_hash.clone());
     match authz::enforce(&state, &caller, Operation::Login, Target::AccountOf(&user))
         .await
@@ -254,8 +254,8 @@ pub async fn signup_submit(mut web: Web, form: Form) -> WebResult {
     security_log::record_from(
         &state,
         user.id,
-        &web.ip.to_string(),
-        &web.user_agent,
+        &web.caller.ip.to_string(),
+        &web.caller.user_agent,
         kind::WEB_SIGNIN,
         "account created",
     )
@@ -286,12 +286,12 @@ pub async fn reauth_submit(web: Web, form: Form) -> WebResult {
     let tfa_on = gate::account_mode(&user).is_on();
     let looks_like_code = tessera_otp::normalize_code(secret).is_some()
         || tessera_otp::normalize_recovery_code(secret).is_some();
-    let caller = web.caller(None);
+    let caller = web.caller_with(None);
     let result = if tfa_on && looks_like_code {
-        let ip = web.ip.to_string();
+        let ip = web.caller.ip.to_string();
         let origin = Origin {
             ip: &ip,
-            user_agent: &web.user_agent,
+            user_agent: &web.caller.user_agent,
             base_url: None,
         };
         second_factor::verify(

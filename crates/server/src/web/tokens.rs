@@ -119,10 +119,16 @@ fn body_of(form: &Form) -> Map<String, Value> {
 pub async fn create(web: Web, form: Form) -> WebResult {
     web.check_post(field(&form, "csrf"))?;
     web.require_user(HERE)?;
-    let caller = web.caller(field(&form, "otp"));
+    let caller = web.caller_with(field(&form, "otp"));
     match service::create(&web.state, &caller, &body_of(&form)).await {
         Ok((value, token)) => {
-            let host = web.base_url.split("://").nth(1).unwrap_or("").to_owned();
+            let host = web
+                .caller
+                .base_url
+                .split("://")
+                .nth(1)
+                .unwrap_or("")
+                .to_owned();
             Ok(web.page(&TokenCreatedPage {
                 chrome: web.chrome(),
                 token: value,
@@ -145,7 +151,7 @@ pub async fn create(web: Web, form: Form) -> WebResult {
 pub async fn revoke(web: Web, form: Form) -> WebResult {
     web.check_post(field(&form, "csrf"))?;
     web.require_user(HERE)?;
-    let caller = web.caller(field(&form, "otp"));
+    let caller = web.caller_with(field(&form, "otp"));
     match service::revoke(&web.state, &caller, field(&form, "key").unwrap_or("")).await {
         Ok(()) => Ok(web.redirect(HERE)),
         Err(e) => {
