@@ -12,7 +12,7 @@
 //! - `api`: the npm API routes (`account/`, `packages/`); `web`: the website.
 //! - `config`, `state`, `clock`: configuration, shared state, time.
 
-pub mod api;
+pub(crate) mod api;
 pub mod authn;
 pub mod authz;
 pub mod clock;
@@ -24,7 +24,7 @@ pub mod npm;
 pub mod services;
 pub mod state;
 pub mod two_factor;
-pub mod web;
+pub(crate) mod web;
 
 use std::sync::Arc;
 

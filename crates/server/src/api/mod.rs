@@ -8,7 +8,6 @@ use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::{delete, get, post, put};
 
-use crate::http::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// Builds the npm API router.
@@ -94,10 +93,4 @@ pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
         "http"
     };
     format!("{proto}://{host}")
-}
-
-/// Decodes a package name from a path parameter and checks its shape.
-pub fn package_param(raw: &str) -> ApiResult<String> {
-    crate::npm::names::validate_package_name(raw).map_err(ApiError::bad_request)?;
-    Ok(raw.to_owned())
 }
