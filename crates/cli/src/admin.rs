@@ -23,7 +23,6 @@ pub enum AdminCommand {
     },
     /// Print an account's security log (logins, 2FA changes, failures), newest first.
     SecurityLog {
-        /// User name.
         name: String,
         /// Most entries to print.
         #[arg(long, default_value_t = 100)]
@@ -34,12 +33,10 @@ pub enum AdminCommand {
     /// again.
     #[command(name = "reset-2fa")]
     Reset2fa {
-        /// User name.
         name: String,
     },
     /// List a user's tokens (kind, reach, expiry), or revoke them all.
     Tokens {
-        /// User name.
         name: String,
         /// Revoke every token of the user.
         #[arg(long)]
@@ -116,9 +113,7 @@ pub enum AdminCommand {
 pub enum UserCommand {
     /// Create an account (works whatever the sign-up setting).
     Add {
-        /// User name.
         name: String,
-        /// Email address.
         #[arg(long)]
         email: String,
         /// Read the password from the first line of standard input.
@@ -132,12 +127,10 @@ pub enum UserCommand {
     List,
     /// Lock an account: it can no longer log in or use its tokens.
     Lock {
-        /// User name.
         name: String,
     },
     /// Unlock an account.
     Unlock {
-        /// User name.
         name: String,
     },
 }

@@ -75,7 +75,7 @@ fn a_code_is_spent_for_other_credentials_but_not_for_its_own() {
         200
     );
     assert_eq!(demo_tag(&s.reg, &s.tokens[1], "e", Some(&code)).status, 401);
-    // a login code cannot then be used for a publish (RPL-04)
+    // a login code cannot then be used for a publish
     s.reg.advance(60);
     let code = s.reg.otp(&s.secret, 0);
     let r = s.reg.http().send(

@@ -17,13 +17,9 @@ pub struct AppState(Arc<Inner>);
 
 /// What [`AppState`] holds.
 pub struct Inner {
-    /// Persistence.
     pub store: Arc<dyn Store>,
-    /// Tarballs.
     pub blobs: BlobStore,
-    /// Configuration.
     pub config: Config,
-    /// The clock.
     pub clock: Clock,
     /// Rendered packuments.
     pub packuments: PackumentCache,

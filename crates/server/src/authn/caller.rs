@@ -67,7 +67,6 @@ pub struct Caller {
     pub refused: Option<ApiError>,
     /// Hash of the bearer token presented, valid or not (lets `npm logout` drop a stale token).
     pub presented_token_hash: Option<String>,
-    /// Client address.
     pub ip: IpAddr,
     /// The `npm-otp` header, if sent.
     pub otp: Option<String>,

@@ -43,9 +43,7 @@ impl Channel {
 /// A new account.
 #[derive(Debug, Clone)]
 pub struct SignUp {
-    /// User name.
     pub name: String,
-    /// Email address.
     pub email: String,
     /// Password, checked against the policy.
     pub password: String,
@@ -164,7 +162,6 @@ pub async fn check_password(
 /// What a profile change sets: the email address and the free-form fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileChange {
-    /// Email address.
     pub email: String,
     /// Full name, homepage and the rest.
     pub profile: Profile,

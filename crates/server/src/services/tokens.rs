@@ -29,21 +29,14 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 /// What a new token may do.
 #[derive(Debug, Clone)]
 pub struct TokenSpec {
-    /// Kind.
     pub kind: TokenKind,
-    /// Name.
     pub name: Option<String>,
-    /// Description.
     pub description: Option<String>,
-    /// Read-only.
     pub readonly: bool,
     /// Skips the OTP on package writes.
     pub bypass_2fa: bool,
-    /// CIDR ranges.
     pub cidr_whitelist: Vec<String>,
-    /// Granular limits.
     pub grants: TokenGrants,
-    /// Expiry (Unix ms).
     pub expires_at: Option<i64>,
 }
 

@@ -23,9 +23,7 @@ const RECOVERY_REPEAT_MS: i64 = 5 * 60 * 1000;
 
 /// Where a second factor came from, for throttling and the security log.
 pub struct Origin<'a> {
-    /// Client address.
     pub ip: &'a str,
-    /// Client user agent.
     pub user_agent: &'a str,
     /// The registry's base URL, for a web-OTP challenge (`None`: none offered).
     pub base_url: Option<&'a str>,

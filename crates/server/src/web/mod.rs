@@ -176,7 +176,6 @@ pub enum WebError {
     Page {
         /// HTTP status.
         status: StatusCode,
-        /// Heading.
         heading: &'static str,
         /// What went wrong, for the user.
         message: String,

@@ -42,7 +42,6 @@ fn request_origin(headers: &axum::http::HeaderMap) -> Option<String> {
 /// The website's view of a request: the caller (the same type the npm API uses, of kind
 /// `Session` once signed in), its session row, and the request's origin.
 pub struct Web {
-    /// Shared state.
     pub state: AppState,
     /// Who is calling: the signed-in user (full sessions only), address, user agent, base URL.
     pub caller: Caller,

@@ -11,9 +11,7 @@ use crate::web::Chrome;
 pub struct ErrorPage {
     /// Frame.
     pub chrome: Chrome,
-    /// Heading.
     pub heading: &'static str,
-    /// Message.
     pub message: String,
 }
 
@@ -23,9 +21,7 @@ pub struct ErrorPage {
 pub struct MessagePage {
     /// Frame.
     pub chrome: Chrome,
-    /// Heading.
     pub heading: String,
-    /// Message.
     pub message: String,
 }
 
@@ -91,11 +87,9 @@ pub struct ReauthPage {
 
 /// A package in a list.
 pub struct PackageRow {
-    /// Name.
     pub name: String,
     /// Latest version.
     pub version: String,
-    /// Description.
     pub description: String,
     /// Restricted.
     pub private: bool,
@@ -117,7 +111,6 @@ pub struct HomePage {
 
 /// A version row.
 pub struct VersionRow {
-    /// Version.
     pub version: String,
     /// Publication date.
     pub published: String,
@@ -133,9 +126,7 @@ pub struct VersionRow {
 pub struct PackagePage {
     /// Frame.
     pub chrome: Chrome,
-    /// Name.
     pub name: String,
-    /// Description.
     pub description: String,
     /// Latest version.
     pub latest: String,
@@ -165,9 +156,7 @@ pub struct AccountPage {
     pub chrome: Chrome,
     /// What went wrong last time.
     pub error: Option<String>,
-    /// User name.
     pub name: String,
-    /// Email.
     pub email: String,
     /// Profile fields.
     pub fullname: String,
@@ -229,7 +218,6 @@ pub struct SetupPage {
 pub struct RecoveryCodesPage {
     /// Frame.
     pub chrome: Chrome,
-    /// Heading.
     pub heading: &'static str,
     /// The codes.
     pub codes: Vec<String>,
@@ -291,7 +279,6 @@ pub struct EventRow {
     pub kind: String,
     /// Detail.
     pub detail: String,
-    /// Address.
     pub ip: String,
     /// User agent.
     pub user_agent: String,
@@ -313,7 +300,6 @@ pub struct SecurityPage {
 pub struct HandshakePage {
     /// Frame.
     pub chrome: Chrome,
-    /// Heading.
     pub heading: String,
     /// What approving does.
     pub explanation: String,
