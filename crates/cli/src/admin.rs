@@ -32,9 +32,7 @@ pub enum AdminCommand {
     /// checking their identity out of band. The user logs in with the password and enables 2FA
     /// again.
     #[command(name = "reset-2fa")]
-    Reset2fa {
-        name: String,
-    },
+    Reset2fa { name: String },
     /// List a user's tokens (kind, reach, expiry), or revoke them all.
     Tokens {
         name: String,
@@ -126,13 +124,9 @@ pub enum UserCommand {
     /// List accounts.
     List,
     /// Lock an account: it can no longer log in or use its tokens.
-    Lock {
-        name: String,
-    },
+    Lock { name: String },
     /// Unlock an account.
-    Unlock {
-        name: String,
-    },
+    Unlock { name: String },
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {

@@ -830,3 +830,44 @@ fn hourly_and_daily_limits_hold_beyond_the_five_minute_window() {
     s.reg.advance(24 * 60 * 60);
     assert_eq!(right("d").status, 200, "a day later it is accepted");
 }
+
+/// Wrong passwords from elsewhere cannot lock the owner out of an address they signed in from,
+/// while a new address stays behind the account's limit.
+#[test]
+fn wrong_passwords_from_elsewhere_do_not_lock_a_known_address() {
+    let reg = Registry::start_with(&[("TESSERA_TRUST_PROXY", "true")]);
+    // signing up is the first successful sign-in, from 127.0.0.1
+    reg.signup("alice", "alice-password");
+    let login_from = |xff: Option<&str>, password: &str| {
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(x) = xff {
+            headers.push(("x-forwarded-for", x));
+        }
+        reg.http().send(
+            "PUT",
+            "/-/user/org.couchdb.user:alice",
+            &headers,
+            Some(serde_json::to_vec(&json!({"name": "alice", "password": password})).unwrap()),
+        )
+    };
+    for i in 0..10 {
+        let r = login_from(Some("203.0.113.66"), &format!("guess-{i}"));
+        assert_eq!(r.status, 401, "{}", r.text);
+    }
+    assert_eq!(
+        login_from(Some("203.0.113.66"), "alice-password").status,
+        429,
+        "the guesser's address is held back"
+    );
+    assert_eq!(
+        login_from(Some("198.51.100.7"), "alice-password").status,
+        429,
+        "a new address waits for the account's limit"
+    );
+    let r = login_from(None, "alice-password");
+    assert_eq!(
+        r.status, 201,
+        "the owner's familiar address still gets in: {}",
+        r.text
+    );
+}

@@ -259,6 +259,15 @@ pub trait SecurityLog: Send + Sync {
     async fn log_event(&self, user: UserId, event: SecurityEvent) -> StoreResult<()>;
     /// The newest `limit` events of an account, newest first.
     async fn events(&self, user: UserId, limit: i64) -> StoreResult<Vec<SecurityEvent>>;
+    /// Whether the account's security log has an event of one of `kinds` from `ip` since `since`
+    /// (a successful sign-in from that address).
+    async fn signed_in_from(
+        &self,
+        user: UserId,
+        ip: &str,
+        kinds: &[&str],
+        since: i64,
+    ) -> StoreResult<bool>;
 }
 
 /// Registry-wide settings changed at run time.

@@ -107,13 +107,7 @@ pub async fn check_throttled(
     password: &str,
     ip: &str,
 ) -> Result<PasswordCheck, ApiError> {
-    let attempt = crate::authn::throttle::begin(
-        state,
-        tessera_store::FailureKind::Password,
-        user.map(|u| u.id),
-        ip,
-    )
-    .await?;
+    let attempt = crate::authn::throttle::begin_password(state, user.map(|u| u.id), ip).await?;
     let right = match work_for(user, password) {
         Work::Verify(stored) => verify(stored, password).await,
         Work::Dummy => {

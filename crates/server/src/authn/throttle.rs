@@ -88,6 +88,38 @@ fn too_many(kind: FailureKind, ms: i64) -> ApiError {
     )
 }
 
+/// How long a successful sign-in makes its address known to the account.
+pub const KNOWN_ADDRESS_MS: i64 = 30 * DAY;
+
+/// Reserves one password attempt for `user` (if known) from `ip`. Wrong passwords are counted
+/// per address (10 in 5 minutes) and per account (10 in 5 minutes), except that an address the
+/// account signed in from (password and, with 2FA, a code) in the last 30 days is held only by
+/// its own limit: someone elsewhere failing on purpose cannot lock the owner out of a familiar
+/// address. A new address stays behind the account's limit, so a distributed guesser is still
+/// slowed down.
+pub async fn begin_password(
+    state: &AppState,
+    user: Option<UserId>,
+    ip: &str,
+) -> ApiResult<Attempt> {
+    let known = match user {
+        Some(u) => {
+            let since = state.clock.now_ms() - KNOWN_ADDRESS_MS;
+            let kinds = [
+                crate::services::security_log::kind::LOGIN,
+                crate::services::security_log::kind::WEB_SIGNIN,
+            ];
+            state.store.signed_in_from(u, ip, &kinds, since).await?
+        }
+        None => false,
+    };
+    let mut attempt = begin(state, FailureKind::Password, user.filter(|_| !known), ip).await?;
+    if known {
+        attempt.address = Some(ip.to_owned());
+    }
+    Ok(attempt)
+}
+
 /// Whose second-factor attempts a check spends, besides the client address's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Budget<'a> {
@@ -129,6 +161,8 @@ pub struct Attempt {
     kind: FailureKind,
     user: Option<UserId>,
     credential: Option<String>,
+    /// The address whose limit is watched instead of the account's (a known address).
+    address: Option<String>,
 }
 
 /// Reserves one second-factor attempt against `budget` and the address; 429 with
@@ -162,6 +196,7 @@ pub async fn begin_second_factor(
                 kind,
                 user: None,
                 credential: Some(key),
+                address: None,
             })
         }
     }
@@ -187,6 +222,7 @@ pub async fn begin(
             kind,
             user,
             credential: None,
+            address: None,
         }),
         Err(ms) => Err(too_many(kind, ms)),
     }
@@ -205,22 +241,32 @@ impl Attempt {
     /// is now at a limit (the moment worth a security-log entry).
     pub async fn failed(self, state: &AppState) -> ApiResult<bool> {
         let now = state.clock.now_ms();
-        let times = match (self.user, &self.credential) {
-            (Some(u), _) => {
+        let (per_account, per_address) = limits(self.kind);
+        let (times, limits) = match (self.user, &self.credential, &self.address) {
+            (Some(u), _, _) => (
                 state
                     .store
                     .failures_since(self.kind, Some(u), None, now - DAY)
-                    .await?
-            }
-            (None, Some(key)) => {
+                    .await?,
+                per_account,
+            ),
+            (None, Some(key), _) => (
                 state
                     .store
                     .failures_since(self.kind, None, Some(key), now - DAY)
-                    .await?
-            }
-            (None, None) => return Ok(false),
+                    .await?,
+                per_account,
+            ),
+            (None, None, Some(ip)) => (
+                state
+                    .store
+                    .failures_since(self.kind, None, Some(ip), now - DAY)
+                    .await?,
+                per_address,
+            ),
+            (None, None, None) => return Ok(false),
         };
-        Ok(limit_wait(&times, limits(self.kind).0, now).is_some())
+        Ok(limit_wait(&times, limits, now).is_some())
     }
 }
 

@@ -430,6 +430,33 @@ macro_rules! impl_two_factor_store {
                 Ok(())
             }
 
+            async fn signed_in_from(
+                &self,
+                user: $crate::UserId,
+                ip: &str,
+                kinds: &[&str],
+                since: i64,
+            ) -> $crate::StoreResult<bool> {
+                let mut found = false;
+                for kind in kinds {
+                    let hit: Option<i64> = sqlx::query_scalar(
+                        "SELECT id FROM security_events WHERE user_id = $1 AND ip = $2 AND kind = $3 \
+                         AND at >= $4 LIMIT 1",
+                    )
+                    .bind(user)
+                    .bind(ip)
+                    .bind(*kind)
+                    .bind(since)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    found |= hit.is_some();
+                    if found {
+                        break;
+                    }
+                }
+                Ok(found)
+            }
+
             async fn events(&self, user: $crate::UserId, limit: i64) -> $crate::StoreResult<Vec<$crate::SecurityEvent>> {
                 use sqlx::Row;
                 let rows = sqlx::query(
