@@ -91,6 +91,17 @@ fn limited_tokens_learn_nothing_outside_their_packages() {
     );
     let s = lim.get("/-/v1/search?text=secret&size=1").json();
     assert_eq!(s["total"], 0, "{s}");
+    // a token with no access to any package and no selection lists no private package either
+    let r = http.post_json("/-/npm/v1/tokens", &json!({"password": "alice-password", "name": "none", "packages_and_scopes_permission": "no-access"}));
+    let none = r.json()["token"].as_str().unwrap().to_owned();
+    let s = reg
+        .http()
+        .with_token(&none)
+        .get("/-/v1/search?text=secret&size=5")
+        .json();
+    assert_eq!(s["total"], 0, "{s}");
+    let s = http.get("/-/v1/search?text=secret&size=5").json();
+    assert_eq!(s["total"], 2, "the login token does list them: {s}");
     // it cannot even test the password: refused before the password is looked at
     for pw in ["alice-password", "wrong-password"] {
         let r = lim.post_json("/-/npm/v1/tokens", &json!({"password": pw}));

@@ -304,6 +304,16 @@ impl<'a> Reader<'a> {
         visible(self.user, self.token, name, access, maintainers)
     }
 
+    /// The account whose private packages a search may list: the reader's, unless its token
+    /// may not read private packages everywhere (a token limited to some packages searches
+    /// public packages only, since filtering after paging would leak counts; its own private
+    /// packages stay readable by name).
+    pub fn search_viewer(&self) -> Option<i64> {
+        self.user
+            .filter(|_| token_scope::reads_private_everywhere(self.token))
+            .map(|u| u.id)
+    }
+
     fn sees_doc(&self, doc: &PackageDoc) -> bool {
         let ids: Vec<i64> = doc.maintainers.iter().map(|m| m.id).collect();
         self.sees(&doc.package.name, doc.package.access, &ids)

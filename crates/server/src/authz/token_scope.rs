@@ -107,6 +107,21 @@ pub fn may_read_private(token: Option<&Token>, package: &str) -> bool {
     }
 }
 
+/// Whether a token may read private packages wherever their owners are its account's (no token:
+/// yes). A token limited to some packages may not (searching would list the others), nor one
+/// whose blanket permission is `no-access`.
+pub fn reads_private_everywhere(token: Option<&Token>) -> bool {
+    match token {
+        None => true,
+        Some(t) if t.kind != TokenKind::Granular => true,
+        Some(t) => {
+            !is_limited(t)
+                && Permission::parse(t.grants.packages_and_scopes_permission.as_deref())
+                    >= Permission::ReadOnly
+        }
+    }
+}
+
 /// Whether a granular token can write anything at all (else it is treated as read-only).
 pub fn can_write_somewhere(g: &TokenGrants) -> bool {
     let package_selection = !g.packages.is_empty() || !g.scopes.is_empty() || g.packages_all;
@@ -192,6 +207,24 @@ mod tests {
         });
         assert_eq!(reach(Some(&all), Some("anything")), Reach::Covered);
         assert_eq!(reach(Some(&all), None), Reach::Outside);
+    }
+
+    #[test]
+    fn private_packages_in_search() {
+        assert!(reads_private_everywhere(None));
+        let blanket = |p: &str| {
+            token(TokenGrants {
+                packages_and_scopes_permission: Some(p.into()),
+                ..Default::default()
+            })
+        };
+        assert!(reads_private_everywhere(Some(&blanket("read-only"))));
+        assert!(!reads_private_everywhere(Some(&blanket("no-access"))));
+        let limited = token(TokenGrants {
+            packages: vec!["demo".into()],
+            ..Default::default()
+        });
+        assert!(!reads_private_everywhere(Some(&limited)));
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub async fn search(
     caller: Caller,
     Query(q): Query<SearchQuery>,
 ) -> ApiResult<Json<Value>> {
-    let user = authz::reader(&state, &caller)?.user();
+    let reader = authz::reader(&state, &caller)?;
     let text = q.text.unwrap_or_default();
     let terms: Vec<String> = text
         .split_whitespace()
@@ -34,13 +34,7 @@ pub async fn search(
         .collect();
     let size = q.size.unwrap_or(20).clamp(1, 250);
     let from = q.from.unwrap_or(0).max(0);
-    // A granular token limited to some packages searches public packages only (its private
-    // packages stay readable by name): filtering after paging would leak counts.
-    let limited = caller
-        .token
-        .as_ref()
-        .is_some_and(crate::authz::token_scope::is_limited);
-    let viewer = if limited { None } else { user.map(|u| u.id) };
+    let viewer = reader.search_viewer();
     let (hits, total) = state.store.search(&terms, viewer, from, size).await?;
     let objects: Vec<Value> = hits
         .into_iter()
