@@ -91,6 +91,10 @@ fn limited_tokens_learn_nothing_outside_their_packages() {
     );
     let s = lim.get("/-/v1/search?text=secret&size=1").json();
     assert_eq!(s["total"], 0, "{s}");
+    // it cannot read the account either: not the profile, not the token list; whoami works
+    assert_eq!(lim.get("/-/npm/v1/user").status, 403);
+    assert_eq!(lim.get("/-/npm/v1/tokens").status, 403);
+    assert_eq!(lim.get("/-/whoami").json()["username"], "alice");
     // a token with no access to any package and no selection lists no private package either
     let r = http.post_json("/-/npm/v1/tokens", &json!({"password": "alice-password", "name": "none", "packages_and_scopes_permission": "no-access"}));
     let none = r.json()["token"].as_str().unwrap().to_owned();

@@ -167,6 +167,16 @@ pub async fn enforce(
         .await
 }
 
+/// The account whose own data (profile, token list) the caller may read: refused to a token
+/// limited to some packages, which may not touch the account at all.
+pub fn account_reader(caller: &Caller) -> ApiResult<&User> {
+    let user = caller.require_account()?;
+    if caller.token.as_ref().is_some_and(token_scope::is_limited) {
+        return Err(Denial::OutsideTokenScope.error());
+    }
+    Ok(user)
+}
+
 /// The door's refusals for `op` on `target`, without asking for the second factor: for handlers
 /// that check the password first, so that a credential the door refuses cannot test it.
 pub async fn precheck(

@@ -45,7 +45,7 @@ pub fn profile_json(user: &User) -> Value {
 
 /// `GET /-/npm/v1/user`.
 pub async fn get(State(_state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
-    let user = caller.require_account()?;
+    let user = crate::authz::account_reader(&caller)?;
     Ok(Json(profile_json(user)))
 }
 

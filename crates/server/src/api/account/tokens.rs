@@ -65,7 +65,10 @@ pub async fn list(
     caller: Caller,
     Query(p): Query<Paging>,
 ) -> ApiResult<Json<Value>> {
-    let user = caller.require_user()?;
+    let user = crate::authz::account_reader(&caller)?;
+    if caller.enrolment_only {
+        return Err(crate::authz::gate::Denial::RegistryRequires2fa.error());
+    }
     let per_page = p.per_page.unwrap_or(100).clamp(1, 1000);
     let page = p.page.unwrap_or(0).max(0);
     let (tokens, total) = state
