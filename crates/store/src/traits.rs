@@ -130,8 +130,7 @@ pub trait PackageStore: Send + Sync {
     async fn set_mfa_policy(
         &self,
         pkg: PackageId,
-        publish_requires_tfa: bool,
-        automation_overrides_tfa: bool,
+        policy: PackageTfaPolicy,
         now: i64,
     ) -> StoreResult<()>;
     /// Stars or unstars the package for a user.

@@ -363,8 +363,7 @@ async fn enrolment_is_pending_until_confirmed() {
     assert_eq!(
         u.two_factor,
         Some(TwoFactor {
-            mode: TwoFactorMode::AuthAndWrites,
-            pending: true,
+            status: TwoFactorStatus::Pending(TwoFactorMode::AuthAndWrites),
             started_at: 10
         })
     );
@@ -389,8 +388,10 @@ async fn enrolment_is_pending_until_confirmed() {
             .unwrap()
     );
     let u = s.user_by_name("alice").await.unwrap().unwrap();
-    assert!(!u.two_factor.unwrap().pending);
-    assert_eq!(u.two_factor.unwrap().mode, TwoFactorMode::AuthOnly);
+    assert_eq!(
+        u.two_factor.unwrap().status,
+        TwoFactorStatus::Active(TwoFactorMode::AuthOnly)
+    );
     // active 2FA cannot be silently replaced by a new enrolment
     assert!(
         !s.start_enrolment(alice.id, TwoFactorMode::AuthOnly, b"evil", 40)

@@ -32,8 +32,14 @@ macro_rules! impl_user_store {
                     let mode: Option<String> = r.try_get("tfa_mode")?;
                     match mode.as_deref().and_then($crate::TwoFactorMode::parse) {
                         Some(mode) => Some($crate::TwoFactor {
-                            mode,
-                            pending: r.try_get::<Option<bool>, _>("tfa_pending")?.unwrap_or(true),
+                            status: if r
+                                .try_get::<Option<bool>, _>("tfa_pending")?
+                                .unwrap_or(true)
+                            {
+                                $crate::TwoFactorStatus::Pending(mode)
+                            } else {
+                                $crate::TwoFactorStatus::Active(mode)
+                            },
                             started_at: r.try_get::<Option<i64>, _>("tfa_started_at")?.unwrap_or(0),
                         }),
                         None => None,

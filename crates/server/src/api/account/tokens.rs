@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use tessera_store::{NewToken, Token, TokenGrants, TokenKind, User};
+use tessera_store::{NewToken, Permission, Token, TokenGrants, TokenKind, User};
 
 use crate::authn::api_tokens;
 use crate::authn::caller::Caller;
@@ -104,7 +104,7 @@ pub fn token_json(t: &Token) -> Map<String, Value> {
         m.insert("description".into(), json!(d));
     }
     m.insert("type".into(), json!(t.kind.as_str()));
-    m.insert("readonly".into(), json!(t.readonly));
+    m.insert("readonly".into(), json!(t.read_only()));
     m.insert("automation".into(), json!(t.kind == TokenKind::Automation));
     m.insert("bypass_2fa".into(), json!(t.bypass_2fa));
     m.insert(
@@ -143,8 +143,8 @@ pub fn summary(t: &Token) -> String {
             let g = &t.grants;
             let perm = g
                 .packages_and_scopes_permission
-                .as_deref()
-                .unwrap_or("read-write");
+                .unwrap_or(Permission::ReadWrite)
+                .as_str();
             let mut targets: Vec<String> = g.packages.clone();
             targets.extend(g.scopes.iter().cloned());
             if g.packages_all || (targets.is_empty() && g.orgs.is_empty()) {
@@ -153,7 +153,7 @@ pub fn summary(t: &Token) -> String {
                 parts.push(format!("{perm}: {}", targets.join(", ")));
             }
             if !g.orgs.is_empty() {
-                let op = g.orgs_permission.as_deref().unwrap_or("read-write");
+                let op = g.orgs_permission.unwrap_or(Permission::ReadWrite).as_str();
                 parts.push(format!("orgs {op}: {}", g.orgs.join(", ")));
             }
         }
@@ -280,13 +280,14 @@ fn flag(body: &Map<String, Value>, k: &str) -> ApiResult<bool> {
     }
 }
 
-fn permission(body: &Map<String, Value>, k: &str) -> ApiResult<Option<String>> {
+fn permission(body: &Map<String, Value>, k: &str) -> ApiResult<Option<Permission>> {
     match opt_string(body, k, 32)? {
         None => Ok(None),
-        Some(p) if ["no-access", "read-only", "read-write"].contains(&p.as_str()) => Ok(Some(p)),
-        Some(p) => Err(ApiError::bad_request(format!(
-            "{k} must be no-access, read-only or read-write, not {p:?}"
-        ))),
+        Some(p) => Permission::parse(&p).map(Some).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "{k} must be no-access, read-only or read-write, not {p:?}"
+            ))
+        }),
     }
 }
 
