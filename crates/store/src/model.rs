@@ -692,3 +692,42 @@ pub enum HandshakePoll {
         user_id: UserId,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permissions_keep_npm_words_and_refuse_others() {
+        for p in [
+            Permission::NoAccess,
+            Permission::ReadOnly,
+            Permission::ReadWrite,
+        ] {
+            assert_eq!(Permission::parse(p.as_str()), Some(p));
+            assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
+        }
+        assert_eq!(Permission::parse("admin"), None);
+        assert!(
+            serde_json::from_str::<TokenGrants>(r#"{"orgs_permission":"read_write"}"#).is_err()
+        );
+        let g: TokenGrants = serde_json::from_str(r#"{"packages":["a"]}"#).unwrap();
+        assert_eq!(g.packages_and_scopes_permission, None);
+    }
+
+    #[test]
+    fn package_policy_flags_round_trip() {
+        for p in [
+            PackageTfaPolicy::None,
+            PackageTfaPolicy::Publish,
+            PackageTfaPolicy::Automation,
+        ] {
+            let (r, o) = p.flags();
+            assert_eq!(PackageTfaPolicy::from_flags(r, o), p);
+        }
+        assert_eq!(
+            PackageTfaPolicy::from_flags(false, true),
+            PackageTfaPolicy::None
+        );
+    }
+}

@@ -258,6 +258,36 @@ async fn an_unknown_token_permission_is_refused_on_read() {
 }
 
 #[tokio::test]
+async fn package_tfa_policy_maps_to_the_two_columns() {
+    let s = shared_store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let p = s
+        .publish(publish("demo", "1.0.0", alice.id), 10)
+        .await
+        .unwrap();
+    let policy = |s: &TestStore| {
+        let s = s.store.clone();
+        async move { s.package("demo").await.unwrap().unwrap().policy }
+    };
+    assert_eq!(policy(&s).await, PackageTfaPolicy::None);
+    for want in [
+        PackageTfaPolicy::Automation,
+        PackageTfaPolicy::Publish,
+        PackageTfaPolicy::None,
+    ] {
+        s.set_mfa_policy(p.package_id, want, 20).await.unwrap();
+        assert_eq!(policy(&s).await, want);
+    }
+    // an override without the requirement means no policy
+    raw_sql(
+        &s,
+        "UPDATE packages SET publish_requires_tfa = FALSE, automation_overrides_tfa = TRUE",
+    )
+    .await;
+    assert_eq!(policy(&s).await, PackageTfaPolicy::None);
+}
+
+#[tokio::test]
 async fn tokens_roundtrip_by_hash() {
     let s = store().await;
     let alice = s.create_user(new_user("alice"), 1).await.unwrap();
