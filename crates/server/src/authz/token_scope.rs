@@ -8,8 +8,7 @@
 //! cannot write outside its packages and cannot see private packages outside them; public
 //! packages stay readable, as they are to anyone.
 
-pub use tessera_store::Permission;
-use tessera_store::{Token, TokenGrants, TokenKind};
+use tessera_store::{Permission, Token, TokenGrants, TokenKind};
 
 use crate::npm::names::scope_of;
 

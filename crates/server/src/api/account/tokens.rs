@@ -644,6 +644,19 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_permission_is_a_bad_request() {
+        for k in ["packages_and_scopes_permission", "orgs_permission"] {
+            let e = parse_spec(&obj(json!({"name":"a", k:"write"})), 0, &limits()).unwrap_err();
+            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+            assert!(
+                e.message.contains(k) && e.message.contains("read-write"),
+                "{}",
+                e.message
+            );
+        }
+    }
+
+    #[test]
     fn bad_fields_are_refused() {
         for bad in [
             json!({"password":"x","cidr_whitelist":["nope"]}),
