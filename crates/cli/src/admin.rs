@@ -28,7 +28,8 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
-    /// Admin-assisted recovery: turn off a user's 2FA and revoke all their tokens, after
+    /// Admin-assisted recovery: turn off a user's 2FA, revoke all their tokens and end their
+    /// website sessions, after
     /// checking their identity out of band. The user logs in with the password and enables 2FA
     /// again.
     #[command(name = "reset-2fa")]
@@ -270,17 +271,18 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("no user {name}"))?;
             let had = store.disable_two_factor(u.id).await?;
             let tokens = store.delete_user_tokens(u.id).await?;
+            let sessions = store.delete_user_sessions(u.id, None).await?;
             security_log::record_from(
                 &state,
                 u.id,
                 "local",
                 "tessera admin",
                 security_log::kind::ADMIN_2FA_RESET,
-                format!("{tokens} tokens revoked"),
+                format!("{tokens} tokens revoked, {sessions} website sessions ended"),
             )
             .await;
             println!(
-                "{name}: two-factor authentication {}; {tokens} tokens revoked. They can log in with their password and run `npm profile enable-2fa`.",
+                "{name}: two-factor authentication {}; {tokens} tokens revoked, {sessions} website sessions ended. They can log in with their password and run `npm profile enable-2fa`.",
                 if had { "turned off" } else { "was not on" }
             );
         }

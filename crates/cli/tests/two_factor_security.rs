@@ -635,6 +635,14 @@ fn security_log_and_admin_reset() {
         assert!(log.contains(kind), "{kind} missing from:\n{log}");
     }
     assert!(log.contains("127.0.0.1"));
+    let cookie = web_sign_in(&s.reg, "alice", "alice-password", &s.secret);
+    let account = |cookie: &str| {
+        s.reg
+            .http()
+            .send("GET", "/-/web/account", &[("cookie", cookie)], None)
+            .status
+    };
+    assert_eq!(account(&cookie), 200, "signed in before the reset");
     // the lost-everything path: an administrator resets 2FA and revokes every token
     let out = s.reg.admin(&["reset-2fa", "alice"], None);
     assert!(
@@ -648,6 +656,19 @@ fn security_log_and_admin_reset() {
             (s.reg.http().with_token(t).get("/-/whoami").status == 401).then_some(())
         });
     }
+    poll("the reset to end the website session", || {
+        (account(&cookie) != 200).then_some(())
+    });
+    let r = s
+        .reg
+        .http()
+        .send("GET", "/-/web/account", &[("cookie", &cookie)], None);
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert!(
+        r.header("location").unwrap_or("").contains("/-/web/signin"),
+        "{:?}",
+        r.headers
+    );
     let r = s.reg.http().put_json(
         "/-/user/org.couchdb.user:alice",
         &json!({"name": "alice", "password": "alice-password"}),
@@ -870,4 +891,73 @@ fn wrong_passwords_from_elsewhere_do_not_lock_a_known_address() {
         "the owner's familiar address still gets in: {}",
         r.text
     );
+}
+
+/// Signs in on the website over plain HTTP (password, then the current one-time password) and
+/// returns the `Cookie` header value of the signed-in session.
+fn web_sign_in(reg: &Registry, name: &str, password: &str, secret: &str) -> String {
+    let origin = reg.url().trim_end_matches('/').to_owned();
+    let mut cookie = String::new();
+    let step = |method: &str, path: &str, body: Option<String>, cookie: &mut String| {
+        let mut h = vec![("origin", origin.as_str())];
+        if !cookie.is_empty() {
+            h.push(("cookie", cookie.as_str()));
+        }
+        if body.is_some() {
+            h.push(("content-type", "application/x-www-form-urlencoded"));
+        }
+        let r = reg
+            .http()
+            .send(method, path, &h, body.map(String::into_bytes));
+        for (k, v) in &r.headers {
+            if k.eq_ignore_ascii_case("set-cookie") && v.starts_with("tessera_session=") {
+                *cookie = v.split(';').next().unwrap().to_owned();
+            }
+        }
+        r
+    };
+    let csrf_of = |text: &str| {
+        text.split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|t| t.split('"').next())
+            .unwrap_or_else(|| panic!("no csrf field in:\n{text}"))
+            .to_owned()
+    };
+    let form = step("GET", "/-/web/signin", None, &mut cookie);
+    let csrf = csrf_of(&form.text);
+    let r = step(
+        "POST",
+        "/-/web/signin",
+        Some(format!("csrf={csrf}&name={name}&password={password}")),
+        &mut cookie,
+    );
+    assert!(
+        r.status == 303 || r.status == 302,
+        "{} {}",
+        r.status,
+        r.text
+    );
+    let form = step("GET", "/-/web/signin/otp", None, &mut cookie);
+    let csrf = csrf_of(&form.text);
+    let otp = reg.otp(secret, 0);
+    let r = step(
+        "POST",
+        "/-/web/signin/otp",
+        Some(format!("csrf={csrf}&otp={otp}")),
+        &mut cookie,
+    );
+    assert!(
+        r.status == 303 || r.status == 302,
+        "{} {}",
+        r.status,
+        r.text
+    );
+    assert!(
+        r.header("location")
+            .unwrap_or("")
+            .contains("/-/web/account"),
+        "{:?}",
+        r.headers
+    );
+    cookie
 }

@@ -105,6 +105,39 @@ impl TokenKind {
     }
 }
 
+/// A granular token's permission on packages, scopes or organisations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Permission {
+    /// Nothing.
+    NoAccess,
+    /// Reads only.
+    ReadOnly,
+    /// Reads and writes.
+    ReadWrite,
+}
+
+impl Permission {
+    /// npm's name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::NoAccess => "no-access",
+            Permission::ReadOnly => "read-only",
+            Permission::ReadWrite => "read-write",
+        }
+    }
+
+    /// Parses npm's name; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "no-access" => Some(Permission::NoAccess),
+            "read-only" => Some(Permission::ReadOnly),
+            "read-write" => Some(Permission::ReadWrite),
+            _ => None,
+        }
+    }
+}
+
 /// The limits of a granular token, as npm 11 sends them (stored, enforced by the server).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenGrants {
@@ -120,12 +153,12 @@ pub struct TokenGrants {
     /// Organisations the token may act on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orgs: Vec<String>,
-    /// `no-access`, `read-only` or `read-write` for packages and scopes.
+    /// Permission on packages and scopes (`None`: not given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub packages_and_scopes_permission: Option<String>,
-    /// `no-access`, `read-only` or `read-write` for organisations.
+    pub packages_and_scopes_permission: Option<Permission>,
+    /// Permission on organisations (`None`: not given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub orgs_permission: Option<String>,
+    pub orgs_permission: Option<Permission>,
 }
 
 /// An API token as stored: only its hash, never its value.
@@ -145,7 +178,7 @@ pub struct Token {
     pub name: Option<String>,
     /// Description given at creation.
     pub description: Option<String>,
-    /// Refuses every write.
+    /// Stored read-only flag; ask [`Token::read_only`], which also counts the kind.
     pub readonly: bool,
     /// Skips the OTP on package writes.
     pub bypass_2fa: bool,
@@ -159,6 +192,14 @@ pub struct Token {
     pub created_at: i64,
     /// Last change.
     pub updated_at: i64,
+}
+
+impl Token {
+    /// Whether the token refuses every write: a read-only kind, or stored read-only (a granular
+    /// token that can write nowhere).
+    pub fn read_only(&self) -> bool {
+        self.readonly || self.kind == TokenKind::ReadOnly
+    }
 }
 
 /// What is needed to store a new token.
@@ -231,14 +272,45 @@ pub struct Package {
     pub description: Option<String>,
     /// Keywords of the latest version (for search).
     pub keywords: Vec<String>,
-    /// `npm access set mfa=publish|automation`.
-    pub publish_requires_tfa: bool,
-    /// `npm access set mfa=automation`.
-    pub automation_overrides_tfa: bool,
+    /// 2FA policy for publishing (`npm access set mfa=…`).
+    pub policy: PackageTfaPolicy,
     /// Creation time.
     pub created_at: i64,
     /// Last change.
     pub modified_at: i64,
+}
+
+/// A package's 2FA policy for writes (`npm access set mfa=none|publish|automation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PackageTfaPolicy {
+    /// No package requirement (the account's own 2FA still applies).
+    #[default]
+    None,
+    /// Writes need 2FA; automation tokens do not bypass it.
+    Publish,
+    /// Writes need 2FA, or an automation token.
+    Automation,
+}
+
+impl PackageTfaPolicy {
+    /// From the stored pair (`publish_requires_tfa`, `automation_overrides_tfa`); an override
+    /// without the requirement means nothing.
+    pub fn from_flags(publish_requires_tfa: bool, automation_overrides_tfa: bool) -> Self {
+        match (publish_requires_tfa, automation_overrides_tfa) {
+            (false, _) => PackageTfaPolicy::None,
+            (true, false) => PackageTfaPolicy::Publish,
+            (true, true) => PackageTfaPolicy::Automation,
+        }
+    }
+
+    /// The stored pair (`publish_requires_tfa`, `automation_overrides_tfa`).
+    pub fn flags(self) -> (bool, bool) {
+        match self {
+            PackageTfaPolicy::None => (false, false),
+            PackageTfaPolicy::Publish => (true, false),
+            PackageTfaPolicy::Automation => (true, true),
+        }
+    }
 }
 
 /// One published version.
@@ -381,13 +453,34 @@ impl TwoFactorMode {
     }
 }
 
+/// Where an account's 2FA stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TwoFactorStatus {
+    /// Enrolment started, not confirmed: not enforced; the mode asked for.
+    Pending(TwoFactorMode),
+    /// Confirmed and enforced in this mode.
+    Active(TwoFactorMode),
+}
+
+impl TwoFactorStatus {
+    /// The mode asked for or in force.
+    pub fn mode(self) -> TwoFactorMode {
+        match self {
+            TwoFactorStatus::Pending(m) | TwoFactorStatus::Active(m) => m,
+        }
+    }
+
+    /// Whether enrolment is not yet confirmed.
+    pub fn is_pending(self) -> bool {
+        matches!(self, TwoFactorStatus::Pending(_))
+    }
+}
+
 /// An account's 2FA state, as carried with the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TwoFactor {
-    /// The mode asked for (in force once not pending).
-    pub mode: TwoFactorMode,
-    /// Enrolment started, not confirmed: not enforced.
-    pub pending: bool,
+    /// Pending or active, with its mode.
+    pub status: TwoFactorStatus,
     /// When enrolment started.
     pub started_at: i64,
 }
@@ -598,4 +691,43 @@ pub enum HandshakePoll {
         /// The account.
         user_id: UserId,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permissions_keep_npm_words_and_refuse_others() {
+        for p in [
+            Permission::NoAccess,
+            Permission::ReadOnly,
+            Permission::ReadWrite,
+        ] {
+            assert_eq!(Permission::parse(p.as_str()), Some(p));
+            assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
+        }
+        assert_eq!(Permission::parse("admin"), None);
+        assert!(
+            serde_json::from_str::<TokenGrants>(r#"{"orgs_permission":"read_write"}"#).is_err()
+        );
+        let g: TokenGrants = serde_json::from_str(r#"{"packages":["a"]}"#).unwrap();
+        assert_eq!(g.packages_and_scopes_permission, None);
+    }
+
+    #[test]
+    fn package_policy_flags_round_trip() {
+        for p in [
+            PackageTfaPolicy::None,
+            PackageTfaPolicy::Publish,
+            PackageTfaPolicy::Automation,
+        ] {
+            let (r, o) = p.flags();
+            assert_eq!(PackageTfaPolicy::from_flags(r, o), p);
+        }
+        assert_eq!(
+            PackageTfaPolicy::from_flags(false, true),
+            PackageTfaPolicy::None
+        );
+    }
 }

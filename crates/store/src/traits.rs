@@ -32,8 +32,6 @@ pub trait UserStore: Send + Sync {
     async fn set_password_hash(&self, id: UserId, hash: &str, now: i64) -> StoreResult<()>;
     /// Locks or unlocks an account.
     async fn set_locked(&self, id: UserId, locked: bool, now: i64) -> StoreResult<()>;
-    /// Grants or removes registry administration.
-    async fn set_admin(&self, id: UserId, admin: bool, now: i64) -> StoreResult<()>;
     /// Records an invitation for `name` with `email`, valid until `expires_at`.
     async fn create_invitation(
         &self,
@@ -42,8 +40,6 @@ pub trait UserStore: Send + Sync {
         now: i64,
         expires_at: i64,
     ) -> StoreResult<()>;
-    /// Number of accounts.
-    async fn count_users(&self) -> StoreResult<i64>;
     /// The shared counter of writes that change what tokens grant (see `auth_cache`).
     async fn auth_epoch(&self) -> StoreResult<i64>;
     /// Drops this process's cached token lookups (another process changed something).
@@ -130,8 +126,7 @@ pub trait PackageStore: Send + Sync {
     async fn set_mfa_policy(
         &self,
         pkg: PackageId,
-        publish_requires_tfa: bool,
-        automation_overrides_tfa: bool,
+        policy: PackageTfaPolicy,
         now: i64,
     ) -> StoreResult<()>;
     /// Stars or unstars the package for a user.

@@ -179,6 +179,114 @@ async fn invitations_are_single_use_and_expire() {
     );
 }
 
+/// Runs one statement on the test's database behind the store's back (a file or PostgreSQL
+/// store: an in-memory SQLite store has no other handle).
+async fn raw_sql(s: &TestStore, sql: &str) {
+    if let Some(pg) = &s._pg {
+        let out = std::process::Command::new("psql")
+            .arg(format!("{}/{}", pg.base, pg.name))
+            .args(["-v", "ON_ERROR_STOP=1", "-qAtc", sql])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let dir = s._file.as_ref().expect("a SQLite store in a file");
+    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(dir.path().join("db"));
+    let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn an_unknown_token_permission_is_refused_on_read() {
+    let s = shared_store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let grants = TokenGrants {
+        packages: vec!["demo".into()],
+        packages_and_scopes_permission: Some(Permission::ReadOnly),
+        orgs_permission: Some(Permission::NoAccess),
+        ..Default::default()
+    };
+    s.create_token(
+        NewToken {
+            user_id: alice.id,
+            token_hash: "h1".into(),
+            display_prefix: "tsr_ab".into(),
+            kind: TokenKind::Granular,
+            name: None,
+            description: None,
+            readonly: true,
+            bypass_2fa: false,
+            cidr_whitelist: vec![],
+            grants: grants.clone(),
+            expires_at: None,
+        },
+        5,
+    )
+    .await
+    .unwrap();
+    // the stored words are npm's (read past the authentication cache)
+    let (list, _) = s.list_tokens(alice.id, 0, 10).await.unwrap();
+    let found = &list[0];
+    assert_eq!(found.grants, grants);
+    assert_eq!(
+        serde_json::to_value(&found.grants).unwrap()["packages_and_scopes_permission"],
+        "read-only"
+    );
+    for bad in [
+        r#"{"packages":["demo"],"packages_and_scopes_permission":"admin"}"#,
+        r#"{"orgs":["acme"],"orgs_permission":"READ-WRITE"}"#,
+    ] {
+        raw_sql(
+            &s,
+            &format!("UPDATE tokens SET grants = '{bad}' WHERE token_hash = 'h1'"),
+        )
+        .await;
+        assert!(
+            s.list_tokens(alice.id, 0, 10).await.is_err(),
+            "{bad} was read as a permission"
+        );
+    }
+}
+
+#[tokio::test]
+async fn package_tfa_policy_maps_to_the_two_columns() {
+    let s = shared_store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let p = s
+        .publish(publish("demo", "1.0.0", alice.id), 10)
+        .await
+        .unwrap();
+    let policy = |s: &TestStore| {
+        let s = s.store.clone();
+        async move { s.package("demo").await.unwrap().unwrap().policy }
+    };
+    assert_eq!(policy(&s).await, PackageTfaPolicy::None);
+    for want in [
+        PackageTfaPolicy::Automation,
+        PackageTfaPolicy::Publish,
+        PackageTfaPolicy::None,
+    ] {
+        s.set_mfa_policy(p.package_id, want, 20).await.unwrap();
+        assert_eq!(policy(&s).await, want);
+    }
+    // an override without the requirement means no policy
+    raw_sql(
+        &s,
+        "UPDATE packages SET publish_requires_tfa = FALSE, automation_overrides_tfa = TRUE",
+    )
+    .await;
+    assert_eq!(policy(&s).await, PackageTfaPolicy::None);
+}
+
 #[tokio::test]
 async fn tokens_roundtrip_by_hash() {
     let s = store().await;
@@ -363,8 +471,7 @@ async fn enrolment_is_pending_until_confirmed() {
     assert_eq!(
         u.two_factor,
         Some(TwoFactor {
-            mode: TwoFactorMode::AuthAndWrites,
-            pending: true,
+            status: TwoFactorStatus::Pending(TwoFactorMode::AuthAndWrites),
             started_at: 10
         })
     );
@@ -389,8 +496,10 @@ async fn enrolment_is_pending_until_confirmed() {
             .unwrap()
     );
     let u = s.user_by_name("alice").await.unwrap().unwrap();
-    assert!(!u.two_factor.unwrap().pending);
-    assert_eq!(u.two_factor.unwrap().mode, TwoFactorMode::AuthOnly);
+    assert_eq!(
+        u.two_factor.unwrap().status,
+        TwoFactorStatus::Active(TwoFactorMode::AuthOnly)
+    );
     // active 2FA cannot be silently replaced by a new enrolment
     assert!(
         !s.start_enrolment(alice.id, TwoFactorMode::AuthOnly, b"evil", 40)

@@ -43,7 +43,7 @@ pub enum CredentialKind {
 impl CredentialKind {
     /// The kind of a stored token.
     pub fn of_token(t: &Token) -> Self {
-        if t.readonly || t.kind == TokenKind::ReadOnly {
+        if t.read_only() {
             CredentialKind::ReadOnlyToken
         } else if t.bypass_2fa || t.kind == TokenKind::Automation {
             CredentialKind::AutomationToken

@@ -7,7 +7,7 @@
 //! docs/2fa-matrix.md is generated from this module (`matrix_doc_is_current`), so the
 //! documentation and the code cannot drift apart. The door that calls it is [`crate::authz`].
 
-use tessera_store::{Package, TwoFactorMode, User};
+use tessera_store::{Package, PackageTfaPolicy, TwoFactorMode, TwoFactorStatus, User};
 
 use crate::authn::caller::CredentialKind;
 use crate::authz::policy::RegistryRule;
@@ -464,20 +464,20 @@ pub fn basic_needs_second_factor(mode: TfaMode) -> bool {
 pub fn account_mode(user: &User) -> TfaMode {
     match user.two_factor {
         None => TfaMode::Off,
-        Some(t) if t.pending => TfaMode::Pending,
-        Some(t) => match t.mode {
-            TwoFactorMode::AuthOnly => TfaMode::AuthOnly,
-            TwoFactorMode::AuthAndWrites => TfaMode::AuthAndWrites,
+        Some(t) => match t.status {
+            TwoFactorStatus::Pending(_) => TfaMode::Pending,
+            TwoFactorStatus::Active(TwoFactorMode::AuthOnly) => TfaMode::AuthOnly,
+            TwoFactorStatus::Active(TwoFactorMode::AuthAndWrites) => TfaMode::AuthAndWrites,
         },
     }
 }
 
 /// The 2FA policy of a package.
 pub fn package_policy(p: &Package) -> PackagePolicy {
-    match (p.publish_requires_tfa, p.automation_overrides_tfa) {
-        (false, _) => PackagePolicy::None,
-        (true, false) => PackagePolicy::Publish,
-        (true, true) => PackagePolicy::Automation,
+    match p.policy {
+        PackageTfaPolicy::None => PackagePolicy::None,
+        PackageTfaPolicy::Publish => PackagePolicy::Publish,
+        PackageTfaPolicy::Automation => PackagePolicy::Automation,
     }
 }
 

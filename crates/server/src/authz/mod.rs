@@ -395,7 +395,9 @@ mod tests {
             cidr_whitelist: vec![],
             grants: TokenGrants {
                 packages: packages.iter().map(|p| p.to_string()).collect(),
-                packages_and_scopes_permission: Some(permission.into()),
+                packages_and_scopes_permission: Some(
+                    tessera_store::Permission::parse(permission).unwrap(),
+                ),
                 ..Default::default()
             },
             expires_at: None,

@@ -8,29 +8,13 @@
 //! cannot write outside its packages and cannot see private packages outside them; public
 //! packages stay readable, as they are to anyone.
 
-use tessera_store::{Token, TokenGrants, TokenKind};
+use tessera_store::{Permission, Token, TokenGrants, TokenKind};
 
 use crate::npm::names::scope_of;
 
-/// A permission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Permission {
-    /// Nothing.
-    NoAccess,
-    /// Reads only.
-    ReadOnly,
-    /// Reads and writes.
-    ReadWrite,
-}
-
-impl Permission {
-    fn parse(s: Option<&str>) -> Permission {
-        match s {
-            Some("no-access") => Permission::NoAccess,
-            Some("read-only") => Permission::ReadOnly,
-            _ => Permission::ReadWrite,
-        }
-    }
+/// A permission as given, read-write when not given.
+fn given(p: Option<Permission>) -> Permission {
+    p.unwrap_or(Permission::ReadWrite)
 }
 
 /// How far a credential reaches for one operation: an input of the gate.
@@ -58,13 +42,13 @@ pub fn is_limited(t: &Token) -> bool {
 pub fn permission(t: &Token, package: &str) -> Option<Permission> {
     let g = &t.grants;
     if t.kind != TokenKind::Granular {
-        return Some(if t.readonly {
+        return Some(if t.read_only() {
             Permission::ReadOnly
         } else {
             Permission::ReadWrite
         });
     }
-    let pkg_perm = Permission::parse(g.packages_and_scopes_permission.as_deref());
+    let pkg_perm = given(g.packages_and_scopes_permission);
     if !is_limited(t) {
         return Some(pkg_perm);
     }
@@ -81,7 +65,7 @@ pub fn permission(t: &Token, package: &str) -> Option<Permission> {
             .iter()
             .any(|o| format!("@{}", o.trim_start_matches('@')) == scope)
         {
-            grant(Permission::parse(g.orgs_permission.as_deref()));
+            grant(given(g.orgs_permission));
         }
     }
     best
@@ -115,9 +99,7 @@ pub fn reads_private_everywhere(token: Option<&Token>) -> bool {
         None => true,
         Some(t) if t.kind != TokenKind::Granular => true,
         Some(t) => {
-            !is_limited(t)
-                && Permission::parse(t.grants.packages_and_scopes_permission.as_deref())
-                    >= Permission::ReadOnly
+            !is_limited(t) && given(t.grants.packages_and_scopes_permission) >= Permission::ReadOnly
         }
     }
 }
@@ -126,9 +108,8 @@ pub fn reads_private_everywhere(token: Option<&Token>) -> bool {
 pub fn can_write_somewhere(g: &TokenGrants) -> bool {
     let package_selection = !g.packages.is_empty() || !g.scopes.is_empty() || g.packages_all;
     let unrestricted = !package_selection && g.orgs.is_empty();
-    let packages_rw =
-        Permission::parse(g.packages_and_scopes_permission.as_deref()) == Permission::ReadWrite;
-    let orgs_rw = Permission::parse(g.orgs_permission.as_deref()) == Permission::ReadWrite;
+    let packages_rw = given(g.packages_and_scopes_permission) == Permission::ReadWrite;
+    let orgs_rw = given(g.orgs_permission) == Permission::ReadWrite;
     (packages_rw && (package_selection || unrestricted)) || (!g.orgs.is_empty() && orgs_rw)
 }
 
@@ -170,8 +151,8 @@ mod tests {
             packages: vec!["demo".into()],
             scopes: vec!["@alice".into()],
             orgs: vec!["acme".into()],
-            packages_and_scopes_permission: Some("read-write".into()),
-            orgs_permission: Some("read-only".into()),
+            packages_and_scopes_permission: Some(Permission::ReadWrite),
+            orgs_permission: Some(Permission::ReadOnly),
             ..Default::default()
         });
         assert_eq!(reach(Some(&t), Some("demo")), Reach::Covered);
@@ -196,7 +177,7 @@ mod tests {
     fn no_access_and_packages_all() {
         let t = token(TokenGrants {
             packages: vec!["demo".into()],
-            packages_and_scopes_permission: Some("no-access".into()),
+            packages_and_scopes_permission: Some(Permission::NoAccess),
             ..Default::default()
         });
         assert_eq!(reach(Some(&t), Some("demo")), Reach::Outside);
@@ -214,7 +195,7 @@ mod tests {
         assert!(reads_private_everywhere(None));
         let blanket = |p: &str| {
             token(TokenGrants {
-                packages_and_scopes_permission: Some(p.into()),
+                packages_and_scopes_permission: Permission::parse(p),
                 ..Default::default()
             })
         };
@@ -230,9 +211,9 @@ mod tests {
     #[test]
     fn write_capability() {
         let g = |p: Option<&str>, orgs: &[&str], op: Option<&str>| TokenGrants {
-            packages_and_scopes_permission: p.map(str::to_owned),
+            packages_and_scopes_permission: p.map(|p| Permission::parse(p).unwrap()),
             orgs: orgs.iter().map(|o| o.to_string()).collect(),
-            orgs_permission: op.map(str::to_owned),
+            orgs_permission: op.map(|p| Permission::parse(p).unwrap()),
             ..Default::default()
         };
         assert!(can_write_somewhere(&g(None, &[], None)));

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use tessera_store::{NewToken, Token, TokenGrants, TokenKind, User};
+use tessera_store::{NewToken, Permission, Token, TokenGrants, TokenKind, User};
 
 use crate::authn::api_tokens;
 use crate::authn::caller::Caller;
@@ -106,8 +106,8 @@ pub fn summary(t: &Token) -> String {
             let g = &t.grants;
             let perm = g
                 .packages_and_scopes_permission
-                .as_deref()
-                .unwrap_or("read-write");
+                .unwrap_or(Permission::ReadWrite)
+                .as_str();
             let mut targets: Vec<String> = g.packages.clone();
             targets.extend(g.scopes.iter().cloned());
             if g.packages_all || (targets.is_empty() && g.orgs.is_empty()) {
@@ -116,7 +116,7 @@ pub fn summary(t: &Token) -> String {
                 parts.push(format!("{perm}: {}", targets.join(", ")));
             }
             if !g.orgs.is_empty() {
-                let op = g.orgs_permission.as_deref().unwrap_or("read-write");
+                let op = g.orgs_permission.unwrap_or(Permission::ReadWrite).as_str();
                 parts.push(format!("orgs {op}: {}", g.orgs.join(", ")));
             }
         }
@@ -189,13 +189,14 @@ fn flag(body: &Map<String, Value>, k: &str) -> ApiResult<bool> {
     }
 }
 
-fn permission(body: &Map<String, Value>, k: &str) -> ApiResult<Option<String>> {
+fn permission(body: &Map<String, Value>, k: &str) -> ApiResult<Option<Permission>> {
     match opt_string(body, k, 32)? {
         None => Ok(None),
-        Some(p) if ["no-access", "read-only", "read-write"].contains(&p.as_str()) => Ok(Some(p)),
-        Some(p) => Err(ApiError::bad_request(format!(
-            "{k} must be no-access, read-only or read-write, not {p:?}"
-        ))),
+        Some(p) => Permission::parse(&p).map(Some).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "{k} must be no-access, read-only or read-write, not {p:?}"
+            ))
+        }),
     }
 }
 
@@ -522,6 +523,19 @@ mod tests {
         let s = parse_spec(&obj(json!({"name":null,"password":"x"})), 0, &limits()).unwrap();
         assert_eq!(s.kind, TokenKind::Granular);
         assert_eq!(s.name, None);
+    }
+
+    #[test]
+    fn an_unknown_permission_is_a_bad_request() {
+        for k in ["packages_and_scopes_permission", "orgs_permission"] {
+            let e = parse_spec(&obj(json!({"name":"a", k:"write"})), 0, &limits()).unwrap_err();
+            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+            assert!(
+                e.message.contains(k) && e.message.contains("read-write"),
+                "{}",
+                e.message
+            );
+        }
     }
 
     #[test]

@@ -92,7 +92,12 @@ pub async fn start(
 /// The pending enrolment's secret, to show it again on the website's confirmation page while
 /// still pending (never once confirmed).
 pub async fn pending_enrolment(state: &AppState, user: &User) -> ApiResult<Option<Enrolment>> {
-    let Some(record) = state.store.totp(user.id).await?.filter(|r| r.state.pending) else {
+    let Some(record) = state
+        .store
+        .totp(user.id)
+        .await?
+        .filter(|r| r.state.status.is_pending())
+    else {
         return Ok(None);
     };
     let secret = state
@@ -112,7 +117,7 @@ pub async fn confirm(
 ) -> ApiResult<Vec<String>> {
     authz::enforce(state, caller, Operation::TfaConfirm, Target::Account).await?;
     let record = match state.store.totp(user.id).await? {
-        Some(r) if r.state.pending => r,
+        Some(r) if r.state.status.is_pending() => r,
         Some(_) => {
             return Err(ApiError::bad_request(
                 "Two-factor authentication is already enabled",
@@ -182,10 +187,10 @@ pub async fn confirm(
         user.id,
         caller,
         kind::TFA_ENABLED,
-        record.state.mode.as_str(),
+        record.state.status.mode().as_str(),
     )
     .await;
-    tracing::info!(user = %user.name, mode = record.state.mode.as_str(), "2FA enabled");
+    tracing::info!(user = %user.name, mode = record.state.status.mode().as_str(), "2FA enabled");
     Ok(codes)
 }
 

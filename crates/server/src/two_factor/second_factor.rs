@@ -196,7 +196,7 @@ async fn check(
             .store
             .totp(account.id)
             .await?
-            .filter(|r| !r.state.pending)
+            .filter(|r| !r.state.status.is_pending())
         else {
             return Ok(Checked::Wrong);
         };

@@ -205,7 +205,7 @@ async fn setup_page(web: &Web, user: &User, error: Option<String>) -> WebResult 
     let Some(e) = enrolment::pending_enrolment(&web.state, user).await? else {
         return Ok(web.redirect(TFA));
     };
-    let mode = match user.two_factor.map(|t| t.mode) {
+    let mode = match user.two_factor.map(|t| t.status.mode()) {
         Some(TwoFactorMode::AuthOnly) => "auth-only",
         _ => "auth-and-writes",
     };

@@ -20,8 +20,10 @@ macro_rules! impl_package_store {
                 rev: r.try_get("rev")?,
                 description: r.try_get("description")?,
                 keywords: serde_json::from_str(&keywords).unwrap_or_default(),
-                publish_requires_tfa: r.try_get("publish_requires_tfa")?,
-                automation_overrides_tfa: r.try_get("automation_overrides_tfa")?,
+                policy: $crate::PackageTfaPolicy::from_flags(
+                    r.try_get("publish_requires_tfa")?,
+                    r.try_get("automation_overrides_tfa")?,
+                ),
                 created_at: r.try_get("created_at")?,
                 modified_at: r.try_get("modified_at")?,
             })
@@ -573,10 +575,10 @@ macro_rules! impl_package_store {
             async fn set_mfa_policy(
                 &self,
                 pkg: $crate::PackageId,
-                publish_requires_tfa: bool,
-                automation_overrides_tfa: bool,
+                policy: $crate::PackageTfaPolicy,
                 now: i64,
             ) -> $crate::StoreResult<()> {
+                let (publish_requires_tfa, automation_overrides_tfa) = policy.flags();
                 let mut w = self.begin_write().await?;
                 sqlx::query(
                     "UPDATE packages SET publish_requires_tfa = $1, automation_overrides_tfa = $2 \

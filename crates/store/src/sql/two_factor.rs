@@ -16,12 +16,17 @@ macro_rules! impl_two_factor_store {
                 .await?;
                 let Some(r) = row else { return Ok(None) };
                 let mode: String = r.try_get("mode")?;
+                let mode = $crate::TwoFactorMode::parse(&mode)
+                    .ok_or_else(|| $crate::StoreError::Corrupt(format!("2fa mode {mode}")))?;
+                let pending: bool = r.try_get("pending")?;
                 Ok(Some($crate::TotpRecord {
                     user_id: user,
                     state: $crate::TwoFactor {
-                        mode: $crate::TwoFactorMode::parse(&mode)
-                            .ok_or_else(|| $crate::StoreError::Corrupt(format!("2fa mode {mode}")))?,
-                        pending: r.try_get("pending")?,
+                        status: if pending {
+                            $crate::TwoFactorStatus::Pending(mode)
+                        } else {
+                            $crate::TwoFactorStatus::Active(mode)
+                        },
                         started_at: r.try_get("started_at")?,
                     },
                     secret_sealed: r.try_get("secret_sealed")?,

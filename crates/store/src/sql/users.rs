@@ -32,8 +32,14 @@ macro_rules! impl_user_store {
                     let mode: Option<String> = r.try_get("tfa_mode")?;
                     match mode.as_deref().and_then($crate::TwoFactorMode::parse) {
                         Some(mode) => Some($crate::TwoFactor {
-                            mode,
-                            pending: r.try_get::<Option<bool>, _>("tfa_pending")?.unwrap_or(true),
+                            status: if r
+                                .try_get::<Option<bool>, _>("tfa_pending")?
+                                .unwrap_or(true)
+                            {
+                                $crate::TwoFactorStatus::Pending(mode)
+                            } else {
+                                $crate::TwoFactorStatus::Active(mode)
+                            },
                             started_at: r.try_get::<Option<i64>, _>("tfa_started_at")?.unwrap_or(0),
                         }),
                         None => None,
@@ -238,30 +244,6 @@ macro_rules! impl_user_store {
                 Ok(())
             }
 
-            async fn set_admin(
-                &self,
-                id: $crate::UserId,
-                admin: bool,
-                now: i64,
-            ) -> $crate::StoreResult<()> {
-                let mut w = self.begin_write().await?;
-                let n =
-                    sqlx::query("UPDATE users SET is_admin = $1, updated_at = $2 WHERE id = $3")
-                        .bind(admin)
-                        .bind(now)
-                        .bind(id)
-                        .execute(&mut *w.tx)
-                        .await?
-                        .rows_affected();
-                if n == 0 {
-                    return Err($crate::StoreError::NotFound);
-                }
-                bump_auth_epoch(&mut *w.tx).await?;
-                w.tx.commit().await?;
-                self.auth_changed();
-                Ok(())
-            }
-
             async fn create_invitation(
                 &self,
                 name: &str,
@@ -296,14 +278,6 @@ macro_rules! impl_user_store {
 
             fn shared(&self) -> bool {
                 Self::SHARED
-            }
-
-            async fn count_users(&self) -> $crate::StoreResult<i64> {
-                use sqlx::Row;
-                let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
-                    .fetch_one(&self.pool)
-                    .await?;
-                Ok(row.try_get("n")?)
             }
         }
     };

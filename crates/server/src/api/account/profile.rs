@@ -30,7 +30,7 @@ pub fn profile_json(user: &User) -> Value {
         "email_verified": user.email_verified,
         "tfa": match user.two_factor {
             None => json!(false),
-            Some(t) => json!({"pending": t.pending, "mode": t.mode.as_str()}),
+            Some(t) => json!({"pending": t.status.is_pending(), "mode": t.status.mode().as_str()}),
         },
         "cidr_whitelist": null,
         "fullname": s(&user.profile.fullname),

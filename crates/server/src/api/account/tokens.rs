@@ -27,7 +27,7 @@ pub fn token_json(t: &Token) -> Map<String, Value> {
         m.insert("description".into(), json!(d));
     }
     m.insert("type".into(), json!(t.kind.as_str()));
-    m.insert("readonly".into(), json!(t.readonly));
+    m.insert("readonly".into(), json!(t.read_only()));
     m.insert("automation".into(), json!(t.kind == TokenKind::Automation));
     m.insert("bypass_2fa".into(), json!(t.bypass_2fa));
     m.insert(

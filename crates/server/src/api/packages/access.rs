@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde_json::{Map, Value, json};
 
-use tessera_store::{Access, Package};
+use tessera_store::{Access, Package, PackageTfaPolicy};
 
 use crate::authn::caller::Caller;
 use crate::authz::gate::{Operation, PackagePolicy, package_policy};
@@ -46,8 +46,8 @@ pub async fn get(
         "name": p.name,
         "access": p.access.as_str(),
         "mfa": policy_name(&p),
-        "publish_requires_tfa": p.publish_requires_tfa,
-        "automation_token_overrides_tfa": p.automation_overrides_tfa,
+        "publish_requires_tfa": p.policy.flags().0,
+        "automation_token_overrides_tfa": p.policy.flags().1,
     })))
 }
 
@@ -115,9 +115,9 @@ pub async fn set(
         state.store.set_access(p.id, a, now).await?;
     }
     if requires.is_some() || overrides.is_some() {
-        let r = requires.unwrap_or(p.publish_requires_tfa);
-        let o = overrides.unwrap_or(if r { p.automation_overrides_tfa } else { false });
-        state.store.set_mfa_policy(p.id, r, r && o, now).await?;
+        let (r, o) = p.policy.flags();
+        let policy = PackageTfaPolicy::from_flags(requires.unwrap_or(r), overrides.unwrap_or(o));
+        state.store.set_mfa_policy(p.id, policy, now).await?;
     }
     state.packuments.invalidate(&pkg);
     Ok(Json(json!({"ok": true})))
