@@ -270,6 +270,7 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                 .await?
                 .with_context(|| format!("no user {name}"))?;
             let had = store.disable_two_factor(u.id).await?;
+            store.touch_user(u.id, now).await?;
             let tokens = store.delete_user_tokens(u.id).await?;
             let sessions = store.delete_user_sessions(u.id, None).await?;
             security_log::record_from(

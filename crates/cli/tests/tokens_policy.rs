@@ -159,7 +159,7 @@ fn granular_tokens_reach_only_their_packages() {
     );
     assert!(text.contains("(read-write: @alice · expires"), "{text}");
     assert!(text.contains("orgs read-only: acme"), "{text}");
-    assert!(text.contains("(login · no expiry)"), "{text}");
+    assert!(text.contains("login token (no expiry)"), "{text}");
 }
 
 #[test]

@@ -961,3 +961,17 @@ fn web_sign_in(reg: &Registry, name: &str, password: &str, secret: &str) -> Stri
     );
     cookie
 }
+
+/// `npm profile get` shows when the account last changed, 2FA changes included.
+#[test]
+fn the_profile_shows_when_2fa_last_changed() {
+    let reg = Registry::start();
+    let t = reg.signup("alice", "alice-password");
+    let before = reg.http().with_token(&t).get("/-/npm/v1/user").json();
+    assert_eq!(before["updated"], before["created"]);
+    reg.advance(120);
+    reg.enable_2fa(&t, "alice-password", "auth-and-writes");
+    let after = reg.http().with_token(&t).get("/-/npm/v1/user").json();
+    assert_eq!(before["created"], after["created"]);
+    assert_ne!(after["updated"], after["created"], "{after}");
+}

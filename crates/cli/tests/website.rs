@@ -545,10 +545,20 @@ fn forms_without_the_csrf_token_or_from_another_origin_are_refused() {
         403,
         "another origin"
     );
-    assert_eq!(
-        post(&format!("csrf={csrf}&email=evil%40example.com"), None).status,
-        403,
-        "neither Origin nor Referer"
+    let r = post(&format!("csrf={csrf}&email=evil%40example.com"), None);
+    assert_eq!(r.status, 403, "neither Origin nor Referer");
+    assert!(
+        r.text.contains("did not say which site sent it"),
+        "the refusal names the missing origin: {}",
+        r.text
+    );
+    // an unknown page of the site is the site's HTML 404, not the npm API's JSON
+    let r = reg.http().get("/-/web/no-such-page");
+    assert_eq!(r.status, 404);
+    assert!(
+        r.text.contains("<html") || r.text.contains("<!DOCTYPE"),
+        "{}",
+        r.text
     );
     assert_eq!(
         reg.http()

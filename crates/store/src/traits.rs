@@ -28,6 +28,8 @@ pub trait UserStore: Send + Sync {
         profile: &Profile,
         now: i64,
     ) -> StoreResult<User>;
+    /// Notes that the account changed (its 2FA state, kept in another table): `updated_at`.
+    async fn touch_user(&self, id: UserId, now: i64) -> StoreResult<()>;
     /// Replaces the password hash.
     async fn set_password_hash(&self, id: UserId, hash: &str, now: i64) -> StoreResult<()>;
     /// Locks or unlocks an account.

@@ -128,9 +128,17 @@ pub fn summary(t: &Token) -> String {
         Some(e) => format!("expires {}", &iso8601(e)[..10]),
         None => "no expiry".into(),
     });
-    let name = t.name.clone().unwrap_or_default();
-    let sep = if name.is_empty() { "" } else { " " };
-    format!("{name}{sep}({})", parts.join(" · "))
+    match t.name.as_deref().filter(|n| !n.is_empty()) {
+        Some(name) => format!("{name} ({})", parts.join(" · ")),
+        // Unnamed (every login token): the kind leads, so the list has no empty names.
+        None => {
+            let lead = format!("{} token", t.kind.as_str());
+            if parts.first().is_some_and(|p| *p == t.kind.as_str()) {
+                parts.remove(0);
+            }
+            format!("{lead} ({})", parts.join(" · "))
+        }
+    }
 }
 
 const GRANULAR_KEYS: &[&str] = &[
@@ -374,6 +382,33 @@ mod tests {
 
     fn limits() -> TokenConfig {
         TokenConfig::default()
+    }
+
+    #[test]
+    fn unnamed_tokens_are_listed_by_their_kind() {
+        let t = Token {
+            id: 1,
+            user_id: 1,
+            token_hash: String::new(),
+            display_prefix: String::new(),
+            kind: TokenKind::Login,
+            name: None,
+            description: None,
+            readonly: false,
+            bypass_2fa: false,
+            cidr_whitelist: vec![],
+            grants: TokenGrants::default(),
+            expires_at: None,
+            created_at: 0,
+            updated_at: 0,
+        };
+        assert_eq!(summary(&t), "login token (no expiry)");
+        let named = Token {
+            name: Some("ci".into()),
+            kind: TokenKind::Automation,
+            ..t
+        };
+        assert_eq!(summary(&named), "ci (automation · no expiry)");
     }
 
     #[test]

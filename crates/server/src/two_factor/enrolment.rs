@@ -74,6 +74,10 @@ pub async fn start(
             "Two-factor authentication is already enabled",
         ));
     }
+    state
+        .store
+        .touch_user(user.id, state.clock.now_ms())
+        .await?;
     security_log::record(
         state,
         user.id,
@@ -182,6 +186,10 @@ pub async fn confirm(
             "The two-factor setup changed meanwhile. Start it again.",
         ));
     }
+    state
+        .store
+        .touch_user(user.id, state.clock.now_ms())
+        .await?;
     security_log::record(
         state,
         user.id,
@@ -207,6 +215,10 @@ fn new_recovery_codes() -> (Vec<String>, Vec<String>) {
 pub async fn cancel_pending(state: &AppState, caller: &Caller, user: &User) -> ApiResult<()> {
     authz::enforce(state, caller, Operation::TfaCancelPending, Target::Account).await?;
     state.store.cancel_pending(user.id).await?;
+    state
+        .store
+        .touch_user(user.id, state.clock.now_ms())
+        .await?;
     security_log::record(state, user.id, caller, kind::TFA_ENROLMENT_CANCELLED, "").await;
     Ok(())
 }
@@ -224,6 +236,10 @@ pub async fn change_mode(
             "Two-factor authentication is not enabled",
         ));
     }
+    state
+        .store
+        .touch_user(user.id, state.clock.now_ms())
+        .await?;
     security_log::record(
         state,
         user.id,
@@ -239,6 +255,10 @@ pub async fn change_mode(
 pub async fn disable(state: &AppState, caller: &Caller, user: &User) -> ApiResult<()> {
     authz::enforce(state, caller, Operation::TfaDisable, Target::Account).await?;
     state.store.disable_two_factor(user.id).await?;
+    state
+        .store
+        .touch_user(user.id, state.clock.now_ms())
+        .await?;
     security_log::record(state, user.id, caller, kind::TFA_DISABLED, "").await;
     tracing::info!(user = %user.name, "2FA disabled");
     Ok(())
@@ -285,6 +305,10 @@ pub async fn set_web_otp(
     }
     authz::enforce(state, caller, Operation::TfaModeChange, Target::Account).await?;
     state.store.set_web_otp(user.id, on).await?;
+    state
+        .store
+        .touch_user(user.id, state.clock.now_ms())
+        .await?;
     security_log::record(
         state,
         user.id,

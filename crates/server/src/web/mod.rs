@@ -82,6 +82,12 @@ pub fn router() -> Router<AppState> {
             "/-/web/confirm/{id}",
             get(handshake::otp_page).post(handshake::otp_decide),
         )
+        // Any other page of the site: the site's own 404, not the npm API's JSON one.
+        .route("/-/web/{*rest}", axum::routing::any(no_such_page))
+}
+
+async fn no_such_page() -> WebError {
+    WebError::not_found()
 }
 
 async fn stylesheet() -> Response {

@@ -311,8 +311,15 @@ impl Web {
     /// Checks a form POST: the browser's `Origin` (or, without one, the origin of its
     /// `Referer`) must be this site's, and the form must carry the session's CSRF token.
     pub fn check_post(&self, form_token: Option<&str>) -> Result<(), WebError> {
-        if self.origin.as_deref() != Some(self.caller.base_url.as_str()) {
-            return Err(WebError::forbidden("This form was sent from another site."));
+        match self.origin.as_deref() {
+            Some(o) if o == self.caller.base_url => {}
+            Some(_) => return Err(WebError::forbidden("This form was sent from another site.")),
+            None => {
+                return Err(WebError::forbidden(
+                    "This request did not say which site sent it (no Origin or Referer header), \
+                     so it was refused. Submit the form from this site's page in a browser.",
+                ));
+            }
         }
         let Some(session) = &self.session else {
             return Err(WebError::forbidden(

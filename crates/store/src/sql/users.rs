@@ -160,6 +160,17 @@ macro_rules! impl_user_store {
                 rows.iter().map(user_from_row).collect()
             }
 
+            async fn touch_user(&self, id: $crate::UserId, now: i64) -> $crate::StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                sqlx::query("UPDATE users SET updated_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *w.tx)
+                    .await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+
             async fn update_profile(
                 &self,
                 id: $crate::UserId,
