@@ -122,9 +122,14 @@ pub async fn authorize(
     };
     let mut doc = None;
     let mut name = None;
+    let mut hidden = false;
     if let Target::Package(n) = target {
         name = Some(n);
-        doc = package_for(state, caller, op, n, account).await?;
+        match package_for(state, caller, op, n, account).await? {
+            Found::Visible(d) => doc = Some(*d),
+            Found::New => {}
+            Found::Hidden => hidden = true,
+        }
     }
     let input = GateInput {
         op,
@@ -144,6 +149,11 @@ pub async fn authorize(
     let decision = gate::decide(input);
     if let Decision::Deny(d) = decision {
         return Err(d.error());
+    }
+    if hidden {
+        // A publish over a package the caller cannot see: refused as a new name would have
+        // been, else as the name it is, taken.
+        return Err(ApiError::not_found());
     }
     Ok(Permit {
         op,
@@ -216,26 +226,43 @@ async fn package_for(
     op: Operation,
     name: &str,
     user: &User,
-) -> ApiResult<Option<PackageDoc>> {
-    let Some(doc) = state.store.package_doc(name).await? else {
-        if op == Operation::Publish {
-            scope::check_new_package(state, name, user).await?;
-            return Ok(None);
-        }
-        return Err(ApiError::not_found());
-    };
+) -> ApiResult<Found> {
+    let doc = state.store.package_doc(name).await?;
     let reader = Reader {
         state,
         user: Some(user),
         token: caller.token.as_ref(),
     };
-    if !reader.sees_doc(&doc) {
-        return Err(ApiError::not_found());
+    match doc {
+        Some(doc) if reader.sees_doc(&doc) => {
+            if op.rule().package_change && !doc.is_maintainer(user.id) {
+                return Err(not_a_maintainer(op, name));
+            }
+            Ok(Found::Visible(Box::new(doc)))
+        }
+        // A publish may create the package: a name the caller cannot see gets the checks a
+        // new one would (the scope, then the rules), so the answer does not say it is taken
+        // unless they all pass.
+        found if op == Operation::Publish => {
+            scope::check_new_package(state, name, user).await?;
+            Ok(if found.is_some() {
+                Found::Hidden
+            } else {
+                Found::New
+            })
+        }
+        _ => Err(ApiError::not_found()),
     }
-    if op.rule().package_change && !doc.is_maintainer(user.id) {
-        return Err(not_a_maintainer(op, name));
-    }
-    Ok(Some(doc))
+}
+
+/// What the door found under a package name.
+enum Found {
+    /// A package the caller sees.
+    Visible(Box<PackageDoc>),
+    /// No package (a publish creates it).
+    New,
+    /// A package the caller may not see (a publish is refused as for a new name, else 404).
+    Hidden,
 }
 
 /// The one answer to a change of a visible package by someone who does not maintain it.

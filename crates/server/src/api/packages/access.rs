@@ -59,6 +59,15 @@ pub async fn set(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Value>> {
+    // The door's refusals first (a hidden package is a 404, a non-maintainer a 403); which
+    // change's 2FA rules apply is known once the body is read.
+    authz::precheck(
+        &state,
+        &caller,
+        Operation::AccessChange,
+        Target::Package(&pkg),
+    )
+    .await?;
     let bytes = read_body(&headers, body, 64 * 1024).await?;
     let body: Map<String, Value> = parse_json(&bytes)?;
     let access = match body.get("access") {
