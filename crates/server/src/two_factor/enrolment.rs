@@ -74,18 +74,14 @@ pub async fn start(
             "Two-factor authentication is already enabled",
         ));
     }
-    state
-        .store
-        .touch_user(user.id, state.clock.now_ms())
-        .await?;
-    security_log::record(
+    changed(
         state,
-        user.id,
+        user,
         caller,
         kind::TFA_ENROLMENT_STARTED,
         mode.as_str(),
     )
-    .await;
+    .await?;
     let uri = tessera_otp::otpauth_uri(&state.config.tfa.issuer, &user.name, &secret);
     Ok(Enrolment {
         secret: secret.to_vec(),
@@ -186,18 +182,14 @@ pub async fn confirm(
             "The two-factor setup changed meanwhile. Start it again.",
         ));
     }
-    state
-        .store
-        .touch_user(user.id, state.clock.now_ms())
-        .await?;
-    security_log::record(
+    changed(
         state,
-        user.id,
+        user,
         caller,
         kind::TFA_ENABLED,
         record.state.status.mode().as_str(),
     )
-    .await;
+    .await?;
     tracing::info!(user = %user.name, mode = record.state.status.mode().as_str(), "2FA enabled");
     Ok(codes)
 }
@@ -215,11 +207,7 @@ fn new_recovery_codes() -> (Vec<String>, Vec<String>) {
 pub async fn cancel_pending(state: &AppState, caller: &Caller, user: &User) -> ApiResult<()> {
     authz::enforce(state, caller, Operation::TfaCancelPending, Target::Account).await?;
     state.store.cancel_pending(user.id).await?;
-    state
-        .store
-        .touch_user(user.id, state.clock.now_ms())
-        .await?;
-    security_log::record(state, user.id, caller, kind::TFA_ENROLMENT_CANCELLED, "").await;
+    changed(state, user, caller, kind::TFA_ENROLMENT_CANCELLED, "").await?;
     Ok(())
 }
 
@@ -236,18 +224,7 @@ pub async fn change_mode(
             "Two-factor authentication is not enabled",
         ));
     }
-    state
-        .store
-        .touch_user(user.id, state.clock.now_ms())
-        .await?;
-    security_log::record(
-        state,
-        user.id,
-        caller,
-        kind::TFA_MODE_CHANGED,
-        mode.as_str(),
-    )
-    .await;
+    changed(state, user, caller, kind::TFA_MODE_CHANGED, mode.as_str()).await?;
     Ok(())
 }
 
@@ -255,11 +232,7 @@ pub async fn change_mode(
 pub async fn disable(state: &AppState, caller: &Caller, user: &User) -> ApiResult<()> {
     authz::enforce(state, caller, Operation::TfaDisable, Target::Account).await?;
     state.store.disable_two_factor(user.id).await?;
-    state
-        .store
-        .touch_user(user.id, state.clock.now_ms())
-        .await?;
-    security_log::record(state, user.id, caller, kind::TFA_DISABLED, "").await;
+    changed(state, user, caller, kind::TFA_DISABLED, "").await?;
     tracing::info!(user = %user.name, "2FA disabled");
     Ok(())
 }
@@ -305,18 +278,14 @@ pub async fn set_web_otp(
     }
     authz::enforce(state, caller, Operation::TfaModeChange, Target::Account).await?;
     state.store.set_web_otp(user.id, on).await?;
-    state
-        .store
-        .touch_user(user.id, state.clock.now_ms())
-        .await?;
-    security_log::record(
+    changed(
         state,
-        user.id,
+        user,
         caller,
         kind::TFA_MODE_CHANGED,
         if on { "web OTP on" } else { "web OTP off" },
     )
-    .await;
+    .await?;
     Ok(())
 }
 
@@ -328,4 +297,20 @@ pub fn mode_label(user: &User) -> &'static str {
         TfaMode::AuthOnly => "auth-only",
         TfaMode::AuthAndWrites => "auth-and-writes",
     }
+}
+
+/// Notes a change of the account's 2FA state: its `updated` time and the security log.
+async fn changed(
+    state: &AppState,
+    user: &User,
+    caller: &Caller,
+    what: &str,
+    detail: impl Into<String>,
+) -> ApiResult<()> {
+    state
+        .store
+        .touch_user(user.id, state.clock.now_ms())
+        .await?;
+    security_log::record(state, user.id, caller, what, detail).await;
+    Ok(())
 }
