@@ -11,6 +11,7 @@ use tessera_server::config::Span;
 use tessera_server::npm::names;
 use tessera_server::services::accounts::{self, Channel, SignUp, SignUpError};
 use tessera_server::services::security_log;
+use tessera_server::services::tokens;
 use tessera_server::{Clock, Config};
 
 /// Admin subcommands.
@@ -305,7 +306,9 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                 .await;
                 println!("revoked {n} tokens of {name}");
             } else {
-                let (tokens, _) = store.list_tokens(u.id, 0, 100_000).await?;
+                let (tokens, _) = tokens::list(&state, &u, 0, 100_000)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.message))?;
                 for t in tokens {
                     println!(
                         "{}\t{}\t{}\t{}",

@@ -80,6 +80,16 @@ pub async fn issue(state: &AppState, user: &User, spec: TokenSpec) -> ApiResult<
     Ok((minted.value, token))
 }
 
+/// One page of `user`'s tokens, newest first, and how many there are in all.
+pub async fn list(
+    state: &AppState,
+    user: &User,
+    offset: i64,
+    limit: i64,
+) -> ApiResult<(Vec<Token>, i64)> {
+    Ok(state.store.list_tokens(user.id, offset, limit).await?)
+}
+
 /// The token a sign-in hands out (`npm login`, the browser login), with the configured lifetime.
 pub async fn issue_login_token(state: &AppState, user: &User) -> ApiResult<(String, Token)> {
     let now = state.clock.now_ms();

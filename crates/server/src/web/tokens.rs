@@ -15,7 +15,7 @@ const HERE: &str = "/-/web/tokens";
 
 async fn tokens_page(web: &Web, error: Option<String>) -> Result<TokensPage, crate::web::WebError> {
     let user = web.require_user(HERE)?;
-    let (tokens, _) = web.state.store.list_tokens(user.id, 0, 1000).await?;
+    let (tokens, _) = service::list(&web.state, user, 0, 1000).await?;
     let limits = &web.state.config.tokens;
     let rows = tokens
         .iter()
