@@ -426,3 +426,66 @@ fn the_matrix_covers_every_package_route() {
     }
     assert!(missing.is_empty(), "routes outside the matrix: {missing:?}");
 }
+
+/// The account routes of the npm API × caller: anonymous callers are asked to log in;
+/// read-only tokens read the account but change nothing; tokens limited to some packages cannot
+/// touch the account at all; automation tokens read it but never change it; `whoami` answers
+/// every authenticated caller.
+#[tokio::test]
+async fn every_account_route_answers_by_the_rules() {
+    let w = seed().await;
+    let automation = w
+        .app
+        .token("bob", &w.bob, json!({"type": "automation"}))
+        .await;
+    let callers = [
+        ("anonymous", Auth::None),
+        ("login", Auth::Token(w.bob.clone())),
+        ("read-only", Auth::Token(w.bob_ro.clone())),
+        ("limited", Auth::Token(w.alice_limited.clone())),
+        ("automation", Auth::Token(automation)),
+    ];
+    // (route, expected status per caller in the order above)
+    type Row = (&'static str, [u16; 5]);
+    let rows: [Row; 6] = [
+        ("whoami", [401, 200, 200, 200, 200]),
+        ("profile get", [401, 200, 200, 403, 200]),
+        ("profile set", [401, 200, 403, 403, 403]),
+        ("token list", [401, 200, 200, 403, 200]),
+        ("token create", [401, 201, 403, 403, 403]),
+        ("token revoke", [401, 404, 403, 403, 403]),
+    ];
+    let mut failures = Vec::new();
+    for (route, want) in rows {
+        for ((who, auth), want) in callers.iter().zip(want) {
+            let app = &w.app;
+            let got = match route {
+                "whoami" => app.get("/-/whoami", auth).await,
+                "profile get" => app.get("/-/npm/v1/user", auth).await,
+                "profile set" => {
+                    let body = json!({"fullname": format!("Bob ({who})")});
+                    app.json(Method::POST, "/-/npm/v1/user", auth, &body).await
+                }
+                "token list" => app.get("/-/npm/v1/tokens", auth).await,
+                "token create" => {
+                    let body = json!({"password": "bob-password", "readonly": true});
+                    app.json(Method::POST, "/-/npm/v1/tokens", auth, &body)
+                        .await
+                }
+                "token revoke" => {
+                    let path = format!("/-/npm/v1/tokens/token/{}", "0".repeat(64));
+                    app.call(Method::DELETE, &path, auth, &[], Vec::new()).await
+                }
+                other => panic!("{other}"),
+            };
+            if got.status.as_u16() != want {
+                failures.push(format!(
+                    "{route} as {who}: {} (wanted {want}): {}",
+                    got.status,
+                    got.body.chars().take(160).collect::<String>()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -363,6 +363,9 @@ pub async fn create(
 /// Revokes one of the caller's tokens, named by key (hex SHA-256) or by its full value.
 pub async fn revoke(state: &AppState, caller: &Caller, key: &str) -> ApiResult<()> {
     let user = caller.require_user()?;
+    // The door's refusals before the lookup: a credential that may not revoke learns nothing
+    // about which tokens exist.
+    let permit = authz::authorize(state, caller, Operation::TokenRevoke, Target::Account).await?;
     let hash = if api_tokens::looks_like_token(key) {
         api_tokens::hash(key)
     } else if api_tokens::looks_like_key(key) {
@@ -374,7 +377,7 @@ pub async fn revoke(state: &AppState, caller: &Caller, key: &str) -> ApiResult<(
         Some((_, owner)) if owner.id == user.id => {}
         _ => return Err(ApiError::not_found_msg("Unknown token id or value")),
     }
-    authz::enforce(state, caller, Operation::TokenRevoke, Target::Account).await?;
+    permit.confirm(state, caller).await?;
     state.store.delete_token(user.id, &hash).await?;
     tracing::info!(user = %user.name, "token revoked");
     security_log::record(state, user.id, caller, kind::TOKEN_REVOKED, "").await;
