@@ -207,143 +207,243 @@ fn flag(body: &Map<String, Value>, k: &str) -> ApiResult<bool> {
     }
 }
 
-fn permission(body: &Map<String, Value>, k: &str) -> ApiResult<Option<Permission>> {
-    match opt_string(body, k, 32)? {
-        None => Ok(None),
-        Some(p) => Permission::parse(&p).map(Some).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "{k} must be no-access, read-only or read-write, not {p:?}"
-            ))
-        }),
+/// The kind of token asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Requested {
+    /// A classic token that may publish.
+    #[default]
+    Publish,
+    /// A classic read-only token.
+    ReadOnly,
+    /// A classic automation token.
+    Automation,
+    /// A granular token (npm 11): limits and permissions of its own.
+    Granular,
+}
+
+/// A request for a new token, as each front end reads it from its own input (npm's JSON body,
+/// the website's form). [`TokenRequest::spec`] checks it against the rules and the limits.
+#[derive(Debug, Clone, Default)]
+pub struct TokenRequest {
+    /// What kind of token.
+    pub kind: Requested,
+    /// A name to list it by (up to 256 characters).
+    pub name: Option<String>,
+    /// What it is for (up to 1,024 characters).
+    pub description: Option<String>,
+    /// Its lifetime in days as written (1 to the maximum); none: the default.
+    pub expires: Option<String>,
+    /// Addresses or CIDR ranges it may be used from; none: anywhere.
+    pub cidr_whitelist: Vec<String>,
+    /// Granular: packages it reaches.
+    pub packages: Vec<String>,
+    /// Granular: every package of the account.
+    pub packages_all: bool,
+    /// Granular: scopes it reaches (`@acme` or `acme`).
+    pub scopes: Vec<String>,
+    /// Granular: organisations it reaches.
+    pub orgs: Vec<String>,
+    /// Granular: its permission on its packages and scopes.
+    pub packages_and_scopes_permission: Option<Permission>,
+    /// Granular: its permission on its organisations' packages.
+    pub orgs_permission: Option<Permission>,
+    /// Granular: publishes without the second factor.
+    pub bypass_2fa: bool,
+}
+
+/// Reads a permission word, or says which words there are.
+pub fn parse_permission(field: &str, word: &str) -> ApiResult<Permission> {
+    Permission::parse(word).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "{field} must be no-access, read-only or read-write, not {word:?}"
+        ))
+    })
+}
+
+impl TokenRequest {
+    /// Reads either shape of npm's `POST /-/npm/v1/tokens` body: npm ≤ 10's classic
+    /// `{readonly, cidr_whitelist}` (or `type: automation`), and npm 11's granular fields.
+    pub fn from_json(body: &Map<String, Value>) -> ApiResult<TokenRequest> {
+        // A classic token is asked for with `readonly` (npm ≤ 10 always sends it) or the
+        // automation type; it may still carry a name, a description and an expiry.
+        let classic = body.contains_key("readonly")
+            || body.contains_key("automation")
+            || body.get("type").and_then(Value::as_str) == Some("automation")
+            || !GRANULAR_KEYS.iter().any(|k| body.contains_key(*k));
+        let expires = match body.get("expires") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(v) => Some(v.to_string()),
+        };
+        let mut request = TokenRequest {
+            name: opt_string(body, "name", 256)?,
+            description: opt_string(body, "description", 1024)?,
+            expires,
+            cidr_whitelist: string_list(body, "cidr_whitelist")?,
+            ..TokenRequest::default()
+        };
+        if classic {
+            if let Some(k) = GRANULAR_KEYS
+                .iter()
+                .find(|k| !["name", "description", "expires"].contains(k) && body.contains_key(**k))
+            {
+                return Err(ApiError::bad_request(format!(
+                    "{k} applies to granular tokens only, not to classic publish, read-only or \
+                     automation tokens"
+                )));
+            }
+            let readonly = flag(body, "readonly")?;
+            // Classic automation tokens: `{"type": "automation"}` (or `"automation": true`).
+            let automation = flag(body, "automation")?
+                || body.get("type").and_then(Value::as_str) == Some("automation");
+            request.kind = match (readonly, automation) {
+                (true, true) => {
+                    return Err(ApiError::bad_request(
+                        "A token cannot be both read-only and automation",
+                    ));
+                }
+                (true, false) => Requested::ReadOnly,
+                (false, true) => Requested::Automation,
+                (false, false) => Requested::Publish,
+            };
+            return Ok(request);
+        }
+        let permission = |k: &str| -> ApiResult<Option<Permission>> {
+            opt_string(body, k, 32)?
+                .map(|w| parse_permission(k, &w))
+                .transpose()
+        };
+        Ok(TokenRequest {
+            kind: Requested::Granular,
+            packages: string_list(body, "packages")?,
+            packages_all: flag(body, "packages_all")?,
+            scopes: string_list(body, "scopes")?,
+            orgs: string_list(body, "orgs")?,
+            packages_and_scopes_permission: permission("packages_and_scopes_permission")?,
+            orgs_permission: permission("orgs_permission")?,
+            bypass_2fa: flag(body, "bypass_2fa")?,
+            ..request
+        })
+    }
+
+    /// Checks the request against the rules (names, ranges, lengths) and the registry's
+    /// lifetime limits at `now`.
+    pub fn spec(self, now: i64, limits: &TokenConfig) -> ApiResult<TokenSpec> {
+        for (field, value, max) in [
+            ("name", &self.name, 256),
+            ("description", &self.description, 1024),
+        ] {
+            if value.as_ref().is_some_and(|v| v.chars().count() > max) {
+                return Err(ApiError::bad_request(format!(
+                    "{field} is longer than {max} characters"
+                )));
+            }
+        }
+        let max_days = limits.max_expiry.map_or(MAX_EXPIRY_DAYS, Span::whole_days);
+        // Without a default, a token lives as long as the maximum allows (forever only when
+        // there is no maximum either).
+        let default_expiry = limits
+            .default_expiry
+            .or(limits.max_expiry)
+            .map(|d| now + d.as_ms());
+        let expires_at = match self.expires.as_deref().map(str::trim) {
+            None | Some("") => default_expiry,
+            Some(text) => {
+                let days = text
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|d| (1..=max_days).contains(d))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "expires must be a number of days from 1 to {max_days}"
+                        ))
+                    })?;
+                Some(now + days * DAY_MS)
+            }
+        };
+        let mut cidrs = self.cidr_whitelist;
+        for c in &mut cidrs {
+            let net: ipnet::IpNet = c
+                .parse()
+                .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| ApiError::bad_request(format!("Invalid CIDR range {c:?}")))?;
+            *c = net.to_string();
+        }
+        let name = self.name.filter(|n| !n.is_empty());
+        let description = self.description.filter(|d| !d.is_empty());
+        let classic = |kind| TokenSpec {
+            kind,
+            readonly: kind == TokenKind::ReadOnly,
+            name: name.clone(),
+            description: description.clone(),
+            cidr_whitelist: cidrs.clone(),
+            expires_at,
+            ..TokenSpec::default()
+        };
+        match self.kind {
+            Requested::Publish => return Ok(classic(TokenKind::Publish)),
+            Requested::ReadOnly => return Ok(classic(TokenKind::ReadOnly)),
+            Requested::Automation => return Ok(classic(TokenKind::Automation)),
+            Requested::Granular => {}
+        }
+        for p in &self.packages {
+            names::validate_package_name(p)
+                .map_err(|e| ApiError::bad_request(format!("Invalid package {p:?}: {e}")))?;
+        }
+        let mut scopes = self.scopes;
+        for s in &mut scopes {
+            let bare = s.trim_start_matches('@').to_owned();
+            names::validate_package_name(&format!("@{bare}/x"))
+                .map_err(|_| ApiError::bad_request(format!("Invalid scope {s:?}")))?;
+            *s = format!("@{bare}");
+        }
+        let grants = TokenGrants {
+            packages: self.packages,
+            packages_all: self.packages_all,
+            scopes,
+            orgs: self.orgs,
+            packages_and_scopes_permission: self.packages_and_scopes_permission,
+            orgs_permission: self.orgs_permission,
+        };
+        let readonly = !token_scope::can_write_somewhere(&grants);
+        Ok(TokenSpec {
+            kind: TokenKind::Granular,
+            name,
+            description,
+            readonly,
+            bypass_2fa: self.bypass_2fa,
+            cidr_whitelist: cidrs,
+            grants,
+            expires_at,
+        })
     }
 }
 
-/// Reads a token request's fields (either npm body shape, or the website's form) into a spec.
+/// Reads npm's token-create body (either shape) into a checked spec.
 pub fn parse_spec(
     body: &Map<String, Value>,
     now: i64,
     limits: &TokenConfig,
 ) -> ApiResult<TokenSpec> {
-    let max_days = limits.max_expiry.map_or(MAX_EXPIRY_DAYS, Span::whole_days);
-    // Without a default, a token lives as long as the maximum allows (forever only when there is
-    // no maximum either).
-    let default_expiry = limits
-        .default_expiry
-        .or(limits.max_expiry)
-        .map(|d| now + d.as_ms());
-    let mut cidrs = string_list(body, "cidr_whitelist")?;
-    for c in &mut cidrs {
-        let net: ipnet::IpNet = c
-            .parse()
-            .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-            .map_err(|_| ApiError::bad_request(format!("Invalid CIDR range {c:?}")))?;
-        *c = net.to_string();
-    }
-    let expires_at = match body.get("expires") {
-        None | Some(Value::Null) => default_expiry,
-        Some(v) => {
-            let days = v
-                .as_i64()
-                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                .filter(|d| (1..=max_days).contains(d))
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "expires must be a number of days from 1 to {max_days}"
-                    ))
-                })?;
-            Some(now + days * DAY_MS)
-        }
-    };
-    // A classic token is asked for with `readonly` (npm ≤ 10 always sends it) or the
-    // automation type; it may still carry a name, a description and an expiry.
-    let classic = body.contains_key("readonly")
-        || body.contains_key("automation")
-        || body.get("type").and_then(Value::as_str) == Some("automation")
-        || !GRANULAR_KEYS.iter().any(|k| body.contains_key(*k));
-    if classic {
-        if let Some(k) = GRANULAR_KEYS
-            .iter()
-            .find(|k| !["name", "description", "expires"].contains(k) && body.contains_key(**k))
-        {
-            return Err(ApiError::bad_request(format!(
-                "{k} applies to granular tokens only, not to classic publish, read-only or \
-                 automation tokens"
-            )));
-        }
-        let readonly = flag(body, "readonly")?;
-        // Classic automation tokens: `{"type": "automation"}` (or `"automation": true`).
-        let automation = flag(body, "automation")?
-            || body.get("type").and_then(Value::as_str) == Some("automation");
-        if automation && readonly {
-            return Err(ApiError::bad_request(
-                "A token cannot be both read-only and automation",
-            ));
-        }
-        let kind = match (readonly, automation) {
-            (true, _) => TokenKind::ReadOnly,
-            (_, true) => TokenKind::Automation,
-            _ => TokenKind::Publish,
-        };
-        return Ok(TokenSpec {
-            kind,
-            readonly,
-            name: opt_string(body, "name", 256)?,
-            description: opt_string(body, "description", 1024)?,
-            cidr_whitelist: cidrs,
-            expires_at,
-            ..TokenSpec::default()
-        });
-    }
-    let packages = string_list(body, "packages")?;
-    for p in &packages {
-        names::validate_package_name(p)
-            .map_err(|e| ApiError::bad_request(format!("Invalid package {p:?}: {e}")))?;
-    }
-    let mut scopes = string_list(body, "scopes")?;
-    for s in &mut scopes {
-        let bare = s.trim_start_matches('@');
-        names::validate_package_name(&format!("@{bare}/x"))
-            .map_err(|_| ApiError::bad_request(format!("Invalid scope {s:?}")))?;
-        *s = format!("@{bare}");
-    }
-    let orgs = string_list(body, "orgs")?;
-    let grants = TokenGrants {
-        packages,
-        packages_all: flag(body, "packages_all")?,
-        scopes,
-        orgs,
-        packages_and_scopes_permission: permission(body, "packages_and_scopes_permission")?,
-        orgs_permission: permission(body, "orgs_permission")?,
-    };
-    let readonly = !token_scope::can_write_somewhere(&grants);
-    Ok(TokenSpec {
-        kind: TokenKind::Granular,
-        name: opt_string(body, "name", 256)?,
-        description: opt_string(body, "description", 1024)?,
-        readonly,
-        bypass_2fa: flag(body, "bypass_2fa")?,
-        cidr_whitelist: cidrs,
-        grants,
-        expires_at,
-    })
+    TokenRequest::from_json(body)?.spec(now, limits)
 }
 
-/// Creates a token from a request's fields for the caller's account: the password in the
-/// fields, then the door (the OTP when 2FA is on), then the token. Returns the value (shown
-/// once) and the stored token.
+/// Creates a token for the caller's account from `request`: the request checked, the door's
+/// refusals, the `password`, then the second factor (the OTP when 2FA is on), then the token.
+/// Returns the value (shown once) and the stored token.
 pub async fn create(
     state: &AppState,
     caller: &Caller,
-    body: &Map<String, Value>,
+    password: &str,
+    request: TokenRequest,
 ) -> ApiResult<(String, Token)> {
     let user = caller.require_user()?;
-    let password = body.get("password").and_then(Value::as_str).unwrap_or("");
     if password.is_empty() {
         return Err(ApiError::bad_request(
             "Your password is required to create a token",
         ));
     }
-    let spec = parse_spec(body, state.clock.now_ms(), &state.config.tokens)?;
+    let spec = request.spec(state.clock.now_ms(), &state.config.tokens)?;
     authz::precheck(state, caller, Operation::TokenCreate, Target::Account).await?;
     crate::two_factor::enrolment::check_password(state, caller, user, Some(password)).await?;
     authz::enforce(state, caller, Operation::TokenCreate, Target::Account).await?;
@@ -584,6 +684,35 @@ mod tests {
                 e.message
             );
         }
+    }
+
+    #[test]
+    fn a_typed_request_is_checked_like_npm_s_body() {
+        let long = TokenRequest {
+            kind: Requested::Granular,
+            name: Some("x".repeat(257)),
+            ..TokenRequest::default()
+        };
+        assert!(long.spec(0, &limits()).is_err());
+        let bad_scope = TokenRequest {
+            kind: Requested::Granular,
+            scopes: vec!["Bad Scope".into()],
+            ..TokenRequest::default()
+        };
+        assert!(bad_scope.spec(0, &limits()).is_err());
+        let read_only = TokenRequest {
+            kind: Requested::ReadOnly,
+            expires: Some(" 3 ".into()),
+            name: Some(String::new()),
+            ..TokenRequest::default()
+        }
+        .spec(0, &limits())
+        .unwrap();
+        assert_eq!(read_only.kind, TokenKind::ReadOnly);
+        assert!(read_only.readonly);
+        assert_eq!(read_only.expires_at, Some(3 * DAY_MS));
+        assert_eq!(read_only.name, None, "an empty name is no name");
+        assert!(parse_permission("orgs_permission", "write").is_err());
     }
 
     #[test]

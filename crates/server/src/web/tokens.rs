@@ -2,12 +2,12 @@
 //! once) and revoke, under the same rules as `npm token` (the same functions do the work).
 
 use axum::http::StatusCode;
-use serde_json::{Map, Value, json};
 
 use crate::authz::gate::Operation;
 use crate::clock::iso8601;
 use crate::config::Span;
-use crate::services::tokens::{self as service, summary};
+use crate::http::error::ApiError;
+use crate::services::tokens::{self as service, Requested, TokenRequest, summary};
 use crate::web::templates::{TokenCreatedPage, TokenRow, TokensPage};
 use crate::web::{Form, Web, WebResult, field, raw_field};
 
@@ -46,73 +46,61 @@ pub async fn page(web: Web) -> WebResult {
     Ok(web.page(&tokens_page(&web, None).await?))
 }
 
-fn list(form: &Form, name: &str) -> Vec<Value> {
+fn list(form: &Form, name: &str) -> Vec<String> {
     field(form, name)
         .map(|v| {
             v.split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|s| json!(s))
+                .map(str::to_owned)
                 .collect()
         })
         .unwrap_or_default()
 }
 
-/// The token request the form stands for, in the field names the token service reads.
-fn body_of(form: &Form) -> Map<String, Value> {
-    let mut b = Map::new();
-    b.insert(
-        "password".into(),
-        json!(raw_field(form, "password").unwrap_or("")),
-    );
-    // What every kind takes: a name, a description, an expiry and address ranges.
-    for (key, name) in [
-        ("name", "name"),
-        ("description", "description"),
-        ("expires", "expires"),
-    ] {
-        if let Some(v) = field(form, name) {
-            b.insert(key.into(), json!(v));
-        }
-    }
-    let cidr = list(form, "cidr");
-    if !cidr.is_empty() {
-        b.insert("cidr_whitelist".into(), Value::Array(cidr));
-    }
-    match field(form, "kind").unwrap_or("granular") {
-        "publish" => {
-            b.insert("readonly".into(), json!(false));
-        }
-        "read-only" => {
-            b.insert("readonly".into(), json!(true));
-        }
-        "automation" => {
-            b.insert("type".into(), json!("automation"));
-        }
-        _ => {
-            // a granular token even when only the defaults are chosen
-            b.entry("name").or_insert(Value::Null);
-            for key in ["packages", "scopes", "orgs"] {
-                let items = list(form, key);
-                if !items.is_empty() {
-                    b.insert(key.into(), Value::Array(items));
-                }
-            }
-            if field(form, "packages_all") == Some("true") {
-                b.insert("packages_all".into(), json!(true));
-            }
-            if let Some(p) = field(form, "permission") {
-                b.insert("packages_and_scopes_permission".into(), json!(p));
-            }
-            if let Some(p) = field(form, "orgs_permission") {
-                b.insert("orgs_permission".into(), json!(p));
-            }
-            if field(form, "bypass_2fa") == Some("true") {
-                b.insert("bypass_2fa".into(), json!(true));
-            }
-        }
-    }
-    b
+/// The token request the form stands for.
+fn request_of(form: &Form) -> Result<TokenRequest, ApiError> {
+    let text = |name: &str| field(form, name).map(str::to_owned);
+    let permission = |name: &str, label: &str| {
+        field(form, name)
+            .map(|w| service::parse_permission(label, w))
+            .transpose()
+    };
+    let request = TokenRequest {
+        name: text("name"),
+        description: text("description"),
+        expires: text("expires"),
+        cidr_whitelist: list(form, "cidr"),
+        ..TokenRequest::default()
+    };
+    Ok(match field(form, "kind").unwrap_or("granular") {
+        "publish" => TokenRequest {
+            kind: Requested::Publish,
+            ..request
+        },
+        "read-only" => TokenRequest {
+            kind: Requested::ReadOnly,
+            ..request
+        },
+        "automation" => TokenRequest {
+            kind: Requested::Automation,
+            ..request
+        },
+        _ => TokenRequest {
+            kind: Requested::Granular,
+            packages: list(form, "packages"),
+            scopes: list(form, "scopes"),
+            orgs: list(form, "orgs"),
+            packages_all: field(form, "packages_all") == Some("true"),
+            packages_and_scopes_permission: permission(
+                "permission",
+                "packages_and_scopes_permission",
+            )?,
+            orgs_permission: permission("orgs_permission", "orgs_permission")?,
+            bypass_2fa: field(form, "bypass_2fa") == Some("true"),
+            ..request
+        },
+    })
 }
 
 /// `POST /-/web/tokens`: create.
@@ -120,7 +108,12 @@ pub async fn create(web: Web, form: Form) -> WebResult {
     web.check_post(field(&form, "csrf"))?;
     web.require_user(HERE)?;
     let caller = web.caller_with(field(&form, "otp"));
-    match service::create(&web.state, &caller, &body_of(&form)).await {
+    let password = raw_field(&form, "password").unwrap_or("");
+    let created = match request_of(&form) {
+        Ok(request) => service::create(&web.state, &caller, password, request).await,
+        Err(e) => Err(e),
+    };
+    match created {
         Ok((value, token)) => {
             let host = web
                 .caller

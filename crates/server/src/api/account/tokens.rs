@@ -114,7 +114,13 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let bytes = read_body(&headers, body, 64 * 1024).await?;
     let body: Map<String, Value> = parse_json(&bytes)?;
-    let (value, token) = tokens::create(&state, &caller, &body).await?;
+    let (value, token) = tokens::create(
+        &state,
+        &caller,
+        body.get("password").and_then(Value::as_str).unwrap_or(""),
+        tokens::TokenRequest::from_json(&body)?,
+    )
+    .await?;
     let mut m = token_json(&token);
     m.insert("token".into(), json!(value));
     let mut res = (StatusCode::CREATED, Json(Value::Object(m))).into_response();
