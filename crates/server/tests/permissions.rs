@@ -489,3 +489,66 @@ async fn every_account_route_answers_by_the_rules() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The website's account pages × caller: anonymous visitors are sent to sign in (and come back
+/// after), signed-in users get their own page; every form POST needs the site's origin and
+/// the session's CSRF token, whoever sends it.
+#[tokio::test]
+async fn every_website_account_page_answers_by_the_rules() {
+    let w = seed().await;
+    let pages = [
+        "/-/web/account",
+        "/-/web/account/security",
+        "/-/web/account/2fa",
+        "/-/web/tokens",
+    ];
+    let mut failures = Vec::new();
+    for page in pages {
+        let anon = w.app.get(page, &Auth::None).await;
+        let to = anon
+            .headers
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or("");
+        if anon.status != StatusCode::SEE_OTHER || !to.starts_with("/-/web/signin?next=") {
+            failures.push(format!("{page} anonymous: {} {to}", anon.status));
+        }
+        let bob = w.app.get(page, &Auth::Session(w.bob_web.clone())).await;
+        if bob.status != StatusCode::OK || !bob.body.contains("bob") {
+            failures.push(format!("{page} as bob: {}", bob.status));
+        }
+    }
+    let posts = [
+        "/-/web/account/profile",
+        "/-/web/account/2fa/enable",
+        "/-/web/account/2fa/disable",
+        "/-/web/tokens",
+        "/-/web/tokens/revoke",
+        "/-/web/signout",
+    ];
+    let origin = format!("http://{}", support::HOST);
+    for path in posts {
+        for (what, headers) in [
+            ("no origin", vec![]),
+            ("another origin", vec![("origin", "https://evil.example")]),
+            ("no csrf token", vec![("origin", origin.as_str())]),
+        ] {
+            let mut h = vec![("content-type", "application/x-www-form-urlencoded")];
+            h.extend(headers);
+            let r = w
+                .app
+                .call(
+                    Method::POST,
+                    path,
+                    &Auth::Session(w.bob_web.clone()),
+                    &h,
+                    b"email=evil%40example.com".to_vec(),
+                )
+                .await;
+            if r.status != StatusCode::FORBIDDEN {
+                failures.push(format!("POST {path} with {what}: {}", r.status));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
