@@ -427,10 +427,10 @@ fn the_matrix_covers_every_package_route() {
     assert!(missing.is_empty(), "routes outside the matrix: {missing:?}");
 }
 
-/// The account routes of the npm API × caller: anonymous callers are asked to log in;
-/// read-only tokens read the account but change nothing; tokens limited to some packages cannot
-/// touch the account at all; automation tokens read it but never change it; `whoami` answers
-/// every authenticated caller.
+/// The account routes of the npm API (whoami, profile, tokens, 2FA) × caller: anonymous callers
+/// are asked to log in; read-only tokens read the account but change nothing; tokens limited to
+/// some packages cannot touch the account at all; automation tokens read it but never change
+/// it; `whoami` answers every authenticated caller.
 #[tokio::test]
 async fn every_account_route_answers_by_the_rules() {
     let w = seed().await;
@@ -447,13 +447,15 @@ async fn every_account_route_answers_by_the_rules() {
     ];
     // (route, expected status per caller in the order above)
     type Row = (&'static str, [u16; 5]);
-    let rows: [Row; 6] = [
+    let rows: [Row; 7] = [
         ("whoami", [401, 200, 200, 200, 200]),
         ("profile get", [401, 200, 200, 403, 200]),
         ("profile set", [401, 200, 403, 403, 403]),
         ("token list", [401, 200, 200, 403, 200]),
         ("token create", [401, 201, 403, 403, 403]),
         ("token revoke", [401, 404, 403, 403, 403]),
+        // last: it starts an enrolment for bob (pending, so nothing is enforced)
+        ("enable 2fa", [401, 200, 403, 403, 403]),
     ];
     let mut failures = Vec::new();
     for (route, want) in rows {
@@ -471,6 +473,11 @@ async fn every_account_route_answers_by_the_rules() {
                     let body = json!({"password": "bob-password", "readonly": true});
                     app.json(Method::POST, "/-/npm/v1/tokens", auth, &body)
                         .await
+                }
+                "enable 2fa" => {
+                    let body =
+                        json!({"tfa": {"password": "bob-password", "mode": "auth-and-writes"}});
+                    app.json(Method::POST, "/-/npm/v1/user", auth, &body).await
                 }
                 "token revoke" => {
                     let path = format!("/-/npm/v1/tokens/token/{}", "0".repeat(64));
