@@ -25,6 +25,19 @@ fn policy_name(p: &Package) -> &'static str {
     }
 }
 
+/// The `access` field of a request body (`public` or `restricted`), if it has one.
+pub fn access_field(body: &Map<String, Value>) -> ApiResult<Option<Access>> {
+    match body.get("access") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Access::parse(s).map(Some).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "access must be \"public\" or \"restricted\", not {s:?}"
+            ))
+        }),
+        Some(_) => Err(ApiError::bad_request("access must be a string")),
+    }
+}
+
 /// `GET /-/package/:pkg/visibility` → `{"public": bool}`.
 pub async fn visibility(
     State(state): State<AppState>,
@@ -70,15 +83,7 @@ pub async fn set(
     .await?;
     let bytes = read_body(&headers, body, 64 * 1024).await?;
     let body: Map<String, Value> = parse_json(&bytes)?;
-    let access = match body.get("access") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(Access::parse(s).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "access must be \"public\" or \"restricted\", not {s:?}"
-            ))
-        })?),
-        Some(_) => return Err(ApiError::bad_request("access must be a string")),
-    };
+    let access = access_field(&body)?;
     let flag = |k: &str| -> ApiResult<Option<bool>> {
         match body.get(k) {
             None | Some(Value::Null) => Ok(None),

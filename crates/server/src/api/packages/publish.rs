@@ -204,15 +204,7 @@ pub async fn publish(
     }
 
     // Visibility: only a new package takes it from the body (`--access`).
-    let requested = match doc.get("access") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(Access::parse(s).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "access must be \"public\" or \"restricted\", not {s:?}"
-            ))
-        })?),
-        Some(_) => return Err(ApiError::bad_request("access must be a string")),
-    };
+    let requested = super::access::access_field(&doc)?;
     let scoped = scope_of(name).is_some();
     if requested == Some(Access::Restricted) && !scoped {
         return Err(ApiError::bad_request(
