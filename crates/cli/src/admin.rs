@@ -3,12 +3,11 @@
 
 use std::io::{BufRead, IsTerminal};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Subcommand;
 
 use tessera_server::clock::iso8601;
 use tessera_server::config::Span;
-use tessera_server::npm::names;
 use tessera_server::services::accounts::{self, Channel, SignUp, SignUpError};
 use tessera_server::services::security_log;
 use tessera_server::services::tokens;
@@ -96,11 +95,13 @@ pub enum AdminCommand {
         #[arg(long)]
         print_next: bool,
     },
-    /// Invite a user name and email to sign up with `npm adduser` (for `signup = "invitation"`).
+    /// Invite a user name and email to sign up (for `signup = "invitation"`): prints a one-time
+    /// secret link to the sign-up page, to send to the invitee. A new invitation for the same
+    /// name replaces the earlier link.
     Invite {
-        /// The user name the invitee will use.
+        /// The user name the invitee will have.
         name: String,
-        /// The invitee's email address (must match the one given to `npm adduser`).
+        /// The invitee's email address (they can change it on the sign-up page).
         email: String,
         /// Days the invitation stays valid (default: `invitation_expiry`).
         #[arg(long)]
@@ -173,6 +174,12 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
         _ => {}
     }
     let invitation_expiry = config.invitation_expiry;
+    let invitation_mode = config.signup == tessera_server::config::Signup::Invitation;
+    let has_public_url = config.public_url.is_some();
+    let site_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.listen));
     let state = tessera_server::open_state(config).await?;
     let store = state.store.clone();
     let now = Clock::system().now_ms();
@@ -192,17 +199,11 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                 email,
                 password,
                 admin,
+                invitation: None,
             };
             let user = accounts::sign_up(&state, input, Channel::Admin)
                 .await
-                .map_err(|e| match e {
-                    SignUpError::Invalid(m) => anyhow::anyhow!(m),
-                    SignUpError::NameTaken => anyhow::anyhow!("user {name} already exists"),
-                    SignUpError::Failed(e) => anyhow::anyhow!(e.message),
-                    SignUpError::Closed | SignUpError::NotInvited => {
-                        anyhow::anyhow!("sign-up refused")
-                    }
-                })?;
+                .map_err(|e| refused(e, &name))?;
             println!(
                 "created user {}{}",
                 user.name,
@@ -378,21 +379,41 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
         | AdminCommand::Import { .. }
         | AdminCommand::RotateKey { .. } => unreachable!("handled above"),
         AdminCommand::Invite { name, email, days } => {
-            names::validate_user_name(&name).map_err(anyhow::Error::msg)?;
-            names::validate_email(&email).map_err(anyhow::Error::msg)?;
-            if store.user_by_name(&name).await?.is_some() {
-                bail!("user {name} already exists");
-            }
             let lifetime = days.map_or(invitation_expiry, |d| Span::days(u64::from(d.max(1))));
-            let expires = now + lifetime.as_ms();
-            store.create_invitation(&name, &email, now, expires).await?;
+            let invited = accounts::invite(&state, &name, &email, lifetime.as_ms(), &site_url)
+                .await
+                .map_err(|e| refused(e, &name))?;
+            if !has_public_url {
+                eprintln!(
+                    "note: public_url is not set, so the link names the listen address; set \
+                     public_url to the address users reach"
+                );
+            }
+            if !invitation_mode {
+                eprintln!(
+                    "note: sign-up is not by invitation on this registry (signup = \"invitation\" \
+                     in the configuration); the link works only once it is"
+                );
+            }
             println!(
-                "invited {name} <{email}> until {}: they can now run `npm adduser`",
-                iso8601(expires)
+                "invited {name} <{email}> until {}.\nSend them this link, once, by a private \
+                 channel: it lets whoever opens it choose the password of {name}.\n\n  {}\n",
+                iso8601(invited.expires_at),
+                invited.link
             );
         }
     }
     Ok(())
+}
+
+/// Why an account for `name` could not be created or invited, for the shell.
+fn refused(e: SignUpError, name: &str) -> anyhow::Error {
+    match e {
+        SignUpError::Invalid(m) => anyhow::anyhow!(m),
+        SignUpError::NameTaken => anyhow::anyhow!("user {name} already exists"),
+        SignUpError::Failed(e) => anyhow::anyhow!(e.message),
+        SignUpError::Closed | SignUpError::NotInvited => anyhow::anyhow!("sign-up refused"),
+    }
 }
 
 /// `tessera admin migrate`.

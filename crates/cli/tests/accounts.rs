@@ -160,29 +160,280 @@ fn closed_signup_needs_an_admin() {
     assert!(!bad.status.success());
 }
 
+/// A form of the website as a visitor without a session gets it: its form-token cookie and
+/// the CSRF value in the page.
+fn open_form(reg: &Registry, path: &str) -> (Resp, String, String) {
+    let page = reg.http().get(path);
+    let cookie = page
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .find_map(|(_, v)| {
+            v.split(';')
+                .next()
+                .filter(|c| c.starts_with("tessera_form="))
+        })
+        .unwrap_or_default()
+        .to_owned();
+    let csrf = page
+        .text
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_default()
+        .to_owned();
+    (page, cookie, csrf)
+}
+
+/// Posts a form the way a browser on the registry's own page does.
+fn post_form(reg: &Registry, path: &str, cookie: &str, fields: &[(&str, &str)]) -> Resp {
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.replace('@', "%40")))
+        .collect();
+    let origin = reg.url().trim_end_matches('/').to_owned();
+    reg.http().send(
+        "POST",
+        path,
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("origin", &origin),
+            ("cookie", cookie),
+        ],
+        Some(body.join("&").into_bytes()),
+    )
+}
+
+/// The link `tessera admin invite` printed.
+fn invitation_link(out: &std::process::Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.split_whitespace()
+        .find(|w| w.contains("/-/web/invitation/"))
+        .unwrap_or_else(|| panic!("no link in {text}"))
+        .to_owned()
+}
+
 #[test]
-fn invitation_signup() {
+fn invitations_are_one_time_secret_links() {
     let reg = Registry::start_with(&[("TESSERA_SIGNUP", "invitation")]);
-    let out = reg.admin(&["invite", "hank", "hank@example.com"], None);
+    let link = invitation_link(&reg.admin(&["invite", "hank", "hank@example.com"], None));
+    let path = &link[link.find("/-/web/").unwrap()..];
+    let secret = path.rsplit('/').next().unwrap().to_owned();
+    assert!(secret.len() >= 32, "{link}");
+    // only the secret's hash is stored, and the access log does not show it
+    assert!(
+        !String::from_utf8_lossy(&reg.database_bytes()).contains(&secret),
+        "the secret is in the database"
+    );
+
+    // knowing the invited name and email is not enough: npm cannot create the account…
+    let npm = reg.npm();
+    let (out, code) = adduser(&reg, &npm, "hank", "hank-password", "hank@example.com");
+    assert_ne!(code, 0);
+    assert!(out.contains("invitation link"), "{out}");
+    // …and neither can the website's sign-up form
+    let (page, cookie, _) = open_form(&reg, "/-/web/signup");
+    assert!(page.text.contains("by invitation"), "{}", page.text);
+    assert!(
+        !page.text.contains("id=\"password\""),
+        "no form without a link"
+    );
+    // (a hand-made post, with the form token its cookie carries)
+    let csrf = cookie.trim_start_matches("tessera_form=").to_owned();
+    let r = post_form(
+        &reg,
+        "/-/web/signup",
+        &cookie,
+        &[
+            ("csrf", &csrf),
+            ("name", "hank"),
+            ("email", "hank@example.com"),
+            ("password", "mallory-password"),
+        ],
+    );
+    assert!(
+        r.text.contains("invitation link"),
+        "{} {}",
+        r.status,
+        r.text
+    );
+    assert_eq!(reg.count_rows("users"), 0);
+
+    // a guessed secret opens nothing
+    let r = reg
+        .http()
+        .get("/-/web/invitation/0123456789abcdefghijABCDEFGHIJ01");
+    assert_eq!(r.status, 404);
+    assert!(r.text.contains("not valid"), "{}", r.text);
+
+    // the link: the name is fixed, whatever the form says
+    let (page, cookie, csrf) = open_form(&reg, path);
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(
+        page.text.contains("invited as <strong>hank</strong>"),
+        "{}",
+        page.text
+    );
+    let r = post_form(
+        &reg,
+        path,
+        &cookie,
+        &[
+            ("csrf", &csrf),
+            ("name", "mallory"),
+            ("email", "hank@example.org"),
+            ("password", "hank-password"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert!(reg.http().get("/-/user/org.couchdb.user:mallory").status == 404);
+    let hank = reg.http().get("/-/user/org.couchdb.user:hank").json();
+    assert_eq!(hank["email"], "hank@example.org");
+    // hank logs in with npm from now on
+    let r = reg.http().put_json(
+        "/-/user/org.couchdb.user:hank",
+        &serde_json::json!({"name": "hank", "password": "hank-password"}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    // the link works once
+    let r = reg.http().get(path);
+    assert_eq!(r.status, 404);
+    let r = post_form(
+        &reg,
+        path,
+        &cookie,
+        &[
+            ("csrf", &csrf),
+            ("email", "x@example.com"),
+            ("password", "other-password"),
+        ],
+    );
+    assert_eq!(r.status, 404, "{}", r.text);
+    assert!(reg.log_text().contains("/-/web/invitation/[redacted]"));
+    assert!(!reg.log_text().contains(&secret));
+}
+
+#[test]
+fn invitation_links_expire_and_a_new_one_replaces_the_old() {
+    let reg = Registry::start_with(&[("TESSERA_SIGNUP", "invitation")]);
+    let first = invitation_link(&reg.admin(&["invite", "ivan", "ivan@example.com"], None));
+    let second = invitation_link(&reg.admin(&["invite", "ivan", "ivan@example.com"], None));
+    let path = |l: &str| l[l.find("/-/web/").unwrap()..].to_owned();
+    assert_eq!(reg.http().get(&path(&first)).status, 404, "replaced");
+    assert_eq!(reg.http().get(&path(&second)).status, 200);
+    let short =
+        invitation_link(&reg.admin(&["invite", "judy", "judy@example.com", "--days", "1"], None));
+    assert_eq!(reg.http().get(&path(&short)).status, 200);
+    reg.advance(86_400 + 60);
+    assert_eq!(reg.http().get(&path(&short)).status, 404, "expired");
+    assert_eq!(
+        reg.http().get(&path(&second)).status,
+        200,
+        "7 days by default"
+    );
+    // an existing user cannot be invited
+    let out = reg.admin(
+        &[
+            "user",
+            "add",
+            "leo",
+            "--email",
+            "leo@example.com",
+            "--password-stdin",
+        ],
+        Some("leo-password\n"),
+    );
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // the wrong email is not invited
-    let npm = reg.npm();
-    let (out, code) = adduser(&reg, &npm, "hank", "hank-password", "other@example.com");
-    assert_ne!(code, 0);
-    assert!(out.contains("by invitation"), "{out}");
-    let (out, code) = adduser(&reg, &npm, "hank", "hank-password", "hank@example.com");
-    assert_eq!(code, 0, "{out}");
-    assert_eq!(npm.run(&["whoami"]).ok().trim(), "hank");
-    // an invitation works once
-    let r = reg.http().put_json(
-        "/-/user/org.couchdb.user:ivan",
-        &serde_json::json!({"name": "ivan", "password": "ivan-password", "email": "hank@example.com"}),
+    let out = reg.admin(&["invite", "leo", "leo@example.com"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+}
+
+#[test]
+fn visitors_do_not_write_rows_and_login_handshakes_are_budgeted() {
+    let reg = Registry::start_with(&[("TESSERA_WEB__PRUNE_EVERY", "1s")]);
+    // the sign-in and sign-up forms store nothing until a form is posted
+    for _ in 0..5 {
+        let (page, cookie, csrf) = open_form(&reg, "/-/web/signin");
+        assert_eq!(page.status, 200);
+        assert!(
+            cookie.starts_with("tessera_form=") && csrf.len() == 32,
+            "{cookie} {csrf}"
+        );
+        assert_eq!(open_form(&reg, "/-/web/signup").0.status, 200);
+    }
+    assert_eq!(reg.count_rows("sessions"), 0);
+    // a wrong password from the form stores no session either; a right one does
+    reg.signup("kate", "kate-password");
+    let (_, cookie, csrf) = open_form(&reg, "/-/web/signin");
+    let wrong = post_form(
+        &reg,
+        "/-/web/signin",
+        &cookie,
+        &[
+            ("csrf", &csrf),
+            ("name", "kate"),
+            ("password", "wrong-password"),
+        ],
     );
-    assert_eq!(r.status, 403);
+    assert!(
+        wrong.text.contains("Incorrect user name or password"),
+        "{}",
+        wrong.text
+    );
+    assert_eq!(reg.count_rows("sessions"), 0);
+    // the form token must match its cookie
+    let forged = post_form(
+        &reg,
+        "/-/web/signin",
+        "tessera_form=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        &[
+            ("csrf", &csrf),
+            ("name", "kate"),
+            ("password", "kate-password"),
+        ],
+    );
+    assert_eq!(forged.status, 403, "{}", forged.text);
+    let right = post_form(
+        &reg,
+        "/-/web/signin",
+        &cookie,
+        &[
+            ("csrf", &csrf),
+            ("name", "kate"),
+            ("password", "kate-password"),
+        ],
+    );
+    assert_eq!(right.status, 303, "{}", right.text);
+    assert_eq!(reg.count_rows("sessions"), 1);
+
+    // npm's browser login: 20 handshakes per address in 10 minutes, then 429
+    let http = reg.http();
+    for i in 0..20 {
+        let r = http.post_json("/-/v1/login", &serde_json::json!({}));
+        assert_eq!(r.status, 200, "handshake {i}: {}", r.text);
+    }
+    let r = http.post_json("/-/v1/login", &serde_json::json!({}));
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert!(r.header("retry-after").is_some());
+    assert_eq!(reg.count_rows("handshakes"), 20);
+    // expired rows go on the timer, without any visitor
+    reg.advance(13 * 3600);
+    poll("expired sessions and handshakes to be pruned", || {
+        (reg.count_rows("handshakes") == 0 && reg.count_rows("sessions") == 0).then_some(())
+    });
+    let r = http.post_json("/-/v1/login", &serde_json::json!({}));
+    assert_eq!(r.status, 200, "a new window: {}", r.text);
 }
 
 #[test]

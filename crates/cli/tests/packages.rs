@@ -449,6 +449,61 @@ fn unpublish_a_version_then_the_package() {
 }
 
 #[test]
+fn a_fully_unpublished_name_is_held_for_its_former_maintainers() {
+    let reg = Registry::start_with(&[("TESSERA_UNPUBLISHED_NAME_HOLD", "2h")]);
+    let alice = reg.npm_as("alice");
+    let bob = reg.npm_as("bob");
+    let carol = reg.npm_as("carol");
+    alice.publish("held-pkg", "1.0.0", &[]).ok();
+    alice.run(&["owner", "add", "bob", "held-pkg"]).ok();
+    alice.publish("other-pkg", "1.0.0", &[]).ok();
+    alice.run(&["unpublish", "held-pkg", "--force"]).ok();
+    alice.run(&["unpublish", "other-pkg", "--force"]).ok();
+    assert_eq!(reg.http().get("/held-pkg").status, 404);
+
+    // someone else cannot take the name at once…
+    let taken = carol.publish("held-pkg", "2.0.0", &[]);
+    let err = taken.fails();
+    assert!(
+        err.contains("403") && err.contains("only its former maintainers"),
+        "{}",
+        taken.all()
+    );
+    assert_eq!(reg.http().get("/held-pkg").status, 404);
+    // …nor through the API with a fresh name's body
+    let tgz = tgz(
+        &serde_json::json!({"name": "held-pkg", "version": "2.0.1"}),
+        &[],
+    );
+    let body = publish_body(&reg.url(), "held-pkg", "2.0.1", &tgz);
+    let r = reg
+        .http()
+        .with_token(&carol.token().unwrap())
+        .put_json("/held-pkg", &body);
+    assert_eq!(r.status, 403, "{}", r.text);
+    // …but a former maintainer (not only the one who unpublished) can
+    bob.publish("held-pkg", "2.0.0", &[]).ok();
+    assert_eq!(
+        reg.http().get("/held-pkg").json()["dist-tags"]["latest"],
+        "2.0.0"
+    );
+    let owners = bob.run(&["owner", "ls", "held-pkg"]);
+    assert!(owners.ok().contains("bob"), "{}", owners.all());
+    assert!(
+        !owners.ok().contains("alice"),
+        "a new package: its publisher alone"
+    );
+
+    // after the hold, anyone may publish the name
+    reg.advance(2 * 3600 + 60);
+    carol.publish("other-pkg", "3.0.0", &[]).ok();
+    assert_eq!(
+        reg.http().get("/other-pkg").json()["dist-tags"]["latest"],
+        "3.0.0"
+    );
+}
+
+#[test]
 fn access_status_hides_restricted_packages() {
     let reg = Registry::start();
     let alice = reg.npm_as("alice");

@@ -47,11 +47,15 @@ fn sign_in_with_an_otp() {
     assert_eq!(wrong, b.text("#error"));
     assert_eq!(wrong, "Incorrect user name or password.");
     b.screenshot("signin-error");
-    let before = session_cookie(&b).expect("an anonymous session for the form");
+    assert!(
+        session_cookie(&b).is_none(),
+        "showing the form and wrong passwords store no session"
+    );
     sign_in(&b, &reg, "alice", "alice-password");
     // the password alone is not enough
     b.wait_for_url("/-/web/signin/otp");
     b.screenshot("signin-otp");
+    let before = session_cookie(&b).expect("a partial session after the password");
     assert!(
         with_cookie(&reg, &session_cookie(&b).unwrap())("/-/web/account")
             .header("location")
@@ -491,6 +495,49 @@ fn web_otp_confirms_npm_commands_in_the_browser() {
 }
 
 #[test]
+fn an_invitation_link_creates_the_account_in_the_browser() {
+    let reg = Registry::start_with(&[("TESSERA_SIGNUP", "invitation")]);
+    let out = reg.admin(&["invite", "mia", "mia@example.com"], None);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    let link = text
+        .split_whitespace()
+        .find(|w| w.contains("/-/web/invitation/"))
+        .unwrap_or_else(|| panic!("no link in {text}"))
+        .to_owned();
+    // (the admin command does not know the test's port: it names `listen` from its config)
+    let link = format!(
+        "{}{}",
+        reg.url().trim_end_matches('/'),
+        &link[link.find("/-/web/").unwrap()..]
+    );
+    let b = Browser::start();
+    b.goto(&link);
+    b.find("#name");
+    assert!(
+        b.source().contains("value=\"mia\" readonly"),
+        "the invited name, fixed: {}",
+        b.source()
+    );
+    b.type_into("#password", "mia-password");
+    b.screenshot("invitation");
+    b.submit("#signup");
+    b.wait_for_url("/-/web/account");
+    assert!(b.source().contains("mia"));
+    // the link is spent
+    b.goto(&link);
+    b.wait_for_text("not valid");
+    // and npm logs in with the chosen password
+    let npm = reg.npm();
+    let mut p = npm.pty(npm.root(), &["login", "--auth-type=legacy"]);
+    p.expect("Username:").send("mia");
+    p.expect("Password:").send("mia-password");
+    let (out, code) = p.finish();
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(npm.run(&["whoami"]).ok().trim(), "mia");
+}
+
+#[test]
 fn forms_without_the_csrf_token_or_from_another_origin_are_refused() {
     let reg = Registry::start();
     reg.signup("alice", "alice-password");
@@ -736,17 +783,47 @@ fn sessions_rotate_on_2fa_changes_end_after_the_absolute_timeout_and_sign_in_is_
 
 #[test]
 fn the_session_cookie_is_secure_behind_an_https_origin() {
+    // (signed in by hand: the sign-in form sets only its form token, then the post a session)
+    let sign_in = |reg: &Registry, origin: &str| {
+        reg.signup("alice", "alice-password");
+        let page = reg.http().get("/-/web/signin");
+        let form = page.header("set-cookie").unwrap().to_owned();
+        let token = form.split(';').next().unwrap().to_owned();
+        let csrf = token.split('=').nth(1).unwrap().to_owned();
+        let r = reg.http().send(
+            "POST",
+            "/-/web/signin",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("origin", origin),
+                ("cookie", &token),
+            ],
+            Some(format!("csrf={csrf}&name=alice&password=alice-password").into_bytes()),
+        );
+        assert_eq!(r.status, 303, "{}", r.text);
+        (form, r.header("set-cookie").unwrap().to_owned())
+    };
     let plain = Registry::start();
-    let c = plain.http().get("/-/web/signin");
-    let cookie = c.header("set-cookie").unwrap().to_owned();
+    let origin = plain.url().trim_end_matches('/').to_owned();
+    let (form, cookie) = sign_in(&plain, &origin);
+    assert!(form.starts_with("tessera_form="), "{form}");
     assert!(cookie.starts_with("tessera_session="), "{cookie}");
-    assert!(!cookie.contains("Secure"), "{cookie}");
+    assert!(
+        !cookie.contains("Secure") && !form.contains("Secure"),
+        "{cookie}"
+    );
     let reg = Registry::start_with(&[("TESSERA_PUBLIC_URL", "https://npm.example.test/")]);
-    let c = reg.http().get("/-/web/signin");
-    let cookie = c.header("set-cookie").unwrap().to_owned();
+    let (form, cookie) = sign_in(&reg, "https://npm.example.test");
+    assert!(form.starts_with("__Host-tessera_form="), "{form}");
     assert!(cookie.starts_with("__Host-tessera_session="), "{cookie}");
     for part in ["; Path=/", "; HttpOnly", "; SameSite=Lax", "; Secure"] {
         assert!(cookie.contains(part), "{cookie} lacks {part}");
     }
-    assert!(!cookie.contains("Domain="), "{cookie}");
+    for part in ["; Path=/", "; HttpOnly", "; SameSite=Strict", "; Secure"] {
+        assert!(form.contains(part), "{form} lacks {part}");
+    }
+    assert!(
+        !cookie.contains("Domain=") && !form.contains("Domain="),
+        "{cookie}"
+    );
 }

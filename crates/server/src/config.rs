@@ -304,6 +304,9 @@ pub struct Config {
     pub signup: Signup,
     /// How long an invitation stays valid.
     pub invitation_expiry: Span,
+    /// How long a fully unpublished name stays reserved for its former maintainers (npmjs holds
+    /// names for 24 hours).
+    pub unpublished_name_hold: Span,
     /// Largest accepted request body (a publish carries the tarball in base64).
     pub max_body_size: ByteSize,
     /// Largest accepted unpacked tarball.
@@ -396,6 +399,8 @@ pub struct WebConfig {
     pub reauth: Span,
     /// How long a browser handshake (npm login, web OTP) stays open.
     pub handshake: Span,
+    /// How often expired sessions and handshakes are deleted.
+    pub prune_every: Span,
 }
 
 impl Default for WebConfig {
@@ -406,6 +411,7 @@ impl Default for WebConfig {
             session_max: Span::hours(12),
             reauth: Span::minutes(30),
             handshake: Span::minutes(5),
+            prune_every: Span::minutes(1),
         }
     }
 }
@@ -520,6 +526,7 @@ impl Default for Config {
             public_url: None,
             signup: Signup::Open,
             invitation_expiry: Span::days(7),
+            unpublished_name_hold: Span::hours(24),
             max_body_size: ByteSize(100 << 20),
             max_unpacked_size: ByteSize(512 << 20),
             scoped_default_access: DefaultAccess::Restricted,

@@ -155,6 +155,22 @@ pub async fn serve(
             }
         }
     });
+    // Expired sessions and handshakes go on a timer, not on a visitor's request.
+    let prune = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(prune.config.web.prune_every.as_duration());
+        loop {
+            tick.tick().await;
+            let now = prune.clock.now_ms();
+            let idle = prune.config.web.session_idle.as_ms();
+            let max = prune.config.web.session_max.as_ms();
+            match prune.store.prune_sessions(now - idle, now - max).await {
+                Ok(n) if n > 0 => tracing::debug!(sessions = n, "pruned expired sessions"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot prune expired sessions"),
+            }
+        }
+    });
     let limits = state.config.connections.clone();
     http::listener::serve(listener, app(state), &limits, shutdown).await
 }

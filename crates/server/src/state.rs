@@ -27,6 +27,8 @@ pub struct Inner {
     pub keys: Keys,
     /// The registry-wide 2FA policy, as last read.
     pub policy_cache: PolicyCache,
+    /// Rows unauthenticated requests may create, per address.
+    pub anonymous_rows: crate::authn::address_budget::AddressBudget,
 }
 
 impl AppState {
@@ -47,6 +49,7 @@ impl AppState {
             packuments,
             keys,
             policy_cache: PolicyCache::default(),
+            anonymous_rows: Default::default(),
         }))
     }
 }

@@ -28,14 +28,26 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
         "auth_epoch",
         include_str!("../migrations/sqlite/0005_auth_epoch.sql"),
     ),
+    (
+        6,
+        "hardening",
+        include_str!("../migrations/sqlite/0006_hardening.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations, in order (the same schema as SQLite's, in PostgreSQL's types).
-const POSTGRES: &[(i64, &str, &str)] = &[(
-    1,
-    "schema",
-    include_str!("../migrations/postgres/0001_schema.sql"),
-)];
+const POSTGRES: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "schema",
+        include_str!("../migrations/postgres/0001_schema.sql"),
+    ),
+    (
+        2,
+        "hardening",
+        include_str!("../migrations/postgres/0002_hardening.sql"),
+    ),
+];
 
 fn migrator(list: &[(i64, &'static str, &'static str)]) -> Migrator {
     Migrator::with_migrations(

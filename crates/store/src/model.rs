@@ -64,6 +64,26 @@ pub struct NewUser {
     pub is_admin: bool,
 }
 
+/// An invitation to sign up, as its secret link finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    /// The user name the account will have.
+    pub name: String,
+    /// The invitee's email address.
+    pub email: String,
+    /// When the link stops working (ms).
+    pub expires_at: i64,
+}
+
+/// A name whose every version was unpublished.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnpublishedName {
+    /// When the last version went (ms).
+    pub unpublished_at: i64,
+    /// Who maintained it then.
+    pub maintainers: Vec<UserId>,
+}
+
 /// The kinds of API token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

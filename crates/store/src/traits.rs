@@ -10,9 +10,16 @@ use crate::model::*;
 pub trait UserStore: Send + Sync {
     /// Creates an account; `Conflict` if the name is taken.
     async fn create_user(&self, user: NewUser, now: i64) -> StoreResult<User>;
-    /// Creates an account if an unused, unexpired invitation for this name and email exists,
-    /// consuming it in the same transaction. `Ok(None)` when there is no such invitation.
-    async fn create_invited_user(&self, user: NewUser, now: i64) -> StoreResult<Option<User>>;
+    /// Creates an account if the invitation whose secret hashes to `secret_hash` is for this
+    /// name, unused and unexpired, consuming it in the same transaction. `Ok(None)` otherwise.
+    async fn create_invited_user(
+        &self,
+        user: NewUser,
+        secret_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<User>>;
+    /// The unused, unexpired invitation whose secret hashes to `secret_hash`.
+    async fn invitation(&self, secret_hash: &str, now: i64) -> StoreResult<Option<Invitation>>;
     /// Looks an account up by name.
     async fn user_by_name(&self, name: &str) -> StoreResult<Option<User>>;
     /// Looks an account up by id.
@@ -34,11 +41,13 @@ pub trait UserStore: Send + Sync {
     async fn set_password_hash(&self, id: UserId, hash: &str, now: i64) -> StoreResult<()>;
     /// Locks or unlocks an account.
     async fn set_locked(&self, id: UserId, locked: bool, now: i64) -> StoreResult<()>;
-    /// Records an invitation for `name` with `email`, valid until `expires_at`.
+    /// Records an invitation for `name` with `email`, redeemed with the secret that hashes to
+    /// `secret_hash`, valid until `expires_at`. Earlier unused invitations for the name end.
     async fn create_invitation(
         &self,
         name: &str,
         email: &str,
+        secret_hash: &str,
         now: i64,
         expires_at: i64,
     ) -> StoreResult<()>;
@@ -76,6 +85,8 @@ pub trait TokenStore: Send + Sync {
 pub trait PackageStore: Send + Sync {
     /// The package row alone.
     async fn package(&self, name: &str) -> StoreResult<Option<Package>>;
+    /// When a name no package holds was last fully unpublished, and by whom it was maintained.
+    async fn unpublished_name(&self, name: &str) -> StoreResult<Option<UnpublishedName>>;
     /// The package with its versions, tags, maintainers and stars.
     async fn package_doc(&self, name: &str) -> StoreResult<Option<PackageDoc>>;
     /// The package's id and revision (bumped by every change to what its packument shows), to

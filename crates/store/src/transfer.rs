@@ -72,6 +72,7 @@ pub const TABLES: &[Table] = &[
             ("created_at", Int),
             ("expires_at", Int),
             ("used_at", OptInt),
+            ("secret_hash", OptText),
         ],
         order_by: "id",
         identity: true,
@@ -140,6 +141,16 @@ pub const TABLES: &[Table] = &[
             ("retired_at", Int),
         ],
         order_by: "package_name, version",
+        identity: false,
+    },
+    Table {
+        name: "unpublished_names",
+        cols: &[
+            ("name", Text),
+            ("unpublished_at", Int),
+            ("maintainers", Text),
+        ],
+        order_by: "name",
         identity: false,
     },
     Table {

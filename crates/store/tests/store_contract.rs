@@ -152,31 +152,61 @@ async fn users_are_unique_by_name() {
 }
 
 #[tokio::test]
-async fn invitations_are_single_use_and_expire() {
+async fn invitations_need_their_secret_are_single_use_and_expire() {
     let s = store().await;
-    s.create_invitation("bob", "bob@example.com", 0, 100)
+    s.create_invitation("bob", "bob@example.com", "h-bob", 0, 100)
         .await
         .unwrap();
-    // wrong email: refused
-    let mut wrong = new_user("bob");
-    wrong.email = "mallory@example.com".into();
-    assert!(s.create_invited_user(wrong, 1).await.unwrap().is_none());
+    let found = s.invitation("h-bob", 1).await.unwrap().unwrap();
+    assert_eq!((found.name.as_str(), found.expires_at), ("bob", 100));
+    assert!(s.invitation("h-other", 1).await.unwrap().is_none());
+    // the name and email without the secret: refused
     assert!(
-        s.create_invited_user(new_user("bob"), 1)
+        s.create_invited_user(new_user("bob"), "h-guess", 1)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // the secret for another name: refused
+    assert!(
+        s.create_invited_user(new_user("mallory"), "h-bob", 1)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.create_invited_user(new_user("bob"), "h-bob", 1)
             .await
             .unwrap()
             .is_some()
     );
-    s.create_invitation("carol", "carol@example.com", 0, 100)
+    assert!(s.invitation("h-bob", 2).await.unwrap().is_none(), "used");
+    s.create_invitation("carol", "carol@example.com", "h-carol", 0, 100)
         .await
         .unwrap();
     assert!(
-        s.create_invited_user(new_user("carol"), 100)
+        s.invitation("h-carol", 100).await.unwrap().is_none(),
+        "expired"
+    );
+    assert!(
+        s.create_invited_user(new_user("carol"), "h-carol", 100)
             .await
             .unwrap()
             .is_none(),
         "expired"
     );
+    // a new invitation replaces the old link
+    s.create_invitation("dave", "dave@example.com", "h-dave1", 0, 100)
+        .await
+        .unwrap();
+    s.create_invitation("dave", "dave@example.com", "h-dave2", 10, 100)
+        .await
+        .unwrap();
+    assert!(
+        s.invitation("h-dave1", 11).await.unwrap().is_none(),
+        "replaced"
+    );
+    assert!(s.invitation("h-dave2", 11).await.unwrap().is_some());
 }
 
 /// Runs one statement on the test's database behind the store's back (a file or PostgreSQL
@@ -380,9 +410,22 @@ async fn unpublished_versions_are_retired() {
         s.publish(publish("demo", "1.1.0", alice.id), 13).await,
         Err(StoreError::VersionExists)
     ));
+    assert!(s.unpublished_name("demo").await.unwrap().is_none());
+    let bob = s.create_user(new_user("bob"), 1).await.unwrap();
+    s.change_maintainers(p.package_id, &[bob.id], &[], 13)
+        .await
+        .unwrap();
     let blobs = s.delete_package(p.package_id, 14).await.unwrap();
     assert_eq!(blobs, vec!["demo-1.0.0".to_string()]);
     assert!(s.package("demo").await.unwrap().is_none());
+    // the name is remembered with its maintainers, for the server's hold on it
+    let held = s.unpublished_name("demo").await.unwrap().unwrap();
+    assert_eq!(held.unpublished_at, 14);
+    let mut ids = held.maintainers.clone();
+    ids.sort();
+    let mut want = vec![alice.id, bob.id];
+    want.sort();
+    assert_eq!(ids, want);
     // the name is free again, the old numbers are not
     assert!(
         s.publish(publish("demo", "1.0.0", alice.id), 15)
@@ -393,6 +436,10 @@ async fn unpublished_versions_are_retired() {
         s.publish(publish("demo", "2.0.0", alice.id), 15)
             .await
             .is_ok()
+    );
+    assert!(
+        s.unpublished_name("demo").await.unwrap().is_none(),
+        "published again: no longer held"
     );
 }
 

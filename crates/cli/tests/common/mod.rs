@@ -571,6 +571,41 @@ impl Registry {
         }
     }
 
+    /// The number of rows in `table` (read behind the server's back: SQLite through Python's
+    /// sqlite3 module, PostgreSQL through psql).
+    pub fn count_rows(&self, table: &str) -> i64 {
+        assert!(table.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        let out = match &self.backend {
+            None => Command::new("python3")
+                .args([
+                    "-c",
+                    "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+                     print(c.execute('select count(*) from '+sys.argv[2]).fetchone()[0])",
+                ])
+                .arg(self.data.join("tessera.db"))
+                .arg(table)
+                .output()
+                .expect("python3"),
+            Some(b) => Command::new("psql")
+                .args([
+                    &b.database_url,
+                    "-qAtc",
+                    &format!("select count(*) from {table}"),
+                ])
+                .output()
+                .expect("psql"),
+        };
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("a count")
+    }
+
     /// The server's log so far.
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().clone()
@@ -741,18 +776,7 @@ impl Npm {
 
     /// Runs npm in a pseudo-terminal, for its interactive prompts.
     pub fn pty(&self, cwd: &Path, args: &[&str]) -> Pty {
-        let cmd = self.command(cwd, args);
-        let session = rexpect::session::spawn_with_options(
-            cmd,
-            rexpect::reader::Options::new()
-                .timeout_ms(Some(DEADLINE.as_millis() as u64))
-                .strip_ansi_escape_codes(true),
-        )
-        .expect("spawn npm in a pty");
-        Pty {
-            session,
-            seen: String::new(),
-        }
+        pty_of(self.command(cwd, args))
     }
 
     /// Writes a package folder and returns its path.
@@ -817,27 +841,64 @@ impl Npm {
 /// directory into `CARGO_TARGET_TMPDIR/npmMAJOR` (`.ci/run` fills `npm6` ahead of the tests);
 /// returns its CLI script, to run with `node` ([`Npm::command_of`], [`Npm::run_cli`]).
 pub fn ensure_npm(major: u32) -> PathBuf {
+    install_once(
+        &format!("npm{major}"),
+        &format!("npm@{major}"),
+        "node_modules/npm/bin/npm-cli.js",
+    )
+}
+
+/// Installs `spec` with npm into `CARGO_TARGET_TMPDIR/folder` unless `marker` (a path in it)
+/// is there already; returns the marker's path.
+fn install_once(folder: &str, spec: &str, marker: &str) -> PathBuf {
     // tests of one binary run in parallel: one installs, the others wait
     static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("npm{major}"));
-    let cli = dir.join("node_modules/npm/bin/npm-cli.js");
-    if !cli.exists() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(folder);
+    let path = dir.join(marker);
+    if !path.exists() {
         std::fs::create_dir_all(&dir).unwrap();
         let out = Command::new("npm")
             .args(["install", "--no-audit", "--no-fund", "--prefix"])
             .arg(&dir)
-            .arg(format!("npm@{major}"))
+            .arg(spec)
             .output()
-            .unwrap_or_else(|e| panic!("npm install npm@{major}: {e}"));
+            .unwrap_or_else(|e| panic!("npm install {spec}: {e}"));
         assert!(
-            out.status.success() && cli.exists(),
-            "installing npm@{major} into {}: {}",
+            out.status.success() && path.exists(),
+            "installing {spec} into {}: {}",
             dir.display(),
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    cli
+    path
+}
+
+/// A major version of pnpm, installed from the npm registry once per target directory into
+/// `CARGO_TARGET_TMPDIR/pnpmMAJOR` (`.ci/run` fills them ahead of the tests); returns its
+/// `pnpm` command. pnpm 9 and 10 are JavaScript; pnpm 12 is a native binary its package links
+/// in place when installed.
+pub fn ensure_pnpm(major: u32) -> PathBuf {
+    install_once(
+        &format!("pnpm{major}"),
+        &format!("pnpm@{major}"),
+        "node_modules/.bin/pnpm",
+    )
+}
+
+/// Runs `cmd` in a pseudo-terminal, for its interactive prompts.
+pub fn pty_of(cmd: Command) -> Pty {
+    let session = rexpect::session::spawn_with_options(
+        cmd,
+        rexpect::reader::Options::new()
+            .timeout_ms(Some(DEADLINE.as_millis() as u64))
+            .strip_ansi_escape_codes(true),
+    )
+    .expect("spawn in a pty");
+    Pty {
+        session,
+        seen: String::new(),
+    }
 }
 
 /// An npm process in a pseudo-terminal.

@@ -179,6 +179,12 @@ pub fn client_ip(parts: &Parts, trust_proxy: bool) -> IpAddr {
         .unwrap_or(IpAddr::from([127, 0, 0, 1]))
 }
 
+/// Whether the request is npm's couch login (`PUT /-/user/org.couchdb.user:NAME`, with the
+/// colon percent-encoded or not: every PUT under `/-/user/` is).
+fn is_couch_login(parts: &Parts) -> bool {
+    parts.method == Method::PUT && parts.uri.path().starts_with("/-/user/")
+}
+
 /// The replay-binding identity of a Basic-auth client. Basic credentials are the password, which
 /// several clients may share, so the identity also names the client (address and user agent):
 /// a code one client used is refused to another.
@@ -255,6 +261,10 @@ impl FromRequestParts<AppState> for Caller {
         let value = value.trim();
         if scheme.eq_ignore_ascii_case("bearer") {
             authenticate_token(state, &mut caller, value).await?;
+        } else if scheme.eq_ignore_ascii_case("basic") && is_couch_login(parts) {
+            // The couch login checks the password in its body, then the code, itself. pnpm
+            // also sends the password as Basic credentials: checked here too, the code would be
+            // spent before the login saw it (and the password attempt counted twice).
         } else if scheme.eq_ignore_ascii_case("basic") {
             authenticate_basic(state, &mut caller, value).await?;
         } else {

@@ -13,6 +13,7 @@
 //! the registry-wide 2FA requirement.
 
 pub mod gate;
+mod name_hold;
 pub mod policy;
 mod scope;
 pub mod token_scope;
@@ -245,11 +246,11 @@ async fn package_for(
         // unless they all pass.
         found if op == Operation::Publish => {
             scope::check_new_package(state, name, user).await?;
-            Ok(if found.is_some() {
-                Found::Hidden
-            } else {
-                Found::New
-            })
+            if found.is_some() {
+                return Ok(Found::Hidden);
+            }
+            name_hold::check(state, name, user).await?;
+            Ok(Found::New)
         }
         _ => Err(ApiError::not_found()),
     }

@@ -18,7 +18,12 @@ pub fn redact(path: &str) -> String {
             return format!("{prefix}[redacted]");
         }
     }
-    for prefix in ["/-/v1/done/", "/-/web/cli-login/", "/-/web/confirm/"] {
+    for prefix in [
+        "/-/v1/done/",
+        "/-/web/cli-login/",
+        "/-/web/confirm/",
+        "/-/web/invitation/",
+    ] {
         if let Some(rest) = path.strip_prefix(prefix)
             && !rest.is_empty()
         {
@@ -60,6 +65,10 @@ mod tests {
             "/-/web/cli-login/[redacted]/approve"
         );
         assert_eq!(redact("/-/web/confirm/x9"), "/-/web/confirm/[redacted]");
+        assert_eq!(
+            redact("/-/web/invitation/s3cret"),
+            "/-/web/invitation/[redacted]"
+        );
         assert_eq!(redact("/-/web/account"), "/-/web/account");
     }
 

@@ -4,6 +4,7 @@
 
 use tessera_store::{NewUser, Profile, StoreError, User};
 
+use crate::authn::api_tokens;
 use crate::authn::passwords::{self, PasswordCheck};
 use crate::config::Signup;
 use crate::http::error::{ApiError, ApiResult};
@@ -49,6 +50,8 @@ pub struct SignUp {
     pub password: String,
     /// Administrator (only through [`Channel::Admin`]).
     pub admin: bool,
+    /// The secret of the invitation link, when sign-up is by invitation.
+    pub invitation: Option<String>,
 }
 
 /// Why a sign-up did not create the account.
@@ -97,8 +100,12 @@ pub async fn sign_up(
         is_admin: input.admin,
     };
     let now = state.clock.now_ms();
-    let created = match mode {
-        Signup::Invitation => state.store.create_invited_user(new, now).await,
+    let created = match (mode, input.invitation) {
+        (Signup::Invitation, Some(secret)) if !secret.is_empty() => {
+            let hash = api_tokens::hash(&secret);
+            state.store.create_invited_user(new, &hash, now).await
+        }
+        (Signup::Invitation, _) => Ok(None),
         _ => state.store.create_user(new, now).await.map(Some),
     };
     match created {
@@ -110,6 +117,57 @@ pub async fn sign_up(
         Err(StoreError::Conflict) => Err(SignUpError::NameTaken),
         Err(e) => Err(SignUpError::Failed(e.into())),
     }
+}
+
+/// A new invitation: the link to give the invitee, and when it stops working.
+#[derive(Debug, Clone)]
+pub struct NewInvitation {
+    /// The sign-up page for this invitation; its last segment is the one-time secret.
+    pub link: String,
+    /// When the link expires (ms).
+    pub expires_at: i64,
+}
+
+/// Where invitation links point: the sign-up page under `base_url`.
+pub const INVITATION_PATH: &str = "/-/web/invitation/";
+
+/// Invites `name` (with `email`) to sign up through a one-time secret link, valid for
+/// `lifetime_ms`. Only the secret's hash is stored: the link is shown once, to the inviter.
+/// A new invitation for the same name replaces the earlier one.
+pub async fn invite(
+    state: &AppState,
+    name: &str,
+    email: &str,
+    lifetime_ms: i64,
+    base_url: &str,
+) -> Result<NewInvitation, SignUpError> {
+    names::validate_user_name(name).map_err(SignUpError::Invalid)?;
+    names::validate_email(email).map_err(SignUpError::Invalid)?;
+    if state
+        .store
+        .user_by_name(name)
+        .await
+        .map_err(ApiError::from)?
+        .is_some()
+    {
+        return Err(SignUpError::NameTaken);
+    }
+    let secret = api_tokens::random_base62(32);
+    let now = state.clock.now_ms();
+    let expires_at = now + lifetime_ms;
+    state
+        .store
+        .create_invitation(name, email, &api_tokens::hash(&secret), now, expires_at)
+        .await
+        .map_err(ApiError::from)?;
+    tracing::info!(user = %name, "invitation created");
+    Ok(NewInvitation {
+        link: format!(
+            "{}{INVITATION_PATH}{secret}",
+            base_url.trim_end_matches('/')
+        ),
+        expires_at,
+    })
 }
 
 /// Why a password did not sign the user in.

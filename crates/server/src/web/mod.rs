@@ -55,6 +55,10 @@ pub fn router() -> Router<AppState> {
             get(signin::signup_form).post(signin::signup_submit),
         )
         .route(
+            "/-/web/invitation/{secret}",
+            get(signin::invitation_form).post(signin::invitation_submit),
+        )
+        .route(
             "/-/web/reauth",
             get(signin::reauth_form).post(signin::reauth_submit),
         )
@@ -138,7 +142,7 @@ impl Web {
         };
         let mut res = (status, axum::response::Html(html)).into_response();
         secure_headers(&mut res);
-        if let Some(c) = &self.set_cookie {
+        for c in &self.set_cookie {
             res.headers_mut().append(header::SET_COOKIE, c.clone());
         }
         res
@@ -148,7 +152,7 @@ impl Web {
     pub fn redirect(&self, to: &str) -> Response {
         let mut res = Redirect::to(to).into_response();
         secure_headers(&mut res);
-        if let Some(c) = &self.set_cookie {
+        for c in &self.set_cookie {
             res.headers_mut().append(header::SET_COOKIE, c.clone());
         }
         res

@@ -2,8 +2,10 @@
 //! prefixed and Secure behind an https `public_url`), only its hash stored server-side. Sessions
 //! have an idle and an absolute timeout; the id rotates on sign-in and on every 2FA change.
 //!
-//! Every POST carries the session's CSRF token and an `Origin` (or `Referer`)
-//! that must be the registry's own.
+//! Every POST carries a CSRF token and an `Origin` (or `Referer`) that must be the registry's
+//! own. The token is the session's; visitors without a session (the sign-in and sign-up forms)
+//! get a random form token in a cookie of its own instead, so that showing a form writes no
+//! row: a session is stored only once a form posted with that token succeeds.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -22,6 +24,10 @@ use crate::web::WebError;
 pub const COOKIE: &str = "tessera_session";
 /// Cookie name behind https (the `__Host-` prefix needs `Secure` and `Path=/`).
 pub const SECURE_COOKIE: &str = "__Host-tessera_session";
+/// The form token's cookie over plain http (visitors without a session).
+pub const FORM_COOKIE: &str = "tessera_form";
+/// The form token's cookie behind https.
+pub const SECURE_FORM_COOKIE: &str = "__Host-tessera_form";
 /// A partial sign-in (password accepted, second factor awaited) lasts this long.
 pub const PARTIAL_MS: i64 = 5 * 60 * 1000;
 /// Wrong codes a partial sign-in allows before the password is asked again.
@@ -49,8 +55,10 @@ pub struct Web {
     pub session: Option<Session>,
     /// The request's `Origin` header.
     origin: Option<String>,
-    /// A cookie to set on the response (a new or rotated session, or a cleared one).
-    pub set_cookie: Option<HeaderValue>,
+    /// The form token from its cookie, for visitors without a session.
+    form_token: Option<String>,
+    /// Cookies to set on the response (a new or rotated session, a cleared one, a form token).
+    pub set_cookie: Vec<HeaderValue>,
 }
 
 fn secure(state: &AppState) -> bool {
@@ -63,6 +71,14 @@ fn secure(state: &AppState) -> bool {
 
 fn cookie_name(state: &AppState) -> &'static str {
     if secure(state) { SECURE_COOKIE } else { COOKIE }
+}
+
+fn form_cookie_name(state: &AppState) -> &'static str {
+    if secure(state) {
+        SECURE_FORM_COOKIE
+    } else {
+        FORM_COOKIE
+    }
 }
 
 fn read_cookie(parts: &Parts, name: &str) -> Option<String> {
@@ -98,7 +114,9 @@ impl FromRequestParts<AppState> for Web {
             ),
             session: None,
             origin: request_origin(&parts.headers),
-            set_cookie: None,
+            form_token: read_cookie(parts, form_cookie_name(state))
+                .filter(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_alphanumeric())),
+            set_cookie: Vec::new(),
         };
         let Some(raw) = read_cookie(parts, cookie_name(state)) else {
             return Ok(web);
@@ -199,28 +217,21 @@ impl Web {
         HeaderValue::from_str(&v).expect("a cookie of base62 characters")
     }
 
-    /// Makes sure the request has a session (an anonymous one for forms like sign-in).
-    pub async fn ensure_session(&mut self) -> Result<(), WebError> {
-        if self.session.is_some() {
-            return Ok(());
+    /// Makes sure a form shown to a visitor without a session can be posted: a random form
+    /// token in its own cookie (nothing is stored; see the module's doc).
+    pub fn prepare_form(&mut self) {
+        if self.session.is_some() || self.form_token.is_some() {
+            return;
         }
-        let now = self.state.clock.now_ms();
-        let idle = self.state.config.web.session_idle.as_ms();
-        let max = self.state.config.web.session_max.as_ms();
-        self.state
-            .store
-            .prune_sessions(now - idle, now - max)
-            .await
-            .map_err(WebError::internal)?;
-        let (raw, s) = new_session(None, SessionStage::Anonymous, now, None);
-        self.state
-            .store
-            .create_session(&s)
-            .await
-            .map_err(WebError::internal)?;
-        self.set_cookie = Some(self.cookie(&raw));
-        self.session = Some(s);
-        Ok(())
+        let token = api_tokens::random_base62(32);
+        let secure = if secure(&self.state) { "; Secure" } else { "" };
+        let v = format!(
+            "{}={token}; Path=/; HttpOnly; SameSite=Strict{secure}",
+            form_cookie_name(&self.state)
+        );
+        self.set_cookie
+            .push(HeaderValue::from_str(&v).expect("a cookie of base62 characters"));
+        self.form_token = Some(token);
     }
 
     /// A fresh session id for the next stage (the old id dies): sign-in and 2FA changes.
@@ -259,7 +270,7 @@ impl Web {
             .rotate_session(&old, &s)
             .await
             .map_err(WebError::internal)?;
-        self.set_cookie = Some(self.cookie(&raw));
+        self.set_cookie.push(self.cookie(&raw));
         if s.stage == SessionStage::Full {
             let user = match s.user_id {
                 Some(id) => self
@@ -294,17 +305,18 @@ impl Web {
             "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}",
             cookie_name(&self.state)
         );
-        self.set_cookie = HeaderValue::from_str(&v).ok();
+        self.set_cookie.extend(HeaderValue::from_str(&v).ok());
         self.caller.signed_out();
         self.caller.session = None;
         Ok(())
     }
 
-    /// The CSRF token of the session's forms.
+    /// The CSRF token of the session's forms (the form token without a session).
     pub fn csrf(&self) -> String {
         self.session
             .as_ref()
             .map(|s| s.csrf.clone())
+            .or_else(|| self.form_token.clone())
             .unwrap_or_default()
     }
 
@@ -321,13 +333,17 @@ impl Web {
                 ));
             }
         }
-        let Some(session) = &self.session else {
-            return Err(WebError::forbidden(
-                "Your session has expired. Reload the page and try again.",
-            ));
+        let expected = match (&self.session, &self.form_token) {
+            (Some(session), _) => session.csrf.as_str(),
+            (None, Some(token)) => token.as_str(),
+            (None, None) => {
+                return Err(WebError::forbidden(
+                    "Your session has expired. Reload the page and try again.",
+                ));
+            }
         };
         let given = form_token.unwrap_or("");
-        if !bool::from(given.as_bytes().ct_eq(session.csrf.as_bytes())) || given.is_empty() {
+        if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) || given.is_empty() {
             return Err(WebError::forbidden(
                 "This form has expired or was not sent by this site. Reload the page and try again.",
             ));

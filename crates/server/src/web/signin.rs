@@ -40,7 +40,7 @@ pub async fn form(mut web: Web, Query(q): Query<HashMap<String, String>>) -> Web
             &next
         }));
     }
-    web.ensure_session().await?;
+    web.prepare_form();
     Ok(web.page(&signin_page(&web, None, "", &next)))
 }
 
@@ -159,7 +159,7 @@ pub async fn otp_submit(mut web: Web, form: Form) -> WebResult {
             let attempts = state.store.bump_session_otp_attempts(&hash).await?;
             if attempts >= PARTIAL_ATTEMPTS {
                 web.end().await?;
-                web.ensure_session().await?;
+                web.prepare_form();
                 let msg = "Too many wrong codes. Sign in again.".to_owned();
                 return Ok(web.page(&signin_page(&web, Some(msg), &user.name, "")));
             }
@@ -185,6 +185,7 @@ fn signup_page(
     name: &str,
     email: &str,
     next: &str,
+    secret: &str,
 ) -> SignupPage {
     SignupPage {
         chrome: web.chrome(),
@@ -194,6 +195,18 @@ fn signup_page(
         min_password: web.state.config.min_password_length,
         invitation: web.state.config.signup == Signup::Invitation,
         next: next.into(),
+        secret: secret.into(),
+    }
+}
+
+/// The answer to an invitation link that no longer works.
+fn stale_invitation() -> WebError {
+    WebError::Page {
+        status: axum::http::StatusCode::NOT_FOUND,
+        heading: "Invitation not valid",
+        message: "This invitation link is not valid: it was already used, replaced by a newer \
+                  one, or it has expired. Ask your administrator for a new invitation."
+            .into(),
     }
 }
 
@@ -205,21 +218,66 @@ pub async fn signup_form(mut web: Web, Query(q): Query<HashMap<String, String>>)
         ));
     }
     let next = safe_next(q.get("next").map(String::as_str)).unwrap_or_default();
-    web.ensure_session().await?;
-    Ok(web.page(&signup_page(&web, None, "", "", &next)))
+    web.prepare_form();
+    Ok(web.page(&signup_page(&web, None, "", "", &next, "")))
 }
 
 /// `POST /-/web/signup`.
-pub async fn signup_submit(mut web: Web, form: Form) -> WebResult {
+pub async fn signup_submit(web: Web, form: Form) -> WebResult {
     web.check_post(field(&form, "csrf"))?;
-    let state = web.state.clone();
-    if state.config.signup == Signup::Closed {
+    if web.state.config.signup == Signup::Closed {
         return Err(WebError::forbidden("Sign-up is closed on this registry."));
     }
     let name = field(&form, "name").unwrap_or("").to_owned();
-    let email = field(&form, "email").unwrap_or("").to_owned();
-    let password = raw_field(&form, "password").unwrap_or("").to_owned();
-    let next = safe_next(field(&form, "next"));
+    create_account(web, &form, name, None).await
+}
+
+/// `GET /-/web/invitation/{secret}`: the sign-up form of one invitation, its name fixed.
+pub async fn invitation_form(
+    mut web: Web,
+    axum::extract::Path(secret): axum::extract::Path<String>,
+) -> WebResult {
+    let now = web.state.clock.now_ms();
+    let hash = crate::authn::api_tokens::hash(&secret);
+    let found = web.state.store.invitation(&hash, now).await?;
+    let invitation = found.ok_or_else(stale_invitation)?;
+    if web.state.config.signup != Signup::Invitation {
+        return Err(WebError::forbidden(
+            "Sign-up on this registry is not by invitation any more. Ask your administrator.",
+        ));
+    }
+    web.prepare_form();
+    let page = signup_page(&web, None, &invitation.name, &invitation.email, "", &secret);
+    Ok(web.page(&page))
+}
+
+/// `POST /-/web/invitation/{secret}`: creates the invited account and signs it in.
+pub async fn invitation_submit(
+    web: Web,
+    axum::extract::Path(secret): axum::extract::Path<String>,
+    form: Form,
+) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    let now = web.state.clock.now_ms();
+    let hash = crate::authn::api_tokens::hash(&secret);
+    let found = web.state.store.invitation(&hash, now).await?;
+    let invitation = found.ok_or_else(stale_invitation)?;
+    create_account(web, &form, invitation.name, Some(secret)).await
+}
+
+/// Signs up `name` with the form's email and password (through an invitation's `secret` when
+/// sign-up is by invitation) and signs the new account in.
+async fn create_account(
+    mut web: Web,
+    form: &Form,
+    name: String,
+    secret: Option<String>,
+) -> WebResult {
+    let state = web.state.clone();
+    let email = field(form, "email").unwrap_or("").to_owned();
+    let password = raw_field(form, "password").unwrap_or("").to_owned();
+    let next = safe_next(field(form, "next"));
+    let shown_secret = secret.clone().unwrap_or_default();
     let fail = |web: &Web, msg: String| {
         Ok(web.page(&signup_page(
             web,
@@ -227,6 +285,7 @@ pub async fn signup_submit(mut web: Web, form: Form) -> WebResult {
             &name,
             &email,
             next.as_deref().unwrap_or(""),
+            &shown_secret,
         )))
     };
     let input = SignUp {
@@ -234,6 +293,7 @@ pub async fn signup_submit(mut web: Web, form: Form) -> WebResult {
         email: email.clone(),
         password,
         admin: false,
+        invitation: secret.clone(),
     };
     let user = match accounts::sign_up(&state, input, Channel::Website).await {
         Ok(u) => u,
@@ -241,10 +301,13 @@ pub async fn signup_submit(mut web: Web, form: Form) -> WebResult {
         Err(SignUpError::Closed) => {
             return Err(WebError::forbidden("Sign-up is closed on this registry."));
         }
+        Err(SignUpError::NotInvited) if secret.is_some() => return Err(stale_invitation()),
         Err(SignUpError::NotInvited) => {
             return fail(
                 &web,
-                "There is no invitation for this user name and email address.".into(),
+                "Sign-up on this registry is by invitation: open the invitation link your \
+                 administrator sent you."
+                    .into(),
             );
         }
         Err(SignUpError::NameTaken) => return fail(&web, "This user name is taken.".into()),

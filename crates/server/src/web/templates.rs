@@ -69,6 +69,8 @@ pub struct SignupPage {
     pub invitation: bool,
     /// Where to go after signing up.
     pub next: String,
+    /// The invitation link's secret, when the page was opened from one (empty otherwise).
+    pub secret: String,
 }
 
 /// Re-authentication before security changes.

@@ -174,7 +174,11 @@ impl TestApp {
     /// Signs `name` in on the website (no 2FA) and returns the session's `Cookie` value.
     pub async fn web_session(&self, name: &str) -> String {
         let page = self.get("/-/web/signin", &Auth::None).await;
-        let cookie = session_cookie(&page).expect("the sign-in page starts a session");
+        assert!(
+            session_cookie(&page).is_none(),
+            "the sign-in page stores no session"
+        );
+        let cookie = form_cookie(&page).expect("the sign-in page sets a form token");
         let csrf = form_value(&page.body, "csrf").expect("a csrf field");
         let form = format!("csrf={csrf}&name={name}&password={name}-password");
         let r = self
@@ -196,13 +200,23 @@ impl TestApp {
 
 /// The session cookie a response sets, as a `Cookie` header value.
 pub fn session_cookie(a: &Answer) -> Option<String> {
+    cookie_set(a, "tessera_session=")
+}
+
+/// The cookie starting with `prefix` a response sets, as a `Cookie` header value.
+fn cookie_set(a: &Answer, prefix: &str) -> Option<String> {
     a.headers
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find(|c| c.contains("tessera_session="))
+        .find(|c| c.starts_with(prefix))
         .and_then(|c| c.split(';').next())
         .map(str::to_owned)
+}
+
+/// The form-token cookie a page for visitors without a session sets, as a `Cookie` value.
+pub fn form_cookie(a: &Answer) -> Option<String> {
+    cookie_set(a, "tessera_form=")
 }
 
 /// The value of the hidden form field `name` in a page.

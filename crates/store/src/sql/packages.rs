@@ -252,6 +252,11 @@ macro_rules! impl_package_store {
                             .bind(v.publisher_id)
                             .execute(&mut *w_tx)
                             .await?;
+                        // A name published again is no longer held for its former maintainers.
+                        sqlx::query("DELETE FROM unpublished_names WHERE name = $1")
+                            .bind(&v.package_name)
+                            .execute(&mut *w_tx)
+                            .await?;
                         (id, true)
                     }
                 };
@@ -303,6 +308,36 @@ macro_rules! impl_package_store {
 
         #[async_trait::async_trait]
         impl $crate::PackageStore for $store {
+            async fn unpublished_name(
+                &self,
+                name: &str,
+            ) -> $crate::StoreResult<Option<$crate::UnpublishedName>> {
+                use sqlx::Row;
+                let row = sqlx::query(
+                    "SELECT unpublished_at, maintainers FROM unpublished_names WHERE name = $1",
+                )
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let ids: String = row.try_get("maintainers")?;
+                let maintainers = ids
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| {
+                        s.parse().map_err(|_| {
+                            $crate::StoreError::Corrupt(format!(
+                                "unpublished_names.maintainers of {name}: {ids:?}"
+                            ))
+                        })
+                    })
+                    .collect::<$crate::StoreResult<Vec<$crate::UserId>>>()?;
+                Ok(Some($crate::UnpublishedName {
+                    unpublished_at: row.try_get("unpublished_at")?,
+                    maintainers,
+                }))
+            }
+
             async fn package(&self, name: &str) -> $crate::StoreResult<Option<$crate::Package>> {
                 let sql = format!("SELECT {PACKAGE_COLUMNS} FROM packages p WHERE p.name = $1");
                 let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -540,6 +575,23 @@ macro_rules! impl_package_store {
                     retire(&mut *w.tx, &name, &version, now).await?;
                     blobs.push(r.try_get("tarball_sha512")?);
                 }
+                let maintainers: Vec<i64> = sqlx::query_scalar(
+                    "SELECT user_id FROM maintainers WHERE package_id = $1 ORDER BY user_id",
+                )
+                .bind(pkg)
+                .fetch_all(&mut *w.tx)
+                .await?;
+                let maintainers: Vec<String> = maintainers.iter().map(i64::to_string).collect();
+                sqlx::query(
+                    "INSERT INTO unpublished_names (name, unpublished_at, maintainers) \
+                     VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET \
+                     unpublished_at = excluded.unpublished_at, maintainers = excluded.maintainers",
+                )
+                .bind(&name)
+                .bind(now)
+                .bind(maintainers.join(","))
+                .execute(&mut *w.tx)
+                .await?;
                 for table in ["versions", "dist_tags", "maintainers", "stars"] {
                     let sql = format!("DELETE FROM {table} WHERE package_id = $1");
                     sqlx::query(sqlx::AssertSqlSafe(sql))

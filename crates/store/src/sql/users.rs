@@ -109,17 +109,17 @@ macro_rules! impl_user_store {
             async fn create_invited_user(
                 &self,
                 user: $crate::NewUser,
+                secret_hash: &str,
                 now: i64,
             ) -> $crate::StoreResult<Option<$crate::User>> {
                 let mut w = self.begin_write().await?;
                 let taken = sqlx::query(
-                    "UPDATE invitations SET used_at = $1 WHERE id = (SELECT id FROM invitations \
-                     WHERE name = $2 AND lower(email) = lower($3) AND used_at IS NULL \
-                     AND expires_at > $1 ORDER BY id LIMIT 1) AND used_at IS NULL",
+                    "UPDATE invitations SET used_at = $1 WHERE secret_hash = $2 AND name = $3 \
+                     AND used_at IS NULL AND expires_at > $1",
                 )
                 .bind(now)
+                .bind(secret_hash)
                 .bind(&user.name)
-                .bind(&user.email)
                 .execute(&mut *w.tx)
                 .await?
                 .rows_affected();
@@ -255,20 +255,55 @@ macro_rules! impl_user_store {
                 Ok(())
             }
 
+            async fn invitation(
+                &self,
+                secret_hash: &str,
+                now: i64,
+            ) -> $crate::StoreResult<Option<$crate::Invitation>> {
+                use sqlx::Row;
+                let row = sqlx::query(
+                    "SELECT name, email, expires_at FROM invitations WHERE secret_hash = $1 \
+                     AND used_at IS NULL AND expires_at > $2",
+                )
+                .bind(secret_hash)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| {
+                    Ok($crate::Invitation {
+                        name: r.try_get("name")?,
+                        email: r.try_get("email")?,
+                        expires_at: r.try_get("expires_at")?,
+                    })
+                })
+                .transpose()
+            }
+
             async fn create_invitation(
                 &self,
                 name: &str,
                 email: &str,
+                secret_hash: &str,
                 now: i64,
                 expires_at: i64,
             ) -> $crate::StoreResult<()> {
                 let mut w = self.begin_write().await?;
+                // A new invitation replaces any earlier one for the name: one live link each.
                 sqlx::query(
-                    "INSERT INTO invitations (name, email, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4)",
+                    "UPDATE invitations SET expires_at = $1 WHERE name = $2 AND used_at IS NULL \
+                     AND expires_at > $1",
+                )
+                .bind(now)
+                .bind(name)
+                .execute(&mut *w.tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO invitations (name, email, secret_hash, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
                 )
                 .bind(name)
                 .bind(email)
+                .bind(secret_hash)
                 .bind(now)
                 .bind(expires_at)
                 .execute(&mut *w.tx)

@@ -112,6 +112,7 @@ async fn couch_login(
         email: body.email.unwrap_or_default(),
         password,
         admin: false,
+        invitation: None,
     };
     let user = match accounts::sign_up(state, input, Channel::Npm).await {
         Ok(u) => u,
@@ -123,8 +124,9 @@ async fn couch_login(
         }
         Err(SignUpError::NotInvited) => {
             return Err(ApiError::forbidden(
-                "Sign-up on this registry is by invitation. Ask an administrator to invite this \
-                 user name and email (tessera admin invite).",
+                "Sign-up on this registry is by invitation: create the account by opening the \
+                 invitation link an administrator sent you (tessera admin invite), then run \
+                 `npm login`.",
             ));
         }
         // Someone else's name: answered as a failed login, as npm expects.

@@ -24,6 +24,7 @@ use crate::state::AppState;
 /// `POST /-/v1/login` (`{}` for `npm login`, `{"create": true}` for `npm adduser`).
 pub async fn start(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Value>> {
@@ -32,6 +33,10 @@ pub async fn start(
             "Web login is not available on this registry; use username and password",
         ));
     }
+    // Anyone may open a handshake: each address gets a budget of them.
+    state
+        .anonymous_rows
+        .spend(caller.ip, state.clock.now_ms())?;
     let bytes = read_body(&headers, body, 16 * 1024).await?;
     let body: Map<String, Value> = serde_json::from_slice(&bytes).unwrap_or_default();
     let create = body.get("create").and_then(Value::as_bool).unwrap_or(false);
