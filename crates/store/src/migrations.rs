@@ -33,6 +33,11 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
         "hardening",
         include_str!("../migrations/sqlite/0006_hardening.sql"),
     ),
+    (
+        7,
+        "security_keys",
+        include_str!("../migrations/sqlite/0007_security_keys.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations, in order (the same schema as SQLite's, in PostgreSQL's types).
@@ -46,6 +51,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         2,
         "hardening",
         include_str!("../migrations/postgres/0002_hardening.sql"),
+    ),
+    (
+        3,
+        "security_keys",
+        include_str!("../migrations/postgres/0003_security_keys.sql"),
     ),
 ];
 

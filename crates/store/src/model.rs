@@ -64,6 +64,104 @@ pub struct NewUser {
     pub is_admin: bool,
 }
 
+/// A security key or passkey (WebAuthn) registered as a second factor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityKeyRecord {
+    /// Primary key.
+    pub id: i64,
+    /// Owner.
+    pub user_id: UserId,
+    /// The name its owner gave it.
+    pub name: String,
+    /// The authenticator's credential id, base64url.
+    pub credential_id: String,
+    /// The public key and counter as the WebAuthn library keeps them (JSON).
+    pub credential: String,
+    /// The last signature counter accepted.
+    pub counter: i64,
+    /// Whether the authenticator said the credential is backed up (a synced passkey).
+    pub backup_state: bool,
+    /// When it was registered.
+    pub created_at: i64,
+    /// When it last signed in or confirmed something.
+    pub last_used_at: Option<i64>,
+}
+
+/// A key to register.
+#[derive(Debug, Clone)]
+pub struct NewSecurityKey {
+    /// Owner.
+    pub user_id: UserId,
+    /// Its name.
+    pub name: String,
+    /// Credential id, base64url.
+    pub credential_id: String,
+    /// The library's credential (JSON).
+    pub credential: String,
+    /// Signature counter at registration.
+    pub counter: i64,
+    /// Backed up (synced passkey).
+    pub backup_state: bool,
+}
+
+/// What removing a key left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRemoval {
+    /// No such key of this account.
+    NotFound,
+    /// Removed; other second factors remain.
+    Removed,
+    /// Removed, and it was the account's last second factor: 2FA is now off.
+    RemovedLastFactor,
+}
+
+/// The kind of a WebAuthn ceremony.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CeremonyKind {
+    /// Registering a new key.
+    Register,
+    /// Asserting with a registered key.
+    Authenticate,
+}
+
+impl CeremonyKind {
+    /// The stored value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CeremonyKind::Register => "register",
+            CeremonyKind::Authenticate => "authenticate",
+        }
+    }
+
+    /// Parses a stored value.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "register" => Some(CeremonyKind::Register),
+            "authenticate" => Some(CeremonyKind::Authenticate),
+            _ => None,
+        }
+    }
+}
+
+/// A WebAuthn ceremony under way: single use, expiring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ceremony {
+    /// SHA-256 of the id the page holds.
+    pub id_hash: String,
+    /// The account.
+    pub user_id: UserId,
+    /// Registration or assertion.
+    pub kind: CeremonyKind,
+    /// The session or handshake that began it (it must end there).
+    pub bound_to: String,
+    /// The library's ceremony state (JSON).
+    pub state: String,
+    /// Start.
+    pub created_at: i64,
+    /// End.
+    pub expires_at: i64,
+}
+
 /// An invitation to sign up, as its secret link finds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invitation {
@@ -512,8 +610,10 @@ pub struct TotpRecord {
     pub user_id: UserId,
     /// State.
     pub state: TwoFactor,
-    /// The secret, sealed (AES-256-GCM); never stored in clear.
+    /// The secret, sealed (AES-256-GCM); never stored in clear. Empty without TOTP.
     pub secret_sealed: Vec<u8>,
+    /// Whether the account has a TOTP secret (else its second factors are security keys).
+    pub has_totp: bool,
     /// Last accepted time step.
     pub last_step: Option<i64>,
     /// The credential that consumed `last_step`.

@@ -19,8 +19,8 @@ use crate::StoreResult;
 use crate::auth_cache::AuthCache;
 use crate::migrations::Migrate;
 use crate::sql::{
-    packages::impl_package_store, tokens::impl_token_store, two_factor::impl_two_factor_store,
-    users::impl_user_store, web::impl_web_store,
+    packages::impl_package_store, security_keys::impl_security_key_store, tokens::impl_token_store,
+    two_factor::impl_two_factor_store, users::impl_user_store, web::impl_web_store,
 };
 use crate::transfer::impl_transfer;
 
@@ -137,3 +137,4 @@ impl_package_store!(PgStore, sqlx::Postgres);
 impl_two_factor_store!(PgStore, sqlx::Postgres);
 impl_transfer!(PgStore, sqlx::Postgres);
 impl_web_store!(PgStore, sqlx::Postgres);
+impl_security_key_store!(PgStore, sqlx::Postgres);

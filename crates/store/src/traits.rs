@@ -350,6 +350,39 @@ pub trait WebStore: Send + Sync {
     async fn set_web_otp(&self, user: UserId, on: bool) -> StoreResult<()>;
 }
 
+/// Security keys and passkeys (WebAuthn), and their ceremonies.
+#[async_trait]
+pub trait SecurityKeyStore: Send + Sync {
+    /// Registers a key. When the account has no active 2FA, it is turned on in the same
+    /// transaction, in `mode`, with these recovery codes (a pending TOTP enrolment is dropped).
+    /// Returns the key and whether 2FA was turned on; `Conflict` if the credential id is known.
+    async fn add_security_key(
+        &self,
+        key: NewSecurityKey,
+        mode: TwoFactorMode,
+        recovery_hashes: &[String],
+        now: i64,
+    ) -> StoreResult<(SecurityKeyRecord, bool)>;
+    /// An account's keys, oldest first.
+    async fn security_keys(&self, user: UserId) -> StoreResult<Vec<SecurityKeyRecord>>;
+    /// Records a use: the updated credential, its counter and backup state.
+    async fn record_key_use(
+        &self,
+        id: i64,
+        credential: &str,
+        counter: i64,
+        backup_state: bool,
+        now: i64,
+    ) -> StoreResult<()>;
+    /// Removes a key of `user`; removing the last second factor turns 2FA off.
+    async fn remove_security_key(&self, user: UserId, id: i64) -> StoreResult<KeyRemoval>;
+    /// Stores a ceremony.
+    async fn create_ceremony(&self, ceremony: &Ceremony) -> StoreResult<()>;
+    /// Takes a ceremony by the hash of its id: it is deleted, so it completes at most once.
+    /// `None` when unknown or expired at `now`.
+    async fn take_ceremony(&self, id_hash: &str, now: i64) -> StoreResult<Option<Ceremony>>;
+}
+
 /// Everything the server needs from persistence.
 pub trait Store:
     UserStore
@@ -359,6 +392,7 @@ pub trait Store:
     + SecurityLog
     + SettingsStore
     + WebStore
+    + SecurityKeyStore
     + crate::transfer::Transfer
 {
 }
@@ -371,6 +405,7 @@ impl<T> Store for T where
         + SecurityLog
         + SettingsStore
         + WebStore
+        + SecurityKeyStore
         + crate::transfer::Transfer
 {
 }

@@ -1018,3 +1018,169 @@ async fn cached_token_lookups_see_revocation_and_account_changes_at_once() {
     );
     assert!(s.token_by_hash("h2").await.unwrap().is_some());
 }
+
+fn key(user: UserId, cred: &str) -> NewSecurityKey {
+    NewSecurityKey {
+        user_id: user,
+        name: format!("key {cred}"),
+        credential_id: cred.into(),
+        credential: format!("{{\"cred\":\"{cred}\"}}"),
+        counter: 0,
+        backup_state: false,
+    }
+}
+
+#[tokio::test]
+async fn the_first_security_key_turns_2fa_on_and_the_last_one_off() {
+    let s = store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let bob = s.create_user(new_user("bob"), 1).await.unwrap();
+    // a pending TOTP enrolment is dropped when a key turns 2FA on
+    assert!(
+        s.start_enrolment(alice.id, TwoFactorMode::AuthOnly, b"sealed", 5)
+            .await
+            .unwrap()
+    );
+    let codes = vec!["h1".to_string(), "h2".to_string()];
+    let (k1, on) = s
+        .add_security_key(
+            key(alice.id, "c1"),
+            TwoFactorMode::AuthAndWrites,
+            &codes,
+            10,
+        )
+        .await
+        .unwrap();
+    assert!(on);
+    assert_eq!(
+        (k1.name.as_str(), k1.created_at, k1.last_used_at),
+        ("key c1", 10, None)
+    );
+    let user = s.user_by_id(alice.id).await.unwrap().unwrap();
+    assert_eq!(
+        user.two_factor.unwrap().status,
+        TwoFactorStatus::Active(TwoFactorMode::AuthAndWrites)
+    );
+    let record = s.totp(alice.id).await.unwrap().unwrap();
+    assert!(!record.has_totp && record.secret_sealed.is_empty());
+    assert_eq!(s.recovery_codes_left(alice.id).await.unwrap(), 2);
+    assert!(
+        s.sealed_secrets().await.unwrap().is_empty(),
+        "no TOTP secret to reseal"
+    );
+    // a second key leaves 2FA and the recovery codes as they are
+    let (k2, on) = s
+        .add_security_key(key(alice.id, "c2"), TwoFactorMode::AuthOnly, &[], 11)
+        .await
+        .unwrap();
+    assert!(!on);
+    assert_eq!(s.recovery_codes_left(alice.id).await.unwrap(), 2);
+    // a credential id is registered once, whoever asks
+    assert!(matches!(
+        s.add_security_key(key(bob.id, "c1"), TwoFactorMode::AuthOnly, &[], 12)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(s.security_keys(bob.id).await.unwrap().is_empty());
+    assert!(
+        s.user_by_id(bob.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .two_factor
+            .is_none()
+    );
+    // uses are recorded
+    s.record_key_use(k1.id, "{\"cred\":\"c1'\"}", 7, true, 20)
+        .await
+        .unwrap();
+    let keys = s.security_keys(alice.id).await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(
+        (keys[0].counter, keys[0].backup_state, keys[0].last_used_at),
+        (7, true, Some(20))
+    );
+    assert_eq!(keys[0].credential, "{\"cred\":\"c1'\"}");
+    // another account's key cannot be removed; the last key takes 2FA with it
+    assert_eq!(
+        s.remove_security_key(bob.id, k1.id).await.unwrap(),
+        KeyRemoval::NotFound
+    );
+    assert_eq!(
+        s.remove_security_key(alice.id, k1.id).await.unwrap(),
+        KeyRemoval::Removed
+    );
+    assert_eq!(
+        s.remove_security_key(alice.id, k2.id).await.unwrap(),
+        KeyRemoval::RemovedLastFactor
+    );
+    assert!(
+        s.user_by_id(alice.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .two_factor
+            .is_none()
+    );
+    assert_eq!(s.recovery_codes_left(alice.id).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn keys_beside_totp_and_disabling_removes_them() {
+    let s = store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    s.start_enrolment(alice.id, TwoFactorMode::AuthOnly, b"sealed", 5)
+        .await
+        .unwrap();
+    s.confirm_enrolment(alice.id, 5, 100, "c", &["h".to_string()], 6)
+        .await
+        .unwrap();
+    let (k, on) = s
+        .add_security_key(key(alice.id, "c1"), TwoFactorMode::AuthAndWrites, &[], 10)
+        .await
+        .unwrap();
+    assert!(!on, "TOTP already had 2FA on");
+    let record = s.totp(alice.id).await.unwrap().unwrap();
+    assert!(record.has_totp);
+    assert_eq!(
+        record.state.status,
+        TwoFactorStatus::Active(TwoFactorMode::AuthOnly),
+        "the mode stays"
+    );
+    // removing the only key leaves TOTP on
+    assert_eq!(
+        s.remove_security_key(alice.id, k.id).await.unwrap(),
+        KeyRemoval::Removed
+    );
+    s.add_security_key(key(alice.id, "c2"), TwoFactorMode::AuthOnly, &[], 11)
+        .await
+        .unwrap();
+    assert!(s.disable_two_factor(alice.id).await.unwrap());
+    assert!(s.security_keys(alice.id).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn ceremonies_complete_once_and_expire() {
+    let s = store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let c = Ceremony {
+        id_hash: "h1".into(),
+        user_id: alice.id,
+        kind: CeremonyKind::Authenticate,
+        bound_to: "session:x".into(),
+        state: "{}".into(),
+        created_at: 10,
+        expires_at: 100,
+    };
+    s.create_ceremony(&c).await.unwrap();
+    assert_eq!(s.take_ceremony("h1", 50).await.unwrap(), Some(c.clone()));
+    assert_eq!(s.take_ceremony("h1", 50).await.unwrap(), None, "once");
+    let late = Ceremony {
+        id_hash: "h2".into(),
+        ..c
+    };
+    s.create_ceremony(&late).await.unwrap();
+    assert_eq!(s.take_ceremony("h2", 100).await.unwrap(), None, "expired");
+    assert_eq!(s.take_ceremony("h2", 50).await.unwrap(), None, "and gone");
+    assert_eq!(s.take_ceremony("nope", 0).await.unwrap(), None);
+}

@@ -196,7 +196,7 @@ async fn check(
             .store
             .totp(account.id)
             .await?
-            .filter(|r| !r.state.status.is_pending())
+            .filter(|r| !r.state.status.is_pending() && r.has_totp)
         else {
             return Ok(Checked::Wrong);
         };

@@ -6,6 +6,7 @@
 //! would drown the code.
 
 pub(crate) mod packages;
+pub(crate) mod security_keys;
 pub(crate) mod tokens;
 pub(crate) mod two_factor;
 pub(crate) mod users;

@@ -8,8 +8,8 @@ macro_rules! impl_two_factor_store {
             async fn totp(&self, user: $crate::UserId) -> $crate::StoreResult<Option<$crate::TotpRecord>> {
                 use sqlx::Row;
                 let row = sqlx::query(
-                    "SELECT mode, pending, secret_sealed, started_at, last_step, last_credential \
-                     FROM totp WHERE user_id = $1",
+                    "SELECT mode, pending, secret_sealed, started_at, last_step, last_credential, \
+                     has_totp FROM totp WHERE user_id = $1",
                 )
                 .bind(user)
                 .fetch_optional(&self.pool)
@@ -30,6 +30,7 @@ macro_rules! impl_two_factor_store {
                         started_at: r.try_get("started_at")?,
                     },
                     secret_sealed: r.try_get("secret_sealed")?,
+                    has_totp: r.try_get("has_totp")?,
                     last_step: r.try_get("last_step")?,
                     last_credential: r.try_get("last_credential")?,
                 }))
@@ -138,6 +139,10 @@ macro_rules! impl_two_factor_store {
                     .execute(&mut *w.tx)
                     .await?
                     .rows_affected();
+                sqlx::query("DELETE FROM security_keys WHERE user_id = $1")
+                    .bind(user)
+                    .execute(&mut *w.tx)
+                    .await?;
                 sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
                     .bind(user)
                     .execute(&mut *w.tx)
@@ -230,7 +235,9 @@ macro_rules! impl_two_factor_store {
             }
 
             async fn sealed_secrets(&self) -> $crate::StoreResult<Vec<($crate::UserId, Vec<u8>)>> {
-                Ok(sqlx::query_as("SELECT user_id, secret_sealed FROM totp ORDER BY user_id")
+                Ok(sqlx::query_as(
+                    "SELECT user_id, secret_sealed FROM totp WHERE has_totp ORDER BY user_id",
+                )
                     .fetch_all(&self.pool)
                     .await?)
             }

@@ -138,6 +138,10 @@ macro_rules! impl_web_store {
                     .bind(idle_before)
                     .execute(&mut *w.tx)
                     .await?;
+                sqlx::query("DELETE FROM webauthn_ceremonies WHERE expires_at < $1")
+                    .bind(idle_before)
+                    .execute(&mut *w.tx)
+                    .await?;
                 w.tx.commit().await?;
                 Ok(n)
             }
