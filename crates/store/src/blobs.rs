@@ -122,12 +122,17 @@ impl HotCache {
 
 impl BlobStore {
     /// A store in a local folder (created if missing).
+    ///
+    /// A write returns once the tarball and its directory entry are on stable storage (fsync):
+    /// a publish commits its metadata only after its tarball is written, and that order must
+    /// survive a power cut, not only a crash of the process, or the database could keep a
+    /// version whose tarball the file system lost. (S3 acknowledges a write once it is durable.)
     pub fn local(dir: &Path) -> StoreResult<Self> {
         std::fs::create_dir_all(dir).map_err(|e| object_store::Error::Generic {
             store: "local",
             source: Box::new(e),
         })?;
-        let fs = LocalFileSystem::new_with_prefix(dir)?;
+        let fs = LocalFileSystem::new_with_prefix(dir)?.with_fsync(true);
         Ok(BlobStore {
             inner: Arc::new(fs),
             hot: Arc::default(),

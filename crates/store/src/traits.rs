@@ -121,18 +121,22 @@ pub trait PackageStore: Send + Sync {
         changes: &[(String, Option<String>)],
         now: i64,
     ) -> StoreResult<()>;
-    /// Removes versions (retiring their numbers) and replaces the dist-tags.
+    /// Removes versions (retiring their numbers) and replaces the dist-tags, if the package is
+    /// still at revision `rev`, the one the removal and the tags were computed from (`Conflict`
+    /// otherwise: a racing change would be undone, or a tag left on a removed version).
     /// Returns the content addresses of the removed tarballs.
     async fn remove_versions(
         &self,
         pkg: PackageId,
+        rev: i64,
         versions: &[String],
         dist_tags: &[(String, String)],
         now: i64,
     ) -> StoreResult<Vec<String>>;
-    /// Deletes a package and everything under it, retiring its version numbers.
+    /// Deletes a package and everything under it, retiring its version numbers, if it is still
+    /// at revision `rev` (`Conflict` otherwise: a version published meanwhile would go too).
     /// Returns the content addresses of its tarballs.
-    async fn delete_package(&self, pkg: PackageId, now: i64) -> StoreResult<Vec<String>>;
+    async fn delete_package(&self, pkg: PackageId, rev: i64, now: i64) -> StoreResult<Vec<String>>;
     /// Changes the visibility.
     async fn set_access(&self, pkg: PackageId, access: Access, now: i64) -> StoreResult<()>;
     /// Changes the package's 2FA publishing policy.

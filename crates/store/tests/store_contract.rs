@@ -398,6 +398,7 @@ async fn unpublished_versions_are_retired() {
     let blobs = s
         .remove_versions(
             p.package_id,
+            2,
             &["1.1.0".into()],
             &[("latest".into(), "1.0.0".into())],
             12,
@@ -415,7 +416,8 @@ async fn unpublished_versions_are_retired() {
     s.change_maintainers(p.package_id, &[bob.id], &[], 13)
         .await
         .unwrap();
-    let blobs = s.delete_package(p.package_id, 14).await.unwrap();
+    let (_, rev) = s.package_revision("demo").await.unwrap().unwrap();
+    let blobs = s.delete_package(p.package_id, rev, 14).await.unwrap();
     assert_eq!(blobs, vec!["demo-1.0.0".to_string()]);
     assert!(s.package("demo").await.unwrap().is_none());
     // the name is remembered with its maintainers, for the server's hold on it
@@ -441,6 +443,51 @@ async fn unpublished_versions_are_retired() {
         s.unpublished_name("demo").await.unwrap().is_none(),
         "published again: no longer held"
     );
+}
+
+#[tokio::test]
+async fn removals_computed_from_an_old_revision_are_refused() {
+    let s = store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let p = s
+        .publish(publish("demo", "1.0.0", alice.id), 10)
+        .await
+        .unwrap();
+    s.publish(publish("demo", "1.1.0", alice.id), 11)
+        .await
+        .unwrap();
+    // read at revision 2, then a publish commits first
+    s.publish(publish("demo", "1.2.0", alice.id), 12)
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.remove_versions(
+            p.package_id,
+            2,
+            &["1.1.0".into()],
+            &[("latest".into(), "1.0.0".into())],
+            13,
+        )
+        .await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        s.delete_package(p.package_id, 2, 13).await,
+        Err(StoreError::Conflict)
+    ));
+    let doc = s.package_doc("demo").await.unwrap().unwrap();
+    assert_eq!(doc.versions.len(), 3, "nothing removed");
+    assert_eq!(doc.tag("latest"), Some("1.2.0"), "the tags untouched");
+    assert_eq!(doc.package.rev, 3);
+    s.remove_versions(
+        p.package_id,
+        3,
+        &["1.2.0".into()],
+        &[("latest".into(), "1.1.0".into())],
+        14,
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]

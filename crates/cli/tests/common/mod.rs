@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod consistency;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -425,6 +426,18 @@ impl Registry {
         reg.clock_file = self.clock_file.clone();
         reg.backend = self.backend.take();
         reg
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the server with SIGKILL, by its PID (a crash: no shutdown, nothing flushed), and
+    /// reaps it. The data stays: [`Registry::restart`] starts it again on the same data.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Moves the server's clock forward by `secs` (the test hook `TESSERA_TEST_CLOCK_FILE`).
@@ -1019,6 +1032,30 @@ impl Http {
         headers: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> Resp {
+        self.exchange(method, path, headers, body, false)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// As [`Http::send`], but a transport failure (a refused or reset connection, an answer
+    /// cut short: the server died) is returned instead of failing the test.
+    pub fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Resp, String> {
+        self.exchange(method, path, headers, body, true)
+    }
+
+    fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+        whole_body: bool,
+    ) -> Result<Resp, String> {
         let url = format!("{}{}", self.base, path);
         let mut req = ureq::http::Request::builder().method(method).uri(&url);
         if let Some(t) = &self.token {
@@ -1032,26 +1069,26 @@ impl Http {
             Some(b) => agent.run(req.body(b).unwrap()),
             None => agent.run(req.body(()).unwrap()),
         };
-        let mut res = res.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let mut res = res.map_err(|e| format!("{method} {url}: {e}"))?;
         let status = res.status().as_u16();
         let headers = res
             .headers()
             .iter()
             .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
             .collect();
-        let bytes = res
-            .body_mut()
-            .with_config()
-            .limit(64 << 20)
-            .read_to_vec()
-            .unwrap_or_default();
+        let bytes = res.body_mut().with_config().limit(64 << 20).read_to_vec();
+        let bytes = match bytes {
+            Ok(b) => b,
+            Err(e) if whole_body => return Err(format!("{method} {url}: reading the body: {e}")),
+            Err(_) => Vec::new(),
+        };
         let text = String::from_utf8(bytes.clone()).unwrap_or_default();
-        Resp {
+        Ok(Resp {
             status,
             headers,
             text,
             bytes,
-        }
+        })
     }
 
     /// GET.
@@ -1145,4 +1182,57 @@ pub fn tgz(manifest: &Value, files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut gz, &tar).unwrap();
     gz.finish().unwrap()
+}
+
+/// A small seeded random generator (SplitMix64) for randomized tests: the seed comes from
+/// `TESSERA_TEST_SEED` or the clock, and is printed so that a failure can be replayed.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for the test `what`, seeded from `TESSERA_TEST_SEED` or the clock.
+    pub fn seeded(what: &str) -> Rng {
+        let seed = std::env::var("TESSERA_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("{what}: seed {seed} (replay with TESSERA_TEST_SEED={seed})");
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// Runs `f(0)` … `f(n - 1)` on `n` threads released together, and returns their results in
+/// order.
+pub fn race<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let barrier = std::sync::Barrier::new(n);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let (f, barrier) = (&f, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    f(i)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
 }

@@ -150,6 +150,24 @@ macro_rules! impl_package_store {
             Ok(())
         }
 
+        /// Refuses (`Conflict`) unless the package is at revision `rev`. Inside a write
+        /// transaction (writes are serialised), the answer holds until the commit.
+        async fn expect_rev(
+            conn: &mut <$db as sqlx::Database>::Connection,
+            pkg: $crate::PackageId,
+            rev: i64,
+        ) -> $crate::StoreResult<()> {
+            let current: Option<i64> = sqlx::query_scalar("SELECT rev FROM packages WHERE id = $1")
+                .bind(pkg)
+                .fetch_optional(&mut *conn)
+                .await?;
+            match current {
+                None => Err($crate::StoreError::NotFound),
+                Some(r) if r != rev => Err($crate::StoreError::Conflict),
+                Some(_) => Ok(()),
+            }
+        }
+
         async fn retire(
             conn: &mut <$db as sqlx::Database>::Connection,
             name: &str,
@@ -515,11 +533,13 @@ macro_rules! impl_package_store {
             async fn remove_versions(
                 &self,
                 pkg: $crate::PackageId,
+                rev: i64,
                 versions: &[String],
                 dist_tags: &[(String, String)],
                 now: i64,
             ) -> $crate::StoreResult<Vec<String>> {
                 let mut w = self.begin_write().await?;
+                expect_rev(&mut *w.tx, pkg, rev).await?;
                 let name = package_name(&mut *w.tx, pkg).await?;
                 let mut blobs = Vec::new();
                 for v in versions {
@@ -559,10 +579,12 @@ macro_rules! impl_package_store {
             async fn delete_package(
                 &self,
                 pkg: $crate::PackageId,
+                rev: i64,
                 now: i64,
             ) -> $crate::StoreResult<Vec<String>> {
                 use sqlx::Row;
                 let mut w = self.begin_write().await?;
+                expect_rev(&mut *w.tx, pkg, rev).await?;
                 let name = package_name(&mut *w.tx, pkg).await?;
                 let rows =
                     sqlx::query("SELECT version, tarball_sha512 FROM versions WHERE package_id = $1")

@@ -76,17 +76,33 @@ pub fn remaining_tags(doc: &PackageDoc, removed: &[String]) -> Vec<(String, Stri
     tags
 }
 
+/// Removes `removed` from the package as `doc` shows it. The removal, the remaining dist-tags
+/// and whether the package goes entirely are computed from `doc`, so the store applies them
+/// only if the package is still at `doc`'s revision: a change committed since (a publish, a
+/// tag move, another unpublish) makes this a 409 instead of being undone or leaving a dist-tag
+/// on a removed version.
 async fn remove(state: &AppState, doc: PackageDoc, removed: Vec<String>) -> ApiResult<Response> {
     let name = doc.package.name.clone();
+    let (id, rev) = (doc.package.id, doc.package.rev);
     let now = state.clock.now_ms();
-    let blobs = if removed.len() == doc.versions.len() {
-        state.store.delete_package(doc.package.id, now).await?
+    let result = if removed.len() == doc.versions.len() {
+        state.store.delete_package(id, rev, now).await
     } else {
         let tags = remaining_tags(&doc, &removed);
         state
             .store
-            .remove_versions(doc.package.id, &removed, &tags, now)
-            .await?
+            .remove_versions(id, rev, &removed, &tags, now)
+            .await
+    };
+    let blobs = match result {
+        Ok(b) => b,
+        Err(tessera_store::StoreError::Conflict) => {
+            return Err(ApiError::conflict(
+                "Document update conflict: the package changed while it was being unpublished. \
+                 Try again.",
+            ));
+        }
+        Err(e) => return Err(e.into()),
     };
     state.packuments.invalidate(&name);
     tracing::info!(package = %name, versions = ?removed, "unpublished");
@@ -104,6 +120,8 @@ pub async fn remove_versions(
 ) -> ApiResult<Response> {
     let permit = through_door(state, caller, &doc.package.name).await?;
     if let Some(extra) = kept.keys().find(|v| doc.version(v).is_none()) {
+        // a document read before a racing unpublish: a conflict to retry, not a bad request
+        check_rev(&doc.package.name, doc.package.rev, rev)?;
         return Err(ApiError::bad_request(format!(
             "Version {extra} is not published; an unpublish can only remove versions"
         )));
