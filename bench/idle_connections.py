@@ -468,7 +468,7 @@ def report(results):
              f"(connect to last byte on a new connection). The idle connections are held by one asyncio "
              f"process. All on loopback, on the same machine. \"Held\" counts tessera's own open sockets "
              f"(`/proc/PID/fd`) that are the established server end of one of the idle connections.\n",
-             "| idle connections | traffic s | pings | ping p50 / p90 / p99 / max ms | ping on a new connection p50 / p99 / max ms | packument p50 / p99 ms | held by tessera: start / end | tessera RSS MB | errors |",
+             "| idle connections | traffic s | pings | ping p50 / p90 / p99 / max ms | ping on a new connection p50 / p99 / max ms | packument p50 / p99 ms | held by tessera: just after opening / end of traffic | tessera RSS MB | errors |",
              "|---|---|---|---|---|---|---|---|---|"]
     labels = {
         "none": "none (baseline)",
@@ -492,7 +492,8 @@ def report(results):
     lines.append("")
     for r in rounds:
         o = r["listen_overflows"]
-        overflows = f"; the kernel counted {o:,} connections dropped from a full accept queue" if o else ""
+        overflows = (f"; the kernel dropped {o:,} connections from a full accept queue" if o
+                     else "; none dropped from a full accept queue")
         if r["case"] in ("keepalive", "partial"):
             c, su = r["closed_by_tessera"], r["setup_ms"]
             lines.append(f"- {labels[r['case']]}: opened in {r['open_s']:.1f} s ({r['failed']} failed; each "
@@ -509,7 +510,7 @@ def report(results):
                          + f"; each open {ms(su['p50'])} ms, p99 {ms(su['p99'])}, max {ms(su['max'])}{overflows}). The "
                          f"held count dips while the connections opened together time out together and are reopened.")
         elif o:
-            lines.append(f"- {labels[r['case']]}: the kernel counted {o:,} connections dropped from a full accept queue.")
+            lines.append(f"- {labels[r['case']]}: the kernel dropped {o:,} connections from a full accept queue.")
         if r.get("cpu_busy_before", 0) > 0.10:
             lines.append(f"- note: before the round \"{labels[r['case']]}\" the machine was {r['cpu_busy_before']:.0%} "
                          f"busy with other work.")
