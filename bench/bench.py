@@ -534,7 +534,7 @@ def npm_install_time(server, token, deps, runs):
 
 # ---------------------------------------------------------------------------------------------
 
-def machine():
+def machine_basics():
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo") as f:
@@ -547,6 +547,10 @@ def machine():
     mem = 0
     with open("/proc/meminfo") as f:
         mem = int(f.readline().split()[1]) // 1024 // 1024
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem, "kernel": platform.release()}
+
+
+def machine():
     def ver(cmd):
         try:
             r = subprocess.run(cmd, capture_output=True, text=True)
@@ -555,7 +559,7 @@ def machine():
             return "?"
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem, "kernel": platform.release(),
+        **machine_basics(),
         "wrk": ver(["wrk", "--version"]), "nginx": ver(["nginx", "-v"]), "node (npm client)": ver(["node", "--version"]),
         "npm": ver(["npm", "--version"]), "verdaccio": "6.10.4 on Node " + (ver([NODE24, "--version"]) if os.path.exists(NODE24) else "?"),
         "tessera": rev,
@@ -923,9 +927,32 @@ def report(results, big_versions):
         f.write(text)
     with open(os.path.join(RESULTS, f"{stamp}.json"), "w") as f:
         json.dump(results, f, indent=1)
-    with open(os.path.join(RESULTS, "latest.md"), "w") as f:
-        f.write(text)
+    update_latest("## Benchmark", text)
     log(f"written to bench/results/{stamp}.md")
+
+
+def update_latest(title, text):
+    """Replaces the section of bench/results/latest.md whose heading starts with `title` by
+    `text` (or appends it), keeping the others: this bench's table and the idle-connections
+    bench (idle_connections.py) each own one section."""
+    path = os.path.join(RESULTS, "latest.md")
+    sections = []
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                if line.startswith("## ") or not sections:
+                    sections.append("")
+                sections[-1] += line
+    sections = [s.rstrip("\n") + "\n" for s in sections if s.strip()]
+    new = text.rstrip("\n") + "\n"
+    for i, s in enumerate(sections):
+        if s.startswith(title):
+            sections[i] = new
+            break
+    else:
+        sections.append(new)
+    with open(path, "w") as f:
+        f.write("\n".join(sections))
 
 
 def on_term(signum, frame):

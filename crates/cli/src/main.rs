@@ -115,15 +115,31 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let signup = format!("{:?}", config.signup).to_lowercase();
     raise_file_limit(config.connections.max_connections);
     let state = tessera_server::open_state(config).await?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     println!("tessera listening on http://{addr}/ (data: {data}, sign-up: {signup})");
     tracing::info!(%addr, "listening");
     tessera_server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Pending connections the kernel may queue before tessera accepts them (it caps this at
+/// `net.core.somaxconn`). `TcpListener::bind` asks for 128, which a burst of new connections
+/// overflows before the accept loop drains it; each dropped one waits 1 s for its client to retry.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds `addr` as `TcpListener::bind` does (with `SO_REUSEADDR`), with a longer accept queue.
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Raises the open-file limit to its hard maximum: every connection is a file descriptor, and
