@@ -107,6 +107,80 @@ impl Browser {
         format!("{}/session/{}{}", self.base, self.session, path)
     }
 
+    /// Adds a WebDriver virtual authenticator: `"ctap2"` (a passkey-capable key with a
+    /// resident-key store and user verification) or `"ctap1/u2f"` (a U2F-style key). Returns its
+    /// id. It answers WebAuthn ceremonies on every page of this session at once.
+    pub fn add_authenticator(&self, protocol: &str) -> String {
+        let ctap2 = protocol == "ctap2";
+        let res = call(
+            "POST",
+            &self.url("/webauthn/authenticator"),
+            Some(json!({
+                "protocol": protocol,
+                "transport": "usb",
+                "hasResidentKey": ctap2,
+                "hasUserVerification": ctap2,
+                "isUserConsenting": true,
+                "isUserVerified": ctap2,
+            })),
+        );
+        res["value"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no virtual authenticator: {res}"))
+            .to_owned()
+    }
+
+    /// The credentials a virtual authenticator holds (id, sign count, …).
+    pub fn authenticator_credentials(&self, authenticator: &str) -> Vec<Value> {
+        let res = call(
+            "GET",
+            &self.url(&format!(
+                "/webauthn/authenticator/{authenticator}/credentials"
+            )),
+            None,
+        );
+        res["value"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Puts a credential (as [`Browser::authenticator_credentials`] returned it) into a virtual
+    /// authenticator: a copy of a key, with the counter it had then.
+    pub fn add_credential(&self, authenticator: &str, credential: &Value) {
+        let mut c = credential.clone();
+        if let Some(o) = c.as_object_mut() {
+            o.retain(|k, _| {
+                [
+                    "credentialId",
+                    "isResidentCredential",
+                    "rpId",
+                    "privateKey",
+                    "userHandle",
+                    "signCount",
+                ]
+                .contains(&k.as_str())
+            });
+        }
+        let res = call(
+            "POST",
+            &self.url(&format!(
+                "/webauthn/authenticator/{authenticator}/credential"
+            )),
+            Some(c),
+        );
+        assert!(
+            res["value"]["error"].is_null(),
+            "adding a credential: {res}"
+        );
+    }
+
+    /// Removes a virtual authenticator (as if the key were unplugged).
+    pub fn remove_authenticator(&self, authenticator: &str) {
+        call(
+            "DELETE",
+            &self.url(&format!("/webauthn/authenticator/{authenticator}")),
+            None,
+        );
+    }
+
     /// Opens a URL.
     pub fn goto(&self, url: &str) {
         call("POST", &self.url("/url"), Some(json!({"url": url})));
@@ -252,6 +326,11 @@ impl Browser {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Forgets every cookie (a signed-out browser that keeps its authenticators).
+    pub fn clear_cookies(&self) {
+        call("DELETE", &self.url("/cookie"), None);
     }
 
     /// The browser's cookies (name → value).

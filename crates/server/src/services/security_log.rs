@@ -45,6 +45,14 @@ pub mod kind {
     pub const PASSWORD_CHANGED: &str = "password_changed";
     /// The email address changed.
     pub const EMAIL_CHANGED: &str = "email_changed";
+    /// A security key was registered (detail: its name).
+    pub const KEY_ADDED: &str = "security_key_added";
+    /// A security key was removed (detail: its name).
+    pub const KEY_REMOVED: &str = "security_key_removed";
+    /// A security key confirmed a sign-in or an operation (detail: its name).
+    pub const KEY_USED: &str = "security_key_used";
+    /// A security key's answer was refused (detail: why, e.g. a counter that went back).
+    pub const KEY_FAILED: &str = "security_key_failed";
 }
 
 /// Appends an event for `user`, with the caller's address and user agent. A failure to write is

@@ -194,7 +194,7 @@ pub async fn confirm(
     Ok(codes)
 }
 
-fn new_recovery_codes() -> (Vec<String>, Vec<String>) {
+pub(crate) fn new_recovery_codes() -> (Vec<String>, Vec<String>) {
     let codes = tessera_otp::generate_recovery_codes();
     let hashes = codes
         .iter()

@@ -15,7 +15,7 @@ use crate::services::accounts::{self, Channel, Client, ProfileChange};
 use crate::two_factor::enrolment;
 use crate::web::qr;
 use crate::web::templates::{
-    AccountPage, EventRow, RecoveryCodesPage, SecurityPage, SetupPage, TwoFactorPage,
+    AccountPage, EventRow, KeyRow, RecoveryCodesPage, SecurityPage, SetupPage, TwoFactorPage,
 };
 use crate::web::{Form, Web, WebError, WebResult, field, raw_field};
 
@@ -125,7 +125,7 @@ pub async fn security_log(web: Web) -> WebResult {
     }))
 }
 
-async fn tfa_page(
+pub(crate) async fn tfa_page(
     web: &Web,
     user: &User,
     error: Option<String>,
@@ -142,11 +142,27 @@ async fn tfa_page(
             0
         },
         web_otp: user.web_otp,
+        keys: web
+            .state
+            .store
+            .security_keys(user.id)
+            .await?
+            .into_iter()
+            .map(|k| KeyRow {
+                name: k.name,
+                added: iso8601(k.created_at),
+                last_used: k.last_used_at.map_or_else(|| "never".into(), iso8601),
+            })
+            .collect(),
     })
 }
 
 /// Re-renders the 2FA page with an error, keeping the status of the refusal.
-async fn tfa_error(web: &Web, user: &User, e: crate::http::error::ApiError) -> WebResult {
+pub(crate) async fn tfa_error(
+    web: &Web,
+    user: &User,
+    e: crate::http::error::ApiError,
+) -> WebResult {
     let status = if e.status.is_client_error() {
         e.status
     } else {
@@ -162,7 +178,11 @@ pub async fn two_factor(web: Web) -> WebResult {
     Ok(web.page(&tfa_page(&web, &user, None).await?))
 }
 
-fn recovery_page(web: &Web, heading: &'static str, codes: Vec<String>) -> RecoveryCodesPage {
+pub(crate) fn recovery_page(
+    web: &Web,
+    heading: &'static str,
+    codes: Vec<String>,
+) -> RecoveryCodesPage {
     let text = codes.join("\n") + "\n";
     let download = format!(
         "data:text/plain;charset=utf-8,{}",
@@ -177,7 +197,7 @@ fn recovery_page(web: &Web, heading: &'static str, codes: Vec<String>) -> Recove
 }
 
 /// Rotates the session id after a 2FA change.
-async fn rotate(web: &mut Web) -> Result<(), WebError> {
+pub(crate) async fn rotate(web: &mut Web) -> Result<(), WebError> {
     let user = web.caller.user.as_ref().map(|u| u.id);
     web.rotate(user, SessionStage::Full, None).await
 }

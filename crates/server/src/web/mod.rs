@@ -12,6 +12,7 @@ pub mod handshake;
 pub mod markdown;
 pub mod packages;
 pub mod qr;
+pub mod security_keys;
 pub mod session;
 pub mod signin;
 pub mod templates;
@@ -31,10 +32,15 @@ pub use session::Web;
 /// The stylesheet, embedded in the binary.
 const SITE_CSS: &str = include_str!("../../static/site.css");
 
-/// The Content-Security-Policy of every page: nothing but this site's stylesheet, forms posting
-/// to this site, and images from anywhere for READMEs.
-pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' https: data:; \
-     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// The security-key script, embedded in the binary.
+const KEYS_JS: &str = include_str!("../../static/keys.js");
+
+/// The Content-Security-Policy of every page: nothing but this site's stylesheet and its one
+/// script (security keys, which calls this site alone), forms posting to this site, and images
+/// from anywhere for READMEs.
+pub const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; \
+     connect-src 'self'; img-src 'self' https: data:; form-action 'self'; \
+     frame-ancestors 'none'; base-uri 'none'";
 
 /// The website's routes (mounted at the root; every path is under `/-/web/`).
 pub fn router() -> Router<AppState> {
@@ -43,6 +49,7 @@ pub fn router() -> Router<AppState> {
         .route("/-/web", get(|| async { Redirect::to("/-/web/") }))
         .route("/-/web/", get(packages::home))
         .route("/-/web/static/site.css", get(stylesheet))
+        .route("/-/web/static/keys.js", get(script))
         .route("/-/web/package/{*name}", get(packages::package))
         .route("/-/web/signin", get(signin::form).post(signin::submit))
         .route(
@@ -76,6 +83,10 @@ pub fn router() -> Router<AppState> {
             post(account::regenerate),
         )
         .route("/-/web/account/2fa/web-otp", post(account::web_otp))
+        .route("/-/web/account/keys", post(security_keys::add))
+        .route("/-/web/account/keys/begin", post(security_keys::begin_add))
+        .route("/-/web/signin/key", post(security_keys::signin))
+        .route("/-/web/signin/key/begin", post(security_keys::begin_signin))
         .route("/-/web/tokens", get(tokens::page).post(tokens::create))
         .route("/-/web/tokens/revoke", post(tokens::revoke))
         .route(
@@ -95,12 +106,17 @@ async fn no_such_page() -> WebError {
 }
 
 async fn stylesheet() -> Response {
-    let mut res = SITE_CSS.into_response();
+    static_file(SITE_CSS, "text/css; charset=utf-8")
+}
+
+async fn script() -> Response {
+    static_file(KEYS_JS, "text/javascript; charset=utf-8")
+}
+
+fn static_file(body: &'static str, content_type: &'static str) -> Response {
+    let mut res = body.into_response();
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/css; charset=utf-8"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=3600"),

@@ -14,6 +14,7 @@ use crate::services::accounts::{self, Channel, Client, SignInError, SignUp, Sign
 use crate::services::security_log::{self, kind};
 use crate::two_factor::enrolment;
 use crate::two_factor::second_factor::{self, Origin, Satisfied};
+use crate::web::security_keys::has_keys;
 use crate::web::session::{PARTIAL_ATTEMPTS, safe_next};
 use crate::web::templates::{ReauthPage, SigninOtpPage, SigninPage, SignupPage};
 use crate::web::{Form, Web, WebError, WebResult, field, raw_field};
@@ -104,12 +105,13 @@ fn partial_user(web: &Web) -> Option<i64> {
 
 /// `GET /-/web/signin/otp`.
 pub async fn otp_form(web: Web) -> WebResult {
-    if partial_user(&web).is_none() {
+    let Some(uid) = partial_user(&web) else {
         return Ok(web.redirect("/-/web/signin"));
-    }
+    };
     Ok(web.page(&SigninOtpPage {
         chrome: web.chrome(),
         error: None,
+        has_keys: has_keys(&web, uid).await?,
     }))
 }
 
@@ -149,6 +151,7 @@ pub async fn otp_submit(mut web: Web, form: Form) -> WebResult {
         Err(e) if e.status.as_u16() == 429 => Ok(web.page(&SigninOtpPage {
             chrome: web.chrome(),
             error: Some(e.message),
+            has_keys: has_keys(&web, uid).await?,
         })),
         Err(_) => {
             let hash = web
@@ -167,6 +170,7 @@ pub async fn otp_submit(mut web: Web, form: Form) -> WebResult {
             Ok(web.page(&SigninOtpPage {
                 chrome: web.chrome(),
                 error: Some(msg.into()),
+                has_keys: has_keys(&web, uid).await?,
             }))
         }
     }

@@ -49,6 +49,8 @@ pub struct SigninOtpPage {
     pub chrome: Chrome,
     /// What went wrong last time.
     pub error: Option<String>,
+    /// The account has security keys (offer them).
+    pub has_keys: bool,
 }
 
 /// Sign-up.
@@ -194,6 +196,18 @@ pub struct TwoFactorPage {
     pub codes_left: i64,
     /// Web-OTP preference.
     pub web_otp: bool,
+    /// Registered security keys.
+    pub keys: Vec<KeyRow>,
+}
+
+/// A security key as the 2FA page lists it.
+pub struct KeyRow {
+    /// Its name.
+    pub name: String,
+    /// When it was added (ISO 8601).
+    pub added: String,
+    /// When it was last used (ISO 8601), or "never".
+    pub last_used: String,
 }
 
 /// The QR code and confirmation form of a pending enrolment.

@@ -1,0 +1,280 @@
+//! Security keys and passkeys (WebAuthn) on the website, in a real headless Chromium whose
+//! WebDriver virtual authenticators play the keys: a CTAP2 passkey-capable key and a U2F-style
+//! key. The first key turns 2FA on and shows recovery codes; sign-in takes the key after the
+//! password; a second key needs the first; a cloned key (its counter going back) is refused.
+//!
+//! Browsers refuse IP addresses as WebAuthn origins, so the pages are opened at
+//! `http://localhost:PORT` (the registry still listens on 127.0.0.1).
+
+mod common;
+
+use common::browser::Browser;
+use common::*;
+use serde_json::json;
+
+/// The registry's address as the browser must use it.
+fn site(reg: &Registry) -> String {
+    reg.url().replace("127.0.0.1", "localhost")
+}
+
+fn sign_in_with_password(b: &Browser, reg: &Registry, name: &str, password: &str) {
+    b.goto(&format!("{}-/web/signin", site(reg)));
+    b.type_into("#name", name);
+    b.type_into("#password", password);
+    b.submit("#signin");
+}
+
+/// Adds a key from the 2FA page (typing `otp` when given); waits for the page that follows.
+fn add_key(b: &Browser, reg: &Registry, name: &str, password: &str, otp: Option<&str>) {
+    b.goto(&format!("{}-/web/account/2fa", site(reg)));
+    b.type_into("#key-name", name);
+    b.type_into("#key-password", password);
+    if let Some(code) = otp {
+        b.type_into("#key-otp", code);
+    }
+    b.click("#add-key");
+}
+
+/// Waits until the 2FA page lists a key named `name`.
+fn wait_for_key(b: &Browser, reg: &Registry, name: &str) {
+    poll(&format!("the key {name} to be listed"), || {
+        if b.current_url().contains("/-/web/account/2fa") && b.exists("#key-list") {
+            let listed = b.text("#key-list");
+            if listed.lines().any(|l| l.starts_with(name)) {
+                return Some(());
+            }
+        }
+        if b.exists(".key-error") || b.exists("#error") {
+            panic!("refused: {}", b.source());
+        }
+        let _ = reg;
+        None
+    });
+}
+
+/// The recovery codes the page shows.
+fn shown_recovery_codes(b: &Browser) -> Vec<String> {
+    b.source()
+        .split("<li class=\"mono\">")
+        .skip(1)
+        .filter_map(|s| s.split("</li>").next().map(str::to_owned))
+        .collect()
+}
+
+fn security_log(reg: &Registry, name: &str) -> String {
+    let out = reg.admin(&["security-log", name], None);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn first_key_turns_2fa_on_and_signs_in(protocol: &str) {
+    let reg = Registry::start();
+    let token = reg.signup("alice", "alice-password");
+    let b = Browser::start();
+    let authenticator = b.add_authenticator(protocol);
+    sign_in_with_password(&b, &reg, "alice", "alice-password");
+    b.wait_for_url("/-/web/account");
+
+    // the first key: 2FA on (auth-and-writes by default), recovery codes shown once
+    add_key(&b, &reg, "my key", "alice-password", None);
+    b.wait_for_text("Two-factor authentication is on");
+    b.screenshot(&format!("key-added-{}", protocol.replace('/', "-")));
+    let codes = shown_recovery_codes(&b);
+    assert_eq!(codes.len(), 10, "{}", b.source());
+    let profile = reg.http().with_token(&token).get("/-/npm/v1/user").json();
+    assert_eq!(profile["tfa"]["mode"], "auth-and-writes", "{profile}");
+    assert_eq!(profile["tfa"]["pending"], false, "{profile}");
+    // the npm API now asks for a second factor; a recovery code answers it (no TOTP here)
+    let r = reg
+        .http()
+        .with_token(&token)
+        .post_json("/-/npm/v1/user", &json!({"fullname": "Alice"}));
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert_eq!(r.header("www-authenticate"), Some("otp"));
+    let log = security_log(&reg, "alice");
+    assert!(log.contains("security_key_added"), "{log}");
+    assert!(log.contains("tfa_enabled"), "{log}");
+
+    // signing in again: the password, then the key
+    b.clear_cookies();
+    sign_in_with_password(&b, &reg, "alice", "alice-password");
+    b.wait_for_url("/-/web/signin/otp");
+    b.screenshot(&format!("signin-key-{}", protocol.replace('/', "-")));
+    b.click("#use-key");
+    b.wait_for_url("/-/web/account");
+    b.goto(&format!("{}-/web/account/2fa", site(&reg)));
+    b.wait_for_text("my key");
+    assert!(
+        !b.text("#key-list").contains("never"),
+        "{}",
+        b.text("#key-list")
+    );
+    let log = security_log(&reg, "alice");
+    assert!(log.contains("security_key_used"), "{log}");
+    assert!(log.contains("password and security key (my key)"), "{log}");
+    assert_eq!(b.authenticator_credentials(&authenticator).len(), 1);
+}
+
+#[test]
+fn a_passkey_turns_2fa_on_and_signs_in() {
+    first_key_turns_2fa_on_and_signs_in("ctap2");
+}
+
+#[test]
+fn a_u2f_key_turns_2fa_on_and_signs_in() {
+    first_key_turns_2fa_on_and_signs_in("ctap1/u2f");
+}
+
+#[test]
+fn another_key_needs_a_second_factor_and_totp_accounts_add_keys_with_a_code() {
+    let reg = Registry::start();
+    let token = reg.signup("bob", "bob-password");
+    let b = Browser::start();
+    let first = b.add_authenticator("ctap2");
+    sign_in_with_password(&b, &reg, "bob", "bob-password");
+    b.wait_for_url("/-/web/account");
+    add_key(&b, &reg, "first", "bob-password", None);
+    b.wait_for_text("Two-factor authentication is on");
+    let codes = shown_recovery_codes(&b);
+
+    // the page asks the server for options: with keys, it must first assert with one of them
+    let session = b
+        .cookies()
+        .into_iter()
+        .find(|(n, _)| n == "tessera_session")
+        .map(|(n, v)| format!("{n}={v}"))
+        .unwrap();
+    b.goto(&format!("{}-/web/account/2fa", site(&reg)));
+    let csrf = b
+        .source()
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    // (by hand, as the browser would send it: to the localhost origin)
+    let origin = site(&reg).trim_end_matches('/').to_owned();
+    let host = origin.trim_start_matches("http://").to_owned();
+    let begin = reg.http().send(
+        "POST",
+        "/-/web/account/keys/begin",
+        &[
+            ("cookie", &session),
+            ("x-csrf-token", &csrf),
+            ("origin", &origin),
+            ("host", &host),
+        ],
+        None,
+    );
+    assert_eq!(begin.status, 200, "{}", begin.text);
+    let options = begin.json();
+    assert!(options["publicKey"]["challenge"].is_string(), "{options}");
+    assert!(
+        options["assert"]["publicKey"]["allowCredentials"][0]["id"].is_string(),
+        "{options}"
+    );
+    // a key posted with the password alone is refused, and nothing is stored
+    let form = format!(
+        "csrf={csrf}&name=sneaky&password=bob-password&ceremony={}&credential=%7B%7D",
+        options["ceremony"].as_str().unwrap()
+    );
+    let r = reg.http().send(
+        "POST",
+        "/-/web/account/keys",
+        &[
+            ("cookie", &session),
+            ("origin", &origin),
+            ("host", &host),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        Some(form.into_bytes()),
+    );
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert!(r.text.contains("one-time password"), "{}", r.text);
+
+    // the first key is lost: another one is added with a recovery code
+    b.remove_authenticator(&first);
+    let second = b.add_authenticator("ctap1/u2f");
+    add_key(&b, &reg, "second", "bob-password", Some(&codes[0]));
+    wait_for_key(&b, &reg, "second");
+    assert_eq!(b.authenticator_credentials(&second).len(), 1);
+    let profile = reg.http().with_token(&token).get("/-/npm/v1/user").json();
+    assert_eq!(profile["tfa"]["mode"], "auth-and-writes", "{profile}");
+    // a wrong password refuses it, and nothing is stored
+    b.remove_authenticator(&second);
+    b.add_authenticator("ctap2");
+    add_key(&b, &reg, "third", "wrong-password", Some(&codes[1]));
+    b.wait_for_text("Incorrect password");
+    b.goto(&format!("{}-/web/account/2fa", site(&reg)));
+    assert!(!b.text("#key-list").contains("third"));
+
+    // an account with TOTP adds a key with a one-time password
+    let t = reg.signup("carol", "carol-password");
+    let (secret, _) = reg.enable_2fa(&t, "carol-password", "auth-only");
+    reg.advance(30);
+    let c = Browser::start();
+    c.add_authenticator("ctap2");
+    c.goto(&format!("{}-/web/signin", site(&reg)));
+    c.type_into("#name", "carol");
+    c.type_into("#password", "carol-password");
+    c.submit("#signin");
+    c.wait_for_url("/-/web/signin/otp");
+    assert!(!c.exists("#use-key"), "no key yet");
+    c.type_into("#otp", &reg.otp(&secret, 0));
+    c.click("#verify");
+    c.wait_for_url("/-/web/account");
+    // without a code: refused
+    add_key(&c, &reg, "carol key", "carol-password", None);
+    c.wait_for_text("one-time password");
+    c.goto(&format!("{}-/web/account/2fa", site(&reg)));
+    assert!(!c.exists("#key-list"), "no key stored");
+    reg.advance(30);
+    add_key(
+        &c,
+        &reg,
+        "carol key",
+        "carol-password",
+        Some(&reg.otp(&secret, 0)),
+    );
+    wait_for_key(&c, &reg, "carol key");
+    let profile = reg.http().with_token(&t).get("/-/npm/v1/user").json();
+    assert_eq!(
+        profile["tfa"]["mode"], "auth-only",
+        "the mode stays: {profile}"
+    );
+}
+
+#[test]
+fn a_cloned_key_whose_counter_goes_back_is_refused() {
+    let reg = Registry::start();
+    reg.signup("dave", "dave-password");
+    let b = Browser::start();
+    let key = b.add_authenticator("ctap2");
+    sign_in_with_password(&b, &reg, "dave", "dave-password");
+    b.wait_for_url("/-/web/account");
+    add_key(&b, &reg, "original", "dave-password", None);
+    b.wait_for_text("Two-factor authentication is on");
+    // a copy of the key as it was, before two more uses of the original
+    let copy = b.authenticator_credentials(&key).remove(0);
+    for _ in 0..2 {
+        b.clear_cookies();
+        sign_in_with_password(&b, &reg, "dave", "dave-password");
+        b.wait_for_url("/-/web/signin/otp");
+        b.click("#use-key");
+        b.wait_for_url("/-/web/account");
+    }
+    b.remove_authenticator(&key);
+    let clone = b.add_authenticator("ctap2");
+    b.add_credential(&clone, &copy);
+    b.clear_cookies();
+    sign_in_with_password(&b, &reg, "dave", "dave-password");
+    b.wait_for_url("/-/web/signin/otp");
+    b.click("#use-key");
+    b.wait_for_text("not accepted");
+    assert!(
+        b.current_url().contains("/-/web/signin"),
+        "{}",
+        b.current_url()
+    );
+    let log = security_log(&reg, "dave");
+    assert!(log.contains("counter went back"), "{log}");
+}

@@ -1,0 +1,261 @@
+//! Security keys and passkeys on the website: adding one from the 2FA page (the first turns 2FA
+//! on and shows the recovery codes; an account with 2FA on proves a second factor first), and
+//! signing in with one after the password. The browser side is `static/keys.js`: it fetches
+//! the ceremony's options as JSON, runs it, and posts the answer with the page's form.
+
+use axum::Json;
+use axum::http::HeaderMap;
+use serde_json::Value;
+
+use tessera_store::{SessionStage, TwoFactorMode, User};
+
+use crate::authz::gate::{self, Operation};
+use crate::authz::{self, Target};
+use crate::http::error::ApiError;
+use crate::services::security_log::{self, kind};
+use crate::two_factor::enrolment;
+use crate::two_factor::security_keys::{self, Answer, AssertionFailed};
+use crate::web::account::{recovery_page, rotate, tfa_error};
+use crate::web::session::PARTIAL_ATTEMPTS;
+use crate::web::{Form, Web, WebError, WebResult, field, raw_field};
+
+const TFA: &str = "/-/web/account/2fa";
+
+/// What a ceremony is bound to: this browser's session.
+fn bound(web: &Web) -> String {
+    let id = web.session.as_ref().map_or("", |s| s.id_hash.as_str());
+    format!("session:{id}")
+}
+
+/// The browser's answer in `form` (its fields `ceremony` and `credential`).
+fn answer<'a>(
+    user: &'a User,
+    bound_to: &'a str,
+    base_url: &'a str,
+    form: &'a Form,
+    ceremony: &str,
+    credential: &str,
+) -> Answer<'a> {
+    Answer {
+        user,
+        bound_to,
+        base_url,
+        ceremony: field(form, ceremony).unwrap_or(""),
+        credential: raw_field(form, credential).unwrap_or(""),
+    }
+}
+
+/// A website refusal as the JSON answer the script shows.
+fn as_api(e: WebError) -> ApiError {
+    match e {
+        WebError::Redirect(_) => ApiError::forbidden(
+            "Confirm it is you first: reload the page and sign in or re-enter your password.",
+        ),
+        WebError::Page {
+            status, message, ..
+        } => ApiError::new(status, message),
+    }
+}
+
+fn options_json(
+    ceremony: String,
+    options: impl serde::Serialize,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let Value::Object(mut body) = serde_json::to_value(options).map_err(ApiError::internal)? else {
+        return Err(ApiError::internal("options are not an object"));
+    };
+    body.insert("ceremony".into(), ceremony.into());
+    Ok(body)
+}
+
+fn csrf_header(headers: &HeaderMap) -> Option<&str> {
+    headers.get("x-csrf-token").and_then(|v| v.to_str().ok())
+}
+
+/// `POST /-/web/account/keys/begin`: the options to create a key (and, when the account has
+/// keys, to assert with one of them first).
+pub async fn begin_add(web: Web, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    web.check_post(csrf_header(&headers)).map_err(as_api)?;
+    let user = web.require_user(TFA).map_err(as_api)?.clone();
+    web.require_recent_auth(TFA).map_err(as_api)?;
+    let state = &web.state;
+    let base = &web.caller.base_url;
+    let (id, options) = security_keys::begin_registration(state, &user, &bound(&web), base).await?;
+    let mut body = options_json(id, options)?;
+    if gate::account_mode(&user).is_on()
+        && let Some((aid, assert)) =
+            security_keys::begin_assertion(state, &user, &bound(&web), base).await?
+    {
+        body.insert("assert".into(), Value::Object(options_json(aid, assert)?));
+    }
+    Ok(Json(Value::Object(body)))
+}
+
+/// Logs a refused assertion and renders its message on the 2FA page.
+async fn refused(web: &Web, user: &User, f: AssertionFailed) -> WebResult {
+    security_log::record(&web.state, user.id, &web.caller, kind::KEY_FAILED, f.detail).await;
+    tfa_error(web, user, f.error).await
+}
+
+/// `POST /-/web/account/keys`: registers the key the browser made. The password always; with
+/// 2FA on, also one of the account's keys or a one-time password or recovery code.
+pub async fn add(mut web: Web, form: Form) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    let user = web.require_user(TFA)?.clone();
+    web.require_recent_auth(TFA)?;
+    let state = web.state.clone();
+    let caller = web.caller_with(field(&form, "otp"));
+    if let Err(e) =
+        enrolment::check_password(&state, &caller, &user, raw_field(&form, "password")).await
+    {
+        return tfa_error(&web, &user, e).await;
+    }
+    let on = gate::account_mode(&user).is_on();
+    let assertion = raw_field(&form, "assertion").filter(|a| !a.is_empty());
+    let base = web.caller.base_url.clone();
+    let bound_to = bound(&web);
+    if on && assertion.is_some() {
+        let ip = web.caller.ip.to_string();
+        let answer = answer(
+            &user,
+            &bound_to,
+            &base,
+            &form,
+            "assert_ceremony",
+            "assertion",
+        );
+        match security_keys::finish_assertion(&state, answer, &ip).await {
+            Ok(key) => {
+                security_log::record(&state, user.id, &caller, kind::KEY_USED, key.name).await;
+            }
+            Err(f) => return refused(&web, &user, f).await,
+        }
+    } else {
+        // 2FA off: enrolment (no code); on: a 2FA change, which asks for a code in any mode.
+        let op = if on {
+            Operation::TfaModeChange
+        } else {
+            Operation::TfaEnable
+        };
+        if let Err(e) = authz::enforce(&state, &caller, op, Target::Account).await {
+            return tfa_error(&web, &user, e).await;
+        }
+    }
+    let mode = TwoFactorMode::parse(field(&form, "mode").unwrap_or("auth-and-writes"))
+        .unwrap_or(TwoFactorMode::AuthAndWrites);
+    let answer = answer(&user, &bound_to, &base, &form, "ceremony", "credential");
+    let name = field(&form, "name").unwrap_or("");
+    let registered = match security_keys::finish_registration(&state, answer, name, mode).await {
+        Ok(r) => r,
+        Err(e) => return tfa_error(&web, &user, e).await,
+    };
+    state
+        .store
+        .touch_user(user.id, state.clock.now_ms())
+        .await?;
+    security_log::record(
+        &state,
+        user.id,
+        &caller,
+        kind::KEY_ADDED,
+        registered.key.name.clone(),
+    )
+    .await;
+    rotate(&mut web).await?;
+    match registered.recovery_codes {
+        Some(codes) => {
+            security_log::record(&state, user.id, &caller, kind::TFA_ENABLED, mode.as_str()).await;
+            Ok(web.page(&recovery_page(
+                &web,
+                "Two-factor authentication is on",
+                codes,
+            )))
+        }
+        None => Ok(web.redirect(TFA)),
+    }
+}
+
+/// The account waiting for its second factor after the password (a partial sign-in).
+async fn partial_user(web: &Web) -> Result<Option<User>, WebError> {
+    let id = web
+        .session
+        .as_ref()
+        .filter(|s| s.stage == SessionStage::Partial)
+        .and_then(|s| s.user_id);
+    match id {
+        Some(id) => Ok(web.state.store.user_by_id(id).await?),
+        None => Ok(None),
+    }
+}
+
+/// `POST /-/web/signin/key/begin`: the options to sign in with one of the account's keys.
+pub async fn begin_signin(web: Web, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    web.check_post(csrf_header(&headers)).map_err(as_api)?;
+    let user = partial_user(&web)
+        .await
+        .map_err(as_api)?
+        .ok_or_else(|| ApiError::forbidden("Sign in with your password first."))?;
+    let found =
+        security_keys::begin_assertion(&web.state, &user, &bound(&web), &web.caller.base_url)
+            .await?;
+    let (id, options) =
+        found.ok_or_else(|| ApiError::bad_request("This account has no security key."))?;
+    Ok(Json(Value::Object(options_json(id, options)?)))
+}
+
+/// `POST /-/web/signin/key`: the second step of a sign-in, with a key.
+pub async fn signin(mut web: Web, form: Form) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    let Some(user) = partial_user(&web).await? else {
+        return Ok(web.redirect("/-/web/signin"));
+    };
+    let state = web.state.clone();
+    let return_to = web.session.as_ref().and_then(|s| s.return_to.clone());
+    let ip = web.caller.ip.to_string();
+    let base = web.caller.base_url.clone();
+    let bound_to = bound(&web);
+    let answer = answer(&user, &bound_to, &base, &form, "ceremony", "credential");
+    let result = security_keys::finish_assertion(&state, answer, &ip).await;
+    match result {
+        Ok(key) => {
+            web.rotate(Some(user.id), SessionStage::Full, None).await?;
+            let caller = web.caller.clone();
+            security_log::record(&state, user.id, &caller, kind::KEY_USED, key.name.clone()).await;
+            security_log::record(
+                &state,
+                user.id,
+                &caller,
+                kind::WEB_SIGNIN,
+                format!("password and security key ({})", key.name),
+            )
+            .await;
+            Ok(web.redirect(return_to.as_deref().unwrap_or("/-/web/account")))
+        }
+        Err(f) => {
+            security_log::record(&state, user.id, &web.caller, kind::KEY_FAILED, f.detail).await;
+            // Wrong answers count with wrong codes against the partial sign-in.
+            let hash = web.session.as_ref().map(|s| s.id_hash.clone());
+            let attempts = state
+                .store
+                .bump_session_otp_attempts(&hash.unwrap_or_default())
+                .await?;
+            if attempts >= PARTIAL_ATTEMPTS {
+                web.end().await?;
+                return Ok(web.redirect("/-/web/signin"));
+            }
+            Ok(web.page_with_status(
+                f.error.status,
+                &crate::web::templates::SigninOtpPage {
+                    chrome: web.chrome(),
+                    error: Some(f.error.message),
+                    has_keys: true,
+                },
+            ))
+        }
+    }
+}
+
+/// Whether `user` has keys, for the pages that offer them.
+pub async fn has_keys(web: &Web, user: i64) -> Result<bool, WebError> {
+    Ok(!web.state.store.security_keys(user).await?.is_empty())
+}
