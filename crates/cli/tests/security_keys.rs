@@ -196,6 +196,7 @@ fn another_key_needs_a_second_factor_and_totp_accounts_add_keys_with_a_code() {
     let second = b.add_authenticator("ctap1/u2f");
     add_key(&b, &reg, "second", "bob-password", Some(&codes[0]));
     wait_for_key(&b, &reg, "second");
+    b.screenshot("2fa-keys");
     assert_eq!(b.authenticator_credentials(&second).len(), 1);
     let profile = reg.http().with_token(&token).get("/-/npm/v1/user").json();
     assert_eq!(profile["tfa"]["mode"], "auth-and-writes", "{profile}");
@@ -277,4 +278,58 @@ fn a_cloned_key_whose_counter_goes_back_is_refused() {
     );
     let log = security_log(&reg, "dave");
     assert!(log.contains("counter went back"), "{log}");
+}
+
+/// npm (11) against an account whose second factor is a key: every write sends npm to the
+/// browser (`authUrl`), where the key confirms it; npm then goes on with a one-time code that
+/// is good for one write.
+#[test]
+fn npm_commands_are_confirmed_in_the_browser_with_a_key() {
+    let reg = Registry::start();
+    let token = reg.signup("erin", "erin-password");
+    let b = Browser::start();
+    b.add_authenticator("ctap2");
+    sign_in_with_password(&b, &reg, "erin", "erin-password");
+    b.wait_for_url("/-/web/account");
+    add_key(&b, &reg, "erin key", "erin-password", None);
+    b.wait_for_text("Two-factor authentication is on");
+    let npm = Npm::new(&site(&reg));
+    let addr = site(&reg)
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    npm.set_token(&addr, &token);
+
+    let confirm = |p: &mut Pty| {
+        p.expect("Authenticate your account at:");
+        let url = p.expect_regex(r"http://localhost:\d+/-/web/confirm/[A-Za-z0-9]+");
+        b.goto(&url);
+        b.screenshot("web-otp-key");
+        b.click("#approve-key");
+        b.wait_for_text("Confirmed");
+    };
+    for version in ["1.0.0", "1.0.1"] {
+        let dir = npm.package("keyed", version, serde_json::Value::Null);
+        let mut p = npm.pty(&dir, &["publish"]);
+        confirm(&mut p);
+        p.expect(&format!("+ keyed@{version}"));
+        let (out, code) = p.finish();
+        assert_eq!(code, 0, "{out}");
+    }
+    // an unpublish is two writes (the document, then the tarball), confirmed once
+    let mut p = npm.pty(npm.root(), &["unpublish", "keyed@1.0.1"]);
+    confirm(&mut p);
+    p.expect("- keyed@1.0.1");
+    let (out, code) = p.finish();
+    assert_eq!(code, 0, "{out}");
+    let doc = reg.http().get("/keyed").json();
+    assert!(doc["versions"]["1.0.1"].is_null(), "{doc}");
+    assert_eq!(doc["dist-tags"]["latest"], "1.0.0");
+    let log = security_log(&reg, "erin");
+    assert!(log.contains("security_key_used"), "{log}");
+    // without a terminal npm cannot open the browser flow: it stops, and nothing is written
+    let dir = npm.package("keyed", "1.0.2", serde_json::Value::Null);
+    let out = npm.run_in(&dir, &["publish"]);
+    assert_ne!(out.code, 0, "{}", out.all());
+    assert!(reg.http().get("/keyed").json()["versions"]["1.0.2"].is_null());
 }

@@ -909,8 +909,11 @@ fn web_sign_in(reg: &Registry, name: &str, password: &str, secret: &str) -> Stri
         let r = reg
             .http()
             .send(method, path, &h, body.map(String::into_bytes));
+        // the form token until the password is accepted, then the session
         for (k, v) in &r.headers {
-            if k.eq_ignore_ascii_case("set-cookie") && v.starts_with("tessera_session=") {
+            if k.eq_ignore_ascii_case("set-cookie")
+                && (v.starts_with("tessera_session=") || v.starts_with("tessera_form="))
+            {
                 *cookie = v.split(';').next().unwrap().to_owned();
             }
         }

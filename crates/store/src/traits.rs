@@ -339,15 +339,14 @@ pub trait WebStore: Send + Sync {
     async fn poll_handshake(&self, done_hash: &str, now: i64) -> StoreResult<HandshakePoll>;
     /// Records the hash of the one-time code handed out for a web-OTP handshake.
     async fn set_handshake_result(&self, id: i64, result_hash: &str) -> StoreResult<()>;
-    /// Uses a web-OTP code (by hash) for `user`: the first use binds it to `credential`, which
-    /// alone may present it again until `repeat_after`; `false` otherwise.
+    /// Uses a web-OTP code (by hash) for `user`, once: it must be unused and its handshake
+    /// opened after `issued_after`; the use is recorded with `credential`. `false` otherwise.
     async fn use_web_otp(
         &self,
         user: UserId,
         result_hash: &str,
         credential: &str,
         now: i64,
-        repeat_after: i64,
         issued_after: i64,
     ) -> StoreResult<bool>;
     /// Sets the account's web-OTP preference.

@@ -954,28 +954,22 @@ async fn handshakes_are_collected_once() {
         panic!()
     };
     s.set_handshake_result(id, "r4").await.unwrap();
-    assert!(s.use_web_otp(alice.id, "r4", "t1", 40, 0, 0).await.unwrap());
     assert!(
-        s.use_web_otp(alice.id, "r4", "t1", 41, 35, 0)
-            .await
-            .unwrap(),
-        "same credential repeats"
-    );
-    assert!(
-        !s.use_web_otp(alice.id, "r4", "t2", 42, 35, 0)
-            .await
-            .unwrap(),
-        "another credential"
-    );
-    assert!(
-        !s.use_web_otp(bob.id, "r4", "t1", 42, 35, 0).await.unwrap(),
+        !s.use_web_otp(bob.id, "r4", "t1", 39, 0).await.unwrap(),
         "another account"
     );
     assert!(
-        !s.use_web_otp(alice.id, "r4", "t1", 500, 450, 0)
-            .await
-            .unwrap(),
-        "grace over"
+        !s.use_web_otp(alice.id, "r4", "t1", 39, 40).await.unwrap(),
+        "issued too long ago"
+    );
+    assert!(s.use_web_otp(alice.id, "r4", "t1", 40, 0).await.unwrap());
+    assert!(
+        !s.use_web_otp(alice.id, "r4", "t1", 41, 0).await.unwrap(),
+        "spent on first use, even for the same credential"
+    );
+    assert!(
+        !s.use_web_otp(alice.id, "r4", "t2", 42, 0).await.unwrap(),
+        "another credential"
     );
 }
 

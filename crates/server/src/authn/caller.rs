@@ -246,9 +246,12 @@ impl FromRequestParts<AppState> for Caller {
             user_agent,
             enrolment_only: false,
             session: None,
-            // Only authenticated requests can reach a web-OTP challenge: skip the work for the
-            // anonymous reads that make up most of the traffic.
-            base_url: if parts.headers.contains_key("authorization") {
+            // Only authenticated requests and writes (a couch login carries its password in the
+            // body) can reach a web-OTP challenge: skip the work for the anonymous reads that
+            // make up most of the traffic.
+            base_url: if parts.headers.contains_key("authorization")
+                || !matches!(parts.method, Method::GET | Method::HEAD)
+            {
                 crate::api::base_url(state, &parts.headers)
             } else {
                 String::new()

@@ -91,9 +91,11 @@ pub async fn verify_as(
     let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
         // Accounts that prefer it confirm in the browser: npm opens `authUrl` and polls
         // `doneUrl` for a one-time code (npm ≥ 8.15).
-        if account.web_otp
-            && let Some(base) = origin.base_url
-        {
+        // Accounts with security keys always do: a key cannot be typed into a terminal.
+        let confirm_in_browser = account.web_otp
+            || (origin.base_url.is_some()
+                && !state.store.security_keys(account.id).await?.is_empty());
+        if confirm_in_browser && let Some(base) = origin.base_url {
             let urls =
                 handshakes::open(state, HandshakeKind::Otp, Some(account.id), false, base).await?;
             let mut e = challenge();
@@ -181,8 +183,8 @@ async fn check(
                 &hash,
                 credential,
                 now,
-                now - RECOVERY_REPEAT_MS,
-                now - 3 * RECOVERY_REPEAT_MS,
+                // the handshake's own lifetime, and a minute for npm to collect and send the code
+                now - state.config.web.handshake.as_ms() - 60_000,
             )
             .await?;
         return Ok(if ok {

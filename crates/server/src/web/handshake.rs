@@ -52,7 +52,20 @@ fn message(web: &Web, heading: &str, text: String) -> WebResult {
     }))
 }
 
-fn login_form(web: &Web, id: &str, user: &User, error: Option<String>) -> HandshakePage {
+/// Where a key confirms the handshake `id`, when `user` has keys and 2FA asks for a factor.
+async fn key_action(web: &Web, id: &str, user: &User) -> Result<Option<String>, WebError> {
+    let offered = gate::account_mode(user).is_on()
+        && crate::web::security_keys::has_keys(web, user.id).await?;
+    Ok(offered.then(|| format!("/-/web/handshake/{id}/key")))
+}
+
+fn login_form(
+    web: &Web,
+    id: &str,
+    user: &User,
+    error: Option<String>,
+    key_action: Option<String>,
+) -> HandshakePage {
     HandshakePage {
         chrome: web.chrome(),
         heading: "Log in to npm".into(),
@@ -64,6 +77,7 @@ fn login_form(web: &Web, id: &str, user: &User, error: Option<String>) -> Handsh
         action: format!("/-/web/cli-login/{id}"),
         otp_needed: gate::account_mode(user).is_on(),
         approve_label: "Log in npm",
+        key_action,
     }
 }
 
@@ -79,7 +93,8 @@ pub async fn login_page(web: Web, Path(id): Path<String>) -> WebResult {
         };
         return Ok(web.redirect(&format!("/-/web/{to}?next={}", encode(&here))));
     };
-    Ok(web.page(&login_form(&web, &id, &user, None)))
+    let keys = key_action(&web, &id, &user).await?;
+    Ok(web.page(&login_form(&web, &id, &user, None, keys)))
 }
 
 /// `POST /-/web/cli-login/:id`: approve (with the OTP when 2FA is on) or cancel.
@@ -106,7 +121,9 @@ pub async fn login_decide(web: Web, Path(id): Path<String>, form: Form) -> WebRe
         .await
         .map(|a| a.second_factor)
     {
-        return Ok(web.page_with_status(e.status, &login_form(&web, &id, &user, Some(e.message))));
+        let keys = key_action(&web, &id, &user).await?;
+        let page = login_form(&web, &id, &user, Some(e.message), keys);
+        return Ok(web.page_with_status(e.status, &page));
     }
     if !state
         .store
@@ -126,7 +143,13 @@ pub async fn login_decide(web: Web, Path(id): Path<String>, form: Form) -> WebRe
     )
 }
 
-fn otp_form(web: &Web, id: &str, user: &User, error: Option<String>) -> HandshakePage {
+fn otp_form(
+    web: &Web,
+    id: &str,
+    user: &User,
+    error: Option<String>,
+    key_action: Option<String>,
+) -> HandshakePage {
     HandshakePage {
         chrome: web.chrome(),
         heading: "Confirm an npm command".into(),
@@ -138,6 +161,7 @@ fn otp_form(web: &Web, id: &str, user: &User, error: Option<String>) -> Handshak
         action: format!("/-/web/confirm/{id}"),
         otp_needed: true,
         approve_label: "Confirm",
+        key_action,
     }
 }
 
@@ -150,7 +174,8 @@ pub async fn otp_page(web: Web, Path(id): Path<String>) -> WebResult {
             "This confirmation is for another account. Sign out and sign in as its owner.",
         ));
     }
-    Ok(web.page(&otp_form(&web, &id, &user, None)))
+    let keys = key_action(&web, &id, &user).await?;
+    Ok(web.page(&otp_form(&web, &id, &user, None, keys)))
 }
 
 /// `POST /-/web/confirm/:id`: the second factor, given in the browser.
@@ -192,7 +217,9 @@ pub async fn otp_decide(web: Web, Path(id): Path<String>, form: Form) -> WebResu
     )
     .await
     {
-        return Ok(web.page_with_status(e.status, &otp_form(&web, &id, &user, Some(e.message))));
+        let keys = key_action(&web, &id, &user).await?;
+        let page = otp_form(&web, &id, &user, Some(e.message), keys);
+        return Ok(web.page_with_status(e.status, &page));
     }
     if !state
         .store
@@ -206,4 +233,49 @@ pub async fn otp_decide(web: Web, Path(id): Path<String>, form: Form) -> WebResu
         "Confirmed",
         "npm will go on in the terminal. You can close this tab.".into(),
     )
+}
+
+/// The open handshake `id` that `user` may approve (a web-OTP one must be theirs).
+pub(crate) async fn open_for(web: &Web, id: &str, user: &User) -> Result<Handshake, WebError> {
+    let found = web.state.store.handshake(&api_tokens::hash(id)).await?;
+    let kind = found.ok_or_else(expired)?.kind;
+    let h = open_handshake(web, id, kind).await?;
+    if h.kind == HandshakeKind::Otp && h.user_id != Some(user.id) {
+        return Err(WebError::forbidden(
+            "This confirmation is for another account.",
+        ));
+    }
+    Ok(h)
+}
+
+/// Approves the handshake `id` for `user`, whose second factor was given, and says so.
+pub(crate) async fn approve(web: &Web, id: &str, h: &Handshake, user: &User) -> WebResult {
+    let state = &web.state;
+    let hash = api_tokens::hash(id);
+    if !state
+        .store
+        .approve_handshake(&hash, user.id, state.clock.now_ms())
+        .await?
+    {
+        return Err(expired());
+    }
+    match h.kind {
+        HandshakeKind::Login => {
+            let caller = web.caller_with(None);
+            security_log::record(state, user.id, &caller, kind::BROWSER_LOGIN_APPROVED, "").await;
+            message(
+                web,
+                "npm is logged in",
+                format!(
+                    "npm is now logged in as {}. You can close this tab and go back to the terminal.",
+                    user.name
+                ),
+            )
+        }
+        HandshakeKind::Otp => message(
+            web,
+            "Confirmed",
+            "npm will go on in the terminal. You can close this tab.".into(),
+        ),
+    }
 }

@@ -86,6 +86,14 @@ pub fn router() -> Router<AppState> {
         .route("/-/web/account/keys", post(security_keys::add))
         .route("/-/web/account/keys/begin", post(security_keys::begin_add))
         .route("/-/web/signin/key", post(security_keys::signin))
+        .route(
+            "/-/web/handshake/{id}/key",
+            post(security_keys::approve_handshake),
+        )
+        .route(
+            "/-/web/handshake/{id}/key/begin",
+            post(security_keys::begin_handshake),
+        )
         .route("/-/web/signin/key/begin", post(security_keys::begin_signin))
         .route("/-/web/tokens", get(tokens::page).post(tokens::create))
         .route("/-/web/tokens/revoke", post(tokens::revoke))

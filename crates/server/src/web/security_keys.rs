@@ -4,6 +4,7 @@
 //! the ceremony's options as JSON, runs it, and posts the answer with the page's form.
 
 use axum::Json;
+use axum::extract::Path;
 use axum::http::HeaderMap;
 use serde_json::Value;
 
@@ -16,6 +17,7 @@ use crate::services::security_log::{self, kind};
 use crate::two_factor::enrolment;
 use crate::two_factor::security_keys::{self, Answer, AssertionFailed};
 use crate::web::account::{recovery_page, rotate, tfa_error};
+use crate::web::handshake;
 use crate::web::session::PARTIAL_ATTEMPTS;
 use crate::web::{Form, Web, WebError, WebResult, field, raw_field};
 
@@ -251,6 +253,64 @@ pub async fn signin(mut web: Web, form: Form) -> WebResult {
                     has_keys: true,
                 },
             ))
+        }
+    }
+}
+
+/// What a handshake's key confirmation is bound to: the handshake and this browser's session.
+fn handshake_bound(web: &Web, id: &str) -> String {
+    format!(
+        "handshake:{}:{}",
+        crate::authn::api_tokens::hash(id),
+        bound(web)
+    )
+}
+
+/// `POST /-/web/handshake/{id}/key/begin`: the options to confirm npm's login or command with
+/// one of the signed-in account's keys.
+pub async fn begin_handshake(
+    web: Web,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    web.check_post(csrf_header(&headers)).map_err(as_api)?;
+    let here = format!("/-/web/handshake/{id}");
+    let user = web.require_user(&here).map_err(as_api)?.clone();
+    handshake::open_for(&web, &id, &user)
+        .await
+        .map_err(as_api)?;
+    let base = &web.caller.base_url;
+    let found =
+        security_keys::begin_assertion(&web.state, &user, &handshake_bound(&web, &id), base)
+            .await?;
+    let (ceremony, options) =
+        found.ok_or_else(|| ApiError::bad_request("This account has no security key."))?;
+    Ok(Json(Value::Object(options_json(ceremony, options)?)))
+}
+
+/// `POST /-/web/handshake/{id}/key`: approves npm's login or command with a key.
+pub async fn approve_handshake(web: Web, Path(id): Path<String>, form: Form) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    let here = format!("/-/web/handshake/{id}");
+    let user = web.require_user(&here)?.clone();
+    let h = handshake::open_for(&web, &id, &user).await?;
+    let state = web.state.clone();
+    let ip = web.caller.ip.to_string();
+    let base = web.caller.base_url.clone();
+    let bound_to = handshake_bound(&web, &id);
+    let answer = answer(&user, &bound_to, &base, &form, "ceremony", "credential");
+    match security_keys::finish_assertion(&state, answer, &ip).await {
+        Ok(key) => {
+            security_log::record(&state, user.id, &web.caller, kind::KEY_USED, key.name).await;
+            handshake::approve(&web, &id, &h, &user).await
+        }
+        Err(f) => {
+            security_log::record(&state, user.id, &web.caller, kind::KEY_FAILED, f.detail).await;
+            Err(WebError::Page {
+                status: f.error.status,
+                heading: "Not confirmed",
+                message: f.error.message,
+            })
         }
     }
 }

@@ -327,4 +327,6 @@ pub struct HandshakePage {
     pub otp_needed: bool,
     /// The approve button's label.
     pub approve_label: &'static str,
+    /// Where a security key's confirmation posts, when the account has keys.
+    pub key_action: Option<String>,
 }

@@ -289,21 +289,19 @@ macro_rules! impl_web_store {
                 result_hash: &str,
                 credential: &str,
                 now: i64,
-                repeat_after: i64,
                 issued_after: i64,
             ) -> $crate::StoreResult<bool> {
                 let mut w = self.begin_write().await?;
                 let n = sqlx::query(
                     "UPDATE handshakes SET result_used_by = $1, result_used_at = $2 \
                      WHERE kind = 'otp' AND user_id = $3 AND result_hash = $4 AND created_at > $5 \
-                     AND (result_used_at IS NULL OR (result_used_by = $1 AND result_used_at > $6))",
+                     AND result_used_at IS NULL",
                 )
                 .bind(credential)
                 .bind(now)
                 .bind(user)
                 .bind(result_hash)
                 .bind(issued_after)
-                .bind(repeat_after)
                 .execute(&mut *w.tx)
                 .await?
                 .rows_affected();
