@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, IsTerminal};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use tessera_server::clock::iso8601;
@@ -130,6 +130,14 @@ pub enum UserCommand {
     Lock { name: String },
     /// Unlock an account.
     Unlock { name: String },
+    /// List an account's security keys and passkeys, or remove one (removing the last second
+    /// factor turns 2FA off, with the recovery codes).
+    Keys {
+        name: String,
+        /// Remove the key with this id (the first column of the list).
+        #[arg(long)]
+        remove: Option<i64>,
+    },
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<String> {
@@ -249,6 +257,55 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("no user {name}"))?;
             store.set_locked(u.id, false, now).await?;
             println!("unlocked {name}");
+        }
+        AdminCommand::User {
+            command: UserCommand::Keys { name, remove },
+        } => {
+            let u = store
+                .user_by_name(&name)
+                .await?
+                .with_context(|| format!("no user {name}"))?;
+            if let Some(id) = remove {
+                let keys = store.security_keys(u.id).await?;
+                let key_name = keys.iter().find(|k| k.id == id).map(|k| k.name.clone());
+                let what = match store.remove_security_key(u.id, id).await? {
+                    tessera_store::KeyRemoval::NotFound => bail!("{name} has no key {id}"),
+                    tessera_store::KeyRemoval::Removed => "removed",
+                    tessera_store::KeyRemoval::RemovedLastFactor => {
+                        "removed; it was the last second factor, so 2FA is now off"
+                    }
+                };
+                security_log::record_from(
+                    &state,
+                    u.id,
+                    "admin",
+                    "tessera admin",
+                    security_log::kind::KEY_REMOVED,
+                    format!("{} (by an administrator)", key_name.unwrap_or_default()),
+                )
+                .await;
+                println!("key {id} of {name} {what}");
+                return Ok(());
+            }
+            let keys = store.security_keys(u.id).await?;
+            if keys.is_empty() {
+                println!("{name} has no security key");
+            }
+            for k in keys {
+                let last = k.last_used_at.map_or_else(|| "never used".into(), iso8601);
+                let synced = if k.backup_state {
+                    ", synced passkey"
+                } else {
+                    ""
+                };
+                println!(
+                    "{}\t{}\tadded {}\tlast used {last}\tcounter {}{synced}",
+                    k.id,
+                    k.name,
+                    iso8601(k.created_at),
+                    k.counter
+                );
+            }
         }
         AdminCommand::SecurityLog { name, limit } => {
             let u = store

@@ -333,3 +333,69 @@ fn npm_commands_are_confirmed_in_the_browser_with_a_key() {
     assert_ne!(out.code, 0, "{}", out.all());
     assert!(reg.http().get("/keyed").json()["versions"]["1.0.2"].is_null());
 }
+
+/// Keys are removed on the website with a second factor (a key, or a code), or by an
+/// administrator; the last one takes 2FA with it.
+#[test]
+fn keys_are_removed_with_a_second_factor_or_by_an_administrator() {
+    let reg = Registry::start();
+    let token = reg.signup("fay", "fay-password");
+    let b = Browser::start();
+    b.add_authenticator("ctap2");
+    sign_in_with_password(&b, &reg, "fay", "fay-password");
+    b.wait_for_url("/-/web/account");
+    add_key(&b, &reg, "fay key", "fay-password", None);
+    b.wait_for_text("Two-factor authentication is on");
+    let listed = reg.admin(&["user", "keys", "fay"], None);
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(
+        listed.contains("fay key") && listed.contains("never used"),
+        "{listed}"
+    );
+    let id: String = listed.split('\t').next().unwrap().trim().to_owned();
+
+    // a wrong code refuses the removal
+    b.goto(&format!("{}-/web/account/2fa", site(&reg)));
+    b.type_into(&format!("#remove-otp-{id}"), "000000");
+    b.click(&format!("#remove-key-{id}"));
+    b.wait_for_text("invalid or was already used");
+    // the key itself confirms it: the last factor goes, and 2FA with it
+    b.goto(&format!("{}-/web/account/2fa", site(&reg)));
+    b.click(&format!("#remove-key-{id}"));
+    poll("2FA to be off", || {
+        let p = reg.http().with_token(&token).get("/-/npm/v1/user").json();
+        (p["tfa"] == serde_json::Value::Bool(false)).then_some(())
+    });
+    let log = security_log(&reg, "fay");
+    assert!(log.contains("security_key_removed"), "{log}");
+    assert!(log.contains("last key removed"), "{log}");
+
+    // an administrator removes a key (a lost one, after checking who asks)
+    let t = reg.signup("gus", "gus-password");
+    let g = Browser::start();
+    g.add_authenticator("ctap1/u2f");
+    sign_in_with_password(&g, &reg, "gus", "gus-password");
+    g.wait_for_url("/-/web/account");
+    add_key(&g, &reg, "gus key", "gus-password", None);
+    g.wait_for_text("Two-factor authentication is on");
+    let listed = reg.admin(&["user", "keys", "gus"], None);
+    let id: String = String::from_utf8_lossy(&listed.stdout)
+        .split('\t')
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let out = reg.admin(&["user", "keys", "gus", "--remove", "999999"], None);
+    assert!(!out.status.success());
+    let out = reg.admin(&["user", "keys", "gus", "--remove", &id], None);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && text.contains("2FA is now off"),
+        "{text}"
+    );
+    poll("the admin's change to reach the server", || {
+        let p = reg.http().with_token(&t).get("/-/npm/v1/user").json();
+        (p["tfa"] == serde_json::Value::Bool(false)).then_some(())
+    });
+    assert!(security_log(&reg, "gus").contains("by an administrator"));
+}

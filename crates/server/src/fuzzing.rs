@@ -101,3 +101,26 @@ pub fn addresses(text: &str) {
         let _ = crate::authn::caller::ip_allowed(ip.parse().unwrap(), &cidrs);
     }
 }
+
+/// A security key's answers (WebAuthn JSON around CBOR attestation objects, COSE keys and
+/// authenticator data): checked as a registration against a ceremony begun here, and parsed as
+/// an assertion.
+pub fn webauthn(text: &str) {
+    use std::sync::OnceLock;
+    use webauthn_rs::prelude::{
+        PublicKeyCredential, RegisterPublicKeyCredential, SecurityKeyRegistration, Uuid, Webauthn,
+    };
+    static CEREMONY: OnceLock<(Webauthn, SecurityKeyRegistration)> = OnceLock::new();
+    let (rp, registration) = CEREMONY.get_or_init(|| {
+        let rp = crate::two_factor::security_keys::relying_party("http://localhost:4873")
+            .expect("a relying party for localhost");
+        let (_, reg) = rp
+            .start_securitykey_registration(Uuid::nil(), "fuzz", "fuzz", None, None, None)
+            .expect("a registration");
+        (rp, reg)
+    });
+    if let Ok(answer) = serde_json::from_str::<RegisterPublicKeyCredential>(text) {
+        let _ = rp.finish_securitykey_registration(&answer, registration);
+    }
+    let _ = serde_json::from_str::<PublicKeyCredential>(text);
+}

@@ -71,6 +71,13 @@ function say(form, text) {
 async function run(button) {
   const form = button.form;
   const csrf = form.querySelector('input[name="csrf"]').value;
+  const otp = form.elements.otp;
+  const typed = otp && otp.value.trim();
+  if (button.dataset.keys === "assert" && typed) {
+    // a one-time password or recovery code was typed instead of using a key
+    form.submit();
+    return;
+  }
   const res = await fetch(button.dataset.begin, {
     method: "POST",
     headers: { "x-csrf-token": csrf },
@@ -78,8 +85,7 @@ async function run(button) {
   });
   const body = await res.json();
   if (!res.ok) throw new Error(body.error || "The server refused.");
-  const otp = form.elements.otp;
-  if (body.assert && !(otp && otp.value.trim())) {
+  if (body.assert && !typed) {
     // An account with keys proves one of them before adding another (unless a one-time
     // password or recovery code was typed instead).
     const got = await navigator.credentials.get(decodeOptions(body.assert));

@@ -149,6 +149,7 @@ pub(crate) async fn tfa_page(
             .await?
             .into_iter()
             .map(|k| KeyRow {
+                id: k.id,
                 name: k.name,
                 added: iso8601(k.created_at),
                 last_used: k.last_used_at.map_or_else(|| "never".into(), iso8601),

@@ -85,6 +85,11 @@ pub fn router() -> Router<AppState> {
         .route("/-/web/account/2fa/web-otp", post(account::web_otp))
         .route("/-/web/account/keys", post(security_keys::add))
         .route("/-/web/account/keys/begin", post(security_keys::begin_add))
+        .route(
+            "/-/web/account/keys/confirm/begin",
+            post(security_keys::begin_confirm),
+        )
+        .route("/-/web/account/keys/remove", post(security_keys::remove))
         .route("/-/web/signin/key", post(security_keys::signin))
         .route(
             "/-/web/handshake/{id}/key",

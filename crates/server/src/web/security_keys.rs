@@ -8,7 +8,7 @@ use axum::extract::Path;
 use axum::http::HeaderMap;
 use serde_json::Value;
 
-use tessera_store::{SessionStage, TwoFactorMode, User};
+use tessera_store::{KeyRemoval, SessionStage, TwoFactorMode, User};
 
 use crate::authz::gate::{self, Operation};
 use crate::authz::{self, Target};
@@ -45,6 +45,19 @@ fn answer<'a>(
         ceremony: field(form, ceremony).unwrap_or(""),
         credential: raw_field(form, credential).unwrap_or(""),
     }
+}
+
+/// The options to assert with one of `user`'s keys, in a ceremony bound to `bound_to`.
+async fn assertion_options(
+    web: &Web,
+    user: &User,
+    bound_to: &str,
+) -> Result<Json<Value>, ApiError> {
+    let found =
+        security_keys::begin_assertion(&web.state, user, bound_to, &web.caller.base_url).await?;
+    let (id, options) =
+        found.ok_or_else(|| ApiError::bad_request("This account has no security key."))?;
+    Ok(Json(Value::Object(options_json(id, options)?)))
 }
 
 /// A website refusal as the JSON answer the script shows.
@@ -177,6 +190,64 @@ pub async fn add(mut web: Web, form: Form) -> WebResult {
     }
 }
 
+/// `POST /-/web/account/keys/confirm/begin`: the options to confirm a change with one of the
+/// signed-in account's keys.
+pub async fn begin_confirm(web: Web, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    web.check_post(csrf_header(&headers)).map_err(as_api)?;
+    let user = web.require_user(TFA).map_err(as_api)?.clone();
+    web.require_recent_auth(TFA).map_err(as_api)?;
+    assertion_options(&web, &user, &bound(&web)).await
+}
+
+/// `POST /-/web/account/keys/remove`: removes a key, confirmed with a key (possibly the same)
+/// or a one-time password or recovery code. Removing the last second factor turns 2FA off.
+pub async fn remove(mut web: Web, form: Form) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    let user = web.require_user(TFA)?.clone();
+    web.require_recent_auth(TFA)?;
+    let state = web.state.clone();
+    let caller = web.caller_with(field(&form, "otp"));
+    let base = web.caller.base_url.clone();
+    let bound_to = bound(&web);
+    if raw_field(&form, "credential").is_some_and(|c| !c.is_empty()) {
+        let ip = web.caller.ip.to_string();
+        let answer = answer(&user, &bound_to, &base, &form, "ceremony", "credential");
+        match security_keys::finish_assertion(&state, answer, &ip).await {
+            Ok(key) => {
+                security_log::record(&state, user.id, &caller, kind::KEY_USED, key.name).await;
+            }
+            Err(f) => return refused(&web, &user, f).await,
+        }
+    } else if let Err(e) =
+        authz::enforce(&state, &caller, Operation::TfaModeChange, Target::Account).await
+    {
+        return tfa_error(&web, &user, e).await;
+    }
+    let id: i64 = field(&form, "id").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let keys = state.store.security_keys(user.id).await?;
+    let Some(key) = keys.into_iter().find(|k| k.id == id) else {
+        return tfa_error(&web, &user, ApiError::not_found_msg("No such key.")).await;
+    };
+    let removal = state.store.remove_security_key(user.id, id).await?;
+    state
+        .store
+        .touch_user(user.id, state.clock.now_ms())
+        .await?;
+    security_log::record(&state, user.id, &caller, kind::KEY_REMOVED, key.name).await;
+    if removal == KeyRemoval::RemovedLastFactor {
+        security_log::record(
+            &state,
+            user.id,
+            &caller,
+            kind::TFA_DISABLED,
+            "last key removed",
+        )
+        .await;
+    }
+    rotate(&mut web).await?;
+    Ok(web.redirect(TFA))
+}
+
 /// The account waiting for its second factor after the password (a partial sign-in).
 async fn partial_user(web: &Web) -> Result<Option<User>, WebError> {
     let id = web
@@ -197,12 +268,7 @@ pub async fn begin_signin(web: Web, headers: HeaderMap) -> Result<Json<Value>, A
         .await
         .map_err(as_api)?
         .ok_or_else(|| ApiError::forbidden("Sign in with your password first."))?;
-    let found =
-        security_keys::begin_assertion(&web.state, &user, &bound(&web), &web.caller.base_url)
-            .await?;
-    let (id, options) =
-        found.ok_or_else(|| ApiError::bad_request("This account has no security key."))?;
-    Ok(Json(Value::Object(options_json(id, options)?)))
+    assertion_options(&web, &user, &bound(&web)).await
 }
 
 /// `POST /-/web/signin/key`: the second step of a sign-in, with a key.
@@ -279,13 +345,7 @@ pub async fn begin_handshake(
     handshake::open_for(&web, &id, &user)
         .await
         .map_err(as_api)?;
-    let base = &web.caller.base_url;
-    let found =
-        security_keys::begin_assertion(&web.state, &user, &handshake_bound(&web, &id), base)
-            .await?;
-    let (ceremony, options) =
-        found.ok_or_else(|| ApiError::bad_request("This account has no security key."))?;
-    Ok(Json(Value::Object(options_json(ceremony, options)?)))
+    assertion_options(&web, &user, &handshake_bound(&web, &id)).await
 }
 
 /// `POST /-/web/handshake/{id}/key`: approves npm's login or command with a key.

@@ -202,6 +202,8 @@ pub struct TwoFactorPage {
 
 /// A security key as the 2FA page lists it.
 pub struct KeyRow {
+    /// Its id.
+    pub id: i64,
     /// Its name.
     pub name: String,
     /// When it was added (ISO 8601).
