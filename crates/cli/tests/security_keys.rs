@@ -399,3 +399,149 @@ fn keys_are_removed_with_a_second_factor_or_by_an_administrator() {
     });
     assert!(security_log(&reg, "gus").contains("by an administrator"));
 }
+
+/// Runs a sign-in assertion in the page (with `static/keys.js`'s helpers) and returns what the
+/// form would post — the ceremony id, the answer and the CSRF token — without posting it.
+fn captured_signin_answer(b: &Browser) -> serde_json::Value {
+    let v = b.run_async(
+        r#"const done = arguments[arguments.length - 1];
+        const csrf = document.querySelector('input[name="csrf"]').value;
+        fetch('/-/web/signin/key/begin', {method: 'POST', headers: {'x-csrf-token': csrf}})
+          .then((r) => r.json())
+          .then(async (o) => {
+            const c = await navigator.credentials.get(decodeOptions(o));
+            done({ceremony: o.ceremony, credential: assertion(c), csrf});
+          })
+          .catch((e) => done({error: String(e)}));"#,
+    );
+    assert!(v["error"].is_null(), "{v}");
+    v
+}
+
+/// Posts a sign-in answer by hand, with the browser's session, to the localhost origin.
+fn post_signin_answer(
+    reg: &Registry,
+    session: &str,
+    csrf: &str,
+    ceremony: &str,
+    answer: &str,
+) -> Resp {
+    let origin = site(reg).trim_end_matches('/').to_owned();
+    let host = origin.trim_start_matches("http://").to_owned();
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect::<String>()
+    };
+    let body = format!(
+        "csrf={}&ceremony={}&credential={}",
+        enc(csrf),
+        enc(ceremony),
+        enc(answer)
+    );
+    reg.http().send(
+        "POST",
+        "/-/web/signin/key",
+        &[
+            ("cookie", session),
+            ("origin", &origin),
+            ("host", &host),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        Some(body.into_bytes()),
+    )
+}
+
+fn session_of(b: &Browser) -> String {
+    b.cookies()
+        .into_iter()
+        .find(|(n, _)| n == "tessera_session")
+        .map(|(n, v)| format!("{n}={v}"))
+        .expect("a session")
+}
+
+/// Malformed answers, a spent or expired ceremony and another account's answer are refused with
+/// a message, logged, and sign nobody in.
+#[test]
+fn bad_key_answers_are_refused_and_logged() {
+    let reg = Registry::start();
+    reg.signup("hal", "hal-password");
+    reg.signup("ida", "ida-password");
+    let b = Browser::start();
+    b.add_authenticator("ctap2");
+    for (name, password) in [("hal", "hal-password"), ("ida", "ida-password")] {
+        b.clear_cookies();
+        sign_in_with_password(&b, &reg, name, password);
+        b.wait_for_url("/-/web/account");
+        add_key(&b, &reg, &format!("{name} key"), password, None);
+        b.wait_for_text("Two-factor authentication is on");
+    }
+    // hal's partial sign-in, and two answers of his key
+    b.clear_cookies();
+    sign_in_with_password(&b, &reg, "hal", "hal-password");
+    b.wait_for_url("/-/web/signin/otp");
+    let hal = session_of(&b);
+    let first = captured_signin_answer(&b);
+    let second = captured_signin_answer(&b);
+    let (csrf, c1, c2) = (
+        first["csrf"].as_str().unwrap(),
+        first["ceremony"].as_str().unwrap(),
+        second["ceremony"].as_str().unwrap(),
+    );
+    // malformed: refused, and the ceremony is spent
+    let r = post_signin_answer(&reg, &hal, csrf, c1, "{\"id\": 1}");
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("malformed"), "{}", r.text);
+    // a spent ceremony, even with a good answer
+    let r = post_signin_answer(&reg, &hal, csrf, c1, first["credential"].as_str().unwrap());
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("expired or was already used"), "{}", r.text);
+    // an answer for another ceremony
+    let r = post_signin_answer(&reg, &hal, csrf, c2, first["credential"].as_str().unwrap());
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert!(r.text.contains("not accepted"), "{}", r.text);
+    // an expired ceremony
+    let late = captured_signin_answer(&b);
+    reg.advance(6 * 60);
+    let r = post_signin_answer(
+        &reg,
+        &hal,
+        csrf,
+        late["ceremony"].as_str().unwrap(),
+        late["credential"].as_str().unwrap(),
+    );
+    assert!(r.text.contains("expired"), "{} {}", r.status, r.text);
+    // nobody got signed in by any of it
+    let account = reg
+        .http()
+        .send("GET", "/-/web/account", &[("cookie", &hal)], None);
+    assert_eq!(account.status, 303, "still a partial sign-in");
+
+    // ida's key answering hal's ceremony: not one of hal's keys
+    b.clear_cookies();
+    sign_in_with_password(&b, &reg, "ida", "ida-password");
+    b.wait_for_url("/-/web/signin/otp");
+    let ida_answer = captured_signin_answer(&b);
+    b.clear_cookies();
+    sign_in_with_password(&b, &reg, "hal", "hal-password");
+    b.wait_for_url("/-/web/signin/otp");
+    let hal = session_of(&b);
+    let hal_answer = captured_signin_answer(&b);
+    let r = post_signin_answer(
+        &reg,
+        &hal,
+        hal_answer["csrf"].as_str().unwrap(),
+        hal_answer["ceremony"].as_str().unwrap(),
+        ida_answer["credential"].as_str().unwrap(),
+    );
+    assert_eq!(r.status, 401, "{}", r.text);
+    let log = security_log(&reg, "hal");
+    assert!(log.contains("security_key_failed"), "{log}");
+    assert!(log.contains("malformed answer"), "{log}");
+    assert!(log.contains("unknown, used or expired"), "{log}");
+}

@@ -328,6 +328,17 @@ impl Browser {
         }
     }
 
+    /// Runs `script` in the page as an async function: it calls `done(value)` (its last
+    /// argument) and the value comes back.
+    pub fn run_async(&self, script: &str) -> Value {
+        let res = call(
+            "POST",
+            &self.url("/execute/async"),
+            Some(json!({"script": script, "args": []})),
+        );
+        res["value"].clone()
+    }
+
     /// Forgets every cookie (a signed-out browser that keeps its authenticators).
     pub fn clear_cookies(&self) {
         call("DELETE", &self.url("/cookie"), None);
