@@ -418,16 +418,21 @@ fn captured_signin_answer(b: &Browser) -> serde_json::Value {
     v
 }
 
-/// Posts a sign-in answer by hand, with the browser's session, to the localhost origin.
+/// Posts a sign-in answer by hand to `reg`, with the browser's session, as a page of the
+/// origin the browser had open (`page_origin`) would.
 fn post_signin_answer(
     reg: &Registry,
+    page_origin: &str,
     session: &str,
     csrf: &str,
     ceremony: &str,
     answer: &str,
 ) -> Resp {
-    let origin = site(reg).trim_end_matches('/').to_owned();
-    let host = origin.trim_start_matches("http://").to_owned();
+    let origin = page_origin.trim_end_matches('/').to_owned();
+    let host = site(reg)
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
     let enc = |s: &str| {
         s.bytes()
             .map(|b| match b {
@@ -494,15 +499,29 @@ fn bad_key_answers_are_refused_and_logged() {
         second["ceremony"].as_str().unwrap(),
     );
     // malformed: refused, and the ceremony is spent
-    let r = post_signin_answer(&reg, &hal, csrf, c1, "{\"id\": 1}");
+    let r = post_signin_answer(&reg, &site(&reg), &hal, csrf, c1, "{\"id\": 1}");
     assert_eq!(r.status, 400, "{}", r.text);
     assert!(r.text.contains("malformed"), "{}", r.text);
     // a spent ceremony, even with a good answer
-    let r = post_signin_answer(&reg, &hal, csrf, c1, first["credential"].as_str().unwrap());
+    let r = post_signin_answer(
+        &reg,
+        &site(&reg),
+        &hal,
+        csrf,
+        c1,
+        first["credential"].as_str().unwrap(),
+    );
     assert_eq!(r.status, 400, "{}", r.text);
     assert!(r.text.contains("expired or was already used"), "{}", r.text);
     // an answer for another ceremony
-    let r = post_signin_answer(&reg, &hal, csrf, c2, first["credential"].as_str().unwrap());
+    let r = post_signin_answer(
+        &reg,
+        &site(&reg),
+        &hal,
+        csrf,
+        c2,
+        first["credential"].as_str().unwrap(),
+    );
     assert_eq!(r.status, 401, "{}", r.text);
     assert!(r.text.contains("not accepted"), "{}", r.text);
     // an expired ceremony
@@ -510,6 +529,7 @@ fn bad_key_answers_are_refused_and_logged() {
     reg.advance(6 * 60);
     let r = post_signin_answer(
         &reg,
+        &site(&reg),
         &hal,
         csrf,
         late["ceremony"].as_str().unwrap(),
@@ -534,6 +554,7 @@ fn bad_key_answers_are_refused_and_logged() {
     let hal_answer = captured_signin_answer(&b);
     let r = post_signin_answer(
         &reg,
+        &site(&reg),
         &hal,
         hal_answer["csrf"].as_str().unwrap(),
         hal_answer["ceremony"].as_str().unwrap(),
@@ -544,4 +565,62 @@ fn bad_key_answers_are_refused_and_logged() {
     assert!(log.contains("security_key_failed"), "{log}");
     assert!(log.contains("malformed answer"), "{log}");
     assert!(log.contains("unknown, used or expired"), "{log}");
+}
+
+/// Two instances on one PostgreSQL database (and S3): a sign-in ceremony begun on A completes
+/// on B, since its state is in the database; behind one public origin, both instances are the
+/// same relying party.
+#[test]
+fn a_ceremony_begun_on_one_instance_completes_on_another() {
+    let backend = SharedBackend::new();
+    let a = Registry::start_on(Some(backend.clone()), &[]);
+    let origin = site(&a);
+    let b_reg = Registry::start_on(Some(backend), &[("TESSERA_PUBLIC_URL", origin.as_str())]);
+    a.signup("jan", "jan-password");
+    let b = Browser::start();
+    b.add_authenticator("ctap2");
+    sign_in_with_password(&b, &a, "jan", "jan-password");
+    b.wait_for_url("/-/web/account");
+    add_key(&b, &a, "jan key", "jan-password", None);
+    b.wait_for_text("Two-factor authentication is on");
+    b.clear_cookies();
+    sign_in_with_password(&b, &a, "jan", "jan-password");
+    b.wait_for_url("/-/web/signin/otp");
+    let session = session_of(&b);
+    // begun on A (in the page), answered to B
+    let answer = captured_signin_answer(&b);
+    let r = post_signin_answer(
+        &b_reg,
+        &origin,
+        &session,
+        answer["csrf"].as_str().unwrap(),
+        answer["ceremony"].as_str().unwrap(),
+        answer["credential"].as_str().unwrap(),
+    );
+    assert_eq!(r.status, 303, "{}", r.text);
+    let signed_in = r
+        .headers
+        .iter()
+        .find(|(k, v)| k == "set-cookie" && v.starts_with("tessera_session="))
+        .map(|(_, v)| v.split(';').next().unwrap().to_owned())
+        .expect("a new session");
+    for reg in [&a, &b_reg] {
+        let page = reg
+            .http()
+            .send("GET", "/-/web/account", &[("cookie", &signed_in)], None);
+        assert_eq!(page.status, 200, "signed in on both instances");
+    }
+    // and it cannot be answered again, on either
+    let again = post_signin_answer(
+        &a,
+        &origin,
+        &session,
+        answer["csrf"].as_str().unwrap(),
+        answer["ceremony"].as_str().unwrap(),
+        answer["credential"].as_str().unwrap(),
+    );
+    assert_ne!(again.status, 200);
+    assert!(!again.headers.iter().any(|(k, v)| k == "set-cookie"
+        && v.starts_with("tessera_session=")
+        && !v.contains("Max-Age=0")));
 }
