@@ -68,6 +68,40 @@ impl Permit {
         self.decision == Decision::Otp
     }
 
+    /// As [`Permit::confirm`], with a security key's answer as the second factor (when the rules
+    /// ask for one; the answer is checked whenever it is given). Returns the key used.
+    pub async fn confirm_with_key(
+        self,
+        state: &AppState,
+        answer: crate::two_factor::security_keys::Answer<'_>,
+        ip: &str,
+    ) -> Result<
+        (Authorized, tessera_store::SecurityKeyRecord),
+        crate::two_factor::security_keys::AssertionFailed,
+    > {
+        if let Decision::Deny(d) = self.decision {
+            return Err(crate::two_factor::security_keys::AssertionFailed {
+                error: d.error(),
+                detail: "security key: refused by the rules".into(),
+            });
+        }
+        if answer.user.id != self.account.id {
+            return Err(crate::two_factor::security_keys::AssertionFailed {
+                error: ApiError::forbidden("This key answers for another account."),
+                detail: "security key: answered for another account".into(),
+            });
+        }
+        let key = crate::two_factor::security_keys::finish_assertion(state, answer, ip).await?;
+        let second_factor = (self.decision == Decision::Otp).then_some(Satisfied::SecurityKey);
+        Ok((
+            Authorized {
+                doc: self.doc,
+                second_factor,
+            },
+            key,
+        ))
+    }
+
     /// Checks the second factor when the rules ask for one (from the caller's `npm-otp`, or
     /// the code typed in a website form) and hands over what was authorised.
     pub async fn confirm(self, state: &AppState, caller: &Caller) -> ApiResult<Authorized> {

@@ -52,6 +52,8 @@ pub enum Satisfied {
     RecoveryCode,
     /// A confirmation in the browser (web OTP).
     WebConfirmation,
+    /// A security key or passkey.
+    SecurityKey,
 }
 
 impl Satisfied {
@@ -62,6 +64,7 @@ impl Satisfied {
             Some(Satisfied::Totp) => "password and one-time password",
             Some(Satisfied::RecoveryCode) => "password and recovery code",
             Some(Satisfied::WebConfirmation) => "password and browser confirmation",
+            Some(Satisfied::SecurityKey) => "password and security key",
         }
     }
 }

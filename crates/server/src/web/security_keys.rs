@@ -29,6 +29,36 @@ fn bound(web: &Web) -> String {
     format!("session:{id}")
 }
 
+/// Through the door for `op` on the account: its refusals first, then the second factor, from
+/// one of the account's keys when the form carries a key's answer, else from the form's code.
+/// `Err` holds the page to answer with.
+async fn through_door(
+    web: &Web,
+    user: &User,
+    caller: &crate::authn::caller::Caller,
+    op: Operation,
+    key_answer: Answer<'_>,
+) -> Result<(), WebResult> {
+    let permit = match authz::authorize(&web.state, caller, op, Target::Account).await {
+        Ok(p) => p,
+        Err(e) => return Err(tfa_error(web, user, e).await),
+    };
+    if key_answer.credential.is_empty() {
+        return match permit.confirm(&web.state, caller).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(tfa_error(web, user, e).await),
+        };
+    }
+    let ip = web.caller.ip.to_string();
+    match permit.confirm_with_key(&web.state, key_answer, &ip).await {
+        Ok((_, key)) => {
+            security_log::record(&web.state, user.id, caller, kind::KEY_USED, key.name).await;
+            Ok(())
+        }
+        Err(f) => Err(refused(web, user, f).await),
+    }
+}
+
 /// The browser's answer in `form` (its fields `ceremony` and `credential`).
 fn answer<'a>(
     user: &'a User,
@@ -126,35 +156,24 @@ pub async fn add(mut web: Web, form: Form) -> WebResult {
         return tfa_error(&web, &user, e).await;
     }
     let on = gate::account_mode(&user).is_on();
-    let assertion = raw_field(&form, "assertion").filter(|a| !a.is_empty());
     let base = web.caller.base_url.clone();
     let bound_to = bound(&web);
-    if on && assertion.is_some() {
-        let ip = web.caller.ip.to_string();
-        let answer = answer(
-            &user,
-            &bound_to,
-            &base,
-            &form,
-            "assert_ceremony",
-            "assertion",
-        );
-        match security_keys::finish_assertion(&state, answer, &ip).await {
-            Ok(key) => {
-                security_log::record(&state, user.id, &caller, kind::KEY_USED, key.name).await;
-            }
-            Err(f) => return refused(&web, &user, f).await,
-        }
+    // 2FA off: enrolment (no code); on: a 2FA change, which asks for a factor in any mode.
+    let op = if on {
+        Operation::TfaModeChange
     } else {
-        // 2FA off: enrolment (no code); on: a 2FA change, which asks for a code in any mode.
-        let op = if on {
-            Operation::TfaModeChange
-        } else {
-            Operation::TfaEnable
-        };
-        if let Err(e) = authz::enforce(&state, &caller, op, Target::Account).await {
-            return tfa_error(&web, &user, e).await;
-        }
+        Operation::TfaEnable
+    };
+    let key_answer = answer(
+        &user,
+        &bound_to,
+        &base,
+        &form,
+        "assert_ceremony",
+        "assertion",
+    );
+    if let Err(page) = through_door(&web, &user, &caller, op, key_answer).await {
+        return page;
     }
     let mode = TwoFactorMode::parse(field(&form, "mode").unwrap_or("auth-and-writes"))
         .unwrap_or(TwoFactorMode::AuthAndWrites);
@@ -209,25 +228,18 @@ pub async fn remove(mut web: Web, form: Form) -> WebResult {
     let caller = web.caller_with(field(&form, "otp"));
     let base = web.caller.base_url.clone();
     let bound_to = bound(&web);
-    if raw_field(&form, "credential").is_some_and(|c| !c.is_empty()) {
-        let ip = web.caller.ip.to_string();
-        let answer = answer(&user, &bound_to, &base, &form, "ceremony", "credential");
-        match security_keys::finish_assertion(&state, answer, &ip).await {
-            Ok(key) => {
-                security_log::record(&state, user.id, &caller, kind::KEY_USED, key.name).await;
-            }
-            Err(f) => return refused(&web, &user, f).await,
-        }
-    } else if let Err(e) =
-        authz::enforce(&state, &caller, Operation::TfaModeChange, Target::Account).await
-    {
-        return tfa_error(&web, &user, e).await;
-    }
+    // the key to remove is checked first: a bad id spends no second factor
     let id: i64 = field(&form, "id").and_then(|v| v.parse().ok()).unwrap_or(0);
     let keys = state.store.security_keys(user.id).await?;
     let Some(key) = keys.into_iter().find(|k| k.id == id) else {
         return tfa_error(&web, &user, ApiError::not_found_msg("No such key.")).await;
     };
+    let key_answer = answer(&user, &bound_to, &base, &form, "ceremony", "credential");
+    if let Err(page) =
+        through_door(&web, &user, &caller, Operation::TfaModeChange, key_answer).await
+    {
+        return page;
+    }
     let removal = state.store.remove_security_key(user.id, id).await?;
     state
         .store
@@ -283,7 +295,19 @@ pub async fn signin(mut web: Web, form: Form) -> WebResult {
     let base = web.caller.base_url.clone();
     let bound_to = bound(&web);
     let answer = answer(&user, &bound_to, &base, &form, "ceremony", "credential");
-    let result = security_keys::finish_assertion(&state, answer, &ip).await;
+    // the door's Login rule, with the key as its second factor
+    let caller = web.caller_with(None);
+    let result =
+        match authz::authorize(&state, &caller, Operation::Login, Target::AccountOf(&user)).await {
+            Ok(permit) => permit
+                .confirm_with_key(&state, answer, &ip)
+                .await
+                .map(|(_, key)| key),
+            Err(error) => Err(AssertionFailed {
+                error,
+                detail: "security key: sign-in refused by the rules".into(),
+            }),
+        };
     match result {
         Ok(key) => {
             web.rotate(Some(user.id), SessionStage::Full, None).await?;
@@ -359,7 +383,24 @@ pub async fn approve_handshake(web: Web, Path(id): Path<String>, form: Form) -> 
     let base = web.caller.base_url.clone();
     let bound_to = handshake_bound(&web, &id);
     let answer = answer(&user, &bound_to, &base, &form, "ceremony", "credential");
-    match security_keys::finish_assertion(&state, answer, &ip).await {
+    // approving npm's login mints a credential: the door's Login rule, as the code form does; a
+    // web-OTP confirmation is the second factor itself, checked as the code form checks it
+    let result = if h.kind == tessera_store::HandshakeKind::Login {
+        let caller = web.caller_with(None);
+        match authz::authorize(&state, &caller, Operation::Login, Target::AccountOf(&user)).await {
+            Ok(permit) => permit
+                .confirm_with_key(&state, answer, &ip)
+                .await
+                .map(|(_, key)| key),
+            Err(error) => Err(AssertionFailed {
+                error,
+                detail: "security key: npm login refused by the rules".into(),
+            }),
+        }
+    } else {
+        security_keys::finish_assertion(&state, answer, &ip).await
+    };
+    match result {
         Ok(key) => {
             security_log::record(&state, user.id, &web.caller, kind::KEY_USED, key.name).await;
             handshake::approve(&web, &id, &h, &user).await
