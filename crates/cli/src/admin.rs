@@ -50,6 +50,13 @@ pub enum AdminCommand {
         /// Warn only, until this date (`2027-01-31`); `none` removes the grace period.
         #[arg(long, value_name = "DATE")]
         grace_until: Option<String>,
+        /// Of whom a security key or passkey is required as the second factor: `none`,
+        /// `publishers` or `everyone`.
+        #[arg(long, value_name = "WHO")]
+        require_webauthn_for: Option<String>,
+        /// Whether new enrolments may use an authenticator app: `allowed` or `disabled`.
+        #[arg(long, value_name = "ALLOWED")]
+        totp_enrolment: Option<String>,
         /// Forget the database's values and follow the configuration again.
         #[arg(long)]
         reset: bool,
@@ -381,16 +388,43 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Policy {
             require_2fa,
             grace_until,
+            require_webauthn_for,
+            totp_enrolment,
             reset,
         } => {
-            use tessera_server::authz::policy::{KEY_GRACE, KEY_REQUIRE};
-            use tessera_server::config::{Require2fa, parse_date_ms};
+            use tessera_server::authz::policy::{
+                KEY_GRACE, KEY_REQUIRE, KEY_REQUIRE_WEBAUTHN, KEY_TOTP_ENROLMENT,
+            };
+            use tessera_server::config::{Requirement, TotpEnrolment, parse_date_ms};
+            let keys = [
+                KEY_REQUIRE,
+                KEY_GRACE,
+                KEY_REQUIRE_WEBAUTHN,
+                KEY_TOTP_ENROLMENT,
+            ];
             if reset {
-                store.set_setting(KEY_REQUIRE, None, now).await?;
-                store.set_setting(KEY_GRACE, None, now).await?;
+                for key in keys {
+                    store.set_setting(key, None, now).await?;
+                }
+            }
+            if let Some(r) = require_webauthn_for {
+                Requirement::parse(&r).with_context(|| {
+                    format!(
+                        "--require-webauthn-for must be none, publishers or everyone, not {r:?}"
+                    )
+                })?;
+                store
+                    .set_setting(KEY_REQUIRE_WEBAUTHN, Some(&r), now)
+                    .await?;
+            }
+            if let Some(t) = totp_enrolment {
+                TotpEnrolment::parse(&t).with_context(|| {
+                    format!("--totp-enrolment must be allowed or disabled, not {t:?}")
+                })?;
+                store.set_setting(KEY_TOTP_ENROLMENT, Some(&t), now).await?;
             }
             if let Some(r) = require_2fa {
-                Require2fa::parse(&r).with_context(|| {
+                Requirement::parse(&r).with_context(|| {
                     format!("--require-2fa must be none, publishers or everyone, not {r:?}")
                 })?;
                 store.set_setting(KEY_REQUIRE, Some(&r), now).await?;
@@ -408,12 +442,25 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
             let p = tessera_server::authz::policy::load(&state)
                 .await
                 .map_err(|e| anyhow::anyhow!(e.message))?;
-            let source = if store.setting(KEY_REQUIRE).await?.is_some() {
-                "set by tessera admin policy"
-            } else {
-                "from the configuration"
-            };
-            println!("require_2fa = {} ({source})", p.require.as_str());
+            let mut source = Vec::with_capacity(keys.len());
+            for key in [KEY_REQUIRE, KEY_REQUIRE_WEBAUTHN, KEY_TOTP_ENROLMENT] {
+                source.push(if store.setting(key).await?.is_some() {
+                    "set by tessera admin policy"
+                } else {
+                    "from the configuration"
+                });
+            }
+            println!("require_2fa = {} ({})", p.require.as_str(), source[0]);
+            println!(
+                "tfa.require_webauthn_for = {} ({})",
+                p.require_webauthn_for.as_str(),
+                source[1]
+            );
+            println!(
+                "tfa.totp_enrolment = {} ({})",
+                p.totp_enrolment.as_str(),
+                source[2]
+            );
             match p.grace_until {
                 Some(g) if p.in_grace(now) => println!(
                     "grace period until {}: accounts without 2FA are warned, not refused",

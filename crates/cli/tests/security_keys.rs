@@ -270,7 +270,7 @@ fn a_cloned_key_whose_counter_goes_back_is_refused() {
     sign_in_with_password(&b, &reg, "dave", "dave-password");
     b.wait_for_url("/-/web/signin/otp");
     b.click("#use-key");
-    b.wait_for_text("not accepted");
+    b.wait_for_text("may have been copied");
     assert!(
         b.current_url().contains("/-/web/signin"),
         "{}",
@@ -418,6 +418,20 @@ fn captured_signin_answer(b: &Browser) -> serde_json::Value {
     v
 }
 
+/// `answer` with its client data rewritten to name `origin` (its signature no longer matches).
+fn with_client_origin(answer: &str, origin: &str) -> String {
+    use data_encoding::BASE64URL_NOPAD;
+    let mut v: serde_json::Value = serde_json::from_str(answer).unwrap();
+    let field = &mut v["response"]["clientDataJSON"];
+    let raw = BASE64URL_NOPAD
+        .decode(field.as_str().unwrap().trim_end_matches('=').as_bytes())
+        .unwrap();
+    let mut client: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    client["origin"] = origin.into();
+    *field = BASE64URL_NOPAD.encode(client.to_string().as_bytes()).into();
+    v.to_string()
+}
+
 /// Posts a sign-in answer by hand to `reg`, with the browser's session, as a page of the
 /// origin the browser had open (`page_origin`) would.
 fn post_signin_answer(
@@ -428,8 +442,38 @@ fn post_signin_answer(
     ceremony: &str,
     answer: &str,
 ) -> Resp {
+    let host = site(reg);
+    post_answer(reg, (&host, page_origin), session, csrf, (ceremony, answer))
+}
+
+/// [`post_signin_answer`] to the registry reached as `site_origin` (its Host header), from a page
+/// of that origin.
+fn post_signin_answer_to(
+    reg: &Registry,
+    site_origin: &str,
+    session: &str,
+    csrf: &str,
+    ceremony: &str,
+    answer: &str,
+) -> Resp {
+    post_answer(
+        reg,
+        (site_origin, site_origin),
+        session,
+        csrf,
+        (ceremony, answer),
+    )
+}
+
+fn post_answer(
+    reg: &Registry,
+    (site_origin, page_origin): (&str, &str),
+    session: &str,
+    csrf: &str,
+    (ceremony, answer): (&str, &str),
+) -> Resp {
     let origin = page_origin.trim_end_matches('/').to_owned();
-    let host = site(reg)
+    let host = site_origin
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_owned();
@@ -523,9 +567,48 @@ fn bad_key_answers_are_refused_and_logged() {
         first["credential"].as_str().unwrap(),
     );
     assert_eq!(r.status, 401, "{}", r.text);
-    assert!(r.text.contains("not accepted"), "{}", r.text);
+    assert!(r.text.contains("answered another request"), "{}", r.text);
+    // an answer whose client data names another origin (a phishing page's): refused before its
+    // signature is even looked at
+    let port = site(&reg)
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    let phishing = format!("http://tessera.localhost:{port}");
+    let fresh = captured_signin_answer(&b);
+    let r = post_signin_answer(
+        &reg,
+        &site(&reg),
+        &hal,
+        csrf,
+        fresh["ceremony"].as_str().unwrap(),
+        &with_client_origin(fresh["credential"].as_str().unwrap(), &phishing),
+    );
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert!(r.text.to_lowercase().contains("origin"), "{}", r.text);
+    // the same answer posted to the registry under another name: the origin now matches, but
+    // the key signed for the relying party `localhost`, not `tessera.localhost` (a new partial
+    // sign-in: the refusals above used up the last one's attempts)
+    b.clear_cookies();
+    sign_in_with_password(&b, &reg, "hal", "hal-password");
+    b.wait_for_url("/-/web/signin/otp");
+    let hal = session_of(&b);
+    let fresh = captured_signin_answer(&b);
+    let r = post_signin_answer_to(
+        &reg,
+        &phishing,
+        &hal,
+        fresh["csrf"].as_str().unwrap(),
+        fresh["ceremony"].as_str().unwrap(),
+        &with_client_origin(fresh["credential"].as_str().unwrap(), &phishing),
+    );
+    assert_eq!(r.status, 401, "{} {:?}", r.text, r.headers);
+    assert!(r.text.contains("relying party"), "{}", r.text);
     // an expired ceremony
     let late = captured_signin_answer(&b);
+    let csrf = late["csrf"].as_str().unwrap();
     reg.advance(6 * 60);
     let r = post_signin_answer(
         &reg,
@@ -565,6 +648,8 @@ fn bad_key_answers_are_refused_and_logged() {
     assert!(log.contains("security_key_failed"), "{log}");
     assert!(log.contains("malformed answer"), "{log}");
     assert!(log.contains("unknown, used or expired"), "{log}");
+    assert!(log.contains("the answer names another origin"), "{log}");
+    assert!(log.contains("signed for another relying party"), "{log}");
 }
 
 /// Two instances on one PostgreSQL database (and S3): a sign-in ceremony begun on A completes

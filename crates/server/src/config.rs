@@ -264,6 +264,47 @@ pub struct TfaConfig {
     pub window: u64,
     /// How long a pending enrolment may wait for its confirming code.
     pub pending: Span,
+    /// Whether new enrolments may use an authenticator app (TOTP): `allowed`, or `disabled`
+    /// (existing ones keep working; new users add a security key). Overridden at run time by
+    /// `tessera admin policy`.
+    pub totp_enrolment: TotpEnrolment,
+    /// Of whom the registry requires a security key or passkey as the second factor: `none`,
+    /// `publishers` (for package changes) or `everyone`. Overridden at run time by `tessera
+    /// admin policy`.
+    pub require_webauthn_for: Requirement,
+    /// PEM files of the authenticator attestation roots whose keys may be added (empty: any
+    /// key). With a list, browsers are asked for the key's attestation, and a key whose
+    /// attestation does not chain to one of these roots is refused.
+    pub attestation_roots: Vec<PathBuf>,
+}
+
+/// Whether new 2FA enrolments may use an authenticator app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TotpEnrolment {
+    /// They may.
+    Allowed,
+    /// They may not: new second factors are security keys or passkeys.
+    Disabled,
+}
+
+impl TotpEnrolment {
+    /// The configuration word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TotpEnrolment::Allowed => "allowed",
+            TotpEnrolment::Disabled => "disabled",
+        }
+    }
+
+    /// Parses the configuration word.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "allowed" => Some(TotpEnrolment::Allowed),
+            "disabled" => Some(TotpEnrolment::Disabled),
+            _ => None,
+        }
+    }
 }
 
 impl Default for TfaConfig {
@@ -272,6 +313,9 @@ impl Default for TfaConfig {
             issuer: "tessera".into(),
             window: 1,
             pending: Span::minutes(10),
+            totp_enrolment: TotpEnrolment::Allowed,
+            require_webauthn_for: Requirement::None,
+            attestation_roots: Vec::new(),
         }
     }
 }
@@ -331,7 +375,7 @@ pub struct Config {
     pub tfa: TfaConfig,
     /// Who must have 2FA on: `none`, `publishers` (to change packages) or `everyone` (to do
     /// anything but turn it on). Overridden at run time by `tessera admin policy`.
-    pub require_2fa: Require2fa,
+    pub require_2fa: Requirement,
     /// Until this date (`2027-01-31` or RFC 3339), `require_2fa` only warns (an `npm notice`).
     pub require_2fa_grace_until: Option<String>,
     /// API token lifetimes.
@@ -443,34 +487,35 @@ impl Default for ConnectionsConfig {
     }
 }
 
-/// The registry-wide 2FA requirement.
+/// Of whom the registry requires something (2FA in `require_2fa`, a security key in
+/// `tfa.require_webauthn_for`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Require2fa {
+pub enum Requirement {
     /// No requirement.
     None,
-    /// Accounts without 2FA cannot change packages.
+    /// Of those who change packages: accounts without it cannot.
     Publishers,
-    /// Accounts without 2FA can only log in to turn it on.
+    /// Of every account: accounts without it can only log in to set it up.
     Everyone,
 }
 
-impl Require2fa {
+impl Requirement {
     /// The configuration word.
     pub fn as_str(self) -> &'static str {
         match self {
-            Require2fa::None => "none",
-            Require2fa::Publishers => "publishers",
-            Require2fa::Everyone => "everyone",
+            Requirement::None => "none",
+            Requirement::Publishers => "publishers",
+            Requirement::Everyone => "everyone",
         }
     }
 
     /// Parses the configuration word.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
-            "none" => Some(Require2fa::None),
-            "publishers" => Some(Require2fa::Publishers),
-            "everyone" => Some(Require2fa::Everyone),
+            "none" => Some(Requirement::None),
+            "publishers" => Some(Requirement::Publishers),
+            "everyone" => Some(Requirement::Everyone),
             _ => None,
         }
     }
@@ -537,7 +582,7 @@ impl Default for Config {
             trust_proxy: false,
             log: "info".into(),
             tfa: TfaConfig::default(),
-            require_2fa: Require2fa::None,
+            require_2fa: Requirement::None,
             require_2fa_grace_until: None,
             tokens: TokenConfig::default(),
             web: WebConfig::default(),
@@ -623,6 +668,14 @@ impl Config {
                     toml::Value::String(v)
                 }
                 Some(serde_json::Value::Object(_)) => continue,
+                // Lists are written comma-separated.
+                Some(serde_json::Value::Array(_)) => toml::Value::Array(
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| toml::Value::String(s.to_owned()))
+                        .collect(),
+                ),
                 Some(_) => scalar(&v),
                 None if is_deprecated(&path) => scalar(&v),
                 None => continue,
@@ -1105,6 +1158,7 @@ mod tests {
             "public",
             "manual",
             "everyone",
+            "disabled",
             "42m",
             "never",
         ];
@@ -1261,7 +1315,7 @@ mod tests {
             ),
         ];
         let c = Config::load(None, env).unwrap();
-        assert_eq!(c.require_2fa, Require2fa::Publishers);
+        assert_eq!(c.require_2fa, Requirement::Publishers);
         assert_eq!(c.grace_until_ms(), Some(1_801_353_600_000));
         assert_eq!(c.tokens.max_expiry, Some(Span::days(30)));
         let bad = vec![(

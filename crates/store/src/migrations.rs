@@ -38,6 +38,11 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
         "security_keys",
         include_str!("../migrations/sqlite/0007_security_keys.sql"),
     ),
+    (
+        8,
+        "key_handshakes",
+        include_str!("../migrations/sqlite/0008_key_handshakes.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations, in order (the same schema as SQLite's, in PostgreSQL's types).
@@ -56,6 +61,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         3,
         "security_keys",
         include_str!("../migrations/postgres/0003_security_keys.sql"),
+    ),
+    (
+        4,
+        "key_handshakes",
+        include_str!("../migrations/postgres/0004_key_handshakes.sql"),
     ),
 ];
 

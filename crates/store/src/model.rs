@@ -779,6 +779,8 @@ pub struct Handshake {
     pub kind: HandshakeKind,
     /// `npm adduser` rather than `npm login`.
     pub create_account: bool,
+    /// Only a security key may approve it (the registry requires one for the command).
+    pub needs_key: bool,
     /// Login: who approved; OTP: the account asked.
     pub user_id: Option<UserId>,
     /// Creation.

@@ -312,7 +312,7 @@ pub trait WebStore: Send + Sync {
     async fn delete_user_sessions(&self, user: UserId, keep: Option<&str>) -> StoreResult<u64>;
     /// Drops sessions idle since before `idle_before` or created before `created_before`.
     async fn prune_sessions(&self, idle_before: i64, created_before: i64) -> StoreResult<u64>;
-    /// Stores a new handshake.
+    /// Stores a new handshake (`needs_key`: only a security key may approve it).
     #[allow(clippy::too_many_arguments)]
     async fn create_handshake(
         &self,
@@ -320,18 +320,21 @@ pub trait WebStore: Send + Sync {
         login_hash: &str,
         done_hash: &str,
         create_account: bool,
+        needs_key: bool,
         user: Option<UserId>,
         now: i64,
         expires_at: i64,
     ) -> StoreResult<()>;
     /// A handshake by the hash of its browser id.
     async fn handshake(&self, login_hash: &str) -> StoreResult<Option<Handshake>>;
-    /// Approves an open, unexpired handshake for `user`; `false` if it is not open any more.
+    /// Approves an open, unexpired handshake for `user`, with a security key or not; `false` if
+    /// it is not open any more (or needs a key and was not approved with one).
     async fn approve_handshake(
         &self,
         login_hash: &str,
         user: UserId,
         now: i64,
+        with_key: bool,
     ) -> StoreResult<bool>;
     /// Refuses an open handshake.
     async fn deny_handshake(&self, login_hash: &str, now: i64) -> StoreResult<bool>;
@@ -339,8 +342,9 @@ pub trait WebStore: Send + Sync {
     async fn poll_handshake(&self, done_hash: &str, now: i64) -> StoreResult<HandshakePoll>;
     /// Records the hash of the one-time code handed out for a web-OTP handshake.
     async fn set_handshake_result(&self, id: i64, result_hash: &str) -> StoreResult<()>;
-    /// Uses a web-OTP code (by hash) for `user`, once: it must be unused and its handshake
-    /// opened after `issued_after`; the use is recorded with `credential`. `false` otherwise.
+    /// Uses a web-OTP code (by hash) for `user`, once: it must be unused, its handshake opened
+    /// after `issued_after` and, with `need_key`, approved with a security key; the use is
+    /// recorded with `credential`. `false` otherwise.
     async fn use_web_otp(
         &self,
         user: UserId,
@@ -348,6 +352,7 @@ pub trait WebStore: Send + Sync {
         credential: &str,
         now: i64,
         issued_after: i64,
+        need_key: bool,
     ) -> StoreResult<bool>;
     /// Sets the account's web-OTP preference.
     async fn set_web_otp(&self, user: UserId, on: bool) -> StoreResult<()>;

@@ -280,6 +280,8 @@ pub const TABLES: &[Table] = &[
             ("result_hash", OptText),
             ("result_used_by", OptText),
             ("result_used_at", OptInt),
+            ("needs_key", Bool),
+            ("approved_with_key", Bool),
         ],
         order_by: "id",
         identity: true,

@@ -892,9 +892,18 @@ async fn handshakes_are_collected_once() {
     let s = store().await;
     let alice = s.create_user(new_user("alice"), 1).await.unwrap();
     let bob = s.create_user(new_user("bob"), 1).await.unwrap();
-    s.create_handshake(HandshakeKind::Login, "l1", "d1", false, None, 10, 100)
-        .await
-        .unwrap();
+    s.create_handshake(
+        HandshakeKind::Login,
+        "l1",
+        "d1",
+        false,
+        false,
+        None,
+        10,
+        100,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         s.poll_handshake("d1", 20).await.unwrap(),
         HandshakePoll::Pending
@@ -903,9 +912,13 @@ async fn handshakes_are_collected_once() {
         s.poll_handshake("nope", 20).await.unwrap(),
         HandshakePoll::Gone
     );
-    assert!(s.approve_handshake("l1", alice.id, 30).await.unwrap());
     assert!(
-        !s.approve_handshake("l1", bob.id, 31).await.unwrap(),
+        s.approve_handshake("l1", alice.id, 30, false)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.approve_handshake("l1", bob.id, 31, false).await.unwrap(),
         "approved once"
     );
     assert!(
@@ -917,20 +930,40 @@ async fn handshakes_are_collected_once() {
         "collected once"
     );
     // expiry and denial
-    s.create_handshake(HandshakeKind::Login, "l2", "d2", false, None, 10, 100)
-        .await
-        .unwrap();
+    s.create_handshake(
+        HandshakeKind::Login,
+        "l2",
+        "d2",
+        false,
+        false,
+        None,
+        10,
+        100,
+    )
+    .await
+    .unwrap();
     assert!(
-        !s.approve_handshake("l2", alice.id, 100).await.unwrap(),
+        !s.approve_handshake("l2", alice.id, 100, false)
+            .await
+            .unwrap(),
         "expired"
     );
     assert_eq!(
         s.poll_handshake("d2", 101).await.unwrap(),
         HandshakePoll::Gone
     );
-    s.create_handshake(HandshakeKind::Login, "l3", "d3", false, None, 10, 100)
-        .await
-        .unwrap();
+    s.create_handshake(
+        HandshakeKind::Login,
+        "l3",
+        "d3",
+        false,
+        false,
+        None,
+        10,
+        100,
+    )
+    .await
+    .unwrap();
     assert!(s.deny_handshake("l3", 20).await.unwrap());
     assert_eq!(
         s.poll_handshake("d3", 21).await.unwrap(),
@@ -942,34 +975,112 @@ async fn handshakes_are_collected_once() {
         "l4",
         "d4",
         false,
+        false,
         Some(alice.id),
         10,
         100,
     )
     .await
     .unwrap();
-    assert!(!s.approve_handshake("l4", bob.id, 20).await.unwrap());
-    assert!(s.approve_handshake("l4", alice.id, 20).await.unwrap());
+    assert!(!s.approve_handshake("l4", bob.id, 20, false).await.unwrap());
+    assert!(
+        s.approve_handshake("l4", alice.id, 20, false)
+            .await
+            .unwrap()
+    );
     let HandshakePoll::Approved { id, .. } = s.poll_handshake("d4", 30).await.unwrap() else {
         panic!()
     };
     s.set_handshake_result(id, "r4").await.unwrap();
     assert!(
-        !s.use_web_otp(bob.id, "r4", "t1", 39, 0).await.unwrap(),
+        !s.use_web_otp(bob.id, "r4", "t1", 39, 0, false)
+            .await
+            .unwrap(),
         "another account"
     );
     assert!(
-        !s.use_web_otp(alice.id, "r4", "t1", 39, 40).await.unwrap(),
+        !s.use_web_otp(alice.id, "r4", "t1", 39, 40, false)
+            .await
+            .unwrap(),
         "issued too long ago"
     );
-    assert!(s.use_web_otp(alice.id, "r4", "t1", 40, 0).await.unwrap());
     assert!(
-        !s.use_web_otp(alice.id, "r4", "t1", 41, 0).await.unwrap(),
+        s.use_web_otp(alice.id, "r4", "t1", 40, 0, false)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.use_web_otp(alice.id, "r4", "t1", 41, 0, false)
+            .await
+            .unwrap(),
         "spent on first use, even for the same credential"
     );
     assert!(
-        !s.use_web_otp(alice.id, "r4", "t2", 42, 0).await.unwrap(),
+        !s.use_web_otp(alice.id, "r4", "t2", 42, 0, false)
+            .await
+            .unwrap(),
         "another credential"
+    );
+    // one that asks for a key is approved only with a key, and its code then counts as one
+    s.create_handshake(
+        HandshakeKind::Otp,
+        "l5",
+        "d5",
+        false,
+        true,
+        Some(alice.id),
+        10,
+        100,
+    )
+    .await
+    .unwrap();
+    assert!(s.handshake("l5").await.unwrap().unwrap().needs_key);
+    assert!(
+        !s.approve_handshake("l5", alice.id, 20, false)
+            .await
+            .unwrap()
+    );
+    assert!(s.approve_handshake("l5", alice.id, 20, true).await.unwrap());
+    let HandshakePoll::Approved { id, .. } = s.poll_handshake("d5", 30).await.unwrap() else {
+        panic!()
+    };
+    s.set_handshake_result(id, "r5").await.unwrap();
+    assert!(
+        s.use_web_otp(alice.id, "r5", "t1", 40, 0, true)
+            .await
+            .unwrap()
+    );
+    // a code whose confirmation was not given with a key does not count where one is needed
+    s.create_handshake(
+        HandshakeKind::Otp,
+        "l6",
+        "d6",
+        false,
+        false,
+        Some(alice.id),
+        10,
+        100,
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.approve_handshake("l6", alice.id, 20, false)
+            .await
+            .unwrap()
+    );
+    let HandshakePoll::Approved { id, .. } = s.poll_handshake("d6", 30).await.unwrap() else {
+        panic!()
+    };
+    s.set_handshake_result(id, "r6").await.unwrap();
+    assert!(
+        !s.use_web_otp(alice.id, "r6", "t1", 40, 0, true)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.use_web_otp(alice.id, "r6", "t1", 40, 0, false)
+            .await
+            .unwrap()
     );
 }
 

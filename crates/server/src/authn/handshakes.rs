@@ -23,12 +23,14 @@ pub struct Urls {
     pub done: String,
 }
 
-/// Opens a handshake and returns its URLs under `base`.
+/// Opens a handshake and returns its URLs under `base` (`needs_key`: only a security key may
+/// approve it).
 pub async fn open(
     state: &AppState,
     kind: HandshakeKind,
     user: Option<UserId>,
     create_account: bool,
+    needs_key: bool,
     base: &str,
 ) -> ApiResult<Urls> {
     let login_id = api_tokens::random_base62(32);
@@ -42,6 +44,7 @@ pub async fn open(
             &api_tokens::hash(&login_id),
             &api_tokens::hash(&done_id),
             create_account,
+            needs_key,
             user,
             now,
             expires,

@@ -3,14 +3,16 @@
 //! [`RULES`] has one row per [`Operation`]: what it needs in each 2FA mode, what automation
 //! tokens may do, whether a package's policy and the registry's rules cover it. [`decide`]
 //! reads the row and applies the layers in a fixed order (credential, token reach, registry
-//! policy, package policy, automation, account mode); nothing in it names an operation.
+//! policy, package policy, automation, account mode); nothing in it names an operation. When it
+//! asks for a second factor it also says which kinds count ([`Factors`]): any, or a security key
+//! where the registry requires keys.
 //! docs/2fa-matrix.md is generated from this module (`matrix_doc_is_current`), so the
 //! documentation and the code cannot drift apart. The door that calls it is [`crate::authz`].
 
 use tessera_store::{Package, PackageTfaPolicy, TwoFactorMode, TwoFactorStatus, User};
 
 use crate::authn::caller::CredentialKind;
-use crate::authz::policy::RegistryRule;
+use crate::authz::policy::{KeyRule, RegistryRule};
 use crate::authz::token_scope::Reach;
 use crate::http::error::ApiError;
 
@@ -57,11 +59,15 @@ pub enum Operation {
     Star,
     /// Revoke the token in use (`npm logout`).
     Logout,
+    /// Add a security key or passkey (the first turns 2FA on).
+    KeyAdd,
+    /// Remove a security key or passkey.
+    KeyRemove,
 }
 
 impl Operation {
     /// Every operation, in table order.
-    pub const ALL: [Operation; 20] = [
+    pub const ALL: [Operation; 22] = [
         Operation::Login,
         Operation::ProfileWrite,
         Operation::PasswordChange,
@@ -82,6 +88,8 @@ impl Operation {
         Operation::PackageMfaChange,
         Operation::Star,
         Operation::Logout,
+        Operation::KeyAdd,
+        Operation::KeyRemove,
     ];
 
     /// The operation's row in [`RULES`].
@@ -151,6 +159,8 @@ pub struct Rule {
     pub enrolment: bool,
     /// Refused to an account without 2FA, whatever the credential.
     pub needs_2fa: bool,
+    /// Starts authenticator-app (TOTP) enrolment: refused while the registry offers none.
+    pub totp_enrolment: bool,
 }
 
 const fn row(
@@ -169,6 +179,7 @@ const fn row(
         package_change: false,
         enrolment: false,
         needs_2fa: false,
+        totp_enrolment: false,
     }
 }
 
@@ -193,7 +204,7 @@ const ALWAYS: (Need, Need) = (Need::Otp, Need::Otp);
 /// The rules, one row per operation. In `auth-only` mode the second factor guards whatever
 /// mints a credential or changes how the account is protected; in `auth-and-writes` mode also
 /// every other change. Automation tokens do package writes alone and never governance.
-pub const RULES: [Rule; 20] = {
+pub const RULES: [Rule; 22] = {
     use Automation::{Allowed, Never};
     use Operation as Op;
     [
@@ -203,7 +214,10 @@ pub const RULES: [Rule; 20] = {
         },
         row(Op::ProfileWrite, "change profile", WRITES, Never),
         row(Op::PasswordChange, "change password", ALWAYS, Never),
-        enrolment(row(Op::TfaEnable, "start 2FA enrolment", NONE, Never)),
+        Rule {
+            totp_enrolment: true,
+            ..enrolment(row(Op::TfaEnable, "start 2FA enrolment", NONE, Never))
+        },
         enrolment(row(Op::TfaConfirm, "confirm 2FA enrolment", NONE, Never)),
         enrolment(row(
             Op::TfaCancelPending,
@@ -236,6 +250,8 @@ pub const RULES: [Rule; 20] = {
             credentials: Credentials::Any,
             ..enrolment(row(Op::Logout, "logout", NONE, Allowed))
         },
+        enrolment(row(Op::KeyAdd, "add security key", ALWAYS, Never)),
+        row(Op::KeyRemove, "remove security key", ALWAYS, Never),
     ]
 };
 
@@ -304,6 +320,12 @@ pub struct GateInput {
     pub package: PackagePolicy,
     /// What the registry-wide policy enforces now.
     pub registry: RegistryRule,
+    /// Of whom the registry requires security keys.
+    pub key_rule: KeyRule,
+    /// Whether the account has a security key or passkey.
+    pub has_keys: bool,
+    /// Whether the registry offers authenticator-app (TOTP) enrolment.
+    pub totp_enrolment: bool,
 }
 
 /// What the gate answers.
@@ -311,10 +333,36 @@ pub struct GateInput {
 pub enum Decision {
     /// Go ahead.
     Allow,
-    /// Go ahead only with a valid one-time password (or recovery code).
-    Otp,
+    /// Go ahead only with a second factor of one of these kinds.
+    Otp(Factors),
     /// Refused, whatever the OTP.
     Deny(Denial),
+}
+
+/// Which kinds of second factor satisfy an [`Decision::Otp`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Factors {
+    /// A code from the authenticator app, a recovery code, a confirmation in the browser, or a
+    /// security key.
+    Any,
+    /// A security key (directly, or through a browser confirmation given with one), or a
+    /// recovery code: the registry requires keys, and this operation is how a user who lost
+    /// theirs gets back in and adds a new one.
+    KeyOrRecovery,
+    /// A security key, directly or through a browser confirmation given with one.
+    Key,
+}
+
+impl Factors {
+    /// Whether a code from the authenticator app counts.
+    pub fn takes_totp(self) -> bool {
+        self == Factors::Any
+    }
+
+    /// Whether a recovery code counts.
+    pub fn takes_recovery_code(self) -> bool {
+        self != Factors::Key
+    }
 }
 
 /// Why the gate refused.
@@ -334,6 +382,10 @@ pub enum Denial {
     PolicyNeeds2fa,
     /// The registry requires 2FA of this account.
     RegistryRequires2fa,
+    /// The registry requires a security key of this account and it has none.
+    RegistryRequiresKey,
+    /// The registry no longer offers authenticator-app (TOTP) enrolment.
+    TotpEnrolmentDisabled,
 }
 
 const ENABLE_HINT: &str = "Turn it on with `npm profile enable-2fa auth-and-writes`.";
@@ -366,6 +418,15 @@ impl Denial {
             Denial::RegistryRequires2fa => ApiError::forbidden(format!(
                 "This registry requires two-factor authentication for this account. {ENABLE_HINT}"
             )),
+            Denial::RegistryRequiresKey => ApiError::forbidden(
+                "This registry requires a security key or passkey for this account. Add one on \
+                 the registry's website (Account, Two-factor authentication), then try again.",
+            ),
+            Denial::TotpEnrolmentDisabled => ApiError::forbidden(
+                "This registry no longer offers authenticator apps for new two-factor \
+                 enrolments. Add a security key or passkey on the registry's website (Account, \
+                 Two-factor authentication) instead.",
+            ),
         }
     }
 }
@@ -381,9 +442,28 @@ pub fn decide(input: GateInput) -> Decision {
         reach,
         package,
         registry,
+        key_rule,
+        has_keys,
+        totp_enrolment,
     } = input;
     let rule = op.rule();
     let on = mode.is_on();
+    // Where the registry requires keys of this account, only a key (or, to get back in, a
+    // recovery code) is a second factor; an account without keys may only add one.
+    let key_required = match key_rule {
+        KeyRule::None => false,
+        KeyRule::Publishers => rule.package_change,
+        KeyRule::Everyone => true,
+    };
+    let factors = match (key_required && has_keys, rule.enrolment) {
+        (false, _) => Factors::Any,
+        (true, true) => Factors::KeyOrRecovery,
+        (true, false) => Factors::Key,
+    };
+    let need = |n: Need| match n {
+        Need::Nothing => Allow,
+        Need::Otp => Otp(factors),
+    };
     let by_mode = || match mode {
         TfaMode::Off | TfaMode::Pending => Allow,
         TfaMode::AuthOnly => need(rule.auth_only),
@@ -420,6 +500,12 @@ pub fn decide(input: GateInput) -> Decision {
             return Deny(Denial::RegistryRequires2fa);
         }
     }
+    if key_required && !has_keys && !rule.enrolment {
+        return Deny(Denial::RegistryRequiresKey);
+    }
+    if rule.totp_enrolment && !totp_enrolment {
+        return Deny(Denial::TotpEnrolmentDisabled);
+    }
     let automation = cred == CredentialKind::AutomationToken;
     // 4. The package's own policy holds whatever the account's mode.
     if package != PackagePolicy::None && rule.package_change {
@@ -430,7 +516,7 @@ pub fn decide(input: GateInput) -> Decision {
         return if automated && package == PackagePolicy::Automation {
             Allow
         } else {
-            Otp
+            Otp(factors)
         };
     }
     if rule.needs_2fa && !on {
@@ -443,13 +529,6 @@ pub fn decide(input: GateInput) -> Decision {
     }
     // 6. The account's mode.
     by_mode()
-}
-
-fn need(n: Need) -> Decision {
-    match n {
-        Need::Nothing => Decision::Allow,
-        Need::Otp => Decision::Otp,
-    }
 }
 
 /// Whether a request authenticated with Basic credentials needs the second factor before
@@ -527,7 +606,9 @@ pub fn matrix_markdown() -> String {
     fn cell(d: Decision) -> &'static str {
         match d {
             Decision::Allow => "—",
-            Decision::Otp => "**OTP**",
+            Decision::Otp(Factors::Any) => "**OTP**",
+            Decision::Otp(Factors::KeyOrRecovery) => "**key** or recovery code",
+            Decision::Otp(Factors::Key) => "**key**",
             Decision::Deny(Denial::LoginRequired) => "refused: log in",
             Decision::Deny(Denial::ReadOnlyToken) => "refused: read-only",
             Decision::Deny(Denial::AutomationTokenGovernance) => "refused: use a login token",
@@ -535,6 +616,8 @@ pub fn matrix_markdown() -> String {
             Decision::Deny(Denial::PackageRequires2fa) => "refused: enable 2FA",
             Decision::Deny(Denial::PolicyNeeds2fa) => "refused: enable 2FA",
             Decision::Deny(Denial::RegistryRequires2fa) => "refused: enable 2FA",
+            Decision::Deny(Denial::RegistryRequiresKey) => "refused: add a key",
+            Decision::Deny(Denial::TotpEnrolmentDisabled) => "refused: add a key instead",
         }
     }
     let modes = TfaMode::ALL;
@@ -545,6 +628,9 @@ pub fn matrix_markdown() -> String {
         reach: Reach::Full,
         package: PackagePolicy::None,
         registry: RegistryRule::None,
+        key_rule: KeyRule::None,
+        has_keys: false,
+        totp_enrolment: true,
     };
     let mut out = String::new();
     out.push_str("# 2FA matrix: what each operation needs\n\n");
@@ -559,10 +645,14 @@ pub fn matrix_markdown() -> String {
     );
     rules_table(&mut out);
     out.push_str(
-        "## What each credential needs\n\n**OTP**: the request must carry a valid one-time password (or an unused recovery code) \
-         in `npm-otp`, else 401 with `WWW-Authenticate: otp`. —: no second factor asked. \
-         Refused: 403 (401 for no credential) whatever the OTP. Columns are the account's 2FA \
-         mode.\n\n",
+        "## What each credential needs\n\n**OTP**: a second factor of any kind: a code from the authenticator app or an unused \
+         recovery code in `npm-otp`, a confirmation in the browser (npm's web OTP), or a \
+         security key or passkey; without one, 401 with `WWW-Authenticate: otp` (and, for \
+         accounts with keys or that prefer it, `authUrl`/`doneUrl`). **key**: only a security \
+         key or passkey counts, directly on the website or through the browser confirmation; \
+         **key** or recovery code: also an unused recovery code. —: no second factor asked. \
+         Refused: 403 (401 for no credential) whatever the second factor. Columns are the \
+         account's 2FA mode.\n\n",
     );
     let table = |out: &mut String, rows: &mut dyn Iterator<Item = (String, Vec<Decision>)>| {
         out.push_str(
@@ -683,6 +773,52 @@ pub fn matrix_markdown() -> String {
         });
         table(&mut out, &mut rows);
     }
+    for (rule, rname, note) in [
+        (
+            KeyRule::Publishers,
+            "publishers",
+            "Package changes take only a security key or passkey as the second factor; accounts \
+             without a key cannot change packages until they add one.",
+        ),
+        (
+            KeyRule::Everyone,
+            "everyone",
+            "Every second factor must be a security key or passkey (a recovery code still lets \
+             a user who lost theirs log in and add a new one); accounts without a key can log in \
+             only to add one.",
+        ),
+    ] {
+        for (has_keys, who) in [
+            (true, "accounts with keys"),
+            (false, "accounts without keys"),
+        ] {
+            out.push_str(&format!(
+                "## Registry policy `tfa.require_webauthn_for = \"{rname}\"`, {who}\n\n{note}\n\n"
+            ));
+            let mut rows = Operation::ALL.iter().map(|op| {
+                (
+                    op.label().to_owned(),
+                    modes
+                        .iter()
+                        .map(|m| {
+                            decide(GateInput {
+                                key_rule: rule,
+                                has_keys,
+                                ..base(*op, *m, CredentialKind::PublishToken)
+                            })
+                        })
+                        .collect(),
+                )
+            });
+            table(&mut out, &mut rows);
+        }
+    }
+    out.push_str(
+        "## Registry policy `tfa.totp_enrolment = \"disabled\"`\n\nNew enrolments with an \
+         authenticator app are refused (`start 2FA enrolment` answers 403 and points to the \
+         website's security keys); accounts that already use one keep it, and every other row \
+         is as above.\n",
+    );
     out
 }
 
@@ -715,6 +851,18 @@ mod tests {
         PackagePolicy::Automation,
     ];
     const ALL_REACHES: [Reach; 3] = [Reach::Full, Reach::Covered, Reach::Outside];
+    const ALL_KEY_RULES: [KeyRule; 3] = [KeyRule::None, KeyRule::Publishers, KeyRule::Everyone];
+
+    /// How much a decision asks: stricter policies may only raise it.
+    fn rank(d: Decision) -> u8 {
+        match d {
+            Allow => 0,
+            Otp(Factors::Any) => 1,
+            Otp(Factors::KeyOrRecovery) => 2,
+            Otp(Factors::Key) => 3,
+            Deny(_) => 4,
+        }
+    }
     const ALL_RULES: [RegistryRule; 3] = [
         RegistryRule::None,
         RegistryRule::Publishers,
@@ -735,6 +883,8 @@ mod tests {
             Op::RecoveryCodesRegenerate,
             Op::TokenCreate,
             Op::PackageMfaChange,
+            Op::KeyAdd,
+            Op::KeyRemove,
         ];
         let otp_in_auth_and_writes = [
             Op::ProfileWrite,
@@ -799,6 +949,9 @@ mod tests {
                     reach: Reach::Full,
                     package: PackagePolicy::None,
                     registry: RegistryRule::None,
+                    key_rule: KeyRule::None,
+                    has_keys: false,
+                    totp_enrolment: true,
                 };
                 assert_eq!(decide(i), Allow, "{i:?}");
             }
@@ -831,11 +984,7 @@ mod tests {
 
     #[test]
     fn stricter_modes_never_ask_less() {
-        let rank = |d: Decision| match d {
-            Allow => 0,
-            Otp => 1,
-            Deny(_) => 2,
-        };
+        let rank = rank;
         for i in all_inputs().filter(|i| i.mode == TfaMode::AuthOnly) {
             let stricter = decide(GateInput {
                 mode: TfaMode::AuthAndWrites,
@@ -860,7 +1009,7 @@ mod tests {
     #[test]
     fn without_2fa_nothing_asks_for_a_code() {
         for i in all_inputs().filter(|i| !i.mode.is_on()) {
-            assert_ne!(decide(i), Otp, "{i:?}");
+            assert!(!matches!(decide(i), Otp(_)), "{i:?}");
         }
     }
 
@@ -882,13 +1031,22 @@ mod tests {
                 ALL_CREDS.into_iter().flat_map(move |cred| {
                     ALL_REACHES.into_iter().flat_map(move |reach| {
                         ALL_POLICIES.into_iter().flat_map(move |package| {
-                            ALL_RULES.into_iter().map(move |registry| GateInput {
-                                op,
-                                mode,
-                                cred,
-                                reach,
-                                package,
-                                registry,
+                            ALL_RULES.into_iter().flat_map(move |registry| {
+                                ALL_KEY_RULES.into_iter().flat_map(move |key_rule| {
+                                    [(false, true), (true, true), (false, false), (true, false)]
+                                        .into_iter()
+                                        .map(move |(has_keys, totp_enrolment)| GateInput {
+                                            op,
+                                            mode,
+                                            cred,
+                                            reach,
+                                            package,
+                                            registry,
+                                            key_rule,
+                                            has_keys,
+                                            totp_enrolment,
+                                        })
+                                })
                             })
                         })
                     })
@@ -899,7 +1057,7 @@ mod tests {
 
     #[test]
     fn every_combination_is_decided() {
-        assert_eq!(all_inputs().count(), 20 * 4 * 6 * 3 * 3 * 3);
+        assert_eq!(all_inputs().count(), 22 * 4 * 6 * 3 * 3 * 3 * 3 * 2 * 2);
     }
 
     #[test]
@@ -925,19 +1083,19 @@ mod tests {
     #[test]
     fn nothing_is_weaker_with_a_policy_than_without() {
         // adding a package policy or a registry rule never turns a refusal or an OTP into Allow
-        let rank = |d: Decision| match d {
-            Allow => 0,
-            Otp => 1,
-            Deny(_) => 2,
-        };
-        for i in all_inputs()
-            .filter(|i| i.package == PackagePolicy::None && i.registry == RegistryRule::None)
-        {
+        let rank = rank;
+        for i in all_inputs().filter(|i| {
+            i.package == PackagePolicy::None
+                && i.registry == RegistryRule::None
+                && i.key_rule == KeyRule::None
+                && i.totp_enrolment
+        }) {
             for package in ALL_POLICIES {
-                for registry in ALL_RULES {
+                for (registry, key_rule) in ALL_RULES.into_iter().zip(ALL_KEY_RULES) {
                     let stricter = decide(GateInput {
                         package,
                         registry,
+                        key_rule,
                         ..i
                     });
                     let automation_exception =
@@ -949,6 +1107,120 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn without_a_key_rule_every_factor_counts() {
+        for i in all_inputs().filter(|i| i.key_rule == KeyRule::None) {
+            assert!(
+                !matches!(decide(i), Otp(Factors::Key | Factors::KeyOrRecovery)),
+                "{i:?}"
+            );
+            // and whether the account has keys changes nothing
+            assert_eq!(
+                decide(GateInput {
+                    has_keys: !i.has_keys,
+                    ..i
+                }),
+                decide(i),
+                "{i:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn where_keys_are_required_only_keys_count() {
+        for i in all_inputs().filter(|i| i.key_rule != KeyRule::None && i.totp_enrolment) {
+            let rule = i.op.rule();
+            let covered = i.key_rule == KeyRule::Everyone || rule.package_change;
+            let d = decide(i);
+            if !covered {
+                // outside the requirement, exactly as without it
+                assert_eq!(
+                    d,
+                    decide(GateInput {
+                        key_rule: KeyRule::None,
+                        ..i
+                    }),
+                    "{i:?}"
+                );
+                continue;
+            }
+            match d {
+                Otp(f) if i.has_keys => {
+                    let expected = if rule.enrolment {
+                        Factors::KeyOrRecovery
+                    } else {
+                        Factors::Key
+                    };
+                    assert_eq!(f, expected, "{i:?}");
+                }
+                // an account without keys gets no second-factor demand it could not meet,
+                // except on the rows that let it log in and add one
+                Otp(f) => {
+                    assert!(rule.enrolment, "{i:?}");
+                    assert_eq!(f, Factors::Any, "{i:?}");
+                }
+                Deny(Denial::RegistryRequiresKey) => {
+                    assert!(!i.has_keys && !rule.enrolment, "{i:?}")
+                }
+                Deny(_) | Allow => {}
+            }
+            if !i.has_keys
+                && !rule.enrolment
+                && matches!(i.cred, C::Session | C::Basic | C::PublishToken)
+                && i.reach == Reach::Full
+                && (i.mode.is_on() || i.registry == RegistryRule::None)
+                && (i.mode.is_on() || i.package == PackagePolicy::None)
+                && (!rule.needs_2fa || i.mode.is_on())
+            {
+                assert_eq!(d, Deny(Denial::RegistryRequiresKey), "{i:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_key_can_always_be_added_and_its_removal_needs_a_factor() {
+        // Adding a key is how an account meets a key requirement: no key rule refuses it, and
+        // with 2FA on it asks for a second factor the account can give (its code before it has
+        // a key; a key or a recovery code after).
+        for i in all_inputs().filter(|i| i.op == Op::KeyAdd && i.cred == C::Session) {
+            let d = decide(i);
+            assert_ne!(d, Deny(Denial::RegistryRequiresKey), "{i:?}");
+            if i.mode.is_on() && i.reach == Reach::Full {
+                let expected = if i.key_rule == KeyRule::Everyone && i.has_keys {
+                    Factors::KeyOrRecovery
+                } else {
+                    Factors::Any
+                };
+                assert_eq!(d, Otp(expected), "{i:?}");
+            }
+        }
+        for i in all_inputs().filter(|i| {
+            i.op == Op::KeyRemove
+                && i.cred == C::Session
+                && i.mode.is_on()
+                && i.has_keys
+                && i.reach == Reach::Full
+        }) {
+            assert!(matches!(decide(i), Otp(_)), "{i:?}");
+        }
+    }
+
+    #[test]
+    fn disabling_totp_enrolment_refuses_only_its_start() {
+        for i in all_inputs().filter(|i| !i.totp_enrolment) {
+            let d = decide(i);
+            let with = decide(GateInput {
+                totp_enrolment: true,
+                ..i
+            });
+            if i.op.rule().totp_enrolment && matches!(with, Allow | Otp(_)) {
+                assert_eq!(d, Deny(Denial::TotpEnrolmentDisabled), "{i:?}");
+            } else {
+                assert_eq!(d, with, "{i:?}");
             }
         }
     }

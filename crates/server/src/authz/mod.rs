@@ -21,8 +21,10 @@ pub mod token_scope;
 use tessera_store::{Access, Package, PackageDoc, Token, User};
 
 use crate::authn::caller::Caller;
-use crate::authz::gate::{Decision, Denial, GateInput, Operation, account_mode, package_policy};
-use crate::authz::policy::RegistryRule;
+use crate::authz::gate::{
+    Decision, Denial, Factors, GateInput, Operation, account_mode, package_policy,
+};
+use crate::authz::policy::{KeyRule, RegistryRule};
 use crate::authz::token_scope::Reach;
 use crate::http::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -65,7 +67,15 @@ impl Permit {
 
     /// Whether [`Permit::confirm`] will ask for a one-time password.
     pub fn needs_otp(&self) -> bool {
-        self.decision == Decision::Otp
+        matches!(self.decision, Decision::Otp(_))
+    }
+
+    /// Which kinds of second factor count, when one is needed.
+    pub fn factors(&self) -> Option<Factors> {
+        match self.decision {
+            Decision::Otp(f) => Some(f),
+            _ => None,
+        }
     }
 
     /// As [`Permit::confirm`], with a security key's answer as the second factor (when the rules
@@ -92,7 +102,7 @@ impl Permit {
             });
         }
         let key = crate::two_factor::security_keys::finish_assertion(state, answer, ip).await?;
-        let second_factor = (self.decision == Decision::Otp).then_some(Satisfied::SecurityKey);
+        let second_factor = self.needs_otp().then_some(Satisfied::SecurityKey);
         Ok((
             Authorized {
                 doc: self.doc,
@@ -108,7 +118,7 @@ impl Permit {
         let second_factor = match self.decision {
             Decision::Allow => None,
             Decision::Deny(d) => return Err(d.error()),
-            Decision::Otp => {
+            Decision::Otp(factors) => {
                 // A login mints a new credential: its code is bound to this request alone (or,
                 // on the website, to the session it starts).
                 let credential = if self.op == Operation::Login && caller.session.is_none() {
@@ -131,6 +141,7 @@ impl Permit {
                     &credential,
                     otp,
                     login,
+                    factors,
                 )
                 .await?;
                 Some(how)
@@ -166,6 +177,9 @@ pub async fn authorize(
             Found::Hidden => hidden = true,
         }
     }
+    let policy = policy::current(state).await?;
+    let key_rule = policy.key_rule();
+    let has_keys = key_rule != KeyRule::None && has_keys(state, account).await?;
     let input = GateInput {
         op,
         mode: account_mode(account),
@@ -179,7 +193,10 @@ pub async fn authorize(
             .as_ref()
             .map(|d| package_policy(&d.package))
             .unwrap_or_default(),
-        registry: registry_rule(state).await?,
+        registry: policy.rule(state.clock.now_ms()),
+        key_rule,
+        has_keys,
+        totp_enrolment: policy.totp_enrolment_allowed(),
     };
     let decision = gate::decide(input);
     if let Decision::Deny(d) = decision {
@@ -242,14 +259,18 @@ pub async fn asks_otp(state: &AppState, caller: &Caller, op: Operation) -> bool 
     }
 }
 
-/// Whether the registry requires 2FA of everyone now and `user` has none: such an account may
-/// only turn it on (and log in and out to do so).
+/// Whether the registry requires 2FA (or a security key) of everyone now and `user` has none:
+/// such an account may only set it up (and log in and out to do so).
 pub async fn limited_to_enrolment(state: &AppState, user: &User) -> ApiResult<bool> {
-    Ok(!account_mode(user).is_on() && registry_rule(state).await? == RegistryRule::Everyone)
+    let policy = policy::current(state).await?;
+    if !account_mode(user).is_on() && policy.rule(state.clock.now_ms()) == RegistryRule::Everyone {
+        return Ok(true);
+    }
+    Ok(policy.key_rule() == KeyRule::Everyone && !has_keys(state, user).await?)
 }
 
-async fn registry_rule(state: &AppState) -> ApiResult<RegistryRule> {
-    Ok(policy::current(state).await?.rule(state.clock.now_ms()))
+async fn has_keys(state: &AppState, user: &User) -> ApiResult<bool> {
+    Ok(!state.store.security_keys(user.id).await?.is_empty())
 }
 
 /// Steps 1 and 2 for a package: loads it if the caller may see it (404 otherwise, or when it is

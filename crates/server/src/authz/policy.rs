@@ -1,6 +1,7 @@
-//! The registry-wide 2FA policy: `require_2fa` from the configuration, overridden at run time by
-//! `tessera admin policy` (stored in the database so every instance sees it), with an optional
-//! grace period during which it only warns.
+//! The registry-wide 2FA policy: `require_2fa` (with an optional grace period during which it
+//! only warns), `tfa.require_webauthn_for` and `tfa.totp_enrolment` from the configuration, each
+//! overridden at run time by `tessera admin policy` (stored in the database so every instance
+//! sees it).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use tessera_store::User;
 
 use crate::authz::gate::{self, TfaMode};
 use crate::clock::iso8601;
-use crate::config::{Require2fa, parse_date_ms};
+use crate::config::{Requirement, TotpEnrolment, parse_date_ms};
 use crate::http::error::ApiResult;
 use crate::state::AppState;
 
@@ -17,6 +18,10 @@ use crate::state::AppState;
 pub const KEY_REQUIRE: &str = "require_2fa";
 /// Settings key of the grace deadline.
 pub const KEY_GRACE: &str = "require_2fa_grace_until";
+/// Settings key of the security-key requirement.
+pub const KEY_REQUIRE_WEBAUTHN: &str = "require_webauthn_for";
+/// Settings key of whether authenticator-app enrolment is offered.
+pub const KEY_TOTP_ENROLMENT: &str = "totp_enrolment";
 /// How long an instance reuses the policy it read (a change reaches every instance within it).
 const CACHE_TTL: Duration = Duration::from_secs(2);
 
@@ -24,9 +29,25 @@ const CACHE_TTL: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RegistryPolicy {
     /// The requirement.
-    pub require: Require2fa,
+    pub require: Requirement,
     /// Until when it only warns (Unix ms).
     pub grace_until: Option<i64>,
+    /// Of whom security keys are required.
+    pub require_webauthn_for: Requirement,
+    /// Whether new enrolments may use an authenticator app.
+    pub totp_enrolment: TotpEnrolment,
+}
+
+/// Of whom the registry requires a security key: an input of the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum KeyRule {
+    /// Of no one: every kind of second factor counts.
+    #[default]
+    None,
+    /// Package changes take only a key; accounts without one cannot change packages.
+    Publishers,
+    /// Every second factor is a key; accounts without one can only add one.
+    Everyone,
 }
 
 /// What the policy enforces at a given moment: an input of the gate.
@@ -48,15 +69,29 @@ impl RegistryPolicy {
             return RegistryRule::None;
         }
         match self.require {
-            Require2fa::None => RegistryRule::None,
-            Require2fa::Publishers => RegistryRule::Publishers,
-            Require2fa::Everyone => RegistryRule::Everyone,
+            Requirement::None => RegistryRule::None,
+            Requirement::Publishers => RegistryRule::Publishers,
+            Requirement::Everyone => RegistryRule::Everyone,
         }
+    }
+
+    /// Of whom security keys are required.
+    pub fn key_rule(&self) -> KeyRule {
+        match self.require_webauthn_for {
+            Requirement::None => KeyRule::None,
+            Requirement::Publishers => KeyRule::Publishers,
+            Requirement::Everyone => KeyRule::Everyone,
+        }
+    }
+
+    /// Whether new enrolments may use an authenticator app.
+    pub fn totp_enrolment_allowed(&self) -> bool {
+        self.totp_enrolment == TotpEnrolment::Allowed
     }
 
     /// Whether a requirement exists but is not enforced yet.
     pub fn in_grace(&self, now: i64) -> bool {
-        self.require != Require2fa::None && self.grace_until.is_some_and(|g| now < g)
+        self.require != Requirement::None && self.grace_until.is_some_and(|g| now < g)
     }
 
     /// The `npm notice` an account without 2FA gets during the grace period.
@@ -69,7 +104,7 @@ impl RegistryPolicy {
             return None;
         }
         let what = match self.require {
-            Require2fa::Publishers => "to publish or change packages",
+            Requirement::Publishers => "to publish or change packages",
             _ => "to use this registry",
         };
         let when = iso8601(self.grace_until.unwrap_or(now));
@@ -107,7 +142,7 @@ pub async fn current(state: &AppState) -> ApiResult<RegistryPolicy> {
 /// Reads the policy without the cache.
 pub async fn load(state: &AppState) -> ApiResult<RegistryPolicy> {
     let require = match state.store.setting(KEY_REQUIRE).await? {
-        Some(v) => Require2fa::parse(&v).unwrap_or(state.config.require_2fa),
+        Some(v) => Requirement::parse(&v).unwrap_or(state.config.require_2fa),
         None => state.config.require_2fa,
     };
     let grace_until = match state.store.setting(KEY_GRACE).await? {
@@ -115,9 +150,19 @@ pub async fn load(state: &AppState) -> ApiResult<RegistryPolicy> {
         Some(v) => parse_date_ms(&v),
         None => state.config.grace_until_ms(),
     };
+    let require_webauthn_for = match state.store.setting(KEY_REQUIRE_WEBAUTHN).await? {
+        Some(v) => Requirement::parse(&v).unwrap_or(state.config.tfa.require_webauthn_for),
+        None => state.config.tfa.require_webauthn_for,
+    };
+    let totp_enrolment = match state.store.setting(KEY_TOTP_ENROLMENT).await? {
+        Some(v) => TotpEnrolment::parse(&v).unwrap_or(state.config.tfa.totp_enrolment),
+        None => state.config.tfa.totp_enrolment,
+    };
     Ok(RegistryPolicy {
         require,
         grace_until,
+        require_webauthn_for,
+        totp_enrolment,
     })
 }
 
@@ -128,21 +173,27 @@ mod tests {
     #[test]
     fn grace_period_only_warns() {
         let p = RegistryPolicy {
-            require: Require2fa::Publishers,
+            require: Requirement::Publishers,
             grace_until: Some(1000),
+            require_webauthn_for: Requirement::None,
+            totp_enrolment: TotpEnrolment::Allowed,
         };
         assert_eq!(p.rule(999), RegistryRule::None);
         assert!(p.in_grace(999));
         assert_eq!(p.rule(1000), RegistryRule::Publishers);
         assert!(!p.in_grace(1000));
         let q = RegistryPolicy {
-            require: Require2fa::Everyone,
+            require: Requirement::Everyone,
             grace_until: None,
+            require_webauthn_for: Requirement::None,
+            totp_enrolment: TotpEnrolment::Allowed,
         };
         assert_eq!(q.rule(0), RegistryRule::Everyone);
         let none = RegistryPolicy {
-            require: Require2fa::None,
+            require: Requirement::None,
             grace_until: Some(1000),
+            require_webauthn_for: Requirement::None,
+            totp_enrolment: TotpEnrolment::Allowed,
         };
         assert!(!none.in_grace(0));
     }

@@ -14,6 +14,7 @@ use tessera_store::{HandshakeKind, RecoveryUse, User};
 
 use crate::authn::handshakes;
 use crate::authn::throttle;
+use crate::authz::gate::Factors;
 use crate::http::error::{ApiError, ApiResult};
 use crate::services::security_log::{self, kind};
 use crate::state::AppState;
@@ -34,6 +35,19 @@ pub fn challenge() -> ApiError {
     ApiError::otp_required(
         "You must provide a one-time pass. Upgrade your client to npm@latest in order to use 2FA.",
     )
+}
+
+/// The challenge where the registry requires a security key: npm confirms in the browser.
+fn key_challenge(factors: Factors) -> ApiError {
+    let also = if factors.takes_recovery_code() {
+        " (or give an unused recovery code if you lost your key)"
+    } else {
+        ""
+    };
+    ApiError::otp_required(format!(
+        "This registry requires a security key or passkey here: codes from an authenticator app \
+         do not count. Confirm with your key in the browser{also}."
+    ))
 }
 
 fn invalid() -> ApiError {
@@ -70,7 +84,7 @@ impl Satisfied {
 }
 
 /// Checks `code` as the second factor of `account`, presented by `credential` (a token or a
-/// website session spends its own attempts; see [`throttle::Budget`]).
+/// website session spends its own attempts; see [`throttle::Budget`]). Every kind counts.
 pub async fn verify(
     state: &AppState,
     origin: &Origin<'_>,
@@ -78,11 +92,31 @@ pub async fn verify(
     credential: &str,
     code: Option<&str>,
 ) -> ApiResult<Satisfied> {
-    verify_as(state, origin, account, credential, code, false).await
+    verify_as(
+        state,
+        origin,
+        account,
+        credential,
+        code,
+        false,
+        Factors::Any,
+    )
+    .await
+}
+
+/// Whether `code` is one of the kinds `factors` takes, by its shape alone (a web-OTP code
+/// still has to have been confirmed with a key when only keys count; the store checks that).
+fn acceptable_kind(code: &str, factors: Factors) -> bool {
+    if factors.takes_totp() || code.starts_with(handshakes::WEB_OTP_PREFIX) {
+        return true;
+    }
+    factors.takes_recovery_code()
+        && tessera_otp::normalize_code(code).is_none()
+        && tessera_otp::normalize_recovery_code(code).is_some()
 }
 
 /// [`verify`] for the second step of a sign-in with the password (`login`), which spends the
-/// account's attempts whatever the credential the code is bound to.
+/// account's attempts whatever the credential the code is bound to, taking only `factors`.
 pub async fn verify_as(
     state: &AppState,
     origin: &Origin<'_>,
@@ -90,29 +124,46 @@ pub async fn verify_as(
     credential: &str,
     code: Option<&str>,
     login: bool,
+    factors: Factors,
 ) -> ApiResult<Satisfied> {
-    let Some(code) = code.filter(|c| !c.trim().is_empty()) else {
+    let code = code.filter(|c| !c.trim().is_empty());
+    // Where only a key counts, a code of another kind is not even checked (nor counted as a
+    // guess): the answer is the challenge, which sends npm to the browser.
+    let key_only = !factors.takes_totp();
+    let refused_kind = key_only && code.is_some_and(|c| !acceptable_kind(c, factors));
+    let Some(code) = code.filter(|_| !refused_kind) else {
         // Accounts that prefer it confirm in the browser: npm opens `authUrl` and polls
         // `doneUrl` for a one-time code (npm ≥ 8.15).
         // Accounts with security keys always do: a key cannot be typed into a terminal.
-        let confirm_in_browser = account.web_otp
+        let confirm_in_browser = key_only
+            || account.web_otp
             || (origin.base_url.is_some()
                 && !state.store.security_keys(account.id).await?.is_empty());
+        let mut e = if key_only {
+            key_challenge(factors)
+        } else {
+            challenge()
+        };
         if confirm_in_browser && let Some(base) = origin.base_url {
-            let urls =
-                handshakes::open(state, HandshakeKind::Otp, Some(account.id), false, base).await?;
-            let mut e = challenge();
+            let urls = handshakes::open(
+                state,
+                HandshakeKind::Otp,
+                Some(account.id),
+                false,
+                key_only,
+                base,
+            )
+            .await?;
             let mut extra = serde_json::Map::new();
             extra.insert("authUrl".into(), urls.browser.into());
             extra.insert("doneUrl".into(), urls.done.into());
             e.extra = Some(extra);
-            return Err(e);
         }
-        return Err(challenge());
+        return Err(e);
     };
     let budget = throttle::budget_for(account.id, credential, code, login);
     let attempt = throttle::begin_second_factor(state, budget, origin.ip).await?;
-    match check(state, origin, account, credential, code).await {
+    match check(state, origin, account, credential, code, key_only).await {
         Ok(Checked::Satisfied(how)) => {
             attempt.succeeded(state).await?;
             Ok(how)
@@ -175,6 +226,7 @@ async fn check(
     account: &User,
     credential: &str,
     code: &str,
+    need_key: bool,
 ) -> ApiResult<Checked> {
     let now = state.clock.now_ms();
     if code.starts_with(handshakes::WEB_OTP_PREFIX) {
@@ -188,9 +240,12 @@ async fn check(
                 now,
                 // the handshake's own lifetime, and a minute for npm to collect and send the code
                 now - state.config.web.handshake.as_ms() - 60_000,
+                need_key,
             )
             .await?;
-        return Ok(if ok {
+        return Ok(if ok && need_key {
+            Checked::Satisfied(Satisfied::SecurityKey)
+        } else if ok {
             Checked::Satisfied(Satisfied::WebConfirmation)
         } else {
             Checked::Wrong

@@ -313,19 +313,33 @@ async fn check_assertion(
     let result = rp
         .finish_securitykey_authentication(&answer, &auth)
         .map_err(|e| {
-            let detail = match e {
-                WebauthnError::CredentialPossibleCompromise => {
-                    "security key: signature counter went back (a cloned key?)".to_owned()
-                }
-                ref other => format!("security key: refused ({other})"),
-            };
-            fail(
-                ApiError::otp_required(
+            let (message, detail) = match e {
+                WebauthnError::CredentialPossibleCompromise => (
+                    "The security key's signature counter went back: it may have been copied. \
+                     It was refused; use another key, a one-time password or a recovery code.",
+                    "security key: signature counter went back (a cloned key?)".to_owned(),
+                ),
+                WebauthnError::InvalidRPOrigin => (
+                    "The security key answered a page of another origin, not this registry's. \
+                     Sign in only at the registry's own address.",
+                    "security key: the answer names another origin".to_owned(),
+                ),
+                WebauthnError::InvalidRPIDHash => (
+                    "The security key signed for another relying party (site), not this \
+                     registry. Sign in only at the registry's own address.",
+                    "security key: signed for another relying party".to_owned(),
+                ),
+                WebauthnError::MismatchedChallenge => (
+                    "The security key answered another request. Try again.",
+                    "security key: the answer is for another request".to_owned(),
+                ),
+                ref other => (
                     "The security key's answer was not accepted. Try again, or use a one-time \
                      password or a recovery code.",
+                    format!("security key: refused ({other})"),
                 ),
-                detail,
-            )
+            };
+            fail(ApiError::otp_required(message), detail)
         })?;
     let keys = state
         .store

@@ -8,7 +8,7 @@ use axum::extract::Path;
 use tessera_store::{Handshake, HandshakeKind, User};
 
 use crate::authn::api_tokens;
-use crate::authz::gate::{self, Operation};
+use crate::authz::gate::{self, Factors, Operation};
 use crate::authz::{self, Target};
 use crate::config::Signup;
 use crate::services::security_log::{self, kind};
@@ -77,6 +77,7 @@ fn login_form(
         action: format!("/-/web/cli-login/{id}"),
         otp_needed: gate::account_mode(user).is_on(),
         approve_label: "Log in npm",
+        key_only: false,
         key_action,
     }
 }
@@ -127,7 +128,7 @@ pub async fn login_decide(web: Web, Path(id): Path<String>, form: Form) -> WebRe
     }
     if !state
         .store
-        .approve_handshake(&hash, user.id, state.clock.now_ms())
+        .approve_handshake(&hash, user.id, state.clock.now_ms(), false)
         .await?
     {
         return Err(expired());
@@ -145,7 +146,7 @@ pub async fn login_decide(web: Web, Path(id): Path<String>, form: Form) -> WebRe
 
 fn otp_form(
     web: &Web,
-    id: &str,
+    (id, key_only): (&str, bool),
     user: &User,
     error: Option<String>,
     key_action: Option<String>,
@@ -161,6 +162,7 @@ fn otp_form(
         action: format!("/-/web/confirm/{id}"),
         otp_needed: true,
         approve_label: "Confirm",
+        key_only,
         key_action,
     }
 }
@@ -175,7 +177,7 @@ pub async fn otp_page(web: Web, Path(id): Path<String>) -> WebResult {
         ));
     }
     let keys = key_action(&web, &id, &user).await?;
-    Ok(web.page(&otp_form(&web, &id, &user, None, keys)))
+    Ok(web.page(&otp_form(&web, (&id, h.needs_key), &user, None, keys)))
 }
 
 /// `POST /-/web/confirm/:id`: the second factor, given in the browser.
@@ -208,22 +210,30 @@ pub async fn otp_decide(web: Web, Path(id): Path<String>, form: Form) -> WebResu
         user_agent: &web.caller.user_agent,
         base_url: None,
     };
-    if let Err(e) = second_factor::verify(
+    // A confirmation that asks for a key takes nothing else: no code is checked or spent.
+    let factors = if h.needs_key {
+        Factors::Key
+    } else {
+        Factors::Any
+    };
+    if let Err(e) = second_factor::verify_as(
         &state,
         &origin,
         &user,
         &caller.credential_id(),
         field(&form, "otp"),
+        false,
+        factors,
     )
     .await
     {
         let keys = key_action(&web, &id, &user).await?;
-        let page = otp_form(&web, &id, &user, Some(e.message), keys);
+        let page = otp_form(&web, (&id, h.needs_key), &user, Some(e.message), keys);
         return Ok(web.page_with_status(e.status, &page));
     }
     if !state
         .store
-        .approve_handshake(&hash, user.id, state.clock.now_ms())
+        .approve_handshake(&hash, user.id, state.clock.now_ms(), false)
         .await?
     {
         return Err(expired());
@@ -248,13 +258,13 @@ pub(crate) async fn open_for(web: &Web, id: &str, user: &User) -> Result<Handsha
     Ok(h)
 }
 
-/// Approves the handshake `id` for `user`, whose second factor was given, and says so.
-pub(crate) async fn approve(web: &Web, id: &str, h: &Handshake, user: &User) -> WebResult {
+/// Approves the handshake `id` for `user`, whose security key was given, and says so.
+pub(crate) async fn approve_with_key(web: &Web, id: &str, h: &Handshake, user: &User) -> WebResult {
     let state = &web.state;
     let hash = api_tokens::hash(id);
     if !state
         .store
-        .approve_handshake(&hash, user.id, state.clock.now_ms())
+        .approve_handshake(&hash, user.id, state.clock.now_ms(), true)
         .await?
     {
         return Err(expired());

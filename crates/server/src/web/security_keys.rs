@@ -155,15 +155,10 @@ pub async fn add(mut web: Web, form: Form) -> WebResult {
     {
         return tfa_error(&web, &user, e).await;
     }
-    let on = gate::account_mode(&user).is_on();
     let base = web.caller.base_url.clone();
     let bound_to = bound(&web);
-    // 2FA off: enrolment (no code); on: a 2FA change, which asks for a factor in any mode.
-    let op = if on {
-        Operation::TfaModeChange
-    } else {
-        Operation::TfaEnable
-    };
+    // 2FA off: enrolment (no code); on: a second factor, in any mode.
+    let op = Operation::KeyAdd;
     let key_answer = answer(
         &user,
         &bound_to,
@@ -235,9 +230,7 @@ pub async fn remove(mut web: Web, form: Form) -> WebResult {
         return tfa_error(&web, &user, ApiError::not_found_msg("No such key.")).await;
     };
     let key_answer = answer(&user, &bound_to, &base, &form, "ceremony", "credential");
-    if let Err(page) =
-        through_door(&web, &user, &caller, Operation::TfaModeChange, key_answer).await
-    {
+    if let Err(page) = through_door(&web, &user, &caller, Operation::KeyRemove, key_answer).await {
         return page;
     }
     let removal = state.store.remove_security_key(user.id, id).await?;
@@ -403,7 +396,7 @@ pub async fn approve_handshake(web: Web, Path(id): Path<String>, form: Form) -> 
     match result {
         Ok(key) => {
             security_log::record(&state, user.id, &web.caller, kind::KEY_USED, key.name).await;
-            handshake::approve(&web, &id, &h, &user).await
+            handshake::approve_with_key(&web, &id, &h, &user).await
         }
         Err(f) => {
             security_log::record(&state, user.id, &web.caller, kind::KEY_FAILED, f.detail).await;

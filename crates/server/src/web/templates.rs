@@ -331,4 +331,6 @@ pub struct HandshakePage {
     pub approve_label: &'static str,
     /// Where a security key's confirmation posts, when the account has keys.
     pub key_action: Option<String>,
+    /// Only a security key may confirm (the code form offers cancelling alone).
+    pub key_only: bool,
 }

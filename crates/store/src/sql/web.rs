@@ -152,6 +152,7 @@ macro_rules! impl_web_store {
                 login_hash: &str,
                 done_hash: &str,
                 create_account: bool,
+                needs_key: bool,
                 user: Option<$crate::UserId>,
                 now: i64,
                 expires_at: i64,
@@ -159,7 +160,7 @@ macro_rules! impl_web_store {
                 let mut w = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO handshakes (kind, login_hash, done_hash, create_account, user_id, \
-                     created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                     created_at, expires_at, needs_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(kind.as_str())
                 .bind(login_hash)
@@ -168,6 +169,7 @@ macro_rules! impl_web_store {
                 .bind(user)
                 .bind(now)
                 .bind(expires_at)
+                .bind(needs_key)
                 .execute(&mut *w.tx)
                 .await?;
                 w.tx.commit().await?;
@@ -186,6 +188,7 @@ macro_rules! impl_web_store {
                     id: r.try_get("id")?,
                     kind: if kind == "otp" { $crate::HandshakeKind::Otp } else { $crate::HandshakeKind::Login },
                     create_account: r.try_get("create_account")?,
+                    needs_key: r.try_get("needs_key")?,
                     user_id: r.try_get("user_id")?,
                     created_at: r.try_get("created_at")?,
                     expires_at: r.try_get("expires_at")?,
@@ -195,17 +198,20 @@ macro_rules! impl_web_store {
                 }))
             }
 
-            async fn approve_handshake(&self, login_hash: &str, user: $crate::UserId, now: i64) -> $crate::StoreResult<bool> {
+            async fn approve_handshake(&self, login_hash: &str, user: $crate::UserId, now: i64, with_key: bool) -> $crate::StoreResult<bool> {
                 let mut w = self.begin_write().await?;
-                // A web-OTP handshake can only be approved by the account it was made for.
+                // A web-OTP handshake can only be approved by the account it was made for, and
+                // one that asked for a key only with a key.
                 let n = sqlx::query(
-                    "UPDATE handshakes SET approved_at = $1, user_id = $2 WHERE login_hash = $3 \
+                    "UPDATE handshakes SET approved_at = $1, user_id = $2, approved_with_key = $4 \
+                     WHERE login_hash = $3 \
                      AND approved_at IS NULL AND denied_at IS NULL AND used_at IS NULL AND expires_at > $1 \
-                     AND (kind = 'login' OR user_id = $2)",
+                     AND (kind = 'login' OR user_id = $2) AND (NOT needs_key OR $4)",
                 )
                 .bind(now)
                 .bind(user)
                 .bind(login_hash)
+                .bind(with_key)
                 .execute(&mut *w.tx)
                 .await?
                 .rows_affected();
@@ -290,18 +296,20 @@ macro_rules! impl_web_store {
                 credential: &str,
                 now: i64,
                 issued_after: i64,
+                need_key: bool,
             ) -> $crate::StoreResult<bool> {
                 let mut w = self.begin_write().await?;
                 let n = sqlx::query(
                     "UPDATE handshakes SET result_used_by = $1, result_used_at = $2 \
                      WHERE kind = 'otp' AND user_id = $3 AND result_hash = $4 AND created_at > $5 \
-                     AND result_used_at IS NULL",
+                     AND result_used_at IS NULL AND (approved_with_key OR NOT $6)",
                 )
                 .bind(credential)
                 .bind(now)
                 .bind(user)
                 .bind(result_hash)
                 .bind(issued_after)
+                .bind(need_key)
                 .execute(&mut *w.tx)
                 .await?
                 .rows_affected();

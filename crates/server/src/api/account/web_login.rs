@@ -45,6 +45,7 @@ pub async fn start(
         HandshakeKind::Login,
         None,
         create,
+        false,
         &base_url(&state, &headers),
     )
     .await?;

@@ -1,0 +1,5 @@
+-- Browser confirmations (web OTP) where the registry requires a security key: the handshake
+-- records that it asked for one, and whether the browser confirmed with one, so the one-time
+-- code npm collects counts as a key only when it was.
+ALTER TABLE handshakes ADD COLUMN needs_key BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE handshakes ADD COLUMN approved_with_key BOOLEAN NOT NULL DEFAULT FALSE;
