@@ -709,3 +709,252 @@ fn a_ceremony_begun_on_one_instance_completes_on_another() {
         && v.starts_with("tessera_session=")
         && !v.contains("Max-Age=0")));
 }
+
+/// Signs in on the website with the password and a one-time password.
+fn sign_in_with_code(b: &Browser, reg: &Registry, name: &str, password: &str, code: &str) {
+    sign_in_with_password(b, reg, name, password);
+    b.wait_for_url("/-/web/signin/otp");
+    b.type_into("#otp", code);
+    b.click("#verify");
+}
+
+/// Sets the registry-wide policy and waits until the registry follows it (`seen` is true).
+fn set_policy(reg: &Registry, args: &[&str], shown: &str, seen: impl Fn() -> bool) {
+    let mut all = vec!["policy"];
+    all.extend_from_slice(args);
+    let out = reg.admin(&all, None);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains(shown), "{text}");
+    poll("the policy to be followed", || seen().then_some(()));
+}
+
+/// `tfa.totp_enrolment = "disabled"`: new enrolments with an authenticator app are refused
+/// (npm and the website point to keys), while accounts that have one keep using it, and new
+/// users turn 2FA on with a key.
+#[test]
+fn totp_enrolment_can_be_retired() {
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    let (secret, _) = reg.enable_2fa(&alice.token().unwrap(), "alice-password", "auth-and-writes");
+    let bob = reg.npm_as("bob");
+    let bob_token = bob.token().unwrap();
+    set_policy(
+        &reg,
+        &["--totp-enrolment", "disabled"],
+        "tfa.totp_enrolment = disabled (set by tessera admin policy)",
+        || {
+            let r = reg.http().with_token(&bob_token).post_json(
+                "/-/npm/v1/user",
+                &json!({"tfa": {"password": "bob-password", "mode": "auth-and-writes"}}),
+            );
+            r.status == 403
+        },
+    );
+    // npm profile enable-2fa, as a user runs it: refused with where to go instead
+    let mut p = bob.pty(bob.root(), &["profile", "enable-2fa"]);
+    p.expect("npm password:").send("bob-password");
+    p.expect("no longer offers authenticator apps");
+    let (out, code) = p.finish();
+    assert_ne!(code, 0, "{out}");
+    let profile = reg
+        .http()
+        .with_token(&bob_token)
+        .get("/-/npm/v1/user")
+        .json();
+    assert_eq!(profile["tfa"], serde_json::Value::Bool(false), "{profile}");
+    // alice's authenticator app keeps working
+    alice
+        .publish(
+            "alices",
+            "1.0.0",
+            &[&format!("--otp={}", reg.otp(&secret, 0))],
+        )
+        .ok();
+    // the website offers keys only, and a key turns 2FA on
+    let b = Browser::start();
+    b.add_authenticator("ctap2");
+    sign_in_with_password(&b, &reg, "bob", "bob-password");
+    b.wait_for_url("/-/web/account");
+    b.goto(&format!("{}-/web/account/2fa", site(&reg)));
+    assert!(b.exists("#totp-disabled"), "{}", b.source());
+    assert!(!b.exists("#enable-2fa"));
+    add_key(&b, &reg, "bob key", "bob-password", None);
+    b.wait_for_text("Two-factor authentication is on");
+    // and back
+    let out = reg.admin(&["policy", "--reset"], None);
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("tfa.totp_enrolment = allowed (from the configuration)")
+    );
+}
+
+/// `tfa.require_webauthn_for = "publishers"`: package changes take only a key (npm's
+/// `--otp` with an app's code sends the user to the browser, where only the key confirms);
+/// accounts without a key cannot publish; other operations take any second factor.
+#[test]
+fn keys_can_be_required_for_package_changes() {
+    let reg = Registry::start();
+    let carol_token = reg.signup("carol", "carol-password");
+    let (secret, codes) = reg.enable_2fa(&carol_token, "carol-password", "auth-and-writes");
+    let dave = reg.npm_as("dave");
+    let (dave_secret, _) =
+        reg.enable_2fa(&dave.token().unwrap(), "dave-password", "auth-and-writes");
+    reg.advance(30);
+    let b = Browser::start();
+    b.add_authenticator("ctap2");
+    sign_in_with_code(&b, &reg, "carol", "carol-password", &reg.otp(&secret, 0));
+    b.wait_for_url("/-/web/account");
+    reg.advance(30);
+    add_key(
+        &b,
+        &reg,
+        "carol key",
+        "carol-password",
+        Some(&reg.otp(&secret, 0)),
+    );
+    wait_for_key(&b, &reg, "carol key");
+    set_policy(
+        &reg,
+        &["--require-webauthn-for", "publishers"],
+        "tfa.require_webauthn_for = publishers (set by tessera admin policy)",
+        || {
+            // (without a code: refused either way, and nothing written)
+            let out = dave.publish("daves", "1.0.0", &[]);
+            out.code != 0
+                && out
+                    .all()
+                    .contains("requires a security key or passkey for this account")
+        },
+    );
+    reg.advance(30);
+    let out = dave.publish(
+        "daves",
+        "1.0.0",
+        &[&format!("--otp={}", reg.otp(&dave_secret, 0))],
+    );
+    assert!(out.fails().contains("403"), "{}", out.all());
+    assert!(reg.http().get("/daves").status == 404, "nothing published");
+
+    let npm = Npm::new(&site(&reg));
+    let addr = site(&reg)
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    npm.set_token(&addr, &carol_token);
+    // an app's code or a recovery code is not a key: without a terminal npm stops there
+    reg.advance(30);
+    let dir = npm.package("carols", "1.0.0", serde_json::Value::Null);
+    for code in [reg.otp(&secret, 0), codes[0].clone()] {
+        let out = npm.run_in(&dir, &["publish", &format!("--otp={code}")]);
+        assert_ne!(out.code, 0, "{}", out.all());
+    }
+    assert_eq!(reg.http().get("/carols").status, 404, "nothing published");
+    // at a terminal, npm opens the browser confirmation, which offers only the key
+    let mut p = npm.pty(
+        &dir,
+        &["publish", &format!("--otp={}", reg.otp(&secret, 0))],
+    );
+    p.expect("Authenticate your account at:");
+    let url = p.expect_regex(r"http://localhost:\d+/-/web/confirm/[A-Za-z0-9]+");
+    b.goto(&url);
+    assert!(b.exists("#key-only"), "{}", b.source());
+    assert!(!b.exists("#otp"), "no code field");
+    b.click("#approve-key");
+    b.wait_for_text("Confirmed");
+    p.expect("+ carols@1.0.0");
+    let (out, code) = p.finish();
+    assert_eq!(code, 0, "{out}");
+    // outside package changes any second factor still counts
+    reg.advance(30);
+    npm.run(&[
+        "profile",
+        "set",
+        "fullname",
+        "Carol",
+        &format!("--otp={}", reg.otp(&secret, 0)),
+    ])
+    .ok();
+    // the recovery code refused above was not spent
+    let r = reg.http().send(
+        "PUT",
+        "/-/user/org.couchdb.user:carol",
+        &[("npm-otp", &codes[0]), ("content-type", "application/json")],
+        Some(
+            json!({"name": "carol", "password": "carol-password"})
+                .to_string()
+                .into_bytes(),
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+}
+
+/// `tfa.require_webauthn_for = "everyone"`: an account without a key may only sign in and add
+/// one (with its app's code); then only the key counts, and a recovery code still logs in.
+#[test]
+fn keys_can_be_required_of_everyone() {
+    let reg = Registry::start();
+    let erin = reg.npm_as("erin");
+    let erin_token = erin.token().unwrap();
+    let (secret, codes) = reg.enable_2fa(&erin_token, "erin-password", "auth-only");
+    set_policy(
+        &reg,
+        &["--require-webauthn-for", "everyone"],
+        "tfa.require_webauthn_for = everyone (set by tessera admin policy)",
+        || {
+            let out = erin.run(&["view", "anything"]);
+            out.code != 0 && out.all().contains("requires a security key or passkey")
+        },
+    );
+    // the website lets erin in with her app's code, says what is required, and takes a key
+    reg.advance(30);
+    let b = Browser::start();
+    b.add_authenticator("ctap2");
+    sign_in_with_code(&b, &reg, "erin", "erin-password", &reg.otp(&secret, 0));
+    b.wait_for_url("/-/web/account");
+    b.goto(&format!("{}-/web/account/2fa", site(&reg)));
+    assert!(b.exists("#key-required"), "{}", b.source());
+    reg.advance(30);
+    add_key(
+        &b,
+        &reg,
+        "erin key",
+        "erin-password",
+        Some(&reg.otp(&secret, 0)),
+    );
+    wait_for_key(&b, &reg, "erin key");
+    assert!(!b.exists("#key-required"));
+    erin.run(&["whoami"]).ok();
+    // a login with the app's code is refused (and the answer points to the browser); with a
+    // recovery code it goes through
+    reg.advance(30);
+    let login = |code: &str| {
+        reg.http().send(
+            "PUT",
+            "/-/user/org.couchdb.user:erin",
+            &[("npm-otp", code), ("content-type", "application/json")],
+            Some(
+                json!({"name": "erin", "password": "erin-password"})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+    };
+    let r = login(&reg.otp(&secret, 0));
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert!(
+        r.text
+            .contains("codes from an authenticator app do not count"),
+        "{}",
+        r.text
+    );
+    assert!(r.json()["authUrl"].is_string(), "{}", r.text);
+    let r = login(&codes[1]);
+    assert_eq!(r.status, 201, "{}", r.text);
+    // the website's sign-in takes the key, not the code
+    b.clear_cookies();
+    reg.advance(30);
+    sign_in_with_code(&b, &reg, "erin", "erin-password", &reg.otp(&secret, 0));
+    b.wait_for_text("codes from an authenticator app do not count");
+    b.click("#use-key");
+    b.wait_for_url("/-/web/account");
+}

@@ -72,8 +72,9 @@ pub struct Caller {
     pub otp: Option<String>,
     /// The `user-agent` header.
     pub user_agent: String,
-    /// The registry requires 2FA of everyone and this account has none: it may only turn it on.
-    pub enrolment_only: bool,
+    /// The registry requires 2FA (or a security key) of everyone and this account has none: it
+    /// may only set it up. The refusal it gets otherwise.
+    pub enrolment_only: Option<Denial>,
     /// The website session (hash of its id), for callers signed in through the website.
     pub session: Option<String>,
     /// The registry's base URL as this request sees it (for links in responses).
@@ -92,7 +93,7 @@ impl Caller {
             ip,
             otp: None,
             user_agent,
-            enrolment_only: false,
+            enrolment_only: None,
             session: None,
             base_url,
         }
@@ -108,15 +109,15 @@ impl Caller {
     pub fn signed_out(&mut self) {
         self.kind = CredentialKind::Anonymous;
         self.user = None;
-        self.enrolment_only = false;
+        self.enrolment_only = None;
     }
 
     /// The authenticated account, or the 401 npm should see. Refused (403) for an account the
     /// registry policy limits to enrolling in 2FA.
     pub fn require_user(&self) -> Result<&User, ApiError> {
         let user = self.require_account()?;
-        if self.enrolment_only {
-            return Err(Denial::RegistryRequires2fa.error());
+        if let Some(d) = self.enrolment_only {
+            return Err(d.error());
         }
         Ok(user)
     }
@@ -244,7 +245,7 @@ impl FromRequestParts<AppState> for Caller {
             ip,
             otp,
             user_agent,
-            enrolment_only: false,
+            enrolment_only: None,
             session: None,
             // Only authenticated requests and writes (a couch login carries its password in the
             // body) can reach a web-OTP challenge: skip the work for the anonymous reads that

@@ -260,13 +260,14 @@ pub async fn asks_otp(state: &AppState, caller: &Caller, op: Operation) -> bool 
 }
 
 /// Whether the registry requires 2FA (or a security key) of everyone now and `user` has none:
-/// such an account may only set it up (and log in and out to do so).
-pub async fn limited_to_enrolment(state: &AppState, user: &User) -> ApiResult<bool> {
+/// such an account may only set it up (and log in and out to do so). The refusal says which.
+pub async fn limited_to_enrolment(state: &AppState, user: &User) -> ApiResult<Option<Denial>> {
     let policy = policy::current(state).await?;
     if !account_mode(user).is_on() && policy.rule(state.clock.now_ms()) == RegistryRule::Everyone {
-        return Ok(true);
+        return Ok(Some(Denial::RegistryRequires2fa));
     }
-    Ok(policy.key_rule() == KeyRule::Everyone && !has_keys(state, user).await?)
+    let keyless = policy.key_rule() == KeyRule::Everyone && !has_keys(state, user).await?;
+    Ok(keyless.then_some(Denial::RegistryRequiresKey))
 }
 
 async fn has_keys(state: &AppState, user: &User) -> ApiResult<bool> {
@@ -363,8 +364,8 @@ pub fn reader<'a>(state: &'a AppState, caller: &'a Caller) -> ApiResult<Reader<'
     if let Some(e) = &caller.refused {
         return Err(e.clone());
     }
-    if caller.enrolment_only {
-        return Err(Denial::RegistryRequires2fa.error());
+    if let Some(d) = caller.enrolment_only {
+        return Err(d.error());
     }
     let mut reader = website_reader(state, caller.user.as_ref())?;
     reader.token = caller.token.as_ref();

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use tessera_store::{Profile, SessionStage, TwoFactorMode, User};
 
 use crate::authz::gate::{self, Operation};
+use crate::authz::policy::KeyRule;
 use crate::authz::{self, Target};
 use crate::clock::iso8601;
 use crate::npm::names;
@@ -131,10 +132,20 @@ pub(crate) async fn tfa_page(
     error: Option<String>,
 ) -> Result<TwoFactorPage, WebError> {
     let on = gate::account_mode(user).is_on();
+    let policy = crate::authz::policy::current(&web.state).await?;
+    let keys = web.state.store.security_keys(user.id).await?;
+    let key_required = match policy.key_rule() {
+        _ if !keys.is_empty() => None,
+        KeyRule::None => None,
+        KeyRule::Publishers => Some("to publish or change packages"),
+        KeyRule::Everyone => Some("to use this registry"),
+    };
     Ok(TwoFactorPage {
         chrome: web.chrome(),
         error,
         on,
+        totp_offered: policy.totp_enrolment_allowed(),
+        key_required,
         mode: enrolment::mode_label(user),
         codes_left: if on {
             web.state.store.recovery_codes_left(user.id).await?
@@ -142,11 +153,7 @@ pub(crate) async fn tfa_page(
             0
         },
         web_otp: user.web_otp,
-        keys: web
-            .state
-            .store
-            .security_keys(user.id)
-            .await?
+        keys: keys
             .into_iter()
             .map(|k| KeyRow {
                 id: k.id,

@@ -354,7 +354,11 @@ impl Web {
     /// The signed-in user, or a redirect to the sign-in page that comes back to `here`.
     pub fn require_user(&self, here: &str) -> Result<&User, WebError> {
         match &self.caller.user {
-            Some(u) if !self.caller.enrolment_only || here.starts_with("/-/web/account") => Ok(u),
+            Some(u)
+                if self.caller.enrolment_only.is_none() || here.starts_with("/-/web/account") =>
+            {
+                Ok(u)
+            }
             Some(_) => Err(WebError::redirect("/-/web/account/2fa")),
             None => Err(WebError::redirect(&format!(
                 "/-/web/signin?next={}",

@@ -132,10 +132,20 @@ pub async fn otp_submit(mut web: Web, form: Form) -> WebResult {
     let (raw, next_session) = web.prepared_rotation(Some(uid), SessionStage::Full, None, now);
     let mut caller = web.caller_with(field(&form, "otp"));
     caller.session = Some(next_session.id_hash.clone());
-    match authz::enforce(&state, &caller, Operation::Login, Target::AccountOf(&user))
-        .await
-        .map(|a| a.second_factor)
-    {
+    // Where the registry takes only a key (or a recovery code), the refusal of a code says so.
+    let mut key_only = false;
+    let result =
+        match authz::authorize(&state, &caller, Operation::Login, Target::AccountOf(&user)).await {
+            Ok(permit) => {
+                key_only = permit.factors().is_some_and(|f| !f.takes_totp());
+                permit
+                    .confirm(&state, &caller)
+                    .await
+                    .map(|a| a.second_factor)
+            }
+            Err(e) => Err(e),
+        };
+    match result {
         Ok(how) => {
             web.commit_rotation(raw, next_session).await?;
             security_log::record(
@@ -148,7 +158,7 @@ pub async fn otp_submit(mut web: Web, form: Form) -> WebResult {
             .await;
             Ok(web.redirect(return_to.as_deref().unwrap_or("/-/web/account")))
         }
-        Err(e) if e.status.as_u16() == 429 => Ok(web.page(&SigninOtpPage {
+        Err(e) if e.status.as_u16() == 429 || key_only => Ok(web.page(&SigninOtpPage {
             chrome: web.chrome(),
             error: Some(e.message),
             has_keys: has_keys(&web, uid).await?,

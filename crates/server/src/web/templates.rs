@@ -198,6 +198,10 @@ pub struct TwoFactorPage {
     pub web_otp: bool,
     /// Registered security keys.
     pub keys: Vec<KeyRow>,
+    /// Whether new enrolments may use an authenticator app.
+    pub totp_offered: bool,
+    /// What the registry's key requirement asks of this account, when it has no key yet.
+    pub key_required: Option<&'static str>,
 }
 
 /// A security key as the 2FA page lists it.

@@ -66,8 +66,8 @@ pub async fn list(
     Query(p): Query<Paging>,
 ) -> ApiResult<Json<Value>> {
     let user = crate::authz::account_reader(&caller)?;
-    if caller.enrolment_only {
-        return Err(crate::authz::gate::Denial::RegistryRequires2fa.error());
+    if let Some(d) = caller.enrolment_only {
+        return Err(d.error());
     }
     let per_page = p.per_page.unwrap_or(100).clamp(1, 1000);
     let page = p.page.unwrap_or(0).max(0);
