@@ -958,3 +958,47 @@ fn keys_can_be_required_of_everyone() {
     b.click("#use-key");
     b.wait_for_url("/-/web/account");
 }
+
+/// `tfa.attestation_roots`: only keys whose attestation chains to a listed root can be added.
+/// Another maker's root (made here with openssl) refuses the browser's virtual authenticator,
+/// with a message and a security-log entry, and nothing is stored. (Admission is tested with a
+/// software authenticator and its own CA in the server's unit tests: Chromium's virtual
+/// authenticator attests with a self-signed certificate that is not a CA, which no allow-list
+/// of roots can admit.)
+#[test]
+fn an_attestation_allow_list_admits_only_its_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other-maker.pem");
+    let status = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=Another key maker"])
+        .arg("-keyout")
+        .arg(dir.path().join("other-maker.key"))
+        .arg("-out")
+        .arg(&other)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let reg = Registry::start_with(&[("TESSERA_TFA__ATTESTATION_ROOTS", other.to_str().unwrap())]);
+    reg.signup("ivy", "ivy-password");
+    let b = Browser::start();
+    b.add_authenticator("ctap2");
+    sign_in_with_password(&b, &reg, "ivy", "ivy-password");
+    b.wait_for_url("/-/web/account");
+    add_key(&b, &reg, "ivy key", "ivy-password", None);
+    b.wait_for_text("this key's attestation is not one of them");
+    b.goto(&format!("{}-/web/account/2fa", site(&reg)));
+    assert!(!b.exists("#key-list"), "nothing stored");
+    assert!(
+        security_log(&reg, "ivy").contains("registration refused"),
+        "{}",
+        security_log(&reg, "ivy")
+    );
+    // the page asked the browser for the key's attestation
+    assert!(
+        reg.log_text()
+            .contains("a key outside the attestation allow-list")
+    );
+}

@@ -107,6 +107,7 @@ pub async fn open_stores(
 /// (`TESSERA_SECRET_KEY`, and the test clock hooks `TESSERA_TEST_CLOCK_OFFSET_MS` and
 /// `TESSERA_TEST_CLOCK_FILE`).
 pub async fn open_state(config: Config) -> anyhow_like::Result<AppState> {
+    two_factor::security_keys::attestation_roots(&config).map_err(anyhow_like::Error)?;
     let (store, blobs) = open_stores(&config, None).await?;
     let key_env = std::env::var("TESSERA_SECRET_KEY").ok();
     let keys = two_factor::sealing::Keys::load(&config.data, key_env.as_deref(), store.shared())

@@ -9,7 +9,7 @@
 //! preferred, not required: a U2F-style key with no PIN works, as does a passkey.
 
 use webauthn_rs::prelude::{
-    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
+    AttestationCaList, CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
     RequestChallengeResponse, SecurityKey, SecurityKeyAuthentication, SecurityKeyRegistration, Url,
     Uuid, Webauthn, WebauthnBuilder, WebauthnError,
 };
@@ -110,6 +110,44 @@ async fn take(
     }
 }
 
+/// The attestation roots of `tfa.attestation_roots` (`None`: any key may be added). Each file
+/// holds one or more PEM certificates.
+pub fn attestation_roots(
+    config: &crate::config::Config,
+) -> Result<Option<AttestationCaList>, String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    let paths = &config.tfa.attestation_roots;
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    let mut list = AttestationCaList::default();
+    for path in paths {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("tfa.attestation_roots: cannot read {}: {e}", path.display()))?;
+        let pems: Vec<String> = text
+            .split(BEGIN)
+            .skip(1)
+            .map(|rest| format!("{BEGIN}{rest}"))
+            .collect();
+        if pems.is_empty() {
+            return Err(format!(
+                "tfa.attestation_roots: {} holds no PEM certificate",
+                path.display()
+            ));
+        }
+        for pem in pems {
+            let one = AttestationCaList::try_from(pem.as_bytes()).map_err(|e| {
+                format!(
+                    "tfa.attestation_roots: {} holds a certificate that cannot be read: {e:?}",
+                    path.display()
+                )
+            })?;
+            list.union(&one);
+        }
+    }
+    Ok(Some(list))
+}
+
 /// Starts registering a key for `user`: the options for `navigator.credentials.create`.
 pub async fn begin_registration(
     state: &AppState,
@@ -123,13 +161,14 @@ pub async fn begin_registration(
     for k in &existing {
         exclude.push(stored_key(k)?.cred_id().clone());
     }
+    let roots = attestation_roots(&state.config).map_err(ApiError::internal)?;
     let (options, reg) = rp
         .start_securitykey_registration(
             user_handle(user),
             &user.name,
             &user.name,
             Some(exclude),
-            None,
+            roots,
             None,
         )
         .map_err(|e| library_error("Cannot start registering a key", e))?;
@@ -202,7 +241,19 @@ pub async fn finish_registration(
     let rp = relying_party(base_url)?;
     let key = rp
         .finish_securitykey_registration(&answer, &reg)
-        .map_err(|e| library_error("The key could not be registered", e))?;
+        .map_err(|e| match e {
+            WebauthnError::AttestationNotVerifiable
+            | WebauthnError::AttestationChainNotTrusted(_)
+            | WebauthnError::AttestationUntrustedAaguid
+            | WebauthnError::AttestationTrustFailure => {
+                tracing::info!(error = ?e, "a key outside the attestation allow-list");
+                ApiError::forbidden(
+                    "This registry accepts only security keys from the makers its administrator \
+                     approved, and this key's attestation is not one of them. Use another key.",
+                )
+            }
+            e => library_error("The key could not be registered", e),
+        })?;
     let (codes, hashes) = enrolment::new_recovery_codes();
     let new = NewSecurityKey {
         user_id: user.id,
@@ -383,5 +434,56 @@ mod tests {
         let e = relying_party("http://127.0.0.1:4873").err().unwrap();
         assert!(e.message.contains("public_url"), "{}", e.message);
         assert!(relying_party("not a url").is_err());
+    }
+
+    /// A software authenticator with its own attestation CA: admitted when its root is listed
+    /// in `tfa.attestation_roots` (read from a PEM file, beside another root), refused when only
+    /// another maker's root is; files that hold no certificate are reported by name.
+    #[test]
+    fn the_attestation_allow_list_admits_keys_chaining_to_a_listed_root() {
+        use crypto_glue::traits::{EncodePem, LineEndingPem};
+        use webauthn_authenticator_rs::WebauthnAuthenticator;
+        use webauthn_authenticator_rs::softtoken::SoftToken;
+
+        let dir = std::env::temp_dir().join(format!("tessera-att-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write_root = |name: &str, cert: &crypto_glue::x509::Certificate| {
+            let path = dir.join(name);
+            std::fs::write(&path, cert.to_pem(LineEndingPem::LF).unwrap()).unwrap();
+            path
+        };
+        let (mut token, root) = SoftToken::new(false).unwrap();
+        let (_, other_root) = SoftToken::new(false).unwrap();
+        let ours = write_root("ours.pem", &root);
+        let theirs = write_root("theirs.pem", &other_root);
+        let mut config = crate::config::Config::default();
+        let origin = Url::parse("http://localhost:4873").unwrap();
+        let rp = relying_party(origin.as_str()).unwrap();
+        let mut register = |roots: Vec<std::path::PathBuf>| {
+            config.tfa.attestation_roots = roots;
+            let list = attestation_roots(&config).unwrap();
+            let (options, state) = rp
+                .start_securitykey_registration(Uuid::nil(), "ivy", "ivy", None, list, None)
+                .unwrap();
+            assert_eq!(
+                serde_json::to_value(&options).unwrap()["publicKey"]["attestation"],
+                "direct"
+            );
+            let answer = token.do_registration(origin.clone(), options).unwrap();
+            rp.finish_securitykey_registration(&answer, &state)
+        };
+        assert!(register(vec![theirs.clone(), ours]).is_ok());
+        assert!(matches!(
+            register(vec![theirs]),
+            Err(WebauthnError::AttestationChainNotTrusted(_))
+        ));
+        config.tfa.attestation_roots = vec![dir.join("missing.pem")];
+        let e = attestation_roots(&config).unwrap_err();
+        assert!(e.contains("missing.pem"), "{e}");
+        std::fs::write(dir.join("empty.pem"), "no certificate here").unwrap();
+        config.tfa.attestation_roots = vec![dir.join("empty.pem")];
+        let e = attestation_roots(&config).unwrap_err();
+        assert!(e.contains("holds no PEM certificate"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

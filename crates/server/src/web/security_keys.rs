@@ -176,7 +176,11 @@ pub async fn add(mut web: Web, form: Form) -> WebResult {
     let name = field(&form, "name").unwrap_or("");
     let registered = match security_keys::finish_registration(&state, answer, name, mode).await {
         Ok(r) => r,
-        Err(e) => return tfa_error(&web, &user, e).await,
+        Err(e) => {
+            let detail = format!("security key: registration refused ({})", e.message);
+            security_log::record(&state, user.id, &caller, kind::KEY_FAILED, detail).await;
+            return tfa_error(&web, &user, e).await;
+        }
     };
     state
         .store
