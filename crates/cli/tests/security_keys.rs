@@ -1002,3 +1002,51 @@ fn an_attestation_allow_list_admits_only_its_keys() {
             .contains("a key outside the attestation allow-list")
     );
 }
+
+/// An account whose second factors are keys adds an authenticator app on the website (the
+/// password, and one of its keys); the app's codes count only once its first code confirmed it.
+#[test]
+fn a_keys_only_account_adds_an_authenticator_app() {
+    let reg = Registry::start();
+    let token = reg.signup("kim", "kim-password");
+    let b = Browser::start();
+    b.add_authenticator("ctap2");
+    sign_in_with_password(&b, &reg, "kim", "kim-password");
+    b.wait_for_url("/-/web/account");
+    add_key(&b, &reg, "kim key", "kim-password", None);
+    b.wait_for_text("Two-factor authentication is on");
+    b.goto(&format!("{}-/web/account/2fa", site(&reg)));
+    b.type_into("#app-password", "kim-password");
+    b.click("#add-app");
+    b.wait_for_url("/-/web/account/2fa/app");
+    let secret = b.text("#secret").trim().to_owned();
+    assert_eq!(secret.len(), 32, "{secret}");
+    let npm = Npm::new(&reg.url());
+    let addr = reg
+        .url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    npm.set_token(&addr, &token);
+    let set_name = |name: &str, code: &str| {
+        npm.run(&["profile", "set", "fullname", name, &format!("--otp={code}")])
+    };
+    // not yet confirmed: its codes do not count
+    let out = set_name("Kim", &reg.otp(&secret, 0));
+    assert_ne!(out.code, 0, "{}", out.all());
+    // a wrong first code keeps the setup open; the right one adds the app
+    b.type_into("#code", "000000");
+    b.click("#confirm-2fa");
+    b.wait_for_text("does not match");
+    reg.advance(30);
+    b.type_into("#code", &reg.otp(&secret, 0));
+    b.click("#confirm-2fa");
+    b.wait_for_url("/-/web/account/2fa");
+    wait_for_key(&b, &reg, "kim key");
+    assert!(!b.exists("#add-app"), "one app is enough");
+    reg.advance(30);
+    set_name("Kim", &reg.otp(&secret, 0)).ok();
+    let profile = reg.http().with_token(&token).get("/-/npm/v1/user").json();
+    assert_eq!(profile["fullname"], "Kim", "{profile}");
+    assert!(security_log(&reg, "kim").contains("authenticator app added beside security keys"));
+}

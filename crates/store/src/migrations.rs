@@ -40,8 +40,8 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
     ),
     (
         8,
-        "key_handshakes",
-        include_str!("../migrations/sqlite/0008_key_handshakes.sql"),
+        "key_policies",
+        include_str!("../migrations/sqlite/0008_key_policies.sql"),
     ),
 ];
 
@@ -64,8 +64,8 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     ),
     (
         4,
-        "key_handshakes",
-        include_str!("../migrations/postgres/0004_key_handshakes.sql"),
+        "key_policies",
+        include_str!("../migrations/postgres/0004_key_policies.sql"),
     ),
 ];
 

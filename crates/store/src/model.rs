@@ -614,6 +614,9 @@ pub struct TotpRecord {
     pub secret_sealed: Vec<u8>,
     /// Whether the account has a TOTP secret (else its second factors are security keys).
     pub has_totp: bool,
+    /// When an authenticator app was offered to an account with only keys (its secret waits,
+    /// unconfirmed, in `secret_sealed`).
+    pub offered_at: Option<i64>,
     /// Last accepted time step.
     pub last_step: Option<i64>,
     /// The credential that consumed `last_step`.

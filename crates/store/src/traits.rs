@@ -197,6 +197,18 @@ pub trait TwoFactorStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// Drops a pending enrolment; `false` if none was pending.
     async fn cancel_pending(&self, user: UserId) -> StoreResult<bool>;
+    /// Offers an authenticator app to an account whose active 2FA has only security keys: the
+    /// sealed secret waits for its first code. `false` if the account has no such 2FA.
+    async fn offer_totp(&self, user: UserId, secret_sealed: &[u8], now: i64) -> StoreResult<bool>;
+    /// Confirms the app offered at `offered_at`, recording `step` as consumed by `credential`.
+    /// `false` if that offer is gone (replaced, confirmed, or 2FA turned off).
+    async fn confirm_offered_totp(
+        &self,
+        user: UserId,
+        offered_at: i64,
+        step: i64,
+        credential: &str,
+    ) -> StoreResult<bool>;
     /// Changes the mode of active 2FA; `false` if 2FA is not active.
     async fn set_two_factor_mode(&self, user: UserId, mode: TwoFactorMode) -> StoreResult<bool>;
     /// Turns 2FA off: the secret and every recovery code are deleted. `false` if it was off.

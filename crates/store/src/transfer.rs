@@ -183,6 +183,7 @@ pub const TABLES: &[Table] = &[
             ("last_step", OptInt),
             ("last_credential", OptText),
             ("has_totp", Bool),
+            ("offered_at", OptInt),
         ],
         order_by: "user_id",
         identity: false,

@@ -1336,3 +1336,43 @@ async fn ceremonies_complete_once_and_expire() {
     assert_eq!(s.take_ceremony("h2", 50).await.unwrap(), None, "and gone");
     assert_eq!(s.take_ceremony("nope", 0).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn an_app_is_offered_to_a_keys_only_account_and_confirmed_once() {
+    let s = store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let bob = s.create_user(new_user("bob"), 1).await.unwrap();
+    // no 2FA, or TOTP already: nothing to offer
+    assert!(!s.offer_totp(alice.id, b"sealed", 5).await.unwrap());
+    s.start_enrolment(bob.id, TwoFactorMode::AuthOnly, b"bob", 5)
+        .await
+        .unwrap();
+    assert!(
+        !s.offer_totp(bob.id, b"sealed", 6).await.unwrap(),
+        "pending"
+    );
+    s.add_security_key(key(alice.id, "a1"), TwoFactorMode::AuthAndWrites, &[], 10)
+        .await
+        .unwrap();
+    assert!(s.offer_totp(alice.id, b"first", 20).await.unwrap());
+    // a newer offer replaces the older one, which can no longer be confirmed
+    assert!(s.offer_totp(alice.id, b"second", 30).await.unwrap());
+    assert!(!s.confirm_offered_totp(alice.id, 20, 7, "t").await.unwrap());
+    let r = s.totp(alice.id).await.unwrap().unwrap();
+    assert!(!r.has_totp, "not before its first code");
+    assert_eq!(r.offered_at, Some(30));
+    assert_eq!(r.secret_sealed, b"second");
+    assert!(s.confirm_offered_totp(alice.id, 30, 7, "t").await.unwrap());
+    let r = s.totp(alice.id).await.unwrap().unwrap();
+    assert!(r.has_totp && r.offered_at.is_none());
+    assert_eq!(r.last_step, Some(7));
+    assert!(!r.state.status.is_pending());
+    assert!(
+        !s.confirm_offered_totp(alice.id, 30, 8, "t").await.unwrap(),
+        "once"
+    );
+    assert!(
+        !s.offer_totp(alice.id, b"third", 40).await.unwrap(),
+        "it has one now"
+    );
+}

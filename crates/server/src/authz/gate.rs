@@ -63,11 +63,13 @@ pub enum Operation {
     KeyAdd,
     /// Remove a security key or passkey.
     KeyRemove,
+    /// Add an authenticator app to an account whose second factors are keys.
+    TotpAdd,
 }
 
 impl Operation {
     /// Every operation, in table order.
-    pub const ALL: [Operation; 22] = [
+    pub const ALL: [Operation; 23] = [
         Operation::Login,
         Operation::ProfileWrite,
         Operation::PasswordChange,
@@ -90,6 +92,7 @@ impl Operation {
         Operation::Logout,
         Operation::KeyAdd,
         Operation::KeyRemove,
+        Operation::TotpAdd,
     ];
 
     /// The operation's row in [`RULES`].
@@ -204,7 +207,7 @@ const ALWAYS: (Need, Need) = (Need::Otp, Need::Otp);
 /// The rules, one row per operation. In `auth-only` mode the second factor guards whatever
 /// mints a credential or changes how the account is protected; in `auth-and-writes` mode also
 /// every other change. Automation tokens do package writes alone and never governance.
-pub const RULES: [Rule; 22] = {
+pub const RULES: [Rule; 23] = {
     use Automation::{Allowed, Never};
     use Operation as Op;
     [
@@ -252,6 +255,10 @@ pub const RULES: [Rule; 22] = {
         },
         enrolment(row(Op::KeyAdd, "add security key", ALWAYS, Never)),
         row(Op::KeyRemove, "remove security key", ALWAYS, Never),
+        Rule {
+            totp_enrolment: true,
+            ..row(Op::TotpAdd, "add authenticator app", ALWAYS, Never)
+        },
     ]
 };
 
@@ -885,6 +892,7 @@ mod tests {
             Op::PackageMfaChange,
             Op::KeyAdd,
             Op::KeyRemove,
+            Op::TotpAdd,
         ];
         let otp_in_auth_and_writes = [
             Op::ProfileWrite,
@@ -1057,7 +1065,7 @@ mod tests {
 
     #[test]
     fn every_combination_is_decided() {
-        assert_eq!(all_inputs().count(), 22 * 4 * 6 * 3 * 3 * 3 * 3 * 2 * 2);
+        assert_eq!(all_inputs().count(), 23 * 4 * 6 * 3 * 3 * 3 * 3 * 2 * 2);
     }
 
     #[test]
@@ -1210,7 +1218,7 @@ mod tests {
     }
 
     #[test]
-    fn disabling_totp_enrolment_refuses_only_its_start() {
+    fn disabling_totp_enrolment_refuses_only_new_apps() {
         for i in all_inputs().filter(|i| !i.totp_enrolment) {
             let d = decide(i);
             let with = decide(GateInput {

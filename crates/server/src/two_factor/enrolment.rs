@@ -137,33 +137,7 @@ pub async fn confirm(
             "This two-factor setup has expired. Start it again.",
         ));
     }
-    let ip = caller.ip.to_string();
-    let attempt = throttle::begin(state, FailureKind::Otp, Some(user.id), &ip).await?;
-    let secret = match state.keys.open(user.id, &record.secret_sealed) {
-        Ok(s) => s,
-        Err(e) => {
-            attempt.succeeded(state).await.ok();
-            return Err(ApiError::internal(e));
-        }
-    };
-    let Some(step) =
-        tessera_otp::verify(&secret, code, (now / 1000) as u64, state.config.tfa.window)
-    else {
-        attempt.failed(state).await?;
-        security_log::record(
-            state,
-            user.id,
-            caller,
-            kind::OTP_FAILED,
-            "enrolment confirmation",
-        )
-        .await;
-        return Err(ApiError::bad_request(
-            "That code does not match. Two-factor authentication is still pending: enter a \
-             current code from your authenticator app, or start again.",
-        ));
-    };
-    attempt.succeeded(state).await?;
+    let step = first_code(state, caller, user, &record.secret_sealed, code).await?;
     let (codes, hashes) = new_recovery_codes();
     let credential = caller.credential_id();
     if !state
@@ -192,6 +166,134 @@ pub async fn confirm(
     .await?;
     tracing::info!(user = %user.name, mode = record.state.status.mode().as_str(), "2FA enabled");
     Ok(codes)
+}
+
+/// Checks the first code of a new secret (throttled and logged like any second factor); returns
+/// its time step.
+async fn first_code(
+    state: &AppState,
+    caller: &Caller,
+    user: &User,
+    sealed: &[u8],
+    code: &str,
+) -> ApiResult<u64> {
+    let now = state.clock.now_ms();
+    let ip = caller.ip.to_string();
+    let attempt = throttle::begin(state, FailureKind::Otp, Some(user.id), &ip).await?;
+    let secret = match state.keys.open(user.id, sealed) {
+        Ok(s) => s,
+        Err(e) => {
+            attempt.succeeded(state).await.ok();
+            return Err(ApiError::internal(e));
+        }
+    };
+    let Some(step) =
+        tessera_otp::verify(&secret, code, (now / 1000) as u64, state.config.tfa.window)
+    else {
+        attempt.failed(state).await?;
+        security_log::record(
+            state,
+            user.id,
+            caller,
+            kind::OTP_FAILED,
+            "enrolment confirmation",
+        )
+        .await;
+        return Err(ApiError::bad_request(
+            "That code does not match. The authenticator app is not set up yet: enter a \
+             current code from it, or start again.",
+        ));
+    };
+    attempt.succeeded(state).await?;
+    Ok(step)
+}
+
+/// Offers an authenticator app to an account whose 2FA has only security keys (the door let
+/// [`Operation::TotpAdd`] through): a new secret, waiting for its first code.
+pub async fn offer_app(state: &AppState, caller: &Caller, user: &User) -> ApiResult<Enrolment> {
+    let secret = tessera_otp::generate_secret();
+    let sealed = state.keys.seal(user.id, &secret);
+    if !state
+        .store
+        .offer_totp(user.id, &sealed, state.clock.now_ms())
+        .await?
+    {
+        return Err(ApiError::conflict(
+            "This account already has an authenticator app, or no two-factor authentication to \
+             add one to.",
+        ));
+    }
+    changed(
+        state,
+        user,
+        caller,
+        kind::TFA_ENROLMENT_STARTED,
+        "authenticator app beside security keys",
+    )
+    .await?;
+    let uri = tessera_otp::otpauth_uri(&state.config.tfa.issuer, &user.name, &secret);
+    Ok(Enrolment {
+        secret: secret.to_vec(),
+        uri,
+    })
+}
+
+/// The app offered to `user` and not confirmed yet, while the offer lasts (`tfa.pending`), with
+/// when it was offered.
+pub async fn offered_app(state: &AppState, user: &User) -> ApiResult<Option<(Enrolment, i64)>> {
+    let now = state.clock.now_ms();
+    let Some((record, at)) = state
+        .store
+        .totp(user.id)
+        .await?
+        .and_then(|r| r.offered_at.map(|at| (r, at)))
+        .filter(|(r, at)| !r.has_totp && at + state.config.tfa.pending.as_ms() >= now)
+    else {
+        return Ok(None);
+    };
+    let secret = state
+        .keys
+        .open(user.id, &record.secret_sealed)
+        .map_err(ApiError::internal)?;
+    let uri = tessera_otp::otpauth_uri(&state.config.tfa.issuer, &user.name, &secret);
+    Ok(Some((Enrolment { secret, uri }, at)))
+}
+
+/// Confirms the offered app with its first code: from then on its codes count beside the keys.
+pub async fn confirm_app(
+    state: &AppState,
+    caller: &Caller,
+    user: &User,
+    code: &str,
+) -> ApiResult<()> {
+    let Some((_, offered_at)) = offered_app(state, user).await? else {
+        return Err(ApiError::bad_request(
+            "No authenticator app is being set up, or its setup expired. Start again.",
+        ));
+    };
+    let record = state
+        .store
+        .totp(user.id)
+        .await?
+        .ok_or_else(|| ApiError::conflict("Two-factor authentication was turned off."))?;
+    let step = first_code(state, caller, user, &record.secret_sealed, code).await?;
+    if !state
+        .store
+        .confirm_offered_totp(user.id, offered_at, step as i64, &caller.credential_id())
+        .await?
+    {
+        return Err(ApiError::conflict(
+            "The authenticator app's setup changed meanwhile. Start it again.",
+        ));
+    }
+    changed(
+        state,
+        user,
+        caller,
+        kind::TFA_MODE_CHANGED,
+        "authenticator app added beside security keys",
+    )
+    .await
 }
 
 pub(crate) fn new_recovery_codes() -> (Vec<String>, Vec<String>) {

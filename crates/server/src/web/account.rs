@@ -145,6 +145,12 @@ pub(crate) async fn tfa_page(
         error,
         on,
         totp_offered: policy.totp_enrolment_allowed(),
+        has_app: web
+            .state
+            .store
+            .totp(user.id)
+            .await?
+            .is_some_and(|r| r.has_totp),
         key_required,
         mode: enrolment::mode_label(user),
         codes_left: if on {
@@ -244,8 +250,75 @@ async fn setup_page(web: &Web, user: &User, error: Option<String>) -> WebResult 
         secret: e.secret_base32(),
         mode,
         expires_in: web.state.config.tfa.pending.in_words(),
+        confirm_action: "/-/web/account/2fa/confirm",
+        confirm_label: "Turn on",
     };
     Ok(web.page(&page))
+}
+
+/// The QR code page of an authenticator app offered beside the account's keys.
+async fn app_page(web: &Web, user: &User, error: Option<String>) -> WebResult {
+    let Some((e, _)) = enrolment::offered_app(&web.state, user).await? else {
+        return Ok(web.redirect(TFA));
+    };
+    Ok(web.page(&SetupPage {
+        chrome: web.chrome(),
+        error,
+        qr_svg: qr::svg(&e.uri),
+        secret: e.secret_base32(),
+        mode: enrolment::mode_label(user),
+        expires_in: web.state.config.tfa.pending.in_words(),
+        confirm_action: "/-/web/account/2fa/app/confirm",
+        confirm_label: "Add the app",
+    }))
+}
+
+/// `POST /-/web/account/2fa/app`: an authenticator app beside the account's security keys
+/// (the password, and one of the keys or a recovery code); shows its QR code.
+pub async fn add_app(web: Web, form: Form) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    let user = web.require_user(TFA)?.clone();
+    web.require_recent_auth(TFA)?;
+    let caller = web.caller_with(field(&form, "otp"));
+    if let Err(e) =
+        enrolment::check_password(&web.state, &caller, &user, raw_field(&form, "password")).await
+    {
+        return tfa_error(&web, &user, e).await;
+    }
+    let bound_to = crate::web::security_keys::bound(&web);
+    let base = web.caller.base_url.clone();
+    let key_answer =
+        crate::web::security_keys::answer(&user, &bound_to, &base, &form, "ceremony", "credential");
+    if let Err(page) = crate::web::security_keys::through_door(
+        &web,
+        &user,
+        &caller,
+        Operation::TotpAdd,
+        key_answer,
+    )
+    .await
+    {
+        return page;
+    }
+    if let Err(e) = enrolment::offer_app(&web.state, &caller, &user).await {
+        return tfa_error(&web, &user, e).await;
+    }
+    app_page(&web, &user, None).await
+}
+
+/// `POST /-/web/account/2fa/app/confirm`: the app's first code adds it.
+pub async fn confirm_app(mut web: Web, form: Form) -> WebResult {
+    web.check_post(field(&form, "csrf"))?;
+    let user = web.require_user(TFA)?.clone();
+    let caller = web.caller_with(None);
+    let code = field(&form, "code").unwrap_or("");
+    match enrolment::confirm_app(&web.state, &caller, &user, code).await {
+        Ok(()) => {
+            rotate(&mut web).await?;
+            Ok(web.redirect(TFA))
+        }
+        Err(e) => app_page(&web, &user, Some(e.message)).await,
+    }
 }
 
 /// `GET /-/web/account/2fa/setup`: the pending enrolment's QR code and secret.

@@ -76,6 +76,8 @@ pub fn router() -> Router<AppState> {
         .route("/-/web/account/2fa/enable", post(account::enable))
         .route("/-/web/account/2fa/setup", get(account::setup))
         .route("/-/web/account/2fa/confirm", post(account::confirm))
+        .route("/-/web/account/2fa/app", post(account::add_app))
+        .route("/-/web/account/2fa/app/confirm", post(account::confirm_app))
         .route("/-/web/account/2fa/mode", post(account::mode))
         .route("/-/web/account/2fa/disable", post(account::disable))
         .route(

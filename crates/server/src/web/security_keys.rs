@@ -24,7 +24,7 @@ use crate::web::{Form, Web, WebError, WebResult, field, raw_field};
 const TFA: &str = "/-/web/account/2fa";
 
 /// What a ceremony is bound to: this browser's session.
-fn bound(web: &Web) -> String {
+pub(crate) fn bound(web: &Web) -> String {
     let id = web.session.as_ref().map_or("", |s| s.id_hash.as_str());
     format!("session:{id}")
 }
@@ -32,7 +32,7 @@ fn bound(web: &Web) -> String {
 /// Through the door for `op` on the account: its refusals first, then the second factor, from
 /// one of the account's keys when the form carries a key's answer, else from the form's code.
 /// `Err` holds the page to answer with.
-async fn through_door(
+pub(crate) async fn through_door(
     web: &Web,
     user: &User,
     caller: &crate::authn::caller::Caller,
@@ -60,7 +60,7 @@ async fn through_door(
 }
 
 /// The browser's answer in `form` (its fields `ceremony` and `credential`).
-fn answer<'a>(
+pub(crate) fn answer<'a>(
     user: &'a User,
     bound_to: &'a str,
     base_url: &'a str,

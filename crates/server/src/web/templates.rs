@@ -200,6 +200,8 @@ pub struct TwoFactorPage {
     pub keys: Vec<KeyRow>,
     /// Whether new enrolments may use an authenticator app.
     pub totp_offered: bool,
+    /// Whether the account's second factors include an authenticator app.
+    pub has_app: bool,
     /// What the registry's key requirement asks of this account, when it has no key yet.
     pub key_required: Option<&'static str>,
 }
@@ -232,6 +234,10 @@ pub struct SetupPage {
     pub mode: &'static str,
     /// How long the setup waits for its confirming code, in words (`"10 minutes"`).
     pub expires_in: String,
+    /// Where the confirming code posts.
+    pub confirm_action: &'static str,
+    /// The confirm button's label.
+    pub confirm_label: &'static str,
 }
 
 /// Recovery codes, shown once.

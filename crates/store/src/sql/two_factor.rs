@@ -9,7 +9,7 @@ macro_rules! impl_two_factor_store {
                 use sqlx::Row;
                 let row = sqlx::query(
                     "SELECT mode, pending, secret_sealed, started_at, last_step, last_credential, \
-                     has_totp FROM totp WHERE user_id = $1",
+                     has_totp, offered_at FROM totp WHERE user_id = $1",
                 )
                 .bind(user)
                 .fetch_optional(&self.pool)
@@ -31,6 +31,7 @@ macro_rules! impl_two_factor_store {
                     },
                     secret_sealed: r.try_get("secret_sealed")?,
                     has_totp: r.try_get("has_totp")?,
+                    offered_at: r.try_get("offered_at")?,
                     last_step: r.try_get("last_step")?,
                     last_credential: r.try_get("last_credential")?,
                 }))
@@ -56,6 +57,56 @@ macro_rules! impl_two_factor_store {
                 .bind(true)
                 .bind(secret_sealed)
                 .bind(now)
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+                bump_auth_epoch(&mut *w.tx).await?;
+                w.tx.commit().await?;
+                self.auth_changed();
+                Ok(n == 1)
+            }
+
+            async fn offer_totp(
+                &self,
+                user: $crate::UserId,
+                secret_sealed: &[u8],
+                now: i64,
+            ) -> $crate::StoreResult<bool> {
+                let mut w = self.begin_write().await?;
+                let n = sqlx::query(
+                    "UPDATE totp SET secret_sealed = $2, offered_at = $3 \
+                     WHERE user_id = $1 AND pending = $4 AND has_totp = $4",
+                )
+                .bind(user)
+                .bind(secret_sealed)
+                .bind(now)
+                .bind(false)
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+                w.tx.commit().await?;
+                Ok(n == 1)
+            }
+
+            async fn confirm_offered_totp(
+                &self,
+                user: $crate::UserId,
+                offered_at: i64,
+                step: i64,
+                credential: &str,
+            ) -> $crate::StoreResult<bool> {
+                let mut w = self.begin_write().await?;
+                let n = sqlx::query(
+                    "UPDATE totp SET has_totp = $5, offered_at = NULL, last_step = $3, \
+                     last_credential = $4 WHERE user_id = $1 AND offered_at = $2 \
+                     AND pending = $6 AND has_totp = $6",
+                )
+                .bind(user)
+                .bind(offered_at)
+                .bind(step)
+                .bind(credential)
+                .bind(true)
+                .bind(false)
                 .execute(&mut *w.tx)
                 .await?
                 .rows_affected();

@@ -3,3 +3,7 @@
 -- code npm collects counts as a key only when it was.
 ALTER TABLE handshakes ADD COLUMN needs_key INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE handshakes ADD COLUMN approved_with_key INTEGER NOT NULL DEFAULT 0;
+
+-- An authenticator app offered to an account whose second factors were only keys: the secret
+-- waits in `secret_sealed` (with `has_totp` still 0) until its first code confirms it.
+ALTER TABLE totp ADD COLUMN offered_at INTEGER;
