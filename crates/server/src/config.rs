@@ -384,10 +384,84 @@ pub struct Config {
     pub web: WebConfig,
     /// Connection limits: timeouts and the connection cap.
     pub connections: ConnectionsConfig,
+    /// Trusted publishing: the CI identity providers whose tokens are exchanged for publish
+    /// tokens (none by default).
+    pub oidc: OidcConfig,
     /// The old key names this configuration was read with, each with its new name and value
     /// (`tfa.pending_minutes: write tfa.pending = "10m"`), for a warning at start.
     #[serde(skip)]
     pub deprecated_names: Vec<String>,
+}
+
+/// Trusted publishing (OIDC).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The identity providers whose tokens are accepted (`[[oidc.issuers]]`).
+    pub issuers: Vec<OidcIssuer>,
+    /// How long a token from an exchange lives (at most an hour).
+    pub token_lifetime: Span,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        OidcConfig {
+            issuers: Vec::new(),
+            token_lifetime: Span::minutes(15),
+        }
+    }
+}
+
+/// An identity provider whose CI tokens are trusted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OidcIssuer {
+    /// The exact `iss` of its tokens (`https://token.actions.githubusercontent.com`, a GitHub
+    /// Enterprise Server's `https://HOST/_services/token`, a GitLab's URL…).
+    pub issuer: String,
+    /// How its claims are matched: `github`, `gitlab`, `buildkite` or `generic`.
+    pub kind: IssuerKind,
+    /// Where its keys are (for air-gapped installs); by default from
+    /// `<issuer>/.well-known/openid-configuration`.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+}
+
+/// How an issuer's claims are matched against a trusted publisher.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum IssuerKind {
+    /// GitHub Actions (github.com or Enterprise Server).
+    Github,
+    /// GitLab CI (gitlab.com or self-managed).
+    Gitlab,
+    /// Buildkite.
+    Buildkite,
+    /// Any other issuer: every claim of the trusted publisher must be equal in the token.
+    Generic,
+}
+
+impl IssuerKind {
+    /// The configuration word, also the trusted publisher's `type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssuerKind::Github => "github",
+            IssuerKind::Gitlab => "gitlab",
+            IssuerKind::Buildkite => "buildkite",
+            IssuerKind::Generic => "generic",
+        }
+    }
+
+    /// Parses the word.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "github" => Some(IssuerKind::Github),
+            "gitlab" => Some(IssuerKind::Gitlab),
+            "buildkite" => Some(IssuerKind::Buildkite),
+            "generic" => Some(IssuerKind::Generic),
+            _ => None,
+        }
+    }
 }
 
 /// When schema migrations run.
@@ -587,6 +661,7 @@ impl Default for Config {
             tokens: TokenConfig::default(),
             web: WebConfig::default(),
             connections: ConnectionsConfig::default(),
+            oidc: OidcConfig::default(),
             deprecated_names: Vec::new(),
         }
     }
@@ -668,7 +743,19 @@ impl Config {
                     toml::Value::String(v)
                 }
                 Some(serde_json::Value::Object(_)) => continue,
-                // Lists are written comma-separated.
+                // Lists of tables are written as TOML (`[{issuer = "…", kind = "github"}]`).
+                Some(serde_json::Value::Array(_)) if v.trim_start().starts_with('[') => {
+                    let parsed: Result<toml::Table, _> = format!("v = {v}").parse();
+                    match parsed.ok().and_then(|mut t| t.remove("v")) {
+                        Some(value) => value,
+                        None => {
+                            return Err(ConfigError::Invalid(format!(
+                                "{k} is not a TOML list: {v}"
+                            )));
+                        }
+                    }
+                }
+                // Lists of words are written comma-separated.
                 Some(serde_json::Value::Array(_)) => toml::Value::Array(
                     v.split(',')
                         .map(str::trim)
@@ -727,6 +814,20 @@ impl Config {
                 "database must be a postgres:// URL (or unset for SQLite in the data directory), not {:?}",
                 redact_url(db)
             )));
+        }
+        if config.oidc.token_lifetime > Span::hours(1) {
+            return Err(ConfigError::Invalid(
+                "oidc.token_lifetime must be an hour or less".into(),
+            ));
+        }
+        for i in &config.oidc.issuers {
+            let url = i.issuer.parse::<url::Url>().ok();
+            if !url.is_some_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some()) {
+                return Err(ConfigError::Invalid(format!(
+                    "oidc.issuers: issuer must be an https:// URL, not {:?}",
+                    i.issuer
+                )));
+            }
         }
         if let Some(st) = &config.storage
             && parse_s3_url(st).is_none()
@@ -1159,6 +1260,7 @@ mod tests {
             "manual",
             "everyone",
             "disabled",
+            "[{issuer = \"https://ci.example\", kind = \"github\"}]",
             "42m",
             "never",
         ];

@@ -23,6 +23,7 @@ pub mod http;
 pub mod npm;
 pub mod services;
 pub mod state;
+pub mod trust;
 pub mod two_factor;
 pub(crate) mod web;
 

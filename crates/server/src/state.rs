@@ -29,6 +29,8 @@ pub struct Inner {
     pub policy_cache: PolicyCache,
     /// Rows unauthenticated requests may create, per address.
     pub anonymous_rows: crate::authn::address_budget::AddressBudget,
+    /// Trusted-publishing issuers' keys, as last fetched.
+    pub oidc_keys: crate::trust::identity::IssuerKeys,
 }
 
 impl AppState {
@@ -50,6 +52,7 @@ impl AppState {
             keys,
             policy_cache: PolicyCache::default(),
             anonymous_rows: Default::default(),
+            oidc_keys: Default::default(),
         }))
     }
 }

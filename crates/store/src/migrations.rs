@@ -43,6 +43,11 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
         "key_policies",
         include_str!("../migrations/sqlite/0008_key_policies.sql"),
     ),
+    (
+        9,
+        "trusted_publishing",
+        include_str!("../migrations/sqlite/0009_trusted_publishing.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations, in order (the same schema as SQLite's, in PostgreSQL's types).
@@ -66,6 +71,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         4,
         "key_policies",
         include_str!("../migrations/postgres/0004_key_policies.sql"),
+    ),
+    (
+        5,
+        "trusted_publishing",
+        include_str!("../migrations/postgres/0005_trusted_publishing.sql"),
     ),
 ];
 

@@ -196,6 +196,8 @@ pub enum TokenKind {
     Automation,
     /// A granular token (npm 11 `npm token create`).
     Granular,
+    /// Minted by a trusted-publishing exchange: publishes one package, briefly.
+    Oidc,
 }
 
 impl TokenKind {
@@ -207,6 +209,7 @@ impl TokenKind {
             TokenKind::ReadOnly => "read-only",
             TokenKind::Automation => "automation",
             TokenKind::Granular => "granular",
+            TokenKind::Oidc => "oidc",
         }
     }
 
@@ -218,6 +221,7 @@ impl TokenKind {
             "read-only" => TokenKind::ReadOnly,
             "automation" => TokenKind::Automation,
             "granular" => TokenKind::Granular,
+            "oidc" => TokenKind::Oidc,
             _ => return None,
         })
     }
@@ -796,6 +800,28 @@ pub struct Handshake {
     pub denied_at: Option<i64>,
     /// When npm collected the result.
     pub used_at: Option<i64>,
+}
+
+/// A trusted publisher: a CI identity allowed to publish a package (by name; the package may
+/// not exist yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedPublisher {
+    /// A UUID, as `npm trust list` shows it.
+    pub id: String,
+    /// The package's name.
+    pub package: String,
+    /// `github`, `gitlab`, `buildkite` or `generic`.
+    pub kind: String,
+    /// The claims to match, JSON as `npm trust` sends them (canonical: sorted keys).
+    pub claims: String,
+    /// JSON array of permissions (`createPackage`, `createStagedPackage`).
+    pub permissions: String,
+    /// JSON of the immutable ids the first exchange saw, once bound.
+    pub bound: Option<String>,
+    /// Who configured it.
+    pub created_by: UserId,
+    /// When.
+    pub created_at: i64,
 }
 
 /// What npm's poll of a handshake finds.

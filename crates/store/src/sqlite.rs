@@ -13,7 +13,8 @@ use crate::auth_cache::AuthCache;
 use crate::migrations::Migrate;
 use crate::sql::{
     packages::impl_package_store, security_keys::impl_security_key_store, tokens::impl_token_store,
-    two_factor::impl_two_factor_store, users::impl_user_store, web::impl_web_store,
+    trust::impl_trust_store, two_factor::impl_two_factor_store, users::impl_user_store,
+    web::impl_web_store,
 };
 use crate::transfer::impl_transfer;
 
@@ -146,3 +147,4 @@ impl_two_factor_store!(SqliteStore, sqlx::Sqlite);
 impl_transfer!(SqliteStore, sqlx::Sqlite);
 impl_web_store!(SqliteStore, sqlx::Sqlite);
 impl_security_key_store!(SqliteStore, sqlx::Sqlite);
+impl_trust_store!(SqliteStore, sqlx::Sqlite);

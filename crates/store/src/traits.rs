@@ -403,6 +403,23 @@ pub trait SecurityKeyStore: Send + Sync {
     async fn take_ceremony(&self, id_hash: &str, now: i64) -> StoreResult<Option<Ceremony>>;
 }
 
+/// Trusted publishing: who may publish a package from CI, and the identity tokens already used.
+#[async_trait]
+pub trait TrustStore: Send + Sync {
+    /// Adds a trusted publisher; [`StoreError::Conflict`] if the same one exists for the package.
+    async fn add_trusted_publisher(&self, p: &TrustedPublisher) -> StoreResult<()>;
+    /// The trusted publishers of a package name, oldest first.
+    async fn trusted_publishers(&self, package: &str) -> StoreResult<Vec<TrustedPublisher>>;
+    /// Removes one; `false` if the package has no publisher with that id.
+    async fn remove_trusted_publisher(&self, package: &str, id: &str) -> StoreResult<bool>;
+    /// Records the immutable ids a publisher's first exchange saw (only once: `false` if
+    /// already bound).
+    async fn bind_trusted_publisher(&self, id: &str, bound: &str) -> StoreResult<bool>;
+    /// Uses an identity token's `jti` (by hash) once, keeping it until `expires_at`; `false` if
+    /// it was used before. Forgets those expired at `now`.
+    async fn use_jti(&self, jti_hash: &str, expires_at: i64, now: i64) -> StoreResult<bool>;
+}
+
 /// Everything the server needs from persistence.
 pub trait Store:
     UserStore
@@ -413,6 +430,7 @@ pub trait Store:
     + SettingsStore
     + WebStore
     + SecurityKeyStore
+    + TrustStore
     + crate::transfer::Transfer
 {
 }
@@ -426,6 +444,7 @@ impl<T> Store for T where
         + SettingsStore
         + WebStore
         + SecurityKeyStore
+        + TrustStore
         + crate::transfer::Transfer
 {
 }

@@ -287,6 +287,27 @@ pub const TABLES: &[Table] = &[
         order_by: "id",
         identity: true,
     },
+    Table {
+        name: "trusted_publishers",
+        cols: &[
+            ("id", Text),
+            ("package", Text),
+            ("kind", Text),
+            ("claims", Text),
+            ("permissions", Text),
+            ("bound", OptText),
+            ("created_by", Int),
+            ("created_at", Int),
+        ],
+        order_by: "id",
+        identity: false,
+    },
+    Table {
+        name: "oidc_jtis",
+        cols: &[("jti_hash", Text), ("expires_at", Int)],
+        order_by: "jti_hash",
+        identity: false,
+    },
 ];
 
 /// Tables deliberately not moved.

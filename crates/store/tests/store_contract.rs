@@ -1376,3 +1376,65 @@ async fn an_app_is_offered_to_a_keys_only_account_and_confirmed_once() {
         "it has one now"
     );
 }
+
+#[tokio::test]
+async fn trusted_publishers_and_used_identity_tokens() {
+    let s = store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let p = |id: &str, claims: &str| TrustedPublisher {
+        id: id.into(),
+        package: "pending-pkg".into(),
+        kind: "github".into(),
+        claims: claims.into(),
+        permissions: "[\"createPackage\"]".into(),
+        bound: None,
+        created_by: alice.id,
+        created_at: 5,
+    };
+    s.add_trusted_publisher(&p("u1", "{\"repository\":\"o/r\"}"))
+        .await
+        .unwrap();
+    s.add_trusted_publisher(&p("u2", "{\"repository\":\"o/other\"}"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.add_trusted_publisher(&p("u3", "{\"repository\":\"o/r\"}"))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    let listed = s.trusted_publishers("pending-pkg").await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0], p("u1", "{\"repository\":\"o/r\"}"));
+    assert!(s.trusted_publishers("other").await.unwrap().is_empty());
+    // bound once
+    assert!(
+        s.bind_trusted_publisher("u1", "{\"owner_id\":\"7\"}")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.bind_trusted_publisher("u1", "{\"owner_id\":\"8\"}")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.trusted_publishers("pending-pkg").await.unwrap()[0]
+            .bound
+            .as_deref(),
+        Some("{\"owner_id\":\"7\"}")
+    );
+    assert!(!s.remove_trusted_publisher("other", "u1").await.unwrap());
+    assert!(
+        s.remove_trusted_publisher("pending-pkg", "u1")
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.trusted_publishers("pending-pkg").await.unwrap().len(), 1);
+    // identity tokens: once each, forgotten when expired
+    assert!(s.use_jti("j1", 100, 10).await.unwrap());
+    assert!(!s.use_jti("j1", 100, 20).await.unwrap());
+    assert!(
+        s.use_jti("j1", 300, 100).await.unwrap(),
+        "expired, so forgotten"
+    );
+}

@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod consistency;
+pub mod issuer;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

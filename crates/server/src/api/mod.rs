@@ -65,6 +65,18 @@ pub fn router(state: AppState) -> Router {
             "/-/package/{pkg}/collaborators",
             get(packages::access::collaborators),
         )
+        .route(
+            "/-/package/{pkg}/trust",
+            get(packages::trust::list).post(packages::trust::add),
+        )
+        .route(
+            "/-/package/{pkg}/trust/{id}",
+            delete(packages::trust::revoke),
+        )
+        .route(
+            "/-/npm/v1/oidc/token/exchange/package/{pkg}",
+            post(account::oidc::exchange),
+        )
         .merge(crate::web::router())
         .fallback(packages::paths::dispatch)
         .with_state(state)

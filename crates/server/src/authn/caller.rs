@@ -38,12 +38,16 @@ pub enum CredentialKind {
     ReadOnlyToken,
     /// A classic automation token or a granular token with `bypass_2fa`.
     AutomationToken,
+    /// A token from a trusted-publishing exchange: it publishes its one package, nothing else.
+    OidcToken,
 }
 
 impl CredentialKind {
     /// The kind of a stored token.
     pub fn of_token(t: &Token) -> Self {
-        if t.read_only() {
+        if t.kind == TokenKind::Oidc {
+            CredentialKind::OidcToken
+        } else if t.read_only() {
             CredentialKind::ReadOnlyToken
         } else if t.bypass_2fa || t.kind == TokenKind::Automation {
             CredentialKind::AutomationToken

@@ -65,11 +65,13 @@ pub enum Operation {
     KeyRemove,
     /// Add an authenticator app to an account whose second factors are keys.
     TotpAdd,
+    /// List, add or revoke a package's trusted publishers (`npm trust`).
+    TrustChange,
 }
 
 impl Operation {
     /// Every operation, in table order.
-    pub const ALL: [Operation; 23] = [
+    pub const ALL: [Operation; 24] = [
         Operation::Login,
         Operation::ProfileWrite,
         Operation::PasswordChange,
@@ -93,6 +95,7 @@ impl Operation {
         Operation::KeyAdd,
         Operation::KeyRemove,
         Operation::TotpAdd,
+        Operation::TrustChange,
     ];
 
     /// The operation's row in [`RULES`].
@@ -164,6 +167,11 @@ pub struct Rule {
     pub needs_2fa: bool,
     /// Starts authenticator-app (TOTP) enrolment: refused while the registry offers none.
     pub totp_enrolment: bool,
+    /// Done by a trusted-publishing token (which does nothing else).
+    pub oidc: bool,
+    /// May name a package that does not exist yet (a publish creates it; a pending trusted
+    /// publisher is configured before it).
+    pub creates: bool,
 }
 
 const fn row(
@@ -183,6 +191,8 @@ const fn row(
         enrolment: false,
         needs_2fa: false,
         totp_enrolment: false,
+        oidc: false,
+        creates: false,
     }
 }
 
@@ -207,7 +217,7 @@ const ALWAYS: (Need, Need) = (Need::Otp, Need::Otp);
 /// The rules, one row per operation. In `auth-only` mode the second factor guards whatever
 /// mints a credential or changes how the account is protected; in `auth-and-writes` mode also
 /// every other change. Automation tokens do package writes alone and never governance.
-pub const RULES: [Rule; 23] = {
+pub const RULES: [Rule; 24] = {
     use Automation::{Allowed, Never};
     use Operation as Op;
     [
@@ -238,7 +248,11 @@ pub const RULES: [Rule; 23] = {
         ),
         row(Op::TokenCreate, "create token", ALWAYS, Never),
         row(Op::TokenRevoke, "revoke token", WRITES, Never),
-        package(row(Op::Publish, "publish", WRITES, Allowed)),
+        Rule {
+            oidc: true,
+            creates: true,
+            ..package(row(Op::Publish, "publish", WRITES, Allowed))
+        },
         package(row(Op::Unpublish, "unpublish", WRITES, Allowed)),
         package(row(Op::Deprecate, "deprecate", WRITES, Allowed)),
         package(row(Op::OwnerChange, "owner add/rm", WRITES, Never)),
@@ -258,6 +272,11 @@ pub const RULES: [Rule; 23] = {
         Rule {
             totp_enrolment: true,
             ..row(Op::TotpAdd, "add authenticator app", ALWAYS, Never)
+        },
+        Rule {
+            needs_2fa: true,
+            creates: true,
+            ..package(row(Op::TrustChange, "trust list/add/revoke", ALWAYS, Never))
         },
     ]
 };
@@ -393,6 +412,8 @@ pub enum Denial {
     RegistryRequiresKey,
     /// The registry no longer offers authenticator-app (TOTP) enrolment.
     TotpEnrolmentDisabled,
+    /// A trusted-publishing token tried anything but publishing its package.
+    OidcTokenPublishesOnly,
 }
 
 const ENABLE_HINT: &str = "Turn it on with `npm profile enable-2fa auth-and-writes`.";
@@ -420,7 +441,7 @@ impl Denial {
             )),
             Denial::PolicyNeeds2fa => ApiError::forbidden(format!(
                 "Only a maintainer with two-factor authentication can change this package's 2FA \
-                 policy. {ENABLE_HINT}"
+                 policy or its trusted publishers. {ENABLE_HINT}"
             )),
             Denial::RegistryRequires2fa => ApiError::forbidden(format!(
                 "This registry requires two-factor authentication for this account. {ENABLE_HINT}"
@@ -428,6 +449,9 @@ impl Denial {
             Denial::RegistryRequiresKey => ApiError::forbidden(
                 "This registry requires a security key or passkey for this account. Add one on \
                  the registry's website (Account, Two-factor authentication), then try again.",
+            ),
+            Denial::OidcTokenPublishesOnly => ApiError::forbidden(
+                "A trusted-publishing token can only publish the package it was issued for.",
             ),
             Denial::TotpEnrolmentDisabled => ApiError::forbidden(
                 "This registry no longer offers authenticator apps for new two-factor \
@@ -490,11 +514,19 @@ pub fn decide(input: GateInput) -> Decision {
         {
             return Deny(Denial::AutomationTokenGovernance);
         }
+        (Credentials::Writer, CredentialKind::OidcToken) if !rule.oidc => {
+            return Deny(Denial::OidcTokenPublishesOnly);
+        }
         _ => {}
     }
     // 2. How far a granular token reaches.
     if reach == Reach::Outside && rule.credentials == Credentials::Writer {
         return Deny(Denial::OutsideTokenScope);
+    }
+    // A trusted-publishing token is the CI identity its maintainers configured, checked at the
+    // exchange: no account factor or policy applies to what it may do.
+    if cred == CredentialKind::OidcToken {
+        return Allow;
     }
     // 3. The registry's requirement on accounts without 2FA.
     if !on {
@@ -625,6 +657,7 @@ pub fn matrix_markdown() -> String {
             Decision::Deny(Denial::RegistryRequires2fa) => "refused: enable 2FA",
             Decision::Deny(Denial::RegistryRequiresKey) => "refused: add a key",
             Decision::Deny(Denial::TotpEnrolmentDisabled) => "refused: add a key instead",
+            Decision::Deny(Denial::OidcTokenPublishesOnly) => "refused: publishes only",
         }
     }
     let modes = TfaMode::ALL;
@@ -698,6 +731,17 @@ pub fn matrix_markdown() -> String {
          the account, tokens, owners or access, whatever the code (so a leaked one cannot spend \
          the account's one-time-password attempts either).",
         &|op, m| base(op, m, CredentialKind::AutomationToken),
+    );
+    section(
+        &mut out,
+        "Trusted-publishing tokens (from an OIDC exchange)",
+        "They publish the one package they were issued for, whatever the account's mode and the \
+         package's or registry's policy (the exchange checked the CI identity against the \
+         package's trusted publishers); everything else is refused.",
+        &|op, m| GateInput {
+            reach: Reach::Covered,
+            ..base(op, m, CredentialKind::OidcToken)
+        },
     );
     section(
         &mut out,
@@ -844,13 +888,14 @@ mod tests {
     use Decision::*;
     use Operation as Op;
 
-    const ALL_CREDS: [C; 6] = [
+    const ALL_CREDS: [C; 7] = [
         C::Anonymous,
         C::Session,
         C::Basic,
         C::PublishToken,
         C::ReadOnlyToken,
         C::AutomationToken,
+        C::OidcToken,
     ];
     const ALL_POLICIES: [PackagePolicy; 3] = [
         PackagePolicy::None,
@@ -893,6 +938,7 @@ mod tests {
             Op::KeyAdd,
             Op::KeyRemove,
             Op::TotpAdd,
+            Op::TrustChange,
         ];
         let otp_in_auth_and_writes = [
             Op::ProfileWrite,
@@ -985,6 +1031,9 @@ mod tests {
                 (_, C::AutomationToken) if i.op.rule().automation == Automation::Never => {
                     assert_eq!(d, Deny(Denial::AutomationTokenGovernance), "{i:?}")
                 }
+                (_, C::OidcToken) if !i.op.rule().oidc => {
+                    assert_eq!(d, Deny(Denial::OidcTokenPublishesOnly), "{i:?}")
+                }
                 _ => assert_eq!(d, Deny(Denial::OutsideTokenScope), "{i:?}"),
             }
         }
@@ -1065,7 +1114,7 @@ mod tests {
 
     #[test]
     fn every_combination_is_decided() {
-        assert_eq!(all_inputs().count(), 23 * 4 * 6 * 3 * 3 * 3 * 3 * 2 * 2);
+        assert_eq!(all_inputs().count(), 24 * 4 * 7 * 3 * 3 * 3 * 3 * 2 * 2);
     }
 
     #[test]
@@ -1231,6 +1280,27 @@ mod tests {
                 assert_eq!(d, with, "{i:?}");
             }
         }
+    }
+
+    #[test]
+    fn trusted_publishing_tokens_only_publish_their_package() {
+        for i in all_inputs().filter(|i| i.cred == C::OidcToken) {
+            let d = decide(i);
+            let rule = i.op.rule();
+            match (rule.credentials, rule.oidc, i.reach) {
+                (Credentials::Password | Credentials::Any, _, _) => {}
+                (Credentials::Writer, false, _) => {
+                    assert_eq!(d, Deny(Denial::OidcTokenPublishesOnly), "{i:?}")
+                }
+                (Credentials::Writer, true, Reach::Outside) => {
+                    assert_eq!(d, Deny(Denial::OutsideTokenScope), "{i:?}")
+                }
+                // whatever the account's mode and the policies: the exchange checked the CI
+                (Credentials::Writer, true, _) => assert_eq!(d, Allow, "{i:?}"),
+            }
+        }
+        let oidc: Vec<Op> = Op::ALL.into_iter().filter(|op| op.rule().oidc).collect();
+        assert_eq!(oidc, [Op::Publish]);
     }
 
     #[test]

@@ -300,7 +300,7 @@ async fn package_for(
         // A publish may create the package: a name the caller cannot see gets the checks a
         // new one would (the scope, then the rules), so the answer does not say it is taken
         // unless they all pass.
-        found if op == Operation::Publish => {
+        found if op.rule().creates => {
             scope::check_new_package(state, name, user).await?;
             if found.is_some() {
                 return Ok(Found::Hidden);

@@ -31,17 +31,23 @@ pub enum Reach {
 
 /// Whether the token is limited to some packages, scopes or organisations.
 pub fn is_limited(t: &Token) -> bool {
-    t.kind == TokenKind::Granular
+    has_grants(t)
         && (!t.grants.packages.is_empty()
             || !t.grants.scopes.is_empty()
             || !t.grants.orgs.is_empty()
             || t.grants.packages_all)
 }
 
+/// Whether the token's reach is its grants: granular tokens, and the tokens of a trusted
+/// publishing exchange (granted their one package).
+fn has_grants(t: &Token) -> bool {
+    matches!(t.kind, TokenKind::Granular | TokenKind::Oidc)
+}
+
 /// The token's permission on a package, or `None` when the package is outside its selection.
 pub fn permission(t: &Token, package: &str) -> Option<Permission> {
     let g = &t.grants;
-    if t.kind != TokenKind::Granular {
+    if !has_grants(t) {
         return Some(if t.read_only() {
             Permission::ReadOnly
         } else {
@@ -97,7 +103,7 @@ pub fn may_read_private(token: Option<&Token>, package: &str) -> bool {
 pub fn reads_private_everywhere(token: Option<&Token>) -> bool {
     match token {
         None => true,
-        Some(t) if t.kind != TokenKind::Granular => true,
+        Some(t) if !has_grants(t) => true,
         Some(t) => {
             !is_limited(t) && given(t.grants.packages_and_scopes_permission) >= Permission::ReadOnly
         }

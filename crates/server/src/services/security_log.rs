@@ -53,6 +53,14 @@ pub mod kind {
     pub const KEY_USED: &str = "security_key_used";
     /// A security key's answer was refused (detail: why, e.g. a counter that went back).
     pub const KEY_FAILED: &str = "security_key_failed";
+    /// A trusted publisher was configured for a package (detail: the package and its claims).
+    pub const TRUSTED_PUBLISHER_ADDED: &str = "trusted_publisher_added";
+    /// A trusted publisher was revoked.
+    pub const TRUSTED_PUBLISHER_REMOVED: &str = "trusted_publisher_removed";
+    /// A CI identity was exchanged for a publish token (detail: the package and the claims).
+    pub const OIDC_EXCHANGE: &str = "oidc_exchange";
+    /// A CI identity was refused (detail: the package, the claims and why).
+    pub const OIDC_EXCHANGE_REFUSED: &str = "oidc_exchange_refused";
 }
 
 /// Appends an event for `user`, with the caller's address and user agent. A failure to write is

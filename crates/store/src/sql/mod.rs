@@ -8,6 +8,7 @@
 pub(crate) mod packages;
 pub(crate) mod security_keys;
 pub(crate) mod tokens;
+pub(crate) mod trust;
 pub(crate) mod two_factor;
 pub(crate) mod users;
 pub(crate) mod web;

@@ -3,6 +3,7 @@
 
 pub mod login;
 pub mod misc;
+pub mod oidc;
 pub mod profile;
 pub mod tokens;
 pub mod two_factor;

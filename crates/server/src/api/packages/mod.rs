@@ -11,5 +11,6 @@ pub mod publish;
 pub mod read;
 pub mod search;
 pub mod star;
+pub mod trust;
 pub mod unpublish;
 pub mod writes;

@@ -1,0 +1,328 @@
+//! Trusted publishers: what `npm trust` configures (validated into a canonical form) and whether
+//! a verified CI identity matches one, per provider.
+//!
+//! - **github**: `repository` (`owner/repo`, case-insensitive) and the workflow file, which
+//!   must be the file of `job_workflow_ref` (the workflow that runs the publish job), in that
+//!   repository's `.github/workflows/`; `environment` when configured.
+//! - **gitlab**: `project_path` and the file of `ci_config_ref_uri` (`host/<project_path>//<file>@ref`);
+//!   `environment` when configured.
+//! - **buildkite**: `organization_slug` and `pipeline_slug`.
+//! - **generic**: every configured claim equal in the token.
+//!
+//! The first accepted exchange binds the publisher to the immutable ids it saw (GitHub's
+//! `repository_owner_id` and `repository_id`, GitLab's `namespace_id` and `project_id`): a
+//! repository deleted and created again under the same name by someone else no longer matches.
+
+use serde_json::{Map, Value, json};
+
+use crate::config::{IssuerKind, OidcIssuer};
+use crate::http::error::{ApiError, ApiResult};
+use crate::trust::identity::Identity;
+
+/// Permission to publish.
+pub const CREATE_PACKAGE: &str = "createPackage";
+/// Permission to stage a publish.
+pub const CREATE_STAGED_PACKAGE: &str = "createStagedPackage";
+
+/// A trusted publisher as the client sent it, checked: its kind, canonical claims (with the
+/// issuer under `iss`) and permissions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The provider.
+    pub kind: IssuerKind,
+    /// The claims to match, with `iss`.
+    pub claims: Map<String, Value>,
+    /// The permissions.
+    pub permissions: Vec<String>,
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::bad_request(msg)
+}
+
+fn text<'a>(claims: &'a Map<String, Value>, name: &str) -> ApiResult<&'a str> {
+    claims
+        .get(name)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() <= 256)
+        .ok_or_else(|| {
+            bad(format!(
+                "claims.{name} is required (text of 1 to 256 characters)"
+            ))
+        })
+}
+
+/// A workflow or pipeline file name: `publish.yml`, not a path.
+fn file_name(v: Option<&Value>, what: &str) -> ApiResult<String> {
+    let file = v
+        .and_then(|f| f.get("file"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let ok = (file.ends_with(".yml") || file.ends_with(".yaml"))
+        && !file.contains("..")
+        && !file.starts_with('/')
+        && file.len() <= 256;
+    if !ok {
+        return Err(bad(format!(
+            "{what}.file must be a file name ending in .yml or .yaml"
+        )));
+    }
+    Ok(file.to_owned())
+}
+
+/// Checks one configuration from `POST /-/package/<pkg>/trust` against the configured issuers.
+pub fn parse(body: &Value, issuers: &[OidcIssuer]) -> ApiResult<Config> {
+    let o = body
+        .as_object()
+        .ok_or_else(|| bad("Each trust configuration must be an object"))?;
+    let kind_word = o.get("type").and_then(Value::as_str).unwrap_or("");
+    let kind = IssuerKind::parse(kind_word).ok_or_else(|| {
+        bad(format!(
+            "Unknown trusted publisher type {kind_word:?}: use github, gitlab, buildkite or generic"
+        ))
+    })?;
+    let claims = o
+        .get("claims")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("claims is required"))?;
+    // the issuer: named, or the only one of this kind
+    let of_kind: Vec<&OidcIssuer> = issuers.iter().filter(|i| i.kind == kind).collect();
+    let issuer = match claims.get("iss").and_then(Value::as_str) {
+        Some(iss) => of_kind.iter().find(|i| i.issuer == iss).ok_or_else(|| {
+            bad(format!(
+                "{iss} is not a {} issuer of this registry",
+                kind.as_str()
+            ))
+        })?,
+        None => match of_kind.as_slice() {
+            [one] => one,
+            [] => {
+                return Err(bad(format!(
+                    "This registry trusts no {} issuer: its administrator adds one under \
+                     [[oidc.issuers]]",
+                    kind.as_str()
+                )));
+            }
+            _ => {
+                return Err(bad(format!(
+                    "This registry trusts several {} issuers: name one in claims.iss",
+                    kind.as_str()
+                )));
+            }
+        },
+    };
+    let mut out = Map::new();
+    out.insert("iss".into(), issuer.issuer.clone().into());
+    match kind {
+        IssuerKind::Github => {
+            let repository = text(claims, "repository")?;
+            if repository.split('/').count() != 2 || repository.split('/').any(str::is_empty) {
+                return Err(bad("claims.repository must be owner/repository"));
+            }
+            out.insert("repository".into(), repository.into());
+            let file = file_name(claims.get("workflow_ref"), "claims.workflow_ref")?;
+            if file.contains('/') {
+                return Err(bad(
+                    "claims.workflow_ref.file must be just a file, not a path",
+                ));
+            }
+            out.insert("workflow_ref".into(), json!({ "file": file }));
+        }
+        IssuerKind::Gitlab => {
+            out.insert("project_path".into(), text(claims, "project_path")?.into());
+            let file = file_name(claims.get("ci_config_ref_uri"), "claims.ci_config_ref_uri")?;
+            out.insert("ci_config_ref_uri".into(), json!({ "file": file }));
+        }
+        IssuerKind::Buildkite => {
+            for name in ["organization_slug", "pipeline_slug"] {
+                out.insert(name.into(), text(claims, name)?.into());
+            }
+        }
+        IssuerKind::Generic => {
+            for (k, v) in claims {
+                if k == "iss" {
+                    continue;
+                }
+                let v = v
+                    .as_str()
+                    .ok_or_else(|| bad(format!("claims.{k} must be text")))?;
+                out.insert(k.clone(), v.into());
+            }
+            if out.len() < 2 {
+                return Err(bad("A generic trusted publisher needs at least one claim"));
+            }
+        }
+    }
+    if matches!(kind, IssuerKind::Github | IssuerKind::Gitlab)
+        && let Some(env) = claims.get("environment")
+    {
+        let env = env
+            .as_str()
+            .filter(|s| !s.is_empty() && s.len() <= 256)
+            .ok_or_else(|| bad("claims.environment must be text"))?;
+        out.insert("environment".into(), env.into());
+    }
+    let permissions = match o.get("permissions") {
+        None | Some(Value::Null) => vec![CREATE_PACKAGE.to_owned()],
+        Some(Value::Array(a)) if !a.is_empty() => {
+            let mut ps = Vec::with_capacity(a.len());
+            for p in a {
+                match p.as_str() {
+                    Some(p @ (CREATE_PACKAGE | CREATE_STAGED_PACKAGE)) => {
+                        if !ps.iter().any(|q| q == p) {
+                            ps.push(p.to_owned());
+                        }
+                    }
+                    _ => {
+                        return Err(bad(format!(
+                            "Unknown permission {p}: use {CREATE_PACKAGE} or {CREATE_STAGED_PACKAGE}"
+                        )));
+                    }
+                }
+            }
+            ps
+        }
+        Some(_) => return Err(bad("permissions must be a non-empty list")),
+    };
+    Ok(Config {
+        kind,
+        claims: out,
+        permissions,
+    })
+}
+
+/// The immutable ids a provider's tokens carry, that a publisher is bound to at first use.
+fn immutable_ids(kind: IssuerKind) -> &'static [&'static str] {
+    match kind {
+        IssuerKind::Github => &["repository_owner_id", "repository_id"],
+        IssuerKind::Gitlab => &["namespace_id", "project_id"],
+        IssuerKind::Buildkite | IssuerKind::Generic => &[],
+    }
+}
+
+/// Whether `id` matches a publisher of `kind` with these stored `claims` (and `bound` ids).
+/// `Ok(Some(ids))`: matched, and these ids should be bound now; `Err(why)`: not matched.
+pub fn matches(
+    kind: IssuerKind,
+    claims: &Map<String, Value>,
+    bound: Option<&Map<String, Value>>,
+    id: &Identity,
+) -> Result<Option<Map<String, Value>>, String> {
+    if id.issuer.kind != kind
+        || claims.get("iss").and_then(Value::as_str) != Some(&id.issuer.issuer)
+    {
+        return Err("another issuer".into());
+    }
+    let want = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or("");
+    let got = |name: &str| id.claim(name).unwrap_or_default();
+    let file_of = |name: &str| {
+        claims
+            .get(name)
+            .and_then(|v| v.get("file"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    match kind {
+        IssuerKind::Github => {
+            let repository = want("repository");
+            if !got("repository").eq_ignore_ascii_case(repository) {
+                return Err(format!(
+                    "repository is {:?}, not {repository:?}",
+                    got("repository")
+                ));
+            }
+            let expected = format!("{repository}/.github/workflows/{}", file_of("workflow_ref"));
+            let job = got("job_workflow_ref");
+            let path = job.split('@').next().unwrap_or("");
+            if !path.eq_ignore_ascii_case(&expected) {
+                return Err(format!("job_workflow_ref is {job:?}, not {expected}@…"));
+            }
+        }
+        IssuerKind::Gitlab => {
+            let project = want("project_path");
+            if got("project_path") != project {
+                return Err(format!(
+                    "project_path is {:?}, not {project:?}",
+                    got("project_path")
+                ));
+            }
+            let uri = got("ci_config_ref_uri");
+            let before_ref = uri.split('@').next().unwrap_or("");
+            let ok = before_ref
+                .split_once("//")
+                .is_some_and(|(host_and_project, file)| {
+                    host_and_project.ends_with(&format!("/{project}"))
+                        && file == file_of("ci_config_ref_uri")
+                });
+            if !ok {
+                return Err(format!(
+                    "ci_config_ref_uri is {uri:?}, not …/{project}//{}@…",
+                    file_of("ci_config_ref_uri")
+                ));
+            }
+        }
+        IssuerKind::Buildkite | IssuerKind::Generic => {
+            for (k, v) in claims {
+                if k == "iss" {
+                    continue;
+                }
+                let v = v.as_str().unwrap_or("");
+                if got(k) != v {
+                    return Err(format!("{k} is {:?}, not {v:?}", got(k)));
+                }
+            }
+        }
+    }
+    if let Some(env) = claims.get("environment").and_then(Value::as_str)
+        && got("environment") != env
+    {
+        return Err(format!(
+            "environment is {:?}, not {env:?}",
+            got("environment")
+        ));
+    }
+    let mut seen = Map::new();
+    for name in immutable_ids(kind) {
+        if let Some(v) = id.claim(name) {
+            seen.insert((*name).into(), v.into());
+        }
+    }
+    match bound {
+        Some(b) => {
+            for (k, v) in b {
+                if seen.get(k) != Some(v) {
+                    return Err(format!(
+                        "{k} is {:?}, but this publisher was first used with {v}: the repository \
+                         was replaced",
+                        seen.get(k)
+                    ));
+                }
+            }
+            Ok(None)
+        }
+        None => Ok((!seen.is_empty()).then_some(seen)),
+    }
+}
+
+/// The claims that decided, for the security log.
+pub fn describe(id: &Identity) -> String {
+    let keys = [
+        "repository",
+        "job_workflow_ref",
+        "environment",
+        "project_path",
+        "ci_config_ref_uri",
+        "organization_slug",
+        "pipeline_slug",
+        "sub",
+    ];
+    let mut parts = vec![format!("iss={}", id.issuer.issuer)];
+    for k in keys {
+        if let Some(v) = id.claim(k) {
+            parts.push(format!("{k}={v}"));
+        }
+    }
+    parts.join(" ")
+}
