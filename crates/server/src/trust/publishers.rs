@@ -326,3 +326,211 @@ pub fn describe(id: &Identity) -> String {
     }
     parts.join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issuer(url: &str, kind: IssuerKind) -> OidcIssuer {
+        OidcIssuer {
+            issuer: url.into(),
+            kind,
+            jwks_url: None,
+        }
+    }
+
+    fn identity(i: &OidcIssuer, claims: Value) -> Identity {
+        Identity {
+            issuer: i.clone(),
+            claims: claims.as_object().unwrap().clone(),
+        }
+    }
+
+    #[test]
+    fn configurations_are_checked_and_name_their_issuer() {
+        let gh = issuer(
+            "https://token.actions.githubusercontent.com",
+            IssuerKind::Github,
+        );
+        let ghe = issuer(
+            "https://ghe.example.com/_services/token",
+            IssuerKind::Github,
+        );
+        let one = [gh.clone()];
+        let c = parse(
+            &json!({"type": "github", "claims": {"repository": "acme/w", "workflow_ref": {"file": "p.yml"}}}),
+            &one,
+        )
+        .unwrap();
+        assert_eq!(c.claims["iss"], gh.issuer);
+        assert_eq!(c.permissions, [CREATE_PACKAGE]);
+        let bad = |body: Value, issuers: &[OidcIssuer], needle: &str| {
+            let e = parse(&body, issuers).unwrap_err();
+            assert!(e.message.contains(needle), "{}: {}", body, e.message);
+        };
+        bad(
+            json!({"type": "github", "claims": {"repository": "acme/w", "workflow_ref": {"file": "p.yml"}}}),
+            &[],
+            "trusts no github issuer",
+        );
+        bad(
+            json!({"type": "github", "claims": {"repository": "acme/w", "workflow_ref": {"file": "p.yml"}}}),
+            &[gh.clone(), ghe.clone()],
+            "name one in claims.iss",
+        );
+        bad(
+            json!({"type": "github", "claims": {"repository": "acme", "workflow_ref": {"file": "p.yml"}}}),
+            &one,
+            "owner/repository",
+        );
+        bad(
+            json!({"type": "github", "claims": {"repository": "acme/w", "workflow_ref": {"file": "p.sh"}}}),
+            &one,
+            ".yml",
+        );
+        bad(
+            json!({"type": "github", "claims": {"repository": "acme/w", "workflow_ref": {"file": "../p.yml"}}}),
+            &one,
+            ".yml",
+        );
+        bad(
+            json!({"type": "github", "claims": {"repository": "acme/w", "workflow_ref": {"file": "p.yml"}}, "permissions": ["everything"]}),
+            &one,
+            "Unknown permission",
+        );
+        bad(
+            json!({"type": "jenkins", "claims": {}}),
+            &one,
+            "Unknown trusted publisher type",
+        );
+        // several issuers of a kind: the configuration names one
+        let c = parse(
+            &json!({"type": "github", "claims": {"iss": ghe.issuer, "repository": "acme/w", "workflow_ref": {"file": "p.yml"}}}),
+            &[gh, ghe.clone()],
+        )
+        .unwrap();
+        assert_eq!(c.claims["iss"], ghe.issuer);
+    }
+
+    #[test]
+    fn gitlab_matches_the_project_and_its_ci_file() {
+        let gl = issuer("https://gitlab.example.com", IssuerKind::Gitlab);
+        let c = parse(
+            &json!({"type": "gitlab", "claims": {"project_path": "acme/w", "ci_config_ref_uri": {"file": ".gitlab-ci.yml"}, "environment": "prod"}}),
+            std::slice::from_ref(&gl),
+        )
+        .unwrap();
+        let token = |path: &str, uri: &str, env: &str| {
+            identity(
+                &gl,
+                json!({"project_path": path, "ci_config_ref_uri": uri, "environment": env, "namespace_id": "5", "project_id": "6"}),
+            )
+        };
+        let good = token(
+            "acme/w",
+            "gitlab.example.com/acme/w//.gitlab-ci.yml@refs/heads/main",
+            "prod",
+        );
+        let bound = matches(IssuerKind::Gitlab, &c.claims, None, &good)
+            .unwrap()
+            .unwrap();
+        assert_eq!(bound["project_id"], "6");
+        assert!(matches(IssuerKind::Gitlab, &c.claims, Some(&bound), &good).is_ok());
+        for bad in [
+            token(
+                "acme/x",
+                "gitlab.example.com/acme/x//.gitlab-ci.yml@refs/heads/main",
+                "prod",
+            ),
+            token(
+                "acme/w",
+                "gitlab.example.com/acme/w//other.yml@refs/heads/main",
+                "prod",
+            ),
+            token(
+                "acme/w",
+                "gitlab.example.com/evil/w//.gitlab-ci.yml@refs/heads/main",
+                "prod",
+            ),
+            token(
+                "acme/w",
+                "gitlab.example.com/acme/w//.gitlab-ci.yml@refs/heads/main",
+                "dev",
+            ),
+        ] {
+            assert!(
+                matches(IssuerKind::Gitlab, &c.claims, Some(&bound), &bad).is_err(),
+                "{:?}",
+                bad.claims
+            );
+        }
+        // a token of another issuer never matches
+        let other = issuer("https://gitlab.com", IssuerKind::Gitlab);
+        let foreign = identity(&other, json!(good.claims));
+        assert!(matches(IssuerKind::Gitlab, &c.claims, None, &foreign).is_err());
+    }
+
+    #[test]
+    fn buildkite_and_generic_issuers_match_every_configured_claim() {
+        let bk = issuer("https://agent.buildkite.com", IssuerKind::Buildkite);
+        let c = parse(
+            &json!({"type": "buildkite", "claims": {"organization_slug": "acme", "pipeline_slug": "release"}}),
+            std::slice::from_ref(&bk),
+        )
+        .unwrap();
+        let ok = identity(
+            &bk,
+            json!({"organization_slug": "acme", "pipeline_slug": "release"}),
+        );
+        assert!(matches(IssuerKind::Buildkite, &c.claims, None, &ok).is_ok());
+        let no = identity(
+            &bk,
+            json!({"organization_slug": "acme", "pipeline_slug": "nightly"}),
+        );
+        assert!(matches(IssuerKind::Buildkite, &c.claims, None, &no).is_err());
+        let g = issuer("https://ci.example.com", IssuerKind::Generic);
+        let c = parse(
+            &json!({"type": "generic", "claims": {"project": "widgets", "branch": "main"}}),
+            std::slice::from_ref(&g),
+        )
+        .unwrap();
+        let ok = identity(
+            &g,
+            json!({"project": "widgets", "branch": "main", "extra": 1}),
+        );
+        assert!(matches(IssuerKind::Generic, &c.claims, None, &ok).is_ok());
+        let missing = identity(&g, json!({"project": "widgets"}));
+        assert!(matches(IssuerKind::Generic, &c.claims, None, &missing).is_err());
+        assert!(parse(&json!({"type": "generic", "claims": {}}), &[g]).is_err());
+    }
+
+    #[test]
+    fn github_matches_the_jobs_own_workflow_and_the_first_owner() {
+        let gh = issuer(
+            "https://token.actions.githubusercontent.com",
+            IssuerKind::Github,
+        );
+        let c = parse(
+            &json!({"type": "github", "claims": {"repository": "Acme/W", "workflow_ref": {"file": "p.yml"}}}),
+            std::slice::from_ref(&gh),
+        )
+        .unwrap();
+        let token = |job: &str, owner: &str| {
+            identity(
+                &gh,
+                json!({"repository": "acme/w", "job_workflow_ref": job, "repository_owner_id": owner, "repository_id": 9}),
+            )
+        };
+        let good = token("acme/w/.github/workflows/p.yml@refs/tags/v1", "1");
+        let bound = matches(IssuerKind::Github, &c.claims, None, &good)
+            .unwrap()
+            .unwrap();
+        assert_eq!(bound["repository_id"], "9", "numbers are kept as text");
+        // a reusable workflow in another repository is named by its own file
+        let reusable = token("acme/shared/.github/workflows/p.yml@main", "1");
+        assert!(matches(IssuerKind::Github, &c.claims, Some(&bound), &reusable).is_err());
+        let replaced = token("acme/w/.github/workflows/p.yml@main", "2");
+        let why = matches(IssuerKind::Github, &c.claims, Some(&bound), &replaced).unwrap_err();
+        assert!(why.contains("replaced"), "{why}");
+    }
+}
