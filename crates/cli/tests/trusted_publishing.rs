@@ -28,6 +28,24 @@ fn ci_publish(npm: &Npm, dir: &std::path::Path, id_token: &str) -> Run {
     Run::of(cmd)
 }
 
+/// `npm publish` in `dir` as a GitHub Actions job that may ask GitHub for identity tokens
+/// (`ACTIONS_ID_TOKEN_REQUEST_URL`, here the stand-in issuer's `/token`).
+fn github_job_publish(npm: &Npm, dir: &std::path::Path, issuer: &Issuer) -> Run {
+    let mut cmd = npm.command(dir, &["publish", "--loglevel=verbose"]);
+    cmd.env("CI", "true")
+        .env("GITHUB_ACTIONS", "true")
+        .env(
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            format!("{}/token?api-version=2.0", issuer.url),
+        )
+        .env(
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+            common::issuer::REQUEST_TOKEN,
+        )
+        .env_remove("NPM_ID_TOKEN");
+    Run::of(cmd)
+}
+
 fn exchange(reg: &Registry, pkg: &str, id_token: &str) -> Resp {
     reg.http().send(
         "POST",
@@ -97,6 +115,19 @@ fn a_ci_job_publishes_with_its_identity_through_npm_trust() {
     assert!(out.ok().contains("+ ci-widget@1.0.1"), "{}", out.all());
     let doc = reg.http().get("/ci-widget").json();
     assert_eq!(doc["dist-tags"]["latest"], "1.0.1", "{doc}");
+    // as on GitHub: npm asks the job's token endpoint for a token for this registry
+    issuer.hand_out(issuer.token(
+        reg.now_secs(),
+        github_claims(AUD, "acme/widgets", "publish.yml"),
+    ));
+    let dir = ci.package("ci-widget", "1.0.3", serde_json::Value::Null);
+    let out = github_job_publish(&ci, &dir, &issuer);
+    assert!(out.ok().contains("+ ci-widget@1.0.3"), "{}", out.all());
+    assert_eq!(
+        issuer.requests(),
+        ["api-version=2.0&audience=npm%3A127.0.0.1"],
+        "the audience npm asked for"
+    );
     // the same identity token again: refused, and npm has nothing else to publish with
     let dir = ci.package("ci-widget", "1.0.2", serde_json::Value::Null);
     let out = ci_publish(&ci, &dir, &id_token);

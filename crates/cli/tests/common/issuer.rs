@@ -6,6 +6,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
@@ -15,8 +16,21 @@ pub struct Issuer {
     /// `http://127.0.0.1:PORT` (the `iss` of its tokens).
     pub url: String,
     key: EncodingKey,
+    /// What GitHub's token endpoint (`/token`) hands out next, and the requests it saw.
+    github: Arc<Mutex<GithubEndpoint>>,
     _dir: tempfile::TempDir,
 }
+
+/// The stand-in of GitHub Actions' `ACTIONS_ID_TOKEN_REQUEST_URL`.
+#[derive(Default)]
+struct GithubEndpoint {
+    next: Option<String>,
+    /// The query strings of the requests that carried [`REQUEST_TOKEN`].
+    seen: Vec<String>,
+}
+
+/// The bearer a job presents to its token endpoint (`ACTIONS_ID_TOKEN_REQUEST_TOKEN`).
+pub const REQUEST_TOKEN: &str = "job-request-token";
 
 fn openssl(args: &[&str]) -> String {
     let out = Command::new("openssl")
@@ -46,6 +60,8 @@ impl Issuer {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let jwks = json!({"keys": [{"kty": "RSA", "kid": "test-key", "use": "sig", "alg": "RS256", "n": n, "e": "AQAB"}]});
         let discovery = json!({"issuer": url, "jwks_uri": format!("{url}/jwks")});
+        let github = Arc::new(Mutex::new(GithubEndpoint::default()));
+        let endpoint = github.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut s) = stream else { continue };
@@ -55,14 +71,29 @@ impl Issuer {
                     continue;
                 }
                 // the rest of the head
+                let mut authorized = false;
                 let mut h = String::new();
                 while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
+                    if h.to_ascii_lowercase().trim()
+                        == format!("authorization: bearer {REQUEST_TOKEN}")
+                    {
+                        authorized = true;
+                    }
                     h.clear();
                 }
-                let path = line.split_whitespace().nth(1).unwrap_or("");
+                let target = line.split_whitespace().nth(1).unwrap_or("");
+                let (path, query) = target.split_once('?').unwrap_or((target, ""));
                 let body = match path {
                     "/.well-known/openid-configuration" => discovery.to_string(),
                     "/jwks" => jwks.to_string(),
+                    "/token" if authorized => {
+                        let mut e = endpoint.lock().unwrap();
+                        e.seen.push(query.to_owned());
+                        e.next
+                            .take()
+                            .map(|t| json!({ "value": t }).to_string())
+                            .unwrap_or_default()
+                    }
                     _ => String::new(),
                 };
                 let status = if body.is_empty() {
@@ -80,8 +111,19 @@ impl Issuer {
         Issuer {
             url,
             key,
+            github,
             _dir: dir,
         }
+    }
+
+    /// Makes GitHub's token endpoint hand out `token` once.
+    pub fn hand_out(&self, token: String) {
+        self.github.lock().unwrap().next = Some(token);
+    }
+
+    /// The query strings the token endpoint was asked with.
+    pub fn requests(&self) -> Vec<String> {
+        self.github.lock().unwrap().seen.clone()
     }
 
     /// A token with these claims (and `iss`, `jti`, `iat`, `nbf`, `exp` around `now` unless
