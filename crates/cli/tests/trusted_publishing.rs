@@ -290,6 +290,20 @@ fn identities_are_checked_and_their_tokens_only_publish() {
             r.text
         );
     }
+    // a token for another registry, sent with that registry's name as the Host: the audience
+    // is this registry's own, whatever the request says
+    let foreign = with(&|c| c["aud"] = "npm:other-registry.example".into());
+    let r = reg.http().send(
+        "POST",
+        "/-/npm/v1/oidc/token/exchange/package/gadget",
+        &[
+            ("authorization", &format!("Bearer {foreign}")),
+            ("host", "other-registry.example"),
+        ],
+        None,
+    );
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert!(r.text.contains("not for this registry"), "{}", r.text);
     // a package without trusted publishers
     let r = exchange(&reg, "other", &issuer.token(now, good()));
     assert_eq!(r.status, 404, "{}", r.text);
@@ -365,6 +379,25 @@ fn a_pending_publisher_creates_the_package() {
     assert!(out.fails().contains("two-factor"), "{}", out.all());
     trust(&alice, Some(reg.otp(&secret, 0))).ok();
     assert_eq!(reg.http().get("/fresh-widget").status, 404);
+    // the name is alice's to create: another account cannot add a pending publisher beside
+    // hers (whose CI would then get a token for that account)
+    let carol_token = reg.signup("carol", "carol-password");
+    let (carol_secret, _) = reg.enable_2fa(&carol_token, "carol-password", "auth-and-writes");
+    let carol = Npm::new(&reg.url());
+    let addr = reg
+        .url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    carol.set_token(&addr, &carol_token);
+    reg.advance(30);
+    let out = trust(&carol, Some(reg.otp(&carol_secret, 0)));
+    assert!(
+        out.fails()
+            .contains("Another account has a pending trusted publisher"),
+        "{}",
+        out.all()
+    );
     let ci = Npm::new(&reg.url());
     let dir = ci.package("fresh-widget", "0.1.0", serde_json::Value::Null);
     let id_token = issuer.token(

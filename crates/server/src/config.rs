@@ -821,11 +821,13 @@ impl Config {
             ));
         }
         for i in &config.oidc.issuers {
-            let url = i.issuer.parse::<url::Url>().ok();
-            if !url.is_some_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some()) {
+            let urls = std::iter::once(&i.issuer).chain(i.jwks_url.as_ref());
+            if let Some(bad) = urls
+                .into_iter()
+                .find(|u| !crate::trust::identity::acceptable_url(u))
+            {
                 return Err(ConfigError::Invalid(format!(
-                    "oidc.issuers: issuer must be an https:// URL, not {:?}",
-                    i.issuer
+                    "oidc.issuers: {bad:?} must be an https:// URL (http:// only on a loopback address)"
                 )));
             }
         }

@@ -26,6 +26,13 @@ const LEEWAY_S: i64 = 30;
 const REFETCH_AFTER: Duration = Duration::from_secs(60);
 /// The largest identity token considered.
 const MAX_TOKEN: usize = 16 * 1024;
+/// How long fetched keys are trusted before they are fetched again (a key the issuer dropped
+/// stops counting by then).
+const KEYS_LIVE: Duration = Duration::from_secs(3600);
+/// The largest discovery document or key set read.
+const MAX_DOCUMENT: usize = 256 * 1024;
+/// The longest lifetime an identity token may claim.
+const MAX_LIFETIME_S: i64 = 24 * 3600;
 
 /// A verified identity token.
 #[derive(Debug, Clone)]
@@ -58,6 +65,10 @@ pub fn refused(status: u16, why: impl std::fmt::Display) -> ApiError {
 #[derive(Default)]
 pub struct IssuerKeys {
     cached: Mutex<HashMap<String, (Instant, JwkSet)>>,
+    /// When each issuer's keys were last asked for, answered or not.
+    attempts: Mutex<HashMap<String, Instant>>,
+    /// One fetch at a time.
+    fetching: tokio::sync::Mutex<()>,
     client: std::sync::OnceLock<reqwest::Client>,
 }
 
@@ -66,45 +77,53 @@ impl IssuerKeys {
         self.client.get_or_init(|| {
             reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("an HTTP client")
         })
     }
 
-    fn cached(&self, issuer: &str) -> Option<(Instant, JwkSet)> {
+    /// The key `kid` of `issuer`, while its set is younger than [`KEYS_LIVE`].
+    fn fresh(&self, issuer: &str, kid: &str) -> Option<jsonwebtoken::jwk::Jwk> {
         self.cached
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(issuer)
-            .cloned()
+            .filter(|(at, _)| at.elapsed() < KEYS_LIVE)
+            .and_then(|(_, set)| set.find(kid).cloned())
     }
 
-    /// The key `kid` of `issuer`: from the cache, else fetched (at most once a minute).
+    /// The key `kid` of `issuer`: from the cache, else fetched (one fetch at a time, at most
+    /// once a minute per issuer, answered or not).
     async fn key(
         &self,
         issuer: &OidcIssuer,
         kid: &str,
     ) -> Result<jsonwebtoken::jwk::Jwk, ApiError> {
-        let cached = self.cached(&issuer.issuer);
-        if let Some((_, set)) = &cached
-            && let Some(k) = set.find(kid)
-        {
-            return Ok(k.clone());
+        if let Some(k) = self.fresh(&issuer.issuer, kid) {
+            return Ok(k);
         }
-        if cached
-            .as_ref()
-            .is_some_and(|(at, _)| at.elapsed() < REFETCH_AFTER)
+        let _one = self.fetching.lock().await;
+        if let Some(k) = self.fresh(&issuer.issuer, kid) {
+            return Ok(k);
+        }
+        let unknown = || refused(401, format!("unknown signing key {kid:?}"));
         {
-            return Err(refused(401, format!("unknown signing key {kid:?}")));
+            let mut attempts = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+            if attempts
+                .get(&issuer.issuer)
+                .is_some_and(|at| at.elapsed() < REFETCH_AFTER)
+            {
+                return Err(unknown());
+            }
+            attempts.insert(issuer.issuer.clone(), Instant::now());
         }
         let set = self.fetch(issuer).await?;
         self.cached
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(issuer.issuer.clone(), (Instant::now(), set.clone()));
-        set.find(kid)
-            .cloned()
-            .ok_or_else(|| refused(401, format!("unknown signing key {kid:?}")))
+        set.find(kid).cloned().ok_or_else(unknown)
     }
 
     async fn fetch(&self, issuer: &OidcIssuer) -> Result<JwkSet, ApiError> {
@@ -122,32 +141,92 @@ impl IssuerKeys {
                     "{}/.well-known/openid-configuration",
                     issuer.issuer.trim_end_matches('/')
                 );
-                let doc: Value = self
-                    .client()
+                let body = self
                     .get(&discovery)
-                    .send()
                     .await
-                    .and_then(reqwest::Response::error_for_status)
-                    .map_err(|e| unavailable("OIDC discovery failed", &e))?
-                    .json()
-                    .await
+                    .map_err(|e| unavailable("OIDC discovery failed", &e))?;
+                let doc: Value = serde_json::from_slice(&body)
                     .map_err(|e| unavailable("OIDC discovery is not JSON", &e))?;
-                doc["jwks_uri"]
-                    .as_str()
-                    .ok_or_else(|| unavailable("OIDC discovery has no jwks_uri", &"missing"))?
-                    .to_owned()
+                if doc["issuer"].as_str() != Some(issuer.issuer.as_str()) {
+                    return Err(unavailable(
+                        "OIDC discovery names another issuer",
+                        &doc["issuer"],
+                    ));
+                }
+                let uri = doc["jwks_uri"].as_str().unwrap_or("");
+                if !acceptable_url(uri) {
+                    return Err(unavailable("OIDC discovery's jwks_uri is not https", &uri));
+                }
+                uri.to_owned()
             }
         };
-        self.client()
+        let body = self
             .get(&jwks_url)
+            .await
+            .map_err(|e| unavailable("OIDC keys could not be fetched", &e))?;
+        serde_json::from_slice(&body).map_err(|e| unavailable("OIDC keys are not a JWK set", &e))
+    }
+
+    /// A document of at most [`MAX_DOCUMENT`] bytes.
+    async fn get(&self, url: &str) -> Result<bytes::Bytes, String> {
+        let res = self
+            .client()
+            .get(url)
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| unavailable("OIDC keys could not be fetched", &e))?
-            .json()
-            .await
-            .map_err(|e| unavailable("OIDC keys are not a JWK set", &e))
+            .map_err(|e| e.to_string())?;
+        if res
+            .content_length()
+            .is_some_and(|n| n > MAX_DOCUMENT as u64)
+        {
+            return Err("too large".into());
+        }
+        let body = res.bytes().await.map_err(|e| e.to_string())?;
+        if body.len() > MAX_DOCUMENT {
+            return Err("too large".into());
+        }
+        Ok(body)
     }
+}
+
+/// An issuer or key URL: https, or http on a loopback address (a test, or a sidecar).
+pub fn acceptable_url(s: &str) -> bool {
+    let Ok(u) = url::Url::parse(s) else {
+        return false;
+    };
+    match (u.scheme(), u.host()) {
+        ("https", Some(_)) => true,
+        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Domain(d))) => d == "localhost",
+        _ => false,
+    }
+}
+
+/// The audience this registry's identity tokens must name: `npm:<host>` of `public_url`, or of
+/// the listen address when it is a specific one. Never from request headers, which the caller
+/// chooses.
+pub fn audience(config: &crate::config::Config) -> Result<String, ApiError> {
+    if let Some(u) = &config.public_url {
+        let host = url::Url::parse(u)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .ok_or_else(|| refused(500, "public_url has no host"))?;
+        return Ok(format!("npm:{host}"));
+    }
+    let ip = config.listen.ip();
+    if ip.is_unspecified() {
+        return Err(refused(
+            500,
+            "this registry has no public_url, so it cannot tell which audience its identity \
+             tokens must name; its administrator sets public_url",
+        ));
+    }
+    Ok(match ip {
+        std::net::IpAddr::V4(v4) => format!("npm:{v4}"),
+        std::net::IpAddr::V6(v6) => format!("npm:[{v6}]"),
+    })
 }
 
 /// The unverified payload, to pick the issuer.
@@ -203,6 +282,18 @@ pub async fn verify(state: &AppState, token: &str, audience: &str) -> Result<Ide
         .kid
         .ok_or_else(|| refused(401, "the identity token names no signing key"))?;
     let jwk = state.oidc_keys.key(&issuer, &kid).await?;
+    // a signing key, for this algorithm when it names one
+    if jwk.common.public_key_use == Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
+        || jwk
+            .common
+            .key_algorithm
+            .is_some_and(|a| format!("{a:?}") != format!("{:?}", header.alg))
+    {
+        return Err(refused(
+            401,
+            format!("signing key {kid:?} is not for {:?}", header.alg),
+        ));
+    }
     let key = DecodingKey::from_jwk(&jwk)
         .map_err(|_| refused(401, format!("signing key {kid:?} cannot be used")))?;
     let mut validation = Validation::new(header.alg);
@@ -231,7 +322,10 @@ pub async fn verify(state: &AppState, token: &str, audience: &str) -> Result<Ide
     let now = state.clock.now_ms() / 1000;
     let time = |name: &str| claims.get(name).and_then(Value::as_i64);
     let exp = time("exp").ok_or_else(|| refused(401, "the identity token has no expiry"))?;
-    if exp + LEEWAY_S < now {
+    if exp > now.saturating_add(MAX_LIFETIME_S) {
+        return Err(refused(401, "the identity token claims to live too long"));
+    }
+    if exp.saturating_add(LEEWAY_S) < now {
         return Err(refused(401, "the identity token has expired"));
     }
     if time("nbf").is_some_and(|nbf| nbf - LEEWAY_S > now)
@@ -246,7 +340,7 @@ pub async fn verify(state: &AppState, token: &str, audience: &str) -> Result<Ide
     let jti_hash = crate::authn::api_tokens::hash(&format!("{iss} {jti}"));
     if !state
         .store
-        .use_jti(&jti_hash, (exp + LEEWAY_S) * 1000, now * 1000)
+        .use_jti(&jti_hash, (exp + LEEWAY_S) * 1000, now.saturating_mul(1000))
         .await?
     {
         return Err(refused(401, "this identity token was already exchanged"));

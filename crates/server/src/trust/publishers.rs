@@ -146,7 +146,10 @@ pub fn parse(body: &Value, issuers: &[OidcIssuer]) -> ApiResult<Config> {
                 }
                 let v = v
                     .as_str()
-                    .ok_or_else(|| bad(format!("claims.{k} must be text")))?;
+                    .filter(|s| !s.is_empty() && s.len() <= 256)
+                    .ok_or_else(|| {
+                        bad(format!("claims.{k} must be text of 1 to 256 characters"))
+                    })?;
                 out.insert(k.clone(), v.into());
             }
             if out.len() < 2 {
@@ -233,11 +236,18 @@ pub fn matches(
                     got("repository")
                 ));
             }
-            let expected = format!("{repository}/.github/workflows/{}", file_of("workflow_ref"));
+            // `owner/repo/.github/workflows/<file>@ref`: names compare as GitHub does (owner
+            // and repository case-insensitively, the file exactly)
+            let file = file_of("workflow_ref");
             let job = got("job_workflow_ref");
             let path = job.split('@').next().unwrap_or("");
-            if !path.eq_ignore_ascii_case(&expected) {
-                return Err(format!("job_workflow_ref is {job:?}, not {expected}@…"));
+            let ok = path
+                .strip_suffix(&format!("/.github/workflows/{file}"))
+                .is_some_and(|repo| repo.eq_ignore_ascii_case(repository));
+            if !ok {
+                return Err(format!(
+                    "job_workflow_ref is {job:?}, not {repository}/.github/workflows/{file}@…"
+                ));
             }
         }
         IssuerKind::Gitlab => {
@@ -250,10 +260,20 @@ pub fn matches(
             }
             let uri = got("ci_config_ref_uri");
             let before_ref = uri.split('@').next().unwrap_or("");
+            let host = url::Url::parse(&id.issuer.issuer)
+                .ok()
+                .and_then(|u| {
+                    let h = u.host_str()?.to_owned();
+                    Some(match u.port() {
+                        Some(p) => format!("{h}:{p}"),
+                        None => h,
+                    })
+                })
+                .unwrap_or_default();
             let ok = before_ref
                 .split_once("//")
                 .is_some_and(|(host_and_project, file)| {
-                    host_and_project.ends_with(&format!("/{project}"))
+                    host_and_project == format!("{host}/{project}")
                         && file == file_of("ci_config_ref_uri")
                 });
             if !ok {
@@ -269,14 +289,14 @@ pub fn matches(
                     continue;
                 }
                 let v = v.as_str().unwrap_or("");
-                if got(k) != v {
+                if v.is_empty() || id.claim(k).as_deref() != Some(v) {
                     return Err(format!("{k} is {:?}, not {v:?}", got(k)));
                 }
             }
         }
     }
     if let Some(env) = claims.get("environment").and_then(Value::as_str)
-        && got("environment") != env
+        && !got("environment").eq_ignore_ascii_case(env)
     {
         return Err(format!(
             "environment is {:?}, not {env:?}",
@@ -454,6 +474,11 @@ mod tests {
             ),
             token(
                 "acme/w",
+                "gitlab.example.com/other/acme/w//.gitlab-ci.yml@refs/heads/main",
+                "prod",
+            ),
+            token(
+                "acme/w",
                 "gitlab.example.com/acme/w//.gitlab-ci.yml@refs/heads/main",
                 "dev",
             ),
@@ -529,6 +554,13 @@ mod tests {
         // a reusable workflow in another repository is named by its own file
         let reusable = token("acme/shared/.github/workflows/p.yml@main", "1");
         assert!(matches(IssuerKind::Github, &c.claims, Some(&bound), &reusable).is_err());
+        // the file name is exact; owner and repository are not case-sensitive
+        let shouting = token("ACME/W/.github/workflows/p.yml@main", "1");
+        assert!(matches(IssuerKind::Github, &c.claims, Some(&bound), &shouting).is_ok());
+        let other_file = token("acme/w/.github/workflows/P.yml@main", "1");
+        assert!(matches(IssuerKind::Github, &c.claims, Some(&bound), &other_file).is_err());
+        let lookalike = token("acme/w-evil/.github/workflows/p.yml@main", "1");
+        assert!(matches(IssuerKind::Github, &c.claims, Some(&bound), &lookalike).is_err());
         let replaced = token("acme/w/.github/workflows/p.yml@main", "2");
         let why = matches(IssuerKind::Github, &c.claims, Some(&bound), &replaced).unwrap_err();
         assert!(why.contains("replaced"), "{why}");

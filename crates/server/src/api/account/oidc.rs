@@ -13,7 +13,6 @@ use serde_json::{Map, Value, json};
 
 use tessera_store::{Permission, TokenGrants, TokenKind, TrustedPublisher, UserId};
 
-use crate::api::base_url;
 use crate::clock::iso8601;
 use crate::config::IssuerKind;
 use crate::http::error::{ApiError, ApiResult};
@@ -22,6 +21,9 @@ use crate::services::tokens::{self, TokenSpec};
 use crate::state::AppState;
 use crate::trust::identity::{self, Identity, refused};
 use crate::trust::publishers::{self, CREATE_PACKAGE};
+
+/// The longest detail a refused exchange leaves in a security log.
+const MAX_LOGGED: usize = 1000;
 
 /// Records `what` in the security logs of `users`.
 async fn log_to(state: &AppState, users: &[UserId], what: &str, detail: &str) {
@@ -67,12 +69,7 @@ pub async fn exchange(
                 "an identity token is required as the bearer credential",
             )
         })?;
-    let base = base_url(&state, &headers);
-    let host = url::Url::parse(&base)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_default();
-    let audience = format!("npm:{host}");
+    let audience = identity::audience(&state.config)?;
     let id = identity::verify(&state, token, &audience).await?;
     let presented = publishers::describe(&id);
     let doc = state.store.package_doc(&pkg).await?;
@@ -88,6 +85,17 @@ pub async fn exchange(
         return Err(refused(
             404,
             format!("package not found, or it has no trusted publisher ({pkg})"),
+        ));
+    }
+    // A name nobody has yet: its pending publishers must all be one account's, or whoever
+    // configured one first could take the package another meant to create.
+    if doc.is_none() && audience_of_log.len() > 1 {
+        tracing::warn!(package = %pkg, "pending trusted publishers of several accounts");
+        return Err(refused(
+            409,
+            format!(
+                "{pkg} has pending trusted publishers of several accounts; an administrator must settle it"
+            ),
         ));
     }
     let mut reasons = Vec::new();
@@ -113,7 +121,19 @@ pub async fn exchange(
         }
         if let Some(ids) = bind {
             let ids = serde_json::to_string(&ids).map_err(ApiError::internal)?;
-            state.store.bind_trusted_publisher(&p.id, &ids).await?;
+            if !state.store.bind_trusted_publisher(&p.id, &ids).await? {
+                // another exchange bound it meanwhile: match against what it bound
+                let now_bound = state
+                    .store
+                    .trusted_publishers(&pkg)
+                    .await?
+                    .into_iter()
+                    .find(|q| q.id == p.id);
+                if now_bound.is_none_or(|q| matching(&q, &id).is_err()) {
+                    reasons.push(format!("{}: bound meanwhile to other ids", p.id));
+                    continue;
+                }
+            }
         }
         let now = state.clock.now_ms();
         let expires = now + state.config.oidc.token_lifetime.as_ms();
@@ -151,11 +171,20 @@ pub async fn exchange(
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         return Ok(res);
     }
+    let mut detail = format!("{pkg}: {presented}; {}", reasons.join("; "));
+    if detail.len() > MAX_LOGGED {
+        let cut = (0..=MAX_LOGGED)
+            .rev()
+            .find(|i| detail.is_char_boundary(*i))
+            .unwrap_or(0);
+        detail.truncate(cut);
+        detail.push('…');
+    }
     log_to(
         &state,
         &audience_of_log,
         kind::OIDC_EXCHANGE_REFUSED,
-        &format!("{pkg}: {presented}; {}", reasons.join("; ")),
+        &detail,
     )
     .await;
     Err(refused(

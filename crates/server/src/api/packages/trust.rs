@@ -126,9 +126,21 @@ pub async fn add(
     for item in &items {
         configs.push(publishers::parse(item, &state.config.oidc.issuers)?);
     }
+    let user = caller.require_account()?;
+    // A name nobody has yet belongs to whoever configured a pending publisher for it first:
+    // another account's would let either take the package the other meant to create.
+    if permit.doc().is_none() {
+        crate::npm::names::validate_package_name(&pkg).map_err(ApiError::bad_request)?;
+        let existing = state.store.trusted_publishers(&pkg).await?;
+        if existing.iter().any(|p| p.created_by != user.id) {
+            return Err(ApiError::conflict(format!(
+                "Another account has a pending trusted publisher for {pkg}. Publish it yourself \
+                 first, or ask that account to revoke theirs."
+            )));
+        }
+    }
     // every input is valid: now the second factor
     permit.confirm(&state, &caller).await?;
-    let user = caller.require_account()?;
     let now = state.clock.now_ms();
     let mut created = Vec::with_capacity(configs.len());
     for c in configs {
