@@ -214,6 +214,27 @@ fn identities_are_checked_and_their_tokens_only_publish() {
         ),
     );
     assert_eq!(r.status, 201, "{}", r.text);
+    // a batch with one duplicate adds nothing
+    reg.advance(30);
+    let r = reg.http().with_token(&alice_token).send(
+        "POST",
+        "/-/package/gadget/trust",
+        &[
+            ("npm-otp", &reg.otp(&secret, 0)),
+            ("content-type", "application/json"),
+        ],
+        Some(
+            json!([
+                {"type": "github", "claims": {"repository": "acme/other", "workflow_ref": {"file": "release.yml"}}},
+                {"type": "github", "claims": {"repository": "acme/gadget", "workflow_ref": {"file": "release.yml"}, "environment": "production"}}
+            ])
+            .to_string()
+            .into_bytes(),
+        ),
+    );
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert!(r.text.contains("nothing was added"), "{}", r.text);
+    assert_eq!(reg.count_rows("trusted_publishers"), 1);
     let now = reg.now_secs();
     let good = || {
         let mut c = github_claims(AUD, "acme/gadget", "release.yml");

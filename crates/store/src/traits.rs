@@ -406,8 +406,9 @@ pub trait SecurityKeyStore: Send + Sync {
 /// Trusted publishing: who may publish a package from CI, and the identity tokens already used.
 #[async_trait]
 pub trait TrustStore: Send + Sync {
-    /// Adds a trusted publisher; [`StoreError::Conflict`] if the same one exists for the package.
-    async fn add_trusted_publisher(&self, p: &TrustedPublisher) -> StoreResult<()>;
+    /// Adds trusted publishers, all or none; [`StoreError::Conflict`] (and none added) if one
+    /// of them exists for its package already.
+    async fn add_trusted_publishers(&self, ps: &[TrustedPublisher]) -> StoreResult<()>;
     /// The trusted publishers of a package name, oldest first.
     async fn trusted_publishers(&self, package: &str) -> StoreResult<Vec<TrustedPublisher>>;
     /// Removes one; `false` if the package has no publisher with that id.

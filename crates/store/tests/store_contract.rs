@@ -1391,15 +1391,19 @@ async fn trusted_publishers_and_used_identity_tokens() {
         created_by: alice.id,
         created_at: 5,
     };
-    s.add_trusted_publisher(&p("u1", "{\"repository\":\"o/r\"}"))
-        .await
-        .unwrap();
-    s.add_trusted_publisher(&p("u2", "{\"repository\":\"o/other\"}"))
-        .await
-        .unwrap();
+    s.add_trusted_publishers(&[
+        p("u1", "{\"repository\":\"o/r\"}"),
+        p("u2", "{\"repository\":\"o/other\"}"),
+    ])
+    .await
+    .unwrap();
+    // all or none: a duplicate refuses the whole batch
     assert!(matches!(
-        s.add_trusted_publisher(&p("u3", "{\"repository\":\"o/r\"}"))
-            .await,
+        s.add_trusted_publishers(&[
+            p("u4", "{\"repository\":\"o/new\"}"),
+            p("u3", "{\"repository\":\"o/r\"}"),
+        ])
+        .await,
         Err(StoreError::Conflict)
     ));
     let listed = s.trusted_publishers("pending-pkg").await.unwrap();

@@ -29,6 +29,7 @@ use crate::authz::token_scope::Reach;
 use crate::http::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use crate::two_factor::second_factor::{self, Origin, Satisfied};
+use crate::two_factor::security_keys::has_keys;
 
 /// What an operation acts on.
 #[derive(Debug, Clone, Copy)]
@@ -179,7 +180,7 @@ pub async fn authorize(
     }
     let policy = policy::current(state).await?;
     let key_rule = policy.key_rule();
-    let has_keys = key_rule != KeyRule::None && has_keys(state, account).await?;
+    let has_keys = key_rule != KeyRule::None && has_keys(state, account.id).await?;
     let input = GateInput {
         op,
         mode: account_mode(account),
@@ -266,12 +267,8 @@ pub async fn limited_to_enrolment(state: &AppState, user: &User) -> ApiResult<Op
     if !account_mode(user).is_on() && policy.rule(state.clock.now_ms()) == RegistryRule::Everyone {
         return Ok(Some(Denial::RegistryRequires2fa));
     }
-    let keyless = policy.key_rule() == KeyRule::Everyone && !has_keys(state, user).await?;
+    let keyless = policy.key_rule() == KeyRule::Everyone && !has_keys(state, user.id).await?;
     Ok(keyless.then_some(Denial::RegistryRequiresKey))
-}
-
-async fn has_keys(state: &AppState, user: &User) -> ApiResult<bool> {
-    Ok(!state.store.security_keys(user.id).await?.is_empty())
 }
 
 /// Steps 1 and 2 for a package: loads it if the caller may see it (404 otherwise, or when it is

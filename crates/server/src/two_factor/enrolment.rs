@@ -266,6 +266,7 @@ pub async fn confirm_app(
     user: &User,
     code: &str,
 ) -> ApiResult<()> {
+    authz::enforce(state, caller, Operation::TfaConfirm, Target::Account).await?;
     let Some((_, offered_at)) = offered_app(state, user).await? else {
         return Err(ApiError::bad_request(
             "No authenticator app is being set up, or its setup expired. Start again.",

@@ -138,7 +138,7 @@ pub async fn verify_as(
         let confirm_in_browser = key_only
             || account.web_otp
             || (origin.base_url.is_some()
-                && !state.store.security_keys(account.id).await?.is_empty());
+                && crate::two_factor::security_keys::has_keys(state, account.id).await?);
         let mut e = if key_only {
             key_challenge(factors)
         } else {

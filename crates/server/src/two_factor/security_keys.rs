@@ -29,6 +29,11 @@ pub const CEREMONY_MS: i64 = 5 * 60 * 1000;
 /// The longest name a key may have.
 pub const MAX_NAME: usize = 64;
 
+/// Whether account `user` has a security key or passkey.
+pub async fn has_keys(state: &AppState, user: i64) -> ApiResult<bool> {
+    Ok(!state.store.security_keys(user).await?.is_empty())
+}
+
 /// The relying party for `base_url` (the registry's origin, no path).
 pub fn relying_party(base_url: &str) -> ApiResult<Webauthn> {
     let origin = Url::parse(base_url).map_err(|_| not_available())?;

@@ -288,24 +288,10 @@ pub async fn signin(mut web: Web, form: Form) -> WebResult {
     };
     let state = web.state.clone();
     let return_to = web.session.as_ref().and_then(|s| s.return_to.clone());
-    let ip = web.caller.ip.to_string();
     let base = web.caller.base_url.clone();
     let bound_to = bound(&web);
     let answer = answer(&user, &bound_to, &base, &form, "ceremony", "credential");
-    // the door's Login rule, with the key as its second factor
-    let caller = web.caller_with(None);
-    let result =
-        match authz::authorize(&state, &caller, Operation::Login, Target::AccountOf(&user)).await {
-            Ok(permit) => permit
-                .confirm_with_key(&state, answer, &ip)
-                .await
-                .map(|(_, key)| key),
-            Err(error) => Err(AssertionFailed {
-                error,
-                detail: "security key: sign-in refused by the rules".into(),
-            }),
-        };
-    match result {
+    match login_with_key(&web, &user, answer, "sign-in").await {
         Ok(key) => {
             web.rotate(Some(user.id), SessionStage::Full, None).await?;
             let caller = web.caller.clone();
@@ -383,17 +369,7 @@ pub async fn approve_handshake(web: Web, Path(id): Path<String>, form: Form) -> 
     // approving npm's login mints a credential: the door's Login rule, as the code form does; a
     // web-OTP confirmation is the second factor itself, checked as the code form checks it
     let result = if h.kind == tessera_store::HandshakeKind::Login {
-        let caller = web.caller_with(None);
-        match authz::authorize(&state, &caller, Operation::Login, Target::AccountOf(&user)).await {
-            Ok(permit) => permit
-                .confirm_with_key(&state, answer, &ip)
-                .await
-                .map(|(_, key)| key),
-            Err(error) => Err(AssertionFailed {
-                error,
-                detail: "security key: npm login refused by the rules".into(),
-            }),
-        }
+        login_with_key(&web, &user, answer, "npm login").await
     } else {
         security_keys::finish_assertion(&state, answer, &ip).await
     };
@@ -415,5 +391,34 @@ pub async fn approve_handshake(web: Web, Path(id): Path<String>, form: Form) -> 
 
 /// Whether `user` has keys, for the pages that offer them.
 pub async fn has_keys(web: &Web, user: i64) -> Result<bool, WebError> {
-    Ok(!web.state.store.security_keys(user).await?.is_empty())
+    Ok(security_keys::has_keys(&web.state, user).await?)
+}
+
+/// The door's Login rule for `user` (a sign-in, or approving npm's login), with a key's answer
+/// as its second factor; `what` names it in the security log.
+async fn login_with_key(
+    web: &Web,
+    user: &User,
+    answer: Answer<'_>,
+    what: &str,
+) -> Result<tessera_store::SecurityKeyRecord, AssertionFailed> {
+    let caller = web.caller_with(None);
+    let ip = web.caller.ip.to_string();
+    match authz::authorize(
+        &web.state,
+        &caller,
+        Operation::Login,
+        Target::AccountOf(user),
+    )
+    .await
+    {
+        Ok(permit) => permit
+            .confirm_with_key(&web.state, answer, &ip)
+            .await
+            .map(|(_, key)| key),
+        Err(error) => Err(AssertionFailed {
+            error,
+            detail: format!("security key: {what} refused by the rules"),
+        }),
+    }
 }

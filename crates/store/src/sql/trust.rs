@@ -21,11 +21,12 @@ macro_rules! impl_trust_store {
 
         #[async_trait::async_trait]
         impl $crate::TrustStore for $store {
-            async fn add_trusted_publisher(
+            async fn add_trusted_publishers(
                 &self,
-                p: &$crate::TrustedPublisher,
+                ps: &[$crate::TrustedPublisher],
             ) -> $crate::StoreResult<()> {
                 let mut w = self.begin_write().await?;
+                for p in ps {
                 sqlx::query(
                     "INSERT INTO trusted_publishers (id, package, kind, claims, permissions, \
                      bound, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -41,6 +42,7 @@ macro_rules! impl_trust_store {
                 .execute(&mut *w.tx)
                 .await
                 .map_err($crate::sql::unique_to_conflict)?;
+                }
                 w.tx.commit().await?;
                 Ok(())
             }

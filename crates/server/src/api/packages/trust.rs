@@ -142,10 +142,10 @@ pub async fn add(
     // every input is valid: now the second factor
     permit.confirm(&state, &caller).await?;
     let now = state.clock.now_ms();
-    let mut created = Vec::with_capacity(configs.len());
+    let mut added = Vec::with_capacity(configs.len());
     for c in configs {
         let claims: BTreeMap<String, Value> = c.claims.into_iter().collect();
-        let p = TrustedPublisher {
+        added.push(TrustedPublisher {
             id: new_id(),
             package: pkg.clone(),
             kind: c.kind.as_str().to_owned(),
@@ -154,16 +154,20 @@ pub async fn add(
             bound: None,
             created_by: user.id,
             created_at: now,
-        };
-        match state.store.add_trusted_publisher(&p).await {
-            Ok(()) => {}
-            Err(StoreError::Conflict) => {
-                return Err(ApiError::conflict(format!(
-                    "This trusted publisher is already configured for {pkg}"
-                )));
-            }
-            Err(e) => return Err(e.into()),
+        });
+    }
+    // all or none
+    match state.store.add_trusted_publishers(&added).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict) => {
+            return Err(ApiError::conflict(format!(
+                "This trusted publisher is already configured for {pkg} (nothing was added)"
+            )));
         }
+        Err(e) => return Err(e.into()),
+    }
+    let mut created = Vec::with_capacity(added.len());
+    for p in &added {
         security_log::record(
             &state,
             user.id,
@@ -172,7 +176,7 @@ pub async fn add(
             format!("{pkg}: {} {}", p.kind, p.claims),
         )
         .await;
-        created.push(shown(&p));
+        created.push(shown(p));
     }
     Ok((StatusCode::CREATED, Json(Value::Array(created))).into_response())
 }
