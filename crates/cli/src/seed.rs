@@ -99,6 +99,7 @@ pub async fn run(
                     description: Some(format!("{name}, seeded for benchmarks")),
                     keywords: vec!["seed".into()],
                     publisher_id: user.id,
+                    staged_id: None,
                 },
             ));
             if batch.len() >= 2000 {

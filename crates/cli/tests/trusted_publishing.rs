@@ -430,3 +430,75 @@ fn a_pending_publisher_creates_the_package() {
     assert_eq!(doc["dist-tags"]["latest"], "0.1.0", "{doc}");
     assert_eq!(doc["maintainers"][0]["name"], "alice", "{doc}");
 }
+
+/// A GitLab CI job (self-managed GitLab: the stand-in issuer) publishes with `npm trust gitlab`'s
+/// configuration and the `NPM_ID_TOKEN` its pipeline defines; another project's or another
+/// pipeline file's identity is refused.
+#[test]
+fn a_gitlab_pipeline_publishes_with_its_identity() {
+    let issuer = Issuer::start();
+    let issuers = format!("[{{issuer = \"{}\", kind = \"gitlab\"}}]", issuer.url);
+    let reg = Registry::start_with(&[("TESSERA_OIDC__ISSUERS", &issuers)]);
+    let alice = reg.npm_as("alice");
+    let (secret, _) = reg.enable_2fa(&alice.token().unwrap(), "alice-password", "auth-only");
+    let code = || {
+        reg.advance(30);
+        reg.otp(&secret, 0)
+    };
+    // a pending publisher: the package's first publish comes from the pipeline
+    let out = alice.run(&[
+        "trust",
+        "gitlab",
+        "gl-widget",
+        "--project",
+        "acme/tools/widgets",
+        "--file",
+        ".gitlab-ci.yml",
+        "--allow-publish",
+        "--yes",
+        &format!("--otp={}", code()),
+    ]);
+    assert!(
+        out.ok()
+            .contains("Trust configuration created successfully"),
+        "{}",
+        out.all()
+    );
+    let host = issuer.url.trim_start_matches("http://").to_owned();
+    let claims = |project: &str, file: &str| {
+        json!({
+            "aud": AUD,
+            "sub": format!("project_path:{project}:ref_type:branch:ref:main"),
+            "project_path": project,
+            "namespace_id": "31",
+            "project_id": "4711",
+            "ci_config_ref_uri": format!("{host}/{project}//{file}@refs/heads/main"),
+            "ref": "main",
+        })
+    };
+    let pipeline = |version: &str, claims: serde_json::Value| {
+        let ci = Npm::new(&reg.url());
+        let dir = ci.package("gl-widget", version, serde_json::Value::Null);
+        let mut cmd = ci.command(&dir, &["publish", "--loglevel=verbose"]);
+        cmd.env("CI", "true")
+            .env("GITLAB_CI", "true")
+            .env_remove("GITHUB_ACTIONS")
+            .env("NPM_ID_TOKEN", issuer.token(reg.now_secs(), claims));
+        Run::of(cmd)
+    };
+    let out = pipeline("1.0.0", claims("acme/tools/widgets", ".gitlab-ci.yml"));
+    assert!(out.ok().contains("+ gl-widget@1.0.0"), "{}", out.all());
+    let doc = reg.http().get("/gl-widget").json();
+    assert_eq!(doc["maintainers"][0]["name"], "alice", "{doc}");
+    for (project, file) in [
+        ("acme/tools/other", ".gitlab-ci.yml"),
+        ("acme/tools/widgets", "release.yml"),
+    ] {
+        let out = pipeline("1.0.1", claims(project, file));
+        assert_ne!(out.code, 0, "{project} {file}: {}", out.all());
+    }
+    assert!(reg.http().get("/gl-widget").json()["versions"]["1.0.1"].is_null());
+    let log = security_log(&reg, "alice");
+    assert!(log.contains("oidc_exchange_refused"), "{log}");
+    assert!(log.contains("ci_config_ref_uri"), "{log}");
+}

@@ -23,6 +23,6 @@ pub use model::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use traits::{
-    PackageStore, SecurityKeyStore, SecurityLog, SettingsStore, Store, TokenStore, TrustStore,
-    TwoFactorStore, UserStore, WebStore,
+    PackageStore, SecurityKeyStore, SecurityLog, SettingsStore, StagingStore, Store, TokenStore,
+    TrustStore, TwoFactorStore, UserStore, WebStore,
 };

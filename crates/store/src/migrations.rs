@@ -48,6 +48,11 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
         "trusted_publishing",
         include_str!("../migrations/sqlite/0009_trusted_publishing.sql"),
     ),
+    (
+        10,
+        "staged_publishing",
+        include_str!("../migrations/sqlite/0010_staged_publishing.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations, in order (the same schema as SQLite's, in PostgreSQL's types).
@@ -76,6 +81,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         5,
         "trusted_publishing",
         include_str!("../migrations/postgres/0005_trusted_publishing.sql"),
+    ),
+    (
+        6,
+        "staged_publishing",
+        include_str!("../migrations/postgres/0006_staged_publishing.sql"),
     ),
 ];
 

@@ -198,6 +198,9 @@ pub enum TokenKind {
     Granular,
     /// Minted by a trusted-publishing exchange: publishes one package, briefly.
     Oidc,
+    /// Minted by a trusted-publishing exchange for a publisher that may only stage: stages
+    /// publishes of one package, briefly.
+    OidcStage,
 }
 
 impl TokenKind {
@@ -210,6 +213,7 @@ impl TokenKind {
             TokenKind::Automation => "automation",
             TokenKind::Granular => "granular",
             TokenKind::Oidc => "oidc",
+            TokenKind::OidcStage => "oidc-stage",
         }
     }
 
@@ -222,6 +226,7 @@ impl TokenKind {
             "automation" => TokenKind::Automation,
             "granular" => TokenKind::Granular,
             "oidc" => TokenKind::Oidc,
+            "oidc-stage" => TokenKind::OidcStage,
             _ => return None,
         })
     }
@@ -396,6 +401,8 @@ pub struct Package {
     pub keywords: Vec<String>,
     /// 2FA policy for publishing (`npm access set mfa=…`).
     pub policy: PackageTfaPolicy,
+    /// Publishes from tokens and trusted publishing must be staged and approved with 2FA.
+    pub staged_publishes: bool,
     /// Creation time.
     pub created_at: i64,
     /// Last change.
@@ -412,6 +419,9 @@ pub enum PackageTfaPolicy {
     Publish,
     /// Writes need 2FA, or an automation token.
     Automation,
+    /// Writes need 2FA, and tokens (other than a login's) are refused: npm's "require
+    /// two-factor authentication and disallow tokens".
+    PublishNoTokens,
 }
 
 impl PackageTfaPolicy {
@@ -429,9 +439,23 @@ impl PackageTfaPolicy {
     pub fn flags(self) -> (bool, bool) {
         match self {
             PackageTfaPolicy::None => (false, false),
-            PackageTfaPolicy::Publish => (true, false),
+            PackageTfaPolicy::Publish | PackageTfaPolicy::PublishNoTokens => (true, false),
             PackageTfaPolicy::Automation => (true, true),
         }
+    }
+
+    /// From the stored columns: the pair and `tokens_refused` (which means something only with
+    /// `Publish`).
+    pub fn from_columns(requires: bool, overrides: bool, tokens_refused: bool) -> Self {
+        match Self::from_flags(requires, overrides) {
+            PackageTfaPolicy::Publish if tokens_refused => PackageTfaPolicy::PublishNoTokens,
+            p => p,
+        }
+    }
+
+    /// Whether tokens are refused (the third stored column).
+    pub fn tokens_refused(self) -> bool {
+        self == PackageTfaPolicy::PublishNoTokens
     }
 }
 
@@ -525,6 +549,49 @@ pub struct NewVersion {
     pub keywords: Vec<String>,
     /// The publisher, who must maintain an existing package and becomes maintainer of a new one.
     pub publisher_id: UserId,
+    /// The staged version this publish approves (taken off the stage in the same transaction).
+    pub staged_id: Option<String>,
+}
+
+/// A version staged for publishing (`npm stage publish`), waiting for a maintainer's approval
+/// with a second factor. It holds its version number meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedVersion {
+    /// A UUID, as `npm stage list` shows it.
+    pub id: String,
+    /// The package's name (it may not exist yet).
+    pub package_name: String,
+    /// The version.
+    pub version: String,
+    /// The dist-tag it will get.
+    pub tag: String,
+    /// The visibility asked for with `--access`, if any.
+    pub access: Option<Access>,
+    /// The version object, as it will be stored.
+    pub manifest: String,
+    /// The README, if any.
+    pub readme: Option<String>,
+    /// Hex SHA-512 of the tarball (its blob's address).
+    pub tarball_sha512: String,
+    /// Hex SHA-1 of the tarball.
+    pub shasum: String,
+    /// SRI integrity.
+    pub integrity: String,
+    /// Tarball size in bytes.
+    pub size: i64,
+    /// Description, for search once published.
+    pub description: Option<String>,
+    /// Keywords, for search once published.
+    pub keywords: Vec<String>,
+    /// The account it was staged for: a maintainer, or whoever configured the pending trusted
+    /// publisher of a new package.
+    pub owner_id: UserId,
+    /// Who staged it, as shown: an account name, or the CI identity.
+    pub actor: String,
+    /// `user`, `token` or `oidc`.
+    pub actor_type: String,
+    /// When.
+    pub created_at: i64,
 }
 
 /// What a successful publish did.

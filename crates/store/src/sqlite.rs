@@ -12,9 +12,9 @@ use crate::StoreResult;
 use crate::auth_cache::AuthCache;
 use crate::migrations::Migrate;
 use crate::sql::{
-    packages::impl_package_store, security_keys::impl_security_key_store, tokens::impl_token_store,
-    trust::impl_trust_store, two_factor::impl_two_factor_store, users::impl_user_store,
-    web::impl_web_store,
+    packages::impl_package_store, security_keys::impl_security_key_store,
+    staging::impl_staging_store, tokens::impl_token_store, trust::impl_trust_store,
+    two_factor::impl_two_factor_store, users::impl_user_store, web::impl_web_store,
 };
 use crate::transfer::impl_transfer;
 
@@ -148,3 +148,4 @@ impl_transfer!(SqliteStore, sqlx::Sqlite);
 impl_web_store!(SqliteStore, sqlx::Sqlite);
 impl_security_key_store!(SqliteStore, sqlx::Sqlite);
 impl_trust_store!(SqliteStore, sqlx::Sqlite);
+impl_staging_store!(SqliteStore, sqlx::Sqlite);

@@ -146,6 +146,8 @@ pub trait PackageStore: Send + Sync {
         policy: PackageTfaPolicy,
         now: i64,
     ) -> StoreResult<()>;
+    /// Sets whether publishes from tokens and trusted publishing must be staged.
+    async fn set_staged_publishes(&self, pkg: PackageId, on: bool, now: i64) -> StoreResult<()>;
     /// Stars or unstars the package for a user.
     async fn set_star(&self, pkg: PackageId, user: UserId, star: bool, now: i64)
     -> StoreResult<()>;
@@ -421,6 +423,28 @@ pub trait TrustStore: Send + Sync {
     async fn use_jti(&self, jti_hash: &str, expires_at: i64, now: i64) -> StoreResult<bool>;
 }
 
+/// Staged publishing: versions uploaded without a second factor, waiting for approval.
+#[async_trait]
+pub trait StagingStore: Send + Sync {
+    /// Stages a version. [`StoreError::VersionExists`] if the number is published, retired or
+    /// staged already; [`StoreError::NotMaintainer`] if the package exists and `owner_id` does
+    /// not maintain it.
+    async fn stage_version(&self, s: &StagedVersion) -> StoreResult<()>;
+    /// One staged version by id.
+    async fn staged_version(&self, id: &str) -> StoreResult<Option<StagedVersion>>;
+    /// The staged versions `viewer` may see (of packages it maintains, and of new names staged
+    /// for it), optionally of one package, oldest first; with the total count.
+    async fn staged_versions(
+        &self,
+        viewer: UserId,
+        package: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<StagedVersion>, i64)>;
+    /// Takes a staged version off the stage (rejected); `false` if it was not there.
+    async fn remove_staged(&self, id: &str) -> StoreResult<bool>;
+}
+
 /// Everything the server needs from persistence.
 pub trait Store:
     UserStore
@@ -432,6 +456,7 @@ pub trait Store:
     + WebStore
     + SecurityKeyStore
     + TrustStore
+    + StagingStore
     + crate::transfer::Transfer
 {
 }
@@ -446,6 +471,7 @@ impl<T> Store for T where
         + WebStore
         + SecurityKeyStore
         + TrustStore
+        + StagingStore
         + crate::transfer::Transfer
 {
 }

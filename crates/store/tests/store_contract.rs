@@ -135,6 +135,7 @@ fn publish(name: &str, v: &str, publisher: UserId) -> NewVersion {
         description: Some(format!("the {name} package")),
         keywords: vec!["demo".into()],
         publisher_id: publisher,
+        staged_id: None,
     }
 }
 
@@ -303,6 +304,8 @@ async fn package_tfa_policy_maps_to_the_two_columns() {
     for want in [
         PackageTfaPolicy::Automation,
         PackageTfaPolicy::Publish,
+        PackageTfaPolicy::PublishNoTokens,
+        PackageTfaPolicy::Publish,
         PackageTfaPolicy::None,
     ] {
         s.set_mfa_policy(p.package_id, want, 20).await.unwrap();
@@ -315,6 +318,27 @@ async fn package_tfa_policy_maps_to_the_two_columns() {
     )
     .await;
     assert_eq!(policy(&s).await, PackageTfaPolicy::None);
+    // refusing tokens means something only with the requirement and no override
+    raw_sql(
+        &s,
+        "UPDATE packages SET publish_requires_tfa = TRUE, automation_overrides_tfa = TRUE, \
+         tokens_refused = TRUE",
+    )
+    .await;
+    assert_eq!(policy(&s).await, PackageTfaPolicy::Automation);
+    let staged = |s: &TestStore| {
+        let s = s.store.clone();
+        async move { s.package("demo").await.unwrap().unwrap().staged_publishes }
+    };
+    assert!(!staged(&s).await);
+    s.set_staged_publishes(p.package_id, true, 30)
+        .await
+        .unwrap();
+    assert!(staged(&s).await);
+    s.set_staged_publishes(p.package_id, false, 31)
+        .await
+        .unwrap();
+    assert!(!staged(&s).await);
 }
 
 #[tokio::test]
@@ -1441,4 +1465,123 @@ async fn trusted_publishers_and_used_identity_tokens() {
         s.use_jti("j1", 300, 100).await.unwrap(),
         "expired, so forgotten"
     );
+}
+
+fn staged(id: &str, name: &str, v: &str, owner: UserId, at: i64) -> StagedVersion {
+    StagedVersion {
+        id: id.into(),
+        package_name: name.into(),
+        version: v.into(),
+        tag: "latest".into(),
+        access: Some(Access::Public),
+        manifest: format!("{{\"name\":\"{name}\",\"version\":\"{v}\"}}"),
+        readme: None,
+        tarball_sha512: format!("staged-{name}-{v}"),
+        shasum: "00".into(),
+        integrity: "sha512-AA==".into(),
+        size: 3,
+        description: None,
+        keywords: vec!["k".into()],
+        owner_id: owner,
+        actor: "ci".into(),
+        actor_type: "oidc".into(),
+        created_at: at,
+    }
+}
+
+#[tokio::test]
+async fn staged_versions_hold_their_number_until_approved_or_rejected() {
+    let s = store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let bob = s.create_user(new_user("bob"), 1).await.unwrap();
+    s.publish(publish("demo", "1.0.0", alice.id), 10)
+        .await
+        .unwrap();
+    s.stage_version(&staged("s1", "demo", "1.1.0", alice.id, 20))
+        .await
+        .unwrap();
+    // the number is held against stages and publishes; published numbers cannot be staged
+    assert!(matches!(
+        s.stage_version(&staged("s2", "demo", "1.1.0", alice.id, 21))
+            .await,
+        Err(StoreError::VersionExists)
+    ));
+    assert!(matches!(
+        s.publish(publish("demo", "1.1.0", alice.id), 22).await,
+        Err(StoreError::VersionExists)
+    ));
+    assert!(matches!(
+        s.stage_version(&staged("s3", "demo", "1.0.0", alice.id, 23))
+            .await,
+        Err(StoreError::VersionExists)
+    ));
+    // only a maintainer's
+    assert!(matches!(
+        s.stage_version(&staged("s4", "demo", "1.2.0", bob.id, 24))
+            .await,
+        Err(StoreError::NotMaintainer)
+    ));
+    // a new name: staged for whoever staged it
+    s.stage_version(&staged("s5", "fresh", "0.1.0", bob.id, 25))
+        .await
+        .unwrap();
+    let got = s.staged_version("s1").await.unwrap().unwrap();
+    assert_eq!(got, staged("s1", "demo", "1.1.0", alice.id, 20));
+    assert!(s.staged_version("nope").await.unwrap().is_none());
+    // who sees what
+    let ids =
+        |v: (Vec<StagedVersion>, i64)| (v.0.into_iter().map(|s| s.id).collect::<Vec<_>>(), v.1);
+    assert_eq!(
+        ids(s.staged_versions(alice.id, None, 0, 10).await.unwrap()),
+        (vec!["s1".to_string()], 1)
+    );
+    assert_eq!(
+        ids(s.staged_versions(bob.id, None, 0, 10).await.unwrap()),
+        (vec!["s5".to_string()], 1)
+    );
+    assert_eq!(
+        ids(s
+            .staged_versions(alice.id, Some("fresh"), 0, 10)
+            .await
+            .unwrap()),
+        (vec![], 0)
+    );
+    s.stage_version(&staged("s6", "demo", "1.3.0", alice.id, 26))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(s
+            .staged_versions(alice.id, Some("demo"), 1, 1)
+            .await
+            .unwrap()),
+        (vec!["s6".to_string()], 2)
+    );
+    // the tarball is in use while staged
+    assert!(s.blob_in_use("staged-demo-1.3.0").await.unwrap());
+    // approving: a publish that takes it off the stage, once
+    let mut approve = publish("demo", "1.1.0", alice.id);
+    approve.staged_id = Some("s1".into());
+    s.publish(approve.clone(), 30).await.unwrap();
+    assert!(s.staged_version("s1").await.unwrap().is_none());
+    assert!(matches!(
+        s.publish(approve, 31).await,
+        Err(StoreError::NotFound)
+    ));
+    // an approval naming another version's stage publishes nothing
+    let mut wrong = publish("demo", "9.9.9", alice.id);
+    wrong.staged_id = Some("s6".into());
+    assert!(matches!(
+        s.publish(wrong, 32).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(s.staged_version("s6").await.unwrap().is_some());
+    // rejecting frees the number
+    assert!(s.remove_staged("s6").await.unwrap());
+    assert!(!s.remove_staged("s6").await.unwrap());
+    assert!(!s.blob_in_use("staged-demo-1.3.0").await.unwrap());
+    s.publish(publish("demo", "1.3.0", alice.id), 33)
+        .await
+        .unwrap();
+    let doc = s.package_doc("demo").await.unwrap().unwrap();
+    assert_eq!(doc.versions.len(), 3);
 }

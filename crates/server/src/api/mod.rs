@@ -73,6 +73,14 @@ pub fn router(state: AppState) -> Router {
             "/-/package/{pkg}/trust/{id}",
             delete(packages::trust::revoke),
         )
+        .route("/-/stage", get(packages::stage::list))
+        .route("/-/stage/package/{pkg}", post(packages::stage::stage))
+        .route(
+            "/-/stage/{id}",
+            get(packages::stage::view).delete(packages::stage::reject),
+        )
+        .route("/-/stage/{id}/tarball", get(packages::stage::tarball))
+        .route("/-/stage/{id}/approve", post(packages::stage::approve))
         .route(
             "/-/npm/v1/oidc/token/exchange/package/{pkg}",
             post(account::oidc::exchange),

@@ -32,7 +32,10 @@ pub enum CredentialKind {
     Session,
     /// `Authorization: Basic` with the account password.
     Basic,
-    /// A token that may write: login tokens, classic publish tokens, granular read-write tokens.
+    /// A token minted by logging in (`npm login`): the account's session on the command line.
+    LoginToken,
+    /// A token that was created to be used alone and may write: classic publish tokens,
+    /// granular read-write tokens without `bypass_2fa`.
     PublishToken,
     /// A token that refuses every write.
     ReadOnlyToken,
@@ -45,12 +48,14 @@ pub enum CredentialKind {
 impl CredentialKind {
     /// The kind of a stored token.
     pub fn of_token(t: &Token) -> Self {
-        if t.kind == TokenKind::Oidc {
+        if matches!(t.kind, TokenKind::Oidc | TokenKind::OidcStage) {
             CredentialKind::OidcToken
         } else if t.read_only() {
             CredentialKind::ReadOnlyToken
         } else if t.bypass_2fa || t.kind == TokenKind::Automation {
             CredentialKind::AutomationToken
+        } else if t.kind == TokenKind::Login {
+            CredentialKind::LoginToken
         } else {
             CredentialKind::PublishToken
         }

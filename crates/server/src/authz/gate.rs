@@ -2,7 +2,8 @@
 //!
 //! [`RULES`] has one row per [`Operation`]: what it needs in each 2FA mode, what automation
 //! tokens may do, whether a package's policy and the registry's rules cover it. [`decide`]
-//! reads the row and applies the layers in a fixed order (credential, token reach, registry
+//! reads the row and applies the layers in a fixed order (credential, token reach, the
+//! package's rules on tokens, registry
 //! policy, package policy, automation, account mode); nothing in it names an operation. When it
 //! asks for a second factor it also says which kinds count ([`Factors`]): any, or a security key
 //! where the registry requires keys.
@@ -67,11 +68,16 @@ pub enum Operation {
     TotpAdd,
     /// List, add or revoke a package's trusted publishers (`npm trust`).
     TrustChange,
+    /// Stage a version for publishing (`npm stage publish`): its second factor is asked when
+    /// it is approved.
+    Stage,
+    /// Approve or reject a staged version (`npm stage approve|reject`).
+    StageDecide,
 }
 
 impl Operation {
     /// Every operation, in table order.
-    pub const ALL: [Operation; 24] = [
+    pub const ALL: [Operation; 26] = [
         Operation::Login,
         Operation::ProfileWrite,
         Operation::PasswordChange,
@@ -96,6 +102,8 @@ impl Operation {
         Operation::KeyRemove,
         Operation::TotpAdd,
         Operation::TrustChange,
+        Operation::Stage,
+        Operation::StageDecide,
     ];
 
     /// The operation's row in [`RULES`].
@@ -172,6 +180,12 @@ pub struct Rule {
     /// May name a package that does not exist yet (a publish creates it; a pending trusted
     /// publisher is configured before it).
     pub creates: bool,
+    /// Asks no second factor for itself: one is asked when what it did is approved
+    /// (staging), so the package's and the registry's second-factor rules wait for then.
+    pub deferred: bool,
+    /// A publish that could have been staged: refused to tokens and trusted publishing where
+    /// the package requires their publishes to be staged.
+    pub stageable: bool,
 }
 
 const fn row(
@@ -193,6 +207,8 @@ const fn row(
         totp_enrolment: false,
         oidc: false,
         creates: false,
+        deferred: false,
+        stageable: false,
     }
 }
 
@@ -217,7 +233,7 @@ const ALWAYS: (Need, Need) = (Need::Otp, Need::Otp);
 /// The rules, one row per operation. In `auth-only` mode the second factor guards whatever
 /// mints a credential or changes how the account is protected; in `auth-and-writes` mode also
 /// every other change. Automation tokens do package writes alone and never governance.
-pub const RULES: [Rule; 24] = {
+pub const RULES: [Rule; 26] = {
     use Automation::{Allowed, Never};
     use Operation as Op;
     [
@@ -251,6 +267,7 @@ pub const RULES: [Rule; 24] = {
         Rule {
             oidc: true,
             creates: true,
+            stageable: true,
             ..package(row(Op::Publish, "publish", WRITES, Allowed))
         },
         package(row(Op::Unpublish, "unpublish", WRITES, Allowed)),
@@ -277,6 +294,17 @@ pub const RULES: [Rule; 24] = {
             needs_2fa: true,
             creates: true,
             ..package(row(Op::TrustChange, "trust list/add/revoke", ALWAYS, Never))
+        },
+        Rule {
+            oidc: true,
+            creates: true,
+            deferred: true,
+            ..package(row(Op::Stage, "stage publish", NONE, Allowed))
+        },
+        Rule {
+            needs_2fa: true,
+            creates: true,
+            ..package(row(Op::StageDecide, "stage approve/reject", ALWAYS, Never))
         },
     ]
 };
@@ -329,6 +357,19 @@ pub enum PackagePolicy {
     Publish,
     /// `mfa=automation`: as `Publish`, but automation and bypass tokens may publish.
     Automation,
+    /// npm's "require two-factor authentication and disallow tokens": as `Publish`, and
+    /// tokens other than a login's are refused (trusted publishing still works).
+    PublishNoTokens,
+}
+
+/// Whether a package requires its publishes from tokens and trusted publishing to be staged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Staging {
+    /// They may publish directly.
+    #[default]
+    Optional,
+    /// They may only stage; a maintainer approves with a second factor.
+    Required,
 }
 
 /// Everything the gate decides from.
@@ -344,6 +385,8 @@ pub struct GateInput {
     pub reach: Reach,
     /// The package's 2FA policy (`None` when no package is involved).
     pub package: PackagePolicy,
+    /// Whether the package (or a trusted publisher that may only stage) requires staging.
+    pub staging: Staging,
     /// What the registry-wide policy enforces now.
     pub registry: RegistryRule,
     /// Of whom the registry requires security keys.
@@ -414,6 +457,10 @@ pub enum Denial {
     TotpEnrolmentDisabled,
     /// A trusted-publishing token tried anything but publishing its package.
     OidcTokenPublishesOnly,
+    /// The package refuses tokens other than a login's.
+    TokensRefused,
+    /// The package requires publishes from tokens and trusted publishing to be staged.
+    MustBeStaged,
 }
 
 const ENABLE_HINT: &str = "Turn it on with `npm profile enable-2fa auth-and-writes`.";
@@ -441,8 +488,16 @@ impl Denial {
             )),
             Denial::PolicyNeeds2fa => ApiError::forbidden(format!(
                 "Only a maintainer with two-factor authentication can change this package's 2FA \
-                 policy or its trusted publishers. {ENABLE_HINT}"
+                 policy or its trusted publishers, or approve a staged publish. {ENABLE_HINT}"
             )),
+            Denial::TokensRefused => ApiError::forbidden(
+                "This package requires two-factor authentication and refuses tokens: run \
+                 `npm login` and use --otp, or publish from CI with trusted publishing.",
+            ),
+            Denial::MustBeStaged => ApiError::forbidden(
+                "This publish must be staged: run `npm stage publish`, then a maintainer \
+                 approves it with two-factor authentication (`npm stage approve <id>`).",
+            ),
             Denial::RegistryRequires2fa => ApiError::forbidden(format!(
                 "This registry requires two-factor authentication for this account. {ENABLE_HINT}"
             )),
@@ -472,6 +527,7 @@ pub fn decide(input: GateInput) -> Decision {
         cred,
         reach,
         package,
+        staging,
         registry,
         key_rule,
         has_keys,
@@ -523,12 +579,26 @@ pub fn decide(input: GateInput) -> Decision {
     if reach == Reach::Outside && rule.credentials == Credentials::Writer {
         return Deny(Denial::OutsideTokenScope);
     }
+    // 3. The package's rules on tokens: refused altogether, or limited to staging.
+    let created_token = matches!(
+        cred,
+        CredentialKind::PublishToken | CredentialKind::AutomationToken
+    );
+    if rule.package_change && package == PackagePolicy::PublishNoTokens && created_token {
+        return Deny(Denial::TokensRefused);
+    }
+    if rule.stageable
+        && staging == Staging::Required
+        && (created_token || cred == CredentialKind::OidcToken)
+    {
+        return Deny(Denial::MustBeStaged);
+    }
     // A trusted-publishing token is the CI identity its maintainers configured, checked at the
     // exchange: no account factor or policy applies to what it may do.
     if cred == CredentialKind::OidcToken {
         return Allow;
     }
-    // 3. The registry's requirement on accounts without 2FA.
+    // 4. The registry's requirement on accounts without 2FA.
     if !on {
         let refused = match registry {
             RegistryRule::Everyone => !rule.enrolment,
@@ -539,15 +609,15 @@ pub fn decide(input: GateInput) -> Decision {
             return Deny(Denial::RegistryRequires2fa);
         }
     }
-    if key_required && !has_keys && !rule.enrolment {
+    if key_required && !has_keys && !rule.enrolment && !rule.deferred {
         return Deny(Denial::RegistryRequiresKey);
     }
     if rule.totp_enrolment && !totp_enrolment {
         return Deny(Denial::TotpEnrolmentDisabled);
     }
     let automation = cred == CredentialKind::AutomationToken;
-    // 4. The package's own policy holds whatever the account's mode.
-    if package != PackagePolicy::None && rule.package_change {
+    // 5. The package's own policy holds whatever the account's mode.
+    if package != PackagePolicy::None && rule.package_change && !rule.deferred {
         if !on {
             return Deny(Denial::PackageRequires2fa);
         }
@@ -561,12 +631,12 @@ pub fn decide(input: GateInput) -> Decision {
     if rule.needs_2fa && !on {
         return Deny(Denial::PolicyNeeds2fa);
     }
-    // 5. Automation tokens.
+    // 6. Automation tokens.
     if automation {
         // Only their `Allowed` rows are left: the others were refused with the credential.
         return Allow;
     }
-    // 6. The account's mode.
+    // 7. The account's mode.
     by_mode()
 }
 
@@ -596,6 +666,16 @@ pub fn package_policy(p: &Package) -> PackagePolicy {
         PackageTfaPolicy::None => PackagePolicy::None,
         PackageTfaPolicy::Publish => PackagePolicy::Publish,
         PackageTfaPolicy::Automation => PackagePolicy::Automation,
+        PackageTfaPolicy::PublishNoTokens => PackagePolicy::PublishNoTokens,
+    }
+}
+
+/// Whether a package requires staging of publishes from tokens and trusted publishing.
+pub fn package_staging(p: &Package) -> Staging {
+    if p.staged_publishes {
+        Staging::Required
+    } else {
+        Staging::Optional
     }
 }
 
@@ -610,11 +690,13 @@ fn rules_table(out: &mut String) {
     out.push_str(
         "One row per operation; every table below is computed from these rows by `gate::decide`, \
          which applies them in a fixed order: the credential, a granular token's reach, the \
-         registry's policy, the package's policy, automation tokens, the account's mode.\n\n",
+         package's rules on tokens, the registry's policy, the package's policy, automation \
+         tokens, the account's mode. A *deferred* row asks its second factor when what it did is \
+         approved (staging), so the package's policy and a key requirement wait for then.\n\n",
     );
     out.push_str(
-        "| operation | credentials | auth-only | auth-and-writes | automation tokens | package change | while enrolling | needs 2FA on |\n\
-         |---|---|---|---|---|---|---|---|\n",
+        "| operation | credentials | auth-only | auth-and-writes | automation tokens | package change | while enrolling | needs 2FA on | deferred |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
     for r in &RULES {
         let credentials = match r.credentials {
@@ -627,13 +709,14 @@ fn rules_table(out: &mut String) {
             Automation::Never => "refused",
         };
         out.push_str(&format!(
-            "| {} | {credentials} | {} | {} | {automation} | {} | {} | {} |\n",
+            "| {} | {credentials} | {} | {} | {automation} | {} | {} | {} | {} |\n",
             r.label,
             need(r.auth_only),
             need(r.auth_and_writes),
             yes(r.package_change),
             yes(r.enrolment),
             yes(r.needs_2fa),
+            yes(r.deferred),
         ));
     }
     out.push('\n');
@@ -658,6 +741,8 @@ pub fn matrix_markdown() -> String {
             Decision::Deny(Denial::RegistryRequiresKey) => "refused: add a key",
             Decision::Deny(Denial::TotpEnrolmentDisabled) => "refused: add a key instead",
             Decision::Deny(Denial::OidcTokenPublishesOnly) => "refused: publishes only",
+            Decision::Deny(Denial::TokensRefused) => "refused: no tokens",
+            Decision::Deny(Denial::MustBeStaged) => "refused: stage it",
         }
     }
     let modes = TfaMode::ALL;
@@ -667,6 +752,7 @@ pub fn matrix_markdown() -> String {
         cred,
         reach: Reach::Full,
         package: PackagePolicy::None,
+        staging: Staging::Optional,
         registry: RegistryRule::None,
         key_rule: KeyRule::None,
         has_keys: false,
@@ -718,6 +804,7 @@ pub fn matrix_markdown() -> String {
     section(
         &mut out,
         "Login tokens, classic publish tokens, granular read-write tokens, website sessions",
+        // login tokens decide as publish tokens everywhere but in the package's token rules
         "`Basic` credentials (the password itself) follow this table too, and with 2FA on every \
          Basic request needs an OTP, reads included (`gate::basic_needs_second_factor`, tested \
          with the rules). Its code is bound to the client (address and user agent), so one npm \
@@ -735,9 +822,11 @@ pub fn matrix_markdown() -> String {
     section(
         &mut out,
         "Trusted-publishing tokens (from an OIDC exchange)",
-        "They publish the one package they were issued for, whatever the account's mode and the \
-         package's or registry's policy (the exchange checked the CI identity against the \
-         package's trusted publishers); everything else is refused.",
+        "They publish (or stage) the one package they were issued for, whatever the account's \
+         mode and the package's or registry's policy (the exchange checked the CI identity \
+         against the package's trusted publishers); everything else is refused. A token from a \
+         trusted publisher allowed only `createStagedPackage` is decided as for a package that \
+         requires staging (below).",
         &|op, m| GateInput {
             reach: Reach::Covered,
             ..base(op, m, CredentialKind::OidcToken)
@@ -763,9 +852,17 @@ pub fn matrix_markdown() -> String {
     for (policy, pname) in [
         (PackagePolicy::Publish, "mfa=publish"),
         (PackagePolicy::Automation, "mfa=automation"),
+        (
+            PackagePolicy::PublishNoTokens,
+            "mfa=publish` and tokens refused (`tokens_refused",
+        ),
     ] {
         for (cred, cname) in [
-            (CredentialKind::PublishToken, "login and publish tokens"),
+            (
+                CredentialKind::LoginToken,
+                "login tokens and website sessions",
+            ),
+            (CredentialKind::PublishToken, "publish and granular tokens"),
             (
                 CredentialKind::AutomationToken,
                 "automation and bypass tokens",
@@ -794,6 +891,56 @@ pub fn matrix_markdown() -> String {
                 });
             table(&mut out, &mut rows);
         }
+    }
+    out.push_str(
+        "## Packages that require staging (`staged_publishes`)\n\nPublishes from tokens and \
+         trusted publishing must be staged; a maintainer approves them with a second factor. \
+         Login tokens and website sessions publish as above. Staging itself asks no second \
+         factor in any mode; the approval asks it whatever the mode.\n\n",
+    );
+    for (cred, cname, reach) in [
+        (CredentialKind::LoginToken, "Login tokens", Reach::Full),
+        (
+            CredentialKind::PublishToken,
+            "Publish and granular tokens",
+            Reach::Full,
+        ),
+        (
+            CredentialKind::AutomationToken,
+            "Automation and bypass tokens",
+            Reach::Full,
+        ),
+        (
+            CredentialKind::OidcToken,
+            "Trusted-publishing tokens",
+            Reach::Covered,
+        ),
+    ] {
+        out.push_str(&format!("### {cname}\n\n"));
+        let mut rows = Operation::ALL
+            .iter()
+            .filter(|op| {
+                matches!(
+                    op,
+                    Operation::Publish | Operation::Stage | Operation::StageDecide
+                )
+            })
+            .map(|op| {
+                (
+                    op.label().to_owned(),
+                    modes
+                        .iter()
+                        .map(|m| {
+                            decide(GateInput {
+                                staging: Staging::Required,
+                                reach,
+                                ..base(*op, *m, cred)
+                            })
+                        })
+                        .collect(),
+                )
+            });
+        table(&mut out, &mut rows);
     }
     for (rule, rname, note) in [
         (
@@ -888,20 +1035,23 @@ mod tests {
     use Decision::*;
     use Operation as Op;
 
-    const ALL_CREDS: [C; 7] = [
+    const ALL_CREDS: [C; 8] = [
         C::Anonymous,
         C::Session,
         C::Basic,
+        C::LoginToken,
         C::PublishToken,
         C::ReadOnlyToken,
         C::AutomationToken,
         C::OidcToken,
     ];
-    const ALL_POLICIES: [PackagePolicy; 3] = [
+    const ALL_POLICIES: [PackagePolicy; 4] = [
         PackagePolicy::None,
         PackagePolicy::Publish,
         PackagePolicy::Automation,
+        PackagePolicy::PublishNoTokens,
     ];
+    const ALL_STAGINGS: [Staging; 2] = [Staging::Optional, Staging::Required];
     const ALL_REACHES: [Reach; 3] = [Reach::Full, Reach::Covered, Reach::Outside];
     const ALL_KEY_RULES: [KeyRule; 3] = [KeyRule::None, KeyRule::Publishers, KeyRule::Everyone];
 
@@ -939,6 +1089,7 @@ mod tests {
             Op::KeyRemove,
             Op::TotpAdd,
             Op::TrustChange,
+            Op::StageDecide,
         ];
         let otp_in_auth_and_writes = [
             Op::ProfileWrite,
@@ -969,6 +1120,7 @@ mod tests {
             Op::TfaCancelPending,
             Op::Star,
             Op::Logout,
+            Op::Stage,
         ] {
             assert_eq!(
                 (op.rule().auth_only, op.rule().auth_and_writes),
@@ -1002,6 +1154,7 @@ mod tests {
                     cred: C::AutomationToken,
                     reach: Reach::Full,
                     package: PackagePolicy::None,
+                    staging: Staging::Optional,
                     registry: RegistryRule::None,
                     key_rule: KeyRule::None,
                     has_keys: false,
@@ -1075,6 +1228,7 @@ mod tests {
         for i in all_inputs()
             .filter(|i| i.registry == RegistryRule::Everyone && !i.mode.is_on())
             .filter(|i| i.reach == Reach::Full && i.package == PackagePolicy::None)
+            .filter(|i| i.staging == Staging::Optional)
             .filter(|i| matches!(i.cred, C::Session | C::Basic | C::PublishToken))
         {
             let refused = decide(i) == Deny(Denial::RegistryRequires2fa);
@@ -1088,21 +1242,24 @@ mod tests {
                 ALL_CREDS.into_iter().flat_map(move |cred| {
                     ALL_REACHES.into_iter().flat_map(move |reach| {
                         ALL_POLICIES.into_iter().flat_map(move |package| {
-                            ALL_RULES.into_iter().flat_map(move |registry| {
-                                ALL_KEY_RULES.into_iter().flat_map(move |key_rule| {
-                                    [(false, true), (true, true), (false, false), (true, false)]
-                                        .into_iter()
-                                        .map(move |(has_keys, totp_enrolment)| GateInput {
-                                            op,
-                                            mode,
-                                            cred,
-                                            reach,
-                                            package,
-                                            registry,
-                                            key_rule,
-                                            has_keys,
-                                            totp_enrolment,
-                                        })
+                            ALL_STAGINGS.into_iter().flat_map(move |staging| {
+                                ALL_RULES.into_iter().flat_map(move |registry| {
+                                    ALL_KEY_RULES.into_iter().flat_map(move |key_rule| {
+                                        [(false, true), (true, true), (false, false), (true, false)]
+                                            .into_iter()
+                                            .map(move |(has_keys, totp_enrolment)| GateInput {
+                                                op,
+                                                mode,
+                                                cred,
+                                                reach,
+                                                package,
+                                                staging,
+                                                registry,
+                                                key_rule,
+                                                has_keys,
+                                                totp_enrolment,
+                                            })
+                                    })
                                 })
                             })
                         })
@@ -1114,25 +1271,126 @@ mod tests {
 
     #[test]
     fn every_combination_is_decided() {
-        assert_eq!(all_inputs().count(), 24 * 4 * 7 * 3 * 3 * 3 * 3 * 2 * 2);
+        assert_eq!(all_inputs().count(), 26 * 4 * 8 * 3 * 4 * 2 * 3 * 3 * 2 * 2);
     }
 
     #[test]
-    fn sessions_basic_and_publish_tokens_are_alike() {
-        for i in all_inputs().filter(|i| i.cred == C::PublishToken) {
+    fn sessions_basic_login_and_publish_tokens_are_alike() {
+        // a login token is the account's session on the command line; a publish token differs
+        // from it only where the package's rules single out tokens
+        for i in all_inputs().filter(|i| i.cred == C::LoginToken) {
+            for other in [C::Session, C::Basic] {
+                assert_eq!(decide(GateInput { cred: other, ..i }), decide(i), "{i:?}");
+            }
+            let rule = i.op.rule();
+            let singled_out = (rule.package_change && i.package == PackagePolicy::PublishNoTokens)
+                || (rule.stageable && i.staging == Staging::Required);
+            if !singled_out {
+                assert_eq!(
+                    decide(GateInput {
+                        cred: C::PublishToken,
+                        ..i
+                    }),
+                    decide(i),
+                    "{i:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn packages_that_refuse_tokens_refuse_every_created_token() {
+        for i in all_inputs().filter(|i| i.package == PackagePolicy::PublishNoTokens) {
+            let rule = i.op.rule();
+            let d = decide(i);
+            if !rule.package_change || i.reach == Reach::Outside {
+                continue;
+            }
+            match i.cred {
+                C::PublishToken => assert_eq!(d, Deny(Denial::TokensRefused), "{i:?}"),
+                C::AutomationToken if rule.automation == Automation::Allowed => {
+                    assert_eq!(d, Deny(Denial::TokensRefused), "{i:?}")
+                }
+                // a login's token and the website are the people; trusted publishing is the CI
+                C::LoginToken | C::Session | C::Basic | C::OidcToken => {
+                    assert_ne!(d, Deny(Denial::TokensRefused), "{i:?}")
+                }
+                _ => {}
+            }
+            // otherwise it is mfa=publish
+            if matches!(i.cred, C::LoginToken | C::Session | C::Basic) {
+                assert_eq!(
+                    d,
+                    decide(GateInput {
+                        package: PackagePolicy::Publish,
+                        ..i
+                    }),
+                    "{i:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn staging_defers_the_second_factor_to_a_person() {
+        for i in all_inputs().filter(|i| i.reach != Reach::Outside) {
+            let d = decide(i);
+            match i.op {
+                // staging asks no second factor, whatever the mode and the policies
+                Op::Stage => assert!(!matches!(d, Otp(_)), "{i:?}"),
+                // approving or rejecting always asks one, from an account with 2FA, and never
+                // takes an automation, bypass or trusted-publishing token
+                Op::StageDecide => {
+                    match i.cred {
+                        C::AutomationToken => {
+                            assert_eq!(d, Deny(Denial::AutomationTokenGovernance), "{i:?}")
+                        }
+                        C::OidcToken => {
+                            assert_eq!(d, Deny(Denial::OidcTokenPublishesOnly), "{i:?}")
+                        }
+                        _ => {}
+                    }
+                    assert!(matches!(d, Otp(_) | Deny(_)), "{i:?}");
+                    if !i.mode.is_on() {
+                        assert!(matches!(d, Deny(_)), "{i:?}");
+                    }
+                }
+                // where the package requires it, tokens and trusted publishing only stage
+                Op::Publish
+                    if i.staging == Staging::Required
+                        && matches!(
+                            i.cred,
+                            C::PublishToken | C::AutomationToken | C::OidcToken
+                        )
+                        && d != Deny(Denial::TokensRefused) =>
+                {
+                    assert_eq!(d, Deny(Denial::MustBeStaged), "{i:?}")
+                }
+                _ => {}
+            }
+        }
+        // staging is allowed to exactly the credentials that may publish
+        for i in all_inputs().filter(|i| i.op == Op::Stage && i.staging == Staging::Optional) {
+            let publish = decide(GateInput {
+                op: Op::Publish,
+                ..i
+            });
+            let stage = decide(i);
             assert_eq!(
-                decide(GateInput {
-                    cred: C::Session,
-                    ..i
-                }),
-                decide(i)
-            );
-            assert_eq!(
-                decide(GateInput {
-                    cred: C::Basic,
-                    ..i
-                }),
-                decide(i)
+                matches!(stage, Deny(_)),
+                matches!(
+                    publish,
+                    Deny(
+                        Denial::LoginRequired
+                            | Denial::ReadOnlyToken
+                            | Denial::OutsideTokenScope
+                            | Denial::OidcTokenPublishesOnly
+                            | Denial::RegistryRequires2fa
+                            | Denial::TokensRefused
+                            | Denial::AutomationTokenGovernance
+                    )
+                ),
+                "{i:?}: stage {stage:?}, publish {publish:?}"
             );
         }
     }
@@ -1143,14 +1401,19 @@ mod tests {
         let rank = rank;
         for i in all_inputs().filter(|i| {
             i.package == PackagePolicy::None
+                && i.staging == Staging::Optional
                 && i.registry == RegistryRule::None
                 && i.key_rule == KeyRule::None
                 && i.totp_enrolment
         }) {
-            for package in ALL_POLICIES {
+            for (package, staging) in ALL_POLICIES
+                .into_iter()
+                .flat_map(|p| ALL_STAGINGS.map(|s| (p, s)))
+            {
                 for (registry, key_rule) in ALL_RULES.into_iter().zip(ALL_KEY_RULES) {
                     let stricter = decide(GateInput {
                         package,
+                        staging,
                         registry,
                         key_rule,
                         ..i
@@ -1227,7 +1490,13 @@ mod tests {
             }
             if !i.has_keys
                 && !rule.enrolment
-                && matches!(i.cred, C::Session | C::Basic | C::PublishToken)
+                && !rule.deferred
+                && i.package != PackagePolicy::PublishNoTokens
+                && i.staging == Staging::Optional
+                && matches!(
+                    i.cred,
+                    C::Session | C::Basic | C::LoginToken | C::PublishToken
+                )
                 && i.reach == Reach::Full
                 && (i.mode.is_on() || i.registry == RegistryRule::None)
                 && (i.mode.is_on() || i.package == PackagePolicy::None)
@@ -1295,12 +1564,17 @@ mod tests {
                 (Credentials::Writer, true, Reach::Outside) => {
                     assert_eq!(d, Deny(Denial::OutsideTokenScope), "{i:?}")
                 }
+                (Credentials::Writer, true, _)
+                    if rule.stageable && i.staging == Staging::Required =>
+                {
+                    assert_eq!(d, Deny(Denial::MustBeStaged), "{i:?}")
+                }
                 // whatever the account's mode and the policies: the exchange checked the CI
                 (Credentials::Writer, true, _) => assert_eq!(d, Allow, "{i:?}"),
             }
         }
         let oidc: Vec<Op> = Op::ALL.into_iter().filter(|op| op.rule().oidc).collect();
-        assert_eq!(oidc, [Op::Publish]);
+        assert_eq!(oidc, [Op::Publish, Op::Stage]);
     }
 
     #[test]

@@ -18,11 +18,12 @@ pub mod policy;
 mod scope;
 pub mod token_scope;
 
-use tessera_store::{Access, Package, PackageDoc, Token, User};
+use tessera_store::{Access, Package, PackageDoc, Token, TokenKind, User};
 
 use crate::authn::caller::Caller;
 use crate::authz::gate::{
-    Decision, Denial, Factors, GateInput, Operation, account_mode, package_policy,
+    Decision, Denial, Factors, GateInput, Operation, Staging, account_mode, package_policy,
+    package_staging,
 };
 use crate::authz::policy::{KeyRule, RegistryRule};
 use crate::authz::token_scope::Reach;
@@ -194,6 +195,19 @@ pub async fn authorize(
             .as_ref()
             .map(|d| package_policy(&d.package))
             .unwrap_or_default(),
+        // a trusted publisher allowed only to stage mints tokens that are decided as for a
+        // package that requires staging
+        staging: if caller
+            .token
+            .as_ref()
+            .is_some_and(|t| t.kind == TokenKind::OidcStage)
+        {
+            Staging::Required
+        } else {
+            doc.as_ref()
+                .map(|d| package_staging(&d.package))
+                .unwrap_or_default()
+        },
         registry: policy.rule(state.clock.now_ms()),
         key_rule,
         has_keys,
@@ -443,7 +457,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_store::{TokenGrants, TokenKind};
+    use tessera_store::TokenGrants;
 
     fn user(id: i64, is_admin: bool) -> User {
         User {

@@ -41,7 +41,10 @@ pub fn is_limited(t: &Token) -> bool {
 /// Whether the token's reach is its grants: granular tokens, and the tokens of a trusted
 /// publishing exchange (granted their one package).
 fn has_grants(t: &Token) -> bool {
-    matches!(t.kind, TokenKind::Granular | TokenKind::Oidc)
+    matches!(
+        t.kind,
+        TokenKind::Granular | TokenKind::Oidc | TokenKind::OidcStage
+    )
 }
 
 /// The token's permission on a package, or `None` when the package is outside its selection.

@@ -497,6 +497,7 @@ mod tests {
                 description: None,
                 keywords: vec![],
                 policy: tessera_store::PackageTfaPolicy::None,
+                staged_publishes: false,
                 created_at: 1000,
                 modified_at: 3000,
             },

@@ -140,6 +140,7 @@ mod tests {
                 description: None,
                 keywords: vec![],
                 policy: tessera_store::PackageTfaPolicy::None,
+                staged_publishes: false,
                 created_at: 0,
                 modified_at: 0,
             },

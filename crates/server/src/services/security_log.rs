@@ -61,6 +61,12 @@ pub mod kind {
     pub const OIDC_EXCHANGE: &str = "oidc_exchange";
     /// A CI identity was refused (detail: the package, the claims and why).
     pub const OIDC_EXCHANGE_REFUSED: &str = "oidc_exchange_refused";
+    /// A version was staged for publishing (detail: name@version, id, who staged it).
+    pub const VERSION_STAGED: &str = "version_staged";
+    /// A staged version was approved and published.
+    pub const STAGED_VERSION_APPROVED: &str = "staged_version_approved";
+    /// A staged version was rejected.
+    pub const STAGED_VERSION_REJECTED: &str = "staged_version_rejected";
 }
 
 /// Appends an event for `user`, with the caller's address and user agent. A failure to write is

@@ -113,6 +113,7 @@ pub fn summary(t: &Token) -> String {
         TokenKind::ReadOnly => parts.push("read-only".to_owned()),
         TokenKind::Automation => parts.push("automation".to_owned()),
         TokenKind::Oidc => parts.push("trusted publishing".to_owned()),
+        TokenKind::OidcStage => parts.push("trusted publishing (staging only)".to_owned()),
         TokenKind::Granular => {
             let g = &t.grants;
             let perm = g

@@ -91,6 +91,22 @@ pub async fn package(web: Web, Path(name): Path<String>) -> WebResult {
             "automation",
             "changes need a one-time password, but automation tokens may publish",
         ),
+        PackagePolicy::PublishNoTokens => (
+            "publish, tokens refused",
+            "every change needs a one-time password from a maintainer with 2FA; tokens other \
+             than a login's are refused (trusted publishing still works)",
+        ),
+    };
+    // maintainers see what waits on the stage
+    let staged = match user.filter(|u| doc.is_maintainer(u.id)) {
+        Some(u) => {
+            web.state
+                .store
+                .staged_versions(u.id, Some(&doc.package.name), 0, 100)
+                .await?
+                .0
+        }
+        None => Vec::new(),
     };
     let mut versions_rows: Vec<&tessera_store::VersionRecord> = doc.versions.iter().collect();
     versions_rows.sort_by(|a, b| versions::compare(&b.version, &a.version));
@@ -103,6 +119,18 @@ pub async fn package(web: Web, Path(name): Path<String>) -> WebResult {
         private: doc.package.access == Access::Restricted,
         mfa,
         mfa_text,
+        staged_publishes: doc.package.staged_publishes,
+        staged: staged
+            .into_iter()
+            .map(|s| {
+                (
+                    s.id,
+                    s.version,
+                    s.tag,
+                    format!("{} ({})", s.actor, s.actor_type),
+                )
+            })
+            .collect(),
         maintainers: doc.maintainers.iter().map(|m| m.name.clone()).collect(),
         readme: if readme.is_empty() {
             "<p class=\"muted\">No README.</p>".into()

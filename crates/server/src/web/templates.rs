@@ -150,6 +150,10 @@ pub struct PackagePage {
     pub tags: Vec<(String, String)>,
     /// Versions, newest first.
     pub versions: Vec<VersionRow>,
+    /// Publishes from tokens and trusted publishing must be staged.
+    pub staged_publishes: bool,
+    /// Versions on the stage (shown to maintainers only): id, version, tag, staged by.
+    pub staged: Vec<(String, String, String, String)>,
 }
 
 /// The account page.

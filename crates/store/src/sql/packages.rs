@@ -4,7 +4,8 @@
 macro_rules! impl_package_store {
     ($store:ty, $db:ty) => {
         const PACKAGE_COLUMNS: &str = "p.id, p.name, p.access, p.rev, p.description, p.keywords, \
-             p.publish_requires_tfa, p.automation_overrides_tfa, p.created_at, p.modified_at";
+             p.publish_requires_tfa, p.automation_overrides_tfa, p.tokens_refused, \
+             p.staged_publishes, p.created_at, p.modified_at";
 
         fn package_from_row(
             r: &<$db as sqlx::Database>::Row,
@@ -20,10 +21,12 @@ macro_rules! impl_package_store {
                 rev: r.try_get("rev")?,
                 description: r.try_get("description")?,
                 keywords: serde_json::from_str(&keywords).unwrap_or_default(),
-                policy: $crate::PackageTfaPolicy::from_flags(
+                policy: $crate::PackageTfaPolicy::from_columns(
                     r.try_get("publish_requires_tfa")?,
                     r.try_get("automation_overrides_tfa")?,
+                    r.try_get("tokens_refused")?,
                 ),
+                staged_publishes: r.try_get("staged_publishes")?,
                 created_at: r.try_get("created_at")?,
                 modified_at: r.try_get("modified_at")?,
             })
@@ -212,6 +215,34 @@ macro_rules! impl_package_store {
                 .await?;
                 if retired.is_some() {
                     return Err($crate::StoreError::VersionExists);
+                }
+                // A staged version holds its number; approving it takes it off the stage.
+                if let Some(id) = &v.staged_id {
+                    let n = sqlx::query(
+                        "DELETE FROM staged_versions WHERE id = $1 AND package_name = $2 \
+                         AND version = $3",
+                    )
+                    .bind(id)
+                    .bind(&v.package_name)
+                    .bind(&v.version.version)
+                    .execute(&mut *w_tx)
+                    .await?
+                    .rows_affected();
+                    if n != 1 {
+                        return Err($crate::StoreError::NotFound);
+                    }
+                } else {
+                    let staged: Option<i64> = sqlx::query_scalar(
+                        "SELECT CAST(1 AS BIGINT) FROM staged_versions WHERE package_name = $1 \
+                         AND version = $2",
+                    )
+                    .bind(&v.package_name)
+                    .bind(&v.version.version)
+                    .fetch_optional(&mut *w_tx)
+                    .await?;
+                    if staged.is_some() {
+                        return Err($crate::StoreError::VersionExists);
+                    }
                 }
                 let existing: Option<i64> =
                     sqlx::query_scalar("SELECT id FROM packages WHERE name = $1")
@@ -655,14 +686,32 @@ macro_rules! impl_package_store {
                 let (publish_requires_tfa, automation_overrides_tfa) = policy.flags();
                 let mut w = self.begin_write().await?;
                 sqlx::query(
-                    "UPDATE packages SET publish_requires_tfa = $1, automation_overrides_tfa = $2 \
-                     WHERE id = $3",
+                    "UPDATE packages SET publish_requires_tfa = $1, automation_overrides_tfa = $2, \
+                     tokens_refused = $3 WHERE id = $4",
                 )
                 .bind(publish_requires_tfa)
                 .bind(automation_overrides_tfa)
+                .bind(policy.tokens_refused())
                 .bind(pkg)
                 .execute(&mut *w.tx)
                 .await?;
+                bump(&mut *w.tx, pkg, now).await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn set_staged_publishes(
+                &self,
+                pkg: $crate::PackageId,
+                on: bool,
+                now: i64,
+            ) -> $crate::StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                sqlx::query("UPDATE packages SET staged_publishes = $1 WHERE id = $2")
+                    .bind(on)
+                    .bind(pkg)
+                    .execute(&mut *w.tx)
+                    .await?;
                 bump(&mut *w.tx, pkg, now).await?;
                 w.tx.commit().await?;
                 Ok(())
@@ -815,7 +864,11 @@ macro_rules! impl_package_store {
 
             async fn blob_in_use(&self, sha512: &str) -> $crate::StoreResult<bool> {
                 let hit: Option<i64> =
-                    sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM versions WHERE tarball_sha512 = $1 LIMIT 1")
+                    sqlx::query_scalar(
+                        "SELECT CAST(1 AS BIGINT) FROM versions WHERE tarball_sha512 = $1 \
+                         UNION ALL SELECT CAST(1 AS BIGINT) FROM staged_versions \
+                         WHERE tarball_sha512 = $1 LIMIT 1",
+                    )
                         .bind(sha512)
                         .fetch_optional(&self.pool)
                         .await?;

@@ -1,8 +1,8 @@
 //! The trusted-publishing exchange: `POST /-/npm/v1/oidc/token/exchange/package/:pkg` with a CI
 //! identity token as the bearer credential (npm ≥ 11.5.1, pnpm and yarn send it from CI). The
 //! identity is verified against its issuer and matched against the package's trusted
-//! publishers; a match gets a token that can only publish that package, for
-//! `oidc.token_lifetime`. Every exchange, accepted or refused, is in the security log of the
+//! publishers; a match gets a token that can only publish that package (only stage it, for a
+//! publisher allowed nothing more), for `oidc.token_lifetime`. Every exchange, accepted or refused, is in the security log of the
 //! package's maintainers (of whoever configured a pending publisher, for a new package).
 
 use axum::Json;
@@ -20,7 +20,7 @@ use crate::services::security_log::{self, kind};
 use crate::services::tokens::{self, TokenSpec};
 use crate::state::AppState;
 use crate::trust::identity::{self, Identity, refused};
-use crate::trust::publishers::{self, CREATE_PACKAGE};
+use crate::trust::publishers::{self, CREATE_PACKAGE, CREATE_STAGED_PACKAGE};
 
 /// The longest detail a refused exchange leaves in a security log.
 const MAX_LOGGED: usize = 1000;
@@ -34,6 +34,9 @@ async fn log_to(state: &AppState, users: &[UserId], what: &str, detail: &str) {
 
 /// Whether `p` lets `id` publish; `Ok(ids to bind)` or why not.
 fn matching(p: &TrustedPublisher, id: &Identity) -> Result<Option<Map<String, Value>>, String> {
+    if may_publish(p).is_none() {
+        return Err("it has no permission".into());
+    }
     let kind = IssuerKind::parse(&p.kind).ok_or("an unknown kind")?;
     let claims: Map<String, Value> =
         serde_json::from_str(&p.claims).map_err(|_| "unreadable claims")?;
@@ -41,11 +44,20 @@ fn matching(p: &TrustedPublisher, id: &Identity) -> Result<Option<Map<String, Va
         Some(b) => Some(serde_json::from_str(b).map_err(|_| "unreadable bound ids")?),
         None => None,
     };
-    let permissions: Vec<String> = serde_json::from_str(&p.permissions).unwrap_or_default();
-    if !permissions.iter().any(|x| x == CREATE_PACKAGE) {
-        return Err("it may only stage publishes".into());
-    }
     publishers::matches(kind, &claims, bound.as_ref(), id)
+}
+
+/// The kind of token `p` mints: one that publishes (`createPackage`), one that may only stage
+/// (`createStagedPackage` alone), or none.
+fn may_publish(p: &TrustedPublisher) -> Option<TokenKind> {
+    let permissions: Vec<String> = serde_json::from_str(&p.permissions).unwrap_or_default();
+    if permissions.iter().any(|x| x == CREATE_PACKAGE) {
+        Some(TokenKind::Oidc)
+    } else if permissions.iter().any(|x| x == CREATE_STAGED_PACKAGE) {
+        Some(TokenKind::OidcStage)
+    } else {
+        None
+    }
 }
 
 /// `POST /-/npm/v1/oidc/token/exchange/package/:pkg`.
@@ -138,7 +150,7 @@ pub async fn exchange(
         let now = state.clock.now_ms();
         let expires = now + state.config.oidc.token_lifetime.as_ms();
         let spec = TokenSpec {
-            kind: TokenKind::Oidc,
+            kind: may_publish(p).unwrap_or(TokenKind::OidcStage),
             name: Some(format!("trusted publishing of {pkg}")),
             description: Some(presented.clone()),
             grants: TokenGrants {

@@ -22,6 +22,7 @@ fn policy_name(p: &Package) -> &'static str {
         PackagePolicy::None => "none",
         PackagePolicy::Publish => "publish",
         PackagePolicy::Automation => "automation",
+        PackagePolicy::PublishNoTokens => "publish",
     }
 }
 
@@ -61,6 +62,8 @@ pub async fn get(
         "mfa": policy_name(&p),
         "publish_requires_tfa": p.policy.flags().0,
         "automation_token_overrides_tfa": p.policy.flags().1,
+        "tokens_refused": p.policy.tokens_refused(),
+        "staged_publishes": p.staged_publishes,
     })))
 }
 
@@ -93,11 +96,17 @@ pub async fn set(
     };
     let requires = flag("publish_requires_tfa")?;
     let overrides = flag("automation_token_overrides_tfa")?;
-    if access.is_none() && requires.is_none() && overrides.is_none() {
+    let no_tokens = flag("tokens_refused")?;
+    let staged = flag("staged_publishes")?;
+    let policy_change =
+        requires.is_some() || overrides.is_some() || no_tokens.is_some() || staged.is_some();
+    if access.is_none() && !policy_change {
         return Err(ApiError::bad_request(
-            "Nothing to change: send access, publish_requires_tfa or automation_token_overrides_tfa",
+            "Nothing to change: send access, publish_requires_tfa, \
+             automation_token_overrides_tfa, tokens_refused or staged_publishes",
         ));
     }
+
     if access == Some(Access::Restricted) && scope_of(&pkg).is_none() {
         return Err(ApiError::bad_request(
             "Unscoped packages cannot be made private",
@@ -108,12 +117,30 @@ pub async fn set(
     if access.is_some() {
         ops.push(Operation::AccessChange);
     }
-    if requires.is_some() || overrides.is_some() {
+    if policy_change {
         ops.push(Operation::PackageMfaChange);
     }
     let mut permits = Vec::new();
     for op in ops {
         permits.push(authz::authorize(&state, &caller, op, Target::Package(&pkg)).await?);
+    }
+    // the policy it would make, checked before a one-time password is spent on it
+    let current = permits
+        .last()
+        .and_then(|p| p.doc())
+        .map(|d| d.package.policy)
+        .ok_or_else(ApiError::not_found)?;
+    let (r, o) = current.flags();
+    let policy = PackageTfaPolicy::from_columns(
+        requires.unwrap_or(r),
+        overrides.unwrap_or(o),
+        no_tokens.unwrap_or(current.tokens_refused()),
+    );
+    if no_tokens == Some(true) && !policy.tokens_refused() {
+        return Err(ApiError::bad_request(
+            "tokens_refused needs the package to require 2FA for publishing: \
+             npm access set mfa=publish first",
+        ));
     }
     let mut p = None;
     for permit in permits {
@@ -128,10 +155,12 @@ pub async fn set(
     if let Some(a) = access {
         state.store.set_access(p.id, a, now).await?;
     }
-    if requires.is_some() || overrides.is_some() {
-        let (r, o) = p.policy.flags();
-        let policy = PackageTfaPolicy::from_flags(requires.unwrap_or(r), overrides.unwrap_or(o));
+    // `npm access set mfa=…` sends only the pair: tokens stay refused while it stays `publish`
+    if requires.is_some() || overrides.is_some() || no_tokens.is_some() {
         state.store.set_mfa_policy(p.id, policy, now).await?;
+    }
+    if let Some(on) = staged {
+        state.store.set_staged_publishes(p.id, on, now).await?;
     }
     state.packuments.invalidate(&pkg);
     Ok(Json(json!({"ok": true})))

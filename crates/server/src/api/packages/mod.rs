@@ -10,6 +10,7 @@ pub mod paths;
 pub mod publish;
 pub mod read;
 pub mod search;
+pub mod stage;
 pub mod star;
 pub mod trust;
 pub mod unpublish;

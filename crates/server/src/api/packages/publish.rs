@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use tessera_store::{Access, NewVersion, StoreError, VersionRecord};
+use tessera_store::{Access, NewVersion, PackageDoc, StoreError, UserId, VersionRecord};
 
 use crate::authn::caller::Caller;
 use crate::authz::gate::Operation;
@@ -38,6 +38,28 @@ const SERVER_KEYS: &[&str] = &[
     "_rev",
 ];
 
+/// A publish body, checked: the one new version, its tarball and what is stored of it.
+pub struct Upload {
+    /// The version.
+    pub version: String,
+    /// The tarball.
+    pub bytes: Bytes,
+    /// Its digests.
+    pub digests: Digests,
+    /// The dist-tags to point at it (at least `latest`).
+    pub tags: Vec<String>,
+    /// The visibility a new package gets.
+    pub access: Access,
+    /// The version object as stored (JSON).
+    pub manifest: String,
+    /// The README, if any.
+    pub readme: Option<String>,
+    /// For search.
+    pub description: Option<String>,
+    /// For search.
+    pub keywords: Vec<String>,
+}
+
 /// Handles a publish body.
 pub async fn publish(
     state: &AppState,
@@ -51,8 +73,26 @@ pub async fn publish(
     // Who may publish (a package the caller cannot see is a 404, as a missing one would be);
     // the second factor is asked once the body has been checked.
     let permit = authz::authorize(state, caller, Operation::Publish, Target::Package(name)).await?;
-    let existing = permit.doc();
+    let upload = prepare(state, name, &doc, permit.doc()).await?;
+    permit.confirm(state, caller).await?;
+    let version = upload.version.clone();
+    store_version(state, name, upload, user.id, None).await?;
+    tracing::info!(package = name, version = %version, user = %user.name, "published");
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"ok": true, "success": true, "id": name})),
+    )
+        .into_response())
+}
 
+/// Checks a publish body (`npm publish`, `npm stage publish`) against the package as it is:
+/// exactly one new version, named as the package, with a tarball that matches it.
+pub async fn prepare(
+    state: &AppState,
+    name: &str,
+    doc: &Map<String, Value>,
+    existing: Option<&PackageDoc>,
+) -> ApiResult<Upload> {
     // Which version is new: exactly one (npm 5–9's 409 retry sends the merged document).
     let versions = doc
         .get("versions")
@@ -95,8 +135,6 @@ pub async fn publish(
             "The version's version field does not match its key",
         ));
     }
-
-    let existing = permit.confirm(state, caller).await?.doc;
 
     // The tarball.
     let attachments = doc
@@ -204,7 +242,7 @@ pub async fn publish(
     }
 
     // Visibility: only a new package takes it from the body (`--access`).
-    let requested = super::access::access_field(&doc)?;
+    let requested = super::access::access_field(doc)?;
     let scoped = scope_of(name).is_some();
     if requested == Some(Access::Restricted) && !scoped {
         return Err(ApiError::bad_request(
@@ -249,6 +287,40 @@ pub async fn publish(
         _ => Vec::new(),
     };
 
+    Ok(Upload {
+        version,
+        bytes,
+        digests,
+        tags,
+        access,
+        manifest: serde_json::to_string(&stored).map_err(ApiError::internal)?,
+        readme,
+        description,
+        keywords,
+    })
+}
+
+/// Stores a checked upload as a published version by `publisher` (approving `staged_id`, if
+/// given): the tarball first, then the metadata in one transaction.
+pub async fn store_version(
+    state: &AppState,
+    name: &str,
+    upload: Upload,
+    publisher: UserId,
+    staged_id: Option<String>,
+) -> ApiResult<()> {
+    let Upload {
+        version,
+        bytes,
+        digests,
+        tags,
+        access,
+        manifest,
+        readme,
+        description,
+        keywords,
+        ..
+    } = upload;
     state.blobs.put(&digests.sha512_hex, bytes.clone()).await?;
     let now = state.clock.now_ms();
     let new = NewVersion {
@@ -257,7 +329,7 @@ pub async fn publish(
         set_access: false,
         version: VersionRecord {
             version: version.clone(),
-            manifest: serde_json::to_string(&stored).map_err(ApiError::internal)?,
+            manifest,
             readme,
             tarball_sha512: digests.sha512_hex.clone(),
             shasum: digests.shasum.clone(),
@@ -270,7 +342,8 @@ pub async fn publish(
         tags,
         description,
         keywords,
-        publisher_id: user.id,
+        publisher_id: publisher,
+        staged_id,
     };
     let result = state.store.publish(new, now).await;
     state.packuments.invalidate(name);
@@ -284,12 +357,7 @@ pub async fn publish(
                 tracing::warn!(blob = %digests.sha512_hex, "tarball deleted by a concurrent unpublish: stored again");
                 state.blobs.put(&digests.sha512_hex, bytes.clone()).await?;
             }
-            tracing::info!(package = name, version = %version, user = %user.name, "published");
-            Ok((
-                StatusCode::CREATED,
-                axum::Json(json!({"ok": true, "success": true, "id": name})),
-            )
-                .into_response())
+            Ok(())
         }
         Err(StoreError::VersionExists) => Err(ApiError::conflict(format!(
             "You cannot publish over the previously published versions: {version}."
@@ -299,6 +367,9 @@ pub async fn publish(
                 "You do not have permission to publish \"{name}\". Are you logged in as the correct user?"
             )))
         }
+        Err(StoreError::NotFound) => Err(ApiError::not_found_msg(
+            "This staged version was approved or rejected meanwhile",
+        )),
         Err(e) => Err(e.into()),
     }
 }

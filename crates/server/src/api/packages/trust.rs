@@ -19,6 +19,7 @@ use crate::authz::gate::Operation;
 use crate::authz::{self, Permit, Target};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{parse_json, read_body};
+use crate::npm::ids;
 use crate::services::security_log::{self, kind};
 use crate::state::AppState;
 use crate::trust::publishers;
@@ -50,23 +51,6 @@ async fn visible_to(
     }
     let me = caller.require_account()?.id;
     Ok(all.into_iter().filter(|p| p.created_by == me).collect())
-}
-
-/// A random UUID (version 4), the id `npm trust list` shows.
-fn new_id() -> String {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b).expect("the OS random generator");
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = data_encoding::HEXLOWER.encode(&b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
 }
 
 /// `GET /-/package/:pkg/trust`.
@@ -146,7 +130,7 @@ pub async fn add(
     for c in configs {
         let claims: BTreeMap<String, Value> = c.claims.into_iter().collect();
         added.push(TrustedPublisher {
-            id: new_id(),
+            id: ids::new_uuid(),
             package: pkg.clone(),
             kind: c.kind.as_str().to_owned(),
             claims: serde_json::to_string(&claims).map_err(ApiError::internal)?,

@@ -31,7 +31,7 @@ async fn through_door(state: &AppState, caller: &Caller, name: &str) -> ApiResul
 /// delete. So the blob is read first, and after the delete the references are checked again:
 /// if one appeared, the blob is put back. The publish side checks that its blob exists after
 /// its commit. Whichever order the steps run in, one side sees the other.
-async fn collect_blobs(state: &AppState, blobs: Vec<String>) {
+pub(crate) async fn collect_blobs(state: &AppState, blobs: Vec<String>) {
     for sha in blobs {
         if let Err(e) = collect_blob(state, &sha).await {
             tracing::warn!(error = %e, blob = %sha, "could not delete unpublished tarball");
@@ -194,6 +194,7 @@ mod tests {
                 description: None,
                 keywords: vec![],
                 policy: tessera_store::PackageTfaPolicy::None,
+                staged_publishes: false,
                 created_at: 0,
                 modified_at: 0,
             },
