@@ -6,12 +6,12 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
+use tessera_server::Config;
 use tessera_server::clock::iso8601;
 use tessera_server::config::Span;
 use tessera_server::services::accounts::{self, Channel, SignUp, SignUpError};
 use tessera_server::services::security_log;
 use tessera_server::services::tokens;
-use tessera_server::{Clock, Config};
 
 /// Admin subcommands.
 #[derive(Subcommand)]
@@ -34,12 +34,17 @@ pub enum AdminCommand {
     /// again.
     #[command(name = "reset-2fa")]
     Reset2fa { name: String },
-    /// List a user's tokens (kind, reach, expiry), or revoke them all.
+    /// List a user's tokens (kind, reach, expiry), or revoke them all; with `--expiring`, the
+    /// tokens (of everyone, or of the user) that lapse within a span.
     Tokens {
-        name: String,
+        /// The user (optional with `--expiring`).
+        name: Option<String>,
         /// Revoke every token of the user.
         #[arg(long)]
         revoke_all: bool,
+        /// List the tokens that expire within this span (`7d`, `12h`).
+        #[arg(long, value_name = "SPAN")]
+        expiring: Option<String>,
     },
     /// Show or change the registry-wide 2FA policy (stored in the database: every instance
     /// follows it, and it overrides `require_2fa` in the configuration).
@@ -197,7 +202,7 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{}", config.listen));
     let state = tessera_server::open_state(config).await?;
     let store = state.store.clone();
-    let now = Clock::system().now_ms();
+    let now = state.clock.now_ms();
     match cmd {
         AdminCommand::User {
             command:
@@ -353,11 +358,42 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                 if had { "turned off" } else { "was not on" }
             );
         }
-        AdminCommand::Tokens { name, revoke_all } => {
-            let u = store
-                .user_by_name(&name)
-                .await?
-                .with_context(|| format!("no user {name}"))?;
+        AdminCommand::Tokens {
+            name,
+            revoke_all,
+            expiring,
+        } => {
+            let user = match &name {
+                Some(n) => Some(
+                    store
+                        .user_by_name(n)
+                        .await?
+                        .with_context(|| format!("no user {n}"))?,
+                ),
+                None => None,
+            };
+            if let Some(span) = expiring {
+                anyhow::ensure!(!revoke_all, "--expiring lists; it does not revoke");
+                let span = tessera_server::config::Span::parse(&span)
+                    .map_err(|e| anyhow::anyhow!("--expiring: {e}"))?;
+                let lapsing = store
+                    .tokens_expiring(user.as_ref().map(|u| u.id), now, now + span.as_ms())
+                    .await?;
+                for (t, owner) in &lapsing {
+                    println!(
+                        "{}\t{owner}\t{}\t{}\t{}",
+                        iso8601(t.expires_at.unwrap_or_default()),
+                        &t.token_hash[..12],
+                        t.display_prefix,
+                        tessera_server::services::tokens::summary(t)
+                    );
+                }
+                eprintln!("{} tokens expire within {span}", lapsing.len());
+                return Ok(());
+            }
+            let (Some(u), Some(name)) = (user, name) else {
+                anyhow::bail!("name a user, or list what lapses with --expiring 7d");
+            };
             if revoke_all {
                 let n = store.delete_user_tokens(u.id).await?;
                 security_log::record_from(
@@ -371,7 +407,7 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                 .await;
                 println!("revoked {n} tokens of {name}");
             } else {
-                let (tokens, _) = tokens::list(&state, &u, 0, 100_000)
+                let (tokens, _) = tokens::list(&state, &u, true, 0, 100_000)
                     .await
                     .map_err(|e| anyhow::anyhow!(e.message))?;
                 for t in tokens {

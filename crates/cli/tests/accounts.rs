@@ -55,14 +55,22 @@ fn login_falls_back_from_web_login_and_legacy_goes_straight() {
         assert!(out.contains("Logged in on"), "{out}");
         assert_eq!(npm.run(&["whoami"]).ok().trim(), "dave");
     }
-    // each login minted its own token
+    // each login minted its own session token, which npm token list does not show
     let t = reg.npm_as("erin");
     let list = reg
         .http()
         .with_token(&t.token().unwrap())
         .get("/-/npm/v1/tokens")
         .json();
-    assert_eq!(list["total"], 1);
+    assert_eq!(list["total"], 0, "{list}");
+    let out = reg.admin(&["tokens", "dave"], None);
+    let sessions = String::from_utf8_lossy(&out.stdout).into_owned();
+    // the signup's and each login's
+    assert_eq!(
+        sessions.matches("login token (expires").count(),
+        3,
+        "{sessions}"
+    );
 }
 
 #[test]

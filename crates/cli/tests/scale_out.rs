@@ -301,6 +301,22 @@ fn export_from_sqlite_import_into_postgres_and_s3_and_carry_on() {
         &format!("--otp={}", src.otp(&secret, 0)),
     ])
     .ok();
+    // a version waiting on the stage moves with its tarball
+    let staged_out = npm.run_in(
+        &npm.package("moved-pkg", "3.0.0", serde_json::Value::Null),
+        &["stage", "publish"],
+    );
+    let staged_out = staged_out.ok();
+    let staged_id: String = staged_out
+        [staged_out.find("staged with id ").expect("a stage id") + 15..]
+        .chars()
+        .take(36)
+        .collect();
+    let staged_tgz = src
+        .http()
+        .with_token(&token)
+        .get(&format!("/-/stage/{staged_id}/tarball"));
+    assert_eq!(staged_tgz.status, 200);
     let packument_before = src.http().get("/moved-pkg").json();
     let log_before = String::from_utf8_lossy(&src.admin(&["security-log", "alice"], None).stdout)
         .lines()
@@ -319,7 +335,7 @@ fn export_from_sqlite_import_into_postgres_and_s3_and_carry_on() {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out_dir.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["tables"]["users"], 2);
-    assert_eq!(manifest["tarballs"], 3);
+    assert_eq!(manifest["tarballs"], 4, "the staged one too");
     #[cfg(unix)]
     {
         // hashes and sealed secrets inside: readable by the owner only
@@ -358,6 +374,11 @@ fn export_from_sqlite_import_into_postgres_and_s3_and_carry_on() {
     assert_eq!(
         dst.http().with_token(&bob).get("/-/whoami").json()["username"],
         "bob"
+    );
+    let moved = http.get(&format!("/-/stage/{staged_id}/tarball"));
+    assert_eq!(
+        moved.bytes, staged_tgz.bytes,
+        "the staged tarball came along"
     );
     // everything a reader sees is as it was: tags, deprecation, maintainers, stars, times
     let packument_after = dst.http().get("/moved-pkg").json();

@@ -234,6 +234,14 @@ fn a_maintainer_stages_then_approves_or_rejects_with_a_second_factor() {
     decide(&alice, &reg, &secret, "approve", &id).ok();
     assert_eq!(versions(&reg, "brand-new"), ["0.1.0"]);
 
+    // another account's stage of a free name neither holds the number nor outlives the name
+    // being taken: it is not theirs to release into someone else's package
+    let id = stage_id(stage(&bob, "contested", "1.0.0", &[]).ok());
+    publish_2fa(&alice, &reg, &secret, "contested", "1.0.0");
+    let out = bob.run(&["stage", "view", &id]);
+    assert!(out.fails().contains("404"), "{}", out.all());
+    assert_eq!(reg.count_rows("staged_versions"), 0);
+
     let log = security_log(&reg, "alice");
     for kind in [
         "version_staged",

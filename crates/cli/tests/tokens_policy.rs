@@ -159,7 +159,8 @@ fn granular_tokens_reach_only_their_packages() {
     );
     assert!(text.contains("(read-write: @alice · expires"), "{text}");
     assert!(text.contains("orgs read-only: acme"), "{text}");
-    assert!(text.contains("login token (no expiry)"), "{text}");
+    // the login is a session, which npm token list does not show
+    assert!(!text.contains("login token"), "{text}");
 }
 
 #[test]
@@ -562,4 +563,105 @@ fn admin_lists_and_revokes_tokens() {
         (reg.http().with_token(&t).get("/-/whoami").status == 401).then_some(())
     });
     assert!(alice.run(&["whoami"]).fails().contains("E401"));
+}
+
+/// npm's token rules since 2025, as defaults: write tokens 7 days (at most 90), read-only tokens
+/// 30 days, `npm login` a 12-hour session that `npm token list` does not show, and created write
+/// tokens enforcing 2FA on package changes unless made with `--bypass-2fa`.
+#[test]
+fn npm_2025_token_rules() {
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    let login = alice.token().unwrap();
+    alice.publish("demo", "1.0.0", &[]).ok();
+    let (secret, _) = reg.enable_2fa(&login, "alice-password", "auth-only");
+    let code = || {
+        reg.advance(30);
+        reg.otp(&secret, 0)
+    };
+    // `npm token create` with these words (and the password, --json and a fresh code)
+    let create = |words: &str| {
+        let mut all = vec!["token", "create", "--password", "alice-password", "--json"];
+        all.extend(words.split(' '));
+        let otp = format!("--otp={}", code());
+        all.push(&otp);
+        let out = alice.run(&all);
+        let v: Value =
+            serde_json::from_str(out.ok()).unwrap_or_else(|e| panic!("{e}: {}", out.all()));
+        v
+    };
+    let days_left = |v: &Value| {
+        let expires = parse_iso(v["expires"].as_str().expect("an expiry"));
+        let created = parse_iso(v["created"].as_str().expect("a creation time"));
+        (expires - created + 3600) / 86400
+    };
+    let write = create("--name ci --packages demo --packages-and-scopes-permission read-write");
+    assert_eq!(days_left(&write), 7, "{write}");
+    let read = create("--name mirror --packages-all --packages-and-scopes-permission read-only");
+    assert_eq!(days_left(&read), 30, "{read}");
+    let long_read = create(
+        "--name archive --packages-all --packages-and-scopes-permission read-only --expires 400",
+    );
+    assert_eq!(days_left(&long_read), 400, "{long_read}");
+    let otp = format!("--otp={}", code());
+    let mut args: Vec<&str> =
+        "token create --password alice-password --name long --packages-all --packages-and-scopes-permission read-write --expires 91"
+            .split(' ')
+            .collect();
+    args.push(&otp);
+    let out = alice.run(&args);
+    assert!(out.fails().contains("from 1 to 90"), "{}", out.all());
+    let bypass = create(
+        "--name release --packages demo --packages-and-scopes-permission read-write --bypass-2fa",
+    );
+
+    // the login is a session: not in npm token list, in the administrator's listing
+    let listed = alice.run(&["token", "list"]).ok().to_owned();
+    assert!(!listed.contains("login token"), "{listed}");
+    assert!(listed.contains("ci (read-write: demo"), "{listed}");
+    let admin = String::from_utf8_lossy(&reg.admin(&["tokens", "alice"], None).stdout).into_owned();
+    assert!(admin.contains("login token (expires"), "{admin}");
+
+    // auth-only: the login publishes as the mode says, a created write token asks the code,
+    // a bypass token does not
+    alice.publish("demo", "1.0.1", &[]).ok();
+    let ci = client(&reg, write["token"].as_str().unwrap());
+    assert!(ci.publish("demo", "1.0.2", &[]).fails().contains("EOTP"));
+    ci.publish("demo", "1.0.2", &[&format!("--otp={}", code())])
+        .ok();
+    client(&reg, bypass["token"].as_str().unwrap())
+        .publish("demo", "1.0.3", &[])
+        .ok();
+
+    // what lapses soon, for the administrator
+    let expiring = |span: &str| {
+        let out = reg.admin(&["tokens", "--expiring", span], None);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let soon = expiring("1d");
+    assert!(
+        soon.contains("alice") && soon.contains("login token"),
+        "{soon}"
+    );
+    assert!(!soon.contains("ci (read-write"), "{soon}");
+    let week = expiring("8d");
+    assert!(
+        week.contains("ci (read-write: demo") && week.contains("release"),
+        "{week}"
+    );
+    assert!(!week.contains("mirror"), "{week}");
+    assert!(expiring("31d").contains("mirror"));
+    assert!(!expiring("31d").contains("archive"));
+
+    // the session ends after 12 hours; created tokens go on
+    reg.advance(12 * 3600 + 60);
+    assert!(alice.run(&["whoami"]).fails().contains("E401"));
+    let r = reg.http().with_token(&login).get("/-/whoami");
+    assert!(r.error().contains("expired"), "{}", r.text);
+    assert_eq!(ci.run(&["whoami"]).ok().trim(), "alice");
 }

@@ -815,7 +815,8 @@ fn the_security_log_records_mode_changes_and_disabling_with_the_client() {
 /// Past the 5-minute window, the hourly (20) and daily (50) limits per account still hold.
 #[test]
 fn hourly_and_daily_limits_hold_beyond_the_five_minute_window() {
-    let s = setup(0);
+    // the login token has to outlive the day this test spans (sessions last 12 hours)
+    let s = setup_with(0, &[("TESSERA_TOKENS__LOGIN_EXPIRY", "never")]);
     let t = &s.tokens[0];
     let wrong5 = || {
         for _ in 0..5 {

@@ -595,16 +595,24 @@ impl Requirement {
     }
 }
 
-/// Lifetimes of API tokens (`None`, written `"never"`: no expiry).
+/// Lifetimes of API tokens (`None`, written `"never"`: no expiry). The defaults are npm's since
+/// 2025: write tokens 7 days (at most 90), read-only tokens 30 days, login sessions 12 hours.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TokenConfig {
-    /// Lifetime of a token made by `npm token create` without `--expires`.
+    /// Lifetime of a token that may write, made by `npm token create` without `--expires`.
     #[serde(with = "lifetime")]
     pub default_expiry: Option<Span>,
-    /// Longest lifetime `--expires` may ask for (`None`: up to 3650 days).
+    /// Longest lifetime `--expires` may ask for a token that may write (`None`: up to 3650
+    /// days).
     #[serde(with = "lifetime")]
     pub max_expiry: Option<Span>,
+    /// Lifetime of a read-only token made without `--expires`.
+    #[serde(with = "lifetime")]
+    pub read_only_default_expiry: Option<Span>,
+    /// Longest lifetime `--expires` may ask for a read-only token (`None`: up to 3650 days).
+    #[serde(with = "lifetime")]
+    pub read_only_max_expiry: Option<Span>,
     /// Lifetime of the tokens `npm login` mints (`None`: until `npm logout`).
     #[serde(with = "lifetime")]
     pub login_expiry: Option<Span>,
@@ -613,9 +621,37 @@ pub struct TokenConfig {
 impl Default for TokenConfig {
     fn default() -> Self {
         TokenConfig {
-            default_expiry: Some(Span::days(90)),
-            max_expiry: Some(Span::days(365)),
-            login_expiry: None,
+            default_expiry: Some(Span::days(7)),
+            max_expiry: Some(Span::days(90)),
+            read_only_default_expiry: Some(Span::days(30)),
+            read_only_max_expiry: None,
+            login_expiry: Some(Span::hours(12)),
+        }
+    }
+}
+
+/// The lifetime rules for one kind of token: its default and its longest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// Without `--expires` (`None`: the maximum, or no expiry when there is none either).
+    pub default: Option<Span>,
+    /// The longest `--expires` (`None`: up to 3650 days).
+    pub max: Option<Span>,
+}
+
+impl TokenConfig {
+    /// The rules for a token that may write, or for a read-only one.
+    pub fn lifetimes(&self, read_only: bool) -> Lifetimes {
+        if read_only {
+            Lifetimes {
+                default: self.read_only_default_expiry,
+                max: self.read_only_max_expiry,
+            }
+        } else {
+            Lifetimes {
+                default: self.default_expiry,
+                max: self.max_expiry,
+            }
         }
     }
 }
@@ -787,16 +823,21 @@ impl Config {
                 "require_2fa_grace_until must be a date like 2027-01-31, not {g:?}"
             )));
         }
-        if let Some(max) = config.tokens.max_expiry {
-            if max < Span::days(1) {
-                return Err(ConfigError::Invalid(format!(
-                    "tokens.max_expiry must be at least 1d (npm asks for whole days), not {max}"
-                )));
-            }
-            if config.tokens.default_expiry.is_some_and(|d| d > max) {
-                return Err(ConfigError::Invalid(
-                    "tokens.default_expiry is longer than tokens.max_expiry".into(),
-                ));
+        for (prefix, l) in [
+            ("", config.tokens.lifetimes(false)),
+            ("read_only_", config.tokens.lifetimes(true)),
+        ] {
+            if let Some(max) = l.max {
+                if max < Span::days(1) {
+                    return Err(ConfigError::Invalid(format!(
+                        "tokens.{prefix}max_expiry must be at least 1d (npm asks for whole days), not {max}"
+                    )));
+                }
+                if l.default.is_some_and(|d| d > max) {
+                    return Err(ConfigError::Invalid(format!(
+                        "tokens.{prefix}default_expiry is longer than tokens.{prefix}max_expiry"
+                    )));
+                }
             }
         }
         config.validate()?;
@@ -1113,7 +1154,8 @@ mod tests {
             "invitation_expiry = \"7d\"",
             "pending = \"10m\"",
             "session_max = \"12h\"",
-            "login_expiry = \"never\"",
+            "login_expiry = \"12h\"",
+            "read_only_max_expiry = \"never\"",
         ] {
             assert!(text.contains(line), "{line} not in {text}");
         }
@@ -1265,6 +1307,7 @@ mod tests {
             "[{issuer = \"https://ci.example\", kind = \"github\"}]",
             "42m",
             "never",
+            "400d",
         ];
         let keys = keys();
         assert!(keys.len() > 30, "{keys:?}");
@@ -1427,8 +1470,20 @@ mod tests {
             "soon".to_string(),
         )];
         assert!(Config::load(None, bad).is_err());
-        let bad = vec![("TESSERA_TOKENS__MAX_EXPIRY".to_string(), "30d".to_string())];
-        assert!(Config::load(None, bad).is_err(), "default 90d > max 30d");
+        let bad = vec![("TESSERA_TOKENS__MAX_EXPIRY".to_string(), "5d".to_string())];
+        assert!(Config::load(None, bad).is_err(), "default 7d > max 5d");
+        let bad = vec![(
+            "TESSERA_TOKENS__READ_ONLY_MAX_EXPIRY".to_string(),
+            "10d".to_string(),
+        )];
+        let e = Config::load(None, bad).unwrap_err().to_string();
+        assert!(e.contains("tokens.read_only_default_expiry"), "{e}");
+        let d = Config::default();
+        assert_eq!(d.tokens.lifetimes(false).default, Some(Span::days(7)));
+        assert_eq!(d.tokens.lifetimes(false).max, Some(Span::days(90)));
+        assert_eq!(d.tokens.lifetimes(true).default, Some(Span::days(30)));
+        assert_eq!(d.tokens.lifetimes(true).max, None);
+        assert_eq!(d.tokens.login_expiry, Some(Span::hours(12)));
         let bad = vec![("TESSERA_TOKENS__MAX_EXPIRY".to_string(), "12h".to_string())];
         assert!(Config::load(None, bad).is_err(), "npm asks for whole days");
         let env = vec![

@@ -157,6 +157,37 @@ const ROUTES: &[Route] = &[
         write: true,
     },
     Route {
+        name: "stage publish",
+        pattern: "/-/stage/package/{pkg}",
+        method: "POST",
+        write: true,
+    },
+    Route {
+        name: "trust list",
+        pattern: "/-/package/{pkg}/trust",
+        method: "GET",
+        // a governance read: it needs a maintainer with 2FA and a second factor
+        write: true,
+    },
+    Route {
+        name: "trust add",
+        pattern: "/-/package/{pkg}/trust",
+        method: "POST",
+        write: true,
+    },
+    Route {
+        name: "trust revoke",
+        pattern: "/-/package/{pkg}/trust/{id}",
+        method: "DELETE",
+        write: true,
+    },
+    Route {
+        name: "oidc exchange",
+        pattern: "/-/npm/v1/oidc/token/exchange/package/{pkg}",
+        method: "POST",
+        write: true,
+    },
+    Route {
         name: "web package page",
         pattern: "/-/web/package/{*name}",
         method: "GET",
@@ -240,9 +271,19 @@ fn expected(route: &Route, who: Who, pkg: &str) -> StatusCode {
     if route.write && who == Who::Anonymous {
         return StatusCode::UNAUTHORIZED;
     }
-    if route.name == "publish" && !sees(who, pkg) {
-        // A publish may create a package: the scope belongs to alice, and alice's limited
-        // token does not reach it, whether the name is taken or not.
+    if route.name == "oidc exchange" {
+        // its bearer must be a CI identity token: a registry token is not even a JWT, and the
+        // answer says nothing about the package
+        return StatusCode::BAD_REQUEST;
+    }
+    let creates = matches!(
+        route.name,
+        "publish" | "stage publish" | "trust list" | "trust add" | "trust revoke"
+    );
+    if creates && !sees(who, pkg) {
+        // A publish (a stage, a pending trusted publisher) may create a package: the scope
+        // belongs to alice, and alice's limited token does not reach it, whether the name is
+        // taken or not.
         return StatusCode::FORBIDDEN;
     }
     if !sees(who, pkg) {
@@ -325,6 +366,27 @@ async fn send(w: &World, route: &Route, who: Who, pkg: &str, rev: &str) -> suppo
             let body = support::publish_body(pkg, "1.0.1", &tgz);
             app.json(method, &format!("/{enc}"), &auth, &body).await
         }
+        "stage publish" => {
+            let tgz = support::tgz(&json!({"name": pkg, "version": "1.0.1"}));
+            let body = support::publish_body(pkg, "1.0.1", &tgz);
+            app.json(method, &format!("/-/stage/package/{enc}"), &auth, &body)
+                .await
+        }
+        "oidc exchange" => {
+            let path = format!("/-/npm/v1/oidc/token/exchange/package/{enc}");
+            app.call(method, &path, &auth, &[], Vec::new()).await
+        }
+        "trust list" => app.get(&format!("/-/package/{enc}/trust"), &auth).await,
+        "trust add" => {
+            let body = json!([{"type": "github", "claims": {"repository": "bob/x",
+                "workflow_ref": {"file": "p.yml"}}, "permissions": ["createPackage"]}]);
+            app.json(method, &format!("/-/package/{enc}/trust"), &auth, &body)
+                .await
+        }
+        "trust revoke" => {
+            let path = format!("/-/package/{enc}/trust/00000000-0000-4000-8000-000000000000");
+            app.call(method, &path, &auth, &[], Vec::new()).await
+        }
         "web package page" => app.get(&format!("/-/web/package/{pkg}"), &auth).await,
         other => panic!("no request for {other}"),
     }
@@ -403,11 +465,12 @@ fn the_matrix_covers_every_package_route() {
     };
     let routers = src("src/api/mod.rs") + &src("src/web/mod.rs");
     let mut missing = Vec::new();
-    for line in routers.lines() {
-        let Some(at) = line.find(".route(\"") else {
+    // `.route(` and its pattern, on one line or (as rustfmt writes long ones) the next
+    for (at, _) in routers.match_indices(".route(") {
+        let rest = routers[at + 7..].trim_start();
+        let Some(rest) = rest.strip_prefix('"') else {
             continue;
         };
-        let rest = &line[at + 8..];
         let pattern = &rest[..rest.find('"').unwrap()];
         let names_a_package = pattern.contains("{pkg}") || pattern.contains("/package/");
         if names_a_package && !ROUTES.iter().any(|r| r.pattern == pattern) {

@@ -595,12 +595,15 @@ pub struct StagedVersion {
 }
 
 /// What a successful publish did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
     /// The package id.
     pub package_id: PackageId,
     /// Whether the package was created by this publish.
     pub created: bool,
+    /// Tarballs of versions other accounts had staged for the name, dropped when this publish
+    /// created the package: to be collected if nothing else uses them.
+    pub dropped_blobs: Vec<String>,
 }
 
 /// One search hit.

@@ -67,10 +67,12 @@ pub trait TokenStore: Send + Sync {
     async fn create_token(&self, token: NewToken, now: i64) -> StoreResult<Token>;
     /// Finds a token and its owner by the token's hash.
     async fn token_by_hash(&self, hash: &str) -> StoreResult<Option<(Token, User)>>;
-    /// A page of a user's tokens, newest first, and the total count.
+    /// A page of a user's tokens, newest first, and the total count; login tokens (the
+    /// sessions `npm login` mints) only with `logins`.
     async fn list_tokens(
         &self,
         user: UserId,
+        logins: bool,
         offset: i64,
         limit: i64,
     ) -> StoreResult<(Vec<Token>, i64)>;
@@ -78,6 +80,14 @@ pub trait TokenStore: Send + Sync {
     async fn delete_token(&self, user: UserId, hash: &str) -> StoreResult<bool>;
     /// Deletes every token of a user; returns how many.
     async fn delete_user_tokens(&self, user: UserId) -> StoreResult<u64>;
+    /// Tokens that expire after `now` and no later than `before`, soonest first, with their
+    /// owners' names (of one user, if given).
+    async fn tokens_expiring(
+        &self,
+        user: Option<UserId>,
+        now: i64,
+        before: i64,
+    ) -> StoreResult<Vec<(Token, String)>>;
 }
 
 /// Packages, versions, dist-tags, maintainers and stars.
@@ -135,7 +145,8 @@ pub trait PackageStore: Send + Sync {
     ) -> StoreResult<Vec<String>>;
     /// Deletes a package and everything under it, retiring its version numbers, if it is still
     /// at revision `rev` (`Conflict` otherwise: a version published meanwhile would go too).
-    /// Returns the content addresses of its tarballs.
+    /// Versions staged for it go too. Returns the content addresses of its tarballs (staged ones
+    /// included).
     async fn delete_package(&self, pkg: PackageId, rev: i64, now: i64) -> StoreResult<Vec<String>>;
     /// Changes the visibility.
     async fn set_access(&self, pkg: PackageId, access: Access, now: i64) -> StoreResult<()>;

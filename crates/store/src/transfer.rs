@@ -373,7 +373,8 @@ pub trait Transfer: Send + Sync {
     async fn import_finish(&self) -> StoreResult<()>;
     /// Rows in `table`.
     async fn count_rows(&self, table: &'static Table) -> StoreResult<i64>;
-    /// Every tarball address the versions refer to, with its `integrity`.
+    /// Every tarball address the versions and staged versions refer to, with its
+    /// `integrity`.
     async fn tarball_refs(&self) -> StoreResult<Vec<(String, String)>>;
 }
 
@@ -401,16 +402,20 @@ macro_rules! impl_transfer {
             t: &$crate::transfer::Table,
             r: &<$db as sqlx::Database>::Row,
         ) -> $crate::StoreResult<Vec<serde_json::Value>> {
-            use $crate::transfer::Col;
             use serde_json::Value;
             use sqlx::Row;
+            use $crate::transfer::Col;
             let mut out = Vec::with_capacity(t.cols.len());
             for (i, (_, kind)) in t.cols.iter().enumerate() {
                 out.push(match kind {
                     Col::Int => Value::from(r.try_get::<i64, _>(i)?),
-                    Col::OptInt => r.try_get::<Option<i64>, _>(i)?.map_or(Value::Null, Value::from),
+                    Col::OptInt => r
+                        .try_get::<Option<i64>, _>(i)?
+                        .map_or(Value::Null, Value::from),
                     Col::Text => Value::from(r.try_get::<String, _>(i)?),
-                    Col::OptText => r.try_get::<Option<String>, _>(i)?.map_or(Value::Null, Value::from),
+                    Col::OptText => r
+                        .try_get::<Option<String>, _>(i)?
+                        .map_or(Value::Null, Value::from),
                     Col::Bool => Value::from(r.try_get::<bool, _>(i)?),
                     Col::Bytes => $crate::transfer::bytes_to_json(r.try_get::<Vec<u8>, _>(i)?),
                 });
@@ -432,10 +437,19 @@ macro_rules! impl_transfer {
                         return Ok(());
                     }
                     let cols: Vec<&str> = t.cols.iter().map(|(c, _)| *c).collect();
-                    let sql = format!("SELECT {} FROM {} ORDER BY {}", cols.join(", "), t.name, t.order_by);
+                    let sql = format!(
+                        "SELECT {} FROM {} ORDER BY {}",
+                        cols.join(", "),
+                        t.name,
+                        t.order_by
+                    );
                     let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch(&mut *tx);
                     while let Some(r) = rows.try_next().await? {
-                        if sink.send(ExportItem::Row(transfer_row(t, &r)?)).await.is_err() {
+                        if sink
+                            .send(ExportItem::Row(transfer_row(t, &r)?))
+                            .await
+                            .is_err()
+                        {
                             return Ok(());
                         }
                     }
@@ -447,13 +461,12 @@ macro_rules! impl_transfer {
             async fn is_empty(&self) -> $crate::StoreResult<bool> {
                 for t in $crate::transfer::TABLES {
                     // table names come from the static list, never from input
-                    let any: Option<i32> =
-                        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                            "SELECT 1 FROM {} LIMIT 1",
-                            t.name
-                        )))
-                            .fetch_optional(&self.pool)
-                            .await?;
+                    let any: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT 1 FROM {} LIMIT 1",
+                        t.name
+                    )))
+                    .fetch_optional(&self.pool)
+                    .await?;
                     if any.is_some() {
                         return Ok(false);
                     }
@@ -519,14 +532,20 @@ macro_rules! impl_transfer {
                 Ok(())
             }
 
-            async fn count_rows(&self, t: &'static $crate::transfer::Table) -> $crate::StoreResult<i64> {
+            async fn count_rows(
+                &self,
+                t: &'static $crate::transfer::Table,
+            ) -> $crate::StoreResult<i64> {
                 let sql = format!("SELECT COUNT(*) FROM {}", t.name);
-                Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&self.pool).await?)
+                Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(&self.pool)
+                    .await?)
             }
 
             async fn tarball_refs(&self) -> $crate::StoreResult<Vec<(String, String)>> {
                 Ok(sqlx::query_as(
-                    "SELECT DISTINCT tarball_sha512, integrity FROM versions ORDER BY tarball_sha512",
+                    "SELECT tarball_sha512, integrity FROM versions UNION \
+                     SELECT tarball_sha512, integrity FROM staged_versions ORDER BY 1",
                 )
                 .fetch_all(&self.pool)
                 .await?)

@@ -265,7 +265,7 @@ async fn an_unknown_token_permission_is_refused_on_read() {
     .await
     .unwrap();
     // the stored words are npm's (read past the authentication cache)
-    let (list, _) = s.list_tokens(alice.id, 0, 10).await.unwrap();
+    let (list, _) = s.list_tokens(alice.id, true, 0, 10).await.unwrap();
     let found = &list[0];
     assert_eq!(found.grants, grants);
     assert_eq!(
@@ -282,7 +282,7 @@ async fn an_unknown_token_permission_is_refused_on_read() {
         )
         .await;
         assert!(
-            s.list_tokens(alice.id, 0, 10).await.is_err(),
+            s.list_tokens(alice.id, true, 0, 10).await.is_err(),
             "{bad} was read as a permission"
         );
     }
@@ -372,7 +372,7 @@ async fn tokens_roundtrip_by_hash() {
     assert_eq!(found.grants.packages, vec!["demo".to_string()]);
     assert_eq!(found.cidr_whitelist, vec!["10.0.0.0/8".to_string()]);
     assert_eq!(owner.name, "alice");
-    let (list, total) = s.list_tokens(alice.id, 0, 10).await.unwrap();
+    let (list, total) = s.list_tokens(alice.id, true, 0, 10).await.unwrap();
     assert_eq!((list.len(), total), (1, 1));
     assert!(s.delete_token(alice.id, "h1").await.unwrap());
     assert!(!s.delete_token(alice.id, "h1").await.unwrap());
@@ -1584,4 +1584,44 @@ async fn staged_versions_hold_their_number_until_approved_or_rejected() {
         .unwrap();
     let doc = s.package_doc("demo").await.unwrap().unwrap();
     assert_eq!(doc.versions.len(), 3);
+
+    // a name nobody has: another account's stage does not hold the number against whoever
+    // takes the name, and goes when it is taken (its tarball handed back for collection)
+    let carol = s.create_user(new_user("carol"), 1).await.unwrap();
+    s.stage_version(&staged("c1", "contested", "1.0.0", carol.id, 40))
+        .await
+        .unwrap();
+    s.stage_version(&staged("b1", "contested", "2.0.0", bob.id, 41))
+        .await
+        .unwrap();
+    let p = s
+        .publish(publish("contested", "1.0.0", bob.id), 42)
+        .await
+        .unwrap();
+    assert!(p.created);
+    assert_eq!(p.dropped_blobs, ["staged-contested-1.0.0"]);
+    assert!(s.staged_version("c1").await.unwrap().is_none());
+    assert!(
+        s.staged_version("b1").await.unwrap().is_some(),
+        "the creator's own stays"
+    );
+    // and its own stage of a free name held the number against its own publish
+    s.stage_version(&staged("b2", "fresh2", "1.0.0", bob.id, 43))
+        .await
+        .unwrap();
+    assert!(matches!(
+        s.publish(publish("fresh2", "1.0.0", bob.id), 44).await,
+        Err(StoreError::VersionExists)
+    ));
+    // a package deleted: its staged versions go with it, their tarballs returned
+    let doc = s.package_doc("contested").await.unwrap().unwrap();
+    let blobs = s
+        .delete_package(doc.package.id, doc.package.rev, 45)
+        .await
+        .unwrap();
+    assert!(
+        blobs.contains(&"staged-contested-2.0.0".to_string()),
+        "{blobs:?}"
+    );
+    assert!(s.staged_version("b1").await.unwrap().is_none());
 }

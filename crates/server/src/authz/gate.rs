@@ -551,8 +551,12 @@ pub fn decide(input: GateInput) -> Decision {
         Need::Nothing => Allow,
         Need::Otp => Otp(factors),
     };
+    // A token created to be used alone (not a login's) enforces 2FA on package changes, as
+    // npm's write tokens do since 2025: in auth-only mode too. Bypass tokens are the way out.
+    let enforced = cred == CredentialKind::PublishToken && rule.package_change;
     let by_mode = || match mode {
         TfaMode::Off | TfaMode::Pending => Allow,
+        TfaMode::AuthOnly if enforced => need(rule.auth_and_writes),
         TfaMode::AuthOnly => need(rule.auth_only),
         TfaMode::AuthAndWrites => need(rule.auth_and_writes),
     };
@@ -609,7 +613,10 @@ pub fn decide(input: GateInput) -> Decision {
             return Deny(Denial::RegistryRequires2fa);
         }
     }
-    if key_required && !has_keys && !rule.enrolment && !rule.deferred {
+    // staging waits for an approval that will take a key; where keys are required of
+    // everyone, an account without one may still only add one
+    let waits = rule.deferred && key_rule == KeyRule::Publishers;
+    if key_required && !has_keys && !rule.enrolment && !waits {
         return Deny(Denial::RegistryRequiresKey);
     }
     if rule.totp_enrolment && !totp_enrolment {
@@ -803,12 +810,18 @@ pub fn matrix_markdown() -> String {
         };
     section(
         &mut out,
-        "Login tokens, classic publish tokens, granular read-write tokens, website sessions",
-        // login tokens decide as publish tokens everywhere but in the package's token rules
+        "Login tokens (`npm login`), website sessions",
         "`Basic` credentials (the password itself) follow this table too, and with 2FA on every \
          Basic request needs an OTP, reads included (`gate::basic_needs_second_factor`, tested \
          with the rules). Its code is bound to the client (address and user agent), so one npm \
          command may send it on each of its requests.",
+        &|op, m| base(op, m, CredentialKind::LoginToken),
+    );
+    section(
+        &mut out,
+        "Classic publish tokens, granular read-write tokens",
+        "Tokens created to be used alone (`npm token create` without `--bypass-2fa`) enforce \
+         2FA on package changes, as npm's write tokens do since 2025: in auth-only mode too.",
         &|op, m| base(op, m, CredentialKind::PublishToken),
     );
     section(
@@ -954,7 +967,7 @@ pub fn matrix_markdown() -> String {
             "Accounts without 2FA can log in only to turn it on (and cannot read as themselves either).",
         ),
     ] {
-        out.push_str(&format!("## Registry policy `require_2fa = \"{rname}\"`\n\n{note} During the grace period (`require_2fa_grace_until`) nothing is refused and npm prints a notice instead.\n\n"));
+        out.push_str(&format!("## Registry policy `require_2fa = \"{rname}\"`\n\nLogin tokens and website sessions (created tokens add their own rules, above). {note} During the grace period (`require_2fa_grace_until`) nothing is refused and npm prints a notice instead.\n\n"));
         let mut rows = Operation::ALL.iter().map(|op| {
             (
                 op.label().to_owned(),
@@ -963,7 +976,7 @@ pub fn matrix_markdown() -> String {
                     .map(|m| {
                         decide(GateInput {
                             registry: rule,
-                            ..base(*op, *m, CredentialKind::PublishToken)
+                            ..base(*op, *m, CredentialKind::LoginToken)
                         })
                     })
                     .collect(),
@@ -991,7 +1004,7 @@ pub fn matrix_markdown() -> String {
             (false, "accounts without keys"),
         ] {
             out.push_str(&format!(
-                "## Registry policy `tfa.require_webauthn_for = \"{rname}\"`, {who}\n\n{note}\n\n"
+                "## Registry policy `tfa.require_webauthn_for = \"{rname}\"`, {who}\n\nLogin tokens and website sessions. {note}\n\n"
             ));
             let mut rows = Operation::ALL.iter().map(|op| {
                 (
@@ -1002,7 +1015,7 @@ pub fn matrix_markdown() -> String {
                             decide(GateInput {
                                 key_rule: rule,
                                 has_keys,
-                                ..base(*op, *m, CredentialKind::PublishToken)
+                                ..base(*op, *m, CredentialKind::LoginToken)
                             })
                         })
                         .collect(),
@@ -1284,7 +1297,8 @@ mod tests {
             }
             let rule = i.op.rule();
             let singled_out = (rule.package_change && i.package == PackagePolicy::PublishNoTokens)
-                || (rule.stageable && i.staging == Staging::Required);
+                || (rule.stageable && i.staging == Staging::Required)
+                || (rule.package_change && i.mode == TfaMode::AuthOnly);
             if !singled_out {
                 assert_eq!(
                     decide(GateInput {
@@ -1294,6 +1308,25 @@ mod tests {
                     decide(i),
                     "{i:?}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn created_write_tokens_enforce_2fa_on_package_changes() {
+        // in auth-only mode a login's token publishes as the account's mode says; a created
+        // token asks the second factor as in auth-and-writes (bypass tokens do not)
+        for i in all_inputs().filter(|i| {
+            i.cred == C::PublishToken && i.mode == TfaMode::AuthOnly && i.op.rule().package_change
+        }) {
+            let d = decide(i);
+            let strict = decide(GateInput {
+                mode: TfaMode::AuthAndWrites,
+                ..i
+            });
+            assert_eq!(d, strict, "{i:?}");
+            if i.op.rule().auth_and_writes == Need::Otp && !matches!(d, Deny(_)) {
+                assert!(matches!(d, Otp(_)), "{i:?}");
             }
         }
     }
@@ -1389,7 +1422,8 @@ mod tests {
                             | Denial::TokensRefused
                             | Denial::AutomationTokenGovernance
                     )
-                ),
+                ) || (publish == Deny(Denial::RegistryRequiresKey)
+                    && i.key_rule == KeyRule::Everyone),
                 "{i:?}: stage {stage:?}, publish {publish:?}"
             );
         }
@@ -1488,9 +1522,10 @@ mod tests {
                 }
                 Deny(_) | Allow => {}
             }
+            let waits = rule.deferred && i.key_rule == KeyRule::Publishers;
             if !i.has_keys
                 && !rule.enrolment
-                && !rule.deferred
+                && !waits
                 && i.package != PackagePolicy::PublishNoTokens
                 && i.staging == Staging::Optional
                 && matches!(

@@ -16,7 +16,7 @@ use crate::authz::gate::Operation;
 use crate::authz::token_scope;
 use crate::authz::{self, Target};
 use crate::clock::iso8601;
-use crate::config::{Span, TokenConfig};
+use crate::config::{Lifetimes, Span, TokenConfig};
 use crate::http::error::{ApiError, ApiResult};
 use crate::npm::names;
 use crate::services::security_log::{self, kind};
@@ -80,14 +80,19 @@ pub async fn issue(state: &AppState, user: &User, spec: TokenSpec) -> ApiResult<
     Ok((minted.value, token))
 }
 
-/// One page of `user`'s tokens, newest first, and how many there are in all.
+/// One page of `user`'s tokens, newest first, and how many there are in all; the sessions
+/// `npm login` minted only with `logins` (`npm token list` does not show them, as on npmjs).
 pub async fn list(
     state: &AppState,
     user: &User,
+    logins: bool,
     offset: i64,
     limit: i64,
 ) -> ApiResult<(Vec<Token>, i64)> {
-    Ok(state.store.list_tokens(user.id, offset, limit).await?)
+    Ok(state
+        .store
+        .list_tokens(user.id, logins, offset, limit)
+        .await?)
 }
 
 /// The token a sign-in hands out (`npm login`, the browser login), with the configured lifetime.
@@ -328,27 +333,14 @@ impl TokenRequest {
         })
     }
 
-    /// Checks the request against the rules (names, ranges, lengths) and the registry's
-    /// lifetime limits at `now`.
-    pub fn spec(self, now: i64, limits: &TokenConfig) -> ApiResult<TokenSpec> {
-        for (field, value, max) in [
-            ("name", &self.name, 256),
-            ("description", &self.description, 1024),
-        ] {
-            if value.as_ref().is_some_and(|v| v.chars().count() > max) {
-                return Err(ApiError::bad_request(format!(
-                    "{field} is longer than {max} characters"
-                )));
-            }
-        }
-        let max_days = limits.max_expiry.map_or(MAX_EXPIRY_DAYS, Span::whole_days);
+    /// When a token asked to expire `expires` days from `now` expires, within `rules` (a token
+    /// that may write and a read-only one have their own).
+    fn expiry(expires: Option<&str>, now: i64, rules: Lifetimes) -> ApiResult<Option<i64>> {
+        let max_days = rules.max.map_or(MAX_EXPIRY_DAYS, Span::whole_days);
         // Without a default, a token lives as long as the maximum allows (forever only when
         // there is no maximum either).
-        let default_expiry = limits
-            .default_expiry
-            .or(limits.max_expiry)
-            .map(|d| now + d.as_ms());
-        let expires_at = match self.expires.as_deref().map(str::trim) {
+        let default_expiry = rules.default.or(rules.max).map(|d| now + d.as_ms());
+        Ok(match expires.map(str::trim) {
             None | Some("") => default_expiry,
             Some(text) => {
                 let days = text
@@ -362,7 +354,23 @@ impl TokenRequest {
                     })?;
                 Some(now + days * DAY_MS)
             }
-        };
+        })
+    }
+
+    /// Checks the request against the rules (names, ranges, lengths) and the registry's
+    /// lifetime limits at `now`.
+    pub fn spec(self, now: i64, limits: &TokenConfig) -> ApiResult<TokenSpec> {
+        let expires = self.expires.clone();
+        for (field, value, max) in [
+            ("name", &self.name, 256),
+            ("description", &self.description, 1024),
+        ] {
+            if value.as_ref().is_some_and(|v| v.chars().count() > max) {
+                return Err(ApiError::bad_request(format!(
+                    "{field} is longer than {max} characters"
+                )));
+            }
+        }
         let mut cidrs = self.cidr_whitelist;
         for c in &mut cidrs {
             let net: ipnet::IpNet = c
@@ -373,19 +381,22 @@ impl TokenRequest {
         }
         let name = self.name.filter(|n| !n.is_empty());
         let description = self.description.filter(|d| !d.is_empty());
-        let classic = |kind| TokenSpec {
-            kind,
-            readonly: kind == TokenKind::ReadOnly,
-            name: name.clone(),
-            description: description.clone(),
-            cidr_whitelist: cidrs.clone(),
-            expires_at,
-            ..TokenSpec::default()
+        let classic = |kind| -> ApiResult<TokenSpec> {
+            let readonly = kind == TokenKind::ReadOnly;
+            Ok(TokenSpec {
+                kind,
+                readonly,
+                name: name.clone(),
+                description: description.clone(),
+                cidr_whitelist: cidrs.clone(),
+                expires_at: Self::expiry(expires.as_deref(), now, limits.lifetimes(readonly))?,
+                ..TokenSpec::default()
+            })
         };
         match self.kind {
-            Requested::Publish => return Ok(classic(TokenKind::Publish)),
-            Requested::ReadOnly => return Ok(classic(TokenKind::ReadOnly)),
-            Requested::Automation => return Ok(classic(TokenKind::Automation)),
+            Requested::Publish => return classic(TokenKind::Publish),
+            Requested::ReadOnly => return classic(TokenKind::ReadOnly),
+            Requested::Automation => return classic(TokenKind::Automation),
             Requested::Granular => {}
         }
         for p in &self.packages {
@@ -408,6 +419,7 @@ impl TokenRequest {
             orgs_permission: self.orgs_permission,
         };
         let readonly = !token_scope::can_write_somewhere(&grants);
+        let expires_at = Self::expiry(expires.as_deref(), now, limits.lifetimes(readonly))?;
         Ok(TokenSpec {
             kind: TokenKind::Granular,
             name,
@@ -531,7 +543,7 @@ mod tests {
         let cfg = TokenConfig {
             default_expiry: Some(Span::days(7)),
             max_expiry: Some(Span::days(30)),
-            login_expiry: None,
+            ..TokenConfig::default()
         };
         let s = parse_spec(&obj(json!({"password":"x"})), 0, &cfg).unwrap();
         assert_eq!(
@@ -547,7 +559,7 @@ mod tests {
         let capped = TokenConfig {
             default_expiry: None,
             max_expiry: Some(Span::days(30)),
-            login_expiry: None,
+            ..TokenConfig::default()
         };
         assert_eq!(
             parse_spec(&obj(json!({"password":"x"})), 0, &capped)
@@ -559,7 +571,7 @@ mod tests {
         let none = TokenConfig {
             default_expiry: None,
             max_expiry: None,
-            login_expiry: None,
+            ..TokenConfig::default()
         };
         assert_eq!(
             parse_spec(&obj(json!({"password":"x"})), 0, &none)
@@ -567,6 +579,34 @@ mod tests {
                 .expires_at,
             None
         );
+    }
+
+    #[test]
+    fn read_only_tokens_have_their_own_lifetimes() {
+        let cfg = TokenConfig::default();
+        let days = |body: Value| {
+            parse_spec(&obj(body), 0, &cfg)
+                .map(|s| s.expires_at.map(|e| e / DAY_MS))
+                .map_err(|e| e.message)
+        };
+        // npm's figures: write tokens 7 days, at most 90; read-only 30 days, no maximum
+        assert_eq!(days(json!({"password":"x"})), Ok(Some(7)));
+        assert_eq!(days(json!({"password":"x","readonly":true})), Ok(Some(30)));
+        assert_eq!(days(json!({"name":"a"})), Ok(Some(7)));
+        assert_eq!(
+            days(
+                json!({"name":"a","packages_and_scopes_permission":"read-only","packages_all":true})
+            ),
+            Ok(Some(30))
+        );
+        assert_eq!(days(json!({"type":"automation"})), Ok(Some(7)));
+        assert!(days(json!({"name":"a","expires":91})).is_err());
+        assert_eq!(days(json!({"name":"a","expires":90})), Ok(Some(90)));
+        assert_eq!(
+            days(json!({"password":"x","readonly":true,"expires":400})),
+            Ok(Some(400))
+        );
+        assert!(days(json!({"password":"x","readonly":true,"expires":3651})).is_err());
     }
 
     #[test]

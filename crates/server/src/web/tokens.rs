@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 
 use crate::authz::gate::Operation;
 use crate::clock::iso8601;
-use crate::config::Span;
+use crate::config::{Lifetimes, Span};
 use crate::http::error::ApiError;
 use crate::services::tokens::{self as service, Requested, TokenRequest, summary};
 use crate::web::templates::{TokenCreatedPage, TokenRow, TokensPage};
@@ -15,7 +15,7 @@ const HERE: &str = "/-/web/tokens";
 
 async fn tokens_page(web: &Web, error: Option<String>) -> Result<TokensPage, crate::web::WebError> {
     let user = web.require_user(HERE)?;
-    let (tokens, _) = service::list(&web.state, user, 0, 1000).await?;
+    let (tokens, _) = service::list(&web.state, user, true, 0, 1000).await?;
     let limits = &web.state.config.tokens;
     let rows = tokens
         .iter()
@@ -32,11 +32,23 @@ async fn tokens_page(web: &Web, error: Option<String>) -> Result<TokensPage, cra
         tokens: rows,
         create_otp: web.needs_otp(Operation::TokenCreate).await,
         revoke_otp: web.needs_otp(Operation::TokenRevoke).await,
-        default_expiry: limits
-            .default_expiry
-            .or(limits.max_expiry)
-            .map_or_else(|| "never".to_owned(), Span::in_words),
-        max_days: limits.max_expiry.map_or(0, Span::whole_days),
+        default_expiry: {
+            let words = |l: Lifetimes| {
+                l.default
+                    .or(l.max)
+                    .map_or_else(|| "never".to_owned(), Span::in_words)
+            };
+            format!(
+                "{}; read-only: {}",
+                words(limits.lifetimes(false)),
+                words(limits.lifetimes(true))
+            )
+        },
+        // the form's bound is the looser of the two; the server checks each kind's own
+        max_days: match (limits.lifetimes(false).max, limits.lifetimes(true).max) {
+            (Some(w), Some(r)) => w.max(r).whole_days(),
+            _ => 0,
+        },
     })
 }
 

@@ -232,12 +232,16 @@ macro_rules! impl_package_store {
                         return Err($crate::StoreError::NotFound);
                     }
                 } else {
+                    // of a name nobody has yet, only the publisher's own stages count: the
+                    // others' go when it takes the name
                     let staged: Option<i64> = sqlx::query_scalar(
                         "SELECT CAST(1 AS BIGINT) FROM staged_versions WHERE package_name = $1 \
-                         AND version = $2",
+                         AND version = $2 AND (owner_id = $3 OR EXISTS (SELECT 1 FROM packages \
+                         WHERE name = $1))",
                     )
                     .bind(&v.package_name)
                     .bind(&v.version.version)
+                    .bind(v.publisher_id)
                     .fetch_optional(&mut *w_tx)
                     .await?;
                     if staged.is_some() {
@@ -251,6 +255,7 @@ macro_rules! impl_package_store {
                         .await?;
                 let keywords = serde_json::to_string(&v.keywords)
                     .map_err(|e| $crate::StoreError::Corrupt(e.to_string()))?;
+                let mut dropped: Vec<String> = Vec::new();
                 let (package_id, created) = match existing {
                     Some(id) => {
                         let m: Option<i64> = sqlx::query_scalar(
@@ -306,6 +311,16 @@ macro_rules! impl_package_store {
                             .bind(&v.package_name)
                             .execute(&mut *w_tx)
                             .await?;
+                        // What others staged for the name while it was nobody's is not theirs
+                        // to release now: it goes (its tarballs for the caller to collect).
+                        dropped = sqlx::query_scalar(
+                            "DELETE FROM staged_versions WHERE package_name = $1 \
+                             AND owner_id <> $2 RETURNING tarball_sha512",
+                        )
+                        .bind(&v.package_name)
+                        .bind(v.publisher_id)
+                        .fetch_all(&mut *w_tx)
+                        .await?;
                         (id, true)
                     }
                 };
@@ -352,7 +367,11 @@ macro_rules! impl_package_store {
                         .await?;
                 }
                 bump(&mut *w_tx, package_id, now).await?;
-                Ok($crate::Published { package_id, created })
+                Ok($crate::Published {
+                    package_id,
+                    created,
+                    dropped_blobs: dropped,
+                })
             }
 
         #[async_trait::async_trait]
@@ -628,6 +647,14 @@ macro_rules! impl_package_store {
                     retire(&mut *w.tx, &name, &version, now).await?;
                     blobs.push(r.try_get("tarball_sha512")?);
                 }
+                // versions staged for it go with it
+                let staged: Vec<String> = sqlx::query_scalar(
+                    "DELETE FROM staged_versions WHERE package_name = $1 RETURNING tarball_sha512",
+                )
+                .bind(&name)
+                .fetch_all(&mut *w.tx)
+                .await?;
+                blobs.extend(staged);
                 let maintainers: Vec<i64> = sqlx::query_scalar(
                     "SELECT user_id FROM maintainers WHERE package_id = $1 ORDER BY user_id",
                 )

@@ -105,25 +105,57 @@ macro_rules! impl_token_store {
                 }
             }
 
+            async fn tokens_expiring(
+                &self,
+                user: Option<$crate::UserId>,
+                now: i64,
+                before: i64,
+            ) -> $crate::StoreResult<Vec<($crate::Token, String)>> {
+                use sqlx::Row;
+                let sql = format!(
+                    "SELECT {TOKEN_COLUMNS}, u.name AS owner_name FROM tokens t \
+                     JOIN users u ON u.id = t.user_id \
+                     WHERE t.expires_at > $1 AND t.expires_at <= $2 \
+                     AND ($3 IS NULL OR t.user_id = $3) \
+                     ORDER BY t.expires_at, t.id"
+                );
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(now)
+                    .bind(before)
+                    .bind(user)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok((token_from_row(r)?, r.try_get("owner_name")?)))
+                    .collect()
+            }
+
             async fn list_tokens(
                 &self,
                 user: $crate::UserId,
+                logins: bool,
                 offset: i64,
                 limit: i64,
             ) -> $crate::StoreResult<(Vec<$crate::Token>, i64)> {
                 use sqlx::Row;
                 let sql = format!(
                     "SELECT {TOKEN_COLUMNS} FROM tokens t WHERE t.user_id = $1 \
+                     AND ($4 OR t.kind <> 'login') \
                      ORDER BY t.created_at DESC, t.id DESC LIMIT $2 OFFSET $3"
                 );
                 let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(user)
                     .bind(limit)
                     .bind(offset)
+                    .bind(logins)
                     .fetch_all(&self.pool)
                     .await?;
-                let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM tokens WHERE user_id = $1")
+                let total: i64 = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM tokens WHERE user_id = $1 \
+                     AND ($2 OR kind <> 'login')",
+                )
                     .bind(user)
+                    .bind(logins)
                     .fetch_one(&self.pool)
                     .await?
                     .try_get("n")?;

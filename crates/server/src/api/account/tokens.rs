@@ -71,7 +71,7 @@ pub async fn list(
     }
     let per_page = p.per_page.unwrap_or(100).clamp(1, 1000);
     let page = p.page.unwrap_or(0).max(0);
-    let (tokens, total) = tokens::list(&state, user, page * per_page, per_page).await?;
+    let (tokens, total) = tokens::list(&state, user, false, page * per_page, per_page).await?;
     let objects: Vec<Value> = tokens
         .iter()
         .map(|t| {

@@ -48,6 +48,8 @@ pub struct Upload {
     pub digests: Digests,
     /// The dist-tags to point at it (at least `latest`).
     pub tags: Vec<String>,
+    /// The visibility asked for with `--access`, if any.
+    pub requested_access: Option<Access>,
     /// The visibility a new package gets.
     pub access: Access,
     /// The version object as stored (JSON).
@@ -58,6 +60,15 @@ pub struct Upload {
     pub description: Option<String>,
     /// For search.
     pub keywords: Vec<String>,
+}
+
+/// The visibility a new package gets when its first publish asks for none.
+pub fn default_access(state: &AppState, name: &str) -> Access {
+    if scope_of(name).is_some() && state.config.scoped_default_access == DefaultAccess::Restricted {
+        Access::Restricted
+    } else {
+        Access::Public
+    }
 }
 
 /// Handles a publish body.
@@ -249,13 +260,7 @@ pub async fn prepare(
             "Unscoped packages cannot be restricted; publish it under a scope (@you/name)",
         ));
     }
-    let access = requested.unwrap_or(
-        if scoped && state.config.scoped_default_access == DefaultAccess::Restricted {
-            Access::Restricted
-        } else {
-            Access::Public
-        },
-    );
+    let access = requested.unwrap_or_else(|| default_access(state, name));
 
     // What is stored of the manifest.
     let readme = manifest
@@ -292,6 +297,7 @@ pub async fn prepare(
         bytes,
         digests,
         tags,
+        requested_access: requested,
         access,
         manifest: serde_json::to_string(&stored).map_err(ApiError::internal)?,
         readme,
@@ -348,7 +354,8 @@ pub async fn store_version(
     let result = state.store.publish(new, now).await;
     state.packuments.invalidate(name);
     match result {
-        Ok(_) => {
+        Ok(published) => {
+            super::unpublish::collect_blobs(state, published.dropped_blobs).await;
             // An unpublish of another package with the same tarball may have deleted the blob
             // between our put (a no-op when it existed) and our commit: put it back. Together
             // with the unpublish side's re-check after its delete, one of the two always sees
@@ -360,7 +367,8 @@ pub async fn store_version(
             Ok(())
         }
         Err(StoreError::VersionExists) => Err(ApiError::conflict(format!(
-            "You cannot publish over the previously published versions: {version}."
+            "You cannot publish over the previously published versions: {version}. \
+             (A version staged for approval holds its number too: see npm stage list.)"
         ))),
         Err(StoreError::NotMaintainer) | Err(StoreError::Conflict) => {
             Err(ApiError::forbidden(format!(

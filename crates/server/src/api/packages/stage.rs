@@ -76,9 +76,15 @@ fn actor(caller: &Caller, account: &str) -> (String, &'static str) {
     }
 }
 
-/// Records `what` in the security logs of the package's maintainers (or, for a new name, of the
-/// account it was staged for).
-async fn log_to_maintainers(state: &AppState, caller: &Caller, s: &StagedVersion, what: &str) {
+/// Records `what` (done by `by`, when it is an approval or a rejection) in the security logs of
+/// the package's maintainers (or, for a new name, of the account it was staged for).
+async fn log_to_maintainers(
+    state: &AppState,
+    caller: &Caller,
+    s: &StagedVersion,
+    what: &str,
+    by: Option<&str>,
+) {
     let mut users: Vec<UserId> = match state.store.package_doc(&s.package_name).await {
         Ok(Some(d)) => d.maintainers.iter().map(|m| m.id).collect(),
         _ => Vec::new(),
@@ -86,10 +92,13 @@ async fn log_to_maintainers(state: &AppState, caller: &Caller, s: &StagedVersion
     users.push(s.owner_id);
     users.sort_unstable();
     users.dedup();
-    let detail = format!(
+    let mut detail = format!(
         "{}@{} ({}, staged by {} {})",
         s.package_name, s.version, s.id, s.actor_type, s.actor
     );
+    if let Some(by) = by {
+        detail.push_str(&format!(", by {by}"));
+    }
     for u in users {
         security_log::record(state, u, caller, what, detail.clone()).await;
     }
@@ -103,7 +112,8 @@ pub async fn stage(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let account = caller.require_account()?.clone();
+    // as a publish: an account the registry limits to setting up 2FA cannot stage either
+    let account = caller.require_user()?.clone();
     names::validate_package_name(&name)
         .map_err(|e| ApiError::bad_request(format!("Invalid package name {name:?}: {e}")))?;
     let permit =
@@ -135,7 +145,7 @@ pub async fn stage(
         package_name: name.clone(),
         version: upload.version.clone(),
         tag: upload.tags[0].clone(),
-        access: Some(upload.access),
+        access: upload.requested_access,
         manifest: upload.manifest,
         readme: upload.readme,
         tarball_sha512: upload.digests.sha512_hex.clone(),
@@ -175,7 +185,7 @@ pub async fn stage(
             .put(&upload.digests.sha512_hex, upload.bytes)
             .await?;
     }
-    log_to_maintainers(&state, &caller, &staged, kind::VERSION_STAGED).await;
+    log_to_maintainers(&state, &caller, &staged, kind::VERSION_STAGED, None).await;
     tracing::info!(package = %name, version = %staged.version, id = %staged.id, "staged");
     Ok((
         StatusCode::CREATED,
@@ -201,16 +211,15 @@ fn stage_reader(state: &AppState, caller: &Caller) -> ApiResult<UserId> {
 }
 
 /// Whether `viewer` (with the caller's token) may see `s`: it maintains the package, or the name
-/// is nobody's yet and `s` was staged for it; a token limited to other packages sees nothing.
+/// is nobody's yet and `s` was staged for it; and the token may read the package's private
+/// contents (a staged version is not public yet).
 async fn sees(
     state: &AppState,
     caller: &Caller,
     viewer: UserId,
     s: &StagedVersion,
 ) -> ApiResult<bool> {
-    if token_scope::reach(caller.token.as_ref(), Some(&s.package_name))
-        == token_scope::Reach::Outside
-    {
+    if !token_scope::may_read_private(caller.token.as_ref(), &s.package_name) {
         return Ok(false);
     }
     Ok(match state.store.package_doc(&s.package_name).await? {
@@ -259,7 +268,7 @@ pub async fn list(
     let per_page = q.per_page.unwrap_or(MAX_PER_PAGE).clamp(1, MAX_PER_PAGE);
     let page = q.page.unwrap_or(0).max(0);
     let package = q.package.as_deref().filter(|p| !p.is_empty());
-    let limited = caller.token.as_ref().is_some_and(token_scope::is_limited);
+    let limited = !token_scope::reads_private_everywhere(caller.token.as_ref());
     let (items, total) = if limited {
         // filtered before paging, so the counts say nothing about other packages
         let (all, _) = state
@@ -268,15 +277,16 @@ pub async fn list(
             .await?;
         let mine: Vec<StagedVersion> = all
             .into_iter()
-            .filter(|s| {
-                token_scope::reach(caller.token.as_ref(), Some(&s.package_name))
-                    != token_scope::Reach::Outside
-            })
+            .filter(|s| token_scope::may_read_private(caller.token.as_ref(), &s.package_name))
             .collect();
         let total = mine.len() as i64;
         let items = mine
             .into_iter()
-            .skip((page * per_page) as usize)
+            .skip(
+                page.saturating_mul(per_page)
+                    .try_into()
+                    .unwrap_or(usize::MAX),
+            )
             .take(per_page as usize)
             .collect();
         (items, total)
@@ -365,7 +375,10 @@ pub async fn approve(
         bytes,
         digests,
         tags: vec![s.tag.clone()],
-        access: s.access.unwrap_or(Access::Public),
+        requested_access: s.access,
+        access: s
+            .access
+            .unwrap_or_else(|| publish::default_access(&state, &s.package_name)),
         manifest: s.manifest.clone(),
         readme: s.readme.clone(),
         description: s.description.clone(),
@@ -379,7 +392,14 @@ pub async fn approve(
         Some(s.id.clone()),
     )
     .await?;
-    log_to_maintainers(&state, &caller, &s, kind::STAGED_VERSION_APPROVED).await;
+    log_to_maintainers(
+        &state,
+        &caller,
+        &s,
+        kind::STAGED_VERSION_APPROVED,
+        Some(&approver.name),
+    )
+    .await;
     tracing::info!(package = %s.package_name, version = %s.version, id = %s.id, approver = %approver.name, "staged version approved");
     Ok((
         StatusCode::CREATED,
@@ -401,13 +421,21 @@ pub async fn reject(
 ) -> ApiResult<Response> {
     let s = find(&state, &caller, &id).await?;
     decide(&state, &caller, &s).await?;
+    let rejecter = caller.require_account()?.name.clone();
     if !state.store.remove_staged(&s.id).await? {
         return Err(ApiError::not_found_msg(
             "This staged version was approved or rejected meanwhile",
         ));
     }
     super::unpublish::collect_blobs(&state, vec![s.tarball_sha512.clone()]).await;
-    log_to_maintainers(&state, &caller, &s, kind::STAGED_VERSION_REJECTED).await;
+    log_to_maintainers(
+        &state,
+        &caller,
+        &s,
+        kind::STAGED_VERSION_REJECTED,
+        Some(&rejecter),
+    )
+    .await;
     tracing::info!(package = %s.package_name, version = %s.version, id = %s.id, "staged version rejected");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
