@@ -599,3 +599,77 @@ fn migrations_on_postgres_manual_and_concurrent() {
         "carol"
     );
 }
+
+/// Trusted publishing across instances: an identity token exchanged on A is refused on B (its
+/// `jti` is spent in the shared database), and a version staged on A is approved on B.
+#[test]
+fn an_identity_token_spent_on_a_is_refused_on_b() {
+    let issuer = common::issuer::Issuer::start();
+    let issuers = format!("[{{issuer = \"{}\", kind = \"github\"}}]", issuer.url);
+    let env = [("TESSERA_OIDC__ISSUERS", issuers.as_str())];
+    let backend = SharedBackend::new();
+    let a = Registry::start_on(Some(backend.clone()), &env);
+    let b = Registry::start_on(Some(backend), &env);
+    let token = a.signup("alice", "alice-password");
+    let npm_a = a.npm();
+    npm_a.set_token(&a.addr, &token);
+    npm_a.publish("ci-pkg", "1.0.0", &[]).ok();
+    let (secret, _) = a.enable_2fa(&token, "alice-password", "auth-only");
+    a.advance(30);
+    let r = a.http().with_token(&token).send(
+        "POST",
+        "/-/package/ci-pkg/trust",
+        &[
+            ("npm-otp", &a.otp(&secret, 0)),
+            ("content-type", "application/json"),
+        ],
+        Some(
+            json!([{"type": "github", "claims": {"repository": "acme/ci-pkg", "workflow_ref": {"file": "p.yml"}}, "permissions": ["createPackage", "createStagedPackage"]}])
+                .to_string()
+                .into_bytes(),
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id_token = issuer.token(
+        a.now_secs(),
+        common::issuer::github_claims("npm:127.0.0.1", "acme/ci-pkg", "p.yml"),
+    );
+    let exchange = |reg: &Registry| {
+        reg.http().send(
+            "POST",
+            "/-/npm/v1/oidc/token/exchange/package/ci-pkg",
+            &[("authorization", &format!("Bearer {id_token}"))],
+            None,
+        )
+    };
+    let r = exchange(&a);
+    assert_eq!(r.status, 201, "{}", r.text);
+    let minted = r.json()["token"].as_str().unwrap().to_owned();
+    let r = exchange(&b);
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert!(r.text.contains("already exchanged"), "{}", r.text);
+    // the minted token stages on A; the maintainer approves on B
+    let m = json!({"name": "ci-pkg", "version": "1.1.0"});
+    let r = a.http().with_token(&minted).send(
+        "POST",
+        "/-/stage/package/ci-pkg",
+        &[("content-type", "application/json")],
+        Some(
+            serde_json::to_vec(&publish_body(&a.url(), "ci-pkg", "1.1.0", &tgz(&m, &[]))).unwrap(),
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let stage_id = r.json()["stageId"].as_str().unwrap().to_owned();
+    b.advance(30);
+    let r = b.http().with_token(&token).send(
+        "POST",
+        &format!("/-/stage/{stage_id}/approve"),
+        &[("npm-otp", &b.otp(&secret, 0))],
+        None,
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(
+        a.http().get("/ci-pkg").json()["dist-tags"]["latest"],
+        "1.1.0"
+    );
+}

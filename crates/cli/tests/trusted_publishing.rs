@@ -246,8 +246,42 @@ fn identities_are_checked_and_their_tokens_only_publish() {
         f(&mut c);
         issuer.token(now, c)
     };
+    let b64 =
+        |v: serde_json::Value| data_encoding::BASE64URL_NOPAD.encode(v.to_string().as_bytes());
+    let payload = b64(good()
+        .as_object()
+        .cloned()
+        .map(|mut c| {
+            c.insert("iss".into(), issuer.url.clone().into());
+            c.insert("exp".into(), (now + 300).into());
+            c.insert("iat".into(), now.into());
+            c.insert("jti".into(), "unsigned-1".into());
+            serde_json::Value::Object(c)
+        })
+        .unwrap());
     let cases: Vec<(&str, String, u16, &str)> = vec![
         ("not a JWT", "abc.def".into(), 400, "not a JWT"),
+        (
+            "unsigned (alg none)",
+            format!("{}.{payload}.", b64(json!({"alg": "none", "typ": "JWT"}))),
+            400,
+            "not a JWT",
+        ),
+        (
+            "signed with a shared secret (HS256)",
+            format!(
+                "{}.{payload}.c2lnbmF0dXJl",
+                b64(json!({"alg": "HS256", "typ": "JWT", "kid": "test-key"}))
+            ),
+            401,
+            "not accepted",
+        ),
+        (
+            "oversize",
+            format!("{}.{}.x", b64(json!({"alg": "RS256"})), "A".repeat(20_000)),
+            400,
+            "too large",
+        ),
         (
             "another workflow",
             with(&|c| {
@@ -328,6 +362,29 @@ fn identities_are_checked_and_their_tokens_only_publish() {
     // a package without trusted publishers
     let r = exchange(&reg, "other", &issuer.token(now, good()));
     assert_eq!(r.status, 404, "{}", r.text);
+    // gadget's CI asking for a package trusted to another repository's
+    reg.advance(30);
+    let r = reg.http().with_token(&alice_token).send(
+        "POST",
+        "/-/package/other/trust",
+        &[
+            ("npm-otp", &reg.otp(&secret, 0)),
+            ("content-type", "application/json"),
+        ],
+        Some(
+            json!([{"type": "github", "claims": {"repository": "acme/other", "workflow_ref": {"file": "release.yml"}}, "permissions": ["createPackage"]}])
+                .to_string()
+                .into_bytes(),
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = exchange(&reg, "other", &issuer.token(now, good()));
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert!(
+        r.text.contains("no trusted publisher of other matches"),
+        "{}",
+        r.text
+    );
     let log = security_log(&reg, "alice");
     assert!(log.contains("oidc_exchange_refused"), "{log}");
     assert!(log.contains("job_workflow_ref"), "{log}");
