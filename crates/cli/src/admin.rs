@@ -12,6 +12,7 @@ use tessera_server::config::Span;
 use tessera_server::services::accounts::{self, Channel, SignUp, SignUpError};
 use tessera_server::services::security_log;
 use tessera_server::services::tokens;
+use tessera_store::TokenKind;
 
 /// Admin subcommands.
 #[derive(Subcommand)]
@@ -35,7 +36,8 @@ pub enum AdminCommand {
     #[command(name = "reset-2fa")]
     Reset2fa { name: String },
     /// List a user's tokens (kind, reach, expiry), or revoke them all; with `--expiring`, the
-    /// tokens (of everyone, or of the user) that lapse within a span.
+    /// tokens (of everyone, or of the user) that lapse within a span, login sessions and
+    /// trusted-publishing tokens left out.
     Tokens {
         /// The user (optional with `--expiring`).
         name: Option<String>,
@@ -374,11 +376,23 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
             };
             if let Some(span) = expiring {
                 anyhow::ensure!(!revoke_all, "--expiring lists; it does not revoke");
-                let span = tessera_server::config::Span::parse(&span)
-                    .map_err(|e| anyhow::anyhow!("--expiring: {e}"))?;
-                let lapsing = store
+                anyhow::ensure!(
+                    !span.chars().all(|c| c.is_ascii_digit()),
+                    "--expiring takes a span with its unit: 7d, 12h"
+                );
+                let span = Span::parse(&span).map_err(|e| anyhow::anyhow!("--expiring: {e}"))?;
+                // login sessions and trusted-publishing tokens are short by design: left out
+                let lapsing: Vec<_> = store
                     .tokens_expiring(user.as_ref().map(|u| u.id), now, now + span.as_ms())
-                    .await?;
+                    .await?
+                    .into_iter()
+                    .filter(|(t, _)| {
+                        !matches!(
+                            t.kind,
+                            TokenKind::Login | TokenKind::Oidc | TokenKind::OidcStage
+                        )
+                    })
+                    .collect();
                 for (t, owner) in &lapsing {
                     println!(
                         "{}\t{owner}\t{}\t{}\t{}",

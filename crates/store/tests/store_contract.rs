@@ -1625,3 +1625,52 @@ async fn staged_versions_hold_their_number_until_approved_or_rejected() {
     );
     assert!(s.staged_version("b1").await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn tokens_expiring_within_a_span_of_everyone_or_one_user() {
+    let s = store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let bob = s.create_user(new_user("bob"), 1).await.unwrap();
+    let token = |user: UserId, hash: &str, expires_at: Option<i64>| NewToken {
+        user_id: user,
+        token_hash: hash.into(),
+        display_prefix: "tsr_x".into(),
+        kind: TokenKind::Granular,
+        name: Some(hash.into()),
+        description: None,
+        readonly: false,
+        bypass_2fa: false,
+        cidr_whitelist: vec![],
+        grants: TokenGrants::default(),
+        expires_at,
+    };
+    for (u, h, e) in [
+        (alice.id, "a-soon", Some(150)),
+        (alice.id, "a-later", Some(900)),
+        (alice.id, "a-never", None),
+        (alice.id, "a-gone", Some(50)),
+        (bob.id, "b-soon", Some(120)),
+    ] {
+        s.create_token(token(u, h, e), 1).await.unwrap();
+    }
+    let names = |v: Vec<(Token, String)>| {
+        v.into_iter()
+            .map(|(t, owner)| format!("{owner}:{}", t.token_hash))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(s.tokens_expiring(None, 100, 200).await.unwrap()),
+        ["bob:b-soon", "alice:a-soon"],
+        "soonest first, expired and unexpiring ones left out"
+    );
+    assert_eq!(
+        names(s.tokens_expiring(Some(alice.id), 100, 1000).await.unwrap()),
+        ["alice:a-soon", "alice:a-later"]
+    );
+    assert!(
+        s.tokens_expiring(Some(bob.id), 200, 1000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -322,7 +322,8 @@ async fn authenticate_token(
         ));
         return Ok(());
     }
-    if token.expires_at.is_some_and(|e| e <= state.clock.now_ms()) {
+    let expires = crate::services::tokens::expires_at(&token, &state.config.tokens);
+    if expires.is_some_and(|e| e <= state.clock.now_ms()) {
         caller.refused = Some(ApiError::bad_token(
             "This token has expired. Create a new one with `npm token create` or `npm login`.",
         ));

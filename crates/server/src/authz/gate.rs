@@ -821,7 +821,8 @@ pub fn matrix_markdown() -> String {
         &mut out,
         "Classic publish tokens, granular read-write tokens",
         "Tokens created to be used alone (`npm token create` without `--bypass-2fa`) enforce \
-         2FA on package changes, as npm's write tokens do since 2025: in auth-only mode too.",
+         2FA on package changes, as npm's write tokens do since 2025: in auth-only mode too. \
+         Classic automation tokens and `--bypass-2fa` tokens do not (next table).",
         &|op, m| base(op, m, CredentialKind::PublishToken),
     );
     section(

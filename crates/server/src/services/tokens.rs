@@ -95,6 +95,20 @@ pub async fn list(
         .await?)
 }
 
+/// When `t` expires. A login session lives at most `tokens.login_expiry` from its creation,
+/// whatever was stored when it was minted: sessions from before a lifetime was configured (or
+/// from a longer one) end with the rest.
+pub fn expires_at(t: &Token, limits: &TokenConfig) -> Option<i64> {
+    let session_end = (t.kind == TokenKind::Login)
+        .then_some(limits.login_expiry)
+        .flatten()
+        .map(|l| t.created_at.saturating_add(l.as_ms()));
+    match (t.expires_at, session_end) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The token a sign-in hands out (`npm login`, the browser login), with the configured lifetime.
 pub async fn issue_login_token(state: &AppState, user: &User) -> ApiResult<(String, Token)> {
     let now = state.clock.now_ms();
@@ -511,24 +525,29 @@ mod tests {
         TokenConfig::default()
     }
 
-    #[test]
-    fn unnamed_tokens_are_listed_by_their_kind() {
-        let t = Token {
+    /// A stored token of `kind`, made at `created_at`, expiring at `expires_at`.
+    fn stored(kind: TokenKind, created_at: i64, expires_at: Option<i64>) -> Token {
+        Token {
             id: 1,
             user_id: 1,
             token_hash: String::new(),
             display_prefix: String::new(),
-            kind: TokenKind::Login,
+            kind,
             name: None,
             description: None,
             readonly: false,
             bypass_2fa: false,
             cidr_whitelist: vec![],
             grants: TokenGrants::default(),
-            expires_at: None,
-            created_at: 0,
+            expires_at,
+            created_at,
             updated_at: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn unnamed_tokens_are_listed_by_their_kind() {
+        let t = stored(TokenKind::Login, 0, None);
         assert_eq!(summary(&t), "login token (no expiry)");
         let named = Token {
             name: Some("ci".into()),
@@ -582,6 +601,35 @@ mod tests {
     }
 
     #[test]
+    fn a_login_session_ends_after_the_configured_lifetime_whatever_was_stored() {
+        let t = stored;
+        let cfg = TokenConfig::default();
+        let h12 = 12 * 3600 * 1000;
+        // minted before sessions had a lifetime: it ends 12 hours after it was made
+        assert_eq!(
+            expires_at(&t(TokenKind::Login, 1000, None), &cfg),
+            Some(1000 + h12)
+        );
+        // minted under a longer lifetime: the shorter one holds
+        assert_eq!(
+            expires_at(&t(TokenKind::Login, 0, Some(10 * DAY_MS)), &cfg),
+            Some(h12)
+        );
+        assert_eq!(expires_at(&t(TokenKind::Login, 0, Some(5)), &cfg), Some(5));
+        // other tokens keep what was stored
+        assert_eq!(expires_at(&t(TokenKind::Granular, 0, None), &cfg), None);
+        assert_eq!(
+            expires_at(&t(TokenKind::Publish, 0, Some(10 * DAY_MS)), &cfg),
+            Some(10 * DAY_MS)
+        );
+        let forever = TokenConfig {
+            login_expiry: None,
+            ..TokenConfig::default()
+        };
+        assert_eq!(expires_at(&t(TokenKind::Login, 0, None), &forever), None);
+    }
+
+    #[test]
     fn read_only_tokens_have_their_own_lifetimes() {
         let cfg = TokenConfig::default();
         let days = |body: Value| {
@@ -607,6 +655,12 @@ mod tests {
             Ok(Some(400))
         );
         assert!(days(json!({"password":"x","readonly":true,"expires":3651})).is_err());
+        // read-only on packages but writing to an organisation: a write token
+        let mixed = json!({"name":"a","packages_all":true,"packages_and_scopes_permission":"read-only","orgs":["acme"],"orgs_permission":"read-write"});
+        assert_eq!(days(mixed.clone()), Ok(Some(7)));
+        let mut long = mixed;
+        long["expires"] = json!(400);
+        assert!(days(long).is_err());
     }
 
     #[test]

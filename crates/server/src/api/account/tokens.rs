@@ -71,7 +71,8 @@ pub async fn list(
     }
     let per_page = p.per_page.unwrap_or(100).clamp(1, 1000);
     let page = p.page.unwrap_or(0).max(0);
-    let (tokens, total) = tokens::list(&state, user, false, page * per_page, per_page).await?;
+    let (tokens, total) =
+        tokens::list(&state, user, false, page.saturating_mul(per_page), per_page).await?;
     let objects: Vec<Value> = tokens
         .iter()
         .map(|t| {
@@ -82,7 +83,7 @@ pub async fn list(
         })
         .collect();
     let mut urls = Map::new();
-    if (page + 1) * per_page < total {
+    if page.saturating_add(1).saturating_mul(per_page) < total {
         urls.insert(
             "next".into(),
             json!(format!(
