@@ -443,6 +443,12 @@ pub trait StagingStore: Send + Sync {
     async fn stage_version(&self, s: &StagedVersion) -> StoreResult<()>;
     /// One staged version by id.
     async fn staged_version(&self, id: &str) -> StoreResult<Option<StagedVersion>>;
+    /// One staged version by id, if `viewer` may see it (the rule of [`Self::staged_versions`]).
+    async fn staged_version_seen_by(
+        &self,
+        id: &str,
+        viewer: UserId,
+    ) -> StoreResult<Option<StagedVersion>>;
     /// The staged versions `viewer` may see (of packages it maintains, and of new names staged
     /// for it), optionally of one package, oldest first; with the total count.
     async fn staged_versions(

@@ -1528,6 +1528,13 @@ async fn staged_versions_hold_their_number_until_approved_or_rejected() {
     let got = s.staged_version("s1").await.unwrap().unwrap();
     assert_eq!(got, staged("s1", "demo", "1.1.0", alice.id, 20));
     assert!(s.staged_version("nope").await.unwrap().is_none());
+    // one by id, by the same rule as the listing
+    let seen = |id: &'static str, by: UserId| {
+        let st = s.store.clone();
+        async move { st.staged_version_seen_by(id, by).await.unwrap().is_some() }
+    };
+    assert!(seen("s1", alice.id).await && !seen("s1", bob.id).await);
+    assert!(seen("s5", bob.id).await && !seen("s5", alice.id).await);
     // who sees what
     let ids =
         |v: (Vec<StagedVersion>, i64)| (v.0.into_iter().map(|s| s.id).collect::<Vec<_>>(), v.1);

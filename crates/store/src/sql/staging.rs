@@ -117,6 +117,21 @@ macro_rules! impl_staging_store {
                 row.as_ref().map(staged_from_row).transpose()
             }
 
+            async fn staged_version_seen_by(
+                &self,
+                id: &str,
+                viewer: $crate::UserId,
+            ) -> $crate::StoreResult<Option<$crate::StagedVersion>> {
+                let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT s.* FROM staged_versions s WHERE s.id = $2 AND {VISIBLE_STAGED}"
+                )))
+                .bind(viewer)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map(staged_from_row).transpose()
+            }
+
             async fn staged_versions(
                 &self,
                 viewer: $crate::UserId,

@@ -210,24 +210,6 @@ fn stage_reader(state: &AppState, caller: &Caller) -> ApiResult<UserId> {
     Ok(caller.require_account()?.id)
 }
 
-/// Whether `viewer` (with the caller's token) may see `s`: it maintains the package, or the name
-/// is nobody's yet and `s` was staged for it; and the token may read the package's private
-/// contents (a staged version is not public yet).
-async fn sees(
-    state: &AppState,
-    caller: &Caller,
-    viewer: UserId,
-    s: &StagedVersion,
-) -> ApiResult<bool> {
-    if !token_scope::may_read_private(caller.token.as_ref(), &s.package_name) {
-        return Ok(false);
-    }
-    Ok(match state.store.package_doc(&s.package_name).await? {
-        Some(doc) => doc.is_maintainer(viewer),
-        None => s.owner_id == viewer,
-    })
-}
-
 /// The staged version `id` if the caller may see it; 404 otherwise, as for an unknown id.
 async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<StagedVersion> {
     let viewer = stage_reader(state, caller)?;
@@ -235,14 +217,14 @@ async fn find(state: &AppState, caller: &Caller, id: &str) -> ApiResult<StagedVe
     if !ids::is_uuid(id) {
         return Err(not_found());
     }
+    // seen by the maintainers (for a new name, the account it was staged for: the store's
+    // rule, the one the listing uses), through a token that may read the package privately
     let s = state
         .store
-        .staged_version(&id.to_ascii_lowercase())
+        .staged_version_seen_by(&id.to_ascii_lowercase(), viewer)
         .await?
+        .filter(|s| token_scope::may_read_private(caller.token.as_ref(), &s.package_name))
         .ok_or_else(not_found)?;
-    if !sees(state, caller, viewer, &s).await? {
-        return Err(not_found());
-    }
     Ok(s)
 }
 
