@@ -24,5 +24,5 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use traits::{
     PackageStore, SecurityKeyStore, SecurityLog, SettingsStore, StagingStore, Store, TokenStore,
-    TrustStore, TwoFactorStore, UserStore, WebStore,
+    TrustStore, TwoFactorStore, UplinkStore, UserStore, WebStore,
 };

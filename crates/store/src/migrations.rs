@@ -53,6 +53,11 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
         "staged_publishing",
         include_str!("../migrations/sqlite/0010_staged_publishing.sql"),
     ),
+    (
+        11,
+        "uplinks",
+        include_str!("../migrations/sqlite/0011_uplinks.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations, in order (the same schema as SQLite's, in PostgreSQL's types).
@@ -86,6 +91,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         6,
         "staged_publishing",
         include_str!("../migrations/postgres/0006_staged_publishing.sql"),
+    ),
+    (
+        7,
+        "uplinks",
+        include_str!("../migrations/postgres/0007_uplinks.sql"),
     ),
 ];
 

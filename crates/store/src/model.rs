@@ -952,3 +952,82 @@ mod tests {
         );
     }
 }
+
+/// An upstream packument as an uplink last sent it, or its negative answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedPackument {
+    /// Package name.
+    pub name: String,
+    /// The uplink it came from (its configured name).
+    pub uplink: String,
+    /// 200, or 404 for a negative answer.
+    pub status: i64,
+    /// The uplink's ETag, for `If-None-Match`.
+    pub etag: Option<String>,
+    /// The gzipped JSON (empty for a 404).
+    pub body: Vec<u8>,
+    /// When the body last changed (Unix ms).
+    pub fetched_at: i64,
+    /// When the uplink last confirmed it (Unix ms).
+    pub checked_at: i64,
+}
+
+/// A tarball fetched from an uplink and kept in the blob store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedTarball {
+    /// Package name.
+    pub name: String,
+    /// Version.
+    pub version: String,
+    /// The uplink it came from.
+    pub uplink: String,
+    /// Content address (hex SHA-512).
+    pub tarball_sha512: String,
+    /// `sha512-…` of the stored bytes.
+    pub integrity: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// When it was fetched (Unix ms).
+    pub fetched_at: i64,
+}
+
+/// An uplink's circuit breaker, shared by every instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UplinkHealth {
+    /// The uplink's name.
+    pub uplink: String,
+    /// Failures in a row.
+    pub fails: i64,
+    /// Skipped until then (Unix ms; 0 when up).
+    pub down_until: i64,
+    /// The last failure's message.
+    pub last_error: Option<String>,
+    /// When it last failed.
+    pub last_failure_at: Option<i64>,
+    /// When it last answered.
+    pub last_success_at: Option<i64>,
+}
+
+/// What one uplink's cache holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UplinkCacheSize {
+    /// The uplink's name.
+    pub uplink: String,
+    /// Packuments held (negative answers included).
+    pub packuments: i64,
+    /// Tarballs held.
+    pub tarballs: i64,
+    /// Their bytes.
+    pub tarball_bytes: i64,
+}
+
+/// An unscoped name an admin allowed to be published although it exists upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedName {
+    /// The name.
+    pub name: String,
+    /// The admin who allowed it.
+    pub allowed_by: String,
+    /// When (Unix ms).
+    pub created_at: i64,
+}

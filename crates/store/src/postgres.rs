@@ -21,7 +21,7 @@ use crate::migrations::Migrate;
 use crate::sql::{
     packages::impl_package_store, security_keys::impl_security_key_store,
     staging::impl_staging_store, tokens::impl_token_store, trust::impl_trust_store,
-    two_factor::impl_two_factor_store, users::impl_user_store, web::impl_web_store,
+    two_factor::impl_two_factor_store, uplinks::impl_uplink_store, users::impl_user_store, web::impl_web_store,
 };
 use crate::transfer::impl_transfer;
 
@@ -141,3 +141,4 @@ impl_web_store!(PgStore, sqlx::Postgres);
 impl_security_key_store!(PgStore, sqlx::Postgres);
 impl_trust_store!(PgStore, sqlx::Postgres);
 impl_staging_store!(PgStore, sqlx::Postgres);
+impl_uplink_store!(PgStore, sqlx::Postgres);

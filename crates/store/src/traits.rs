@@ -462,6 +462,70 @@ pub trait StagingStore: Send + Sync {
     async fn remove_staged(&self, id: &str) -> StoreResult<bool>;
 }
 
+/// The uplinks' cache: upstream packuments and tarballs, the circuit breakers, fetch leases and
+/// the names allowed to shadow upstream ones.
+#[async_trait]
+pub trait UplinkStore: Send + Sync {
+    /// The cached packument of `name`.
+    async fn cached_packument(&self, name: &str) -> StoreResult<Option<CachedPackument>>;
+    /// Stores (replaces) a packument or a negative answer.
+    async fn put_cached_packument(&self, p: &CachedPackument) -> StoreResult<()>;
+    /// Notes that the uplink confirmed the cached packument (a 304).
+    async fn touch_cached_packument(&self, name: &str, checked_at: i64) -> StoreResult<()>;
+    /// Drops the cached packument of `name` (a local package took the name).
+    async fn forget_cached_packument(&self, name: &str) -> StoreResult<()>;
+    /// The cached tarballs of `name`.
+    async fn cached_tarballs(&self, name: &str) -> StoreResult<Vec<CachedTarball>>;
+    /// Records a fetched tarball (whose blob is stored); an existing row is kept.
+    async fn put_cached_tarball(&self, t: &CachedTarball) -> StoreResult<()>;
+    /// Names of cached packages (with a body), by name, from `after`; at most `limit`.
+    async fn cached_names(&self, after: &str, limit: i64) -> StoreResult<Vec<(String, String)>>;
+    /// Removes packuments not confirmed since `before` and their tarballs; returns the content
+    /// addresses of the removed tarballs (the caller deletes those no longer in use).
+    async fn prune_cache(&self, before: i64) -> StoreResult<(i64, Vec<String>)>;
+    /// What each uplink's cache holds.
+    async fn cache_sizes(&self) -> StoreResult<Vec<UplinkCacheSize>>;
+    /// Every uplink's breaker, by name.
+    async fn uplink_health(&self) -> StoreResult<Vec<UplinkHealth>>;
+    /// One uplink's breaker.
+    async fn uplink_health_of(&self, uplink: &str) -> StoreResult<Option<UplinkHealth>>;
+    /// Counts a failure; at `max_fails` in a row the uplink is down until `now + fail_timeout`.
+    /// Returns the breaker after the change.
+    async fn uplink_failed(
+        &self,
+        uplink: &str,
+        error: &str,
+        max_fails: i64,
+        fail_timeout: i64,
+        now: i64,
+    ) -> StoreResult<UplinkHealth>;
+    /// Notes an answer: the breaker closes.
+    async fn uplink_answered(&self, uplink: &str, now: i64) -> StoreResult<()>;
+    /// Takes the lease `key` for `holder` until `until`, if nobody holds an unexpired one.
+    async fn take_fetch_lease(
+        &self,
+        key: &str,
+        holder: &str,
+        until: i64,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Gives the lease back.
+    async fn release_fetch_lease(&self, key: &str, holder: &str) -> StoreResult<()>;
+    /// Whether an admin allowed `name` to be published although it exists upstream.
+    async fn allowed_name(&self, name: &str) -> StoreResult<Option<AllowedName>>;
+    /// Allows `name` (`true`), or takes the permission back (`false`); returns whether anything
+    /// changed.
+    async fn set_allowed_name(
+        &self,
+        name: &str,
+        allowed: bool,
+        by: &str,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// Every allowed name.
+    async fn allowed_names(&self) -> StoreResult<Vec<AllowedName>>;
+}
+
 /// Everything the server needs from persistence.
 pub trait Store:
     UserStore
@@ -474,6 +538,7 @@ pub trait Store:
     + SecurityKeyStore
     + TrustStore
     + StagingStore
+    + UplinkStore
     + crate::transfer::Transfer
 {
 }
@@ -489,6 +554,7 @@ impl<T> Store for T where
         + SecurityKeyStore
         + TrustStore
         + StagingStore
+        + UplinkStore
         + crate::transfer::Transfer
 {
 }

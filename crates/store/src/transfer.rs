@@ -334,6 +334,40 @@ pub const TABLES: &[Table] = &[
         order_by: "id",
         identity: false,
     },
+    Table {
+        name: "upstream_packuments",
+        cols: &[
+            ("name", Text),
+            ("uplink", Text),
+            ("status", Int),
+            ("etag", OptText),
+            ("body", Bytes),
+            ("fetched_at", Int),
+            ("checked_at", Int),
+        ],
+        order_by: "name",
+        identity: false,
+    },
+    Table {
+        name: "upstream_tarballs",
+        cols: &[
+            ("name", Text),
+            ("version", Text),
+            ("uplink", Text),
+            ("tarball_sha512", Text),
+            ("integrity", Text),
+            ("size", Int),
+            ("fetched_at", Int),
+        ],
+        order_by: "name, version",
+        identity: false,
+    },
+    Table {
+        name: "allowed_names",
+        cols: &[("name", Text), ("allowed_by", Text), ("created_at", Int)],
+        order_by: "name",
+        identity: false,
+    },
 ];
 
 /// Tables deliberately not moved.
@@ -343,6 +377,9 @@ pub const NOT_MOVED: &[&str] = &[
     "sqlite_sequence",
     // WebAuthn ceremonies live five minutes: one under way during a move is simply begun again.
     "webauthn_ceremonies",
+    // An uplink's breaker and who is fetching what: the new registry learns them afresh.
+    "uplink_health",
+    "upstream_fetches",
 ];
 
 /// The table called `name`.
@@ -545,7 +582,8 @@ macro_rules! impl_transfer {
             async fn tarball_refs(&self) -> $crate::StoreResult<Vec<(String, String)>> {
                 Ok(sqlx::query_as(
                     "SELECT tarball_sha512, integrity FROM versions UNION \
-                     SELECT tarball_sha512, integrity FROM staged_versions ORDER BY 1",
+                     SELECT tarball_sha512, integrity FROM staged_versions UNION \
+                     SELECT tarball_sha512, integrity FROM upstream_tarballs ORDER BY 1",
                 )
                 .fetch_all(&self.pool)
                 .await?)

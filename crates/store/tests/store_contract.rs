@@ -1681,3 +1681,139 @@ async fn tokens_expiring_within_a_span_of_everyone_or_one_user() {
             .is_empty()
     );
 }
+
+fn cached(name: &str, status: i64, at: i64) -> CachedPackument {
+    CachedPackument {
+        name: name.into(),
+        uplink: "npmjs".into(),
+        status,
+        etag: Some(format!("\"{name}-{at}\"")),
+        body: if status == 200 { vec![1, 2, 3] } else { vec![] },
+        fetched_at: at,
+        checked_at: at,
+    }
+}
+
+fn cached_tarball(name: &str, version: &str, sha: &str, at: i64) -> CachedTarball {
+    CachedTarball {
+        name: name.into(),
+        version: version.into(),
+        uplink: "npmjs".into(),
+        tarball_sha512: sha.into(),
+        integrity: format!("sha512-{sha}"),
+        size: 100,
+        fetched_at: at,
+    }
+}
+
+#[tokio::test]
+async fn the_uplink_cache_keeps_packuments_tarballs_and_prunes_what_went_unread() {
+    let s = store().await;
+    assert_eq!(s.cached_packument("lodash").await.unwrap(), None);
+    s.put_cached_packument(&cached("lodash", 200, 10))
+        .await
+        .unwrap();
+    s.put_cached_packument(&cached("gone", 404, 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.cached_packument("lodash").await.unwrap(),
+        Some(cached("lodash", 200, 10))
+    );
+    // a newer answer replaces the row; a 304 only moves checked_at forward
+    s.put_cached_packument(&cached("lodash", 200, 20))
+        .await
+        .unwrap();
+    s.touch_cached_packument("lodash", 30).await.unwrap();
+    s.touch_cached_packument("lodash", 25).await.unwrap();
+    let p = s.cached_packument("lodash").await.unwrap().unwrap();
+    assert_eq!((p.fetched_at, p.checked_at), (20, 30));
+    // only packuments with a body are listed as cached packages
+    assert_eq!(
+        s.cached_names("", 10).await.unwrap(),
+        vec![("lodash".to_string(), "npmjs".to_string())]
+    );
+
+    s.put_cached_tarball(&cached_tarball("lodash", "4.17.21", "aa", 31))
+        .await
+        .unwrap();
+    // a second fetch of the same version keeps the first row
+    s.put_cached_tarball(&cached_tarball("lodash", "4.17.21", "bb", 32))
+        .await
+        .unwrap();
+    s.put_cached_tarball(&cached_tarball("lodash", "4.17.20", "cc", 33))
+        .await
+        .unwrap();
+    let t = s.cached_tarballs("lodash").await.unwrap();
+    assert_eq!(t.len(), 2);
+    assert_eq!(t[1].tarball_sha512, "aa");
+    assert!(s.blob_in_use("aa").await.unwrap());
+    assert!(!s.blob_in_use("bb").await.unwrap());
+    assert_eq!(
+        s.cache_sizes().await.unwrap(),
+        vec![UplinkCacheSize {
+            uplink: "npmjs".into(),
+            packuments: 2,
+            tarballs: 2,
+            tarball_bytes: 200,
+        }]
+    );
+
+    // pruning what was not confirmed since 15 takes the negative answer; lodash stays
+    let (n, shas) = s.prune_cache(15).await.unwrap();
+    assert_eq!((n, shas.len()), (1, 0));
+    let (n, mut shas) = s.prune_cache(40).await.unwrap();
+    shas.sort();
+    assert_eq!((n, shas), (1, vec!["aa".to_string(), "cc".to_string()]));
+    assert!(!s.blob_in_use("aa").await.unwrap());
+    assert_eq!(s.cached_packument("lodash").await.unwrap(), None);
+    s.put_cached_packument(&cached("x", 200, 50)).await.unwrap();
+    s.forget_cached_packument("x").await.unwrap();
+    assert_eq!(s.cached_packument("x").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn uplink_breakers_open_after_max_fails_and_close_on_an_answer() {
+    let s = store().await;
+    assert_eq!(s.uplink_health_of("npmjs").await.unwrap(), None);
+    let h = s.uplink_failed("npmjs", "timed out", 2, 1000, 10).await.unwrap();
+    assert_eq!((h.fails, h.down_until), (1, 0));
+    let h = s.uplink_failed("npmjs", "refused", 2, 1000, 20).await.unwrap();
+    assert_eq!((h.fails, h.down_until), (2, 1020));
+    assert_eq!(h.last_error.as_deref(), Some("refused"));
+    // the probe after fail_timeout fails: down again at once
+    let h = s.uplink_failed("npmjs", "refused", 2, 1000, 1100).await.unwrap();
+    assert_eq!((h.fails, h.down_until), (3, 2100));
+    s.uplink_answered("npmjs", 2200).await.unwrap();
+    let h = s.uplink_health_of("npmjs").await.unwrap().unwrap();
+    assert_eq!((h.fails, h.down_until), (0, 0));
+    assert_eq!(h.last_success_at, Some(2200));
+    assert_eq!(h.last_failure_at, Some(1100));
+    assert_eq!(s.uplink_health().await.unwrap().len(), 1);
+    // max_fails 1 opens at the first failure
+    let h = s.uplink_failed("other", "boom", 1, 50, 5).await.unwrap();
+    assert_eq!(h.down_until, 55);
+}
+
+#[tokio::test]
+async fn fetch_leases_and_allowed_names() {
+    let s = store().await;
+    assert!(s.take_fetch_lease("t:a@1", "i1", 100, 0).await.unwrap());
+    assert!(!s.take_fetch_lease("t:a@1", "i2", 100, 50).await.unwrap());
+    // an expired lease is taken over; a release by another holder does nothing
+    assert!(s.take_fetch_lease("t:a@1", "i2", 200, 100).await.unwrap());
+    s.release_fetch_lease("t:a@1", "i1").await.unwrap();
+    assert!(!s.take_fetch_lease("t:a@1", "i3", 300, 150).await.unwrap());
+    s.release_fetch_lease("t:a@1", "i2").await.unwrap();
+    assert!(s.take_fetch_lease("t:a@1", "i3", 300, 150).await.unwrap());
+
+    assert_eq!(s.allowed_name("lodash").await.unwrap(), None);
+    assert!(s.set_allowed_name("lodash", true, "admin", 7).await.unwrap());
+    assert!(!s.set_allowed_name("lodash", true, "root", 8).await.unwrap());
+    let a = s.allowed_name("lodash").await.unwrap().unwrap();
+    assert_eq!((a.allowed_by.as_str(), a.created_at), ("admin", 7));
+    assert_eq!(s.allowed_names().await.unwrap().len(), 1);
+    assert!(s.set_allowed_name("lodash", false, "admin", 9).await.unwrap());
+    assert!(!s.set_allowed_name("lodash", false, "admin", 9).await.unwrap());
+    assert_eq!(s.allowed_name("lodash").await.unwrap(), None);
+}

@@ -11,6 +11,7 @@ pub(crate) mod staging;
 pub(crate) mod tokens;
 pub(crate) mod trust;
 pub(crate) mod two_factor;
+pub(crate) mod uplinks;
 pub(crate) mod users;
 pub(crate) mod web;
 

@@ -894,7 +894,8 @@ macro_rules! impl_package_store {
                     sqlx::query_scalar(
                         "SELECT CAST(1 AS BIGINT) FROM versions WHERE tarball_sha512 = $1 \
                          UNION ALL SELECT CAST(1 AS BIGINT) FROM staged_versions \
-                         WHERE tarball_sha512 = $1 LIMIT 1",
+                         WHERE tarball_sha512 = $1 UNION ALL SELECT CAST(1 AS BIGINT) \
+                         FROM upstream_tarballs WHERE tarball_sha512 = $1 LIMIT 1",
                     )
                         .bind(sha512)
                         .fetch_optional(&self.pool)
