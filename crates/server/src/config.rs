@@ -387,6 +387,11 @@ pub struct Config {
     /// Trusted publishing: the CI identity providers whose tokens are exchanged for publish
     /// tokens (none by default).
     pub oidc: OidcConfig,
+    /// Upstream registries (`[[uplinks]]`); none by default.
+    pub uplinks: Vec<crate::uplinks::settings::UplinkConfig>,
+    /// Which names are proxied to which uplinks (`[[packages]]`), first match wins. With
+    /// uplinks and no rules, every name is proxied to every uplink in order.
+    pub packages: Vec<crate::uplinks::settings::PackageRule>,
     /// The old key names this configuration was read with, each with its new name and value
     /// (`tfa.pending_minutes: write tfa.pending = "10m"`), for a warning at start.
     #[serde(skip)]
@@ -698,6 +703,8 @@ impl Default for Config {
             web: WebConfig::default(),
             connections: ConnectionsConfig::default(),
             oidc: OidcConfig::default(),
+            uplinks: Vec::new(),
+            packages: Vec::new(),
             deprecated_names: Vec::new(),
         }
     }
@@ -872,6 +879,7 @@ impl Config {
                 )));
             }
         }
+        crate::uplinks::settings::validate(&config.uplinks, &config.packages)?;
         if let Some(st) = &config.storage
             && parse_s3_url(st).is_none()
         {

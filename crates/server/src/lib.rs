@@ -25,6 +25,7 @@ pub mod services;
 pub mod state;
 pub mod trust;
 pub mod two_factor;
+pub mod uplinks;
 pub(crate) mod web;
 
 use std::sync::Arc;
@@ -129,6 +130,7 @@ pub async fn open_state(config: Config) -> anyhow_like::Result<AppState> {
     } else {
         Clock::system()
     };
+    uplinks::Uplinks::new(&config).map_err(anyhow_like::Error)?;
     Ok(AppState::new(store, blobs, config, clock, keys))
 }
 

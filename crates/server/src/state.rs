@@ -31,6 +31,8 @@ pub struct Inner {
     pub anonymous_rows: crate::authn::address_budget::AddressBudget,
     /// Trusted-publishing issuers' keys, as last fetched.
     pub oidc_keys: crate::trust::identity::IssuerKeys,
+    /// Upstream registries and what this instance holds of their packages.
+    pub uplinks: crate::uplinks::Uplinks,
 }
 
 impl AppState {
@@ -43,6 +45,10 @@ impl AppState {
         keys: Keys,
     ) -> Self {
         let packuments = PackumentCache::with_budget(config.packument_cache_mb << 20);
+        let uplinks = crate::uplinks::Uplinks::new(&config).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the uplinks cannot be used");
+            crate::uplinks::Uplinks::none()
+        });
         AppState(Arc::new(Inner {
             store,
             blobs,
@@ -53,6 +59,7 @@ impl AppState {
             policy_cache: PolicyCache::default(),
             anonymous_rows: Default::default(),
             oidc_keys: Default::default(),
+            uplinks,
         }))
     }
 }

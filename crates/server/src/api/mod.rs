@@ -45,6 +45,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/-/v1/search", get(packages::search::search))
         .route(
+            "/-/npm/v1/security/advisories/bulk",
+            post(packages::audit::bulk),
+        )
+        .route(
+            "/-/npm/v1/security/audits/quick",
+            post(packages::audit::quick),
+        )
+        .route(
             "/-/_view/starredByUser",
             get(packages::star::starred_by_user),
         )

@@ -317,6 +317,8 @@ async fn package_for(
                 return Ok(Found::Hidden);
             }
             name_hold::check(state, name, user).await?;
+            // an unscoped name an uplink has is not taken here unless an admin allowed it
+            state.uplinks.check_new_name(state, name).await?;
             Ok(Found::New)
         }
         _ => Err(ApiError::not_found()),

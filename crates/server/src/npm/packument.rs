@@ -17,7 +17,7 @@ use crate::npm::versions;
 
 /// Fields the abbreviated form keeps per version (npm registry docs, plus what npm's installer
 /// reads).
-const CORGI_FIELDS: &[&str] = &[
+pub(crate) const CORGI_FIELDS: &[&str] = &[
     "name",
     "version",
     "dependencies",
@@ -77,7 +77,8 @@ pub struct Encoded {
 }
 
 impl Encoded {
-    fn new(body: Vec<u8>, etag: String) -> Self {
+    /// A form made of `body`, with `etag` (quoted).
+    pub(crate) fn new(body: Vec<u8>, etag: String) -> Self {
         let gz_etag = format!("{}-gz\"", etag.trim_end_matches('"'));
         Encoded {
             body: Bytes::from(body),
@@ -152,6 +153,8 @@ pub struct Rendered {
     pub tarballs: HashMap<String, TarballRef>,
     /// dist-tags (for `GET /:pkg/:tag`).
     pub dist_tags: HashMap<String, String>,
+    /// The uplink it was proxied from (`None`: a local package).
+    pub upstream: Option<String>,
     full: OnceLock<Encoded>,
     abbreviated: OnceLock<Encoded>,
     version_docs: OnceLock<HashMap<String, Bytes>>,
@@ -274,10 +277,40 @@ pub fn render(doc: &PackageDoc, base: &str) -> Rendered {
             })
             .collect(),
         dist_tags: doc.dist_tags.iter().cloned().collect(),
+        upstream: None,
         full: OnceLock::new(),
         abbreviated: OnceLock::new(),
         version_docs: OnceLock::new(),
     }
+}
+
+/// A rendering of a proxied packument, every form made: `tarballs` is empty (the uplinks
+/// module knows where its tarballs are) and the package id and revision are -1.
+pub fn prebuilt(
+    base: &str,
+    uplink: &str,
+    dist_tags: HashMap<String, String>,
+    full: Encoded,
+    abbreviated: Encoded,
+    version_docs: HashMap<String, Bytes>,
+) -> Rendered {
+    let r = Rendered {
+        package_id: -1,
+        rev: -1,
+        base: base.to_owned(),
+        access: Access::Public,
+        maintainer_ids: Vec::new(),
+        tarballs: HashMap::new(),
+        dist_tags,
+        upstream: Some(uplink.to_owned()),
+        full: OnceLock::new(),
+        abbreviated: OnceLock::new(),
+        version_docs: OnceLock::new(),
+    };
+    let _ = r.full.set(full);
+    let _ = r.abbreviated.set(abbreviated);
+    let _ = r.version_docs.set(version_docs);
+    r
 }
 
 /// A rendering with every part made (tests, tools).
@@ -453,7 +486,8 @@ fn version_docs(doc: &PackageDoc, base: &str) -> HashMap<String, Bytes> {
         .collect()
 }
 
-fn has_install_script(m: &Map<String, Value>) -> bool {
+/// Whether a manifest runs a script at install (npm's `hasInstallScript`).
+pub(crate) fn has_install_script(m: &Map<String, Value>) -> bool {
     m.get("scripts")
         .and_then(Value::as_object)
         .is_some_and(|s| {

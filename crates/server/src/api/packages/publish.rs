@@ -356,6 +356,15 @@ pub async fn store_version(
     match result {
         Ok(published) => {
             super::unpublish::collect_blobs(state, published.dropped_blobs).await;
+            if state.uplinks.enabled() {
+                if published.created {
+                    // the name (and, for a scoped one, its scope) is local from now on
+                    state.uplinks.forget(name);
+                    state.store.forget_cached_packument(name).await?;
+                } else {
+                    state.uplinks.watch_local_name(state, name, publisher);
+                }
+            }
             // An unpublish of another package with the same tarball may have deleted the blob
             // between our put (a no-op when it existed) and our commit: put it back. Together
             // with the unpublish side's re-check after its delete, one of the two always sees

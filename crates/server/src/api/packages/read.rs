@@ -14,7 +14,8 @@ use crate::authn::caller::Caller;
 use crate::authz;
 use crate::http::error::{ApiError, ApiResult};
 use crate::npm::names::bare_name;
-use crate::npm::packument::{self, Part, Rendered};
+use crate::npm::packument::{self, Part, Rendered, TarballRef};
+use crate::uplinks::Entry;
 use crate::state::AppState;
 
 const CORGI: &str = "application/vnd.npm.install-v1+json";
@@ -65,23 +66,48 @@ pub async fn rendered(
     Ok(Some(r))
 }
 
-/// The rendering of a package the caller may read, or 404.
+/// The rendering of a package the caller may read, or 404; with the uplink's entry when the
+/// package is proxied.
+///
+/// A local package always wins: the uplinks are asked only after the store has no package of
+/// that name (and, for a proxied rendering served from memory, only while the local cache's
+/// epoch for the name shows that no write happened since that was checked).
 async fn readable(
     state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
     name: &str,
     part: Part,
-) -> ApiResult<Arc<Rendered>> {
+) -> ApiResult<(Arc<Rendered>, Option<Arc<Entry>>)> {
     let reader = authz::reader(state, caller)?;
     let base = base_url(state, headers);
-    let r = rendered(state, name, &base, part)
-        .await?
-        .ok_or_else(ApiError::not_found)?;
+    let proxied = state.uplinks.enabled();
+    let epoch = if proxied {
+        let (hit, epoch) = state.packuments.get(name, &base);
+        if hit.is_none()
+            && !state.store.shared()
+            && let Some(e) = state
+                .uplinks
+                .fresh_entry(name, &base, epoch, state.clock.now_ms())
+        {
+            return Ok((e.rendered.clone(), Some(e)));
+        }
+        epoch
+    } else {
+        0
+    };
+    let Some(r) = rendered(state, name, &base, part).await? else {
+        if proxied
+            && let Some(e) = state.uplinks.packument(state, name, &base, epoch).await?
+        {
+            return Ok((e.rendered.clone(), Some(e)));
+        }
+        return Err(ApiError::not_found());
+    };
     if !reader.sees(name, r.access, &r.maintainer_ids) {
         return Err(ApiError::not_found());
     }
-    Ok(r)
+    Ok((r, None))
 }
 
 fn wants_corgi(headers: &HeaderMap, query: &str) -> bool {
@@ -137,7 +163,7 @@ pub async fn packument(
 ) -> ApiResult<Response> {
     let corgi = wants_corgi(headers, query);
     let part = if corgi { Part::Abbreviated } else { Part::Full };
-    let r = readable(state, caller, headers, name, part).await?;
+    let (r, upstream) = readable(state, caller, headers, name, part).await?;
     let (form, ctype) = if corgi {
         (r.abbreviated(), CORGI)
     } else {
@@ -173,6 +199,14 @@ pub async fn packument(
     let h = res.headers_mut();
     h.insert(header::ETAG, etag.clone());
     h.insert(header::CACHE_CONTROL, cache_control(&r));
+    if let Some(e) = upstream
+        && e.is_stale()
+    {
+        h.insert(
+            header::WARNING,
+            HeaderValue::from_static("110 tessera \"Response is Stale\""),
+        );
+    }
     h.insert(
         header::VARY,
         HeaderValue::from_static("Accept, Accept-Encoding, Authorization"),
@@ -188,7 +222,7 @@ pub async fn version(
     name: &str,
     spec: &str,
 ) -> ApiResult<Response> {
-    let r = readable(state, caller, headers, name, Part::Versions).await?;
+    let (r, _) = readable(state, caller, headers, name, Part::Versions).await?;
     let v = r.dist_tags.get(spec).map(String::as_str).unwrap_or(spec);
     let doc = r
         .version_doc(v)
@@ -218,15 +252,28 @@ pub async fn tarball(
     name: &str,
     file: &str,
 ) -> ApiResult<Response> {
-    let r = readable(state, caller, headers, name, Part::Meta).await?;
+    let (r, upstream) = readable(state, caller, headers, name, Part::Meta).await?;
     let version = version_of_file(name, file).ok_or_else(ApiError::not_found)?;
-    let t = r.tarballs.get(version).ok_or_else(ApiError::not_found)?;
-    let blob = state.blobs.open(&t.sha512).await?.ok_or_else(|| {
-        ApiError::internal(format!(
-            "tarball {} of {name}@{version} is missing from the blob store",
-            t.sha512
-        ))
-    })?;
+    let (blob, t) = match upstream {
+        Some(e) => {
+            let t = state.uplinks.tarball(state, name, version, &e).await?;
+            let r = TarballRef {
+                sha512: t.sha512,
+                size: t.size,
+            };
+            (t.body, r)
+        }
+        None => {
+            let t = r.tarballs.get(version).ok_or_else(ApiError::not_found)?;
+            let blob = state.blobs.open(&t.sha512).await?.ok_or_else(|| {
+                ApiError::internal(format!(
+                    "tarball {} of {name}@{version} is missing from the blob store",
+                    t.sha512
+                ))
+            })?;
+            (blob, t.clone())
+        }
+    };
     let body = match blob {
         tessera_store::BlobBody::Whole(bytes) => Body::from(bytes),
         tessera_store::BlobBody::Stream(chunks) => Body::from_stream(chunks),

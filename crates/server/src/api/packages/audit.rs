@@ -1,0 +1,199 @@
+//! `npm audit`: `POST /-/npm/v1/security/advisories/bulk` (npm 7 and later) and
+//! `POST /-/npm/v1/security/audits/quick` (npm 6), forwarded to the first uplink that serves
+//! audits. Names that are local here are taken out first: they are not the public packages of
+//! the same name, and their names are not sent out. With no such uplink the answer is "no
+//! advisories known", with a notice saying that nothing was checked.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+use crate::authn::caller::Caller;
+use crate::authz;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{parse_json, read_body};
+use crate::state::AppState;
+use crate::uplinks::Uplinks;
+
+/// What npm is told when nothing could be checked.
+const NOTHING_CHECKED: &str = "this registry has no advisory source (no uplink serves audits): \
+     npm audit found nothing because nothing was checked";
+
+/// Largest audit body accepted, decompressed.
+const MAX_AUDIT_BODY: usize = 16 << 20;
+
+/// `POST /-/npm/v1/security/advisories/bulk`: `{name: [versions]}` in, `{name: [advisory]}` out.
+pub async fn bulk(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    authz::reader(&state, &caller)?;
+    let raw = decoded(&headers, body).await?;
+    let asked: Map<String, Value> = parse_json(&raw)?;
+    for (name, versions) in &asked {
+        let ok = versions
+            .as_array()
+            .is_some_and(|a| a.iter().all(Value::is_string));
+        if !ok {
+            return Err(ApiError::bad_request(format!(
+                "advisories/bulk: {name:?} must map to a list of versions"
+            )));
+        }
+    }
+    let Some(client) = state.uplinks.audit_uplink() else {
+        return Ok(nothing_checked(json!({})));
+    };
+    let mut public = Map::new();
+    for (name, versions) in asked {
+        if is_public(&state, &name).await? {
+            public.insert(name, versions);
+        }
+    }
+    if public.is_empty() {
+        return Ok(json_response(StatusCode::OK, Bytes::from_static(b"{}")));
+    }
+    let body = Bytes::from(serde_json::to_vec(&public).map_err(ApiError::internal)?);
+    forward(client, "-/npm/v1/security/advisories/bulk", body).await
+}
+
+/// `POST /-/npm/v1/security/audits/quick`: npm 6's whole-tree report.
+pub async fn quick(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    authz::reader(&state, &caller)?;
+    let raw = decoded(&headers, body).await?;
+    let mut tree: Map<String, Value> = parse_json(&raw)?;
+    let Some(client) = state.uplinks.audit_uplink() else {
+        let deps = tree
+            .get("dependencies")
+            .and_then(Value::as_object)
+            .map_or(0, Map::len);
+        return Ok(nothing_checked(json!({
+            "actions": [],
+            "advisories": {},
+            "muted": [],
+            "metadata": {
+                "vulnerabilities": {"info": 0, "low": 0, "moderate": 0, "high": 0, "critical": 0},
+                "dependencies": deps,
+                "devDependencies": 0,
+                "optionalDependencies": 0,
+                "totalDependencies": deps,
+            },
+        })));
+    };
+    drop_local(&state, &mut tree, 0).await?;
+    let body = Bytes::from(serde_json::to_vec(&tree).map_err(ApiError::internal)?);
+    forward(client, "-/npm/v1/security/audits/quick", body).await
+}
+
+/// The body, gunzipped when npm sent it gzipped (npm 7 and later do).
+async fn decoded(headers: &HeaderMap, body: Body) -> ApiResult<Bytes> {
+    let raw = read_body(headers, body, MAX_AUDIT_BODY).await?;
+    let gzipped = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
+    if !gzipped {
+        return Ok(raw);
+    }
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(&raw[..])
+        .take(MAX_AUDIT_BODY as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::bad_request(format!("the gzipped body is broken: {e}")))?;
+    if out.len() > MAX_AUDIT_BODY {
+        return Err(ApiError::too_large(MAX_AUDIT_BODY));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Whether `name` is the uplinks' to answer for: no local package, not claimed here, proxied.
+async fn is_public(state: &AppState, name: &str) -> ApiResult<bool> {
+    if state.uplinks.route(name).is_none() || state.store.package(name).await?.is_some() {
+        return Ok(false);
+    }
+    Ok(!Uplinks::claimed_locally(state, name).await?)
+}
+
+/// Takes local names out of npm 6's tree (`requires` and nested `dependencies`).
+async fn drop_local(state: &AppState, node: &mut Map<String, Value>, depth: usize) -> ApiResult<()> {
+    if depth > 64 {
+        return Err(ApiError::bad_request("audits/quick: the tree is too deep"));
+    }
+    if let Some(Value::Object(req)) = node.get_mut("requires") {
+        let names: Vec<String> = req.keys().cloned().collect();
+        for n in names {
+            if !is_public(state, &n).await? {
+                req.remove(&n);
+            }
+        }
+    }
+    if let Some(Value::Object(deps)) = node.get_mut("dependencies") {
+        let names: Vec<String> = deps.keys().cloned().collect();
+        for n in names {
+            if !is_public(state, &n).await? {
+                deps.remove(&n);
+            } else if let Some(Value::Object(child)) = deps.get_mut(&n) {
+                Box::pin(drop_local(state, child, depth + 1)).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn forward(
+    client: &crate::uplinks::client::UplinkClient,
+    path: &str,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let ctype = HeaderValue::from_static("application/json");
+    match client.post(path, body, Some(&ctype), None).await {
+        Ok((status, _, body)) if status.is_success() => {
+            if serde_json::from_slice::<Value>(&body).is_err() {
+                return Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    format!("the uplink {} answered the audit with something other than JSON", client.name),
+                ));
+            }
+            Ok(json_response(StatusCode::OK, body))
+        }
+        Ok((status, _, _)) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("the uplink {} answered the audit with {status}", client.name),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("the uplink {} could not be asked for advisories: {e}", client.name),
+        )),
+    }
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response {
+    let mut res = Response::new(Body::from(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+fn nothing_checked(body: Value) -> Response {
+    let mut res = axum::Json(body).into_response();
+    let h = res.headers_mut();
+    h.insert("npm-notice", HeaderValue::from_static(NOTHING_CHECKED));
+    h.insert(
+        header::WARNING,
+        HeaderValue::from_static("199 tessera \"no advisory source: nothing was checked\""),
+    );
+    res
+}

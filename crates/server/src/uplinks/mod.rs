@@ -1,0 +1,887 @@
+//! Uplinks: packages proxied from upstream registries and cached here, so that one registry
+//! serves a team's private packages and everything public.
+//!
+//! - `settings`: `[[uplinks]]` and `[[packages]]`.
+//! - `routing`: which uplinks a name goes to (first matching rule).
+//! - `client`: HTTP to an uplink, with its caps and redirect rule.
+//! - `proxied`: an upstream packument made ready to serve (pure).
+//! - `quarantine`: upstream versions kept out (pure).
+//! - `coalesce`: one fetch per name at a time within an instance.
+//!
+//! The rule that keeps dependency confusion out lives here, in [`Uplinks::claimed_locally`]
+//! and in the read path's order: a name that exists here, that was ever published here, or
+//! whose scope is owned here never takes anything from an uplink.
+
+pub mod client;
+pub mod coalesce;
+pub mod proxied;
+pub mod quarantine;
+pub mod routing;
+pub mod settings;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use axum::http::StatusCode;
+use bytes::Bytes;
+use sha2::{Digest, Sha512};
+use tessera_store::{CachedPackument, CachedTarball};
+
+use crate::config::Config;
+use crate::http::error::{ApiError, ApiResult};
+use crate::npm::names::{scope_of, validate_package_name};
+use crate::npm::packument::{Rendered, TarballRef};
+use crate::state::AppState;
+use client::{Fetched, UplinkClient};
+use proxied::UpstreamDist;
+use routing::{Route, Routes};
+use settings::UplinkConfig;
+
+/// A proxied package as this instance holds it in memory.
+#[derive(Debug)]
+pub struct Entry {
+    /// The uplink it came from (index into the configured uplinks).
+    pub uplink: usize,
+    /// The forms served (every one made).
+    pub rendered: Arc<Rendered>,
+    dists: HashMap<String, UpstreamDist>,
+    refused: HashMap<String, String>,
+    /// Tarballs already in the blob store, by version.
+    tarballs: RwLock<HashMap<String, TarballRef>>,
+    /// When the uplink last confirmed it (Unix ms).
+    checked_at: AtomicI64,
+    /// No uplink could be asked at the last try: served stale until `retry_at`.
+    stale: AtomicBool,
+    retry_at: AtomicI64,
+    /// The local packument cache's epoch for the name when the name was found not local.
+    local_epoch: u64,
+}
+
+impl Entry {
+    /// Whether the last revalidation failed (the document may be out of date).
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Relaxed)
+    }
+
+    fn weight(&self) -> usize {
+        self.rendered.weight() + self.dists.len() * 200
+    }
+}
+
+/// A name the uplinks do not have, remembered briefly.
+#[derive(Debug)]
+struct Missing {
+    checked_at: i64,
+    local_epoch: u64,
+}
+
+#[derive(Debug)]
+enum Slot {
+    Found(Arc<Entry>),
+    Missing(Missing),
+}
+
+#[derive(Default)]
+struct Memory {
+    slots: HashMap<String, Slot>,
+    order: VecDeque<String>,
+    size: usize,
+}
+
+/// The uplinks, their routes, and what this instance holds of their packages.
+pub struct Uplinks {
+    configs: Vec<UplinkConfig>,
+    clients: Vec<UplinkClient>,
+    routes: Routes,
+    memory: RwLock<Memory>,
+    budget: usize,
+    names: coalesce::Locks,
+    files: coalesce::Locks,
+    /// This instance's name in fetch leases.
+    instance: String,
+}
+
+/// A tarball to serve.
+pub struct Tarball {
+    /// The bytes, or the stored blob.
+    pub body: tessera_store::BlobBody,
+    /// Size in bytes.
+    pub size: i64,
+    /// Content address.
+    pub sha512: String,
+}
+
+impl Uplinks {
+    /// No uplinks: every name is local.
+    pub fn none() -> Uplinks {
+        Uplinks {
+            configs: Vec::new(),
+            clients: Vec::new(),
+            routes: Routes::default(),
+            memory: RwLock::default(),
+            budget: 0,
+            names: Default::default(),
+            files: Default::default(),
+            instance: crate::npm::ids::new_uuid(),
+        }
+    }
+
+    /// Builds the clients and routes (reading CA files and token variables).
+    pub fn new(config: &Config) -> Result<Uplinks, String> {
+        let ua = format!("tessera/{} (uplink)", env!("CARGO_PKG_VERSION"));
+        let clients = config
+            .uplinks
+            .iter()
+            .map(|u| UplinkClient::new(u, &ua).map_err(|e| format!("uplink {}: {e}", u.name)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let names: Vec<String> = config.uplinks.iter().map(|u| u.name.clone()).collect();
+        Ok(Uplinks {
+            configs: config.uplinks.clone(),
+            clients,
+            routes: Routes::new(&names, &config.packages)?,
+            budget: (config.packument_cache_mb << 20) / 2,
+            ..Uplinks::none()
+        })
+    }
+
+    /// Whether any name is proxied.
+    pub fn enabled(&self) -> bool {
+        self.routes.any()
+    }
+
+    /// The configured uplinks.
+    pub fn configs(&self) -> &[UplinkConfig] {
+        &self.configs
+    }
+
+    /// The rule proxying `name`, if one does.
+    pub fn route(&self, name: &str) -> Option<&Route> {
+        self.routes.proxied(name)
+    }
+
+    /// The uplink's configured name.
+    pub fn name_of(&self, i: usize) -> &str {
+        &self.configs[i].name
+    }
+
+    /// The in-memory entry for `name`, if it is fresh at `now`, was built for `base`, and the
+    /// name is still not local (`epoch` is the local packument cache's epoch for it). Serving
+    /// it needs no database.
+    pub fn fresh_entry(&self, name: &str, base: &str, epoch: u64, now: i64) -> Option<Arc<Entry>> {
+        let memory = self.memory.read().unwrap_or_else(|e| e.into_inner());
+        match memory.slots.get(name)? {
+            Slot::Found(e)
+                if e.local_epoch == epoch
+                    && e.rendered.base == base
+                    && self.is_fresh(e, now) =>
+            {
+                Some(e.clone())
+            }
+            _ => None,
+        }
+    }
+
+    fn is_fresh(&self, e: &Entry, now: i64) -> bool {
+        if e.is_stale() {
+            return now < e.retry_at.load(Ordering::Relaxed);
+        }
+        now - e.checked_at.load(Ordering::Relaxed) < self.configs[e.uplink].maxage.as_ms()
+    }
+
+    /// Drops what this instance holds of `name` (a local package took it), and of every name
+    /// in its scope.
+    pub fn forget(&self, name: &str) {
+        let mut memory = self.memory.write().unwrap_or_else(|e| e.into_inner());
+        let scope = scope_of(name).map(|s| format!("{s}/"));
+        let gone: Vec<String> = memory
+            .slots
+            .keys()
+            .filter(|k| *k == name || scope.as_ref().is_some_and(|s| k.starts_with(s.as_str())))
+            .cloned()
+            .collect();
+        for k in gone {
+            if let Some(Slot::Found(e)) = memory.slots.remove(&k) {
+                memory.size = memory.size.saturating_sub(e.weight());
+            }
+            memory.order.retain(|n| *n != k);
+        }
+    }
+
+    fn remember(&self, name: &str, slot: Slot) {
+        let weight = match &slot {
+            Slot::Found(e) => e.weight(),
+            Slot::Missing(_) => name.len() + 64,
+        };
+        if weight > self.budget {
+            return;
+        }
+        let mut memory = self.memory.write().unwrap_or_else(|e| e.into_inner());
+        let old = match memory.slots.insert(name.to_owned(), slot) {
+            Some(Slot::Found(e)) => e.weight(),
+            Some(Slot::Missing(_)) => name.len() + 64,
+            None => {
+                memory.order.push_back(name.to_owned());
+                0
+            }
+        };
+        memory.size = memory.size + weight - old;
+        while memory.size > self.budget {
+            let Some(victim) = memory.order.pop_front() else {
+                break;
+            };
+            match memory.slots.remove(&victim) {
+                Some(Slot::Found(e)) => memory.size = memory.size.saturating_sub(e.weight()),
+                Some(Slot::Missing(_)) => {
+                    memory.size = memory.size.saturating_sub(victim.len() + 64)
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Whether `name` belongs here whatever the uplinks have: it was published here before
+    /// (and unpublished), or its scope has packages here, or (unless scopes are open) the
+    /// scope is a user's name here.
+    pub async fn claimed_locally(state: &AppState, name: &str) -> ApiResult<bool> {
+        if state.store.unpublished_name(name).await?.is_some() {
+            return Ok(true);
+        }
+        if let Some(scope) = scope_of(name) {
+            if state.store.scope_standing(scope, -1).await?.0 {
+                return Ok(true);
+            }
+            if !state.config.open_scopes && state.store.user_by_name(&scope[1..]).await?.is_some()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The proxied packument of `name`, which is not a local package (`epoch`: the local
+    /// packument cache's epoch for it, read before that was checked). `None` when no rule
+    /// proxies it, it is claimed locally, or no uplink has it; an error when no uplink could
+    /// be asked and nothing is cached.
+    pub async fn packument(
+        &self,
+        state: &AppState,
+        name: &str,
+        base: &str,
+        epoch: u64,
+    ) -> ApiResult<Option<Arc<Entry>>> {
+        let Some(route) = self.route(name) else {
+            return Ok(None);
+        };
+        if validate_package_name(name).is_err() {
+            return Ok(None);
+        }
+        let now = state.clock.now_ms();
+        if let Some(found) = self.remembered(name, base, epoch, now) {
+            return Ok(found);
+        }
+        let _held = self.names.lock(name).await;
+        // whoever held the lock before may have fetched it
+        let now = state.clock.now_ms();
+        if let Some(found) = self.remembered(name, base, epoch, now) {
+            return Ok(found);
+        }
+        self.refresh(state, route, name, base, epoch).await
+    }
+
+    /// What memory says, if it is fresh: `Some(Some(entry))`, `Some(None)` for a name known
+    /// missing, `None` to ask.
+    fn remembered(
+        &self,
+        name: &str,
+        base: &str,
+        epoch: u64,
+        now: i64,
+    ) -> Option<Option<Arc<Entry>>> {
+        let memory = self.memory.read().unwrap_or_else(|e| e.into_inner());
+        match memory.slots.get(name)? {
+            Slot::Found(e) if e.local_epoch == epoch && e.rendered.base == base => {
+                self.is_fresh(e, now).then(|| Some(e.clone()))
+            }
+            Slot::Missing(m) if m.local_epoch == epoch => {
+                let ttl = self
+                    .route(name)
+                    .and_then(|r| r.proxy.first())
+                    .map_or(0, |i| self.configs[*i].negative_maxage.as_ms());
+                (now - m.checked_at < ttl).then_some(None)
+            }
+            _ => None,
+        }
+    }
+
+    async fn refresh(
+        &self,
+        state: &AppState,
+        route: &Route,
+        name: &str,
+        base: &str,
+        epoch: u64,
+    ) -> ApiResult<Option<Arc<Entry>>> {
+        let now = state.clock.now_ms();
+        let stored = state.store.cached_packument(name).await?;
+        let uplink_of = |s: &CachedPackument| self.configs.iter().position(|c| c.name == s.uplink);
+        // another instance may have refreshed it
+        if let Some(s) = &stored
+            && let Some(i) = uplink_of(s)
+            && route.proxy.contains(&i)
+        {
+            let ttl = if s.status == 200 {
+                self.configs[i].maxage.as_ms()
+            } else {
+                self.configs[i].negative_maxage.as_ms()
+            };
+            if now - s.checked_at < ttl {
+                return self.from_stored(state, route, s, i, base, epoch, false).await;
+            }
+        }
+        if Self::claimed_locally(state, name).await? {
+            return Ok(None);
+        }
+        let mut failures: Vec<String> = Vec::new();
+        for &i in &route.proxy {
+            let client = &self.clients[i];
+            let cfg = &self.configs[i];
+            if let Some(h) = state.store.uplink_health_of(&cfg.name).await?
+                && h.down_until > now
+            {
+                failures.push(format!(
+                    "{} is skipped after {} failures in a row (last: {}) until {}",
+                    cfg.name,
+                    h.fails,
+                    h.last_error.as_deref().unwrap_or("?"),
+                    crate::clock::iso8601(h.down_until)
+                ));
+                continue;
+            }
+            let etag = stored
+                .as_ref()
+                .filter(|s| s.uplink == cfg.name && s.status == 200)
+                .and_then(|s| s.etag.clone());
+            match client.packument(name, etag.as_deref()).await {
+                Ok(Fetched::NotModified) => {
+                    self.answered(state, i).await;
+                    let Some(s) = stored.as_ref() else {
+                        continue;
+                    };
+                    state.store.touch_cached_packument(name, now).await?;
+                    let mut s = s.clone();
+                    s.checked_at = now;
+                    return self.from_stored(state, route, &s, i, base, epoch, false).await;
+                }
+                Ok(Fetched::Body(body, etag)) => {
+                    self.answered(state, i).await;
+                    match proxied::build(name, &body, &cfg.name, base, &route.quarantine, now) {
+                        Ok(p) => {
+                            let row = CachedPackument {
+                                name: name.to_owned(),
+                                uplink: cfg.name.clone(),
+                                status: 200,
+                                etag,
+                                body: gzip(&body),
+                                fetched_at: now,
+                                checked_at: now,
+                            };
+                            state.store.put_cached_packument(&row).await?;
+                            let entry = self.entry(state, name, i, p, now, epoch).await?;
+                            return Ok(Some(entry));
+                        }
+                        Err(why) => {
+                            let msg = format!("sent an unusable packument for {name}: {why}");
+                            self.failed(state, i, &msg).await;
+                            failures.push(format!("{} {msg}", cfg.name));
+                        }
+                    }
+                }
+                Ok(Fetched::NotFound) => {
+                    self.answered(state, i).await;
+                }
+                Err(e) => {
+                    self.failed(state, i, &e).await;
+                    failures.push(format!("{} {e}", cfg.name));
+                }
+            }
+        }
+        if failures.is_empty() {
+            // every uplink said 404: remembered briefly
+            let first = route.proxy[0];
+            state
+                .store
+                .put_cached_packument(&CachedPackument {
+                    name: name.to_owned(),
+                    uplink: self.configs[first].name.clone(),
+                    status: 404,
+                    etag: None,
+                    body: Vec::new(),
+                    fetched_at: now,
+                    checked_at: now,
+                })
+                .await?;
+            self.remember(
+                name,
+                Slot::Missing(Missing {
+                    checked_at: now,
+                    local_epoch: epoch,
+                }),
+            );
+            return Ok(None);
+        }
+        // stale if error: the last good copy, marked stale and retried shortly
+        if let Some(s) = stored.as_ref().filter(|s| s.status == 200)
+            && let Some(i) = uplink_of(s)
+        {
+            tracing::warn!(package = name, failures = ?failures, "serving a stale packument");
+            return self.from_stored(state, route, s, i, base, epoch, true).await;
+        }
+        let message = format!(
+            "{name} could not be fetched from any uplink and is not cached: {}",
+            failures.join("; ")
+        );
+        tracing::warn!(package = name, "{message}");
+        Err(ApiError::new(StatusCode::BAD_GATEWAY, message))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn from_stored(
+        &self,
+        state: &AppState,
+        route: &Route,
+        s: &CachedPackument,
+        i: usize,
+        base: &str,
+        epoch: u64,
+        stale: bool,
+    ) -> ApiResult<Option<Arc<Entry>>> {
+        let now = state.clock.now_ms();
+        if s.status != 200 {
+            self.remember(
+                &s.name,
+                Slot::Missing(Missing {
+                    checked_at: s.checked_at,
+                    local_epoch: epoch,
+                }),
+            );
+            return Ok(None);
+        }
+        let body = gunzip(&s.body).map_err(|e| {
+            ApiError::internal(format!("the cached packument of {} is corrupt: {e}", s.name))
+        })?;
+        let p = proxied::build(&s.name, &body, &s.uplink, base, &route.quarantine, now)
+            .map_err(|e| {
+                ApiError::internal(format!("the cached packument of {} is unusable: {e}", s.name))
+            })?;
+        let entry = self.entry(state, &s.name, i, p, s.checked_at, epoch).await?;
+        if stale {
+            entry.stale.store(true, Ordering::Relaxed);
+            // retried after a short pause, not on every request
+            entry.retry_at.store(now + 2_000, Ordering::Relaxed);
+        }
+        Ok(Some(entry))
+    }
+
+    async fn entry(
+        &self,
+        state: &AppState,
+        name: &str,
+        i: usize,
+        p: proxied::Proxied,
+        checked_at: i64,
+        epoch: u64,
+    ) -> ApiResult<Arc<Entry>> {
+        let tarballs = state
+            .store
+            .cached_tarballs(name)
+            .await?
+            .into_iter()
+            .filter(|t| p.dists.contains_key(&t.version))
+            .map(|t| {
+                (
+                    t.version,
+                    TarballRef {
+                        sha512: t.tarball_sha512,
+                        size: t.size,
+                    },
+                )
+            })
+            .collect();
+        let entry = Arc::new(Entry {
+            uplink: i,
+            rendered: Arc::new(p.rendered),
+            dists: p.dists,
+            refused: p.refused,
+            tarballs: RwLock::new(tarballs),
+            checked_at: AtomicI64::new(checked_at),
+            stale: AtomicBool::new(false),
+            retry_at: AtomicI64::new(0),
+            local_epoch: epoch,
+        });
+        self.remember(name, Slot::Found(entry.clone()));
+        Ok(entry)
+    }
+
+    async fn answered(&self, state: &AppState, i: usize) {
+        let now = state.clock.now_ms();
+        if let Err(e) = state.store.uplink_answered(&self.configs[i].name, now).await {
+            tracing::warn!(error = %e, "cannot record an uplink's answer");
+        }
+    }
+
+    async fn failed(&self, state: &AppState, i: usize, error: &str) {
+        let cfg = &self.configs[i];
+        tracing::warn!(uplink = %cfg.name, error, "uplink failed");
+        let now = state.clock.now_ms();
+        match state
+            .store
+            .uplink_failed(
+                &cfg.name,
+                error,
+                i64::from(cfg.max_fails),
+                cfg.fail_timeout.as_ms(),
+                now,
+            )
+            .await
+        {
+            Ok(h) if h.down_until > now && h.fails == i64::from(cfg.max_fails) => {
+                tracing::warn!(uplink = %cfg.name, until = %crate::clock::iso8601(h.down_until),
+                    "uplink is down: skipped until then");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot record an uplink's failure"),
+        }
+    }
+
+    /// The tarball of `version` of the proxied package `entry`: from the blob store when it
+    /// was fetched before (whatever the uplink's state), else fetched once (across instances),
+    /// checked against the packument's integrity, stored and served.
+    pub async fn tarball(
+        &self,
+        state: &AppState,
+        name: &str,
+        version: &str,
+        entry: &Entry,
+    ) -> ApiResult<Tarball> {
+        if let Some(why) = entry.refused.get(version) {
+            return Err(ApiError::forbidden(format!("{why} (quarantined by this registry)")));
+        }
+        let Some(dist) = entry.dists.get(version) else {
+            return Err(ApiError::not_found_msg(format!("version not found: {version}")));
+        };
+        if let Some(t) = self.stored_tarball(state, name, version, entry).await? {
+            return Ok(t);
+        }
+        let key = format!("{name}@{version}");
+        let _held = self.files.lock(&key).await;
+        if let Some(t) = self.stored_tarball(state, name, version, entry).await? {
+            return Ok(t);
+        }
+        let cfg = &self.configs[entry.uplink];
+        let now = state.clock.now_ms();
+        if let Some(h) = state.store.uplink_health_of(&cfg.name).await?
+            && h.down_until > now
+        {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "{key} was never fetched and its uplink {} is down until {} (last error: {})",
+                    cfg.name,
+                    crate::clock::iso8601(h.down_until),
+                    h.last_error.as_deref().unwrap_or("?")
+                ),
+            ));
+        }
+        // one instance fetches; the others wait for its row
+        let lease = format!("tarball:{key}");
+        let until = now + cfg.timeout.as_ms() + 5_000;
+        if cfg.cache && !state.store.take_fetch_lease(&lease, &self.instance, until, now).await? {
+            let deadline = tokio::time::Instant::now() + cfg.timeout.as_duration();
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                if let Some(t) = self.stored_tarball(state, name, version, entry).await? {
+                    return Ok(t);
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("{key} is being fetched by another instance; try again"),
+                    ));
+                }
+            }
+        }
+        let fetched = self.fetch_tarball(state, name, version, dist, entry).await;
+        if cfg.cache {
+            let _ = state.store.release_fetch_lease(&lease, &self.instance).await;
+        }
+        fetched
+    }
+
+    async fn fetch_tarball(
+        &self,
+        state: &AppState,
+        name: &str,
+        version: &str,
+        dist: &UpstreamDist,
+        entry: &Entry,
+    ) -> ApiResult<Tarball> {
+        let i = entry.uplink;
+        let cfg = &self.configs[i];
+        let key = format!("{name}@{version}");
+        let url = self.clients[i]
+            .tarball_url(&dist.url, name)
+            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, format!("{key}: {e}")))?;
+        let bytes = match self.clients[i].tarball(url).await {
+            Ok(b) => {
+                self.answered(state, i).await;
+                b
+            }
+            Err(e) => {
+                self.failed(state, i, &e).await;
+                return Err(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    format!("{key} could not be fetched from {}: {e}", cfg.name),
+                ));
+            }
+        };
+        let sha512 = data_encoding::HEXLOWER.encode(&Sha512::digest(&bytes));
+        if let Err(why) = check_integrity(&bytes, &sha512, dist) {
+            tracing::warn!(uplink = %cfg.name, package = %key, "{why}: nothing stored");
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                format!("{key} from {}: {why}; nothing was stored", cfg.name),
+            ));
+        }
+        let size = bytes.len() as i64;
+        if cfg.cache {
+            state.blobs.put(&sha512, bytes.clone()).await?;
+            let raw = data_encoding::HEXLOWER
+                .decode(sha512.as_bytes())
+                .map_err(ApiError::internal)?;
+            state
+                .store
+                .put_cached_tarball(&CachedTarball {
+                    name: name.to_owned(),
+                    version: version.to_owned(),
+                    uplink: cfg.name.clone(),
+                    tarball_sha512: sha512.clone(),
+                    integrity: format!("sha512-{}", data_encoding::BASE64.encode(&raw)),
+                    size,
+                    fetched_at: state.clock.now_ms(),
+                })
+                .await?;
+            entry
+                .tarballs
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(
+                    version.to_owned(),
+                    TarballRef {
+                        sha512: sha512.clone(),
+                        size,
+                    },
+                );
+        }
+        Ok(Tarball {
+            body: tessera_store::BlobBody::Whole(bytes),
+            size,
+            sha512,
+        })
+    }
+
+    async fn stored_tarball(
+        &self,
+        state: &AppState,
+        name: &str,
+        version: &str,
+        entry: &Entry,
+    ) -> ApiResult<Option<Tarball>> {
+        let known = entry
+            .tarballs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(version)
+            .cloned();
+        let t = match known {
+            Some(t) => t,
+            None => {
+                // another instance (or an earlier entry) may have stored it
+                let rows = state.store.cached_tarballs(name).await?;
+                let Some(row) = rows.into_iter().find(|r| r.version == version) else {
+                    return Ok(None);
+                };
+                let t = TarballRef {
+                    sha512: row.tarball_sha512,
+                    size: row.size,
+                };
+                entry
+                    .tarballs
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(version.to_owned(), t.clone());
+                t
+            }
+        };
+        Ok(state.blobs.open(&t.sha512).await?.map(|body| Tarball {
+            body,
+            size: t.size,
+            sha512: t.sha512,
+        }))
+    }
+
+    /// Refuses to create the unscoped local package `name` when an uplink has it and no admin
+    /// allowed it (dependency confusion: the local package would shadow the public one), or
+    /// when no uplink can be asked.
+    pub async fn check_new_name(&self, state: &AppState, name: &str) -> ApiResult<()> {
+        if scope_of(name).is_some() || self.route(name).is_none() {
+            return Ok(());
+        }
+        if state.store.allowed_name(name).await?.is_some() {
+            return Ok(());
+        }
+        let base = self.base_in_memory(name).unwrap_or_else(|| {
+            state
+                .config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| "http://localhost".into())
+                .trim_end_matches('/')
+                .to_owned()
+        });
+        let epoch = state.packuments.get(name, &base).1;
+        match self.packument(state, name, &base, epoch).await {
+            Ok(None) => Ok(()),
+            Ok(Some(e)) => Err(ApiError::conflict(format!(
+                "{name} exists on the uplink {}: a package of that name published here would \
+                 shadow it for everyone installing through this registry (dependency confusion). \
+                 Publish it under a scope, or ask an admin to allow the name (tessera admin \
+                 allow-name {name}).",
+                self.name_of(e.uplink)
+            ))),
+            Err(e) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "cannot check whether {name} exists upstream, so it cannot be created yet: {}",
+                    e.message
+                ),
+            )),
+        }
+    }
+
+    fn base_in_memory(&self, name: &str) -> Option<String> {
+        let memory = self.memory.read().unwrap_or_else(|e| e.into_inner());
+        match memory.slots.get(name)? {
+            Slot::Found(e) => Some(e.rendered.base.clone()),
+            Slot::Missing(_) => None,
+        }
+    }
+
+    /// After a publish to the existing unscoped local package `name`: logs a warning (and a
+    /// security-log event) when an uplink has a package of the same name.
+    pub fn watch_local_name(&self, state: &AppState, name: &str, user: tessera_store::UserId) {
+        if scope_of(name).is_some() {
+            return;
+        }
+        let Some(route) = self.route(name) else {
+            return;
+        };
+        let first = route.proxy[0];
+        let (state, name) = (state.clone(), name.to_owned());
+        tokio::spawn(async move {
+            let up = &state.uplinks;
+            if let Ok(Fetched::Body(..)) = up.clients[first].packument(&name, None).await {
+                let uplink = up.name_of(first).to_owned();
+                tracing::warn!(package = %name, uplink = %uplink,
+                    "a local package's name also exists upstream; it is served from here only");
+                crate::services::security_log::record_from(
+                    &state,
+                    user,
+                    "-",
+                    "tessera",
+                    crate::services::security_log::kind::LOCAL_NAME_UPSTREAM,
+                    format!("{name} also exists on the uplink {uplink}; served from here only"),
+                )
+                .await;
+            }
+        });
+    }
+
+    /// The uplink `npm audit` goes to: the first one allowed to serve audits.
+    pub fn audit_uplink(&self) -> Option<&UplinkClient> {
+        self.configs
+            .iter()
+            .position(|c| c.audit)
+            .map(|i| &self.clients[i])
+    }
+}
+
+/// Checks fetched bytes against the packument's `dist.integrity` (SHA-512) or, for old
+/// packages that only have one, `dist.shasum` (SHA-1).
+pub fn check_integrity(bytes: &[u8], sha512_hex: &str, dist: &UpstreamDist) -> Result<(), String> {
+    if let Some(want) = dist.integrity.as_deref().and_then(proxied::sha512_of_integrity) {
+        return if want == sha512_hex {
+            Ok(())
+        } else {
+            Err("the tarball does not match dist.integrity".into())
+        };
+    }
+    if let Some(want) = &dist.shasum {
+        let got = data_encoding::HEXLOWER.encode(&sha1::Sha1::digest(bytes));
+        return if want.eq_ignore_ascii_case(&got) {
+            Ok(())
+        } else {
+            Err("the tarball does not match dist.shasum".into())
+        };
+    }
+    Err("the packument gives no SHA-512 or SHA-1 to check the tarball against".into())
+}
+
+fn gzip(body: &Bytes) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let _ = e.write_all(body);
+    e.finish().unwrap_or_default()
+}
+
+fn gunzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(body).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integrity_is_checked_by_sha512_then_sha1() {
+        let bytes = b"tarball bytes";
+        let sha512 = data_encoding::HEXLOWER.encode(&Sha512::digest(bytes));
+        let sri = format!(
+            "sha512-{}",
+            data_encoding::BASE64.encode(&Sha512::digest(bytes))
+        );
+        let sha1 = data_encoding::HEXLOWER.encode(&sha1::Sha1::digest(bytes));
+        let d = |i: Option<&str>, s: Option<&str>| UpstreamDist {
+            url: "x".into(),
+            integrity: i.map(str::to_owned),
+            shasum: s.map(str::to_owned),
+        };
+        assert!(check_integrity(bytes, &sha512, &d(Some(&sri), None)).is_ok());
+        assert!(check_integrity(b"other", &"0".repeat(128), &d(Some(&sri), None)).is_err());
+        // a SHA-512 that does not match is not saved by a matching SHA-1
+        assert!(check_integrity(b"other", &"0".repeat(128), &d(Some(&sri), Some(&sha1))).is_err());
+        assert!(check_integrity(bytes, &sha512, &d(None, Some(&sha1.to_uppercase()))).is_ok());
+        assert!(check_integrity(bytes, &sha512, &d(Some("sha1-xyz"), Some("00"))).is_err());
+        assert!(check_integrity(bytes, &sha512, &d(None, None)).is_err());
+    }
+
+    #[test]
+    fn stored_packuments_round_trip_through_gzip() {
+        let body = Bytes::from_static(br#"{"name":"a"}"#);
+        assert_eq!(gunzip(&gzip(&body)).unwrap(), body.to_vec());
+        assert!(gunzip(b"not gzip").is_err());
+    }
+}

@@ -1,0 +1,232 @@
+//! Which uplinks a package name is proxied to: `[[packages]]` rules, first match wins.
+
+use crate::uplinks::quarantine;
+use crate::uplinks::settings::{MergeMode, PackageRule};
+
+/// A glob over package names: `*` is any run of characters but `/`, `**` any run at all, `?`
+/// one character but `/`; everything else is literal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    text: String,
+    parts: Vec<Token>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Literal(char),
+    One,
+    Segment,
+    Any,
+}
+
+impl Pattern {
+    /// Parses a pattern.
+    pub fn parse(text: &str) -> Result<Pattern, String> {
+        if text.is_empty() || text.len() > 214 || text.chars().any(char::is_whitespace) {
+            return Err(format!("{text:?} is not a package-name pattern"));
+        }
+        let mut parts = Vec::new();
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            parts.push(match c {
+                '*' if chars.peek() == Some(&'*') => {
+                    chars.next();
+                    Token::Any
+                }
+                '*' => Token::Segment,
+                '?' => Token::One,
+                c => Token::Literal(c),
+            });
+        }
+        Ok(Pattern {
+            text: text.to_owned(),
+            parts,
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether `name` matches.
+    pub fn matches(&self, name: &str) -> bool {
+        let name: Vec<char> = name.chars().collect();
+        // positions in `name` reachable after each token (a bounded NFA walk)
+        let mut at = vec![false; name.len() + 1];
+        at[0] = true;
+        for t in &self.parts {
+            let mut next = vec![false; name.len() + 1];
+            for i in 0..=name.len() {
+                if !at[i] {
+                    continue;
+                }
+                match t {
+                    Token::Literal(c) => {
+                        if name.get(i) == Some(c) {
+                            next[i + 1] = true;
+                        }
+                    }
+                    Token::One => {
+                        if name.get(i).is_some_and(|c| *c != '/') {
+                            next[i + 1] = true;
+                        }
+                    }
+                    Token::Segment => {
+                        next[i] = true;
+                        let mut j = i;
+                        while j < name.len() && name[j] != '/' {
+                            j += 1;
+                            next[j] = true;
+                        }
+                    }
+                    Token::Any => {
+                        for n in next.iter_mut().skip(i) {
+                            *n = true;
+                        }
+                    }
+                }
+            }
+            at = next;
+        }
+        at[name.len()]
+    }
+}
+
+/// Where the names of one rule come from.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The rule's pattern.
+    pub pattern: Pattern,
+    /// The uplinks to ask, in order, by index into the configured uplinks.
+    pub proxy: Vec<usize>,
+    /// How local and upstream versions combine.
+    pub mode: MergeMode,
+    /// Upstream versions kept out.
+    pub quarantine: quarantine::Rules,
+}
+
+/// The rules, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Routes {
+    routes: Vec<Route>,
+}
+
+impl Routes {
+    /// Builds the routes from validated configuration. With uplinks but no rules, every name
+    /// is proxied to every uplink in order.
+    pub fn new(uplinks: &[String], rules: &[PackageRule]) -> Result<Routes, String> {
+        let mut routes = Vec::new();
+        if rules.is_empty() && !uplinks.is_empty() {
+            routes.push(Route {
+                pattern: Pattern::parse("**")?,
+                proxy: (0..uplinks.len()).collect(),
+                mode: MergeMode::default(),
+                quarantine: quarantine::Rules::default(),
+            });
+        }
+        for r in rules {
+            let proxy = r
+                .proxy
+                .iter()
+                .map(|p| {
+                    uplinks
+                        .iter()
+                        .position(|u| u == p)
+                        .ok_or_else(|| format!("{p:?} is not an uplink"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            routes.push(Route {
+                pattern: Pattern::parse(&r.pattern)?,
+                proxy,
+                mode: r.mode,
+                quarantine: quarantine::Rules::parse(&r.quarantine)?,
+            });
+        }
+        Ok(Routes { routes })
+    }
+
+    /// The first rule matching `name`, if it proxies anywhere.
+    pub fn proxied(&self, name: &str) -> Option<&Route> {
+        self.routes
+            .iter()
+            .find(|r| r.pattern.matches(name))
+            .filter(|r| !r.proxy.is_empty())
+    }
+
+    /// Whether any rule proxies anywhere.
+    pub fn any(&self) -> bool {
+        self.routes.iter().any(|r| !r.proxy.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(p: &str, name: &str) -> bool {
+        Pattern::parse(p).unwrap().matches(name)
+    }
+
+    #[test]
+    fn globs_match_as_verdaccio_users_expect() {
+        assert!(m("**", "lodash"));
+        assert!(m("**", "@acme/ui"));
+        assert!(m("*", "lodash"));
+        assert!(!m("*", "@acme/ui"));
+        assert!(m("@*/*", "@acme/ui"));
+        assert!(!m("@*/*", "lodash"));
+        assert!(m("@acme/*", "@acme/ui"));
+        assert!(!m("@acme/*", "@acme2/ui"));
+        assert!(!m("@acme/*", "@acme"));
+        assert!(m("react-*", "react-dom"));
+        assert!(!m("react-*", "react"));
+        assert!(m("lodash", "lodash"));
+        assert!(!m("lodash", "lodash.merge"));
+        assert!(m("lodash?merge", "lodash.merge"));
+        assert!(m("@acme/**", "@acme/a"));
+        assert!(m("*-internal", "billing-internal"));
+        assert!(!m("*-internal", "@x/billing-internal"));
+        assert!(m("a*b*c", "abc"));
+        assert!(m("a*b*c", "axxbyyc"));
+        assert!(!m("a*b*c", "axxbyy"));
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        assert!(Pattern::parse("").is_err());
+        assert!(Pattern::parse("a b").is_err());
+        assert!(Pattern::parse(&"a".repeat(215)).is_err());
+    }
+
+    fn rule(p: &str, proxy: &[&str]) -> PackageRule {
+        PackageRule {
+            pattern: p.into(),
+            proxy: proxy.iter().map(|s| s.to_string()).collect(),
+            mode: MergeMode::default(),
+            quarantine: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_first_matching_rule_wins_and_a_rule_without_proxy_is_local() {
+        let uplinks = vec!["npmjs".to_string(), "mirror".to_string()];
+        let r = Routes::new(
+            &uplinks,
+            &[
+                rule("@acme/*", &[]),
+                rule("@*/*", &["mirror"]),
+                rule("**", &["npmjs", "mirror"]),
+            ],
+        )
+        .unwrap();
+        assert!(r.proxied("@acme/ui").is_none());
+        assert_eq!(r.proxied("@types/node").unwrap().proxy, vec![1]);
+        assert_eq!(r.proxied("react").unwrap().proxy, vec![0, 1]);
+        // no rules: everything to every uplink; no uplinks: nothing proxied
+        let all = Routes::new(&uplinks, &[]).unwrap();
+        assert_eq!(all.proxied("@acme/ui").unwrap().proxy, vec![0, 1]);
+        assert!(!Routes::new(&[], &[]).unwrap().any());
+        assert!(Routes::new(&uplinks, &[rule("**", &["nope"])]).is_err());
+    }
+}
