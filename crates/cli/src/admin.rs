@@ -99,6 +99,24 @@ pub enum AdminCommand {
     },
     /// Print a fresh sealing key (for `TESSERA_SECRET_KEY`, shared by every instance).
     NewKey,
+    /// Show each uplink (its URL, its circuit breaker, what its cache holds) and the names
+    /// allowed to be published here although an uplink has them.
+    Uplinks,
+    /// The uplinks' cache.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
+    /// Allow an unscoped name that an uplink has to be published here (it will then shadow
+    /// the upstream package for everyone installing through this registry); `--remove` takes
+    /// the permission back (a package already published keeps its name).
+    AllowName {
+        /// The package name.
+        name: String,
+        /// Take the permission back.
+        #[arg(long)]
+        remove: bool,
+    },
     /// Rotate the key sealing TOTP secrets: a new current key, and every secret re-sealed
     /// under it (see docs/operations.md).
     RotateKey {
@@ -121,6 +139,74 @@ pub enum AdminCommand {
         #[arg(long)]
         days: Option<u32>,
     },
+}
+
+/// `tessera admin cache …`.
+#[derive(Subcommand)]
+pub enum CacheCommand {
+    /// Remove cached packages (packument and tarballs) no read has revalidated for a span, and
+    /// their tarballs when nothing else uses them.
+    Prune {
+        /// The span (`30d`, `12h`).
+        #[arg(long, value_name = "SPAN")]
+        older_than: String,
+    },
+}
+
+/// Prints the uplinks, their breakers and cache sizes, and the allowed names.
+async fn uplinks(state: &tessera_server::state::AppState) -> anyhow::Result<()> {
+    let health = state.store.uplink_health().await?;
+    let sizes = state.store.cache_sizes().await?;
+    let now = state.clock.now_ms();
+    if state.config.uplinks.is_empty() {
+        println!("no uplinks are configured: every name is local");
+    }
+    for u in &state.config.uplinks {
+        let h = health.iter().find(|h| h.uplink == u.name);
+        let s = sizes.iter().find(|s| s.uplink == u.name);
+        let status = match h {
+            None => "not asked yet".to_string(),
+            Some(h) if h.down_until > now => format!(
+                "DOWN until {} after {} failures (last: {})",
+                iso8601(h.down_until),
+                h.fails,
+                h.last_error.as_deref().unwrap_or("?")
+            ),
+            Some(h) if h.fails > 0 => format!(
+                "up, {} recent failure(s) (last: {})",
+                h.fails,
+                h.last_error.as_deref().unwrap_or("?")
+            ),
+            Some(h) => format!(
+                "up (last answer {})",
+                h.last_success_at.map(iso8601).unwrap_or_else(|| "-".into())
+            ),
+        };
+        println!("{}\t{}\t{status}", u.name, u.url);
+        println!(
+            "\tcache: {} packuments, {} tarballs, {} bytes",
+            s.map_or(0, |s| s.packuments),
+            s.map_or(0, |s| s.tarballs),
+            s.map_or(0, |s| s.tarball_bytes)
+        );
+    }
+    for r in &state.config.packages {
+        let to = if r.proxy.is_empty() {
+            "local only".to_string()
+        } else {
+            format!("proxy {} ({})", r.proxy.join(", "), r.mode.as_str())
+        };
+        println!("rule\t{}\t{to}", r.pattern);
+    }
+    for a in state.store.allowed_names().await? {
+        println!(
+            "allowed\t{}\tby {} on {}",
+            a.name,
+            a.allowed_by,
+            iso8601(a.created_at)
+        );
+    }
+    Ok(())
 }
 
 /// `tessera admin user …`.
@@ -359,6 +445,46 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                 "{name}: two-factor authentication {}; {tokens} tokens revoked, {sessions} website sessions ended. They can log in with their password and run `npm profile enable-2fa`.",
                 if had { "turned off" } else { "was not on" }
             );
+        }
+        AdminCommand::Uplinks => uplinks(&state).await?,
+        AdminCommand::Cache {
+            command: CacheCommand::Prune { older_than },
+        } => {
+            anyhow::ensure!(
+                !older_than.chars().all(|c| c.is_ascii_digit()),
+                "--older-than takes a span with its unit: 30d, 12h"
+            );
+            let span =
+                Span::parse(&older_than).map_err(|e| anyhow::anyhow!("--older-than: {e}"))?;
+            let (packuments, shas) = store.prune_cache(now - span.as_ms()).await?;
+            let mut deleted = 0;
+            for sha in &shas {
+                if !store.blob_in_use(sha).await? {
+                    state.blobs.delete(sha).await?;
+                    deleted += 1;
+                }
+            }
+            println!(
+                "pruned {packuments} cached packages not read for {span}: {} tarball rows, {deleted} tarballs deleted",
+                shas.len()
+            );
+        }
+        AdminCommand::AllowName { name, remove } => {
+            tessera_server::npm::names::validate_package_name(&name)
+                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            anyhow::ensure!(
+                !name.starts_with('@'),
+                "{name} is scoped: scoped names are never refused for existing upstream (a scope belongs to its owners here)"
+            );
+            let changed = store
+                .set_allowed_name(&name, !remove, "admin", now)
+                .await?;
+            match (remove, changed) {
+                (false, true) => println!("{name} may now be published here, shadowing the upstream package"),
+                (false, false) => println!("{name} was already allowed"),
+                (true, true) => println!("{name} is no longer allowed (a package already published keeps it)"),
+                (true, false) => println!("{name} was not allowed"),
+            }
         }
         AdminCommand::Tokens {
             name,

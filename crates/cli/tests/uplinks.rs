@@ -126,3 +126,279 @@ fn a_tree_mixing_local_and_upstream_packages_installs_and_outlives_the_upstream(
     assert_ne!(r.code, 0);
     assert!(r.all().contains("never-fetched"), "{}", r.all());
 }
+
+#[test]
+fn local_names_and_scopes_never_take_anything_from_the_uplink() {
+    let (up, up_npm) = upstream();
+    publish(&up_npm, "shared-name", "1.0.0", json!({}));
+    publish(&up_npm, "shared-name", "3.0.0", json!({}));
+    publish(&up_npm, "@acme/secret", "9.9.9", json!({}));
+    publish(&up_npm, "@bob/tools", "1.0.0", json!({}));
+    publish(&up_npm, "once-local", "4.0.0", json!({}));
+
+    let reg = Registry::start_with(&[("TESSERA_UPLINKS", &uplink_var(&up, ""))]);
+    let alice = reg.npm_as("alice");
+    reg.signup("bob", "bob-password");
+    let http = reg.http();
+
+    // a scope with a package here, or named after a user here, is never proxied
+    publish(&alice, "@acme/app", "1.0.0", json!({}));
+    assert_eq!(http.get("/@acme%2fsecret").status, 404);
+    assert_eq!(http.get("/@acme/secret/-/secret-9.9.9.tgz").status, 404);
+    assert_eq!(http.get("/@bob%2ftools").status, 404);
+
+    // a new unscoped name the uplink has is refused, before any second factor
+    let dir = alice.package("shared-name", "4.0.0", json!({}));
+    let r = alice.run_in(&dir, &["publish"]);
+    assert_ne!(r.code, 0);
+    assert!(r.all().contains("409"), "{}", r.all());
+    assert!(r.all().contains("dependency confusion"), "{}", r.all());
+    assert!(r.all().contains("tessera admin allow-name shared-name"), "{}", r.all());
+    // until an admin allows it; then the local package shadows the upstream one entirely
+    let out = reg.admin(&["allow-name", "shared-name"], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    alice.run_in(&dir, &["publish"]).ok();
+    let doc = http.get("/shared-name").json();
+    let versions: Vec<&String> = doc["versions"].as_object().unwrap().keys().collect();
+    assert_eq!(versions, vec!["4.0.0"]);
+    assert_eq!(doc["dist-tags"], json!({"latest": "4.0.0"}));
+    assert_eq!(http.get("/shared-name/-/shared-name-3.0.0.tgz").status, 404);
+    assert_eq!(http.get("/shared-name/3.0.0").status, 404);
+    let project = alice.project("shadow");
+    write_project(&project, json!({"shared-name": "*"}));
+    fresh_install(&alice, &project).ok();
+    assert_eq!(installed_version(&project, "shared-name"), "4.0.0");
+    let old = alice.project("shadow-old");
+    write_project(&old, json!({"shared-name": "^1.0.0"}));
+    assert_ne!(fresh_install(&alice, &old).code, 0);
+
+    // a name published here and then unpublished stays ours: never proxied afterwards
+    publish(&alice, "only-here", "1.0.0", json!({}));
+    alice.run(&["unpublish", "only-here", "--force"]).ok();
+    publish(&up_npm, "only-here", "7.0.0", json!({}));
+    assert_eq!(http.get("/only-here").status, 404);
+
+    // a local name that appears upstream later is logged when it is next published
+    publish(&alice, "internal-tool", "1.0.0", json!({}));
+    publish(&up_npm, "internal-tool", "5.0.0", json!({}));
+    publish(&alice, "internal-tool", "1.0.1", json!({}));
+    let logged = poll("the local_name_upstream event", || {
+        let out = reg.admin(&["security-log", "alice"], None);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("local_name_upstream").then_some(text)
+    });
+    assert!(logged.contains("internal-tool"), "{logged}");
+    assert!(reg.log_text().contains("also exists upstream"));
+    assert_eq!(http.get("/internal-tool").json()["dist-tags"]["latest"], "1.0.1");
+
+    // the admin view lists the uplink and the allowed name
+    let out = reg.admin(&["uplinks"], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("up\t"), "{text}");
+    assert!(text.contains("allowed\tshared-name"), "{text}");
+    let out = reg.admin(&["allow-name", "@acme/x"], None);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn upstream_changes_show_after_maxage_and_quarantine_holds_versions_back() {
+    let (up, up_npm) = upstream();
+    publish(&up_npm, "fresh", "1.0.0", json!({}));
+    publish(&up_npm, "young-lib", "1.0.0", json!({}));
+    publish(&up_npm, "bad-lib", "1.0.0", json!({}));
+    publish(&up_npm, "bad-lib", "1.0.1", json!({}));
+
+    let packages = "[{pattern = \"young-*\", proxy = \"up\", quarantine = {min_age = \"3d\"}}, \
+                    {pattern = \"**\", proxy = [\"up\"], quarantine = {deny = [\"bad-lib@>=1.0.1 <2\"]}}]";
+    let reg = Registry::start_with(&[
+        ("TESSERA_UPLINKS", &uplink_var(&up, ", maxage = \"60s\"")),
+        ("TESSERA_PACKAGES", packages),
+    ]);
+    let http = reg.http();
+    assert_eq!(http.get("/fresh").json()["dist-tags"]["latest"], "1.0.0");
+    publish(&up_npm, "fresh", "1.1.0", json!({}));
+    // within maxage the cached copy is served; after it, the new version shows
+    assert_eq!(http.get("/fresh").json()["dist-tags"]["latest"], "1.0.0");
+    reg.advance(61);
+    assert_eq!(http.get("/fresh").json()["dist-tags"]["latest"], "1.1.0");
+    // a revalidation that finds nothing new is a 304 upstream and changes nothing here
+    reg.advance(61);
+    let again = http.get("/fresh");
+    assert_eq!(again.json()["dist-tags"]["latest"], "1.1.0");
+
+    // a version younger than the rule's minimum age is not served, then is
+    let npm = reg.npm();
+    let project = npm.project("young");
+    write_project(&project, json!({"young-lib": "^1.0.0"}));
+    let r = fresh_install(&npm, &project);
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(http.get("/young-lib").json()["versions"].as_object().unwrap().is_empty());
+    assert_eq!(http.get("/young-lib/-/young-lib-1.0.0.tgz").status, 403);
+    reg.advance(4 * 86_400);
+    fresh_install(&npm, &project).ok();
+    assert_eq!(installed_version(&project, "young-lib"), "1.0.0");
+
+    // a denied range is kept out and latest moves back to the highest version allowed
+    let doc = http.get("/bad-lib").json();
+    assert!(doc["versions"].get("1.0.1").is_none());
+    assert!(doc["time"].get("1.0.1").is_none());
+    assert_eq!(doc["dist-tags"]["latest"], "1.0.0");
+    let denied = http.get("/bad-lib/-/bad-lib-1.0.1.tgz");
+    assert_eq!(denied.status, 403);
+    assert!(denied.error().contains("deny list"), "{}", denied.error());
+    let project = npm.project("bad");
+    write_project(&project, json!({"bad-lib": "^1.0.0"}));
+    fresh_install(&npm, &project).ok();
+    assert_eq!(installed_version(&project, "bad-lib"), "1.0.0");
+}
+
+/// A packument for the stub: `name@version` whose tarball is `tgz` at the stub's own URL.
+fn stub_packument(stub: &stub::Stub, name: &str, version: &str, tgz: &[u8]) -> Value {
+    let (_, integrity, shasum) = consistency::digests(tgz);
+    json!({
+        "name": name,
+        "dist-tags": {"latest": version},
+        "time": {"created": "2020-01-01T00:00:00.000Z", "modified": "2020-01-01T00:00:00.000Z",
+                 version: "2020-01-01T00:00:00.000Z"},
+        "versions": {version: {
+            "name": name, "version": version,
+            "dist": {"tarball": format!("{}{name}/-/{name}-{version}.tgz", stub.url),
+                     "integrity": integrity, "shasum": shasum}
+        }}
+    })
+}
+
+fn stub_package(stub: &stub::Stub, name: &str, version: &str) -> Vec<u8> {
+    let tgz = tgz(&json!({"name": name, "version": version}), &[("package/index.js", b"1")]);
+    stub.set(&format!("/{name}"), stub::Reply::json(&stub_packument(stub, name, version, &tgz)));
+    stub.set(
+        &format!("/{name}/-/{name}-{version}.tgz"),
+        stub::Reply::bytes(tgz.clone()),
+    );
+    tgz
+}
+
+#[test]
+fn an_upstream_answering_badly_is_refused_logged_and_nothing_is_cached() {
+    let stub = stub::Stub::start();
+    let uplinks = format!(
+        "[{{name = \"stub\", url = \"{}\", timeout = \"2s\", max_fails = 100, max_packument_size = \"64kb\", max_tarball_size = \"64kb\"}}]",
+        stub.url
+    );
+    let reg = Registry::start_with(&[("TESSERA_UPLINKS", &uplinks)]);
+    let http = reg.http();
+
+    stub.set("/garbage", stub::Reply::bytes(b"<html>hello</html>".to_vec()));
+    stub.set(
+        "/huge",
+        stub::Reply::json(&json!({"name": "huge", "readme": "x".repeat(100_000), "versions": {}})),
+    );
+    stub.set(
+        "/redirected",
+        stub::Reply {
+            status: 302,
+            headers: vec![("location".into(), "http://127.0.0.2:9/redirected".into())],
+            ..Default::default()
+        },
+    );
+    let mut slow = stub::Reply::json(&json!({"name": "slow", "versions": {}}));
+    slow.drip = Some(std::time::Duration::from_millis(200));
+    stub.set("/slow", slow);
+    stub.set(
+        "/broken",
+        stub::Reply {
+            status: 500,
+            ..Default::default()
+        },
+    );
+    for (name, says) in [
+        ("garbage", "not JSON"),
+        ("huge", "larger than"),
+        ("redirected", "another host"),
+        ("slow", "timed out"),
+        ("broken", "500"),
+    ] {
+        let r = http.get(&format!("/{name}"));
+        assert_eq!(r.status, 502, "{name}: {} {}", r.status, r.text);
+        assert!(r.error().contains(says), "{name}: {}", r.error());
+    }
+    // a tarball that does not match its packument's integrity is refused
+    stub_package(&stub, "tampered", "1.0.0");
+    stub.set(
+        "/tampered/-/tampered-1.0.0.tgz",
+        stub::Reply::bytes(tgz(&json!({"name": "tampered", "version": "1.0.0"}), &[("package/evil.js", b"2")])),
+    );
+    let r = http.get("/tampered/-/tampered-1.0.0.tgz");
+    assert_eq!(r.status, 502, "{}", r.text);
+    assert!(r.error().contains("does not match dist.integrity"), "{}", r.error());
+    // an oversized tarball too
+    stub_package(&stub, "fat", "1.0.0");
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    stub.set("/fat/-/fat-1.0.0.tgz", stub::Reply::bytes(big));
+    let r = http.get("/fat/-/fat-1.0.0.tgz");
+    assert_eq!(r.status, 502, "{}", r.text);
+    assert!(r.error().contains("larger than"), "{}", r.error());
+
+    // nothing of it was kept, and every failure was logged
+    assert_eq!(reg.count_rows("upstream_tarballs"), 0);
+    let kept: i64 = reg.count_rows("upstream_packuments");
+    assert_eq!(kept, 2, "only tampered and fat, whose packuments were good");
+    let log = reg.log_text();
+    for what in ["not JSON", "larger than", "another host", "timed out", "dist.integrity"] {
+        assert!(log.contains(what), "the log does not mention {what}");
+    }
+    // a good package still goes through
+    let good = stub_package(&stub, "good", "1.0.0");
+    let r = http.get("/good/-/good-1.0.0.tgz");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.bytes, good);
+    assert_eq!(reg.count_rows("upstream_tarballs"), 1);
+}
+
+#[test]
+fn npm_audit_goes_to_the_uplink_without_local_names_or_says_nothing_was_checked() {
+    // no uplink: npm audit works and says nothing was checked
+    let plain = Registry::start();
+    let npm = plain.npm_as("carol");
+    publish(&npm, "solo", "1.0.0", json!({}));
+    let project = npm.project("solo-app");
+    write_project(&project, json!({"solo": "1.0.0"}));
+    fresh_install(&npm, &project).ok();
+    let r = npm.run_in(&project, &["audit"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.all().contains("nothing was checked"), "{}", r.all());
+
+    // through an uplink: the advisories come back, local names never leave
+    let stub = stub::Stub::start();
+    stub_package(&stub, "left-pad", "1.0.0");
+    stub.set(
+        "/-/npm/v1/security/advisories/bulk",
+        stub::Reply::json(&json!({"left-pad": [{
+            "id": 1001, "url": "https://example.test/GHSA-0001", "title": "Pads too much",
+            "severity": "high", "vulnerable_versions": "<1.1.0", "cwe": [], "cvss": {"score": 7.5, "vectorString": null}
+        }]})),
+    );
+    let uplinks = format!("[{{name = \"stub\", url = \"{}\"}}]", stub.url);
+    let reg = Registry::start_with(&[("TESSERA_UPLINKS", &uplinks)]);
+    let alice = reg.npm_as("alice");
+    publish(&alice, "internal-secret", "1.0.0", json!({}));
+    let project = alice.project("audited");
+    write_project(&project, json!({"left-pad": "1.0.0", "internal-secret": "1.0.0"}));
+    fresh_install(&alice, &project).ok();
+    let r = alice.run_in(&project, &["audit", "--json"]);
+    assert_ne!(r.code, 0, "a high advisory fails npm audit: {}", r.all());
+    let report: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|_| panic!("{}", r.all()));
+    assert_eq!(report["vulnerabilities"]["left-pad"]["severity"], "high", "{report}");
+    assert!(report["vulnerabilities"].get("internal-secret").is_none());
+    let asked: Vec<stub::Seen> = stub
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.contains("advisories/bulk"))
+        .collect();
+    assert!(!asked.is_empty());
+    for s in &asked {
+        let body: Value = serde_json::from_slice(&s.body).unwrap();
+        assert!(body.get("left-pad").is_some(), "{body}");
+        assert!(body.get("internal-secret").is_none(), "a local name left: {body}");
+    }
+}

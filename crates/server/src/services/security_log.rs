@@ -69,8 +69,6 @@ pub mod kind {
     pub const STAGED_VERSION_REJECTED: &str = "staged_version_rejected";
     /// A local package's name also exists on an uplink (detail: the name and the uplink).
     pub const LOCAL_NAME_UPSTREAM: &str = "local_name_upstream";
-    /// An admin allowed an unscoped name that exists upstream to be published here.
-    pub const NAME_ALLOWED: &str = "name_allowed";
 }
 
 /// Appends an event for `user`, with the caller's address and user agent. A failure to write is

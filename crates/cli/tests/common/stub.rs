@@ -1,0 +1,153 @@
+//! A misbehaving upstream registry on a loopback port: each path answers what the test set
+//! (a status, headers, a body, optionally dripped slowly), and every request is recorded.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One canned answer.
+#[derive(Clone, Default)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+    /// Send the body one byte at a time with this pause between bytes.
+    pub drip: Option<Duration>,
+}
+
+impl Reply {
+    /// A 200 JSON answer.
+    pub fn json(v: &serde_json::Value) -> Reply {
+        Reply {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: serde_json::to_vec(v).unwrap(),
+            drip: None,
+        }
+    }
+
+    /// A 200 answer with raw bytes.
+    pub fn bytes(body: Vec<u8>) -> Reply {
+        Reply {
+            status: 200,
+            headers: vec![],
+            body,
+            drip: None,
+        }
+    }
+}
+
+/// A request the stub saw.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// Method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+/// The stub.
+pub struct Stub {
+    /// `http://127.0.0.1:PORT/`
+    pub url: String,
+    replies: Arc<Mutex<HashMap<String, Reply>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Stub {
+    /// Starts it; unknown paths answer 404.
+    pub fn start() -> Stub {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let replies: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let (r, s) = (replies.clone(), seen.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let (r, s) = (r.clone(), s.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().unwrap());
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).is_err() {
+                        return;
+                    }
+                    let mut parts = line.split_whitespace();
+                    let method = parts.next().unwrap_or("").to_owned();
+                    let path = parts.next().unwrap_or("").to_owned();
+                    let mut len = 0usize;
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = h.split_once(':')
+                            && k.eq_ignore_ascii_case("content-length")
+                        {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; len.min(1 << 24)];
+                    let _ = reader.read_exact(&mut body);
+                    s.lock().unwrap().push(Seen {
+                        method,
+                        path: path.clone(),
+                        body,
+                    });
+                    let reply = r.lock().unwrap().get(&path).cloned().unwrap_or(Reply {
+                        status: 404,
+                        body: b"{\"error\":\"Not found\"}".to_vec(),
+                        ..Default::default()
+                    });
+                    let mut head = format!(
+                        "HTTP/1.1 {} X\r\ncontent-length: {}\r\nconnection: close\r\n",
+                        reply.status,
+                        reply.body.len()
+                    );
+                    for (k, v) in &reply.headers {
+                        head.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    head.push_str("\r\n");
+                    if conn.write_all(head.as_bytes()).is_err() {
+                        return;
+                    }
+                    match reply.drip {
+                        None => {
+                            let _ = conn.write_all(&reply.body);
+                        }
+                        Some(pause) => {
+                            for b in &reply.body {
+                                if conn.write_all(&[*b]).is_err() {
+                                    return;
+                                }
+                                std::thread::sleep(pause);
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Stub {
+            url,
+            replies,
+            seen,
+        }
+    }
+
+    /// Sets what `path` answers.
+    pub fn set(&self, path: &str, reply: Reply) {
+        self.replies.lock().unwrap().insert(path.to_owned(), reply);
+    }
+
+    /// The requests seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
