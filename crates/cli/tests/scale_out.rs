@@ -673,3 +673,57 @@ fn an_identity_token_spent_on_a_is_refused_on_b() {
         "1.1.0"
     );
 }
+
+#[test]
+fn two_instances_share_the_uplink_cache_and_breaker_and_fetch_a_tarball_once() {
+    let stub = stub::Stub::start();
+    let tgz = stub.package("shared-dep", "1.0.0");
+    stub.drip(
+        "/shared-dep/-/shared-dep-1.0.0.tgz",
+        std::time::Duration::from_millis(4),
+    );
+    let uplinks = format!(
+        "[{{name = \"stub\", url = \"{}\", max_fails = 1, fail_timeout = \"60s\", timeout = \"20s\"}}]",
+        stub.url
+    );
+    let backend = SharedBackend::new();
+    let env = [("TESSERA_UPLINKS", uplinks.as_str())];
+    let a = Registry::start_on(Some(backend.clone()), &env);
+    let b = Registry::start_on(Some(backend), &env);
+
+    // A fetches the packument; B serves it from the shared cache without asking
+    assert_eq!(a.http().get("/shared-dep").status, 200);
+    assert_eq!(b.http().get("/shared-dep").status, 200);
+    assert_eq!(stub.count("/shared-dep"), 1);
+    // both ask for the tarball at once: one fetch, both served
+    let got = race(2, |i| [&a, &b][i].http().get("/shared-dep/-/shared-dep-1.0.0.tgz"));
+    for r in &got {
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.bytes, tgz);
+    }
+    assert_eq!(stub.count("/shared-dep/-/shared-dep-1.0.0.tgz"), 1);
+
+    // a failure seen by A opens the breaker for B too
+    stub.set(
+        "/flaky",
+        stub::Reply {
+            status: 500,
+            ..Default::default()
+        },
+    );
+    assert_eq!(a.http().get("/flaky").status, 502);
+    stub.package("later", "1.0.0");
+    let r = b.http().get("/later");
+    assert_eq!(r.status, 502);
+    assert!(r.error().contains("skipped"), "{}", r.error());
+    assert_eq!(stub.count("/later"), 0);
+    // and B still installs what is cached
+    let npm = b.npm();
+    let project = npm.project("cached");
+    std::fs::write(
+        project.join("package.json"),
+        r#"{"name":"cached","version":"1.0.0","private":true,"dependencies":{"shared-dep":"1.0.0"}}"#,
+    )
+    .unwrap();
+    npm.run_in(&project, &["install", "--no-audit"]).ok();
+}

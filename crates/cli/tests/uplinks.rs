@@ -252,32 +252,6 @@ fn upstream_changes_show_after_maxage_and_quarantine_holds_versions_back() {
     assert_eq!(installed_version(&project, "bad-lib"), "1.0.0");
 }
 
-/// A packument for the stub: `name@version` whose tarball is `tgz` at the stub's own URL.
-fn stub_packument(stub: &stub::Stub, name: &str, version: &str, tgz: &[u8]) -> Value {
-    let (_, integrity, shasum) = consistency::digests(tgz);
-    json!({
-        "name": name,
-        "dist-tags": {"latest": version},
-        "time": {"created": "2020-01-01T00:00:00.000Z", "modified": "2020-01-01T00:00:00.000Z",
-                 version: "2020-01-01T00:00:00.000Z"},
-        "versions": {version: {
-            "name": name, "version": version,
-            "dist": {"tarball": format!("{}{name}/-/{name}-{version}.tgz", stub.url),
-                     "integrity": integrity, "shasum": shasum}
-        }}
-    })
-}
-
-fn stub_package(stub: &stub::Stub, name: &str, version: &str) -> Vec<u8> {
-    let tgz = tgz(&json!({"name": name, "version": version}), &[("package/index.js", b"1")]);
-    stub.set(&format!("/{name}"), stub::Reply::json(&stub_packument(stub, name, version, &tgz)));
-    stub.set(
-        &format!("/{name}/-/{name}-{version}.tgz"),
-        stub::Reply::bytes(tgz.clone()),
-    );
-    tgz
-}
-
 #[test]
 fn an_upstream_answering_badly_is_refused_logged_and_nothing_is_cached() {
     let stub = stub::Stub::start();
@@ -323,7 +297,7 @@ fn an_upstream_answering_badly_is_refused_logged_and_nothing_is_cached() {
         assert!(r.error().contains(says), "{name}: {}", r.error());
     }
     // a tarball that does not match its packument's integrity is refused
-    stub_package(&stub, "tampered", "1.0.0");
+    stub.package("tampered", "1.0.0");
     stub.set(
         "/tampered/-/tampered-1.0.0.tgz",
         stub::Reply::bytes(tgz(&json!({"name": "tampered", "version": "1.0.0"}), &[("package/evil.js", b"2")])),
@@ -332,7 +306,7 @@ fn an_upstream_answering_badly_is_refused_logged_and_nothing_is_cached() {
     assert_eq!(r.status, 502, "{}", r.text);
     assert!(r.error().contains("does not match dist.integrity"), "{}", r.error());
     // an oversized tarball too
-    stub_package(&stub, "fat", "1.0.0");
+    stub.package("fat", "1.0.0");
     let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7919 % 251) as u8).collect();
     stub.set("/fat/-/fat-1.0.0.tgz", stub::Reply::bytes(big));
     let r = http.get("/fat/-/fat-1.0.0.tgz");
@@ -348,7 +322,7 @@ fn an_upstream_answering_badly_is_refused_logged_and_nothing_is_cached() {
         assert!(log.contains(what), "the log does not mention {what}");
     }
     // a good package still goes through
-    let good = stub_package(&stub, "good", "1.0.0");
+    let good = stub.package("good", "1.0.0");
     let r = http.get("/good/-/good-1.0.0.tgz");
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.bytes, good);
@@ -370,7 +344,7 @@ fn npm_audit_goes_to_the_uplink_without_local_names_or_says_nothing_was_checked(
 
     // through an uplink: the advisories come back, local names never leave
     let stub = stub::Stub::start();
-    stub_package(&stub, "left-pad", "1.0.0");
+    stub.package("left-pad", "1.0.0");
     stub.set(
         "/-/npm/v1/security/advisories/bulk",
         stub::Reply::json(&json!({"left-pad": [{
@@ -402,3 +376,43 @@ fn npm_audit_goes_to_the_uplink_without_local_names_or_says_nothing_was_checked(
         assert!(body.get("internal-secret").is_none(), "a local name left: {body}");
     }
 }
+
+#[test]
+fn concurrent_misses_make_one_request_and_a_failing_uplink_is_skipped_then_retried() {
+    let stub = stub::Stub::start();
+    let tgz = stub.package("popular", "1.0.0");
+    // slow answers, so that the requests overlap
+    stub.drip("/popular", std::time::Duration::from_micros(1500));
+    stub.drip("/popular/-/popular-1.0.0.tgz", std::time::Duration::from_millis(3));
+    let uplinks = format!(
+        "[{{name = \"stub\", url = \"{}\", max_fails = 2, fail_timeout = \"60s\", timeout = \"20s\"}}]",
+        stub.url
+    );
+    let reg = Registry::start_with(&[("TESSERA_UPLINKS", &uplinks)]);
+    let docs = race(8, |_| reg.http().get("/popular").status);
+    assert!(docs.iter().all(|s| *s == 200), "{docs:?}");
+    assert_eq!(stub.count("/popular"), 1);
+    let tarballs = race(8, |_| reg.http().get("/popular/-/popular-1.0.0.tgz").bytes);
+    assert!(tarballs.iter().all(|b| *b == tgz));
+    assert_eq!(stub.count("/popular/-/popular-1.0.0.tgz"), 1);
+
+    // two failures in a row open the breaker: the uplink is not asked for a minute
+    stub.set("/flaky", stub::Reply { status: 503, ..Default::default() });
+    assert_eq!(reg.http().get("/flaky").status, 502);
+    assert_eq!(reg.http().get("/flaky").status, 502);
+    assert_eq!(stub.count("/flaky"), 2);
+    stub.package("other", "1.0.0");
+    let skipped = reg.http().get("/other");
+    assert_eq!(skipped.status, 502);
+    assert!(skipped.error().contains("skipped"), "{}", skipped.error());
+    assert_eq!(stub.count("/other"), 0);
+    // cached packages are still served meanwhile, tarballs too
+    assert_eq!(reg.http().get("/popular/-/popular-1.0.0.tgz").status, 200);
+    let out = reg.admin(&["uplinks"], None);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("DOWN until"));
+    // after fail_timeout the next request tries again
+    reg.advance(61);
+    assert_eq!(reg.http().get("/other").status, 200);
+    assert_eq!(stub.count("/other"), 1);
+}
+

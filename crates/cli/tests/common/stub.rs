@@ -146,6 +146,45 @@ impl Stub {
         self.replies.lock().unwrap().insert(path.to_owned(), reply);
     }
 
+    /// Serves `name@version` (a packument and a small tarball at the stub's own URL); returns
+    /// the tarball.
+    pub fn package(&self, name: &str, version: &str) -> Vec<u8> {
+        let tgz = super::tgz(
+            &serde_json::json!({"name": name, "version": version}),
+            &[("package/index.js", b"1")],
+        );
+        let (_, integrity, shasum) = super::consistency::digests(&tgz);
+        let doc = serde_json::json!({
+            "name": name,
+            "dist-tags": {"latest": version},
+            "time": {"created": "2020-01-01T00:00:00.000Z", "modified": "2020-01-01T00:00:00.000Z",
+                     version: "2020-01-01T00:00:00.000Z"},
+            "versions": {version: {
+                "name": name, "version": version,
+                "dist": {"tarball": format!("{}{name}/-/{name}-{version}.tgz", self.url),
+                         "integrity": integrity, "shasum": shasum}
+            }}
+        });
+        self.set(&format!("/{name}"), Reply::json(&doc));
+        self.set(
+            &format!("/{name}/-/{name}-{version}.tgz"),
+            Reply::bytes(tgz.clone()),
+        );
+        tgz
+    }
+
+    /// Makes `path`'s answer drip, a byte per `pause`.
+    pub fn drip(&self, path: &str, pause: Duration) {
+        if let Some(r) = self.replies.lock().unwrap().get_mut(path) {
+            r.drip = Some(pause);
+        }
+    }
+
+    /// How many requests asked for `path`.
+    pub fn count(&self, path: &str) -> usize {
+        self.seen().iter().filter(|s| s.path == path).count()
+    }
+
     /// The requests seen so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
