@@ -476,13 +476,15 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                 !name.starts_with('@'),
                 "{name} is scoped: scoped names are never refused for existing upstream (a scope belongs to its owners here)"
             );
-            let changed = store
-                .set_allowed_name(&name, !remove, "admin", now)
-                .await?;
+            let changed = store.set_allowed_name(&name, !remove, "admin", now).await?;
             match (remove, changed) {
-                (false, true) => println!("{name} may now be published here, shadowing the upstream package"),
+                (false, true) => {
+                    println!("{name} may now be published here, shadowing the upstream package")
+                }
                 (false, false) => println!("{name} was already allowed"),
-                (true, true) => println!("{name} is no longer allowed (a package already published keeps it)"),
+                (true, true) => {
+                    println!("{name} is no longer allowed (a package already published keeps it)")
+                }
                 (true, false) => println!("{name} was not allowed"),
             }
         }

@@ -696,7 +696,9 @@ fn two_instances_share_the_uplink_cache_and_breaker_and_fetch_a_tarball_once() {
     assert_eq!(b.http().get("/shared-dep").status, 200);
     assert_eq!(stub.count("/shared-dep"), 1);
     // both ask for the tarball at once: one fetch, both served
-    let got = race(2, |i| [&a, &b][i].http().get("/shared-dep/-/shared-dep-1.0.0.tgz"));
+    let got = race(2, |i| {
+        [&a, &b][i].http().get("/shared-dep/-/shared-dep-1.0.0.tgz")
+    });
     for r in &got {
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(r.bytes, tgz);

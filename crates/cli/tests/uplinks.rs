@@ -32,8 +32,10 @@ fn publish(npm: &Npm, name: &str, version: &str, extra: Value) {
 fn write_project(dir: &Path, deps: Value) {
     std::fs::write(
         dir.join("package.json"),
-        serde_json::to_string(&json!({"name": "app", "version": "1.0.0", "private": true, "dependencies": deps}))
-            .unwrap(),
+        serde_json::to_string(
+            &json!({"name": "app", "version": "1.0.0", "private": true, "dependencies": deps}),
+        )
+        .unwrap(),
     )
     .unwrap();
 }
@@ -60,15 +62,28 @@ fn a_tree_mixing_local_and_upstream_packages_installs_and_outlives_the_upstream(
     let (mut up, up_npm) = upstream();
     publish(&up_npm, "left-pad", "1.0.0", json!({}));
     publish(&up_npm, "left-pad", "1.1.0", json!({}));
-    publish(&up_npm, "is-thing", "2.0.0", json!({"dependencies": {"left-pad": "^1.0.0"}}));
+    publish(
+        &up_npm,
+        "is-thing",
+        "2.0.0",
+        json!({"dependencies": {"left-pad": "^1.0.0"}}),
+    );
     publish(&up_npm, "never-fetched", "1.0.0", json!({}));
 
     let reg = Registry::start_with(&[("TESSERA_UPLINKS", &uplink_var(&up, ""))]);
     let alice = reg.npm_as("alice");
-    publish(&alice, "@acme/app-lib", "1.0.0", json!({"dependencies": {"is-thing": "^2.0.0"}}));
+    publish(
+        &alice,
+        "@acme/app-lib",
+        "1.0.0",
+        json!({"dependencies": {"is-thing": "^2.0.0"}}),
+    );
 
     let project = alice.project("mixed");
-    write_project(&project, json!({"@acme/app-lib": "^1.0.0", "left-pad": "1.0.0"}));
+    write_project(
+        &project,
+        json!({"@acme/app-lib": "^1.0.0", "left-pad": "1.0.0"}),
+    );
     fresh_install(&alice, &project).ok();
     assert_eq!(installed_version(&project, "@acme/app-lib"), "1.0.0");
     assert_eq!(installed_version(&project, "is-thing"), "2.0.0");
@@ -105,7 +120,11 @@ fn a_tree_mixing_local_and_upstream_packages_installs_and_outlives_the_upstream(
     reg.advance(600);
     let stale = http.get("/left-pad");
     assert_eq!(stale.status, 200, "{}", stale.text);
-    assert!(stale.header("warning").is_some_and(|w| w.contains("110")), "{:?}", stale.headers);
+    assert!(
+        stale.header("warning").is_some_and(|w| w.contains("110")),
+        "{:?}",
+        stale.headers
+    );
     fresh_install(&alice, &project).ok();
     assert_eq!(installed_version(&project, "left-pad"), "1.0.0");
     assert_eq!(installed_version(&project, "is-thing"), "2.0.0");
@@ -120,9 +139,21 @@ fn a_tree_mixing_local_and_upstream_packages_installs_and_outlives_the_upstream(
     );
     assert!(never.error().contains("never-fetched"), "{}", never.error());
     let tarball = http.get("/left-pad/-/left-pad-1.1.0.tgz");
-    assert!([502, 503].contains(&tarball.status), "{} {}", tarball.status, tarball.text);
-    assert!(tarball.error().contains("left-pad@1.1.0"), "{}", tarball.error());
-    let r = alice.run_in(&project, &["view", "never-fetched", "version", "--fetch-retries=0"]);
+    assert!(
+        [502, 503].contains(&tarball.status),
+        "{} {}",
+        tarball.status,
+        tarball.text
+    );
+    assert!(
+        tarball.error().contains("left-pad@1.1.0"),
+        "{}",
+        tarball.error()
+    );
+    let r = alice.run_in(
+        &project,
+        &["view", "never-fetched", "version", "--fetch-retries=0"],
+    );
     assert_ne!(r.code, 0);
     assert!(r.all().contains("never-fetched"), "{}", r.all());
 }
@@ -153,10 +184,18 @@ fn local_names_and_scopes_never_take_anything_from_the_uplink() {
     assert_ne!(r.code, 0);
     assert!(r.all().contains("409"), "{}", r.all());
     assert!(r.all().contains("dependency confusion"), "{}", r.all());
-    assert!(r.all().contains("tessera admin allow-name shared-name"), "{}", r.all());
+    assert!(
+        r.all().contains("tessera admin allow-name shared-name"),
+        "{}",
+        r.all()
+    );
     // until an admin allows it; then the local package shadows the upstream one entirely
     let out = reg.admin(&["allow-name", "shared-name"], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     alice.run_in(&dir, &["publish"]).ok();
     let doc = http.get("/shared-name").json();
     let versions: Vec<&String> = doc["versions"].as_object().unwrap().keys().collect();
@@ -189,7 +228,10 @@ fn local_names_and_scopes_never_take_anything_from_the_uplink() {
     });
     assert!(logged.contains("internal-tool"), "{logged}");
     assert!(reg.log_text().contains("also exists upstream"));
-    assert_eq!(http.get("/internal-tool").json()["dist-tags"]["latest"], "1.0.1");
+    assert_eq!(
+        http.get("/internal-tool").json()["dist-tags"]["latest"],
+        "1.0.1"
+    );
 
     // the admin view lists the uplink and the allowed name
     let out = reg.admin(&["uplinks"], None);
@@ -232,7 +274,12 @@ fn upstream_changes_show_after_maxage_and_quarantine_holds_versions_back() {
     write_project(&project, json!({"young-lib": "^1.0.0"}));
     let r = fresh_install(&npm, &project);
     assert_ne!(r.code, 0, "{}", r.all());
-    assert!(http.get("/young-lib").json()["versions"].as_object().unwrap().is_empty());
+    assert!(
+        http.get("/young-lib").json()["versions"]
+            .as_object()
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(http.get("/young-lib/-/young-lib-1.0.0.tgz").status, 403);
     reg.advance(4 * 86_400);
     fresh_install(&npm, &project).ok();
@@ -262,7 +309,10 @@ fn an_upstream_answering_badly_is_refused_logged_and_nothing_is_cached() {
     let reg = Registry::start_with(&[("TESSERA_UPLINKS", &uplinks)]);
     let http = reg.http();
 
-    stub.set("/garbage", stub::Reply::bytes(b"<html>hello</html>".to_vec()));
+    stub.set(
+        "/garbage",
+        stub::Reply::bytes(b"<html>hello</html>".to_vec()),
+    );
     stub.set(
         "/huge",
         stub::Reply::json(&json!({"name": "huge", "readme": "x".repeat(100_000), "versions": {}})),
@@ -300,11 +350,18 @@ fn an_upstream_answering_badly_is_refused_logged_and_nothing_is_cached() {
     stub.package("tampered", "1.0.0");
     stub.set(
         "/tampered/-/tampered-1.0.0.tgz",
-        stub::Reply::bytes(tgz(&json!({"name": "tampered", "version": "1.0.0"}), &[("package/evil.js", b"2")])),
+        stub::Reply::bytes(tgz(
+            &json!({"name": "tampered", "version": "1.0.0"}),
+            &[("package/evil.js", b"2")],
+        )),
     );
     let r = http.get("/tampered/-/tampered-1.0.0.tgz");
     assert_eq!(r.status, 502, "{}", r.text);
-    assert!(r.error().contains("does not match dist.integrity"), "{}", r.error());
+    assert!(
+        r.error().contains("does not match dist.integrity"),
+        "{}",
+        r.error()
+    );
     // an oversized tarball too
     stub.package("fat", "1.0.0");
     let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7919 % 251) as u8).collect();
@@ -318,7 +375,13 @@ fn an_upstream_answering_badly_is_refused_logged_and_nothing_is_cached() {
     let kept: i64 = reg.count_rows("upstream_packuments");
     assert_eq!(kept, 2, "only tampered and fat, whose packuments were good");
     let log = reg.log_text();
-    for what in ["not JSON", "larger than", "another host", "timed out", "dist.integrity"] {
+    for what in [
+        "not JSON",
+        "larger than",
+        "another host",
+        "timed out",
+        "dist.integrity",
+    ] {
         assert!(log.contains(what), "the log does not mention {what}");
     }
     // a good package still goes through
@@ -357,12 +420,18 @@ fn npm_audit_goes_to_the_uplink_without_local_names_or_says_nothing_was_checked(
     let alice = reg.npm_as("alice");
     publish(&alice, "internal-secret", "1.0.0", json!({}));
     let project = alice.project("audited");
-    write_project(&project, json!({"left-pad": "1.0.0", "internal-secret": "1.0.0"}));
+    write_project(
+        &project,
+        json!({"left-pad": "1.0.0", "internal-secret": "1.0.0"}),
+    );
     fresh_install(&alice, &project).ok();
     let r = alice.run_in(&project, &["audit", "--json"]);
     assert_ne!(r.code, 0, "a high advisory fails npm audit: {}", r.all());
     let report: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|_| panic!("{}", r.all()));
-    assert_eq!(report["vulnerabilities"]["left-pad"]["severity"], "high", "{report}");
+    assert_eq!(
+        report["vulnerabilities"]["left-pad"]["severity"], "high",
+        "{report}"
+    );
     assert!(report["vulnerabilities"].get("internal-secret").is_none());
     let asked: Vec<stub::Seen> = stub
         .seen()
@@ -373,7 +442,10 @@ fn npm_audit_goes_to_the_uplink_without_local_names_or_says_nothing_was_checked(
     for s in &asked {
         let body: Value = serde_json::from_slice(&s.body).unwrap();
         assert!(body.get("left-pad").is_some(), "{body}");
-        assert!(body.get("internal-secret").is_none(), "a local name left: {body}");
+        assert!(
+            body.get("internal-secret").is_none(),
+            "a local name left: {body}"
+        );
     }
 }
 
@@ -383,7 +455,10 @@ fn concurrent_misses_make_one_request_and_a_failing_uplink_is_skipped_then_retri
     let tgz = stub.package("popular", "1.0.0");
     // slow answers, so that the requests overlap
     stub.drip("/popular", std::time::Duration::from_micros(1500));
-    stub.drip("/popular/-/popular-1.0.0.tgz", std::time::Duration::from_millis(3));
+    stub.drip(
+        "/popular/-/popular-1.0.0.tgz",
+        std::time::Duration::from_millis(3),
+    );
     let uplinks = format!(
         "[{{name = \"stub\", url = \"{}\", max_fails = 2, fail_timeout = \"60s\", timeout = \"20s\"}}]",
         stub.url
@@ -397,7 +472,13 @@ fn concurrent_misses_make_one_request_and_a_failing_uplink_is_skipped_then_retri
     assert_eq!(stub.count("/popular/-/popular-1.0.0.tgz"), 1);
 
     // two failures in a row open the breaker: the uplink is not asked for a minute
-    stub.set("/flaky", stub::Reply { status: 503, ..Default::default() });
+    stub.set(
+        "/flaky",
+        stub::Reply {
+            status: 503,
+            ..Default::default()
+        },
+    );
     assert_eq!(reg.http().get("/flaky").status, 502);
     assert_eq!(reg.http().get("/flaky").status, 502);
     assert_eq!(stub.count("/flaky"), 2);
@@ -415,4 +496,3 @@ fn concurrent_misses_make_one_request_and_a_failing_uplink_is_skipped_then_retri
     assert_eq!(reg.http().get("/other").status, 200);
     assert_eq!(stub.count("/other"), 1);
 }
-

@@ -1313,6 +1313,8 @@ mod tests {
             "everyone",
             "disabled",
             "[{issuer = \"https://ci.example\", kind = \"github\"}]",
+            "[{name = \"npmjs\", url = \"https://registry.npmjs.org/\"}]",
+            "[{pattern = \"**\"}]",
             "42m",
             "never",
             "400d",

@@ -1776,13 +1776,22 @@ async fn the_uplink_cache_keeps_packuments_tarballs_and_prunes_what_went_unread(
 async fn uplink_breakers_open_after_max_fails_and_close_on_an_answer() {
     let s = store().await;
     assert_eq!(s.uplink_health_of("npmjs").await.unwrap(), None);
-    let h = s.uplink_failed("npmjs", "timed out", 2, 1000, 10).await.unwrap();
+    let h = s
+        .uplink_failed("npmjs", "timed out", 2, 1000, 10)
+        .await
+        .unwrap();
     assert_eq!((h.fails, h.down_until), (1, 0));
-    let h = s.uplink_failed("npmjs", "refused", 2, 1000, 20).await.unwrap();
+    let h = s
+        .uplink_failed("npmjs", "refused", 2, 1000, 20)
+        .await
+        .unwrap();
     assert_eq!((h.fails, h.down_until), (2, 1020));
     assert_eq!(h.last_error.as_deref(), Some("refused"));
     // the probe after fail_timeout fails: down again at once
-    let h = s.uplink_failed("npmjs", "refused", 2, 1000, 1100).await.unwrap();
+    let h = s
+        .uplink_failed("npmjs", "refused", 2, 1000, 1100)
+        .await
+        .unwrap();
     assert_eq!((h.fails, h.down_until), (3, 2100));
     s.uplink_answered("npmjs", 2200).await.unwrap();
     let h = s.uplink_health_of("npmjs").await.unwrap().unwrap();
@@ -1808,12 +1817,24 @@ async fn fetch_leases_and_allowed_names() {
     assert!(s.take_fetch_lease("t:a@1", "i3", 300, 150).await.unwrap());
 
     assert_eq!(s.allowed_name("lodash").await.unwrap(), None);
-    assert!(s.set_allowed_name("lodash", true, "admin", 7).await.unwrap());
+    assert!(
+        s.set_allowed_name("lodash", true, "admin", 7)
+            .await
+            .unwrap()
+    );
     assert!(!s.set_allowed_name("lodash", true, "root", 8).await.unwrap());
     let a = s.allowed_name("lodash").await.unwrap().unwrap();
     assert_eq!((a.allowed_by.as_str(), a.created_at), ("admin", 7));
     assert_eq!(s.allowed_names().await.unwrap().len(), 1);
-    assert!(s.set_allowed_name("lodash", false, "admin", 9).await.unwrap());
-    assert!(!s.set_allowed_name("lodash", false, "admin", 9).await.unwrap());
+    assert!(
+        s.set_allowed_name("lodash", false, "admin", 9)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.set_allowed_name("lodash", false, "admin", 9)
+            .await
+            .unwrap()
+    );
     assert_eq!(s.allowed_name("lodash").await.unwrap(), None);
 }

@@ -134,11 +134,7 @@ impl Stub {
                 });
             }
         });
-        Stub {
-            url,
-            replies,
-            seen,
-        }
+        Stub { url, replies, seen }
     }
 
     /// Sets what `path` answers.

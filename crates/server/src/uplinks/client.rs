@@ -51,7 +51,9 @@ impl UplinkClient {
                     attempt.error("too many redirects")
                 } else if attempt.url().origin() != origin {
                     let host = attempt.url().host_str().unwrap_or("?").to_owned();
-                    attempt.error(format!("a redirect to another host ({host}) is not followed"))
+                    attempt.error(format!(
+                        "a redirect to another host ({host}) is not followed"
+                    ))
                 } else {
                     attempt.follow()
                 }
@@ -173,7 +175,10 @@ impl UplinkClient {
         content_type: Option<&HeaderValue>,
         content_encoding: Option<&HeaderValue>,
     ) -> Result<(StatusCode, Option<HeaderValue>, Bytes), String> {
-        let url = self.base.join(path.trim_start_matches('/')).map_err(|e| e.to_string())?;
+        let url = self
+            .base
+            .join(path.trim_start_matches('/'))
+            .map_err(|e| e.to_string())?;
         let mut req = self.http.post(url).headers(self.headers.clone()).body(body);
         if let Some(t) = content_type {
             req = req.header(header::CONTENT_TYPE, t);
@@ -266,11 +271,17 @@ mod tests {
             "https://registry.example/npm/lodash/-/lodash-1.0.0.tgz"
         );
         assert_eq!(
-            c.tarball_url("https://evil.example/@types/node/-/node-1.0.0.tgz", "@types/node")
-                .unwrap()
-                .as_str(),
+            c.tarball_url(
+                "https://evil.example/@types/node/-/node-1.0.0.tgz",
+                "@types/node"
+            )
+            .unwrap()
+            .as_str(),
             "https://registry.example/npm/@types%2fnode/-/node-1.0.0.tgz"
         );
-        assert!(c.tarball_url("https://evil.example/metadata", "lodash").is_err());
+        assert!(
+            c.tarball_url("https://evil.example/metadata", "lodash")
+                .is_err()
+        );
     }
 }

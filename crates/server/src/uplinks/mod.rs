@@ -172,9 +172,7 @@ impl Uplinks {
         let memory = self.memory.read().unwrap_or_else(|e| e.into_inner());
         match memory.slots.get(name)? {
             Slot::Found(e)
-                if e.local_epoch == epoch
-                    && e.rendered.base == base
-                    && self.is_fresh(e, now) =>
+                if e.local_epoch == epoch && e.rendered.base == base && self.is_fresh(e, now) =>
             {
                 Some(e.clone())
             }
@@ -251,8 +249,7 @@ impl Uplinks {
             if state.store.scope_standing(scope, -1).await?.0 {
                 return Ok(true);
             }
-            if !state.config.open_scopes && state.store.user_by_name(&scope[1..]).await?.is_some()
-            {
+            if !state.config.open_scopes && state.store.user_by_name(&scope[1..]).await?.is_some() {
                 return Ok(true);
             }
         }
@@ -336,7 +333,9 @@ impl Uplinks {
                 self.configs[i].negative_maxage.as_ms()
             };
             if now - s.checked_at < ttl {
-                return self.from_stored(state, route, s, i, base, epoch, false).await;
+                return self
+                    .entry_from_row(state, route, s, i, base, epoch, false)
+                    .await;
             }
         }
         if Self::claimed_locally(state, name).await? {
@@ -371,7 +370,9 @@ impl Uplinks {
                     state.store.touch_cached_packument(name, now).await?;
                     let mut s = s.clone();
                     s.checked_at = now;
-                    return self.from_stored(state, route, &s, i, base, epoch, false).await;
+                    return self
+                        .entry_from_row(state, route, &s, i, base, epoch, false)
+                        .await;
                 }
                 Ok(Fetched::Body(body, etag)) => {
                     self.answered(state, i).await;
@@ -435,7 +436,9 @@ impl Uplinks {
             && let Some(i) = uplink_of(s)
         {
             tracing::warn!(package = name, failures = ?failures, "serving a stale packument");
-            return self.from_stored(state, route, s, i, base, epoch, true).await;
+            return self
+                .entry_from_row(state, route, s, i, base, epoch, true)
+                .await;
         }
         let message = format!(
             "{name} could not be fetched from any uplink and is not cached: {}",
@@ -446,7 +449,7 @@ impl Uplinks {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn from_stored(
+    async fn entry_from_row(
         &self,
         state: &AppState,
         route: &Route,
@@ -468,13 +471,22 @@ impl Uplinks {
             return Ok(None);
         }
         let body = gunzip(&s.body).map_err(|e| {
-            ApiError::internal(format!("the cached packument of {} is corrupt: {e}", s.name))
+            ApiError::internal(format!(
+                "the cached packument of {} is corrupt: {e}",
+                s.name
+            ))
         })?;
-        let p = proxied::build(&s.name, &body, &s.uplink, base, &route.quarantine, now)
-            .map_err(|e| {
-                ApiError::internal(format!("the cached packument of {} is unusable: {e}", s.name))
-            })?;
-        let entry = self.entry(state, &s.name, i, p, s.checked_at, epoch).await?;
+        let p = proxied::build(&s.name, &body, &s.uplink, base, &route.quarantine, now).map_err(
+            |e| {
+                ApiError::internal(format!(
+                    "the cached packument of {} is unusable: {e}",
+                    s.name
+                ))
+            },
+        )?;
+        let entry = self
+            .entry(state, &s.name, i, p, s.checked_at, epoch)
+            .await?;
         if stale {
             entry.stale.store(true, Ordering::Relaxed);
             // retried after a short pause, not on every request
@@ -525,7 +537,11 @@ impl Uplinks {
 
     async fn answered(&self, state: &AppState, i: usize) {
         let now = state.clock.now_ms();
-        if let Err(e) = state.store.uplink_answered(&self.configs[i].name, now).await {
+        if let Err(e) = state
+            .store
+            .uplink_answered(&self.configs[i].name, now)
+            .await
+        {
             tracing::warn!(error = %e, "cannot record an uplink's answer");
         }
     }
@@ -565,10 +581,14 @@ impl Uplinks {
         entry: &Entry,
     ) -> ApiResult<Tarball> {
         if let Some(why) = entry.refused.get(version) {
-            return Err(ApiError::forbidden(format!("{why} (quarantined by this registry)")));
+            return Err(ApiError::forbidden(format!(
+                "{why} (quarantined by this registry)"
+            )));
         }
         let Some(dist) = entry.dists.get(version) else {
-            return Err(ApiError::not_found_msg(format!("version not found: {version}")));
+            return Err(ApiError::not_found_msg(format!(
+                "version not found: {version}"
+            )));
         };
         if let Some(t) = self.stored_tarball(state, name, version, entry).await? {
             return Ok(t);
@@ -596,7 +616,12 @@ impl Uplinks {
         // one instance fetches; the others wait for its row
         let lease = format!("tarball:{key}");
         let until = now + cfg.timeout.as_ms() + 5_000;
-        if cfg.cache && !state.store.take_fetch_lease(&lease, &self.instance, until, now).await? {
+        if cfg.cache
+            && !state
+                .store
+                .take_fetch_lease(&lease, &self.instance, until, now)
+                .await?
+        {
             let deadline = tokio::time::Instant::now() + cfg.timeout.as_duration();
             loop {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -613,7 +638,10 @@ impl Uplinks {
         }
         let fetched = self.fetch_tarball(state, name, version, dist, entry).await;
         if cfg.cache {
-            let _ = state.store.release_fetch_lease(&lease, &self.instance).await;
+            let _ = state
+                .store
+                .release_fetch_lease(&lease, &self.instance)
+                .await;
         }
         fetched
     }
@@ -819,7 +847,11 @@ impl Uplinks {
 /// Checks fetched bytes against the packument's `dist.integrity` (SHA-512) or, for old
 /// packages that only have one, `dist.shasum` (SHA-1).
 pub fn check_integrity(bytes: &[u8], sha512_hex: &str, dist: &UpstreamDist) -> Result<(), String> {
-    if let Some(want) = dist.integrity.as_deref().and_then(proxied::sha512_of_integrity) {
+    if let Some(want) = dist
+        .integrity
+        .as_deref()
+        .and_then(proxied::sha512_of_integrity)
+    {
         return if want == sha512_hex {
             Ok(())
         } else {

@@ -75,28 +75,40 @@ pub fn build(
         if semver::Version::parse(&v).is_err() {
             return Err(format!("{v:?} is not a version"));
         }
-        if m.get("version").and_then(Value::as_str).is_some_and(|x| x != v) {
+        if m.get("version")
+            .and_then(Value::as_str)
+            .is_some_and(|x| x != v)
+        {
             return Err(format!("version {v:?} says it is another version"));
         }
         let Some(Value::Object(dist)) = m.get_mut("dist") else {
             return Err(format!("version {v:?} has no dist"));
         };
-        let Some(url) = dist.get("tarball").and_then(Value::as_str).map(str::to_owned) else {
+        let Some(url) = dist
+            .get("tarball")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
             return Err(format!("version {v:?} has no dist.tarball"));
         };
-        let integrity = dist.get("integrity").and_then(Value::as_str).map(str::to_owned);
-        let shasum = dist.get("shasum").and_then(Value::as_str).map(str::to_owned);
+        let integrity = dist
+            .get("integrity")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let shasum = dist
+            .get("shasum")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         if integrity.is_none() && shasum.is_none() {
-            return Err(format!("version {v:?} has neither dist.integrity nor dist.shasum"));
+            return Err(format!(
+                "version {v:?} has neither dist.integrity nor dist.shasum"
+            ));
         }
         if let Some(why) = rules.refuses(name, &v, time_ms(&v), now) {
             refused.insert(v, why);
             continue;
         }
-        dist.insert(
-            "tarball".into(),
-            Value::String(tarball_url(base, name, &v)),
-        );
+        dist.insert("tarball".into(), Value::String(tarball_url(base, name, &v)));
         m.insert("name".into(), Value::String(name.to_owned()));
         m.insert("version".into(), Value::String(v.clone()));
         dists.insert(
@@ -186,8 +198,7 @@ pub fn build(
     abbreviated.insert("modified".into(), modified);
     abbreviated.insert("dist-tags".into(), Value::Object(tags_json));
     abbreviated.insert("versions".into(), Value::Object(corgi_versions));
-    let abbreviated =
-        serde_json::to_vec(&Value::Object(abbreviated)).map_err(|e| e.to_string())?;
+    let abbreviated = serde_json::to_vec(&Value::Object(abbreviated)).map_err(|e| e.to_string())?;
 
     let (full_tag, corgi_tag) = (etag(&full, 'f'), etag(&abbreviated, 'a'));
     Ok(Proxied {
@@ -289,7 +300,10 @@ mod tests {
             "http://tessera.test/left-pad/-/left-pad-1.2.0.tgz"
         );
         assert_eq!(v["dist"]["signatures"][0]["keyid"], "SHA256:x");
-        assert_eq!(v["dist"]["attestations"]["url"], "https://registry.example/att");
+        assert_eq!(
+            v["dist"]["attestations"]["url"],
+            "https://registry.example/att"
+        );
         assert_eq!(full["time"]["1.2.0"], "2018-01-01T00:00:00.000Z");
         assert_eq!(full["time"]["created"], "2016-03-01T00:00:00.000Z");
         assert_eq!(full["readme"], "# left-pad");
@@ -297,7 +311,10 @@ mod tests {
         let corgi = json_of(&p.rendered.abbreviated().unwrap().body);
         assert_eq!(corgi["modified"], "2026-12-01T00:00:00.000Z");
         assert_eq!(corgi["versions"]["1.2.0"]["hasInstallScript"], true);
-        assert_eq!(corgi["versions"]["1.2.0"]["dist"]["signatures"][0]["sig"], "MEUC");
+        assert_eq!(
+            corgi["versions"]["1.2.0"]["dist"]["signatures"][0]["sig"],
+            "MEUC"
+        );
         assert!(corgi["versions"]["1.2.0"].get("scripts").is_none());
         assert_eq!(
             p.dists["1.3.0"].url,
@@ -357,7 +374,10 @@ mod tests {
         let raw = [7u8; 64];
         let b64 = data_encoding::BASE64.encode(&raw);
         let hex = data_encoding::HEXLOWER.encode(&raw);
-        assert_eq!(sha512_of_integrity(&format!("sha512-{b64}")), Some(hex.clone()));
+        assert_eq!(
+            sha512_of_integrity(&format!("sha512-{b64}")),
+            Some(hex.clone())
+        );
         assert_eq!(
             sha512_of_integrity(&format!("sha1-AAAA sha512-{b64}")),
             Some(hex)

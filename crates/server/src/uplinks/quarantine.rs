@@ -103,19 +103,24 @@ impl Rules {
 /// `name@range`, `@scope/name@range`, or a bare name (every version).
 fn parse_deny(entry: &str) -> Result<(String, Option<Range>), String> {
     let entry = entry.trim();
-    let at = entry.char_indices().skip(1).find(|(_, c)| *c == '@').map(|(i, _)| i);
+    let at = entry
+        .char_indices()
+        .skip(1)
+        .find(|(_, c)| *c == '@')
+        .map(|(i, _)| i);
     let (name, range) = match at {
         Some(i) => (&entry[..i], Some(&entry[i + 1..])),
         None => (entry, None),
     };
-    if name.is_empty() || name.contains(char::is_whitespace) {
+    if crate::npm::names::validate_package_name(name).is_err() {
         return Err(format!("quarantine.deny: {entry:?} is not name@range"));
     }
     let range = match range {
         None => None,
-        Some(r) => Some(Range::parse(r).map_err(|e| {
-            format!("quarantine.deny: {entry:?} has no valid npm range ({e})")
-        })?),
+        Some(r) => Some(
+            Range::parse(r)
+                .map_err(|e| format!("quarantine.deny: {entry:?} has no valid npm range ({e})"))?,
+        ),
     };
     Ok((name.to_owned(), range))
 }
@@ -140,7 +145,12 @@ mod tests {
     fn deny_lists_take_names_and_npm_ranges() {
         let r = rules(
             None,
-            &["event-stream@3.3.6", "ua-parser-js@>=0.7.29 <0.7.30 || 1.0.0", "@evil/pkg", "colors@^1.4.1"],
+            &[
+                "event-stream@3.3.6",
+                "ua-parser-js@>=0.7.29 <0.7.30 || 1.0.0",
+                "@evil/pkg",
+                "colors@^1.4.1",
+            ],
             None,
         );
         assert!(r.refuses("event-stream", "3.3.6", None, 0).is_some());

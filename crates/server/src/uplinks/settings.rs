@@ -238,10 +238,7 @@ pub fn validate(uplinks: &[UplinkConfig], rules: &[PackageRule]) -> Result<(), C
                 ));
             }
             if a.token.is_none() && a.token_env.is_none() {
-                return bad(format!(
-                    "uplinks.{}: auth needs token or token_env",
-                    u.name
-                ));
+                return bad(format!("uplinks.{}: auth needs token or token_env", u.name));
             }
         }
         if u.max_fails == 0 {

@@ -125,7 +125,11 @@ async fn is_public(state: &AppState, name: &str) -> ApiResult<bool> {
 }
 
 /// Takes local names out of npm 6's tree (`requires` and nested `dependencies`).
-async fn drop_local(state: &AppState, node: &mut Map<String, Value>, depth: usize) -> ApiResult<()> {
+async fn drop_local(
+    state: &AppState,
+    node: &mut Map<String, Value>,
+    depth: usize,
+) -> ApiResult<()> {
     if depth > 64 {
         return Err(ApiError::bad_request("audits/quick: the tree is too deep"));
     }
@@ -161,18 +165,27 @@ async fn forward(
             if serde_json::from_slice::<Value>(&body).is_err() {
                 return Err(ApiError::new(
                     StatusCode::BAD_GATEWAY,
-                    format!("the uplink {} answered the audit with something other than JSON", client.name),
+                    format!(
+                        "the uplink {} answered the audit with something other than JSON",
+                        client.name
+                    ),
                 ));
             }
             Ok(json_response(StatusCode::OK, body))
         }
         Ok((status, _, _)) => Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
-            format!("the uplink {} answered the audit with {status}", client.name),
+            format!(
+                "the uplink {} answered the audit with {status}",
+                client.name
+            ),
         )),
         Err(e) => Err(ApiError::new(
             StatusCode::BAD_GATEWAY,
-            format!("the uplink {} could not be asked for advisories: {e}", client.name),
+            format!(
+                "the uplink {} could not be asked for advisories: {e}",
+                client.name
+            ),
         )),
     }
 }

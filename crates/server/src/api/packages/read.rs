@@ -15,8 +15,8 @@ use crate::authz;
 use crate::http::error::{ApiError, ApiResult};
 use crate::npm::names::bare_name;
 use crate::npm::packument::{self, Part, Rendered, TarballRef};
-use crate::uplinks::Entry;
 use crate::state::AppState;
+use crate::uplinks::Entry;
 
 const CORGI: &str = "application/vnd.npm.install-v1+json";
 
@@ -97,9 +97,7 @@ async fn readable(
         0
     };
     let Some(r) = rendered(state, name, &base, part).await? else {
-        if proxied
-            && let Some(e) = state.uplinks.packument(state, name, &base, epoch).await?
-        {
+        if proxied && let Some(e) = state.uplinks.packument(state, name, &base, epoch).await? {
             return Ok((e.rendered.clone(), Some(e)));
         }
         return Err(ApiError::not_found());
