@@ -257,10 +257,11 @@ class Verdaccio:
     """Verdaccio 6 with no uplinks; `jwt=True` switches its API tokens from the default (an
     encrypted password re-checked with bcrypt on every request) to JWTs."""
 
-    def __init__(self, root, jwt=False):
+    def __init__(self, root, jwt=False, uplink=None):
         self.jwt = jwt
+        self.uplink = uplink
         self.label = "Verdaccio"
-        self.root = os.path.join(root, "verdaccio-jwt" if jwt else "verdaccio")
+        self.root = os.path.join(root, "verdaccio-jwt" if jwt else ("verdaccio-uplink" if uplink else "verdaccio"))
         os.makedirs(os.path.join(self.root, "storage"), exist_ok=True)
         self.config = os.path.join(self.root, "config.yaml")
         self.proc = None
@@ -273,16 +274,16 @@ auth:
   htpasswd:
     file: {self.root}/htpasswd
     max_users: 100000
-uplinks: {{}}
+uplinks: {self.uplinks_yaml()}
 packages:
   '@*/*':
     access: $all
     publish: $authenticated
-    unpublish: $authenticated
+    unpublish: $authenticated{self.proxy_yaml()}
   '**':
     access: $all
     publish: $authenticated
-    unpublish: $authenticated
+    unpublish: $authenticated{self.proxy_yaml()}
 server:
   keepAliveTimeout: 60
 max_body_size: 100mb
@@ -290,6 +291,12 @@ log: {{ type: stdout, format: pretty, level: warn }}
 """)
             if self.jwt:
                 f.write("security:\n  api:\n    legacy: false\n    jwt:\n      sign:\n        expiresIn: 7d\n")
+
+    def uplinks_yaml(self):
+        return f"\n  up:\n    url: {self.uplink}/" if self.uplink else "{}"
+
+    def proxy_yaml(self):
+        return "\n    proxy: up" if self.uplink else ""
 
     def start(self):
         self.write_config()
@@ -431,7 +438,9 @@ def npm_env(tmp, registry, token):
     rc = os.path.join(tmp, "npmrc")
     host = registry.split("://", 1)[1]
     with open(rc, "w") as f:
-        f.write(f"registry={registry}/\n//{host}/:_authToken={token}\n")
+        f.write(f"registry={registry}/\n")
+        if token:
+            f.write(f"//{host}/:_authToken={token}\n")
     os.makedirs(os.path.join(tmp, "home"), exist_ok=True)
     return dict(os.environ, HOME=os.path.join(tmp, "home"), npm_config_userconfig=rc,
                 npm_config_cache=os.path.join(tmp, "cache"), npm_config_registry=registry + "/",
@@ -601,6 +610,8 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-verdaccio", action="store_true")
     ap.add_argument("--no-scale", action="store_true")
+    ap.add_argument("--uplinks-only", action="store_true",
+                    help="only the uplinks rows (proxied reads against local ones, cold installs through a proxy)")
     args = ap.parse_args()
     dur = 3 if args.quick else args.duration
     big_versions = 300 if args.quick else 2000
@@ -614,6 +625,15 @@ def main():
     run_dir = tempfile.mkdtemp(prefix="run-", dir=WORK)
     results = {"machine": machine(), "duration_s": dur, "rows": [], "extra": {}}
     rows = results["rows"]
+    if args.uplinks_only:
+        try:
+            up = uplinks_bench(run_dir, dur, use_verdaccio, args.quick)
+        finally:
+            for p in list(CHILDREN):
+                stop(p)
+            shutil.rmtree(run_dir, ignore_errors=True)
+        report_uplinks(results["machine"], dur, up)
+        return
 
     try:
         # ------------------------------------------------------------- start-up time
@@ -754,12 +774,132 @@ def main():
         # ------------------------------------------------------------- scale
         if not args.no_scale:
             results["extra"]["scale"] = scale(run_dir, scale_sets, dur)
+        results["extra"]["uplinks"] = uplinks_bench(run_dir, dur, use_verdaccio, args.quick)
     finally:
         for p in list(CHILDREN):
             stop(p)
         shutil.rmtree(run_dir, ignore_errors=True)
 
     report(results, big_versions)
+    report_uplinks(results["machine"], dur, results["extra"]["uplinks"])
+
+
+def uplinks_bench(run_dir, dur, use_verdaccio, quick):
+    """Uplinks: an upstream tessera seeded with packages; a second tessera proxying it. Reads of
+    proxied packages (cached) against the same reads of local ones, in one run; a cold
+    `npm install` of 100 packages through the proxy against Verdaccio proxying the same upstream
+    (each install on a fresh proxy: nothing cached, npm's cache empty)."""
+    log("uplinks: seeding the upstream")
+    root = os.path.join(run_dir, "uplinks")
+    os.makedirs(root, exist_ok=True)
+    upstream = Tessera(os.path.join(root, "upstream"))
+    os.makedirs(os.path.dirname(upstream.data), exist_ok=True)
+    upstream.start()
+    token = signup(upstream.base, "bench")
+    for v in range(5):
+        put_package(upstream.base, token, "demo-small", f"1.0.{v}")
+    deps = [f"pub-{i:03d}" for i in range(100)]
+    with ThreadPoolExecutor(8) as ex:
+        list(ex.map(lambda d: put_package(upstream.base, token, d, "1.0.0"), deps))
+    uplinks = f'[{{name = "up", url = "{upstream.base}/"}}]'
+
+    def proxy(tag):
+        t = Tessera(os.path.join(root, f"proxy-{tag}"), env={"TESSERA_UPLINKS": uplinks})
+        os.makedirs(os.path.dirname(t.data), exist_ok=True)
+        t.start()
+        return t
+
+    out = {"rows": [], "install_s": {}, "rss_mb": {}}
+    px = proxy("reads")
+    tarball = "/demo-small/-/demo-small-1.0.0.tgz"
+    for path, headers in [("/demo-small", {"accept": CORGI}), (tarball, {})]:
+        status, _ = http("GET", px.base + path, headers=headers)
+        if status != 200:
+            raise SystemExit(f"the proxy could not fetch {path}: {status}")
+    cases = [
+        ("packument, 5 versions, abbreviated + gzip", "/demo-small", {"Accept": CORGI, "Accept-Encoding": "gzip"}),
+        ("tarball", tarball, {}),
+    ]
+    for title, path, headers in cases:
+        row = {"case": title, "results": {}}
+        for rnd in (1, 2):
+            for label, s in (("local", upstream), ("proxied", px)):
+                log(f"wrk {label}: {title} (round {rnd})")
+                settle(s)
+                r = wrk(s.base + path, dur, headers)
+                best = row["results"].get(label)
+                if best is None or r["rps"] > best["rps"]:
+                    row["results"][label] = {k: r[k] for k in ("rps", "p50", "p99", "non2xx")}
+        out["rows"].append(row)
+    out["rss_mb"]["proxy after load"] = rss_mb(px.proc.pid)
+    out["rss_mb"]["local after load"] = rss_mb(upstream.proc.pid)
+    px.stop()
+
+    runs = 1 if quick else 3
+    log("uplinks: cold npm install of 100 packages through tessera")
+    times = []
+    for i in range(runs):
+        p = proxy(f"install-{i}")
+        times.append(npm_install_time(p, None, deps, 1))
+        p.stop()
+    out["install_s"]["tessera"] = statistics.median(times)
+    if use_verdaccio:
+        log("uplinks: cold npm install of 100 packages through Verdaccio")
+        times = []
+        for i in range(runs):
+            v = Verdaccio(os.path.join(root, f"verdaccio-{i}"), uplink=upstream.base)
+            v.start()
+            times.append(npm_install_time(v, None, deps, 1))
+            v.stop()
+        out["install_s"]["Verdaccio"] = statistics.median(times)
+    upstream.stop()
+    return out
+
+
+def report_uplinks(m, dur, up):
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"## Uplinks benchmark, {now}\n",
+             f"An upstream tessera seeded with packages, and a second tessera (embedded defaults plus one uplink) "
+             f"proxying it, on {m['cpu']}, {m['cores']} cores; wrk `-t2 -c64 -d{dur}s`, the better of two rounds "
+             f"taken in turn. Proxied reads are of packages already cached; local reads are the same requests "
+             f"to the upstream, where the packages are local.\n",
+             "| request | local req/s (p50 / p99 ms) | proxied, cached req/s (p50 / p99 ms) | proxied / local |",
+             "|---|---|---|---|"]
+    checks = []
+    for row in up["rows"]:
+        r = row["results"]
+        def cell(label):
+            x = r[label]
+            bad = f", {x['non2xx']} errors" if x["non2xx"] else ""
+            return f"{x['rps']:,.0f} ({fmt(x['p50'], 2)} / {fmt(x['p99'], 2)}){bad}"
+        loc, prox = r["local"]["rps"], r["proxied"]["rps"]
+        lines.append(f"| {row['case']} | {cell('local')} | {cell('proxied')} | {ratio(prox, loc)} |")
+        checks.append((f"proxied {row['case']} within 10 % of local", prox >= 0.9 * loc, ratio(prox, loc)))
+    inst = up["install_s"]
+    lines.append("")
+    lines.append("| cold `npm install` of 100 packages through a proxy (nothing cached, npm's cache empty), s | tessera | Verdaccio 6 | tessera / Verdaccio |")
+    lines.append("|---|---|---|---|")
+    lines.append(f"| median of the runs | {fmt(inst.get('tessera'), 2)} | {fmt(inst.get('Verdaccio'), 2)} | "
+                 f"{ratio(inst.get('tessera'), inst.get('Verdaccio'), inverse=True)} faster |")
+    if inst.get("Verdaccio"):
+        checks.append(("cold install through tessera no slower than through Verdaccio",
+                       inst["tessera"] <= inst["Verdaccio"], f"{fmt(inst['tessera'], 2)} vs {fmt(inst['Verdaccio'], 2)} s"))
+    rss = up["rss_mb"]
+    lines.append("")
+    lines.append(f"Resident memory after the read load: proxy {fmt(rss.get('proxy after load'), 1)} MB, "
+                 f"local {fmt(rss.get('local after load'), 1)} MB.\n")
+    lines.append("Targets:\n")
+    for text, ok, val in checks:
+        lines.append(f"- {'met' if ok else 'NOT met'}: {text} ({val})")
+    text = "\n".join(lines) + "\n"
+    print()
+    print(text)
+    os.makedirs(RESULTS, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d-%H%M")
+    with open(os.path.join(RESULTS, f"{stamp}-uplinks.md"), "w") as f:
+        f.write(text)
+    update_latest("## Uplinks benchmark", text)
+    log(f"written to bench/results/{stamp}-uplinks.md")
 
 
 def seed_verdaccio_big(verd, tgzs):

@@ -470,12 +470,15 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
             );
         }
         AdminCommand::AllowName { name, remove } => {
-            tessera_server::npm::names::validate_package_name(&name)
-                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-            anyhow::ensure!(
-                !name.starts_with('@'),
-                "{name} is scoped: scoped names are never refused for existing upstream (a scope belongs to its owners here)"
-            );
+            match name.strip_prefix('@') {
+                // a scope: its first package here may be published
+                Some(scope) => {
+                    tessera_server::npm::names::validate_package_name(&format!("@{scope}/x"))
+                        .map_err(|e| anyhow::anyhow!("{name}: {e} (give a scope as @scope)"))?
+                }
+                None => tessera_server::npm::names::validate_package_name(&name)
+                    .map_err(|e| anyhow::anyhow!("{name}: {e}"))?,
+            }
             let changed = store.set_allowed_name(&name, !remove, "admin", now).await?;
             match (remove, changed) {
                 (false, true) => {

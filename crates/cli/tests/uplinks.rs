@@ -23,6 +23,9 @@ fn uplink_var(up: &Registry, extra: &str) -> String {
     )
 }
 
+/// `@acme/*` local only, everything else from the uplink `up`.
+const LOCAL_ACME: &str = "[{pattern = \"@acme/*\"}, {pattern = \"**\", proxy = \"up\"}]";
+
 /// Publishes `name@version` from a folder with `extra` package.json fields.
 fn publish(npm: &Npm, name: &str, version: &str, extra: Value) {
     let dir = npm.package(name, version, extra);
@@ -70,7 +73,10 @@ fn a_tree_mixing_local_and_upstream_packages_installs_and_outlives_the_upstream(
     );
     publish(&up_npm, "never-fetched", "1.0.0", json!({}));
 
-    let reg = Registry::start_with(&[("TESSERA_UPLINKS", &uplink_var(&up, ""))]);
+    let reg = Registry::start_with(&[
+        ("TESSERA_UPLINKS", &uplink_var(&up, "")),
+        ("TESSERA_PACKAGES", LOCAL_ACME),
+    ]);
     let alice = reg.npm_as("alice");
     publish(
         &alice,
@@ -114,6 +120,17 @@ fn a_tree_mixing_local_and_upstream_packages_installs_and_outlives_the_upstream(
     assert_eq!(one.status, 200);
     assert_eq!(one.json()["version"], "1.1.0");
     assert_eq!(http.get("/left-pad/latest").json()["version"], "1.1.0");
+
+    // the website marks cached packages and their uplink; local ones are not marked
+    let page = http.get("/-/web/package/left-pad");
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains("cached from up"), "{}", page.text);
+    assert!(page.text.contains("1.1.0"));
+    let list = http.get("/-/web/");
+    assert!(list.text.contains("Cached from uplinks") && list.text.contains("is-thing"));
+    let local = http.get("/-/web/package/@acme/app-lib");
+    assert_eq!(local.status, 200);
+    assert!(!local.text.contains("cached from"));
 
     // the upstream stops; after maxage the packuments are served stale, tarballs from the cache
     up.kill();
@@ -172,11 +189,34 @@ fn local_names_and_scopes_never_take_anything_from_the_uplink() {
     reg.signup("bob", "bob-password");
     let http = reg.http();
 
-    // a scope with a package here, or named after a user here, is never proxied
-    publish(&alice, "@acme/app", "1.0.0", json!({}));
+    // the first package of a scope that the rules proxy is refused: it would take the whole
+    // scope from the uplink
+    let dir = alice.package("@acme/app", "1.0.0", json!({}));
+    let r = alice.run_in(&dir, &["publish"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.all().contains("409") && r.all().contains("first package of the scope @acme"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(
+        http.get("/@acme%2fsecret").status,
+        200,
+        "proxied until the scope is ours"
+    );
+    // an admin allows the scope; from then on nothing of @acme comes from the uplink
+    let out = reg.admin(&["allow-name", "@acme"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    alice.run_in(&dir, &["publish"]).ok();
     assert_eq!(http.get("/@acme%2fsecret").status, 404);
     assert_eq!(http.get("/@acme/secret/-/secret-9.9.9.tgz").status, 404);
-    assert_eq!(http.get("/@bob%2ftools").status, 404);
+    assert_eq!(http.get("/@acme/secret/9.9.9").status, 404);
+    // a user's name alone does not claim a scope: bob has no packages here
+    assert_eq!(http.get("/@bob%2ftools").status, 200);
 
     // a new unscoped name the uplink has is refused, before any second factor
     let dir = alice.package("shared-name", "4.0.0", json!({}));
@@ -335,6 +375,12 @@ fn an_upstream_answering_badly_is_refused_logged_and_nothing_is_cached() {
             ..Default::default()
         },
     );
+    // a package unpublished upstream is a 404 here, not an error
+    stub.set(
+        "/gone-upstream",
+        stub::Reply::json(&json!({"name": "gone-upstream", "time": {"unpublished": {"time": "2026-01-01T00:00:00.000Z"}}})),
+    );
+    assert_eq!(http.get("/gone-upstream").status, 404);
     for (name, says) in [
         ("garbage", "not JSON"),
         ("huge", "larger than"),
@@ -484,7 +530,7 @@ fn concurrent_misses_make_one_request_and_a_failing_uplink_is_skipped_then_retri
     assert_eq!(stub.count("/flaky"), 2);
     stub.package("other", "1.0.0");
     let skipped = reg.http().get("/other");
-    assert_eq!(skipped.status, 502);
+    assert_eq!(skipped.status, 503);
     assert!(skipped.error().contains("skipped"), "{}", skipped.error());
     assert_eq!(stub.count("/other"), 0);
     // cached packages are still served meanwhile, tarballs too

@@ -472,11 +472,15 @@ pub trait UplinkStore: Send + Sync {
     async fn put_cached_packument(&self, p: &CachedPackument) -> StoreResult<()>;
     /// Notes that the uplink confirmed the cached packument (a 304).
     async fn touch_cached_packument(&self, name: &str, checked_at: i64) -> StoreResult<()>;
-    /// Drops the cached packument of `name` (a local package took the name).
+    /// Drops the cached packument of `name` (a local package took the name) and, for a scoped
+    /// name, of every name in its scope (the scope is local now).
     async fn forget_cached_packument(&self, name: &str) -> StoreResult<()>;
+    /// Whether `name` belongs here whatever the uplinks have: a package of that name exists or
+    /// was fully unpublished here, or (for a scoped name) its scope has, or had, packages here.
+    async fn claimed_locally(&self, name: &str) -> StoreResult<bool>;
     /// The cached tarballs of `name`.
     async fn cached_tarballs(&self, name: &str) -> StoreResult<Vec<CachedTarball>>;
-    /// Records a fetched tarball (whose blob is stored); an existing row is kept.
+    /// Records a fetched tarball (whose blob is stored), replacing an earlier row.
     async fn put_cached_tarball(&self, t: &CachedTarball) -> StoreResult<()>;
     /// Names of cached packages (with a body), by name, from `after`; at most `limit`.
     async fn cached_names(&self, after: &str, limit: i64) -> StoreResult<Vec<(String, String)>>;

@@ -1737,8 +1737,11 @@ async fn the_uplink_cache_keeps_packuments_tarballs_and_prunes_what_went_unread(
     s.put_cached_tarball(&cached_tarball("lodash", "4.17.21", "aa", 31))
         .await
         .unwrap();
-    // a second fetch of the same version keeps the first row
+    // a second fetch of the same version replaces the row
     s.put_cached_tarball(&cached_tarball("lodash", "4.17.21", "bb", 32))
+        .await
+        .unwrap();
+    s.put_cached_tarball(&cached_tarball("lodash", "4.17.21", "aa", 32))
         .await
         .unwrap();
     s.put_cached_tarball(&cached_tarball("lodash", "4.17.20", "cc", 33))
@@ -1770,6 +1773,44 @@ async fn the_uplink_cache_keeps_packuments_tarballs_and_prunes_what_went_unread(
     s.put_cached_packument(&cached("x", 200, 50)).await.unwrap();
     s.forget_cached_packument("x").await.unwrap();
     assert_eq!(s.cached_packument("x").await.unwrap(), None);
+    // a scoped name going local takes its whole scope out of the cache
+    for n in ["@corp/a", "@corp/b", "@corp0", "@corpx/c"] {
+        s.put_cached_packument(&cached(n, 200, 60)).await.unwrap();
+    }
+    s.forget_cached_packument("@corp/a").await.unwrap();
+    let left: Vec<String> = s
+        .cached_names("", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(left, vec!["@corp0", "@corpx/c"]);
+}
+
+#[tokio::test]
+async fn names_claimed_locally_by_package_unpublish_or_scope() {
+    let s = store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    assert!(!s.claimed_locally("demo").await.unwrap());
+    s.publish(publish("demo", "1.0.0", alice.id), 10)
+        .await
+        .unwrap();
+    assert!(s.claimed_locally("demo").await.unwrap());
+    assert!(!s.claimed_locally("demo2").await.unwrap());
+    s.publish(publish("@corp/a", "1.0.0", alice.id), 10)
+        .await
+        .unwrap();
+    assert!(s.claimed_locally("@corp/zzz").await.unwrap());
+    assert!(!s.claimed_locally("@corpx/a").await.unwrap());
+    assert!(!s.claimed_locally("@cor/a").await.unwrap());
+    // a fully unpublished name, and its scope, stay claimed
+    let doc = s.package_doc("@corp/a").await.unwrap().unwrap();
+    s.delete_package(doc.package.id, doc.package.rev, 20)
+        .await
+        .unwrap();
+    assert!(s.claimed_locally("@corp/a").await.unwrap());
+    assert!(s.claimed_locally("@corp/other").await.unwrap());
 }
 
 #[tokio::test]

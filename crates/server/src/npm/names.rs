@@ -102,6 +102,30 @@ pub fn validate_package_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a name that may exist on another registry from before npm's current rules (capital
+/// letters, core-module names such as `events`): what a proxied read accepts.
+pub fn validate_existing_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 214 || name.trim() != name {
+        return Err("not a package name".into());
+    }
+    let parts: Vec<&str> = match name.strip_prefix('@') {
+        Some(rest) => match rest.split_once('/') {
+            Some((scope, pkg)) => vec![scope, pkg],
+            None => return Err("scoped package names must look like @scope/name".into()),
+        },
+        None => vec![name],
+    };
+    for part in parts {
+        if part.is_empty() || part.starts_with('.') || part.starts_with('_') {
+            return Err("not a package name".into());
+        }
+        if let Some(c) = part.chars().find(|c| !url_safe(*c)) {
+            return Err(format!("a package name cannot contain {c:?}"));
+        }
+    }
+    Ok(())
+}
+
 /// The scope of a package name (`@acme` for `@acme/x`), if any.
 pub fn scope_of(name: &str) -> Option<&str> {
     if name.starts_with('@') {
@@ -172,6 +196,27 @@ pub fn validate_tag(tag: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_from_before_the_current_rules_are_read() {
+        for ok in ["JSONStream", "events", "@Scope/X", "lodash.merge"] {
+            assert!(validate_existing_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".x",
+            "_x",
+            "@s",
+            "@/x",
+            "a b",
+            "a/b",
+            "@s/x/y",
+            "a%2f",
+            &"a".repeat(215),
+        ] {
+            assert!(validate_existing_name(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn package_names_follow_npm() {

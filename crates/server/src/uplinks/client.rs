@@ -20,6 +20,48 @@ pub enum Fetched {
     NotFound,
 }
 
+/// Why a request to an uplink failed, and whether it counts against the uplink's breaker
+/// (transport errors, timeouts and 5xx do; a refusal or a body that is too large does not, so
+/// that a client cannot take the uplink down for everyone by asking for odd names).
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// What happened, for the log and the client.
+    pub message: String,
+    /// Whether it says the uplink is unwell.
+    pub unwell: bool,
+}
+
+impl Failure {
+    fn unwell(message: String) -> Failure {
+        Failure {
+            message,
+            unwell: true,
+        }
+    }
+
+    fn refused(message: String) -> Failure {
+        Failure {
+            message,
+            unwell: false,
+        }
+    }
+
+    fn of_status(s: StatusCode, what: String) -> Failure {
+        let message = format!("answered {s} for {what}");
+        if s.is_server_error() {
+            Failure::unwell(message)
+        } else {
+            Failure::refused(message)
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// One uplink's client.
 #[derive(Debug)]
 pub struct UplinkClient {
@@ -106,18 +148,28 @@ impl UplinkClient {
     }
 
     /// Where to fetch a tarball the uplink's packument links to: the link itself when it is on
-    /// the uplink's origin, else the same file name under the uplink's own URL (a packument
-    /// never makes this registry fetch from another host).
+    /// the uplink's origin under its base path, else the same file name under the uplink's own
+    /// URL (a packument never makes this registry fetch from another host, or outside the
+    /// uplink's path with its credentials).
     pub fn tarball_url(&self, linked: &str, name: &str) -> Result<Url, String> {
         if let Ok(u) = Url::parse(linked)
             && u.origin() == self.base.origin()
+            && u.path().starts_with(self.base.path())
+            && !u.path().contains("/../")
+            && !u.path().to_ascii_lowercase().contains("%2e")
+            && !u.path().to_ascii_lowercase().contains("%5c")
         {
             return Ok(u);
         }
         let file = linked
             .rsplit('/')
             .next()
-            .filter(|f| f.ends_with(".tgz") && !f.contains(['?', '#', '%']))
+            .filter(|f| {
+                f.ends_with(".tgz")
+                    && !f.starts_with('.')
+                    && f.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c))
+            })
             .ok_or_else(|| format!("the tarball link {linked:?} names no .tgz file"))?;
         self.base
             .join(&format!("{}/-/{file}", name.replacen('/', "%2f", 1)))
@@ -125,16 +177,16 @@ impl UplinkClient {
     }
 
     /// `GET` the packument of `name`, revalidating `etag` if given.
-    pub async fn packument(&self, name: &str, etag: Option<&str>) -> Result<Fetched, String> {
+    pub async fn packument(&self, name: &str, etag: Option<&str>) -> Result<Fetched, Failure> {
         let mut req = self
             .http
-            .get(self.packument_url(name)?)
+            .get(self.packument_url(name).map_err(Failure::refused)?)
             .headers(self.headers.clone())
             .header(header::ACCEPT, "application/json");
         if let Some(e) = etag {
             req = req.header(header::IF_NONE_MATCH, e);
         }
-        let res = req.send().await.map_err(describe)?;
+        let res = req.send().await.map_err(|e| Failure::unwell(describe(e)))?;
         match res.status() {
             StatusCode::NOT_MODIFIED if etag.is_some() => Ok(Fetched::NotModified),
             StatusCode::NOT_FOUND => Ok(Fetched::NotFound),
@@ -147,12 +199,12 @@ impl UplinkClient {
                 let body = read_capped(res, self.max_packument, "packument").await?;
                 Ok(Fetched::Body(body, etag))
             }
-            s => Err(format!("answered {s} for the packument of {name}")),
+            s => Err(Failure::of_status(s, format!("the packument of {name}"))),
         }
     }
 
     /// `GET` a tarball, whole.
-    pub async fn tarball(&self, url: Url) -> Result<Bytes, String> {
+    pub async fn tarball(&self, url: Url) -> Result<Bytes, Failure> {
         let res = self
             .http
             .get(url.clone())
@@ -160,10 +212,10 @@ impl UplinkClient {
             .header(header::ACCEPT, "application/octet-stream")
             .send()
             .await
-            .map_err(describe)?;
+            .map_err(|e| Failure::unwell(describe(e)))?;
         match res.status() {
             StatusCode::OK => read_capped(res, self.max_tarball, "tarball").await,
-            s => Err(format!("answered {s} for {}", url.path())),
+            s => Err(Failure::of_status(s, url.path().to_owned())),
         }
     }
 
@@ -189,20 +241,27 @@ impl UplinkClient {
         let res = req.send().await.map_err(describe)?;
         let status = res.status();
         let ctype = res.headers().get(header::CONTENT_TYPE).cloned();
-        let body = read_capped(res, self.max_packument, "answer").await?;
+        let body = read_capped(res, self.max_packument, "answer")
+            .await
+            .map_err(|f| f.message)?;
         Ok((status, ctype, body))
     }
 }
 
 /// Reads a body, refusing it past `max` bytes (after decompression).
-async fn read_capped(mut res: reqwest::Response, max: u64, what: &str) -> Result<Bytes, String> {
+async fn read_capped(mut res: reqwest::Response, max: u64, what: &str) -> Result<Bytes, Failure> {
+    let too_large = || Failure::refused(format!("its {what} is larger than {max} bytes"));
     if res.content_length().is_some_and(|n| n > max) {
-        return Err(format!("its {what} is larger than {max} bytes"));
+        return Err(too_large());
     }
     let mut buf = BytesMut::new();
-    while let Some(chunk) = res.chunk().await.map_err(describe)? {
+    while let Some(chunk) = res
+        .chunk()
+        .await
+        .map_err(|e| Failure::unwell(describe(e)))?
+    {
         if (buf.len() + chunk.len()) as u64 > max {
-            return Err(format!("its {what} is larger than {max} bytes"));
+            return Err(too_large());
         }
         buf.extend_from_slice(&chunk);
     }
@@ -258,10 +317,13 @@ mod tests {
         );
         // a link on the uplink's origin is used as is
         assert_eq!(
-            c.tarball_url("https://registry.example/cdn/lodash-1.0.0.tgz", "lodash")
-                .unwrap()
-                .as_str(),
-            "https://registry.example/cdn/lodash-1.0.0.tgz"
+            c.tarball_url(
+                "https://registry.example/npm/cdn/lodash-1.0.0.tgz",
+                "lodash"
+            )
+            .unwrap()
+            .as_str(),
+            "https://registry.example/npm/cdn/lodash-1.0.0.tgz"
         );
         // a link elsewhere is fetched from the uplink, by file name
         assert_eq!(
@@ -281,6 +343,30 @@ mod tests {
         );
         assert!(
             c.tarball_url("https://evil.example/metadata", "lodash")
+                .is_err()
+        );
+        // on the uplink's host but outside its path, or climbing out of it: by file name
+        assert_eq!(
+            c.tarball_url("https://registry.example/admin/lodash-1.0.0.tgz", "lodash")
+                .unwrap()
+                .as_str(),
+            "https://registry.example/npm/lodash/-/lodash-1.0.0.tgz"
+        );
+        assert_eq!(
+            c.tarball_url(
+                "https://registry.example/npm/%2e%2e/x/lodash-1.0.0.tgz",
+                "lodash"
+            )
+            .unwrap()
+            .as_str(),
+            "https://registry.example/npm/lodash/-/lodash-1.0.0.tgz"
+        );
+        assert!(
+            c.tarball_url("https://evil.example/..%5c..%5cx.tgz", "lodash")
+                .is_err()
+        );
+        assert!(
+            c.tarball_url("https://evil.example/a\\..\\b.tgz", "lodash")
                 .is_err()
         );
     }

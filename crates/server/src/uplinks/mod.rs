@@ -30,7 +30,7 @@ use tessera_store::{CachedPackument, CachedTarball};
 
 use crate::config::Config;
 use crate::http::error::{ApiError, ApiResult};
-use crate::npm::names::{scope_of, validate_package_name};
+use crate::npm::names::{scope_of, validate_existing_name};
 use crate::npm::packument::{Rendered, TarballRef};
 use crate::state::AppState;
 use client::{Fetched, UplinkClient};
@@ -100,7 +100,12 @@ pub struct Uplinks {
     files: coalesce::Locks,
     /// This instance's name in fetch leases.
     instance: String,
+    /// Tarball fetches under way (each holds a tarball in memory).
+    fetches: tokio::sync::Semaphore,
 }
+
+/// Tarball fetches from uplinks at once, per instance.
+pub const FETCHES: usize = 16;
 
 /// A tarball to serve.
 pub struct Tarball {
@@ -124,6 +129,7 @@ impl Uplinks {
             names: Default::default(),
             files: Default::default(),
             instance: crate::npm::ids::new_uuid(),
+            fetches: tokio::sync::Semaphore::new(FETCHES),
         }
     }
 
@@ -238,22 +244,11 @@ impl Uplinks {
         }
     }
 
-    /// Whether `name` belongs here whatever the uplinks have: it was published here before
-    /// (and unpublished), or its scope has packages here, or (unless scopes are open) the
-    /// scope is a user's name here.
+    /// Whether `name` belongs here whatever the uplinks have: a package of that name exists
+    /// or was fully unpublished here, or (for a scoped name) its scope has, or had, packages
+    /// here. Such a name never takes anything from an uplink.
     pub async fn claimed_locally(state: &AppState, name: &str) -> ApiResult<bool> {
-        if state.store.unpublished_name(name).await?.is_some() {
-            return Ok(true);
-        }
-        if let Some(scope) = scope_of(name) {
-            if state.store.scope_standing(scope, -1).await?.0 {
-                return Ok(true);
-            }
-            if !state.config.open_scopes && state.store.user_by_name(&scope[1..]).await?.is_some() {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        Ok(state.store.claimed_locally(name).await?)
     }
 
     /// The proxied packument of `name`, which is not a local package (`epoch`: the local
@@ -267,12 +262,12 @@ impl Uplinks {
         base: &str,
         epoch: u64,
     ) -> ApiResult<Option<Arc<Entry>>> {
+        if validate_existing_name(name).is_err() {
+            return Ok(None);
+        }
         let Some(route) = self.route(name) else {
             return Ok(None);
         };
-        if validate_package_name(name).is_err() {
-            return Ok(None);
-        }
         let now = state.clock.now_ms();
         if let Some(found) = self.remembered(name, base, epoch, now) {
             return Ok(found);
@@ -319,43 +314,44 @@ impl Uplinks {
         base: &str,
         epoch: u64,
     ) -> ApiResult<Option<Arc<Entry>>> {
+        // first, always: a local or claimed name never comes from an uplink, whatever is cached
+        if Self::claimed_locally(state, name).await? {
+            return Ok(None);
+        }
         let now = state.clock.now_ms();
         let stored = state.store.cached_packument(name).await?;
         let uplink_of = |s: &CachedPackument| self.configs.iter().position(|c| c.name == s.uplink);
         // another instance may have refreshed it
         if let Some(s) = &stored
+            && s.status == 200
             && let Some(i) = uplink_of(s)
             && route.proxy.contains(&i)
+            && now - s.checked_at < self.configs[i].maxage.as_ms()
         {
-            let ttl = if s.status == 200 {
-                self.configs[i].maxage.as_ms()
-            } else {
-                self.configs[i].negative_maxage.as_ms()
-            };
-            if now - s.checked_at < ttl {
-                return self
-                    .entry_from_row(state, route, s, i, base, epoch, false)
-                    .await;
-            }
+            return self
+                .entry_from_row(state, route, s, i, base, epoch, false)
+                .await;
         }
-        if Self::claimed_locally(state, name).await? {
-            return Ok(None);
-        }
-        let mut failures: Vec<String> = Vec::new();
+        // the uplinks in order; an uplink that fails stops the search (a later one must not
+        // answer for a name the failing one may have)
+        let mut failure: Option<(StatusCode, String)> = None;
         for &i in &route.proxy {
             let client = &self.clients[i];
             let cfg = &self.configs[i];
             if let Some(h) = state.store.uplink_health_of(&cfg.name).await?
                 && h.down_until > now
             {
-                failures.push(format!(
-                    "{} is skipped after {} failures in a row (last: {}) until {}",
-                    cfg.name,
-                    h.fails,
-                    h.last_error.as_deref().unwrap_or("?"),
-                    crate::clock::iso8601(h.down_until)
+                failure = Some((
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "{} is skipped after {} failures in a row (last: {}) until {}",
+                        cfg.name,
+                        h.fails,
+                        h.last_error.as_deref().unwrap_or("?"),
+                        crate::clock::iso8601(h.down_until)
+                    ),
                 ));
-                continue;
+                break;
             }
             let etag = stored
                 .as_ref()
@@ -388,13 +384,20 @@ impl Uplinks {
                                 checked_at: now,
                             };
                             state.store.put_cached_packument(&row).await?;
+                            // a publish may have taken the name meanwhile: it wins
+                            if Self::claimed_locally(state, name).await? {
+                                return Ok(None);
+                            }
                             let entry = self.entry(state, name, i, p, now, epoch).await?;
                             return Ok(Some(entry));
                         }
-                        Err(why) => {
+                        Err(proxied::Unusable::Unpublished) => {}
+                        Err(proxied::Unusable::Bad(why)) => {
                             let msg = format!("sent an unusable packument for {name}: {why}");
-                            self.failed(state, i, &msg).await;
-                            failures.push(format!("{} {msg}", cfg.name));
+                            self.failed(state, i, &msg, false).await;
+                            failure =
+                                Some((StatusCode::BAD_GATEWAY, format!("{} {msg}", cfg.name)));
+                            break;
                         }
                     }
                 }
@@ -402,26 +405,32 @@ impl Uplinks {
                     self.answered(state, i).await;
                 }
                 Err(e) => {
-                    self.failed(state, i, &e).await;
-                    failures.push(format!("{} {e}", cfg.name));
+                    self.failed(state, i, &e.message, e.unwell).await;
+                    failure = Some((
+                        StatusCode::BAD_GATEWAY,
+                        format!("{} {}", cfg.name, e.message),
+                    ));
+                    break;
                 }
             }
         }
-        if failures.is_empty() {
-            // every uplink said 404: remembered briefly
-            let first = route.proxy[0];
-            state
-                .store
-                .put_cached_packument(&CachedPackument {
-                    name: name.to_owned(),
-                    uplink: self.configs[first].name.clone(),
-                    status: 404,
-                    etag: None,
-                    body: Vec::new(),
-                    fetched_at: now,
-                    checked_at: now,
-                })
-                .await?;
+        let Some((status, why)) = failure else {
+            // no uplink has it: remembered briefly, in memory only (random names write no
+            // rows); a copy cached before is marked gone
+            if stored.as_ref().is_some_and(|s| s.status == 200) {
+                state
+                    .store
+                    .put_cached_packument(&CachedPackument {
+                        name: name.to_owned(),
+                        uplink: self.configs[route.proxy[0]].name.clone(),
+                        status: 404,
+                        etag: None,
+                        body: Vec::new(),
+                        fetched_at: now,
+                        checked_at: now,
+                    })
+                    .await?;
+            }
             self.remember(
                 name,
                 Slot::Missing(Missing {
@@ -430,22 +439,20 @@ impl Uplinks {
                 }),
             );
             return Ok(None);
-        }
+        };
         // stale if error: the last good copy, marked stale and retried shortly
         if let Some(s) = stored.as_ref().filter(|s| s.status == 200)
             && let Some(i) = uplink_of(s)
         {
-            tracing::warn!(package = name, failures = ?failures, "serving a stale packument");
+            tracing::warn!(package = name, failure = %why, "serving a stale packument");
             return self
                 .entry_from_row(state, route, s, i, base, epoch, true)
                 .await;
         }
-        let message = format!(
-            "{name} could not be fetched from any uplink and is not cached: {}",
-            failures.join("; ")
-        );
+        let message =
+            format!("{name} could not be fetched from its uplink and is not cached: {why}");
         tracing::warn!(package = name, "{message}");
-        Err(ApiError::new(StatusCode::BAD_GATEWAY, message))
+        Err(ApiError::new(status, message))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -546,9 +553,14 @@ impl Uplinks {
         }
     }
 
-    async fn failed(&self, state: &AppState, i: usize, error: &str) {
+    /// Logs a failure; one that says the uplink is unwell (a transport error, a timeout, a 5xx)
+    /// also counts against its breaker.
+    async fn failed(&self, state: &AppState, i: usize, error: &str, unwell: bool) {
         let cfg = &self.configs[i];
         tracing::warn!(uplink = %cfg.name, error, "uplink failed");
+        if !unwell {
+            return;
+        }
         let now = state.clock.now_ms();
         match state
             .store
@@ -578,7 +590,7 @@ impl Uplinks {
         state: &AppState,
         name: &str,
         version: &str,
-        entry: &Entry,
+        entry: &Arc<Entry>,
     ) -> ApiResult<Tarball> {
         if let Some(why) = entry.refused.get(version) {
             return Err(ApiError::forbidden(format!(
@@ -595,55 +607,83 @@ impl Uplinks {
         }
         let key = format!("{name}@{version}");
         let _held = self.files.lock(&key).await;
-        if let Some(t) = self.stored_tarball(state, name, version, entry).await? {
-            return Ok(t);
-        }
         let cfg = &self.configs[entry.uplink];
-        let now = state.clock.now_ms();
-        if let Some(h) = state.store.uplink_health_of(&cfg.name).await?
-            && h.down_until > now
-        {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "{key} was never fetched and its uplink {} is down until {} (last error: {})",
-                    cfg.name,
-                    crate::clock::iso8601(h.down_until),
-                    h.last_error.as_deref().unwrap_or("?")
-                ),
-            ));
-        }
-        // one instance fetches; the others wait for its row
         let lease = format!("tarball:{key}");
-        let until = now + cfg.timeout.as_ms() + 5_000;
-        if cfg.cache
-            && !state
-                .store
-                .take_fetch_lease(&lease, &self.instance, until, now)
-                .await?
-        {
-            let deadline = tokio::time::Instant::now() + cfg.timeout.as_duration();
-            loop {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                if let Some(t) = self.stored_tarball(state, name, version, entry).await? {
-                    return Ok(t);
-                }
-                if tokio::time::Instant::now() > deadline {
-                    return Err(ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!("{key} is being fetched by another instance; try again"),
-                    ));
-                }
+        let deadline = tokio::time::Instant::now() + cfg.timeout.as_duration() * 2;
+        loop {
+            if let Some(t) = self.stored_tarball(state, name, version, entry).await? {
+                return Ok(t);
             }
+            let now = state.clock.now_ms();
+            if let Some(h) = state.store.uplink_health_of(&cfg.name).await?
+                && h.down_until > now
+            {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "{key} was never fetched and its uplink {} is down until {} (last error: {})",
+                        cfg.name,
+                        crate::clock::iso8601(h.down_until),
+                        h.last_error.as_deref().unwrap_or("?")
+                    ),
+                ));
+            }
+            // one instance fetches at a time; the others wait for its row, and take over if it
+            // gives up
+            let until = now + cfg.timeout.as_ms() + 5_000;
+            if !cfg.cache
+                || state
+                    .store
+                    .take_fetch_lease(&lease, &self.instance, until, now)
+                    .await?
+            {
+                return self
+                    .fetch_detached(state, name, version, dist, entry, lease)
+                    .await;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("{key} is being fetched by another instance; try again"),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        let fetched = self.fetch_tarball(state, name, version, dist, entry).await;
-        if cfg.cache {
-            let _ = state
-                .store
-                .release_fetch_lease(&lease, &self.instance)
-                .await;
-        }
-        fetched
+    }
+
+    /// Fetches in a task of its own, so that a client going away does not cut a fetch (and its
+    /// lease) short; at most [`FETCHES`] at once per instance.
+    async fn fetch_detached(
+        &self,
+        state: &AppState,
+        name: &str,
+        version: &str,
+        dist: &UpstreamDist,
+        entry: &Arc<Entry>,
+        lease: String,
+    ) -> ApiResult<Tarball> {
+        let (state, name, version, dist, entry) = (
+            state.clone(),
+            name.to_owned(),
+            version.to_owned(),
+            dist.clone(),
+            entry.clone(),
+        );
+        let task = tokio::spawn(async move {
+            let up = &state.uplinks;
+            let fetched = match up.fetches.acquire().await {
+                Ok(_permit) => {
+                    up.fetch_tarball(&state, &name, &version, &dist, &entry)
+                        .await
+                }
+                Err(_) => Err(ApiError::internal("the fetch limit was closed")),
+            };
+            if up.configs[entry.uplink].cache {
+                let _ = state.store.release_fetch_lease(&lease, &up.instance).await;
+            }
+            fetched
+        });
+        task.await.map_err(ApiError::internal)?
     }
 
     async fn fetch_tarball(
@@ -666,10 +706,13 @@ impl Uplinks {
                 b
             }
             Err(e) => {
-                self.failed(state, i, &e).await;
+                self.failed(state, i, &e.message, e.unwell).await;
                 return Err(ApiError::new(
                     StatusCode::BAD_GATEWAY,
-                    format!("{key} could not be fetched from {}: {e}", cfg.name),
+                    format!(
+                        "{key} could not be fetched from {}: {}",
+                        cfg.name, e.message
+                    ),
                 ));
             }
         };
@@ -718,6 +761,8 @@ impl Uplinks {
         })
     }
 
+    /// The stored tarball of `version`, if one is stored and it is the one the packument
+    /// names (a tarball cached from another uplink, or before the uplink changed it, is not).
     async fn stored_tarball(
         &self,
         state: &AppState,
@@ -725,6 +770,9 @@ impl Uplinks {
         version: &str,
         entry: &Entry,
     ) -> ApiResult<Option<Tarball>> {
+        let Some(dist) = entry.dists.get(version) else {
+            return Ok(None);
+        };
         let known = entry
             .tarballs
             .read()
@@ -751,6 +799,9 @@ impl Uplinks {
                 t
             }
         };
+        if !matches_dist(&t.sha512, dist) {
+            return Ok(None);
+        }
         Ok(state.blobs.open(&t.sha512).await?.map(|body| Tarball {
             body,
             size: t.size,
@@ -762,8 +813,23 @@ impl Uplinks {
     /// allowed it (dependency confusion: the local package would shadow the public one), or
     /// when no uplink can be asked.
     pub async fn check_new_name(&self, state: &AppState, name: &str) -> ApiResult<()> {
-        if scope_of(name).is_some() || self.route(name).is_none() {
+        let Some(route) = self.route(name) else {
             return Ok(());
+        };
+        if let Some(scope) = scope_of(name) {
+            // a scope's first package here takes the whole scope from the uplinks
+            if state.store.claimed_locally(name).await?
+                || state.store.allowed_name(scope).await?.is_some()
+            {
+                return Ok(());
+            }
+            return Err(ApiError::conflict(format!(
+                "{name} would be the first package of the scope {scope} here: from then on every \
+                 {scope} package would be served from here only, never from the uplink {}. \
+                 Keep the scope local with a [[packages]] rule for \"{scope}/*\" without proxy, \
+                 or ask an admin to allow the scope (tessera admin allow-name {scope}).",
+                self.name_of(route.proxy[0])
+            )));
         }
         if state.store.allowed_name(name).await?.is_some() {
             return Ok(());
@@ -777,8 +843,9 @@ impl Uplinks {
                 .trim_end_matches('/')
                 .to_owned()
         });
-        let epoch = state.packuments.get(name, &base).1;
-        match self.packument(state, name, &base, epoch).await {
+        // an epoch no read has: what this check fetches is never served from memory as if the
+        // name were known not to be local
+        match self.packument(state, name, &base, u64::MAX).await {
             Ok(None) => Ok(()),
             Ok(Some(e)) => Err(ApiError::conflict(format!(
                 "{name} exists on the uplink {}: a package of that name published here would \
@@ -835,18 +902,39 @@ impl Uplinks {
         });
     }
 
-    /// The uplink `npm audit` goes to: the first one allowed to serve audits.
-    pub fn audit_uplink(&self) -> Option<&UplinkClient> {
+    /// The uplink `npm audit` goes to (its index and client): the first one allowed to serve
+    /// audits.
+    pub fn audit_uplink(&self) -> Option<(usize, &UplinkClient)> {
         self.configs
             .iter()
             .position(|c| c.audit)
-            .map(|i| &self.clients[i])
+            .map(|i| (i, &self.clients[i]))
+    }
+}
+
+/// Whether a stored tarball's SHA-512 is the one `dist` asks for (when it names one).
+fn matches_dist(sha512_hex: &str, dist: &UpstreamDist) -> bool {
+    match dist
+        .integrity
+        .as_deref()
+        .and_then(proxied::sha512_of_integrity)
+    {
+        Some(want) => want == sha512_hex,
+        None => true,
     }
 }
 
 /// Checks fetched bytes against the packument's `dist.integrity` (SHA-512) or, for old
-/// packages that only have one, `dist.shasum` (SHA-1).
+/// packages that only have one, `dist.shasum` (SHA-1). A `sha512-` entry that cannot be read
+/// is a refusal, not a fall back to SHA-1.
 pub fn check_integrity(bytes: &[u8], sha512_hex: &str, dist: &UpstreamDist) -> Result<(), String> {
+    if dist
+        .integrity
+        .as_deref()
+        .is_some_and(|i| i.contains("sha512-") && proxied::sha512_of_integrity(i).is_none())
+    {
+        return Err("dist.integrity has a SHA-512 that cannot be read".into());
+    }
     if let Some(want) = dist
         .integrity
         .as_deref()
@@ -876,7 +964,8 @@ fn gzip(body: &Bytes) -> Vec<u8> {
     e.finish().unwrap_or_default()
 }
 
-fn gunzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+/// A cached packument's JSON (the store keeps it gzipped).
+pub fn gunzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(body).read_to_end(&mut out)?;

@@ -37,9 +37,45 @@ pub struct Proxied {
     pub refused: HashMap<String, String>,
 }
 
+/// Why an upstream packument cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unusable {
+    /// The package was unpublished upstream (npm keeps a stub with `time.unpublished`): as a
+    /// 404.
+    Unpublished,
+    /// The document is not a packument of this name (nothing of it is kept).
+    Bad(String),
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unusable::Unpublished => f.write_str("it was unpublished"),
+            Unusable::Bad(why) => f.write_str(why),
+        }
+    }
+}
+
 /// Checks an uplink's packument of `name` and makes it ready to serve at `base`, at `now`.
-/// An error says what is wrong with the document (nothing of it should be kept).
+/// Versions that are not usable (not a version number, no tarball, nothing to check it
+/// against) are left out; an error says what is wrong with the document as a whole.
 pub fn build(
+    name: &str,
+    body: &[u8],
+    uplink: &str,
+    base: &str,
+    rules: &quarantine::Rules,
+    now: i64,
+) -> Result<Proxied, Unusable> {
+    build_doc(name, body, uplink, base, rules, now).map_err(|e| match e.as_str() {
+        UNPUBLISHED => Unusable::Unpublished,
+        _ => Unusable::Bad(e),
+    })
+}
+
+const UNPUBLISHED: &str = "unpublished";
+
+fn build_doc(
     name: &str,
     body: &[u8],
     uplink: &str,
@@ -56,7 +92,11 @@ pub fn build(
         Some(Value::String(n)) => return Err(format!("it describes {n:?}, not {name:?}")),
         _ => return Err("it has no name".into()),
     }
+    let unpublished = doc.get("time").and_then(|t| t.get("unpublished")).is_some();
     let Some(Value::Object(upstream_versions)) = doc.remove("versions") else {
+        if unpublished {
+            return Err(UNPUBLISHED.into());
+        }
         return Err("it has no versions object".into());
     };
     let times: Map<String, Value> = match doc.remove("time") {
@@ -69,27 +109,26 @@ pub fn build(
     let mut dists = HashMap::new();
     let mut refused = HashMap::new();
     for (v, manifest) in upstream_versions {
+        // a version npm could not install is left out, not the whole package
         let Value::Object(mut m) = manifest else {
-            return Err(format!("version {v:?} is not an object"));
+            continue;
         };
-        if semver::Version::parse(&v).is_err() {
-            return Err(format!("{v:?} is not a version"));
-        }
-        if m.get("version")
-            .and_then(Value::as_str)
-            .is_some_and(|x| x != v)
+        if semver::Version::parse(&v).is_err()
+            || m.get("version")
+                .and_then(Value::as_str)
+                .is_some_and(|x| x != v)
         {
-            return Err(format!("version {v:?} says it is another version"));
+            continue;
         }
         let Some(Value::Object(dist)) = m.get_mut("dist") else {
-            return Err(format!("version {v:?} has no dist"));
+            continue;
         };
         let Some(url) = dist
             .get("tarball")
             .and_then(Value::as_str)
             .map(str::to_owned)
         else {
-            return Err(format!("version {v:?} has no dist.tarball"));
+            continue;
         };
         let integrity = dist
             .get("integrity")
@@ -100,9 +139,7 @@ pub fn build(
             .and_then(Value::as_str)
             .map(str::to_owned);
         if integrity.is_none() && shasum.is_none() {
-            return Err(format!(
-                "version {v:?} has neither dist.integrity nor dist.shasum"
-            ));
+            continue;
         }
         if let Some(why) = rules.refuses(name, &v, time_ms(&v), now) {
             refused.insert(v, why);
@@ -130,6 +167,8 @@ pub fn build(
             let target = if kept.contains_key(v) {
                 Some(v.to_owned())
             } else if refused.contains_key(v) {
+                // the highest kept version below it, a release if there is one
+                // (`versions::highest` prefers releases)
                 versions::highest(
                     kept.keys()
                         .map(String::as_str)
@@ -342,31 +381,49 @@ mod tests {
     }
 
     #[test]
-    fn garbage_is_refused_with_a_reason() {
+    fn garbage_is_refused_with_a_reason_and_bad_versions_are_left_out() {
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (b"<html>".to_vec(), "not JSON"),
             (b"[1]".to_vec(), "not a JSON object"),
             (br#"{"name":"other","versions":{}}"#.to_vec(), "describes"),
             (br#"{"versions":{}}"#.to_vec(), "no name"),
             (br#"{"name":"left-pad"}"#.to_vec(), "no versions"),
-            (
-                br#"{"name":"left-pad","versions":{"1.0.0":{"dist":{}}}}"#.to_vec(),
-                "no dist.tarball",
-            ),
-            (
-                br#"{"name":"left-pad","versions":{"1.0.0":{"dist":{"tarball":"x"}}}}"#.to_vec(),
-                "neither",
-            ),
-            (
-                br#"{"name":"left-pad","versions":{"nope":{"dist":{"tarball":"x","shasum":"a"}}}}"#
-                    .to_vec(),
-                "not a version",
-            ),
         ];
         for (body, want) in cases {
             let e = build("left-pad", &body, "u", "http://t", &Default::default(), 0).unwrap_err();
-            assert!(e.contains(want), "{e} should say {want}");
+            assert!(e.to_string().contains(want), "{e} should say {want}");
         }
+        let gone = br#"{"name":"left-pad","time":{"unpublished":{"time":"2026-01-01T00:00:00Z"}}}"#;
+        assert_eq!(
+            build("left-pad", gone, "u", "http://t", &Default::default(), 0).unwrap_err(),
+            Unusable::Unpublished
+        );
+        let mixed = br#"{"name":"left-pad","dist-tags":{"latest":"1.0.0"},"versions":{
+            "1.0.0":{"dist":{"tarball":"x","shasum":"a"}},
+            "1.0.1":{"dist":{}},
+            "1.0.2":{"dist":{"tarball":"x"}},
+            "nope":{"dist":{"tarball":"x","shasum":"a"}},
+            "1.0.3":"text",
+            "1.0.4":{"version":"9.9.9","dist":{"tarball":"x","shasum":"a"}}}}"#;
+        let p = build("left-pad", mixed, "u", "http://t", &Default::default(), 0).unwrap();
+        let mut kept: Vec<&String> = p.dists.keys().collect();
+        kept.sort();
+        assert_eq!(kept, vec!["1.0.0"]);
+    }
+
+    #[test]
+    fn a_refused_latest_moves_back_to_a_release_not_a_prerelease() {
+        let body = br#"{"name":"a","dist-tags":{"latest":"2.0.0"},"versions":{
+            "1.0.0":{"dist":{"tarball":"x","shasum":"a"}},
+            "2.0.0-rc.1":{"dist":{"tarball":"x","shasum":"a"}},
+            "2.0.0":{"dist":{"tarball":"x","shasum":"a"}}}}"#;
+        let rules = quarantine::Rules::parse(&Quarantine {
+            deny: vec!["a@2.0.0".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        let p = build("a", body, "u", "http://t", &rules, 0).unwrap();
+        assert_eq!(p.rendered.dist_tags["latest"], "1.0.0");
     }
 
     #[test]

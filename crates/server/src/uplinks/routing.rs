@@ -49,41 +49,40 @@ impl Pattern {
         &self.text
     }
 
-    /// Whether `name` matches.
+    /// Whether `name` matches: one pass over the name per token (linear in each).
     pub fn matches(&self, name: &str) -> bool {
         let name: Vec<char> = name.chars().collect();
-        // positions in `name` reachable after each token (a bounded NFA walk)
+        // which positions in `name` can be reached after each token
         let mut at = vec![false; name.len() + 1];
         at[0] = true;
         for t in &self.parts {
             let mut next = vec![false; name.len() + 1];
-            for i in 0..=name.len() {
-                if !at[i] {
-                    continue;
+            match t {
+                Token::Literal(c) => {
+                    for i in 0..name.len() {
+                        next[i + 1] = at[i] && name[i] == *c;
+                    }
                 }
-                match t {
-                    Token::Literal(c) => {
-                        if name.get(i) == Some(c) {
-                            next[i + 1] = true;
+                Token::One => {
+                    for i in 0..name.len() {
+                        next[i + 1] = at[i] && name[i] != '/';
+                    }
+                }
+                Token::Segment => {
+                    let mut open = false;
+                    for j in 0..=name.len() {
+                        open |= at[j];
+                        next[j] = open;
+                        if j < name.len() && name[j] == '/' {
+                            open = false;
                         }
                     }
-                    Token::One => {
-                        if name.get(i).is_some_and(|c| *c != '/') {
-                            next[i + 1] = true;
-                        }
-                    }
-                    Token::Segment => {
-                        next[i] = true;
-                        let mut j = i;
-                        while j < name.len() && name[j] != '/' {
-                            j += 1;
-                            next[j] = true;
-                        }
-                    }
-                    Token::Any => {
-                        for n in next.iter_mut().skip(i) {
-                            *n = true;
-                        }
+                }
+                Token::Any => {
+                    let mut open = false;
+                    for j in 0..=name.len() {
+                        open |= at[j];
+                        next[j] = open;
                     }
                 }
             }

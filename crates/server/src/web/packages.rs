@@ -45,11 +45,17 @@ pub async fn home(web: Web, Query(q): Query<HashMap<String, String>>) -> WebResu
             description: h.package.description.unwrap_or_default(),
         })
         .collect();
+    let cached = if query.is_empty() && web.state.uplinks.enabled() {
+        web.state.store.cached_names("", 200).await?
+    } else {
+        Vec::new()
+    };
     Ok(web.page(&HomePage {
         chrome: web.chrome(),
         query,
         total,
         packages,
+        cached,
     }))
 }
 
@@ -66,6 +72,9 @@ pub async fn package(web: Web, Path(name): Path<String>) -> WebResult {
     let doc = match reader.package_doc(&name).await {
         Ok(doc) => doc,
         Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => {
+            if let Some(page) = cached_page(&web, &name).await? {
+                return Ok(web.page(&page));
+            }
             return Err(WebError::package_not_found(user.is_some()));
         }
         Err(e) => return Err(e.into()),
@@ -151,6 +160,90 @@ pub async fn package(web: Web, Path(name): Path<String>) -> WebResult {
                 deprecated: v.deprecated.clone(),
             })
             .collect(),
+        uplink: None,
+        quarantined: Vec::new(),
     };
     Ok(web.page(&page))
+}
+
+/// The page of a package cached from an uplink, from the cached copy (the website never asks
+/// an uplink itself), as the npm API serves it: the rule's quarantine applied.
+async fn cached_page(web: &Web, name: &str) -> Result<Option<PackagePage>, WebError> {
+    let state = &web.state;
+    let Some(route) = state.uplinks.route(name) else {
+        return Ok(None);
+    };
+    let Some(row) = state.store.cached_packument(name).await? else {
+        return Ok(None);
+    };
+    if row.status != 200
+        || state.store.package(name).await?.is_some()
+        || crate::uplinks::Uplinks::claimed_locally(state, name).await?
+    {
+        return Ok(None);
+    }
+    let Some(body) = crate::uplinks::gunzip(&row.body).ok() else {
+        return Ok(None);
+    };
+    let now = state.clock.now_ms();
+    let Ok(p) =
+        crate::uplinks::proxied::build(name, &body, &row.uplink, "", &route.quarantine, now)
+    else {
+        return Ok(None);
+    };
+    let Some(full) = p.rendered.full() else {
+        return Ok(None);
+    };
+    let doc: serde_json::Value = serde_json::from_slice(&full.body).unwrap_or_default();
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+    let latest = text(&doc["dist-tags"]["latest"]);
+    let readme = text(&doc["readme"]);
+    let mut tags: Vec<(String, String)> = p
+        .rendered
+        .dist_tags
+        .iter()
+        .map(|(t, v)| (t.clone(), v.clone()))
+        .collect();
+    tags.sort();
+    let mut versions_rows: Vec<VersionRow> = doc["versions"]
+        .as_object()
+        .map(|vs| {
+            vs.iter()
+                .map(|(v, m)| VersionRow {
+                    version: v.clone(),
+                    published: text(&doc["time"][v]).chars().take(10).collect(),
+                    publisher: text(&m["_npmUser"]["name"]),
+                    deprecated: m["deprecated"].as_str().map(str::to_owned),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    versions_rows.sort_by(|a, b| versions::compare(&b.version, &a.version));
+    let mut quarantined: Vec<(String, String)> = p.refused.into_iter().collect();
+    quarantined.sort_by(|a, b| versions::compare(&b.0, &a.0));
+    Ok(Some(PackagePage {
+        chrome: web.chrome(),
+        name: name.to_owned(),
+        description: text(&doc["description"]),
+        latest,
+        access: "public",
+        private: false,
+        mfa: "none",
+        mfa_text: "set by the upstream registry",
+        staged_publishes: false,
+        staged: Vec::new(),
+        maintainers: doc["maintainers"]
+            .as_array()
+            .map(|ms| ms.iter().map(|m| text(&m["name"])).collect())
+            .unwrap_or_default(),
+        readme: if readme.is_empty() {
+            "<p class=\"muted\">No README.</p>".into()
+        } else {
+            markdown::render(&readme)
+        },
+        tags,
+        versions: versions_rows,
+        uplink: Some(row.uplink),
+        quarantined,
+    }))
 }

@@ -111,6 +111,8 @@ pub struct HomePage {
     pub total: i64,
     /// Rows.
     pub packages: Vec<PackageRow>,
+    /// Packages cached from uplinks (name, uplink), on the unfiltered list.
+    pub cached: Vec<(String, String)>,
 }
 
 /// A version row.
@@ -154,6 +156,10 @@ pub struct PackagePage {
     pub staged_publishes: bool,
     /// Versions on the stage (shown to maintainers only): id, version, tag, staged by.
     pub staged: Vec<(String, String, String, String)>,
+    /// The uplink a cached package came from (`None`: published here).
+    pub uplink: Option<String>,
+    /// Of a cached package: its versions kept out by the quarantine, with the reason.
+    pub quarantined: Vec<(String, String)>,
 }
 
 /// The account page.

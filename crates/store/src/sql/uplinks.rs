@@ -109,8 +109,42 @@ macro_rules! impl_uplink_store {
                     .bind(name)
                     .execute(&mut *w.tx)
                     .await?;
+                if let Some((low, high)) = $crate::sql::uplinks::scope_range(name) {
+                    sqlx::query("DELETE FROM upstream_packuments WHERE name >= $1 AND name < $2")
+                        .bind(low)
+                        .bind(high)
+                        .execute(&mut *w.tx)
+                        .await?;
+                }
                 w.tx.commit().await?;
                 Ok(())
+            }
+
+            async fn claimed_locally(&self, name: &str) -> $crate::StoreResult<bool> {
+                let exact: Option<i64> = sqlx::query_scalar(
+                    "SELECT CAST(1 AS BIGINT) FROM packages WHERE name = $1 UNION ALL \
+                     SELECT CAST(1 AS BIGINT) FROM unpublished_names WHERE name = $1 LIMIT 1",
+                )
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+                if exact.is_some() {
+                    return Ok(true);
+                }
+                let Some((low, high)) = $crate::sql::uplinks::scope_range(name) else {
+                    return Ok(false);
+                };
+                // a range over the name index (byte order on both backends)
+                let scoped: Option<i64> = sqlx::query_scalar(
+                    "SELECT CAST(1 AS BIGINT) FROM packages WHERE name >= $1 AND name < $2 \
+                     UNION ALL SELECT CAST(1 AS BIGINT) FROM unpublished_names \
+                     WHERE name >= $1 AND name < $2 LIMIT 1",
+                )
+                .bind(low)
+                .bind(high)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(scoped.is_some())
             }
 
             async fn cached_tarballs(
@@ -134,7 +168,9 @@ macro_rules! impl_uplink_store {
                 sqlx::query(
                     "INSERT INTO upstream_tarballs (name, version, uplink, tarball_sha512, \
                      integrity, size, fetched_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     ON CONFLICT (name, version) DO NOTHING",
+                     ON CONFLICT (name, version) DO UPDATE SET uplink = excluded.uplink, \
+                     tarball_sha512 = excluded.tarball_sha512, integrity = excluded.integrity, \
+                     size = excluded.size, fetched_at = excluded.fetched_at",
                 )
                 .bind(&t.name)
                 .bind(&t.version)
@@ -375,3 +411,9 @@ macro_rules! impl_uplink_store {
 }
 
 pub(crate) use impl_uplink_store;
+
+/// The names of `name`'s scope as a range: `@scope/` up to `@scope0` (`0` follows `/`).
+pub(crate) fn scope_range(name: &str) -> Option<(String, String)> {
+    let scope = name.strip_prefix('@')?.split_once('/')?.0;
+    Some((format!("@{scope}/"), format!("@{scope}0")))
+}

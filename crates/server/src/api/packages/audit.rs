@@ -15,6 +15,7 @@ use crate::authn::caller::Caller;
 use crate::authz;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{parse_json, read_body};
+use crate::npm::names::validate_existing_name;
 use crate::state::AppState;
 use crate::uplinks::Uplinks;
 
@@ -24,6 +25,9 @@ const NOTHING_CHECKED: &str = "this registry has no advisory source (no uplink s
 
 /// Largest audit body accepted, decompressed.
 const MAX_AUDIT_BODY: usize = 16 << 20;
+
+/// Most package names one audit request may hold (each is looked up here).
+const MAX_AUDIT_NAMES: usize = 20_000;
 
 /// `POST /-/npm/v1/security/advisories/bulk`: `{name: [versions]}` in, `{name: [advisory]}` out.
 pub async fn bulk(
@@ -35,6 +39,11 @@ pub async fn bulk(
     authz::reader(&state, &caller)?;
     let raw = decoded(&headers, body).await?;
     let asked: Map<String, Value> = parse_json(&raw)?;
+    if asked.len() > MAX_AUDIT_NAMES {
+        return Err(ApiError::bad_request(format!(
+            "advisories/bulk: more than {MAX_AUDIT_NAMES} packages in one request"
+        )));
+    }
     for (name, versions) in &asked {
         let ok = versions
             .as_array()
@@ -45,12 +54,12 @@ pub async fn bulk(
             )));
         }
     }
-    let Some(client) = state.uplinks.audit_uplink() else {
+    let Some((audit, client)) = state.uplinks.audit_uplink() else {
         return Ok(nothing_checked(json!({})));
     };
     let mut public = Map::new();
     for (name, versions) in asked {
-        if is_public(&state, &name).await? {
+        if is_public(&state, &name, audit).await? {
             public.insert(name, versions);
         }
     }
@@ -71,7 +80,7 @@ pub async fn quick(
     authz::reader(&state, &caller)?;
     let raw = decoded(&headers, body).await?;
     let mut tree: Map<String, Value> = parse_json(&raw)?;
-    let Some(client) = state.uplinks.audit_uplink() else {
+    let Some((audit, client)) = state.uplinks.audit_uplink() else {
         let deps = tree
             .get("dependencies")
             .and_then(Value::as_object)
@@ -89,7 +98,11 @@ pub async fn quick(
             },
         })));
     };
-    drop_local(&state, &mut tree, 0).await?;
+    let mut budget = MAX_AUDIT_NAMES;
+    drop_local(&state, &mut tree, audit, 0, &mut budget).await?;
+    // npm 6 sends the project's own name and version too: not the uplink's business
+    tree.remove("name");
+    tree.remove("version");
     let body = Bytes::from(serde_json::to_vec(&tree).map_err(ApiError::internal)?);
     forward(client, "-/npm/v1/security/audits/quick", body).await
 }
@@ -116,9 +129,15 @@ async fn decoded(headers: &HeaderMap, body: Body) -> ApiResult<Bytes> {
     Ok(Bytes::from(out))
 }
 
-/// Whether `name` is the uplinks' to answer for: no local package, not claimed here, proxied.
-async fn is_public(state: &AppState, name: &str) -> ApiResult<bool> {
-    if state.uplinks.route(name).is_none() || state.store.package(name).await?.is_some() {
+/// Whether the audit uplink (index `audit`) answers for `name`: a valid name its rule proxies
+/// to that uplink, and not local or claimed here. Other names are not sent out.
+async fn is_public(state: &AppState, name: &str, audit: usize) -> ApiResult<bool> {
+    if validate_existing_name(name).is_err()
+        || !state
+            .uplinks
+            .route(name)
+            .is_some_and(|r| r.proxy.contains(&audit))
+    {
         return Ok(false);
     }
     Ok(!Uplinks::claimed_locally(state, name).await?)
@@ -128,15 +147,30 @@ async fn is_public(state: &AppState, name: &str) -> ApiResult<bool> {
 async fn drop_local(
     state: &AppState,
     node: &mut Map<String, Value>,
+    audit: usize,
     depth: usize,
+    budget: &mut usize,
 ) -> ApiResult<()> {
     if depth > 64 {
         return Err(ApiError::bad_request("audits/quick: the tree is too deep"));
     }
+    let n = node
+        .get("requires")
+        .and_then(Value::as_object)
+        .map_or(0, Map::len)
+        + node
+            .get("dependencies")
+            .and_then(Value::as_object)
+            .map_or(0, Map::len);
+    *budget = budget.checked_sub(n).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "audits/quick: more than {MAX_AUDIT_NAMES} packages in one request"
+        ))
+    })?;
     if let Some(Value::Object(req)) = node.get_mut("requires") {
         let names: Vec<String> = req.keys().cloned().collect();
         for n in names {
-            if !is_public(state, &n).await? {
+            if !is_public(state, &n, audit).await? {
                 req.remove(&n);
             }
         }
@@ -144,10 +178,10 @@ async fn drop_local(
     if let Some(Value::Object(deps)) = node.get_mut("dependencies") {
         let names: Vec<String> = deps.keys().cloned().collect();
         for n in names {
-            if !is_public(state, &n).await? {
+            if !is_public(state, &n, audit).await? {
                 deps.remove(&n);
             } else if let Some(Value::Object(child)) = deps.get_mut(&n) {
-                Box::pin(drop_local(state, child, depth + 1)).await?;
+                Box::pin(drop_local(state, child, audit, depth + 1, budget)).await?;
             }
         }
     }

@@ -360,7 +360,11 @@ pub async fn store_version(
                 if published.created {
                     // the name (and, for a scoped one, its scope) is local from now on
                     state.uplinks.forget(name);
-                    state.store.forget_cached_packument(name).await?;
+                    // the publish has happened: a failure here only leaves a cached copy that
+                    // is never served (reads check the store first)
+                    if let Err(e) = state.store.forget_cached_packument(name).await {
+                        tracing::warn!(package = name, error = %e, "cannot drop the cached upstream copy");
+                    }
                 } else {
                     state.uplinks.watch_local_name(state, name, publisher);
                 }
