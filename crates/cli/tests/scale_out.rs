@@ -705,6 +705,20 @@ fn two_instances_share_the_uplink_cache_and_breaker_and_fetch_a_tarball_once() {
     }
     assert_eq!(stub.count("/shared-dep/-/shared-dep-1.0.0.tgz"), 1);
 
+    // B serves a cached scoped package until A makes its scope local: then never again
+    stub.package("@corp/lib", "1.0.0");
+    assert_eq!(b.http().get("/@corp%2flib").status, 200);
+    let out = a.admin(&["allow-name", "@corp"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alice = a.npm_as("alice");
+    alice.publish("@corp/app", "1.0.0", &[]).ok();
+    assert_eq!(b.http().get("/@corp%2flib").status, 404);
+    assert_eq!(b.http().get("/@corp/lib/-/lib-1.0.0.tgz").status, 404);
+
     // a failure seen by A opens the breaker for B too
     stub.set(
         "/flaky",
@@ -716,7 +730,7 @@ fn two_instances_share_the_uplink_cache_and_breaker_and_fetch_a_tarball_once() {
     assert_eq!(a.http().get("/flaky").status, 502);
     stub.package("later", "1.0.0");
     let r = b.http().get("/later");
-    assert_eq!(r.status, 502);
+    assert_eq!(r.status, 503);
     assert!(r.error().contains("skipped"), "{}", r.error());
     assert_eq!(stub.count("/later"), 0);
     // and B still installs what is cached

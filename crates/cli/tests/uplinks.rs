@@ -173,6 +173,23 @@ fn a_tree_mixing_local_and_upstream_packages_installs_and_outlives_the_upstream(
     );
     assert_ne!(r.code, 0);
     assert!(r.all().contains("never-fetched"), "{}", r.all());
+
+    // what nobody read for 30 days is pruned, tarballs with it
+    let before = reg.count_rows("upstream_tarballs");
+    assert!(before >= 2, "{before}");
+    reg.advance(31 * 86_400);
+    let out = reg.admin(&["cache", "prune", "--older-than", "30d"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("tarballs deleted"), "{said}");
+    assert_eq!(reg.count_rows("upstream_tarballs"), 0);
+    assert_eq!(reg.count_rows("upstream_packuments"), 0);
+    // the local package is untouched
+    assert_eq!(http.get("/@acme%2fapp-lib").status, 200);
 }
 
 #[test]
@@ -303,6 +320,12 @@ fn upstream_changes_show_after_maxage_and_quarantine_holds_versions_back() {
     assert_eq!(http.get("/fresh").json()["dist-tags"]["latest"], "1.0.0");
     reg.advance(61);
     assert_eq!(http.get("/fresh").json()["dist-tags"]["latest"], "1.1.0");
+    // a name the uplink does not have is remembered as missing briefly, not for hours
+    assert_eq!(http.get("/arrives-later").status, 404);
+    publish(&up_npm, "arrives-later", "1.0.0", json!({}));
+    assert_eq!(http.get("/arrives-later").status, 404);
+    reg.advance(31);
+    assert_eq!(http.get("/arrives-later").status, 200);
     // a revalidation that finds nothing new is a 304 upstream and changes nothing here
     reg.advance(61);
     let again = http.get("/fresh");
@@ -343,10 +366,13 @@ fn upstream_changes_show_after_maxage_and_quarantine_holds_versions_back() {
 fn an_upstream_answering_badly_is_refused_logged_and_nothing_is_cached() {
     let stub = stub::Stub::start();
     let uplinks = format!(
-        "[{{name = \"stub\", url = \"{}\", timeout = \"2s\", max_fails = 100, max_packument_size = \"64kb\", max_tarball_size = \"64kb\"}}]",
+        "[{{name = \"stub\", url = \"{}\", timeout = \"2s\", max_fails = 100, max_packument_size = \"64kb\", max_tarball_size = \"64kb\", auth = {{token_env = \"UPSTREAM_TOKEN\"}}, headers = {{X-Tenant = \"acme\"}}}}]",
         stub.url
     );
-    let reg = Registry::start_with(&[("TESSERA_UPLINKS", &uplinks)]);
+    let reg = Registry::start_with(&[
+        ("TESSERA_UPLINKS", &uplinks),
+        ("UPSTREAM_TOKEN", "s3cret-upstream"),
+    ]);
     let http = reg.http();
 
     stub.set(
@@ -436,6 +462,32 @@ fn an_upstream_answering_badly_is_refused_logged_and_nothing_is_cached() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.bytes, good);
     assert_eq!(reg.count_rows("upstream_tarballs"), 1);
+    // every request carried the uplink's token (from its variable) and extra header, gzip
+    // accepted
+    let seen = stub.seen();
+    assert!(!seen.is_empty());
+    for s in &seen {
+        let h = |k: &str| {
+            s.headers
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            h("authorization"),
+            Some("Bearer s3cret-upstream"),
+            "{}",
+            s.path
+        );
+        assert_eq!(h("x-tenant"), Some("acme"), "{}", s.path);
+        assert!(
+            h("accept-encoding").is_some_and(|v| v.contains("gzip")),
+            "{}",
+            s.path
+        );
+    }
+    // the token is not in the log
+    assert!(!reg.log_text().contains("s3cret-upstream"));
 }
 
 #[test]

@@ -49,6 +49,8 @@ pub struct Seen {
     pub method: String,
     /// Path and query.
     pub path: String,
+    /// Headers (names in lower case).
+    pub headers: Vec<(String, String)>,
     /// Body.
     pub body: Vec<u8>,
 }
@@ -83,15 +85,17 @@ impl Stub {
                     let method = parts.next().unwrap_or("").to_owned();
                     let path = parts.next().unwrap_or("").to_owned();
                     let mut len = 0usize;
+                    let mut headers = Vec::new();
                     loop {
                         let mut h = String::new();
                         if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
                             break;
                         }
-                        if let Some((k, v)) = h.split_once(':')
-                            && k.eq_ignore_ascii_case("content-length")
-                        {
-                            len = v.trim().parse().unwrap_or(0);
+                        if let Some((k, v)) = h.split_once(':') {
+                            if k.eq_ignore_ascii_case("content-length") {
+                                len = v.trim().parse().unwrap_or(0);
+                            }
+                            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
                         }
                     }
                     let mut body = vec![0; len.min(1 << 24)];
@@ -99,6 +103,7 @@ impl Stub {
                     s.lock().unwrap().push(Seen {
                         method,
                         path: path.clone(),
+                        headers,
                         body,
                     });
                     let reply = r.lock().unwrap().get(&path).cloned().unwrap_or(Reply {
@@ -150,6 +155,7 @@ impl Stub {
             &[("package/index.js", b"1")],
         );
         let (_, integrity, shasum) = super::consistency::digests(&tgz);
+        let bare = name.rsplit('/').next().unwrap_or(name);
         let doc = serde_json::json!({
             "name": name,
             "dist-tags": {"latest": version},
@@ -157,13 +163,17 @@ impl Stub {
                      version: "2020-01-01T00:00:00.000Z"},
             "versions": {version: {
                 "name": name, "version": version,
-                "dist": {"tarball": format!("{}{name}/-/{name}-{version}.tgz", self.url),
+                "dist": {"tarball": format!("{}{name}/-/{bare}-{version}.tgz", self.url),
                          "integrity": integrity, "shasum": shasum}
             }}
         });
-        self.set(&format!("/{name}"), Reply::json(&doc));
+        // npm's clients (and tessera) ask for scoped packuments as `@scope%2fname`
         self.set(
-            &format!("/{name}/-/{name}-{version}.tgz"),
+            &format!("/{}", name.replacen('/', "%2f", 1)),
+            Reply::json(&doc),
+        );
+        self.set(
+            &format!("/{name}/-/{bare}-{version}.tgz"),
             Reply::bytes(tgz.clone()),
         );
         tgz

@@ -270,15 +270,30 @@ impl Uplinks {
         };
         let now = state.clock.now_ms();
         if let Some(found) = self.remembered(name, base, epoch, now) {
-            return Ok(found);
+            return self.still_not_local(state, name, found).await;
         }
         let _held = self.names.lock(name).await;
         // whoever held the lock before may have fetched it
         let now = state.clock.now_ms();
         if let Some(found) = self.remembered(name, base, epoch, now) {
-            return Ok(found);
+            return self.still_not_local(state, name, found).await;
         }
         self.refresh(state, route, name, base, epoch).await
+    }
+
+    /// With a shared database, another instance may have made the name (or its scope) local
+    /// since this one cached it: checked before anything remembered is served.
+    async fn still_not_local(
+        &self,
+        state: &AppState,
+        name: &str,
+        found: Option<Arc<Entry>>,
+    ) -> ApiResult<Option<Arc<Entry>>> {
+        if found.is_some() && state.store.shared() && Self::claimed_locally(state, name).await? {
+            self.forget(name);
+            return Ok(None);
+        }
+        Ok(found)
     }
 
     /// What memory says, if it is fresh: `Some(Some(entry))`, `Some(None)` for a name known
