@@ -456,17 +456,12 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
             );
             let span =
                 Span::parse(&older_than).map_err(|e| anyhow::anyhow!("--older-than: {e}"))?;
-            let (packuments, shas) = store.prune_cache(now - span.as_ms()).await?;
-            let mut deleted = 0;
-            for sha in &shas {
-                if !store.blob_in_use(sha).await? {
-                    state.blobs.delete(sha).await?;
-                    deleted += 1;
-                }
-            }
+            let (packuments, rows, deleted) =
+                tessera_server::uplinks::prune_cache(&state, now - span.as_ms())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             println!(
-                "pruned {packuments} cached packages not read for {span}: {} tarball rows, {deleted} tarballs deleted",
-                shas.len()
+                "pruned {packuments} cached packages not read for {span}: {rows} tarball rows, {deleted} tarballs deleted"
             );
         }
         AdminCommand::AllowName { name, remove } => {

@@ -317,8 +317,12 @@ async fn package_for(
                 return Ok(Found::Hidden);
             }
             name_hold::check(state, name, user).await?;
-            // an unscoped name an uplink has is not taken here unless an admin allowed it
-            state.uplinks.check_new_name(state, name).await?;
+            // what an uplink has (a name, or a scope the rules proxy) is not taken here unless
+            // an admin allowed it; checked where a version is uploaded (approving a staged
+            // one, rejecting it and trusted-publisher changes create nothing themselves)
+            if matches!(op, Operation::Publish | Operation::Stage) {
+                state.uplinks.check_new_name(state, name).await?;
+            }
             Ok(Found::New)
         }
         _ => Err(ApiError::not_found()),

@@ -46,6 +46,16 @@ impl Failure {
         }
     }
 
+    /// A transport error: the uplink is unwell, unless it only redirected elsewhere (a refusal
+    /// of ours, which says nothing of its health).
+    fn transport(e: reqwest::Error) -> Failure {
+        if e.is_redirect() {
+            Failure::refused(describe(e))
+        } else {
+            Failure::unwell(describe(e))
+        }
+    }
+
     fn of_status(s: StatusCode, what: String) -> Failure {
         let message = format!("answered {s} for {what}");
         if s.is_server_error() {
@@ -186,7 +196,7 @@ impl UplinkClient {
         if let Some(e) = etag {
             req = req.header(header::IF_NONE_MATCH, e);
         }
-        let res = req.send().await.map_err(|e| Failure::unwell(describe(e)))?;
+        let res = req.send().await.map_err(Failure::transport)?;
         match res.status() {
             StatusCode::NOT_MODIFIED if etag.is_some() => Ok(Fetched::NotModified),
             StatusCode::NOT_FOUND => Ok(Fetched::NotFound),
@@ -212,7 +222,7 @@ impl UplinkClient {
             .header(header::ACCEPT, "application/octet-stream")
             .send()
             .await
-            .map_err(|e| Failure::unwell(describe(e)))?;
+            .map_err(Failure::transport)?;
         match res.status() {
             StatusCode::OK => read_capped(res, self.max_tarball, "tarball").await,
             s => Err(Failure::of_status(s, url.path().to_owned())),
@@ -255,11 +265,7 @@ async fn read_capped(mut res: reqwest::Response, max: u64, what: &str) -> Result
         return Err(too_large());
     }
     let mut buf = BytesMut::new();
-    while let Some(chunk) = res
-        .chunk()
-        .await
-        .map_err(|e| Failure::unwell(describe(e)))?
-    {
+    while let Some(chunk) = res.chunk().await.map_err(Failure::transport)? {
         if (buf.len() + chunk.len()) as u64 > max {
             return Err(too_large());
         }

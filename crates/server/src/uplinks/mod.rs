@@ -102,6 +102,9 @@ pub struct Uplinks {
     instance: String,
     /// Tarball fetches under way (each holds a tarball in memory).
     fetches: tokio::sync::Semaphore,
+    /// Bumped by every [`Uplinks::forget`]: a fetch that began before a name (or its scope)
+    /// became local does not put its result in memory afterwards.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// Tarball fetches from uplinks at once, per instance.
@@ -130,6 +133,7 @@ impl Uplinks {
             files: Default::default(),
             instance: crate::npm::ids::new_uuid(),
             fetches: tokio::sync::Semaphore::new(FETCHES),
+            generation: Default::default(),
         }
     }
 
@@ -197,6 +201,7 @@ impl Uplinks {
     /// in its scope.
     pub fn forget(&self, name: &str) {
         let mut memory = self.memory.write().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, Ordering::SeqCst);
         let scope = scope_of(name).map(|s| format!("{s}/"));
         let gone: Vec<String> = memory
             .slots
@@ -212,7 +217,9 @@ impl Uplinks {
         }
     }
 
-    fn remember(&self, name: &str, slot: Slot) {
+    /// Keeps `slot` for `name`, unless something was forgotten since `generation` was read
+    /// (the fetch that made it began before a name became local).
+    fn remember(&self, name: &str, slot: Slot, generation: u64) {
         let weight = match &slot {
             Slot::Found(e) => e.weight(),
             Slot::Missing(_) => name.len() + 64,
@@ -221,6 +228,9 @@ impl Uplinks {
             return;
         }
         let mut memory = self.memory.write().unwrap_or_else(|e| e.into_inner());
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
         let old = match memory.slots.insert(name.to_owned(), slot) {
             Some(Slot::Found(e)) => e.weight(),
             Some(Slot::Missing(_)) => name.len() + 64,
@@ -262,7 +272,11 @@ impl Uplinks {
         base: &str,
         epoch: u64,
     ) -> ApiResult<Option<Arc<Entry>>> {
-        if validate_existing_name(name).is_err() {
+        // an upper-case scope is no registry's: never proxied (it would dodge the claim check
+        // of its lower-case twin)
+        if validate_existing_name(name).is_err()
+            || scope_of(name).is_some_and(|s| s.chars().any(|c| c.is_ascii_uppercase()))
+        {
             return Ok(None);
         }
         let Some(route) = self.route(name) else {
@@ -329,6 +343,7 @@ impl Uplinks {
         base: &str,
         epoch: u64,
     ) -> ApiResult<Option<Arc<Entry>>> {
+        let generation = self.generation.load(Ordering::SeqCst);
         // first, always: a local or claimed name never comes from an uplink, whatever is cached
         if Self::claimed_locally(state, name).await? {
             return Ok(None);
@@ -344,7 +359,7 @@ impl Uplinks {
             && now - s.checked_at < self.configs[i].maxage.as_ms()
         {
             return self
-                .entry_from_row(state, route, s, i, base, epoch, false)
+                .entry_from_row(state, route, s, i, base, epoch, false, generation)
                 .await;
         }
         // the uplinks in order; an uplink that fails stops the search (a later one must not
@@ -382,7 +397,7 @@ impl Uplinks {
                     let mut s = s.clone();
                     s.checked_at = now;
                     return self
-                        .entry_from_row(state, route, &s, i, base, epoch, false)
+                        .entry_from_row(state, route, &s, i, base, epoch, false, generation)
                         .await;
                 }
                 Ok(Fetched::Body(body, etag)) => {
@@ -399,14 +414,19 @@ impl Uplinks {
                                 checked_at: now,
                             };
                             state.store.put_cached_packument(&row).await?;
-                            // a publish may have taken the name meanwhile: it wins
+                            // a publish may have taken the name meanwhile: it wins, and the
+                            // copy just stored goes
                             if Self::claimed_locally(state, name).await? {
+                                state.store.forget_cached_packument(name).await?;
                                 return Ok(None);
                             }
-                            let entry = self.entry(state, name, i, p, now, epoch).await?;
+                            let entry = self
+                                .entry(state, name, i, p, now, epoch, generation)
+                                .await?;
                             return Ok(Some(entry));
                         }
-                        Err(proxied::Unusable::Unpublished) => {}
+                        // the first uplink that knows the package decides: it is gone
+                        Err(proxied::Unusable::Unpublished) => break,
                         Err(proxied::Unusable::Bad(why)) => {
                             let msg = format!("sent an unusable packument for {name}: {why}");
                             self.failed(state, i, &msg, false).await;
@@ -452,16 +472,18 @@ impl Uplinks {
                     checked_at: now,
                     local_epoch: epoch,
                 }),
+                generation,
             );
             return Ok(None);
         };
         // stale if error: the last good copy, marked stale and retried shortly
         if let Some(s) = stored.as_ref().filter(|s| s.status == 200)
             && let Some(i) = uplink_of(s)
+            && route.proxy.contains(&i)
         {
             tracing::warn!(package = name, failure = %why, "serving a stale packument");
             return self
-                .entry_from_row(state, route, s, i, base, epoch, true)
+                .entry_from_row(state, route, s, i, base, epoch, true, generation)
                 .await;
         }
         let message =
@@ -480,6 +502,7 @@ impl Uplinks {
         base: &str,
         epoch: u64,
         stale: bool,
+        generation: u64,
     ) -> ApiResult<Option<Arc<Entry>>> {
         let now = state.clock.now_ms();
         if s.status != 200 {
@@ -489,6 +512,7 @@ impl Uplinks {
                     checked_at: s.checked_at,
                     local_epoch: epoch,
                 }),
+                generation,
             );
             return Ok(None);
         }
@@ -507,7 +531,7 @@ impl Uplinks {
             },
         )?;
         let entry = self
-            .entry(state, &s.name, i, p, s.checked_at, epoch)
+            .entry(state, &s.name, i, p, s.checked_at, epoch, generation)
             .await?;
         if stale {
             entry.stale.store(true, Ordering::Relaxed);
@@ -517,6 +541,7 @@ impl Uplinks {
         Ok(Some(entry))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn entry(
         &self,
         state: &AppState,
@@ -525,6 +550,7 @@ impl Uplinks {
         p: proxied::Proxied,
         checked_at: i64,
         epoch: u64,
+        generation: u64,
     ) -> ApiResult<Arc<Entry>> {
         let tarballs = state
             .store
@@ -553,7 +579,7 @@ impl Uplinks {
             retry_at: AtomicI64::new(0),
             local_epoch: epoch,
         });
-        self.remember(name, Slot::Found(entry.clone()));
+        self.remember(name, Slot::Found(entry.clone()), generation);
         Ok(entry)
     }
 
@@ -828,23 +854,25 @@ impl Uplinks {
     /// allowed it (dependency confusion: the local package would shadow the public one), or
     /// when no uplink can be asked.
     pub async fn check_new_name(&self, state: &AppState, name: &str) -> ApiResult<()> {
-        let Some(route) = self.route(name) else {
-            return Ok(());
-        };
         if let Some(scope) = scope_of(name) {
-            // a scope's first package here takes the whole scope from the uplinks
-            if state.store.claimed_locally(name).await?
+            // a scope's first package here takes the whole scope from the uplinks: refused
+            // while any rule proxies some name of the scope, not only this name's rule
+            if !self.routes.proxies_scope(scope)
+                || state.store.claimed_locally(name).await?
                 || state.store.allowed_name(scope).await?.is_some()
             {
                 return Ok(());
             }
             return Err(ApiError::conflict(format!(
                 "{name} would be the first package of the scope {scope} here: from then on every \
-                 {scope} package would be served from here only, never from the uplink {}. \
+                 {scope} package would be served from here only, never from an uplink. \
                  Keep the scope local with a [[packages]] rule for \"{scope}/*\" without proxy, \
-                 or ask an admin to allow the scope (tessera admin allow-name {scope}).",
-                self.name_of(route.proxy[0])
+                 before any rule that proxies it, or ask an admin to allow the scope \
+                 (tessera admin allow-name {scope})."
             )));
+        }
+        if self.route(name).is_none() {
+            return Ok(());
         }
         if state.store.allowed_name(name).await?.is_some() {
             return Ok(());
@@ -925,6 +953,24 @@ impl Uplinks {
             .position(|c| c.audit)
             .map(|i| (i, &self.clients[i]))
     }
+}
+
+/// Removes the cached packages no read revalidated since `before` (`tessera admin cache
+/// prune`): their packuments, their tarball rows, and the tarballs nothing else uses (deleted,
+/// then re-checked, so that a racing publish or fetch of the same bytes gets its blob back).
+/// Returns the packuments, tarball rows and tarballs removed.
+pub async fn prune_cache(state: &AppState, before: i64) -> ApiResult<(i64, usize, usize)> {
+    let (packuments, shas) = state.store.prune_cache(before).await?;
+    let rows = shas.len();
+    let mut unused = Vec::new();
+    for sha in shas {
+        if !state.store.blob_in_use(&sha).await? && !unused.contains(&sha) {
+            unused.push(sha);
+        }
+    }
+    let deleted = unused.len();
+    crate::api::packages::unpublish::collect_blobs(state, unused).await;
+    Ok((packuments, rows, deleted))
 }
 
 /// Whether a stored tarball's SHA-512 is the one `dist` asks for (when it names one).

@@ -49,6 +49,27 @@ impl Pattern {
         &self.text
     }
 
+    /// Whether some name in `scope` (`@acme`) might match (conservative: a pattern that can
+    /// match a name with a `/` and whose literal start agrees with `@acme/`).
+    pub fn could_match_scope(&self, scope: &str) -> bool {
+        let crosses_slash = self
+            .parts
+            .iter()
+            .any(|t| matches!(t, Token::Any | Token::Literal('/')));
+        if !crosses_slash {
+            return false;
+        }
+        let prefix = format!("{scope}/");
+        self.parts
+            .iter()
+            .map_while(|t| match t {
+                Token::Literal(c) => Some(*c),
+                _ => None,
+            })
+            .zip(prefix.chars())
+            .all(|(a, b)| a == b)
+    }
+
     /// Whether `name` matches: one pass over the name per token (linear in each).
     pub fn matches(&self, name: &str) -> bool {
         let name: Vec<char> = name.chars().collect();
@@ -153,6 +174,28 @@ impl Routes {
             .filter(|r| !r.proxy.is_empty())
     }
 
+    /// Whether some rule proxies some name of `scope` (so that a first local package there
+    /// would take those names from the uplinks).
+    pub fn proxies_scope(&self, scope: &str) -> bool {
+        let whole = [
+            "**".to_string(),
+            "@*/*".into(),
+            "@*/**".into(),
+            format!("{scope}/*"),
+            format!("{scope}/**"),
+        ];
+        for r in &self.routes {
+            // a rule matching every name of the scope decides for the rest
+            if whole.iter().any(|w| w == r.pattern.as_str()) {
+                return !r.proxy.is_empty();
+            }
+            if !r.proxy.is_empty() && r.pattern.could_match_scope(scope) {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Whether any rule proxies anywhere.
     pub fn any(&self) -> bool {
         self.routes.iter().any(|r| !r.proxy.is_empty())
@@ -189,6 +232,44 @@ mod tests {
         assert!(m("a*b*c", "abc"));
         assert!(m("a*b*c", "axxbyyc"));
         assert!(!m("a*b*c", "axxbyy"));
+    }
+
+    #[test]
+    fn which_patterns_could_reach_into_a_scope() {
+        let c = |p: &str, s: &str| Pattern::parse(p).unwrap().could_match_scope(s);
+        assert!(c("**", "@types"));
+        assert!(c("@*/*", "@types"));
+        assert!(c("@types/*", "@types"));
+        assert!(c("@types/acme-*", "@types"));
+        assert!(c("@t**", "@types"));
+        assert!(!c("@acme/*", "@types"));
+        assert!(!c("*", "@types"));
+        assert!(!c("lodash", "@types"));
+        assert!(!c("react-*", "@types"));
+        assert!(!c("@typesx/*", "@types"));
+    }
+
+    #[test]
+    fn a_scope_is_proxied_unless_a_local_rule_covers_it_first() {
+        let uplinks = vec!["npmjs".to_string()];
+        let r = Routes::new(&uplinks, &[rule("@acme/*", &[]), rule("**", &["npmjs"])]).unwrap();
+        assert!(!r.proxies_scope("@acme"));
+        assert!(r.proxies_scope("@types"));
+        let r = Routes::new(
+            &uplinks,
+            &[rule("@types/acme-*", &[]), rule("**", &["npmjs"])],
+        )
+        .unwrap();
+        assert!(r.proxies_scope("@types"));
+        let r = Routes::new(
+            &uplinks,
+            &[rule("@types/node", &["npmjs"]), rule("**", &[])],
+        )
+        .unwrap();
+        assert!(r.proxies_scope("@types"));
+        assert!(!r.proxies_scope("@acme"));
+        let r = Routes::new(&uplinks, &[rule("*", &["npmjs"])]).unwrap();
+        assert!(!r.proxies_scope("@acme"));
     }
 
     #[test]

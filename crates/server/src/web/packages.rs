@@ -45,11 +45,15 @@ pub async fn home(web: Web, Query(q): Query<HashMap<String, String>>) -> WebResu
             description: h.package.description.unwrap_or_default(),
         })
         .collect();
-    let cached = if query.is_empty() && web.state.uplinks.enabled() {
-        web.state.store.cached_names("", 200).await?
-    } else {
-        Vec::new()
-    };
+    let mut cached = Vec::new();
+    if query.is_empty() && web.state.uplinks.enabled() {
+        for (name, uplink) in web.state.store.cached_names("", 200).await? {
+            // a name that became local since is not shown as cached
+            if !crate::uplinks::Uplinks::claimed_locally(&web.state, &name).await? {
+                cached.push((name, uplink));
+            }
+        }
+    }
     Ok(web.page(&HomePage {
         chrome: web.chrome(),
         query,
