@@ -179,15 +179,7 @@ impl Uplinks {
     /// name is still not local (`epoch` is the local packument cache's epoch for it). Serving
     /// it needs no database.
     pub fn fresh_entry(&self, name: &str, base: &str, epoch: u64, now: i64) -> Option<Arc<Entry>> {
-        let memory = self.memory.read().unwrap_or_else(|e| e.into_inner());
-        match memory.slots.get(name)? {
-            Slot::Found(e)
-                if e.local_epoch == epoch && e.rendered.base == base && self.is_fresh(e, now) =>
-            {
-                Some(e.clone())
-            }
-            _ => None,
-        }
+        self.remembered(name, base, epoch, now).flatten()
     }
 
     fn is_fresh(&self, e: &Entry, now: i64) -> bool {

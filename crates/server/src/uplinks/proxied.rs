@@ -67,37 +67,22 @@ pub fn build(
     rules: &quarantine::Rules,
     now: i64,
 ) -> Result<Proxied, Unusable> {
-    build_doc(name, body, uplink, base, rules, now).map_err(|e| match e.as_str() {
-        UNPUBLISHED => Unusable::Unpublished,
-        _ => Unusable::Bad(e),
-    })
-}
-
-const UNPUBLISHED: &str = "unpublished";
-
-fn build_doc(
-    name: &str,
-    body: &[u8],
-    uplink: &str,
-    base: &str,
-    rules: &quarantine::Rules,
-    now: i64,
-) -> Result<Proxied, String> {
-    let doc: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+    let bad = |m: String| Unusable::Bad(m);
+    let doc: Value = serde_json::from_slice(body).map_err(|e| bad(format!("not JSON: {e}")))?;
     let Value::Object(mut doc) = doc else {
-        return Err("not a JSON object".into());
+        return Err(bad("not a JSON object".into()));
     };
     match doc.get("name") {
         Some(Value::String(n)) if n == name => {}
-        Some(Value::String(n)) => return Err(format!("it describes {n:?}, not {name:?}")),
-        _ => return Err("it has no name".into()),
+        Some(Value::String(n)) => return Err(bad(format!("it describes {n:?}, not {name:?}"))),
+        _ => return Err(bad("it has no name".into())),
     }
     let unpublished = doc.get("time").and_then(|t| t.get("unpublished")).is_some();
     let Some(Value::Object(upstream_versions)) = doc.remove("versions") else {
         if unpublished {
-            return Err(UNPUBLISHED.into());
+            return Err(Unusable::Unpublished);
         }
-        return Err("it has no versions object".into());
+        return Err(bad("it has no versions object".into()));
     };
     let times: Map<String, Value> = match doc.remove("time") {
         Some(Value::Object(t)) => t,
@@ -231,13 +216,14 @@ fn build_doc(
     doc.insert("dist-tags".into(), Value::Object(tags_json.clone()));
     doc.insert("versions".into(), Value::Object(kept));
     doc.insert("time".into(), Value::Object(time));
-    let full = serde_json::to_vec(&Value::Object(doc)).map_err(|e| e.to_string())?;
+    let full = serde_json::to_vec(&Value::Object(doc)).map_err(|e| bad(e.to_string()))?;
     let mut abbreviated = Map::new();
     abbreviated.insert("name".into(), Value::String(name.to_owned()));
     abbreviated.insert("modified".into(), modified);
     abbreviated.insert("dist-tags".into(), Value::Object(tags_json));
     abbreviated.insert("versions".into(), Value::Object(corgi_versions));
-    let abbreviated = serde_json::to_vec(&Value::Object(abbreviated)).map_err(|e| e.to_string())?;
+    let abbreviated =
+        serde_json::to_vec(&Value::Object(abbreviated)).map_err(|e| bad(e.to_string()))?;
 
     let (full_tag, corgi_tag) = (etag(&full, 'f'), etag(&abbreviated, 'a'));
     Ok(Proxied {

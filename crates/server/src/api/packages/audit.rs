@@ -36,9 +36,7 @@ pub async fn bulk(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    authz::reader(&state, &caller)?;
-    let raw = decoded(&headers, body).await?;
-    let asked: Map<String, Value> = parse_json(&raw)?;
+    let asked = read_request(&state, &caller, &headers, body).await?;
     if asked.len() > MAX_AUDIT_NAMES {
         return Err(ApiError::bad_request(format!(
             "advisories/bulk: more than {MAX_AUDIT_NAMES} packages in one request"
@@ -77,9 +75,7 @@ pub async fn quick(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    authz::reader(&state, &caller)?;
-    let raw = decoded(&headers, body).await?;
-    let mut tree: Map<String, Value> = parse_json(&raw)?;
+    let mut tree = read_request(&state, &caller, &headers, body).await?;
     let Some((audit, client)) = state.uplinks.audit_uplink() else {
         let deps = tree
             .get("dependencies")
@@ -105,6 +101,18 @@ pub async fn quick(
     tree.remove("version");
     let body = Bytes::from(serde_json::to_vec(&tree).map_err(ApiError::internal)?);
     forward(client, "-/npm/v1/security/audits/quick", body).await
+}
+
+/// An audit request as a JSON object, from a caller who may read (anyone, unless reads need a
+/// login).
+async fn read_request(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Map<String, Value>> {
+    authz::reader(state, caller)?;
+    parse_json(&decoded(headers, body).await?)
 }
 
 /// The body, gunzipped when npm sent it gzipped (npm 7 and later do).
