@@ -545,6 +545,51 @@ fn npm_audit_goes_to_the_uplink_without_local_names_or_says_nothing_was_checked(
             "a local name left: {body}"
         );
     }
+
+    // npm 6's quick audit: the local node goes, the public package nested under it moves up
+    stub.set(
+        "/-/npm/v1/security/audits/quick",
+        stub::Reply::json(&json!({"advisories": {}, "metadata": {"vulnerabilities": {}}})),
+    );
+    let tree = json!({
+        "name": "app", "version": "1.0.0",
+        "requires": {"internal-secret": "1.0.0", "left-pad": "1.0.0"},
+        "dependencies": {
+            "left-pad": {"version": "1.0.0"},
+            "internal-secret": {
+                "version": "1.0.0",
+                "requires": {"left-pad": "2.0.0", "is-thing": "1.0.0"},
+                "dependencies": {
+                    "left-pad": {"version": "2.0.0"},
+                    "is-thing": {"version": "1.0.0", "requires": {"internal-secret": "1.0.0"}}
+                }
+            }
+        }
+    });
+    let r = reg
+        .http()
+        .post_json("/-/npm/v1/security/audits/quick", &tree);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let sent = stub
+        .seen()
+        .into_iter()
+        .rfind(|s| s.path.contains("audits/quick"))
+        .expect("the quick audit was forwarded");
+    let body: Value = serde_json::from_slice(&sent.body).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&sent.body).contains("internal-secret"),
+        "a local name left: {body}"
+    );
+    assert_eq!(
+        body["dependencies"]["is-thing"]["version"], "1.0.0",
+        "{body}"
+    );
+    assert_eq!(body["requires"]["is-thing"], "1.0.0", "{body}");
+    // the name already at the top keeps its place
+    assert_eq!(
+        body["dependencies"]["left-pad"]["version"], "1.0.0",
+        "{body}"
+    );
 }
 
 #[test]
@@ -589,8 +634,202 @@ fn concurrent_misses_make_one_request_and_a_failing_uplink_is_skipped_then_retri
     assert_eq!(reg.http().get("/popular/-/popular-1.0.0.tgz").status, 200);
     let out = reg.admin(&["uplinks"], None);
     assert!(String::from_utf8_lossy(&out.stdout).contains("DOWN until"));
-    // after fail_timeout the next request tries again
+    // after fail_timeout one request probes the uplink while the others are still skipped;
+    // the probe fails, and the breaker opens again
+    reg.advance(61);
+    for i in 0..6 {
+        let path = format!("/probe-{i}");
+        stub.set(
+            &path,
+            stub::Reply {
+                status: 503,
+                body: b"still down".to_vec(),
+                ..Default::default()
+            },
+        );
+        stub.drip(&path, std::time::Duration::from_millis(100));
+    }
+    let statuses = race(6, |i| reg.http().get(&format!("/probe-{i}")).status);
+    let asked: usize = (0..6).map(|i| stub.count(&format!("/probe-{i}"))).sum();
+    assert_eq!(asked, 1, "one probe: {statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 502).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 503).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(reg.http().get("/other").status, 503);
+    // after fail_timeout again the probe finds it back, and the breaker closes
     reg.advance(61);
     assert_eq!(reg.http().get("/other").status, 200);
     assert_eq!(stub.count("/other"), 1);
+}
+
+#[test]
+fn a_merge_rule_serves_a_patched_fork_together_with_the_public_versions() {
+    let (mut up, up_npm) = upstream();
+    publish(
+        &up_npm,
+        "left-pad",
+        "1.0.0",
+        json!({"description": "public"}),
+    );
+    publish(&up_npm, "left-pad", "1.2.0", json!({}));
+    publish(&up_npm, "left-pad", "1.3.0", json!({}));
+    up_npm
+        .run(&["dist-tag", "add", "left-pad@1.2.0", "legacy"])
+        .ok();
+    up_npm
+        .run(&["dist-tag", "add", "left-pad@1.0.0", "first"])
+        .ok();
+    publish(&up_npm, "right-pad", "1.0.0", json!({}));
+
+    let rules = "[{pattern = \"left-pad\", proxy = \"up\", mode = \"merge\"}, \
+                 {pattern = \"**\", proxy = \"up\"}]";
+    let reg = Registry::start_with(&[
+        ("TESSERA_UPLINKS", &uplink_var(&up, "")),
+        ("TESSERA_PACKAGES", rules),
+    ]);
+    let alice = reg.npm_as("alice");
+    let http = reg.http();
+
+    // the rule says the name lives in both places: no 409 for the name
+    publish(
+        &alice,
+        "left-pad",
+        "1.3.1",
+        json!({"description": "our fork"}),
+    );
+    // but a number the uplink has is refused (npm 11 sees it in the merged packument and
+    // refuses by itself; the server refuses older clients)
+    let m = json!({"name": "left-pad", "version": "1.0.0"});
+    let r = http.with_token(&alice.token().unwrap()).put_json(
+        "/left-pad",
+        &publish_body(&reg.url(), "left-pad", "1.0.0", &tgz(&m, &[])),
+    );
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert!(
+        r.error().contains("exists on the uplink up"),
+        "{}",
+        r.error()
+    );
+    // the uplink publishes the fork's number later: the local version wins
+    publish(
+        &up_npm,
+        "left-pad",
+        "1.3.1",
+        json!({"description": "public"}),
+    );
+    publish(&up_npm, "left-pad", "1.4.0", json!({}));
+    reg.advance(200);
+    let doc = http.get("/left-pad").json();
+    let mut versions: Vec<&String> = doc["versions"].as_object().unwrap().keys().collect();
+    versions.sort();
+    assert_eq!(
+        versions,
+        ["1.0.0", "1.2.0", "1.3.0", "1.3.1", "1.4.0"],
+        "{doc}"
+    );
+    assert_eq!(doc["versions"]["1.3.1"]["description"], "our fork");
+    assert_eq!(doc["description"], "our fork");
+    // local tags win (latest stays on the fork); the uplink's other tags stay when they point
+    // at a version it adds
+    assert_eq!(doc["dist-tags"]["latest"], "1.3.1");
+    assert_eq!(doc["dist-tags"]["legacy"], "1.2.0");
+    assert_eq!(doc["dist-tags"]["first"], "1.0.0");
+    assert!(doc["time"]["1.2.0"].is_string());
+    let corgi = http.send(
+        "GET",
+        "/left-pad",
+        &[("accept", "application/vnd.npm.install-v1+json")],
+        None,
+    );
+    assert_eq!(corgi.json()["versions"].as_object().unwrap().len(), 5);
+    assert_eq!(corgi.json()["dist-tags"], doc["dist-tags"]);
+    assert_eq!(http.get("/left-pad/legacy").json()["version"], "1.2.0");
+
+    // npm installs both kinds: the public 1.2.0 through the uplink, the fork from here
+    let project = alice.project("merged");
+    write_project(&project, json!({"left-pad": "~1.2.0"}));
+    fresh_install(&alice, &project).ok();
+    assert_eq!(installed_version(&project, "left-pad"), "1.2.0");
+    let lock = std::fs::read_to_string(project.join("package-lock.json")).unwrap();
+    assert!(
+        lock.contains(&format!(
+            "{}/left-pad/-/left-pad-1.2.0.tgz",
+            reg.url().trim_end_matches('/')
+        )),
+        "{lock}"
+    );
+    write_project(&project, json!({"left-pad": "~1.3.1"}));
+    fresh_install(&alice, &project).ok();
+    assert_eq!(installed_version(&project, "left-pad"), "1.3.1");
+    let ours = http.get("/left-pad/-/left-pad-1.3.1.tgz");
+    let theirs = up.http().get("/left-pad/-/left-pad-1.3.1.tgz");
+    assert_eq!((ours.status, theirs.status), (200, 200));
+    assert_ne!(ours.bytes, theirs.bytes, "the local 1.3.1 is served");
+
+    // a number unpublished here is not filled from the uplink (npm 11 wants a tag for a
+    // version below the highest one, which the uplink's 1.4.0 is)
+    let fork = |v: &str| {
+        let dir = alice.package("left-pad", v, json!({}));
+        alice.run_in(&dir, &["publish", "--tag", "acme"]).ok();
+    };
+    fork("1.3.2");
+    alice.run(&["unpublish", "left-pad@1.3.2", "--force"]).ok();
+    let dir = up_npm.package("left-pad", "1.3.2", json!({}));
+    up_npm.run_in(&dir, &["publish", "--tag", "patch"]).ok();
+    reg.advance(200);
+    let doc = http.get("/left-pad").json();
+    assert!(doc["versions"].get("1.3.2").is_none(), "{doc}");
+    assert!(doc["dist-tags"].get("patch").is_none(), "{doc}");
+    assert_eq!(http.get("/left-pad/1.3.2").status, 404);
+    assert_eq!(http.get("/left-pad/-/left-pad-1.3.2.tgz").status, 404);
+
+    // a merge rule changes nothing for other names: right-pad is still the uplink's alone
+    let dir = alice.package("right-pad", "2.0.0", json!({}));
+    let r = alice.run_in(&dir, &["publish"]);
+    assert!(r.all().contains("409"), "{}", r.all());
+    // nor is a merged name reported as a local name appearing upstream
+    fork("1.3.3");
+    assert!(!reg.log_text().contains("also exists upstream"));
+
+    // with the uplink gone and nothing cached of it, the local half is still served
+    up.kill();
+    reg.advance(3600);
+    let doc = http.get("/left-pad").json();
+    assert_eq!(doc["dist-tags"]["acme"], "1.3.3", "{doc}");
+    assert_eq!(doc["dist-tags"]["latest"], "1.3.1", "{doc}");
+    assert!(doc["versions"].get("1.3.1").is_some());
+    write_project(&project, json!({"left-pad": "1.3.3"}));
+    fresh_install(&alice, &project).ok();
+    assert_eq!(installed_version(&project, "left-pad"), "1.3.3");
+}
+
+#[test]
+fn a_merge_rule_over_every_name_is_refused_at_start() {
+    let data = tempfile::tempdir().unwrap();
+    for pattern in ["**", "@*/*", "*"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .arg("--data")
+            .arg(data.path())
+            .args(["admin", "uplinks"])
+            .env(
+                "TESSERA_UPLINKS",
+                "[{name = \"up\", url = \"http://127.0.0.1:9\"}]",
+            )
+            .env(
+                "TESSERA_PACKAGES",
+                format!("[{{pattern = \"{pattern}\", proxy = \"up\", mode = \"merge\"}}]"),
+            )
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{pattern}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("must name its packages"), "{pattern}: {err}");
+    }
 }

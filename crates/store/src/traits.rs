@@ -478,6 +478,9 @@ pub trait UplinkStore: Send + Sync {
     /// Whether `name` belongs here whatever the uplinks have: a package of that name exists or
     /// was fully unpublished here, or (for a scoped name) its scope has, or had, packages here.
     async fn claimed_locally(&self, name: &str) -> StoreResult<bool>;
+    /// Version numbers of `name` used here but not published now: unpublished, or staged for
+    /// approval. A merged uplink never fills them.
+    async fn held_versions(&self, name: &str) -> StoreResult<Vec<String>>;
     /// The cached tarballs of `name`.
     async fn cached_tarballs(&self, name: &str) -> StoreResult<Vec<CachedTarball>>;
     /// Records a fetched tarball (whose blob is stored), replacing an earlier row.

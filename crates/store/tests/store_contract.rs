@@ -1814,6 +1814,36 @@ async fn names_claimed_locally_by_package_unpublish_or_scope() {
 }
 
 #[tokio::test]
+async fn held_versions_are_the_unpublished_and_staged_numbers() {
+    let s = store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let p = s
+        .publish(publish("demo", "1.0.0", alice.id), 10)
+        .await
+        .unwrap();
+    s.publish(publish("demo", "1.1.0", alice.id), 11)
+        .await
+        .unwrap();
+    assert!(s.held_versions("demo").await.unwrap().is_empty());
+    s.remove_versions(
+        p.package_id,
+        2,
+        &["1.1.0".into()],
+        &[("latest".into(), "1.0.0".into())],
+        12,
+    )
+    .await
+    .unwrap();
+    s.stage_version(&staged("s1", "demo", "1.2.0", alice.id, 13))
+        .await
+        .unwrap();
+    let mut held = s.held_versions("demo").await.unwrap();
+    held.sort();
+    assert_eq!(held, vec!["1.1.0".to_string(), "1.2.0".into()]);
+    assert!(s.held_versions("other").await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn uplink_breakers_open_after_max_fails_and_close_on_an_answer() {
     let s = store().await;
     assert_eq!(s.uplink_health_of("npmjs").await.unwrap(), None);

@@ -235,6 +235,11 @@ impl Rendered {
     pub fn version_doc(&self, version: &str) -> Option<&Bytes> {
         self.version_docs.get()?.get(version)
     }
+
+    /// Every version's manifest, when made.
+    pub fn version_docs(&self) -> Option<&HashMap<String, Bytes>> {
+        self.version_docs.get()
+    }
 }
 
 /// The `_rev` string of a revision: `<n>-<16 hex>`, URL-safe.

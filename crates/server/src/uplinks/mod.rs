@@ -7,13 +7,16 @@
 //! - `proxied`: an upstream packument made ready to serve (pure).
 //! - `quarantine`: upstream versions kept out (pure).
 //! - `coalesce`: one fetch per name at a time within an instance.
+//! - `merged`: a local package and an uplink's served as one (`mode = "merge"`, pure).
 //!
 //! The rule that keeps dependency confusion out lives here, in [`Uplinks::claimed_locally`]
 //! and in the read path's order: a name that exists here, that was ever published here, or
-//! whose scope is owned here never takes anything from an uplink.
+//! whose scope is owned here never takes anything from an uplink. The one exception is a name
+//! an admin's rule puts in `mode = "merge"`, where taking versions from the uplink is the point.
 
 pub mod client;
 pub mod coalesce;
+pub mod merged;
 pub mod proxied;
 pub mod quarantine;
 pub mod routing;
@@ -36,7 +39,7 @@ use crate::state::AppState;
 use client::{Fetched, UplinkClient};
 use proxied::UpstreamDist;
 use routing::{Route, Routes};
-use settings::UplinkConfig;
+use settings::{MergeMode, UplinkConfig};
 
 /// A proxied package as this instance holds it in memory.
 #[derive(Debug)]
@@ -56,6 +59,8 @@ pub struct Entry {
     retry_at: AtomicI64,
     /// The local packument cache's epoch for the name when the name was found not local.
     local_epoch: u64,
+    /// Merged with the local package (`mode = "merge"`): the last merged rendering.
+    merged: std::sync::Mutex<Option<Arc<Rendered>>>,
 }
 
 impl Entry {
@@ -101,7 +106,7 @@ pub struct Uplinks {
     /// This instance's name in fetch leases.
     instance: String,
     /// Tarball fetches under way (each holds a tarball in memory).
-    fetches: tokio::sync::Semaphore,
+    fetches: Arc<tokio::sync::Semaphore>,
     /// Bumped by every [`Uplinks::forget`]: a fetch that began before a name (or its scope)
     /// became local does not put its result in memory afterwards.
     generation: std::sync::atomic::AtomicU64,
@@ -132,7 +137,7 @@ impl Uplinks {
             names: Default::default(),
             files: Default::default(),
             instance: crate::npm::ids::new_uuid(),
-            fetches: tokio::sync::Semaphore::new(FETCHES),
+            fetches: Arc::new(tokio::sync::Semaphore::new(FETCHES)),
             generation: Default::default(),
         }
     }
@@ -179,7 +184,47 @@ impl Uplinks {
     /// name is still not local (`epoch` is the local packument cache's epoch for it). Serving
     /// it needs no database.
     pub fn fresh_entry(&self, name: &str, base: &str, epoch: u64, now: i64) -> Option<Arc<Entry>> {
-        self.remembered(name, base, epoch, now).flatten()
+        let e = self.remembered(name, base, epoch, now).flatten()?;
+        // a merged name's entry holds only the uplink's half
+        (!self.merges(name)).then_some(e)
+    }
+
+    /// Whether `name`'s rule merges local and upstream versions (`mode = "merge"`).
+    pub fn merges(&self, name: &str) -> bool {
+        self.route(name).is_some_and(|r| r.mode == MergeMode::Merge)
+    }
+
+    /// The local package `local` (as the read path rendered it) merged with the uplink's
+    /// package in `entry`: made once per local revision and uplink copy.
+    pub async fn merged(
+        &self,
+        state: &AppState,
+        name: &str,
+        local: &Arc<Rendered>,
+        entry: &Arc<Entry>,
+    ) -> ApiResult<Arc<Rendered>> {
+        let same = |m: &Rendered| {
+            (m.package_id, m.rev, m.base.as_str()) == (local.package_id, local.rev, &local.base)
+        };
+        if let Some(m) = entry
+            .merged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            && same(m)
+        {
+            return Ok(m.clone());
+        }
+        let Some(doc) = state.store.package_doc(name).await? else {
+            return Ok(local.clone());
+        };
+        let whole = crate::npm::packument::render_all(&doc, &local.base);
+        let held = state.store.held_versions(name).await?;
+        let m = merged::merge(&whole, &entry.rendered, &held, self.name_of(entry.uplink))
+            .map_err(|e| ApiError::internal(format!("merging {name}: {e}")))?;
+        let m = Arc::new(m);
+        *entry.merged.lock().unwrap_or_else(|e| e.into_inner()) = Some(m.clone());
+        Ok(m)
     }
 
     fn is_fresh(&self, e: &Entry, now: i64) -> bool {
@@ -276,13 +321,13 @@ impl Uplinks {
         };
         let now = state.clock.now_ms();
         if let Some(found) = self.remembered(name, base, epoch, now) {
-            return self.still_not_local(state, name, found).await;
+            return self.still_not_local(state, route, name, found).await;
         }
         let _held = self.names.lock(name).await;
         // whoever held the lock before may have fetched it
         let now = state.clock.now_ms();
         if let Some(found) = self.remembered(name, base, epoch, now) {
-            return self.still_not_local(state, name, found).await;
+            return self.still_not_local(state, route, name, found).await;
         }
         self.refresh(state, route, name, base, epoch).await
     }
@@ -292,10 +337,15 @@ impl Uplinks {
     async fn still_not_local(
         &self,
         state: &AppState,
+        route: &Route,
         name: &str,
         found: Option<Arc<Entry>>,
     ) -> ApiResult<Option<Arc<Entry>>> {
-        if found.is_some() && state.store.shared() && Self::claimed_locally(state, name).await? {
+        if found.is_some()
+            && route.mode != MergeMode::Merge
+            && state.store.shared()
+            && Self::claimed_locally(state, name).await?
+        {
             self.forget(name);
             return Ok(None);
         }
@@ -337,7 +387,9 @@ impl Uplinks {
     ) -> ApiResult<Option<Arc<Entry>>> {
         let generation = self.generation.load(Ordering::SeqCst);
         // first, always: a local or claimed name never comes from an uplink, whatever is cached
-        if Self::claimed_locally(state, name).await? {
+        // (unless the rule merges the two)
+        let merges = route.mode == MergeMode::Merge;
+        if !merges && Self::claimed_locally(state, name).await? {
             return Ok(None);
         }
         let now = state.clock.now_ms();
@@ -360,19 +412,8 @@ impl Uplinks {
         for &i in &route.proxy {
             let client = &self.clients[i];
             let cfg = &self.configs[i];
-            if let Some(h) = state.store.uplink_health_of(&cfg.name).await?
-                && h.down_until > now
-            {
-                failure = Some((
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "{} is skipped after {} failures in a row (last: {}) until {}",
-                        cfg.name,
-                        h.fails,
-                        h.last_error.as_deref().unwrap_or("?"),
-                        crate::clock::iso8601(h.down_until)
-                    ),
-                ));
+            if let Some(why) = self.skipped(state, i, now).await? {
+                failure = Some((StatusCode::SERVICE_UNAVAILABLE, why));
                 break;
             }
             let etag = stored
@@ -408,7 +449,7 @@ impl Uplinks {
                             state.store.put_cached_packument(&row).await?;
                             // a publish may have taken the name meanwhile: it wins, and the
                             // copy just stored goes
-                            if Self::claimed_locally(state, name).await? {
+                            if !merges && Self::claimed_locally(state, name).await? {
                                 state.store.forget_cached_packument(name).await?;
                                 return Ok(None);
                             }
@@ -549,7 +590,11 @@ impl Uplinks {
             .cached_tarballs(name)
             .await?
             .into_iter()
-            .filter(|t| p.dists.contains_key(&t.version))
+            .filter(|t| {
+                p.dists
+                    .get(&t.version)
+                    .is_some_and(|d| row_fits(t, self.name_of(i), d))
+            })
             .map(|t| {
                 (
                     t.version,
@@ -570,9 +615,48 @@ impl Uplinks {
             stale: AtomicBool::new(false),
             retry_at: AtomicI64::new(0),
             local_epoch: epoch,
+            merged: Default::default(),
         });
         self.remember(name, Slot::Found(entry.clone()), generation);
         Ok(entry)
+    }
+
+    /// Why uplink `i` must not be asked at `now`, if it must not: its breaker is open, or it is
+    /// half-open (`fail_timeout` passed) and another request is the one probe that checks
+    /// whether it is back. `None`: ask it (a request that takes the probe asks too).
+    async fn skipped(&self, state: &AppState, i: usize, now: i64) -> ApiResult<Option<String>> {
+        let cfg = &self.configs[i];
+        let Some(h) = state.store.uplink_health_of(&cfg.name).await? else {
+            return Ok(None);
+        };
+        let last = h.last_error.as_deref().unwrap_or("?");
+        if h.down_until > now {
+            return Ok(Some(format!(
+                "{} is skipped after {} failures in a row (last: {last}) until {}",
+                cfg.name,
+                h.fails,
+                crate::clock::iso8601(h.down_until)
+            )));
+        }
+        if h.fails < i64::from(cfg.max_fails) {
+            return Ok(None);
+        }
+        // half-open: one request (across instances) asks; an answer closes the breaker, a
+        // failure opens it again
+        let probe = format!("probe:{}", cfg.name);
+        let until = now + cfg.timeout.as_ms() + 5_000;
+        if state
+            .store
+            .take_fetch_lease(&probe, &self.instance, until, now)
+            .await?
+        {
+            return Ok(None);
+        }
+        Ok(Some(format!(
+            "{} is skipped after {} failures in a row (last: {last}) while another request \
+             checks whether it is back",
+            cfg.name, h.fails
+        )))
     }
 
     async fn answered(&self, state: &AppState, i: usize) {
@@ -643,6 +727,8 @@ impl Uplinks {
         let cfg = &self.configs[entry.uplink];
         let lease = format!("tarball:{key}");
         let deadline = tokio::time::Instant::now() + cfg.timeout.as_duration() * 2;
+        // the lease is asked for at most once a second (a write); the stored row every 100 ms
+        let mut next_try = tokio::time::Instant::now();
         loop {
             if let Some(t) = self.stored_tarball(state, name, version, entry).await? {
                 return Ok(t);
@@ -662,17 +748,38 @@ impl Uplinks {
                 ));
             }
             // one instance fetches at a time; the others wait for its row, and take over if it
-            // gives up
-            let until = now + cfg.timeout.as_ms() + 5_000;
-            if !cfg.cache
-                || state
-                    .store
-                    .take_fetch_lease(&lease, &self.instance, until, now)
-                    .await?
-            {
-                return self
-                    .fetch_detached(state, name, version, dist, entry, lease)
-                    .await;
+            // gives up. A fetch slot is taken first, so that a lease is never held while
+            // waiting for one (it could run out, and another instance fetch too).
+            if tokio::time::Instant::now() >= next_try {
+                next_try = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+                let permit = self
+                    .fetches
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| ApiError::internal("the fetch limit was closed"))?;
+                let now = state.clock.now_ms();
+                let until = now + cfg.timeout.as_ms() + 5_000;
+                if !cfg.cache
+                    || state
+                        .store
+                        .take_fetch_lease(&lease, &self.instance, until, now)
+                        .await?
+                {
+                    if let Some(why) = self.skipped(state, entry.uplink, now).await? {
+                        let _ = state
+                            .store
+                            .release_fetch_lease(&lease, &self.instance)
+                            .await;
+                        return Err(ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("{key} was never fetched and {why}"),
+                        ));
+                    }
+                    return self
+                        .fetch_detached(state, name, version, dist, entry, lease, permit)
+                        .await;
+                }
             }
             if tokio::time::Instant::now() > deadline {
                 return Err(ApiError::new(
@@ -686,6 +793,7 @@ impl Uplinks {
 
     /// Fetches in a task of its own, so that a client going away does not cut a fetch (and its
     /// lease) short; at most [`FETCHES`] at once per instance.
+    #[allow(clippy::too_many_arguments)]
     async fn fetch_detached(
         &self,
         state: &AppState,
@@ -694,6 +802,7 @@ impl Uplinks {
         dist: &UpstreamDist,
         entry: &Arc<Entry>,
         lease: String,
+        permit: tokio::sync::OwnedSemaphorePermit,
     ) -> ApiResult<Tarball> {
         let (state, name, version, dist, entry) = (
             state.clone(),
@@ -704,13 +813,10 @@ impl Uplinks {
         );
         let task = tokio::spawn(async move {
             let up = &state.uplinks;
-            let fetched = match up.fetches.acquire().await {
-                Ok(_permit) => {
-                    up.fetch_tarball(&state, &name, &version, &dist, &entry)
-                        .await
-                }
-                Err(_) => Err(ApiError::internal("the fetch limit was closed")),
-            };
+            let fetched = up
+                .fetch_tarball(&state, &name, &version, &dist, &entry)
+                .await;
+            drop(permit);
             if up.configs[entry.uplink].cache {
                 let _ = state.store.release_fetch_lease(&lease, &up.instance).await;
             }
@@ -817,7 +923,11 @@ impl Uplinks {
             None => {
                 // another instance (or an earlier entry) may have stored it
                 let rows = state.store.cached_tarballs(name).await?;
-                let Some(row) = rows.into_iter().find(|r| r.version == version) else {
+                let uplink = self.name_of(entry.uplink);
+                let Some(row) = rows
+                    .into_iter()
+                    .find(|r| r.version == version && row_fits(r, uplink, dist))
+                else {
                     return Ok(None);
                 };
                 let t = TarballRef {
@@ -863,21 +973,14 @@ impl Uplinks {
                  (tessera admin allow-name {scope})."
             )));
         }
-        if self.route(name).is_none() {
+        // a merge rule's names are meant to exist in both places
+        if self.route(name).is_none_or(|r| r.mode == MergeMode::Merge) {
             return Ok(());
         }
         if state.store.allowed_name(name).await?.is_some() {
             return Ok(());
         }
-        let base = self.base_in_memory(name).unwrap_or_else(|| {
-            state
-                .config
-                .public_url
-                .clone()
-                .unwrap_or_else(|| "http://localhost".into())
-                .trim_end_matches('/')
-                .to_owned()
-        });
+        let base = self.check_base(state, name);
         // an epoch no read has: what this check fetches is never served from memory as if the
         // name were known not to be local
         match self.packument(state, name, &base, u64::MAX).await {
@@ -899,6 +1002,50 @@ impl Uplinks {
         }
     }
 
+    /// Refuses to publish here a version number that the uplink has, for a name a merge rule
+    /// covers: one number would name two tarballs (npm 11 refuses it itself, from the merged
+    /// packument; older clients do not). When the uplink cannot be asked the publish goes on:
+    /// the local version wins if the uplink has the number too.
+    pub async fn check_merged_version(
+        &self,
+        state: &AppState,
+        name: &str,
+        version: &str,
+    ) -> ApiResult<()> {
+        if !self.merges(name) {
+            return Ok(());
+        }
+        let base = self.check_base(state, name);
+        match self.packument(state, name, &base, u64::MAX).await {
+            Ok(Some(e)) if e.dists.contains_key(version) || e.refused.contains_key(version) => {
+                Err(ApiError::conflict(format!(
+                    "You cannot publish over the previously published versions: {version} \
+                     ({name}@{version} exists on the uplink {}, merged with this package).",
+                    self.name_of(e.uplink)
+                )))
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!(package = name, version, error = %e.message,
+                    "cannot check a merged package's uplink for the version published");
+                Ok(())
+            }
+        }
+    }
+
+    /// The base URL for a check's fetch (links in it are never served from it).
+    fn check_base(&self, state: &AppState, name: &str) -> String {
+        self.base_in_memory(name).unwrap_or_else(|| {
+            state
+                .config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| "http://localhost".into())
+                .trim_end_matches('/')
+                .to_owned()
+        })
+    }
+
     fn base_in_memory(&self, name: &str) -> Option<String> {
         let memory = self.memory.read().unwrap_or_else(|e| e.into_inner());
         match memory.slots.get(name)? {
@@ -913,7 +1060,7 @@ impl Uplinks {
         if scope_of(name).is_some() {
             return;
         }
-        let Some(route) = self.route(name) else {
+        let Some(route) = self.route(name).filter(|r| r.mode != MergeMode::Merge) else {
             return;
         };
         let first = route.proxy[0];
@@ -966,6 +1113,20 @@ pub async fn prune_cache(state: &AppState, before: i64) -> ApiResult<(i64, usize
 }
 
 /// Whether a stored tarball's SHA-512 is the one `dist` asks for (when it names one).
+/// Whether a cached tarball row may serve `dist` of `uplink`: checked against its SHA-512 when
+/// the packument has one, else (SHA-1 only) only when the same uplink's packument led to it, as
+/// the row's bytes were checked against that uplink's `shasum` and not this one.
+fn row_fits(row: &CachedTarball, uplink: &str, dist: &UpstreamDist) -> bool {
+    match dist
+        .integrity
+        .as_deref()
+        .and_then(proxied::sha512_of_integrity)
+    {
+        Some(want) => want == row.tarball_sha512,
+        None => row.uplink == uplink,
+    }
+}
+
 fn matches_dist(sha512_hex: &str, dist: &UpstreamDist) -> bool {
     match dist
         .integrity
@@ -1050,6 +1211,25 @@ mod tests {
         assert!(check_integrity(bytes, &sha512, &d(None, Some(&sha1.to_uppercase()))).is_ok());
         assert!(check_integrity(bytes, &sha512, &d(Some("sha1-xyz"), Some("00"))).is_err());
         assert!(check_integrity(bytes, &sha512, &d(None, None)).is_err());
+
+        // a cached row serves another uplink's packument only by SHA-512
+        let row = CachedTarball {
+            name: "p".into(),
+            version: "1.0.0".into(),
+            uplink: "a".into(),
+            tarball_sha512: sha512.clone(),
+            integrity: sri.clone(),
+            size: 13,
+            fetched_at: 0,
+        };
+        assert!(row_fits(&row, "b", &d(Some(&sri), None)));
+        assert!(!row_fits(
+            &row,
+            "a",
+            &d(Some(&format!("sha512-{}", "A".repeat(86) + "==")), None)
+        ));
+        assert!(row_fits(&row, "a", &d(None, Some(&sha1))));
+        assert!(!row_fits(&row, "b", &d(None, Some(&sha1))));
     }
 
     #[test]

@@ -186,10 +186,12 @@ impl Routes {
         ];
         for r in &self.routes {
             // a rule matching every name of the scope decides for the rest
+            // (a merge rule: its names take from the uplinks whatever is local)
+            let merges = r.mode == MergeMode::Merge;
             if whole.iter().any(|w| w == r.pattern.as_str()) {
-                return !r.proxy.is_empty();
+                return !r.proxy.is_empty() && !merges;
             }
-            if !r.proxy.is_empty() && r.pattern.could_match_scope(scope) {
+            if !r.proxy.is_empty() && !merges && r.pattern.could_match_scope(scope) {
                 return true;
             }
         }

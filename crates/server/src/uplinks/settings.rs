@@ -110,6 +110,12 @@ pub enum MergeMode {
     /// is served from here only; any other name comes from the uplinks.
     #[default]
     LocalShadowsUpstream,
+    /// A local package and the uplink's package of the same name are served as one: local
+    /// versions and dist-tags win, the uplink adds versions whose numbers were never used here
+    /// and tags the local package lacks. For patched forks of public packages only: a rule in
+    /// this mode must name its packages (no `**`, `*`, `@*/…`), because any name it covers can
+    /// take versions from the uplink.
+    Merge,
 }
 
 impl MergeMode {
@@ -117,6 +123,7 @@ impl MergeMode {
     pub fn as_str(self) -> &'static str {
         match self {
             MergeMode::LocalShadowsUpstream => "local-shadows-upstream",
+            MergeMode::Merge => "merge",
         }
     }
 }
@@ -148,6 +155,19 @@ pub struct Quarantine {
     pub deny: Vec<String>,
     /// Versions published after this date (`2026-11-01` or RFC 3339) are not served.
     pub freeze: Option<String>,
+}
+
+/// Whether a pattern for `mode = "merge"` names its packages: its scope (if any) is spelled
+/// out, and it is not made of wildcards only (`**`, `*`, `*/*`).
+pub fn merge_names_its_packages(pattern: &str) -> bool {
+    let wild = |s: &str| s.chars().all(|c| matches!(c, '*' | '?' | '/'));
+    match pattern.strip_prefix('@') {
+        Some(rest) => {
+            let scope = rest.split('/').next().unwrap_or("");
+            !scope.is_empty() && !scope.contains(['*', '?'])
+        }
+        None => !pattern.contains("**") && !wild(pattern),
+    }
 }
 
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -256,8 +276,48 @@ pub fn validate(uplinks: &[UplinkConfig], rules: &[PackageRule]) -> Result<(), C
                 ));
             }
         }
+        if r.mode == MergeMode::Merge {
+            if r.proxy.is_empty() {
+                return bad(format!(
+                    "packages {:?}: mode \"merge\" needs proxy (the uplinks to merge with)",
+                    r.pattern
+                ));
+            }
+            if !merge_names_its_packages(&r.pattern) {
+                return bad(format!(
+                    "packages {:?}: mode \"merge\" lets an uplink add versions to every name the \
+                     pattern covers, so the pattern must name its packages (a name, a scope such \
+                     as \"@acme/*\", or a prefix such as \"react-*\"), not every name or every scope",
+                    r.pattern
+                ));
+            }
+        }
         crate::uplinks::quarantine::Rules::parse(&r.quarantine)
             .map_err(|e| ConfigError::Invalid(format!("packages {:?}: {e}", r.pattern)))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_names_its_packages as names;
+
+    #[test]
+    fn a_merge_rule_must_name_its_packages() {
+        for ok in [
+            "left-pad",
+            "react-*",
+            "*-patched",
+            "@acme/*",
+            "@acme/**",
+            "@types/node",
+        ] {
+            assert!(names(ok), "{ok}");
+        }
+        for wide in [
+            "**", "*", "?*", "*/*", "@*/*", "@*/**", "@a*/x", "@?/x", "@/x", "a**",
+        ] {
+            assert!(!names(wide), "{wide}");
+        }
+    }
 }

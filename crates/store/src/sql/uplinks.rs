@@ -147,6 +147,16 @@ macro_rules! impl_uplink_store {
                 Ok(scoped.is_some())
             }
 
+            async fn held_versions(&self, name: &str) -> $crate::StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT version FROM retired_versions WHERE package_name = $1 UNION \
+                     SELECT version FROM staged_versions WHERE package_name = $1",
+                )
+                .bind(name)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
             async fn cached_tarballs(
                 &self,
                 name: &str,

@@ -18,6 +18,7 @@ use crate::http::extract::{parse_json, read_body};
 use crate::npm::names::validate_existing_name;
 use crate::state::AppState;
 use crate::uplinks::Uplinks;
+use crate::uplinks::settings::MergeMode;
 
 /// What npm is told when nothing could be checked.
 const NOTHING_CHECKED: &str = "this registry has no advisory source (no uplink serves audits): \
@@ -140,15 +141,14 @@ async fn decoded(headers: &HeaderMap, body: Body) -> ApiResult<Bytes> {
 /// Whether the audit uplink (index `audit`) answers for `name`: a valid name its rule proxies
 /// to that uplink, and not local or claimed here. Other names are not sent out.
 async fn is_public(state: &AppState, name: &str, audit: usize) -> ApiResult<bool> {
-    if validate_existing_name(name).is_err()
-        || !state
-            .uplinks
-            .route(name)
-            .is_some_and(|r| r.proxy.contains(&audit))
-    {
+    let Some(route) = state.uplinks.route(name) else {
+        return Ok(false);
+    };
+    if validate_existing_name(name).is_err() || !route.proxy.contains(&audit) {
         return Ok(false);
     }
-    Ok(!Uplinks::claimed_locally(state, name).await?)
+    // a merged name is the uplink's package too
+    Ok(route.mode == MergeMode::Merge || !Uplinks::claimed_locally(state, name).await?)
 }
 
 /// Takes local names out of npm 6's tree (`requires` and nested `dependencies`).
@@ -183,13 +183,49 @@ async fn drop_local(
             }
         }
     }
+    // public packages nested under a local one (not hoisted by npm) move up in its place, so
+    // that they are still checked
+    let mut orphans: Vec<(String, Value)> = Vec::new();
     if let Some(Value::Object(deps)) = node.get_mut("dependencies") {
         let names: Vec<String> = deps.keys().cloned().collect();
         for n in names {
             if !is_public(state, &n, audit).await? {
-                deps.remove(&n);
+                if let Some(Value::Object(mut local)) = deps.remove(&n) {
+                    local.remove("requires");
+                    Box::pin(drop_local(state, &mut local, audit, depth + 1, budget)).await?;
+                    if let Some(Value::Object(nested)) = local.remove("dependencies") {
+                        orphans.extend(nested);
+                    }
+                }
             } else if let Some(Value::Object(child)) = deps.get_mut(&n) {
                 Box::pin(drop_local(state, child, audit, depth + 1, budget)).await?;
+            }
+        }
+    }
+    if !orphans.is_empty() {
+        let deps = node
+            .entry("dependencies")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let mut placed = Vec::new();
+        if let Value::Object(deps) = deps {
+            for (n, child) in orphans {
+                // a name already at this level keeps its place (one entry per name and level)
+                if deps.contains_key(&n) {
+                    continue;
+                }
+                if let Some(v) = child.get("version").and_then(Value::as_str) {
+                    placed.push((n.clone(), v.to_owned()));
+                }
+                deps.insert(n, child);
+            }
+        }
+        // required from here, so that the uplink reaches them
+        if let Value::Object(req) = node
+            .entry("requires")
+            .or_insert_with(|| Value::Object(Map::new()))
+        {
+            for (n, v) in placed {
+                req.entry(n).or_insert(Value::String(v));
             }
         }
     }

@@ -136,6 +136,10 @@ pub async fn prepare(
     let Value::Object(manifest) = manifest else {
         return Err(ApiError::bad_request("A version must be a JSON object"));
     };
+    state
+        .uplinks
+        .check_merged_version(state, name, &version)
+        .await?;
     if manifest.get("name").and_then(Value::as_str) != Some(name) {
         return Err(ApiError::bad_request(
             "The version's name does not match the package name",

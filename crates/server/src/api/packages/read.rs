@@ -71,13 +71,16 @@ pub async fn rendered(
 ///
 /// A local package always wins: the uplinks are asked only after the store has no package of
 /// that name (and, for a proxied rendering served from memory, only while the local cache's
-/// epoch for the name shows that no write happened since that was checked).
+/// epoch for the name shows that no write happened since that was checked). Under a merge rule
+/// a local package is served merged with the uplink's (unless `for_write`: the document npm
+/// edits and sends back is the local one), or alone when no uplink answers.
 async fn readable(
     state: &AppState,
     caller: &Caller,
     headers: &HeaderMap,
     name: &str,
     part: Part,
+    for_write: bool,
 ) -> ApiResult<(Arc<Rendered>, Option<Arc<Entry>>)> {
     let reader = authz::reader(state, caller)?;
     let base = base_url(state, headers);
@@ -105,17 +108,35 @@ async fn readable(
     if !reader.sees(name, r.access, &r.maintainer_ids) {
         return Err(ApiError::not_found());
     }
+    if proxied && !for_write && state.uplinks.merges(name) {
+        match state.uplinks.packument(state, name, &base, epoch).await {
+            Ok(Some(e)) => {
+                let merged = state.uplinks.merged(state, name, &r, &e).await?;
+                return Ok((merged, Some(e)));
+            }
+            Ok(None) => {}
+            // the local versions are served whatever the uplink's state
+            Err(e) => {
+                tracing::warn!(package = name, error = %e.message, "serving the local half of a merged package")
+            }
+        }
+    }
     Ok((r, None))
 }
 
 fn wants_corgi(headers: &HeaderMap, query: &str) -> bool {
-    if query.split('&').any(|kv| kv == "write=true") {
+    if for_write(query) {
         return false;
     }
     headers
         .get(header::ACCEPT)
         .and_then(|a| a.to_str().ok())
         .is_some_and(|a| a.contains(CORGI))
+}
+
+/// Whether npm asks for the document it will edit and send back (`?write=true`).
+fn for_write(query: &str) -> bool {
+    query.split('&').any(|kv| kv == "write=true")
 }
 
 /// Whether the client takes gzip (npm sends `accept-encoding: gzip,deflate`).
@@ -161,7 +182,7 @@ pub async fn packument(
 ) -> ApiResult<Response> {
     let corgi = wants_corgi(headers, query);
     let part = if corgi { Part::Abbreviated } else { Part::Full };
-    let (r, upstream) = readable(state, caller, headers, name, part).await?;
+    let (r, upstream) = readable(state, caller, headers, name, part, for_write(query)).await?;
     let (form, ctype) = if corgi {
         (r.abbreviated(), CORGI)
     } else {
@@ -220,7 +241,7 @@ pub async fn version(
     name: &str,
     spec: &str,
 ) -> ApiResult<Response> {
-    let (r, _) = readable(state, caller, headers, name, Part::Versions).await?;
+    let (r, _) = readable(state, caller, headers, name, Part::Versions, false).await?;
     let v = r.dist_tags.get(spec).map(String::as_str).unwrap_or(spec);
     let doc = r
         .version_doc(v)
@@ -250,9 +271,17 @@ pub async fn tarball(
     name: &str,
     file: &str,
 ) -> ApiResult<Response> {
-    let (r, upstream) = readable(state, caller, headers, name, Part::Meta).await?;
+    let (r, upstream) = readable(state, caller, headers, name, Part::Meta, false).await?;
     let version = version_of_file(name, file).ok_or_else(ApiError::not_found)?;
-    let (blob, t) = match upstream {
+    // a local version first (a merged package has both kinds)
+    let local = r.tarballs.get(version);
+    let (blob, t) = match upstream.filter(|_| local.is_none()) {
+        // of a merged package, only the upstream versions it serves
+        Some(_) if r.package_id >= 0 && r.version_doc(version).is_none() => {
+            return Err(ApiError::not_found_msg(format!(
+                "version not found: {version}"
+            )));
+        }
         Some(e) => {
             let t = state.uplinks.tarball(state, name, version, &e).await?;
             let r = TarballRef {
@@ -262,7 +291,7 @@ pub async fn tarball(
             (t.body, r)
         }
         None => {
-            let t = r.tarballs.get(version).ok_or_else(ApiError::not_found)?;
+            let t = local.ok_or_else(ApiError::not_found)?;
             let blob = state.blobs.open(&t.sha512).await?.ok_or_else(|| {
                 ApiError::internal(format!(
                     "tarball {} of {name}@{version} is missing from the blob store",
