@@ -127,6 +127,12 @@ pub enum AdminCommand {
         #[arg(long)]
         print_next: bool,
     },
+    /// Make a new registry signing key current; the old one gets an `expires` (now) and stays
+    /// in `/-/npm/v1/keys`, so versions signed with it keep verifying.
+    RotateSigningKey,
+    /// Sign every version that has no registry signature yet (the server also does this when
+    /// it starts).
+    SignAll,
     /// Invite a user name and email to sign up (for `signup = "invitation"`): prints a one-time
     /// secret link to the sign-up page, to send to the invitee. A new invitation for the same
     /// name replaces the earlier link.
@@ -658,6 +664,21 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
         | AdminCommand::Export { .. }
         | AdminCommand::Import { .. }
         | AdminCommand::RotateKey { .. } => unreachable!("handled above"),
+        AdminCommand::RotateSigningKey => {
+            let key = tessera_server::signing::generate(&state.keys, now)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            state.store.add_signing_key(&key, Some(now)).await?;
+            println!(
+                "new signing key {} is current; the old one expires now",
+                key.keyid
+            );
+        }
+        AdminCommand::SignAll => {
+            let n = tessera_server::signing::sign_all(&state, now)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            println!("signed {n} versions");
+        }
         AdminCommand::Invite { name, email, days } => {
             let lifetime = days.map_or(invitation_expiry, |d| Span::days(u64::from(d.max(1))));
             let invited = accounts::invite(&state, &name, &email, lifetime.as_ms(), &site_url)

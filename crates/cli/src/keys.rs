@@ -86,6 +86,33 @@ pub async fn rotate(
         }
     }
     println!("re-sealed {resealed} secrets under key {current}");
+    // the registry's signing keys are sealed the same way
+    let signing = tessera_server::signing::SEALED_FOR;
+    let mut keys_resealed = 0usize;
+    for k in store.signing_keys().await? {
+        if KeyRing::key_id_of(&k.sealed_private) == Some(current) {
+            continue;
+        }
+        let Ok(plain) = ring.open(signing, &k.sealed_private) else {
+            bail!(
+                "the signing key {} could not be opened with any key in the ring: keep the old \
+                 keys until it is found",
+                k.keyid
+            );
+        };
+        let fresh = ring.seal(signing, &plain);
+        if store
+            .reseal_signing_key(&k.keyid, &k.sealed_private, &fresh)
+            .await?
+        {
+            keys_resealed += 1;
+        } else {
+            changed_meanwhile += 1;
+        }
+    }
+    if keys_resealed > 0 {
+        println!("re-sealed {keys_resealed} registry signing keys under key {current}");
+    }
     if changed_meanwhile > 0 {
         println!(
             "{changed_meanwhile} secrets changed while this ran (re-enrolled or disabled); run \
@@ -106,7 +133,13 @@ pub async fn rotate(
             .await?
             .iter()
             .filter(|(_, s)| KeyRing::key_id_of(s) != Some(current))
-            .count();
+            .count()
+            + store
+                .signing_keys()
+                .await?
+                .iter()
+                .filter(|k| KeyRing::key_id_of(&k.sealed_private) != Some(current))
+                .count();
         if left > 0 {
             bail!("{left} secrets still use an older key: not retiring any");
         }

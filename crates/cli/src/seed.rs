@@ -94,6 +94,7 @@ pub async fn run(
                         deprecated: None,
                         publisher: None,
                         published_at: now,
+                        signatures: None,
                     },
                     tags: vec!["latest".into()],
                     description: Some(format!("{name}, seeded for benchmarks")),

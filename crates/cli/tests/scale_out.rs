@@ -60,6 +60,14 @@ fn publish_on_a_install_from_b_and_every_read_on_b_is_fresh() {
     assert_eq!(doc["dist-tags"]["latest"], "1.1.0", "publish seen at once");
     let corgi = read_b(Some("application/vnd.npm.install-v1+json"));
     assert!(corgi["versions"].get("1.1.0").is_some(), "abbreviated too");
+    // both instances serve the one signing key, and A signed with it
+    let keys = b.http().get("/-/npm/v1/keys").json();
+    assert_eq!(keys, a.http().get("/-/npm/v1/keys").json());
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 1, "{keys}");
+    assert_eq!(
+        doc["versions"]["1.1.0"]["dist"]["signatures"][0]["keyid"],
+        keys["keys"][0]["keyid"]
+    );
     npm_a
         .run(&["dist-tag", "add", "shared-pkg@1.0.0", "stable"])
         .ok();

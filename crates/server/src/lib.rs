@@ -22,6 +22,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod npm;
 pub mod services;
+pub mod signing;
 pub mod state;
 pub mod trust;
 pub mod two_factor;
@@ -131,6 +132,9 @@ pub async fn open_state(config: Config) -> anyhow_like::Result<AppState> {
         Clock::system()
     };
     uplinks::Uplinks::new(&config).map_err(anyhow_like::Error)?;
+    signing::Signer::ensure_key(store.as_ref(), &keys, clock.now_ms())
+        .await
+        .map_err(|e| anyhow_like::Error(format!("the registry signing key: {}", e.message)))?;
     Ok(AppState::new(store, blobs, config, clock, keys))
 }
 
@@ -140,6 +144,19 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // versions published before the registry had a key are signed in the background
+    let s = state.clone();
+    tokio::spawn(async move {
+        let now = s.clock.now_ms();
+        match signing::sign_all(&s, now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                versions = n,
+                "signed the versions published before the registry had a key"
+            ),
+            Err(e) => tracing::error!(error = %e.message, "cannot sign the unsigned versions"),
+        }
+    });
     // Token lookups are cached per process; changes made by another process (`tessera admin`,
     // another instance) bump a shared counter, polled here.
     let poll = state.clone();

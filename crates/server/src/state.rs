@@ -33,6 +33,8 @@ pub struct Inner {
     pub oidc_keys: crate::trust::identity::IssuerKeys,
     /// Upstream registries and what this instance holds of their packages.
     pub uplinks: crate::uplinks::Uplinks,
+    /// The registry's signing key, as last read.
+    pub signer: crate::signing::Signer,
 }
 
 impl AppState {
@@ -60,6 +62,7 @@ impl AppState {
             anonymous_rows: Default::default(),
             oidc_keys: Default::default(),
             uplinks,
+            signer: Default::default(),
         }))
     }
 }

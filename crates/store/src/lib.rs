@@ -23,6 +23,6 @@ pub use model::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use traits::{
-    PackageStore, SecurityKeyStore, SecurityLog, SettingsStore, StagingStore, Store, TokenStore,
-    TrustStore, TwoFactorStore, UplinkStore, UserStore, WebStore,
+    PackageStore, SecurityKeyStore, SecurityLog, SettingsStore, SigningStore, StagingStore, Store,
+    TokenStore, TrustStore, TwoFactorStore, UplinkStore, UserStore, WebStore,
 };

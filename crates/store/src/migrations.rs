@@ -58,6 +58,11 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
         "uplinks",
         include_str!("../migrations/sqlite/0011_uplinks.sql"),
     ),
+    (
+        12,
+        "signing",
+        include_str!("../migrations/sqlite/0012_signing.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations, in order (the same schema as SQLite's, in PostgreSQL's types).
@@ -96,6 +101,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         7,
         "uplinks",
         include_str!("../migrations/postgres/0007_uplinks.sql"),
+    ),
+    (
+        8,
+        "signing",
+        include_str!("../migrations/postgres/0008_signing.sql"),
     ),
 ];
 

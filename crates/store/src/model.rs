@@ -482,6 +482,38 @@ pub struct VersionRecord {
     pub publisher: Option<Maintainer>,
     /// Publication time.
     pub published_at: i64,
+    /// The registry's signatures (`dist.signatures`, a JSON array), once signed.
+    pub signatures: Option<String>,
+}
+
+/// A registry signing key (ECDSA P-256).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    /// `SHA256:<base64 of the SHA-256 of the SPKI>`, as npm names keys.
+    pub keyid: String,
+    /// The public key: base64 of its SPKI DER.
+    pub public_key: String,
+    /// The private key (PKCS#8), sealed.
+    pub sealed_private: Vec<u8>,
+    /// When it was made (Unix ms).
+    pub created_at: i64,
+    /// When it stopped signing (Unix ms); `None` for the current key.
+    pub expires_at: Option<i64>,
+}
+
+/// A version that has no registry signature yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsignedVersion {
+    /// Its package.
+    pub package_id: PackageId,
+    /// The package's name.
+    pub name: String,
+    /// The version.
+    pub version: String,
+    /// `dist.integrity`.
+    pub integrity: String,
+    /// Publication time (Unix ms).
+    pub published_at: i64,
 }
 
 /// A maintainer as shown in packuments.

@@ -20,9 +20,9 @@ use crate::auth_cache::AuthCache;
 use crate::migrations::Migrate;
 use crate::sql::{
     packages::impl_package_store, security_keys::impl_security_key_store,
-    staging::impl_staging_store, tokens::impl_token_store, trust::impl_trust_store,
-    two_factor::impl_two_factor_store, uplinks::impl_uplink_store, users::impl_user_store,
-    web::impl_web_store,
+    signing::impl_signing_store, staging::impl_staging_store, tokens::impl_token_store,
+    trust::impl_trust_store, two_factor::impl_two_factor_store, uplinks::impl_uplink_store,
+    users::impl_user_store, web::impl_web_store,
 };
 use crate::transfer::impl_transfer;
 
@@ -143,3 +143,4 @@ impl_security_key_store!(PgStore, sqlx::Postgres);
 impl_trust_store!(PgStore, sqlx::Postgres);
 impl_staging_store!(PgStore, sqlx::Postgres);
 impl_uplink_store!(PgStore, sqlx::Postgres);
+impl_signing_store!(PgStore, sqlx::Postgres);

@@ -534,6 +534,33 @@ pub trait UplinkStore: Send + Sync {
 }
 
 /// Everything the server needs from persistence.
+/// The registry's signing keys and the versions' signatures.
+#[async_trait]
+pub trait SigningStore: Send + Sync {
+    /// Every key, oldest first: the current one has no `expires_at`.
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKey>>;
+    /// Adds `key` as the current key. With `retire_current_at`, the current key expires then
+    /// (a rotation); without, the key is added only if there is no current key yet (the first
+    /// start; `false` when another instance made one first).
+    async fn add_signing_key(
+        &self,
+        key: &SigningKey,
+        retire_current_at: Option<i64>,
+    ) -> StoreResult<bool>;
+    /// Replaces a key's sealed private half (a sealing-key rotation), if it is still `old`.
+    async fn reseal_signing_key(&self, keyid: &str, old: &[u8], new: &[u8]) -> StoreResult<bool>;
+    /// Up to `limit` versions without signatures yet.
+    async fn unsigned_versions(&self, limit: i64) -> StoreResult<Vec<UnsignedVersion>>;
+    /// Stores signatures (`(version, JSON array)`) for versions of one package, in a new
+    /// revision of it.
+    async fn set_version_signatures(
+        &self,
+        package_id: PackageId,
+        signed: &[(String, String)],
+        now: i64,
+    ) -> StoreResult<()>;
+}
+
 pub trait Store:
     UserStore
     + TokenStore
@@ -546,6 +573,7 @@ pub trait Store:
     + TrustStore
     + StagingStore
     + UplinkStore
+    + SigningStore
     + crate::transfer::Transfer
 {
 }
@@ -562,6 +590,7 @@ impl<T> Store for T where
         + TrustStore
         + StagingStore
         + UplinkStore
+        + SigningStore
         + crate::transfer::Transfer
 {
 }

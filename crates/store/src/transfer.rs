@@ -131,6 +131,7 @@ pub const TABLES: &[Table] = &[
             ("deprecated", OptText),
             ("publisher_id", OptInt),
             ("published_at", Int),
+            ("signatures", OptText),
         ],
         order_by: "package_id, version",
         identity: false,
@@ -363,6 +364,18 @@ pub const TABLES: &[Table] = &[
         identity: false,
     },
     Table {
+        name: "signing_keys",
+        cols: &[
+            ("keyid", Text),
+            ("public_key", Text),
+            ("sealed_private", Bytes),
+            ("created_at", Int),
+            ("expires_at", OptInt),
+        ],
+        order_by: "created_at, keyid",
+        identity: false,
+    },
+    Table {
         name: "allowed_names",
         cols: &[("name", Text), ("allowed_by", Text), ("created_at", Int)],
         order_by: "name",
@@ -496,7 +509,11 @@ macro_rules! impl_transfer {
             }
 
             async fn is_empty(&self) -> $crate::StoreResult<bool> {
-                for t in $crate::transfer::TABLES {
+                // (a signing key is made at the first start: an empty registry may have one)
+                for t in $crate::transfer::TABLES
+                    .iter()
+                    .filter(|t| t.name != "signing_keys")
+                {
                     // table names come from the static list, never from input
                     let any: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                         "SELECT 1 FROM {} LIMIT 1",
@@ -526,6 +543,13 @@ macro_rules! impl_transfer {
                     marks.join(", ")
                 );
                 let mut w = self.begin_write().await?;
+                if t.name == "signing_keys" {
+                    // the imported registry's keys replace the one the target made at its first
+                    // start (it signed nothing: the target was empty)
+                    sqlx::query("DELETE FROM signing_keys")
+                        .execute(&mut *w.tx)
+                        .await?;
+                }
                 for row in rows {
                     if row.len() != t.cols.len() {
                         return Err($crate::StoreError::Corrupt(format!(

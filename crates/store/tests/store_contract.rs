@@ -122,6 +122,7 @@ fn version(v: &str, sha: &str) -> VersionRecord {
         deprecated: None,
         publisher: None,
         published_at: 0,
+        signatures: None,
     }
 }
 
@@ -1908,4 +1909,75 @@ async fn fetch_leases_and_allowed_names() {
             .unwrap()
     );
     assert_eq!(s.allowed_name("lodash").await.unwrap(), None);
+}
+
+fn signing_key(id: &str, at: i64) -> tessera_store::SigningKey {
+    tessera_store::SigningKey {
+        keyid: id.into(),
+        public_key: format!("pub-{id}"),
+        sealed_private: vec![1, 2, 3],
+        created_at: at,
+        expires_at: None,
+    }
+}
+
+#[tokio::test]
+async fn signing_keys_rotate_and_versions_get_signed_in_a_new_revision() {
+    let s = store().await;
+    assert!(s.signing_keys().await.unwrap().is_empty());
+    assert!(
+        s.add_signing_key(&signing_key("k1", 10), None)
+            .await
+            .unwrap()
+    );
+    // a second first key (another instance starting) is not added
+    assert!(
+        !s.add_signing_key(&signing_key("k2", 11), None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.signing_keys().await.unwrap().len(), 1);
+    // a rotation retires the current key
+    assert!(
+        s.add_signing_key(&signing_key("k3", 20), Some(20))
+            .await
+            .unwrap()
+    );
+    let keys = s.signing_keys().await.unwrap();
+    assert_eq!(
+        keys.iter()
+            .map(|k| (k.keyid.as_str(), k.expires_at))
+            .collect::<Vec<_>>(),
+        vec![("k1", Some(20)), ("k3", None)]
+    );
+    assert_eq!(keys[0].sealed_private, vec![1, 2, 3]);
+
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let p = s
+        .publish(publish("demo", "1.0.0", alice.id), 30)
+        .await
+        .unwrap();
+    s.publish(publish("demo", "1.1.0", alice.id), 31)
+        .await
+        .unwrap();
+    let unsigned = s.unsigned_versions(10).await.unwrap();
+    assert_eq!(unsigned.len(), 2);
+    assert_eq!(unsigned[0].name, "demo");
+    assert_eq!(unsigned[0].published_at, 30);
+    let rev = s.package_doc("demo").await.unwrap().unwrap().package.rev;
+    s.set_version_signatures(
+        p.package_id,
+        &[("1.0.0".into(), "[{\"keyid\":\"k3\",\"sig\":\"x\"}]".into())],
+        40,
+    )
+    .await
+    .unwrap();
+    let doc = s.package_doc("demo").await.unwrap().unwrap();
+    assert_eq!(doc.package.rev, rev + 1);
+    let signed = doc.versions.iter().find(|v| v.version == "1.0.0").unwrap();
+    assert_eq!(
+        signed.signatures.as_deref(),
+        Some("[{\"keyid\":\"k3\",\"sig\":\"x\"}]")
+    );
+    assert_eq!(s.unsigned_versions(10).await.unwrap().len(), 1);
 }

@@ -586,27 +586,24 @@ impl Registry {
         }
     }
 
-    /// The number of rows in `table` (read behind the server's back: SQLite through Python's
-    /// sqlite3 module, PostgreSQL through psql).
-    pub fn count_rows(&self, table: &str) -> i64 {
-        assert!(table.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+    /// Runs one SQL statement behind the server's back (SQLite through Python's sqlite3
+    /// module, PostgreSQL through psql) and returns what it printed: for tests that read or
+    /// tamper with stored data.
+    pub fn sql(&self, statement: &str) -> String {
         let out = match &self.backend {
             None => Command::new("python3")
                 .args([
                     "-c",
                     "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
-                     print(c.execute('select count(*) from '+sys.argv[2]).fetchone()[0])",
+                     r=c.execute(sys.argv[2]).fetchall(); c.commit(); \
+                     [print('|'.join(str(x) for x in row)) for row in r]",
                 ])
                 .arg(self.data.join("tessera.db"))
-                .arg(table)
+                .arg(statement)
                 .output()
                 .expect("python3"),
             Some(b) => Command::new("psql")
-                .args([
-                    &b.database_url,
-                    "-qAtc",
-                    &format!("select count(*) from {table}"),
-                ])
+                .args([&b.database_url, "-qAtc", statement])
                 .output()
                 .expect("psql"),
         };
@@ -615,8 +612,13 @@ impl Registry {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// The number of rows in `table`, read behind the server's back.
+    pub fn count_rows(&self, table: &str) -> i64 {
+        assert!(table.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+        self.sql(&format!("select count(*) from {table}"))
             .parse()
             .expect("a count")
     }

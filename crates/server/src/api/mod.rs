@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
             "/-/npm/v1/security/audits/quick",
             post(packages::audit::quick),
         )
+        .route("/-/npm/v1/keys", get(packages::signatures::keys))
         .route(
             "/-/_view/starredByUser",
             get(packages::star::starred_by_user),

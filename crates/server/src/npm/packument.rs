@@ -352,14 +352,20 @@ fn manifests(doc: &PackageDoc, base: &str) -> Vec<Map<String, Value>> {
             m.insert("name".into(), Value::String(name.clone()));
             m.insert("version".into(), Value::String(v.version.clone()));
             m.insert("_id".into(), Value::String(format!("{name}@{}", v.version)));
-            m.insert(
-                "dist".into(),
-                json!({
-                    "integrity": v.integrity,
-                    "shasum": v.shasum,
-                    "tarball": tarball_url(base, name, &v.version),
-                }),
-            );
+            let mut dist = json!({
+                "integrity": v.integrity,
+                "shasum": v.shasum,
+                "tarball": tarball_url(base, name, &v.version),
+            });
+            if let Some(sigs) = v
+                .signatures
+                .as_deref()
+                .and_then(|s| serde_json::from_str::<Value>(s).ok())
+                .filter(Value::is_array)
+            {
+                dist["signatures"] = sigs;
+            }
+            m.insert("dist".into(), dist);
             if let Some(msg) = &v.deprecated {
                 m.insert("deprecated".into(), Value::String(msg.clone()));
             }
@@ -526,6 +532,7 @@ mod tests {
             deprecated: dep.map(str::to_owned),
             publisher: Some(alice.clone()),
             published_at: t,
+            signatures: None,
         };
         PackageDoc {
             package: Package {

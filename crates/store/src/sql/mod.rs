@@ -7,6 +7,7 @@
 
 pub(crate) mod packages;
 pub(crate) mod security_keys;
+pub(crate) mod signing;
 pub(crate) mod staging;
 pub(crate) mod tokens;
 pub(crate) mod trust;

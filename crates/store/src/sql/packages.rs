@@ -73,7 +73,7 @@ macro_rules! impl_package_store {
             let package = package_from_row(&row)?;
             let rows = sqlx::query(
                 "SELECT v.version, v.manifest, v.readme, v.tarball_sha512, v.shasum, v.integrity, \
-                 v.size, v.deprecated, v.published_at, u.id AS uid, u.name AS uname, \
+                 v.size, v.deprecated, v.published_at, v.signatures, u.id AS uid, u.name AS uname, \
                  u.email AS uemail FROM versions v LEFT JOIN users u ON u.id = v.publisher_id \
                  WHERE v.package_id = $1 ORDER BY v.published_at, v.version",
             )
@@ -102,6 +102,7 @@ macro_rules! impl_package_store {
                     deprecated: r.try_get("deprecated")?,
                     publisher,
                     published_at: r.try_get("published_at")?,
+                    signatures: r.try_get("signatures")?,
                 });
             }
             let rows = sqlx::query(
@@ -328,7 +329,8 @@ macro_rules! impl_package_store {
                 sqlx::query(
                     "INSERT INTO versions (package_id, version, manifest, readme, \
                      tarball_sha512, shasum, integrity, size, deprecated, publisher_id, \
-                     published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                     published_at, signatures) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .bind(package_id)
                 .bind(&r.version)
@@ -341,6 +343,7 @@ macro_rules! impl_package_store {
                 .bind(&r.deprecated)
                 .bind(v.publisher_id)
                 .bind(now)
+                .bind(&r.signatures)
                 .execute(&mut *w_tx)
                 .await
                 .map_err(|e| match $crate::sql::unique_to_conflict(e) {

@@ -11,6 +11,7 @@ pub mod paths;
 pub mod publish;
 pub mod read;
 pub mod search;
+pub mod signatures;
 pub mod stage;
 pub mod star;
 pub mod trust;

@@ -333,6 +333,26 @@ pub async fn store_version(
     } = upload;
     state.blobs.put(&digests.sha512_hex, bytes.clone()).await?;
     let now = state.clock.now_ms();
+    // the registry signature; a version that cannot be signed now is published unsigned (and
+    // signed at the next start), not refused
+    let signatures = match state
+        .signer
+        .sign(
+            state.store.as_ref(),
+            &state.keys,
+            name,
+            &version,
+            &digests.integrity,
+        )
+        .await
+    {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(package = name, version = %version, error = %e.message,
+                "published without a registry signature");
+            None
+        }
+    };
     let new = NewVersion {
         package_name: name.to_owned(),
         access,
@@ -348,6 +368,7 @@ pub async fn store_version(
             deprecated: None,
             publisher: None,
             published_at: now,
+            signatures,
         },
         tags,
         description,

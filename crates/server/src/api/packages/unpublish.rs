@@ -211,6 +211,7 @@ mod tests {
                     deprecated: None,
                     publisher: None,
                     published_at: 0,
+                    signatures: None,
                 })
                 .collect(),
             dist_tags: tags

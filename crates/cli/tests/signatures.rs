@@ -1,0 +1,195 @@
+//! Registry signatures: the stock npm CLI's `npm audit signatures` verifies what tessera
+//! signed, across a key rotation, and reports a tampered signature.
+//!
+//! `npm audit signatures` first asks Sigstore's public TUF repository (on the internet) for a
+//! key file named after the registry's host, which exists only for registry.npmjs.org, and then
+//! falls back to the registry's `/-/npm/v1/keys`. These tests run offline, so a preloaded script
+//! answers that first question the way the real repository does for any other host ("no such
+//! target"); everything after it is npm's own code against tessera.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// Answers npm's Sigstore TUF lookup with "no target for this host", offline.
+const OFFLINE_TUF: &str = r#"
+const Module = require('module')
+const load = Module._load
+Module._load = function (request, parent, isMain) {
+  if (request === '@sigstore/tuf' && parent && parent.filename.endsWith('verify-signatures.js')) {
+    const missing = () => Object.assign(new Error('no such target'), { code: 'TUF_FIND_TARGET_ERROR' })
+    return { initTUF: async () => ({ getTarget: async () => { throw missing() } }) }
+  }
+  return load.apply(this, arguments)
+}
+"#;
+
+/// `npm audit signatures` in `project`, with an empty npm cache, offline as described above.
+fn audit_signatures(npm: &Npm, project: &std::path::Path, hook: &std::path::Path) -> Run {
+    let _ = std::fs::remove_dir_all(npm.root().join("cache"));
+    let mut cmd = npm.command(project, &["audit", "signatures"]);
+    cmd.env("NODE_OPTIONS", format!("--require {}", hook.display()));
+    Run::of(cmd)
+}
+
+fn install(npm: &Npm, project: &std::path::Path, deps: Value) {
+    std::fs::write(
+        project.join("package.json"),
+        serde_json::to_string(
+            &json!({"name": "app", "version": "1.0.0", "private": true, "dependencies": deps}),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let _ = std::fs::remove_dir_all(project.join("node_modules"));
+    let _ = std::fs::remove_file(project.join("package-lock.json"));
+    npm.run_in(project, &["install", "--no-audit"]).ok();
+}
+
+#[test]
+fn npm_audit_signatures_verifies_tessera_packages_across_a_key_rotation() {
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    let hook = alice.root().join("offline-tuf.js");
+    std::fs::write(&hook, OFFLINE_TUF).unwrap();
+    for (name, version) in [
+        ("sig-a", "1.0.0"),
+        ("sig-b", "1.0.0"),
+        ("@acme/sig-c", "2.0.0"),
+    ] {
+        let dir = alice.package(name, version, json!({}));
+        alice.run_in(&dir, &["publish", "--access", "public"]).ok();
+    }
+    let http = reg.http();
+
+    // one key, current; every form of the packument carries the signature
+    let keys = http.get("/-/npm/v1/keys").json();
+    let list = keys["keys"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{keys}");
+    assert_eq!(list[0]["expires"], Value::Null);
+    assert_eq!(list[0]["keytype"], "ecdsa-sha2-nistp256");
+    let first_key = list[0]["keyid"].as_str().unwrap().to_owned();
+    assert!(first_key.starts_with("SHA256:"));
+    let full = http.get("/sig-a").json();
+    assert_eq!(
+        full["versions"]["1.0.0"]["dist"]["signatures"][0]["keyid"],
+        first_key.as_str()
+    );
+    let corgi = http
+        .send(
+            "GET",
+            "/sig-a",
+            &[("accept", "application/vnd.npm.install-v1+json")],
+            None,
+        )
+        .json();
+    assert_eq!(
+        corgi["versions"]["1.0.0"]["dist"]["signatures"],
+        full["versions"]["1.0.0"]["dist"]["signatures"]
+    );
+    assert_eq!(
+        http.get("/sig-a/1.0.0").json()["dist"]["signatures"],
+        full["versions"]["1.0.0"]["dist"]["signatures"]
+    );
+
+    let project = alice.project("signed");
+    install(
+        &alice,
+        &project,
+        json!({"sig-a": "1.0.0", "sig-b": "1.0.0", "@acme/sig-c": "2.0.0"}),
+    );
+    let r = audit_signatures(&alice, &project, &hook);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("3 packages have verified registry signatures"),
+        "{}",
+        r.all()
+    );
+
+    // a rotation: the old key expires now and stays listed; new versions use the new key
+    reg.advance(60);
+    let out = reg.admin(&["rotate-signing-key"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    reg.advance(60);
+    let dir = alice.package("sig-a", "1.1.0", json!({}));
+    alice.run_in(&dir, &["publish"]).ok();
+    let keys = http.get("/-/npm/v1/keys").json();
+    let list = keys["keys"].as_array().unwrap();
+    assert_eq!(list.len(), 2, "{keys}");
+    assert_eq!(list[0]["keyid"], first_key.as_str());
+    assert!(list[0]["expires"].is_string(), "{keys}");
+    assert_eq!(list[1]["expires"], Value::Null);
+    let doc = http.get("/sig-a").json();
+    assert_eq!(
+        doc["versions"]["1.1.0"]["dist"]["signatures"][0]["keyid"],
+        list[1]["keyid"]
+    );
+    install(
+        &alice,
+        &project,
+        json!({"sig-a": "1.1.0", "sig-b": "1.0.0", "@acme/sig-c": "2.0.0"}),
+    );
+    let r = audit_signatures(&alice, &project, &hook);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("3 packages have verified registry signatures"),
+        "{}",
+        r.all()
+    );
+
+    // a signature that does not match its version is reported
+    let dir = alice.package("sig-t", "1.0.0", json!({}));
+    alice.run_in(&dir, &["publish"]).ok();
+    let other = serde_json::to_string(&doc["versions"]["1.1.0"]["dist"]["signatures"]).unwrap();
+    reg.sql(&format!(
+        "UPDATE versions SET signatures = '{other}' WHERE version = '1.0.0' AND package_id = \
+         (SELECT id FROM packages WHERE name = 'sig-t')"
+    ));
+    install(
+        &alice,
+        &project,
+        json!({"sig-a": "1.1.0", "sig-t": "1.0.0"}),
+    );
+    let r = audit_signatures(&alice, &project, &hook);
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("1 package has an invalid registry signature"),
+        "{}",
+        r.all()
+    );
+    assert!(r.stdout.contains("sig-t@1.0.0"), "{}", r.all());
+}
+
+#[test]
+fn versions_published_before_the_registry_had_keys_are_signed_at_start() {
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    let dir = alice.package("old-pkg", "1.0.0", json!({}));
+    alice.run_in(&dir, &["publish"]).ok();
+    // as if published by a tessera without signing keys
+    reg.sql("UPDATE versions SET signatures = NULL");
+    reg.sql("DELETE FROM signing_keys");
+    let reg = reg.restart(&[]);
+    let http = reg.http();
+    let doc = poll("the old version signed", || {
+        let doc = http.get("/old-pkg").json();
+        doc["versions"]["1.0.0"]["dist"]["signatures"][0]["keyid"]
+            .is_string()
+            .then_some(doc)
+    });
+    let keys = http.get("/-/npm/v1/keys").json();
+    assert_eq!(
+        doc["versions"]["1.0.0"]["dist"]["signatures"][0]["keyid"],
+        keys["keys"][0]["keyid"]
+    );
+    let out = reg.admin(&["sign-all"], None);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("signed 0 versions"));
+}

@@ -1,0 +1,155 @@
+//! `SigningStore` over SQL, written once for every sqlx backend (see `sql/mod.rs`).
+
+/// Implements `SigningStore` for `$store` on the sqlx database `$db`.
+macro_rules! impl_signing_store {
+    ($store:ty, $db:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::SigningStore for $store {
+            async fn signing_keys(&self) -> $crate::StoreResult<Vec<$crate::SigningKey>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT keyid, public_key, sealed_private, created_at, expires_at \
+                     FROM signing_keys ORDER BY created_at, keyid",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::SigningKey {
+                            keyid: r.try_get("keyid")?,
+                            public_key: r.try_get("public_key")?,
+                            sealed_private: r.try_get("sealed_private")?,
+                            created_at: r.try_get("created_at")?,
+                            expires_at: r.try_get("expires_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn add_signing_key(
+                &self,
+                key: &$crate::SigningKey,
+                retire_current_at: Option<i64>,
+            ) -> $crate::StoreResult<bool> {
+                let mut w = self.begin_write().await?;
+                match retire_current_at {
+                    Some(at) => {
+                        sqlx::query(
+                            "UPDATE signing_keys SET expires_at = $1 WHERE expires_at IS NULL",
+                        )
+                        .bind(at)
+                        .execute(&mut *w.tx)
+                        .await?;
+                    }
+                    None => {
+                        let current: Option<i64> = sqlx::query_scalar(
+                            "SELECT CAST(1 AS BIGINT) FROM signing_keys WHERE expires_at IS NULL",
+                        )
+                        .fetch_optional(&mut *w.tx)
+                        .await?;
+                        if current.is_some() {
+                            return Ok(false);
+                        }
+                    }
+                }
+                let inserted = sqlx::query(
+                    "INSERT INTO signing_keys (keyid, public_key, sealed_private, created_at, \
+                     expires_at) VALUES ($1, $2, $3, $4, NULL)",
+                )
+                .bind(&key.keyid)
+                .bind(&key.public_key)
+                .bind(&key.sealed_private)
+                .bind(key.created_at)
+                .execute(&mut *w.tx)
+                .await
+                .map_err($crate::sql::unique_to_conflict);
+                match inserted {
+                    Ok(_) => {}
+                    // another instance made the first key at the same moment
+                    Err($crate::StoreError::Conflict) if retire_current_at.is_none() => {
+                        return Ok(false);
+                    }
+                    Err(e) => return Err(e),
+                }
+                w.tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn reseal_signing_key(
+                &self,
+                keyid: &str,
+                old: &[u8],
+                new: &[u8],
+            ) -> $crate::StoreResult<bool> {
+                let mut w = self.begin_write().await?;
+                let n = sqlx::query(
+                    "UPDATE signing_keys SET sealed_private = $1 \
+                     WHERE keyid = $2 AND sealed_private = $3",
+                )
+                .bind(new)
+                .bind(keyid)
+                .bind(old)
+                .execute(&mut *w.tx)
+                .await?
+                .rows_affected();
+                w.tx.commit().await?;
+                Ok(n == 1)
+            }
+
+            async fn unsigned_versions(
+                &self,
+                limit: i64,
+            ) -> $crate::StoreResult<Vec<$crate::UnsignedVersion>> {
+                use sqlx::Row;
+                let rows = sqlx::query(
+                    "SELECT v.package_id, p.name, v.version, v.integrity, v.published_at \
+                     FROM versions v JOIN packages p ON p.id = v.package_id \
+                     WHERE v.signatures IS NULL ORDER BY v.package_id, v.version LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::UnsignedVersion {
+                            package_id: r.try_get("package_id")?,
+                            name: r.try_get("name")?,
+                            version: r.try_get("version")?,
+                            integrity: r.try_get("integrity")?,
+                            published_at: r.try_get("published_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn set_version_signatures(
+                &self,
+                package_id: i64,
+                signed: &[(String, String)],
+                now: i64,
+            ) -> $crate::StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                for (version, signatures) in signed {
+                    sqlx::query(
+                        "UPDATE versions SET signatures = $1 WHERE package_id = $2 AND version = $3",
+                    )
+                    .bind(signatures)
+                    .bind(package_id)
+                    .bind(version)
+                    .execute(&mut *w.tx)
+                    .await?;
+                }
+                // a new revision: cached packuments are made again, with the signatures
+                sqlx::query("UPDATE packages SET rev = rev + 1, modified_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(package_id)
+                    .execute(&mut *w.tx)
+                    .await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_signing_store;
