@@ -833,3 +833,218 @@ fn a_merge_rule_over_every_name_is_refused_at_start() {
         assert!(err.contains("must name its packages"), "{pattern}: {err}");
     }
 }
+
+/// A packument of `name@1.0.0` whose tarball is at `tarball_url`, and the tarball.
+fn upstream_doc(name: &str, tarball_url: &str) -> (Value, Vec<u8>) {
+    let tgz = tgz(
+        &json!({"name": name, "version": "1.0.0"}),
+        &[("package/index.js", b"1")],
+    );
+    let (_, integrity, shasum) = consistency::digests(&tgz);
+    let doc = json!({
+        "name": name,
+        "dist-tags": {"latest": "1.0.0"},
+        "time": {"created": "2020-01-01T00:00:00.000Z", "1.0.0": "2020-01-01T00:00:00.000Z"},
+        "versions": {"1.0.0": {
+            "name": name, "version": "1.0.0",
+            "dist": {"tarball": tarball_url, "integrity": integrity, "shasum": shasum}
+        }}
+    });
+    (doc, tgz)
+}
+
+#[test]
+fn an_uplink_is_reached_through_its_http_proxy() {
+    // the uplink's host does not resolve here: only the proxy (a stub) can answer for it
+    let proxy = stub::Stub::start();
+    let origin = "http://registry.invalid";
+    let (doc, tarball) = upstream_doc(
+        "via-proxy",
+        &format!("{origin}/via-proxy/-/via-proxy-1.0.0.tgz"),
+    );
+    proxy.set(&format!("{origin}/via-proxy"), stub::Reply::json(&doc));
+    proxy.set(
+        &format!("{origin}/via-proxy/-/via-proxy-1.0.0.tgz"),
+        stub::Reply::bytes(tarball.clone()),
+    );
+    let uplinks = format!(
+        "[{{name = \"up\", url = \"{origin}/\", proxy = \"{}\"}}]",
+        proxy.url
+    );
+    let reg = Registry::start_with(&[("TESSERA_UPLINKS", &uplinks)]);
+    let http = reg.http();
+    let got = http.get("/via-proxy");
+    assert_eq!(got.status, 200, "{}", got.text);
+    assert_eq!(got.json()["dist-tags"]["latest"], "1.0.0");
+    let t = http.get("/via-proxy/-/via-proxy-1.0.0.tgz");
+    assert_eq!(t.status, 200, "{}", t.text);
+    assert_eq!(t.bytes, tarball);
+    // both went to the proxy, in the absolute form a proxy is asked with
+    let seen: Vec<String> = proxy.seen().into_iter().map(|s| s.path).collect();
+    assert!(seen.contains(&format!("{origin}/via-proxy")), "{seen:?}");
+    assert!(
+        seen.contains(&format!("{origin}/via-proxy/-/via-proxy-1.0.0.tgz")),
+        "{seen:?}"
+    );
+}
+
+/// Runs `openssl` with `args` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A process stopped (by its PID) when the test ends, even by a panic.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An HTTPS upstream on loopback: Python's file server behind TLS, with a certificate from a
+/// private CA. Returns the server process, its URL, the CA file and the tarball it serves.
+fn tls_upstream(dir: &Path, name: &str) -> (Stopped, String, std::path::PathBuf, Vec<u8>) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=tessera test CA",
+            "-days",
+            "2",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    let root = dir.join("www");
+    std::fs::create_dir_all(root.join("files")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("https://127.0.0.1:{port}/");
+    let (doc, tarball) = upstream_doc(name, &format!("{url}files/{name}-1.0.0.tgz"));
+    std::fs::write(root.join(name), serde_json::to_vec(&doc).unwrap()).unwrap();
+    std::fs::write(
+        root.join("files").join(format!("{name}-1.0.0.tgz")),
+        &tarball,
+    )
+    .unwrap();
+    let child = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import http.server, ssl, sys, os\n\
+             os.chdir(sys.argv[1])\n\
+             srv = http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[2])), \
+             http.server.SimpleHTTPRequestHandler)\n\
+             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+             ctx.load_cert_chain(sys.argv[3], sys.argv[4])\n\
+             srv.socket = ctx.wrap_socket(srv.socket, server_side=True)\n\
+             srv.serve_forever()\n",
+        ])
+        .arg(&root)
+        .arg(port.to_string())
+        .arg(dir.join("server.pem"))
+        .arg(dir.join("server.key"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3");
+    poll("the TLS upstream", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    (Stopped(child), url, dir.join("ca.pem"), tarball)
+}
+
+#[test]
+fn an_https_uplink_is_trusted_through_its_ca_file_and_refused_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, url, ca, tarball) = tls_upstream(dir.path(), "tls-pkg");
+
+    // with the private CA: served, tarball and all
+    let with_ca = format!(
+        "[{{name = \"up\", url = \"{url}\", ca = \"{}\"}}]",
+        ca.display()
+    );
+    let reg = Registry::start_with(&[("TESSERA_UPLINKS", &with_ca)]);
+    let got = reg.http().get("/tls-pkg");
+    assert_eq!(got.status, 200, "{}", got.text);
+    let t = reg.http().get("/tls-pkg/-/tls-pkg-1.0.0.tgz");
+    assert_eq!(t.status, 200, "{}", t.text);
+    assert_eq!(t.bytes, tarball);
+
+    // without it the certificate is not trusted: a clear gateway error, nothing cached
+    let without = format!("[{{name = \"up\", url = \"{url}\"}}]");
+    let reg = Registry::start_with(&[("TESSERA_UPLINKS", &without)]);
+    let refused = reg.http().get("/tls-pkg");
+    assert_eq!(refused.status, 502, "{}", refused.text);
+    assert!(refused.error().contains("tls-pkg"), "{}", refused.error());
+    assert_eq!(reg.count_rows("upstream_packuments"), 0);
+
+    // strict_ssl = false accepts it (Verdaccio's escape hatch, for tests and emergencies)
+    let lax = format!("[{{name = \"up\", url = \"{url}\", strict_ssl = false}}]");
+    let reg = Registry::start_with(&[("TESSERA_UPLINKS", &lax)]);
+    assert_eq!(reg.http().get("/tls-pkg").status, 200);
+}
