@@ -193,3 +193,59 @@ fn versions_published_before_the_registry_had_keys_are_signed_at_start() {
     let out = reg.admin(&["sign-all"], None);
     assert!(String::from_utf8_lossy(&out.stdout).contains("signed 0 versions"));
 }
+
+#[test]
+fn proxied_packages_keep_their_upstream_signatures_and_verify_with_the_upstream_keys() {
+    // the upstream is a second tessera, which signs with its own key
+    let up = Registry::start_on(None, &[]);
+    let publisher = up.npm_as("publisher");
+    let dir = publisher.package("public-pkg", "1.0.0", json!({}));
+    publisher
+        .run_in(&dir, &["publish", "--access", "public"])
+        .ok();
+    let uplinks = format!("[{{name = \"up\", url = \"{}\"}}]", up.url());
+    let reg = Registry::start_with(&[
+        ("TESSERA_UPLINKS", &uplinks),
+        (
+            "TESSERA_PACKAGES",
+            "[{pattern = \"@acme/*\"}, {pattern = \"**\", proxy = \"up\"}]",
+        ),
+    ]);
+    let alice = reg.npm_as("alice");
+    let hook = alice.root().join("offline-tuf.js");
+    std::fs::write(&hook, OFFLINE_TUF).unwrap();
+    let dir = alice.package("@acme/local-pkg", "1.0.0", json!({}));
+    alice.run_in(&dir, &["publish"]).ok();
+
+    // the keys document lists this registry's key first, then the uplink's
+    let keys = reg.http().get("/-/npm/v1/keys").json();
+    let upstream = up.http().get("/-/npm/v1/keys").json();
+    let ids: Vec<&str> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["keyid"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{keys}");
+    assert_eq!(ids[1], upstream["keys"][0]["keyid"].as_str().unwrap());
+    let proxied = reg.http().get("/public-pkg").json();
+    assert_eq!(
+        proxied["versions"]["1.0.0"]["dist"]["signatures"][0]["keyid"],
+        upstream["keys"][0]["keyid"]
+    );
+
+    let project = alice.project("mixed");
+    install(
+        &alice,
+        &project,
+        json!({"public-pkg": "1.0.0", "@acme/local-pkg": "1.0.0"}),
+    );
+    let r = audit_signatures(&alice, &project, &hook);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("2 packages have verified registry signatures"),
+        "{}",
+        r.all()
+    );
+}

@@ -213,6 +213,54 @@ impl UplinkClient {
         }
     }
 
+    /// `GET /-/npm/v1/keys`: the uplink's registry signing keys, each checked to have npm's
+    /// shape (a 404 or 400 is a registry without keys).
+    pub async fn keys(&self) -> Result<Vec<serde_json::Value>, String> {
+        let url = self.base.join("-/npm/v1/keys").map_err(|e| e.to_string())?;
+        let res = self
+            .http
+            .get(url)
+            .headers(self.headers.clone())
+            .header(header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(describe)?;
+        match res.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST => return Ok(Vec::new()),
+            s => return Err(format!("its keys answered {s}")),
+        }
+        let body = read_capped(res, 1 << 20, "keys")
+            .await
+            .map_err(|f| f.message)?;
+        let doc: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| format!("its keys are not JSON: {e}"))?;
+        let keys = doc
+            .get("keys")
+            .and_then(serde_json::Value::as_array)
+            .ok_or("its keys document has no keys array")?;
+        Ok(keys
+            .iter()
+            .filter(|k| {
+                let text = |f: &str| k.get(f).and_then(serde_json::Value::as_str);
+                text("keyid").is_some_and(|s| s.len() <= 200)
+                    && text("key").is_some_and(|s| s.len() <= 4096)
+                    && (k.get("expires").is_some_and(serde_json::Value::is_null)
+                        || text("expires")
+                            .is_some_and(|s| crate::config::parse_date_ms(s).is_some()))
+            })
+            .map(|k| {
+                serde_json::json!({
+                    "expires": k["expires"],
+                    "keyid": k["keyid"],
+                    "keytype": k.get("keytype").cloned().unwrap_or("ecdsa-sha2-nistp256".into()),
+                    "scheme": k.get("scheme").cloned().unwrap_or("ecdsa-sha2-nistp256".into()),
+                    "key": k["key"],
+                })
+            })
+            .collect())
+    }
+
     /// `GET` a tarball, whole.
     pub async fn tarball(&self, url: Url) -> Result<Bytes, Failure> {
         let res = self

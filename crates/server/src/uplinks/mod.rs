@@ -110,7 +110,14 @@ pub struct Uplinks {
     /// Bumped by every [`Uplinks::forget`]: a fetch that began before a name (or its scope)
     /// became local does not put its result in memory afterwards.
     generation: std::sync::atomic::AtomicU64,
+    /// Each uplink's registry signing keys, as last fetched (Unix ms, the keys).
+    keys: tokio::sync::Mutex<HashMap<usize, (i64, Vec<serde_json::Value>)>>,
 }
+
+/// How long an uplink's signing keys are kept before they are asked for again.
+const KEYS_MAXAGE_MS: i64 = 10 * 60 * 1000;
+/// How long a request for an uplink's keys may take (the keys document waits for it).
+const KEYS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Tarball fetches from uplinks at once, per instance.
 pub const FETCHES: usize = 16;
@@ -139,6 +146,7 @@ impl Uplinks {
             instance: crate::npm::ids::new_uuid(),
             fetches: Arc::new(tokio::sync::Semaphore::new(FETCHES)),
             generation: Default::default(),
+            keys: Default::default(),
         }
     }
 
@@ -1082,6 +1090,45 @@ impl Uplinks {
                 .await;
             }
         });
+    }
+
+    /// The signing keys of every uplink a rule proxies to, so that `npm audit signatures`
+    /// verifies the `dist.signatures` proxied packages keep: fetched at most every ten
+    /// minutes per uplink, the last good answer kept while an uplink cannot be asked.
+    pub async fn upstream_keys(&self, state: &AppState) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        let now = state.clock.now_ms();
+        let mut cache = self.keys.lock().await;
+        for i in 0..self.clients.len() {
+            if !self.routes.proxies_to(i) {
+                continue;
+            }
+            let fresh = cache
+                .get(&i)
+                .is_some_and(|(at, _)| now - at < KEYS_MAXAGE_MS);
+            if !fresh {
+                match tokio::time::timeout(KEYS_TIMEOUT, self.clients[i].keys()).await {
+                    Ok(Ok(keys)) => {
+                        cache.insert(i, (now, keys));
+                    }
+                    failed => {
+                        let why = match failed {
+                            Ok(Err(e)) => e,
+                            _ => "timed out".into(),
+                        };
+                        tracing::warn!(uplink = %self.configs[i].name, error = %why,
+                            "cannot fetch the uplink's signing keys");
+                        // asked again in a minute; the last good keys meanwhile
+                        let old = cache.remove(&i).map(|(_, k)| k).unwrap_or_default();
+                        cache.insert(i, (now - KEYS_MAXAGE_MS + 60_000, old));
+                    }
+                }
+            }
+            if let Some((_, keys)) = cache.get(&i) {
+                out.extend(keys.iter().cloned());
+            }
+        }
+        out
     }
 
     /// The uplink `npm audit` goes to (its index and client): the first one allowed to serve

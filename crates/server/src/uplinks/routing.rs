@@ -198,6 +198,11 @@ impl Routes {
         false
     }
 
+    /// Whether some rule proxies to uplink `i`.
+    pub fn proxies_to(&self, i: usize) -> bool {
+        self.routes.iter().any(|r| r.proxy.contains(&i))
+    }
+
     /// Whether any rule proxies anywhere.
     pub fn any(&self) -> bool {
         self.routes.iter().any(|r| !r.proxy.is_empty())

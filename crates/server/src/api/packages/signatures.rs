@@ -1,5 +1,6 @@
 //! `GET /-/npm/v1/keys`: the registry's public signing keys, current and retired, which
-//! `npm audit signatures` checks `dist.signatures` against. Public: keys are not secrets.
+//! `npm audit signatures` checks `dist.signatures` against, followed by the uplinks' keys (the
+//! proxied packages keep their upstream signatures). Public: keys are not secrets.
 
 use axum::Json;
 use axum::extract::State;
@@ -12,7 +13,17 @@ use crate::state::AppState;
 /// `GET /-/npm/v1/keys`.
 pub async fn keys(State(state): State<AppState>) -> ApiResult<Response> {
     let keys = state.store.signing_keys().await?;
-    let mut res = Json(crate::signing::keys_document(&keys)).into_response();
+    let mut doc = crate::signing::keys_document(&keys);
+    if state.uplinks.enabled()
+        && let Some(list) = doc["keys"].as_array_mut()
+    {
+        for k in state.uplinks.upstream_keys(&state).await {
+            if !list.iter().any(|l| l["keyid"] == k["keyid"]) {
+                list.push(k);
+            }
+        }
+    }
+    let mut res = Json(doc).into_response();
     res.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),
