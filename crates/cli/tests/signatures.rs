@@ -93,6 +93,12 @@ fn npm_audit_signatures_verifies_tessera_packages_across_a_key_rotation() {
         full["versions"]["1.0.0"]["dist"]["signatures"]
     );
 
+    // the website shows it per version
+    let page = http.get("/-/web/package/sig-a");
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains(">signed</span>"), "{}", page.text);
+    assert!(!page.text.contains(">unsigned</span>"));
+
     let project = alice.project("signed");
     install(
         &alice,

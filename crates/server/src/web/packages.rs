@@ -162,6 +162,11 @@ pub async fn package(web: Web, Path(name): Path<String>) -> WebResult {
                     .map(|p| p.name.clone())
                     .unwrap_or_default(),
                 deprecated: v.deprecated.clone(),
+                signed_by: v
+                    .signatures
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+                    .and_then(|s| s[0]["keyid"].as_str().map(str::to_owned)),
             })
             .collect(),
         uplink: None,
@@ -218,6 +223,9 @@ async fn cached_page(web: &Web, name: &str) -> Result<Option<PackagePage>, WebEr
                     published: text(&doc["time"][v]).chars().take(10).collect(),
                     publisher: text(&m["_npmUser"]["name"]),
                     deprecated: m["deprecated"].as_str().map(str::to_owned),
+                    signed_by: m["dist"]["signatures"][0]["keyid"]
+                        .as_str()
+                        .map(str::to_owned),
                 })
                 .collect()
         })

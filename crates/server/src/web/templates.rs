@@ -124,6 +124,8 @@ pub struct VersionRow {
     pub publisher: String,
     /// Deprecation message.
     pub deprecated: Option<String>,
+    /// The key id of its registry signature, if it has one.
+    pub signed_by: Option<String>,
 }
 
 /// A package page.
