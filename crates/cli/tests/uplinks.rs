@@ -687,8 +687,11 @@ fn a_merge_rule_serves_a_patched_fork_together_with_the_public_versions() {
         .run(&["dist-tag", "add", "left-pad@1.0.0", "first"])
         .ok();
     publish(&up_npm, "right-pad", "1.0.0", json!({}));
+    publish(&up_npm, "mid-pad", "1.0.0", json!({}));
 
     let rules = "[{pattern = \"left-pad\", proxy = \"up\", mode = \"merge\"}, \
+                 {pattern = \"mid-pad\", proxy = \"up\", mode = \"merge\"}, \
+                 {pattern = \"ghost-pad\", proxy = \"up\", mode = \"merge\"}, \
                  {pattern = \"**\", proxy = \"up\"}]";
     let reg = Registry::start_with(&[
         ("TESSERA_UPLINKS", &uplink_var(&up, "")),
@@ -798,13 +801,42 @@ fn a_merge_rule_serves_a_patched_fork_together_with_the_public_versions() {
     fork("1.3.3");
     assert!(!reg.log_text().contains("also exists upstream"));
 
-    // with the uplink gone and nothing cached of it, the local half is still served
+    // a merge rule's name the uplink does not have is refused: a private package there would
+    // take whatever is published upstream under its name later
+    let dir = alice.package("ghost-pad", "1.0.0", json!({}));
+    let r = alice.run_in(&dir, &["publish"]);
+    assert!(r.all().contains("409"), "{}", r.all());
+    assert!(r.all().contains("no uplink has it"), "{}", r.all());
+
+    // a fork unpublished here is not served from the uplink alone afterwards
+    let dir = alice.package("mid-pad", "1.0.1", json!({}));
+    alice.run_in(&dir, &["publish"]).ok();
+    assert_eq!(
+        http.get("/mid-pad").json()["versions"]
+            .as_object()
+            .unwrap()
+            .len(),
+        2
+    );
+    alice.run(&["unpublish", "mid-pad", "--force"]).ok();
+    assert_eq!(http.get("/mid-pad").status, 404);
+
+    // with the uplink gone, the merged package is served from the cached copy, marked stale;
+    // an upstream tarball never fetched is a gateway error, not a 404
     up.kill();
     reg.advance(3600);
-    let doc = http.get("/left-pad").json();
+    let stale = http.get("/left-pad");
+    assert!(
+        stale.header("warning").is_some_and(|w| w.contains("110")),
+        "{:?}",
+        stale.headers
+    );
+    let doc = stale.json();
     assert_eq!(doc["dist-tags"]["acme"], "1.3.3", "{doc}");
     assert_eq!(doc["dist-tags"]["latest"], "1.3.1", "{doc}");
-    assert!(doc["versions"].get("1.3.1").is_some());
+    assert!(doc["versions"].get("1.4.0").is_some());
+    let never = http.get("/left-pad/-/left-pad-1.4.0.tgz");
+    assert!([502, 503].contains(&never.status), "{}", never.status);
     write_project(&project, json!({"left-pad": "1.3.3"}));
     fresh_install(&alice, &project).ok();
     assert_eq!(installed_version(&project, "left-pad"), "1.3.3");

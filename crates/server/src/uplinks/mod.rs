@@ -112,6 +112,8 @@ pub struct Uplinks {
     generation: std::sync::atomic::AtomicU64,
     /// Each uplink's registry signing keys, as last fetched (Unix ms, the keys).
     keys: tokio::sync::Mutex<HashMap<usize, (i64, Vec<serde_json::Value>)>>,
+    /// Uplinks whose half-open probe this instance holds (released at the probe's outcome).
+    probing: std::sync::Mutex<std::collections::HashSet<usize>>,
 }
 
 /// How long an uplink's signing keys are kept before they are asked for again.
@@ -147,6 +149,7 @@ impl Uplinks {
             fetches: Arc::new(tokio::sync::Semaphore::new(FETCHES)),
             generation: Default::default(),
             keys: Default::default(),
+            probing: Default::default(),
         }
     }
 
@@ -658,6 +661,10 @@ impl Uplinks {
             .take_fetch_lease(&probe, &self.instance, until, now)
             .await?
         {
+            self.probing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(i);
             return Ok(None);
         }
         Ok(Some(format!(
@@ -667,7 +674,27 @@ impl Uplinks {
         )))
     }
 
+    /// Ends this instance's half-open probe of uplink `i`, if it holds one.
+    async fn probe_done(&self, state: &AppState, i: usize) {
+        let held = self
+            .probing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&i);
+        if held {
+            let probe = format!("probe:{}", self.configs[i].name);
+            if let Err(e) = state
+                .store
+                .release_fetch_lease(&probe, &self.instance)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot end an uplink probe");
+            }
+        }
+    }
+
     async fn answered(&self, state: &AppState, i: usize) {
+        self.probe_done(state, i).await;
         let now = state.clock.now_ms();
         if let Err(e) = state
             .store
@@ -679,13 +706,16 @@ impl Uplinks {
     }
 
     /// Logs a failure; one that says the uplink is unwell (a transport error, a timeout, a 5xx)
-    /// also counts against its breaker.
+    /// counts against its breaker, any other (a refusal, a redirect elsewhere, a body too large,
+    /// garbage) is an answer: the uplink is up.
     async fn failed(&self, state: &AppState, i: usize, error: &str, unwell: bool) {
         let cfg = &self.configs[i];
         tracing::warn!(uplink = %cfg.name, error, "uplink failed");
         if !unwell {
+            self.answered(state, i).await;
             return;
         }
+        self.probe_done(state, i).await;
         let now = state.clock.now_ms();
         match state
             .store
@@ -766,6 +796,10 @@ impl Uplinks {
                     .acquire_owned()
                     .await
                     .map_err(|_| ApiError::internal("the fetch limit was closed"))?;
+                // another instance may have stored it while this one waited for a slot
+                if let Some(t) = self.stored_tarball(state, name, version, entry).await? {
+                    return Ok(t);
+                }
                 let now = state.clock.now_ms();
                 let until = now + cfg.timeout.as_ms() + 5_000;
                 if !cfg.cache
@@ -971,7 +1005,10 @@ impl Uplinks {
                 || state.store.claimed_locally(name).await?
                 || state.store.allowed_name(scope).await?.is_some()
             {
-                return Ok(());
+                return match self.merges(name) {
+                    true => self.check_new_merged_name(state, name).await,
+                    false => Ok(()),
+                };
             }
             return Err(ApiError::conflict(format!(
                 "{name} would be the first package of the scope {scope} here: from then on every \
@@ -981,8 +1018,10 @@ impl Uplinks {
                  (tessera admin allow-name {scope})."
             )));
         }
-        // a merge rule's names are meant to exist in both places
-        if self.route(name).is_none_or(|r| r.mode == MergeMode::Merge) {
+        if self.merges(name) {
+            return self.check_new_merged_name(state, name).await;
+        }
+        if self.route(name).is_none() {
             return Ok(());
         }
         if state.store.allowed_name(name).await?.is_some() {
@@ -999,6 +1038,38 @@ impl Uplinks {
                  Publish it under a scope, or ask an admin to allow the name (tessera admin \
                  allow-name {name}).",
                 self.name_of(e.uplink)
+            ))),
+            Err(e) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "cannot check whether {name} exists upstream, so it cannot be created yet: {}",
+                    e.message
+                ),
+            )),
+        }
+    }
+
+    /// A merge rule's name is meant to exist in both places: its first package here must be a
+    /// fork of one an uplink has. A new private package under a merge rule would take whatever
+    /// is published upstream under its name later (dependency confusion), so it is refused
+    /// unless an admin allowed the name.
+    async fn check_new_merged_name(&self, state: &AppState, name: &str) -> ApiResult<()> {
+        if state.store.allowed_name(name).await?.is_some() {
+            return Ok(());
+        }
+        if let Some(scope) = scope_of(name)
+            && state.store.allowed_name(scope).await?.is_some()
+        {
+            return Ok(());
+        }
+        let base = self.check_base(state, name);
+        match self.packument(state, name, &base, u64::MAX).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(ApiError::conflict(format!(
+                "{name} is covered by a merge rule, but no uplink has it: a new package here \
+                 would take any version published upstream under its name later (dependency \
+                 confusion). Publish it under a name no merge rule covers, or ask an admin to \
+                 allow it (tessera admin allow-name {name})."
             ))),
             Err(e) => Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -1159,7 +1230,6 @@ pub async fn prune_cache(state: &AppState, before: i64) -> ApiResult<(i64, usize
     Ok((packuments, rows, deleted))
 }
 
-/// Whether a stored tarball's SHA-512 is the one `dist` asks for (when it names one).
 /// Whether a cached tarball row may serve `dist` of `uplink`: checked against its SHA-512 when
 /// the packument has one, else (SHA-1 only) only when the same uplink's packument led to it, as
 /// the row's bytes were checked against that uplink's `shasum` and not this one.
@@ -1174,6 +1244,7 @@ fn row_fits(row: &CachedTarball, uplink: &str, dist: &UpstreamDist) -> bool {
     }
 }
 
+/// Whether a stored tarball's SHA-512 is the one `dist` asks for (when it names one).
 fn matches_dist(sha512_hex: &str, dist: &UpstreamDist) -> bool {
     match dist
         .integrity

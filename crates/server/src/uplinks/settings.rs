@@ -166,7 +166,8 @@ pub fn merge_names_its_packages(pattern: &str) -> bool {
             let scope = rest.split('/').next().unwrap_or("");
             !scope.is_empty() && !scope.contains(['*', '?'])
         }
-        None => !pattern.contains("**") && !wild(pattern),
+        // (`*` also matches a scope: `*/utils` would cover `@anyone/utils`)
+        None => !pattern.contains("**") && !pattern.contains('/') && !wild(pattern),
     }
 }
 
@@ -315,7 +316,8 @@ mod tests {
             assert!(names(ok), "{ok}");
         }
         for wide in [
-            "**", "*", "?*", "*/*", "@*/*", "@*/**", "@a*/x", "@?/x", "@/x", "a**",
+            "**", "*", "?*", "*/*", "@*/*", "@*/**", "@a*/x", "@?/x", "@/x", "a**", "*/utils",
+            "*acme/*", "*/*-fork",
         ] {
             assert!(!names(wide), "{wide}");
         }

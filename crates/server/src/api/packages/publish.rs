@@ -381,7 +381,10 @@ pub async fn store_version(
     match result {
         Ok(published) => {
             super::unpublish::collect_blobs(state, published.dropped_blobs).await;
-            if state.uplinks.enabled() {
+            // (an unscoped merge rule's name takes from its uplink even when local: its cached
+            // copy stays; a scoped one makes its scope local, whose copies go)
+            let merged = state.uplinks.merges(name) && names::scope_of(name).is_none();
+            if state.uplinks.enabled() && !merged {
                 if published.created {
                     // the name (and, for a scoped one, its scope) is local from now on
                     state.uplinks.forget(name);

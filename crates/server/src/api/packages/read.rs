@@ -81,7 +81,7 @@ async fn readable(
     name: &str,
     part: Part,
     for_write: bool,
-) -> ApiResult<(Arc<Rendered>, Option<Arc<Entry>>)> {
+) -> ApiResult<Readable> {
     let reader = authz::reader(state, caller)?;
     let base = base_url(state, headers);
     let proxied = state.uplinks.enabled();
@@ -93,15 +93,23 @@ async fn readable(
                 .uplinks
                 .fresh_entry(name, &base, epoch, state.clock.now_ms())
         {
-            return Ok((e.rendered.clone(), Some(e)));
+            return Ok(Readable::proxied(e));
         }
         epoch
     } else {
         0
     };
     let Some(r) = rendered(state, name, &base, part).await? else {
-        if proxied && let Some(e) = state.uplinks.packument(state, name, &base, epoch).await? {
-            return Ok((e.rendered.clone(), Some(e)));
+        // a merge rule's package unpublished here is not served from the uplink alone: its
+        // numbers used here would come back from there
+        let unpublished_fork = proxied
+            && state.uplinks.merges(name)
+            && state.store.unpublished_name(name).await?.is_some();
+        if proxied
+            && !unpublished_fork
+            && let Some(e) = state.uplinks.packument(state, name, &base, epoch).await?
+        {
+            return Ok(Readable::proxied(e));
         }
         return Err(ApiError::not_found());
     };
@@ -112,16 +120,55 @@ async fn readable(
         match state.uplinks.packument(state, name, &base, epoch).await {
             Ok(Some(e)) => {
                 let merged = state.uplinks.merged(state, name, &r, &e).await?;
-                return Ok((merged, Some(e)));
+                return Ok(Readable {
+                    r: merged,
+                    upstream: Some(e),
+                    unreachable: None,
+                });
             }
             Ok(None) => {}
-            // the local versions are served whatever the uplink's state
+            // the local versions are served whatever the uplink's state, marked stale
             Err(e) => {
-                tracing::warn!(package = name, error = %e.message, "serving the local half of a merged package")
+                tracing::warn!(package = name, error = %e.message, "serving the local half of a merged package");
+                return Ok(Readable {
+                    r,
+                    upstream: None,
+                    unreachable: Some(e),
+                });
             }
         }
     }
-    Ok((r, None))
+    Ok(Readable {
+        r,
+        upstream: None,
+        unreachable: None,
+    })
+}
+
+/// What a read serves.
+struct Readable {
+    /// The rendering.
+    r: Arc<Rendered>,
+    /// The uplink's entry, for a proxied or merged package.
+    upstream: Option<Arc<Entry>>,
+    /// A merged package whose uplink could not be asked: only its local half is served.
+    unreachable: Option<ApiError>,
+}
+
+impl Readable {
+    fn proxied(e: Arc<Entry>) -> Readable {
+        Readable {
+            r: e.rendered.clone(),
+            upstream: Some(e),
+            unreachable: None,
+        }
+    }
+
+    /// Whether what is served may be out of date (a stale proxied copy, or a merged package's
+    /// local half alone).
+    fn stale(&self) -> bool {
+        self.unreachable.is_some() || self.upstream.as_ref().is_some_and(|e| e.is_stale())
+    }
 }
 
 fn wants_corgi(headers: &HeaderMap, query: &str) -> bool {
@@ -182,7 +229,9 @@ pub async fn packument(
 ) -> ApiResult<Response> {
     let corgi = wants_corgi(headers, query);
     let part = if corgi { Part::Abbreviated } else { Part::Full };
-    let (r, upstream) = readable(state, caller, headers, name, part, for_write(query)).await?;
+    let read = readable(state, caller, headers, name, part, for_write(query)).await?;
+    let stale = read.stale();
+    let r = read.r;
     let (form, ctype) = if corgi {
         (r.abbreviated(), CORGI)
     } else {
@@ -218,9 +267,7 @@ pub async fn packument(
     let h = res.headers_mut();
     h.insert(header::ETAG, etag.clone());
     h.insert(header::CACHE_CONTROL, cache_control(&r));
-    if let Some(e) = upstream
-        && e.is_stale()
-    {
+    if stale {
         h.insert(
             header::WARNING,
             HeaderValue::from_static("110 tessera \"Response is Stale\""),
@@ -241,11 +288,19 @@ pub async fn version(
     name: &str,
     spec: &str,
 ) -> ApiResult<Response> {
-    let (r, _) = readable(state, caller, headers, name, Part::Versions, false).await?;
+    let read = readable(state, caller, headers, name, Part::Versions, false).await?;
+    let r = read.r;
     let v = r.dist_tags.get(spec).map(String::as_str).unwrap_or(spec);
-    let doc = r
-        .version_doc(v)
-        .ok_or_else(|| ApiError::not_found_msg(format!("version not found: {spec}")))?;
+    let doc = match (r.version_doc(v), read.unreachable) {
+        (Some(doc), _) => doc,
+        // maybe one of the uplink's versions: say why it cannot be told
+        (None, Some(e)) => return Err(e),
+        (None, None) => {
+            return Err(ApiError::not_found_msg(format!(
+                "version not found: {spec}"
+            )));
+        }
+    };
     let mut res = Response::new(Body::from(doc.clone()));
     res.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -271,7 +326,8 @@ pub async fn tarball(
     name: &str,
     file: &str,
 ) -> ApiResult<Response> {
-    let (r, upstream) = readable(state, caller, headers, name, Part::Meta, false).await?;
+    let read = readable(state, caller, headers, name, Part::Meta, false).await?;
+    let (r, upstream, unreachable) = (read.r, read.upstream, read.unreachable);
     let version = version_of_file(name, file).ok_or_else(ApiError::not_found)?;
     // a local version first (a merged package has both kinds)
     let local = r.tarballs.get(version);
@@ -291,7 +347,12 @@ pub async fn tarball(
             (t.body, r)
         }
         None => {
-            let t = local.ok_or_else(ApiError::not_found)?;
+            let t = match (local, unreachable) {
+                (Some(t), _) => t,
+                // maybe one of the uplink's versions, which cannot be fetched now
+                (None, Some(e)) => return Err(e),
+                (None, None) => return Err(ApiError::not_found()),
+            };
             let blob = state.blobs.open(&t.sha512).await?.ok_or_else(|| {
                 ApiError::internal(format!(
                     "tarball {} of {name}@{version} is missing from the blob store",
