@@ -694,7 +694,6 @@ impl Uplinks {
     }
 
     async fn answered(&self, state: &AppState, i: usize) {
-        self.probe_done(state, i).await;
         let now = state.clock.now_ms();
         if let Err(e) = state
             .store
@@ -703,6 +702,8 @@ impl Uplinks {
         {
             tracing::warn!(error = %e, "cannot record an uplink's answer");
         }
+        // after the breaker is closed: a request in between finds the probe still taken
+        self.probe_done(state, i).await;
     }
 
     /// Logs a failure; one that says the uplink is unwell (a transport error, a timeout, a 5xx)
@@ -715,9 +716,8 @@ impl Uplinks {
             self.answered(state, i).await;
             return;
         }
-        self.probe_done(state, i).await;
         let now = state.clock.now_ms();
-        match state
+        let recorded = state
             .store
             .uplink_failed(
                 &cfg.name,
@@ -726,8 +726,10 @@ impl Uplinks {
                 cfg.fail_timeout.as_ms(),
                 now,
             )
-            .await
-        {
+            .await;
+        // after the breaker is open again: a request in between finds the probe still taken
+        self.probe_done(state, i).await;
+        match recorded {
             Ok(h) if h.down_until > now && h.fails == i64::from(cfg.max_fails) => {
                 tracing::warn!(uplink = %cfg.name, until = %crate::clock::iso8601(h.down_until),
                     "uplink is down: skipped until then");
