@@ -127,11 +127,17 @@ pub enum AdminCommand {
         #[arg(long)]
         print_next: bool,
     },
-    /// Make a new registry signing key current; the old one gets an `expires` (now) and stays
-    /// in `/-/npm/v1/keys`, so versions signed with it keep verifying.
-    RotateSigningKey,
-    /// Sign every version that has no registry signature yet (the server also does this when
-    /// it starts).
+    /// Make a new registry signing key current; the old one gets an `expires` (five minutes
+    /// from now, for publishes already under way) and stays in `/-/npm/v1/keys`, so versions
+    /// signed with it keep verifying.
+    RotateSigningKey {
+        /// The old key is compromised since this time (ISO 8601, e.g. 2026-12-01T00:00:00Z):
+        /// it expires then, and the versions it signed since are signed again with the new key.
+        #[arg(long, value_name = "TIME")]
+        compromised_since: Option<String>,
+    },
+    /// Sign every version that has no registry signature, or one from a key that had expired
+    /// when it was published (the server also does this when it starts).
     SignAll,
     /// Invite a user name and email to sign up (for `signup = "invitation"`): prints a one-time
     /// secret link to the sign-up page, to send to the invitee. A new invitation for the same
@@ -664,20 +670,39 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
         | AdminCommand::Export { .. }
         | AdminCommand::Import { .. }
         | AdminCommand::RotateKey { .. } => unreachable!("handled above"),
-        AdminCommand::RotateSigningKey => {
+        AdminCommand::RotateSigningKey { compromised_since } => {
+            let expires = match compromised_since.as_deref() {
+                None => now + tessera_server::signing::ROTATION_GRACE_MS,
+                Some(t) => match tessera_server::config::parse_date_ms(t) {
+                    Some(at) if at <= now => at,
+                    Some(_) => anyhow::bail!("--compromised-since {t} is in the future"),
+                    None => anyhow::bail!(
+                        "--compromised-since takes an ISO 8601 time, e.g. 2026-12-01T00:00:00Z"
+                    ),
+                },
+            };
             let key = tessera_server::signing::generate(&state.keys, now)
                 .map_err(|e| anyhow::anyhow!(e))?;
-            state.store.add_signing_key(&key, Some(now)).await?;
+            state.store.add_signing_key(&key, Some(expires)).await?;
             println!(
-                "new signing key {} is current; the old one expires now",
-                key.keyid
+                "new signing key {} is current; the old one expires {}",
+                key.keyid,
+                tessera_server::clock::iso8601(expires)
             );
+            if compromised_since.is_some() {
+                let r = tessera_server::signing::sign_all(&state, now)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.message))?;
+                println!("signed {} versions again with the new key", r.signed);
+                print_refused(r.refused);
+            }
         }
         AdminCommand::SignAll => {
-            let n = tessera_server::signing::sign_all(&state, now)
+            let r = tessera_server::signing::sign_all(&state, now)
                 .await
                 .map_err(|e| anyhow::anyhow!(e.message))?;
-            println!("signed {n} versions");
+            println!("signed {} versions", r.signed);
+            print_refused(r.refused);
         }
         AdminCommand::Invite { name, email, days } => {
             let lifetime = days.map_or(invitation_expiry, |d| Span::days(u64::from(d.max(1))));
@@ -741,4 +766,14 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
         println!("{target}: applied migrations {applied:?}");
     }
     Ok(())
+}
+
+/// Says how many versions a signing pass left unsigned, if any.
+fn print_refused(refused: usize) {
+    if refused > 0 {
+        println!(
+            "{refused} versions were left unsigned: their tarball does not match their metadata \
+             (see the log)"
+        );
+    }
 }

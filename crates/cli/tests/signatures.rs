@@ -33,6 +33,12 @@ fn audit_signatures(npm: &Npm, project: &std::path::Path, hook: &std::path::Path
     Run::of(cmd)
 }
 
+/// Checks that `npm audit signatures` passed and said `what`.
+fn expect_verified(r: &Run, what: &str) {
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.contains(what), "{}", r.all());
+}
+
 fn install(npm: &Npm, project: &std::path::Path, deps: Value) {
     std::fs::write(
         project.join("package.json"),
@@ -106,13 +112,7 @@ fn npm_audit_signatures_verifies_tessera_packages_across_a_key_rotation() {
         json!({"sig-a": "1.0.0", "sig-b": "1.0.0", "@acme/sig-c": "2.0.0"}),
     );
     let r = audit_signatures(&alice, &project, &hook);
-    assert_eq!(r.code, 0, "{}", r.all());
-    assert!(
-        r.stdout
-            .contains("3 packages have verified registry signatures"),
-        "{}",
-        r.all()
-    );
+    expect_verified(&r, "3 packages have verified registry signatures");
 
     // a rotation: the old key expires now and stays listed; new versions use the new key
     reg.advance(60);
@@ -142,13 +142,7 @@ fn npm_audit_signatures_verifies_tessera_packages_across_a_key_rotation() {
         json!({"sig-a": "1.1.0", "sig-b": "1.0.0", "@acme/sig-c": "2.0.0"}),
     );
     let r = audit_signatures(&alice, &project, &hook);
-    assert_eq!(r.code, 0, "{}", r.all());
-    assert!(
-        r.stdout
-            .contains("3 packages have verified registry signatures"),
-        "{}",
-        r.all()
-    );
+    expect_verified(&r, "3 packages have verified registry signatures");
 
     // a signature that does not match its version is reported
     let dir = alice.package("sig-t", "1.0.0", json!({}));
@@ -247,11 +241,180 @@ fn proxied_packages_keep_their_upstream_signatures_and_verify_with_the_upstream_
         json!({"public-pkg": "1.0.0", "@acme/local-pkg": "1.0.0"}),
     );
     let r = audit_signatures(&alice, &project, &hook);
-    assert_eq!(r.code, 0, "{}", r.all());
+    expect_verified(&r, "2 packages have verified registry signatures");
+}
+
+#[test]
+fn a_publisher_cannot_plant_signatures_and_a_changed_integrity_is_not_signed() {
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    let hook = alice.root().join("offline-tuf.js");
+    std::fs::write(&hook, OFFLINE_TUF).unwrap();
+    let token = alice.token().unwrap();
+    let http = reg.http();
+    let keyid = http.get("/-/npm/v1/keys").json()["keys"][0]["keyid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // `_` fields npm reads as the registry's word are dropped at publish
+    let tgz = tgz(&json!({"name": "planted", "version": "1.0.0"}), &[]);
+    let mut body = publish_body(&reg.url(), "planted", "1.0.0", &tgz);
+    let planted = json!([{"keyid": keyid, "sig": "MEUCIQ=="}]);
+    let v = body["versions"]["1.0.0"].as_object_mut().unwrap();
+    v.insert("_signatures".into(), planted.clone());
+    v.insert(
+        "_attestations".into(),
+        json!({"url": "https://evil.example/a"}),
+    );
+    v.insert("_time".into(), json!("2000-01-01T00:00:00.000Z"));
+    v.insert("_resolved".into(), json!("https://evil.example/x.tgz"));
+    v.insert("_nodeVersion".into(), json!("20.0.0"));
+    let r = http.with_token(&token).put_json("/planted", &body);
+    assert_eq!(r.status, 201, "{}", r.text);
+    let corgi_accept = [("accept", "application/vnd.npm.install-v1+json")];
+    let check = |what: &str| {
+        for doc in [
+            http.get("/planted").json()["versions"]["1.0.0"].clone(),
+            http.send("GET", "/planted", &corgi_accept, None).json()["versions"]["1.0.0"].clone(),
+            http.get("/planted/1.0.0").json(),
+        ] {
+            for f in ["_signatures", "_attestations", "_time", "_resolved"] {
+                assert!(doc.get(f).is_none(), "{what}: {f} served: {doc}");
+            }
+        }
+        assert_eq!(
+            http.get("/planted").json()["versions"]["1.0.0"]["_nodeVersion"],
+            "20.0.0"
+        );
+    };
+    check("published");
+    // a version stored before this rule (planted fields in the database) is served without them
+    let mut stored: serde_json::Map<String, Value> = serde_json::from_str(
+        reg.sql("SELECT manifest FROM versions WHERE version = '1.0.0'")
+            .trim(),
+    )
+    .unwrap();
+    stored.insert("_signatures".into(), planted);
+    stored.insert(
+        "_attestations".into(),
+        json!({"url": "https://evil.example/a"}),
+    );
+    // and as if its publish could not be signed
+    reg.sql(&format!(
+        "UPDATE versions SET manifest = '{}', signatures = NULL WHERE version = '1.0.0'",
+        Value::Object(stored)
+    ));
+    reg.sql("UPDATE packages SET rev = rev + 1 WHERE name = 'planted'");
+    reg.sql("UPDATE packument_epoch SET value = value + 1");
+    poll("the server to drop its rendering", || {
+        http.get("/planted").json()["versions"]["1.0.0"]["dist"]["signatures"]
+            .is_null()
+            .then_some(())
+    });
+    check("stored earlier");
+    // npm sees an unsigned version, not a verified one
+    let project = alice.project("planted");
+    install(&alice, &project, json!({"planted": "1.0.0"}));
+    let r = audit_signatures(&alice, &project, &hook);
+    assert_ne!(r.code, 0, "{}", r.all());
     assert!(
         r.stdout
-            .contains("2 packages have verified registry signatures"),
+            .contains("1 package has a missing registry signature"),
         "{}",
         r.all()
     );
+
+    // someone who can write the database points the version at another integrity and clears
+    // its signature: it is not signed, at start or by sign-all
+    let dir = alice.package("victim", "1.0.0", json!({}));
+    alice.run_in(&dir, &["publish"]).ok();
+    reg.sql(
+        "UPDATE versions SET integrity = 'sha512-AAAA', signatures = NULL WHERE package_id = \
+         (SELECT id FROM packages WHERE name = 'victim')",
+    );
+    let reg = reg.restart(&[]);
+    let http = reg.http();
+    poll("the start's signing pass", || {
+        (reg.log_text()
+            .contains("not signing a version whose tarball does not match its metadata")
+            && http.get("/planted").json()["versions"]["1.0.0"]["dist"]["signatures"][0]["keyid"]
+                .is_string())
+        .then_some(())
+    });
+    let out = reg.admin(&["sign-all"], None);
+    let said = String::from_utf8_lossy(&out.stdout);
+    // `planted` is signed now (its tarball is what it says); `victim` is left unsigned
+    assert!(said.contains("signed 0 versions"), "{said}");
+    assert!(said.contains("1 versions were left unsigned"), "{said}");
+    assert!(http.get("/victim").json()["versions"]["1.0.0"]["dist"]["signatures"].is_null());
+    assert!(
+        http.get("/planted").json()["versions"]["1.0.0"]["dist"]["signatures"][0]["keyid"]
+            .is_string()
+    );
+}
+
+#[test]
+fn a_compromised_key_is_rotated_out_and_the_versions_it_signed_since_are_signed_again() {
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    let hook = alice.root().join("offline-tuf.js");
+    std::fs::write(&hook, OFFLINE_TUF).unwrap();
+    let http = reg.http();
+    let dir = alice.package("before-leak", "1.0.0", json!({}));
+    alice.run_in(&dir, &["publish"]).ok();
+    reg.advance(3600);
+    let dir = alice.package("after-leak", "1.0.0", json!({}));
+    alice.run_in(&dir, &["publish"]).ok();
+    let old = http.get("/-/npm/v1/keys").json()["keys"][0]["keyid"].clone();
+    let leak = http.get("/after-leak").json()["time"]["1.0.0"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    reg.advance(60);
+
+    let bad = reg.admin(
+        &["rotate-signing-key", "--compromised-since", "yesterday"],
+        None,
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("ISO 8601"));
+    let out = reg.admin(&["rotate-signing-key", "--compromised-since", &leak], None);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("signed 1 versions again"), "{said}");
+
+    let keys = http.get("/-/npm/v1/keys").json();
+    assert_eq!(keys["keys"][0]["keyid"], old);
+    assert_eq!(keys["keys"][0]["expires"], leak.as_str());
+    let new = keys["keys"][1]["keyid"].clone();
+    assert_eq!(
+        http.get("/before-leak").json()["versions"]["1.0.0"]["dist"]["signatures"][0]["keyid"],
+        old
+    );
+    // the running server drops its rendering when the admin command's write is seen
+    poll("after-leak signed with the new key", || {
+        (http.get("/after-leak").json()["versions"]["1.0.0"]["dist"]["signatures"][0]["keyid"]
+            == new)
+            .then_some(())
+    });
+    let project = alice.project("leak");
+    install(
+        &alice,
+        &project,
+        json!({"before-leak": "1.0.0", "after-leak": "1.0.0"}),
+    );
+    let r = audit_signatures(&alice, &project, &hook);
+    expect_verified(&r, "2 packages have verified registry signatures");
+
+    // an ordinary rotation leaves the old key a few minutes, for publishes under way
+    let out = reg.admin(&["rotate-signing-key"], None);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("the old one expires"));
+    let keys = http.get("/-/npm/v1/keys").json();
+    let expires = keys["keys"][1]["expires"].as_str().unwrap().to_owned();
+    assert!(expires.as_str() > leak.as_str(), "{keys}");
 }

@@ -149,19 +149,19 @@ pub async fn serve(
     tokio::spawn(async move {
         let now = s.clock.now_ms();
         match signing::sign_all(&s, now).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                versions = n,
-                "signed the versions published before the registry had a key"
+            Ok(r) if r.signed == 0 => {}
+            Ok(r) => tracing::info!(
+                versions = r.signed,
+                "signed the versions without a valid signature"
             ),
             Err(e) => tracing::error!(error = %e.message, "cannot sign the unsigned versions"),
         }
     });
-    // Token lookups are cached per process; changes made by another process (`tessera admin`,
-    // another instance) bump a shared counter, polled here.
+    // Token lookups and rendered packuments are cached per process; changes made by another
+    // process (`tessera admin`, another instance) bump shared counters, polled here.
     let poll = state.clone();
     tokio::spawn(async move {
-        let mut last = None;
+        let (mut last, mut last_packuments) = (None, None);
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
         loop {
             tick.tick().await;
@@ -173,6 +173,15 @@ pub async fn serve(
                     last = Some(v);
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot read the auth epoch"),
+            }
+            match poll.store.packument_epoch().await {
+                Ok(v) => {
+                    if last_packuments.is_some_and(|l| l != v) {
+                        poll.packuments.clear();
+                    }
+                    last_packuments = Some(v);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read the packument epoch"),
             }
         }
     });

@@ -19,6 +19,11 @@ use tessera_store::{SigningKey, Store};
 use crate::http::error::{ApiError, ApiResult};
 use crate::two_factor::sealing::Keys;
 
+/// How long a rotated-out key stays valid for new signatures: a publish that read the old key
+/// just before a rotation, or an instance whose clock is a little behind, still signs a
+/// version dated before the old key's `expires`.
+pub const ROTATION_GRACE_MS: i64 = 5 * 60 * 1000;
+
 /// The account id sealing binds a signing key to (no account has it).
 pub const SEALED_FOR: i64 = -16;
 
@@ -65,6 +70,14 @@ pub fn spki_of(point: &[u8]) -> Vec<u8> {
     spki
 }
 
+/// Whether `b64` is the base64 SubjectPublicKeyInfo of a P-256 point (the only key npm's
+/// registry signatures use).
+pub fn is_p256_spki(b64: &str) -> bool {
+    data_encoding::BASE64
+        .decode(b64.as_bytes())
+        .is_ok_and(|d| d.len() == 91 && d[..26] == SPKI_P256_PREFIX && d[26] == 0x04)
+}
+
 /// npm's key id: `SHA256:` and the unpadded base64 of the SPKI's SHA-256.
 pub fn keyid_of(spki: &[u8]) -> String {
     format!(
@@ -98,12 +111,19 @@ pub fn keys_document(keys: &[SigningKey]) -> Value {
 impl Signer {
     /// Makes sure the store has a current key (the first instance to start makes it).
     pub async fn ensure_key(store: &dyn Store, keys: &Keys, now: i64) -> ApiResult<()> {
-        if store
+        if let Some(current) = store
             .signing_keys()
             .await?
-            .iter()
-            .any(|k| k.expires_at.is_none())
+            .into_iter()
+            .find(|k| k.expires_at.is_none())
         {
+            // said at start, not at the first publish: this instance's sealing key is not the
+            // one the key was sealed with
+            if let Err(e) = keys.open(SEALED_FOR, &current.sealed_private) {
+                tracing::error!(keyid = %current.keyid, error = %e,
+                    "the registry signing key cannot be opened with this instance's sealing \
+                     key: versions published here will be unsigned");
+            }
             return Ok(());
         }
         let key = generate(keys, now).map_err(ApiError::internal)?;
@@ -172,34 +192,101 @@ impl Signer {
     }
 }
 
-/// Signs every version that has no signature yet with the current key (versions published
-/// before the registry had keys; a new version is signed at its publish), and drops this
-/// instance's cached renderings of their packages. Returns how many.
-pub async fn sign_all(state: &crate::state::AppState, now: i64) -> ApiResult<usize> {
+/// What [`sign_all`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SignReport {
+    /// Versions signed.
+    pub signed: usize,
+    /// Versions left unsigned because their stored tarball is missing or does not match their
+    /// metadata (see the log).
+    pub refused: usize,
+}
+
+/// Signs, with the current key, every version that has no signature (published before the
+/// registry had keys, or when its key could not be opened) or whose signature is from a key
+/// that had expired when it was published (a publish that raced a rotation, or a key
+/// declared compromised), and drops this instance's cached renderings of their packages.
+///
+/// The database alone is not trusted for this: a version is signed only if its stored tarball
+/// hashes to its `integrity` and its `package.json` names this package and version, so someone
+/// who can write the database but has no sealing key cannot have a changed `integrity` signed.
+pub async fn sign_all(state: &crate::state::AppState, now: i64) -> ApiResult<SignReport> {
     let (store, keys, signer) = (state.store.as_ref(), &state.keys, &state.signer);
-    let mut done = 0;
+    let limits = crate::npm::tarball::TarballLimits {
+        max_unpacked: state.config.max_unpacked_size.0,
+        ..Default::default()
+    };
+    let mut report = SignReport::default();
+    let mut after = None;
     loop {
-        let batch = store.unsigned_versions(500).await?;
-        if batch.is_empty() {
-            return Ok(done);
-        }
-        let mut by_package: std::collections::BTreeMap<(i64, &str), Vec<(String, String)>> =
-            Default::default();
+        let batch = store.versions_to_sign(after.clone(), 200).await?;
+        let Some(last) = batch.last() else {
+            return Ok(report);
+        };
+        after = Some((last.package_id, last.version.clone()));
+        let mut by_package: std::collections::BTreeMap<(i64, &str), Vec<_>> = Default::default();
         for v in &batch {
+            if let Err(why) = tarball_matches(state, v, limits).await {
+                report.refused += 1;
+                tracing::error!(package = %v.name, version = %v.version, reason = %why,
+                    "not signing a version whose tarball does not match its metadata");
+                continue;
+            }
             let sigs = signer
                 .sign(store, keys, &v.name, &v.version, &v.integrity)
                 .await?;
             by_package
                 .entry((v.package_id, v.name.as_str()))
                 .or_default()
-                .push((v.version.clone(), sigs));
+                .push((v.version.clone(), v.signatures.clone(), sigs));
         }
         for ((package, name), signed) in by_package {
-            done += signed.len();
-            store.set_version_signatures(package, &signed, now).await?;
+            report.signed += store.set_version_signatures(package, &signed, now).await?;
             state.packuments.invalidate(name);
         }
     }
+}
+
+/// Whether `v`'s stored tarball is the one its metadata describes.
+async fn tarball_matches(
+    state: &crate::state::AppState,
+    v: &tessera_store::UnsignedVersion,
+    limits: crate::npm::tarball::TarballLimits,
+) -> Result<(), String> {
+    let bytes = state
+        .blobs
+        .get(&v.tarball_sha512)
+        .await
+        .map_err(|e| format!("the tarball cannot be read: {e}"))?
+        .ok_or("the tarball is missing")?;
+    tokio::task::spawn_blocking({
+        let (name, version, integrity, key) = (
+            v.name.clone(),
+            v.version.clone(),
+            v.integrity.clone(),
+            v.tarball_sha512.clone(),
+        );
+        move || {
+            let d = crate::npm::tarball::Digests::of(&bytes);
+            if d.sha512_hex != key || !d.matches_integrity(&integrity) {
+                return Err("the tarball's digest is not the version's integrity".to_string());
+            }
+            let inner = crate::npm::tarball::read_manifest(&bytes, limits)
+                .map_err(|e| format!("the tarball cannot be read: {e}"))?;
+            let inner_version = inner
+                .get("version")
+                .and_then(Value::as_str)
+                .map(crate::npm::versions::clean_version);
+            if inner.get("name").and_then(Value::as_str) != Some(name.as_str())
+                || inner_version != Some(Ok(version))
+            {
+                return Err("the tarball's package.json names another package or version".into());
+            }
+            Ok(())
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 #[cfg(test)]
@@ -218,6 +305,12 @@ mod tests {
             .unwrap();
         assert_eq!(k.keyid, keyid_of(&spki));
         assert_eq!(spki.len(), 91);
+        assert!(is_p256_spki(&k.public_key));
+        assert!(!is_p256_spki(&data_encoding::BASE64.encode(&spki[..90])));
+        let mut other_curve = spki.clone();
+        other_curve[24] ^= 1;
+        assert!(!is_p256_spki(&data_encoding::BASE64.encode(&other_curve)));
+        assert!(!is_p256_spki("not base64"));
         let pkcs8 = keys.open(SEALED_FOR, &k.sealed_private).unwrap();
         // sealed for the signing key only
         assert!(keys.open(1, &k.sealed_private).is_err());

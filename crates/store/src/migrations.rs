@@ -63,6 +63,11 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
         "signing",
         include_str!("../migrations/sqlite/0012_signing.sql"),
     ),
+    (
+        13,
+        "packument_epoch",
+        include_str!("../migrations/sqlite/0013_packument_epoch.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations, in order (the same schema as SQLite's, in PostgreSQL's types).
@@ -106,6 +111,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         8,
         "signing",
         include_str!("../migrations/postgres/0008_signing.sql"),
+    ),
+    (
+        9,
+        "packument_epoch",
+        include_str!("../migrations/postgres/0009_packument_epoch.sql"),
     ),
 ];
 

@@ -501,7 +501,8 @@ pub struct SigningKey {
     pub expires_at: Option<i64>,
 }
 
-/// A version that has no registry signature yet.
+/// A version to sign: it has no registry signature, or its signature is from a key that had
+/// expired when it was published (which npm refuses).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnsignedVersion {
     /// Its package.
@@ -514,6 +515,10 @@ pub struct UnsignedVersion {
     pub integrity: String,
     /// Publication time (Unix ms).
     pub published_at: i64,
+    /// The blob's key (hex SHA-512 of the tarball).
+    pub tarball_sha512: String,
+    /// The signatures it has now (JSON), if any.
+    pub signatures: Option<String>,
 }
 
 /// A maintainer as shown in packuments.

@@ -549,16 +549,27 @@ pub trait SigningStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// Replaces a key's sealed private half (a sealing-key rotation), if it is still `old`.
     async fn reseal_signing_key(&self, keyid: &str, old: &[u8], new: &[u8]) -> StoreResult<bool>;
-    /// Up to `limit` versions without signatures yet.
-    async fn unsigned_versions(&self, limit: i64) -> StoreResult<Vec<UnsignedVersion>>;
-    /// Stores signatures (`(version, JSON array)`) for versions of one package, in a new
-    /// revision of it.
+    /// Up to `limit` versions to sign, after `after` (`(package, version)`, in that order):
+    /// those without signatures, and those whose signature names a key that had expired at
+    /// their publication.
+    async fn versions_to_sign(
+        &self,
+        after: Option<(PackageId, String)>,
+        limit: i64,
+    ) -> StoreResult<Vec<UnsignedVersion>>;
+    /// The shared counter of writes that change packuments outside a server's request path
+    /// (signing): servers poll it and drop their rendered packuments when it moves.
+    async fn packument_epoch(&self) -> StoreResult<i64>;
+    /// Stores signatures for versions of one package, in a new revision of it (and a new
+    /// packument epoch): each
+    /// `(version, signatures read, new signatures)` is written only if the version still has
+    /// the signatures read. Returns how many were written.
     async fn set_version_signatures(
         &self,
         package_id: PackageId,
-        signed: &[(String, String)],
+        signed: &[(String, Option<String>, String)],
         now: i64,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<usize>;
 }
 
 pub trait Store:

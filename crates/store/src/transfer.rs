@@ -38,7 +38,7 @@ pub struct Table {
 
 use Col::*;
 
-/// Every table with data, parents before children. `auth_epoch` (a counter) and
+/// Every table with data, parents before children. `auth_epoch`, `packument_epoch` (counters) and
 /// `_sqlx_migrations` (each backend's own) are not moved.
 pub const TABLES: &[Table] = &[
     Table {
@@ -386,6 +386,7 @@ pub const TABLES: &[Table] = &[
 /// Tables deliberately not moved.
 pub const NOT_MOVED: &[&str] = &[
     "auth_epoch",
+    "packument_epoch",
     "_sqlx_migrations",
     "sqlite_sequence",
     // WebAuthn ceremonies live five minutes: one under way during a move is simply begun again.
@@ -588,6 +589,9 @@ macro_rules! impl_transfer {
                 let mut w = self.begin_write().await?;
                 self.continue_ids(&mut w).await?;
                 bump_auth_epoch(&mut *w.tx).await?;
+                sqlx::query("UPDATE packument_epoch SET value = value + 1 WHERE id = 1")
+                    .execute(&mut *w.tx)
+                    .await?;
                 w.tx.commit().await?;
                 self.auth_changed();
                 Ok(())

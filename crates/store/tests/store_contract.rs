@@ -1960,24 +1960,74 @@ async fn signing_keys_rotate_and_versions_get_signed_in_a_new_revision() {
     s.publish(publish("demo", "1.1.0", alice.id), 31)
         .await
         .unwrap();
-    let unsigned = s.unsigned_versions(10).await.unwrap();
+    let unsigned = s.versions_to_sign(None, 10).await.unwrap();
     assert_eq!(unsigned.len(), 2);
     assert_eq!(unsigned[0].name, "demo");
     assert_eq!(unsigned[0].published_at, 30);
+    assert_eq!(unsigned[0].signatures, None);
+    assert!(!unsigned[0].tarball_sha512.is_empty());
+    // the cursor moves on
+    let after = s
+        .versions_to_sign(Some((p.package_id, "1.0.0".into())), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        after.iter().map(|v| v.version.as_str()).collect::<Vec<_>>(),
+        vec!["1.1.0"]
+    );
     let rev = s.package_doc("demo").await.unwrap().unwrap().package.rev;
-    s.set_version_signatures(
-        p.package_id,
-        &[("1.0.0".into(), "[{\"keyid\":\"k3\",\"sig\":\"x\"}]".into())],
-        40,
-    )
-    .await
-    .unwrap();
+    let by_k3 = "[{\"keyid\":\"k3\",\"sig\":\"x\"}]".to_string();
+    let by_k1 = "[{\"keyid\":\"k1\",\"sig\":\"y\"}]".to_string();
+    assert_eq!(
+        s.set_version_signatures(p.package_id, &[("1.0.0".into(), None, by_k3.clone())], 40,)
+            .await
+            .unwrap(),
+        1
+    );
     let doc = s.package_doc("demo").await.unwrap().unwrap();
     assert_eq!(doc.package.rev, rev + 1);
     let signed = doc.versions.iter().find(|v| v.version == "1.0.0").unwrap();
+    assert_eq!(signed.signatures.as_deref(), Some(by_k3.as_str()));
+    // written only over what was read: a second signer that read "unsigned" loses, and no new
+    // revision is made
     assert_eq!(
-        signed.signatures.as_deref(),
-        Some("[{\"keyid\":\"k3\",\"sig\":\"x\"}]")
+        s.set_version_signatures(p.package_id, &[("1.0.0".into(), None, by_k1.clone())], 41,)
+            .await
+            .unwrap(),
+        0
     );
-    assert_eq!(s.unsigned_versions(10).await.unwrap().len(), 1);
+    assert_eq!(
+        s.package_doc("demo").await.unwrap().unwrap().package.rev,
+        rev + 1
+    );
+    assert_eq!(s.versions_to_sign(None, 10).await.unwrap().len(), 1);
+
+    // 1.1.0 (published at 31) signed with k1, which expired at 20: to be signed again; a
+    // version signed with k1 before it expired is not
+    s.set_version_signatures(p.package_id, &[("1.1.0".into(), None, by_k1.clone())], 42)
+        .await
+        .unwrap();
+    let again = s.versions_to_sign(None, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].version, "1.1.0");
+    assert_eq!(again[0].signatures.as_deref(), Some(by_k1.as_str()));
+    assert_eq!(
+        s.set_version_signatures(
+            p.package_id,
+            &[("1.1.0".into(), Some(by_k1.clone()), by_k3.clone())],
+            43,
+        )
+        .await
+        .unwrap(),
+        1
+    );
+    assert!(s.versions_to_sign(None, 10).await.unwrap().is_empty());
+    let early = s
+        .publish(publish("early", "1.0.0", alice.id), 15)
+        .await
+        .unwrap();
+    s.set_version_signatures(early.package_id, &[("1.0.0".into(), None, by_k1)], 44)
+        .await
+        .unwrap();
+    assert!(s.versions_to_sign(None, 10).await.unwrap().is_empty());
 }

@@ -15,6 +15,24 @@ use crate::clock::iso8601;
 use crate::npm::names::bare_name;
 use crate::npm::versions;
 
+/// The `_`-prefixed fields a version object may carry from its publisher or an uplink. Every
+/// other `_` field is dropped, at publish and when serving: npm's client reads some of them
+/// (`_signatures`, `_attestations`, `_integrity`, `_resolved`, `_time`) as the registry's
+/// word when `dist` says nothing, so a publisher must not be able to plant them.
+pub const PUBLISHER_UNDERSCORE_FIELDS: &[&str] = &[
+    "_id",
+    "_npmUser",
+    "_hasShrinkwrap",
+    "_nodeVersion",
+    "_npmVersion",
+];
+
+/// Drops the `_` fields of a version object that are not in
+/// [`PUBLISHER_UNDERSCORE_FIELDS`].
+pub fn drop_private_fields(m: &mut Map<String, Value>) {
+    m.retain(|k, _| !k.starts_with('_') || PUBLISHER_UNDERSCORE_FIELDS.contains(&k.as_str()));
+}
+
 /// Fields the abbreviated form keeps per version (npm registry docs, plus what npm's installer
 /// reads).
 pub(crate) const CORGI_FIELDS: &[&str] = &[
@@ -349,6 +367,7 @@ fn manifests(doc: &PackageDoc, base: &str) -> Vec<Map<String, Value>> {
         .iter()
         .map(|v| {
             let mut m: Map<String, Value> = serde_json::from_str(&v.manifest).unwrap_or_default();
+            drop_private_fields(&mut m);
             m.insert("name".into(), Value::String(name.clone()));
             m.insert("version".into(), Value::String(v.version.clone()));
             m.insert("_id".into(), Value::String(format!("{name}@{}", v.version)));

@@ -18,6 +18,9 @@ struct Slot {
 
 #[derive(Default)]
 struct Inner {
+    /// Bumped by [`PackumentCache::clear`]; a reader's epoch is its slot's plus this, so both
+    /// kinds of write are seen (both only grow).
+    generation: u64,
     slots: HashMap<String, Slot>,
     order: VecDeque<String>,
     size: usize,
@@ -64,8 +67,11 @@ impl PackumentCache {
     pub fn get(&self, name: &str, base: &str) -> (Option<Arc<Rendered>>, u64) {
         let inner = self.inner.read().unwrap_or_else(|e| e.into_inner());
         match inner.slots.get(name) {
-            Some(s) => (s.rendered.clone().filter(|r| r.base == base), s.epoch),
-            None => (None, 0),
+            Some(s) => (
+                s.rendered.clone().filter(|r| r.base == base),
+                s.epoch + inner.generation,
+            ),
+            None => (None, inner.generation),
         }
     }
 
@@ -76,8 +82,9 @@ impl PackumentCache {
             return;
         }
         let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let generation = inner.generation;
         let slot = inner.slots.entry(name.to_owned()).or_default();
-        if slot.epoch != epoch {
+        if slot.epoch + generation != epoch {
             return;
         }
         let old = slot.rendered.replace(r).map(|o| o.weight()).unwrap_or(0);
@@ -86,6 +93,18 @@ impl PackumentCache {
             inner.order.push_back(name.to_owned());
         }
         inner.evict_past(self.budget);
+    }
+
+    /// Drops every rendering (another process changed packuments); a read under way does not
+    /// store what it made.
+    pub fn clear(&self) {
+        let mut inner = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        inner.generation += 1;
+        for s in inner.slots.values_mut() {
+            s.rendered = None;
+        }
+        inner.order.clear();
+        inner.size = 0;
     }
 
     /// Drops the rendering of `name`; called after every committed write to the package.
@@ -169,6 +188,29 @@ mod tests {
             c.get("a", "http://other").0.is_none(),
             "built for another base URL"
         );
+    }
+
+    #[test]
+    fn clearing_drops_everything_and_stops_readers_under_way() {
+        let c = PackumentCache::default();
+        let (_, e) = c.get("a", "http://x");
+        c.put("a", e, rendered("a", 1));
+        let (_, reading_a) = c.get("a", "http://x");
+        let (_, reading_b) = c.get("b", "http://x");
+        // a slot bumped once and a clear must not sum to an epoch a reader already holds
+        c.invalidate("a");
+        let (_, after_invalidate) = c.get("a", "http://x");
+        c.clear();
+        assert!(c.get("a", "http://x").0.is_none());
+        assert_eq!(c.size(), 0);
+        c.put("a", reading_a, rendered("a", 1));
+        c.put("a", after_invalidate, rendered("a", 1));
+        c.put("b", reading_b, rendered("b", 1));
+        assert!(c.get("a", "http://x").0.is_none());
+        assert!(c.get("b", "http://x").0.is_none());
+        let (_, e) = c.get("a", "http://x");
+        c.put("a", e, rendered("a", 2));
+        assert_eq!(c.get("a", "http://x").0.unwrap().rev, 2);
     }
 
     #[test]

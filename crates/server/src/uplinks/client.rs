@@ -243,8 +243,11 @@ impl UplinkClient {
             .iter()
             .filter(|k| {
                 let text = |f: &str| k.get(f).and_then(serde_json::Value::as_str);
-                text("keyid").is_some_and(|s| s.len() <= 200)
-                    && text("key").is_some_and(|s| s.len() <= 4096)
+                let p256 = |f: &str| k.get(f).is_none() || text(f) == Some("ecdsa-sha2-nistp256");
+                text("keyid").is_some_and(|s| !s.is_empty() && s.len() <= 200)
+                    && text("key").is_some_and(crate::signing::is_p256_spki)
+                    && p256("keytype")
+                    && p256("scheme")
                     && (k.get("expires").is_some_and(serde_json::Value::is_null)
                         || text("expires")
                             .is_some_and(|s| crate::config::parse_date_ms(s).is_some()))

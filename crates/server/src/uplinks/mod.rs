@@ -1169,39 +1169,53 @@ impl Uplinks {
     /// verifies the `dist.signatures` proxied packages keep: fetched at most every ten
     /// minutes per uplink, the last good answer kept while an uplink cannot be asked.
     pub async fn upstream_keys(&self, state: &AppState) -> Vec<serde_json::Value> {
-        let mut out = Vec::new();
         let now = state.clock.now_ms();
+        // the stale ones are fetched outside the lock; meanwhile other requests serve the last
+        // keys, and the next try is in a minute if this one fails
+        let stale: Vec<usize> = {
+            let mut cache = self.keys.lock().await;
+            (0..self.clients.len())
+                .filter(|&i| self.routes.proxies_to(i))
+                .filter(|i| {
+                    let fresh = cache
+                        .get(i)
+                        .is_some_and(|(at, _)| now - at < KEYS_MAXAGE_MS);
+                    if !fresh {
+                        let old = cache.remove(i).map(|(_, k)| k).unwrap_or_default();
+                        cache.insert(*i, (now - KEYS_MAXAGE_MS + 60_000, old));
+                    }
+                    !fresh
+                })
+                .collect()
+        };
+        let fetched = futures::future::join_all(stale.into_iter().map(|i| async move {
+            (
+                i,
+                tokio::time::timeout(KEYS_TIMEOUT, self.clients[i].keys()).await,
+            )
+        }))
+        .await;
         let mut cache = self.keys.lock().await;
-        for i in 0..self.clients.len() {
-            if !self.routes.proxies_to(i) {
-                continue;
-            }
-            let fresh = cache
-                .get(&i)
-                .is_some_and(|(at, _)| now - at < KEYS_MAXAGE_MS);
-            if !fresh {
-                match tokio::time::timeout(KEYS_TIMEOUT, self.clients[i].keys()).await {
-                    Ok(Ok(keys)) => {
-                        cache.insert(i, (now, keys));
-                    }
-                    failed => {
-                        let why = match failed {
-                            Ok(Err(e)) => e,
-                            _ => "timed out".into(),
-                        };
-                        tracing::warn!(uplink = %self.configs[i].name, error = %why,
-                            "cannot fetch the uplink's signing keys");
-                        // asked again in a minute; the last good keys meanwhile
-                        let old = cache.remove(&i).map(|(_, k)| k).unwrap_or_default();
-                        cache.insert(i, (now - KEYS_MAXAGE_MS + 60_000, old));
-                    }
+        for (i, got) in fetched {
+            match got {
+                Ok(Ok(keys)) => {
+                    cache.insert(i, (now, keys));
+                }
+                failed => {
+                    let why = match failed {
+                        Ok(Err(e)) => e,
+                        _ => "timed out".into(),
+                    };
+                    tracing::warn!(uplink = %self.configs[i].name, error = %why,
+                        "cannot fetch the uplink's signing keys");
                 }
             }
-            if let Some((_, keys)) = cache.get(&i) {
-                out.extend(keys.iter().cloned());
-            }
         }
-        out
+        let lists: Vec<&[serde_json::Value]> = (0..self.clients.len())
+            .filter(|&i| self.routes.proxies_to(i))
+            .filter_map(|i| cache.get(&i).map(|(_, k)| k.as_slice()))
+            .collect();
+        merge_uplink_keys(&lists)
     }
 
     /// The uplink `npm audit` goes to (its index and client): the first one allowed to serve
@@ -1212,6 +1226,24 @@ impl Uplinks {
             .position(|c| c.audit)
             .map(|i| (i, &self.clients[i]))
     }
+}
+
+/// The uplinks' key lists as one: a key id listed twice with the same key once, and a key id
+/// two uplinks claim with different keys not at all (neither can be trusted to speak for it).
+pub fn merge_uplink_keys(lists: &[&[serde_json::Value]]) -> Vec<serde_json::Value> {
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    let mut disputed = std::collections::HashSet::new();
+    for k in lists.iter().flat_map(|l| l.iter()) {
+        match out.iter().find(|o| o["keyid"] == k["keyid"]) {
+            Some(o) if o["key"] != k["key"] => {
+                disputed.insert(k["keyid"].to_string());
+            }
+            Some(_) => {}
+            None => out.push(k.clone()),
+        }
+    }
+    out.retain(|k| !disputed.contains(&k["keyid"].to_string()));
+    out
 }
 
 /// Removes the cached packages no read revalidated since `before` (`tessera admin cache
@@ -1309,6 +1341,18 @@ pub fn gunzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_id_two_uplinks_claim_with_different_keys_is_dropped() {
+        let k = |id: &str, key: &str| serde_json::json!({"keyid": id, "key": key});
+        let a = [k("A", "1"), k("S", "same"), k("X", "a's")];
+        let b = [k("B", "2"), k("S", "same"), k("X", "b's")];
+        let ids: Vec<String> = merge_uplink_keys(&[&a, &b])
+            .iter()
+            .map(|k| k["keyid"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids, ["A", "S", "B"]);
+    }
 
     #[test]
     fn integrity_is_checked_by_sha512_then_sha1() {

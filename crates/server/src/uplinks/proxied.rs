@@ -131,6 +131,7 @@ pub fn build(
             continue;
         }
         dist.insert("tarball".into(), Value::String(tarball_url(base, name, &v)));
+        packument::drop_private_fields(&mut m);
         m.insert("name".into(), Value::String(name.to_owned()));
         m.insert("version".into(), Value::String(v.clone()));
         dists.insert(

@@ -96,16 +96,26 @@ macro_rules! impl_signing_store {
                 Ok(n == 1)
             }
 
-            async fn unsigned_versions(
+            async fn versions_to_sign(
                 &self,
+                after: Option<($crate::PackageId, String)>,
                 limit: i64,
             ) -> $crate::StoreResult<Vec<$crate::UnsignedVersion>> {
                 use sqlx::Row;
+                let (after_package, after_version) = after.unwrap_or((i64::MIN, String::new()));
+                // a key id is `SHA256:` and base64, which has no LIKE wildcard in it
                 let rows = sqlx::query(
-                    "SELECT v.package_id, p.name, v.version, v.integrity, v.published_at \
+                    "SELECT v.package_id, p.name, v.version, v.integrity, v.published_at, \
+                     v.tarball_sha512, v.signatures \
                      FROM versions v JOIN packages p ON p.id = v.package_id \
-                     WHERE v.signatures IS NULL ORDER BY v.package_id, v.version LIMIT $1",
+                     WHERE (v.package_id > $1 OR (v.package_id = $1 AND v.version > $2)) \
+                     AND (v.signatures IS NULL OR EXISTS (SELECT 1 FROM signing_keys k \
+                       WHERE k.expires_at IS NOT NULL AND k.expires_at <= v.published_at \
+                       AND v.signatures LIKE '%\"' || k.keyid || '\"%')) \
+                     ORDER BY v.package_id, v.version LIMIT $3",
                 )
+                .bind(after_package)
+                .bind(after_version)
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;
@@ -117,36 +127,59 @@ macro_rules! impl_signing_store {
                             version: r.try_get("version")?,
                             integrity: r.try_get("integrity")?,
                             published_at: r.try_get("published_at")?,
+                            tarball_sha512: r.try_get("tarball_sha512")?,
+                            signatures: r.try_get("signatures")?,
                         })
                     })
                     .collect()
             }
 
+            async fn packument_epoch(&self) -> $crate::StoreResult<i64> {
+                Ok(
+                    sqlx::query_scalar("SELECT value FROM packument_epoch WHERE id = 1")
+                        .fetch_one(&self.pool)
+                        .await?,
+                )
+            }
+
             async fn set_version_signatures(
                 &self,
                 package_id: i64,
-                signed: &[(String, String)],
+                signed: &[(String, Option<String>, String)],
                 now: i64,
-            ) -> $crate::StoreResult<()> {
+            ) -> $crate::StoreResult<usize> {
                 let mut w = self.begin_write().await?;
-                for (version, signatures) in signed {
-                    sqlx::query(
-                        "UPDATE versions SET signatures = $1 WHERE package_id = $2 AND version = $3",
+                let mut written = 0;
+                for (version, old, new) in signed {
+                    // only if nobody signed it in the meantime
+                    written += sqlx::query(
+                        "UPDATE versions SET signatures = $1 WHERE package_id = $2 \
+                         AND version = $3 AND (signatures = $4 OR (signatures IS NULL \
+                         AND CAST($4 AS TEXT) IS NULL))",
                     )
-                    .bind(signatures)
+                    .bind(new)
                     .bind(package_id)
                     .bind(version)
+                    .bind(old)
                     .execute(&mut *w.tx)
-                    .await?;
+                    .await?
+                    .rows_affected() as usize;
                 }
-                // a new revision: cached packuments are made again, with the signatures
+                if written == 0 {
+                    return Ok(0);
+                }
+                // a new revision: cached packuments are made again, with the signatures; the
+                // epoch tells servers that did not make this write
                 sqlx::query("UPDATE packages SET rev = rev + 1, modified_at = $1 WHERE id = $2")
                     .bind(now)
                     .bind(package_id)
                     .execute(&mut *w.tx)
                     .await?;
+                sqlx::query("UPDATE packument_epoch SET value = value + 1 WHERE id = 1")
+                    .execute(&mut *w.tx)
+                    .await?;
                 w.tx.commit().await?;
-                Ok(())
+                Ok(written)
             }
         }
     };

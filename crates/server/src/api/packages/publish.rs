@@ -277,6 +277,7 @@ pub async fn prepare(
     for k in SERVER_KEYS {
         stored.remove(*k);
     }
+    crate::npm::packument::drop_private_fields(&mut stored);
     stored.retain(|_, v| !v.is_null());
     let description = stored
         .get("description")

@@ -17,6 +17,7 @@ pub async fn keys(State(state): State<AppState>) -> ApiResult<Response> {
     if state.uplinks.enabled()
         && let Some(list) = doc["keys"].as_array_mut()
     {
+        // an uplink cannot speak for one of this registry's own key ids
         for k in state.uplinks.upstream_keys(&state).await {
             if !list.iter().any(|l| l["keyid"] == k["keyid"]) {
                 list.push(k);
@@ -24,9 +25,10 @@ pub async fn keys(State(state): State<AppState>) -> ApiResult<Response> {
         }
     }
     let mut res = Json(doc).into_response();
+    // short: a rotation is seen within a minute
     res.headers_mut().insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
+        HeaderValue::from_static("public, max-age=60"),
     );
     Ok(res)
 }
