@@ -95,12 +95,14 @@ pub async fn run(
                         publisher: None,
                         published_at: now,
                         signatures: None,
+                        provenance: None,
                     },
                     tags: vec!["latest".into()],
                     description: Some(format!("{name}, seeded for benchmarks")),
                     keywords: vec!["seed".into()],
                     publisher_id: user.id,
                     staged_id: None,
+                    provenance: None,
                 },
             ));
             if batch.len() >= 2000 {

@@ -18,8 +18,8 @@ use tessera_store::{BlobStore, Store};
 
 /// The manifest's format name.
 const FORMAT: &str = "tessera-export";
-/// The manifest's format version.
-const FORMAT_VERSION: u32 = 1;
+/// The manifest's format version (2: signing keys, signatures and provenance).
+const FORMAT_VERSION: u32 = 2;
 /// Rows inserted per transaction.
 const BATCH: usize = 500;
 

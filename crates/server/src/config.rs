@@ -387,6 +387,8 @@ pub struct Config {
     /// Trusted publishing: the CI identity providers whose tokens are exchanged for publish
     /// tokens (none by default).
     pub oidc: OidcConfig,
+    /// Provenance: the Sigstore bundles `npm publish --provenance` attaches.
+    pub provenance: ProvenanceConfig,
     /// Upstream registries (`[[uplinks]]`); none by default.
     pub uplinks: Vec<crate::uplinks::settings::UplinkConfig>,
     /// Which names are proxied to which uplinks (`[[packages]]`), first match wins. With
@@ -396,6 +398,28 @@ pub struct Config {
     /// (`tfa.pending_minutes: write tfa.pending = "10m"`), for a warning at start.
     #[serde(skip)]
     pub deprecated_names: Vec<String>,
+}
+
+/// Provenance (`npm publish --provenance`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProvenanceConfig {
+    /// The Sigstore trust root bundles are verified against: `sigstore` (the public-good
+    /// instance npm's own provenance uses, built in), `github` (GitHub's instance, built in) or
+    /// the path of a `trusted_root.json` (a private Sigstore).
+    pub trusted_root: String,
+    /// Refuse every publish that carries no valid provenance bundle (a package can require it
+    /// on its own too).
+    pub required: bool,
+}
+
+impl Default for ProvenanceConfig {
+    fn default() -> Self {
+        ProvenanceConfig {
+            trusted_root: "sigstore".into(),
+            required: false,
+        }
+    }
 }
 
 /// Trusted publishing (OIDC).
@@ -703,6 +727,7 @@ impl Default for Config {
             web: WebConfig::default(),
             connections: ConnectionsConfig::default(),
             oidc: OidcConfig::default(),
+            provenance: ProvenanceConfig::default(),
             uplinks: Vec::new(),
             packages: Vec::new(),
             deprecated_names: Vec::new(),

@@ -9,6 +9,7 @@
 //! - `two_factor`: enrolment, the one verification of a code, sealing of TOTP secrets.
 //! - `services`: account operations shared by the npm API, the website and the admin CLI.
 //! - `npm`: npm's formats: names, versions, tarballs, packuments and their cache.
+//! - `signing`, `provenance`: registry signatures, and the Sigstore bundles checked at publish.
 //! - `api`: the npm API routes (`account/`, `packages/`); `web`: the website.
 //! - `config`, `state`, `clock`: configuration, shared state, time.
 
@@ -21,6 +22,7 @@ pub mod config;
 pub mod fuzzing;
 pub mod http;
 pub mod npm;
+pub mod provenance;
 pub mod services;
 pub mod signing;
 pub mod state;
@@ -111,6 +113,8 @@ pub async fn open_stores(
 /// `TESSERA_TEST_CLOCK_FILE`).
 pub async fn open_state(config: Config) -> anyhow_like::Result<AppState> {
     two_factor::security_keys::attestation_roots(&config).map_err(anyhow_like::Error)?;
+    provenance::ProvenanceVerifier::load(&config.provenance.trusted_root)
+        .map_err(anyhow_like::Error)?;
     let (store, blobs) = open_stores(&config, None).await?;
     let key_env = std::env::var("TESSERA_SECRET_KEY").ok();
     let keys = two_factor::sealing::Keys::load(&config.data, key_env.as_deref(), store.shared())

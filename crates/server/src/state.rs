@@ -35,6 +35,9 @@ pub struct Inner {
     pub uplinks: crate::uplinks::Uplinks,
     /// The registry's signing key, as last read.
     pub signer: crate::signing::Signer,
+    /// Verifies provenance bundles (`None`: the configured trust root is unusable, and
+    /// bundles are refused).
+    pub provenance: Option<crate::provenance::ProvenanceVerifier>,
 }
 
 impl AppState {
@@ -51,6 +54,10 @@ impl AppState {
             tracing::error!(error = %e, "the uplinks cannot be used");
             crate::uplinks::Uplinks::none()
         });
+        let provenance =
+            crate::provenance::ProvenanceVerifier::load(&config.provenance.trusted_root)
+                .map_err(|e| tracing::error!(error = %e, "provenance cannot be verified"))
+                .ok();
         AppState(Arc::new(Inner {
             store,
             blobs,
@@ -63,6 +70,7 @@ impl AppState {
             oidc_keys: Default::default(),
             uplinks,
             signer: Default::default(),
+            provenance,
         }))
     }
 }

@@ -68,6 +68,11 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
         "packument_epoch",
         include_str!("../migrations/sqlite/0013_packument_epoch.sql"),
     ),
+    (
+        14,
+        "provenance",
+        include_str!("../migrations/sqlite/0014_provenance.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations, in order (the same schema as SQLite's, in PostgreSQL's types).
@@ -116,6 +121,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         9,
         "packument_epoch",
         include_str!("../migrations/postgres/0009_packument_epoch.sql"),
+    ),
+    (
+        10,
+        "provenance",
+        include_str!("../migrations/postgres/0010_provenance.sql"),
     ),
 ];
 

@@ -403,6 +403,8 @@ pub struct Package {
     pub policy: PackageTfaPolicy,
     /// Publishes from tokens and trusted publishing must be staged and approved with 2FA.
     pub staged_publishes: bool,
+    /// Publishes must carry a valid provenance bundle.
+    pub provenance_required: bool,
     /// Creation time.
     pub created_at: i64,
     /// Last change.
@@ -484,6 +486,20 @@ pub struct VersionRecord {
     pub published_at: i64,
     /// The registry's signatures (`dist.signatures`, a JSON array), once signed.
     pub signatures: Option<String>,
+    /// What its verified provenance says (a [`Provenance::summary`]), if it has one.
+    pub provenance: Option<String>,
+}
+
+/// A version's provenance: the Sigstore bundle its publish attached, verified then.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Provenance {
+    /// The attested statement's predicate type (`https://slsa.dev/provenance/v1`).
+    pub predicate_type: String,
+    /// The bundle as the client sent it (JSON).
+    pub bundle: String,
+    /// What was verified, as JSON: the predicate type, issuer, repository, commit, workflow and
+    /// run.
+    pub summary: String,
 }
 
 /// A registry signing key (ECDSA P-256).
@@ -588,6 +604,8 @@ pub struct NewVersion {
     pub publisher_id: UserId,
     /// The staged version this publish approves (taken off the stage in the same transaction).
     pub staged_id: Option<String>,
+    /// Its verified provenance, if its publish attached one.
+    pub provenance: Option<Provenance>,
 }
 
 /// A version staged for publishing (`npm stage publish`), waiting for a maintainer's approval
@@ -629,6 +647,8 @@ pub struct StagedVersion {
     pub actor_type: String,
     /// When.
     pub created_at: i64,
+    /// Its verified provenance, kept for the publish that approves it.
+    pub provenance: Option<Provenance>,
 }
 
 /// What a successful publish did.

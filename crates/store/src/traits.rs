@@ -159,6 +159,14 @@ pub trait PackageStore: Send + Sync {
     ) -> StoreResult<()>;
     /// Sets whether publishes from tokens and trusted publishing must be staged.
     async fn set_staged_publishes(&self, pkg: PackageId, on: bool, now: i64) -> StoreResult<()>;
+    /// Sets whether publishes must carry a valid provenance bundle.
+    async fn set_provenance_required(&self, pkg: PackageId, on: bool, now: i64) -> StoreResult<()>;
+    /// A version's provenance, if it has one.
+    async fn version_provenance(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> StoreResult<Option<Provenance>>;
     /// Stars or unstars the package for a user.
     async fn set_star(&self, pkg: PackageId, user: UserId, star: bool, now: i64)
     -> StoreResult<()>;

@@ -123,6 +123,7 @@ fn version(v: &str, sha: &str) -> VersionRecord {
         publisher: None,
         published_at: 0,
         signatures: None,
+        provenance: None,
     }
 }
 
@@ -137,6 +138,7 @@ fn publish(name: &str, v: &str, publisher: UserId) -> NewVersion {
         keywords: vec!["demo".into()],
         publisher_id: publisher,
         staged_id: None,
+        provenance: None,
     }
 }
 
@@ -1487,6 +1489,7 @@ fn staged(id: &str, name: &str, v: &str, owner: UserId, at: i64) -> StagedVersio
         actor: "ci".into(),
         actor_type: "oidc".into(),
         created_at: at,
+        provenance: None,
     }
 }
 
@@ -2030,4 +2033,64 @@ async fn signing_keys_rotate_and_versions_get_signed_in_a_new_revision() {
         .await
         .unwrap();
     assert!(s.versions_to_sign(None, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn provenance_is_kept_with_its_version_and_its_stage() {
+    let s = store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let prov = tessera_store::Provenance {
+        predicate_type: "https://slsa.dev/provenance/v1".into(),
+        bundle: "{\"mediaType\":\"b\"}".into(),
+        summary: "{\"predicateType\":\"https://slsa.dev/provenance/v1\"}".into(),
+    };
+    let mut first = publish("built", "1.0.0", alice.id);
+    first.provenance = Some(prov.clone());
+    let p = s.publish(first, 10).await.unwrap();
+    s.publish(publish("built", "1.1.0", alice.id), 11)
+        .await
+        .unwrap();
+    let doc = s.package_doc("built").await.unwrap().unwrap();
+    let v = |n: &str| {
+        doc.versions
+            .iter()
+            .find(|v| v.version == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        v("1.0.0").provenance.as_deref(),
+        Some(prov.summary.as_str())
+    );
+    assert_eq!(v("1.1.0").provenance, None);
+    assert_eq!(
+        s.version_provenance("built", "1.0.0").await.unwrap(),
+        Some(prov.clone())
+    );
+    assert_eq!(s.version_provenance("built", "1.1.0").await.unwrap(), None);
+    assert_eq!(s.version_provenance("other", "1.0.0").await.unwrap(), None);
+
+    // the package's rule, in a new revision
+    assert!(!doc.package.provenance_required);
+    s.set_provenance_required(p.package_id, true, 12)
+        .await
+        .unwrap();
+    let after = s.package_doc("built").await.unwrap().unwrap();
+    assert!(after.package.provenance_required);
+    assert_eq!(after.package.rev, doc.package.rev + 1);
+
+    // a staged version keeps its bundle until approved
+    let mut st = staged("s1", "built", "1.2.0", alice.id, 13);
+    st.provenance = Some(prov.clone());
+    s.stage_version(&st).await.unwrap();
+    assert_eq!(
+        s.staged_version("s1").await.unwrap().unwrap().provenance,
+        Some(prov.clone())
+    );
+
+    // an unpublished version takes its provenance with it
+    s.remove_versions(p.package_id, after.package.rev, &["1.0.0".into()], &[], 14)
+        .await
+        .unwrap();
+    assert_eq!(s.version_provenance("built", "1.0.0").await.unwrap(), None);
 }

@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod consistency;
 pub mod issuer;
+pub mod sigstore;
 pub mod stub;
 
 use std::io::{BufRead, BufReader};

@@ -54,6 +54,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/-/npm/v1/keys", get(packages::signatures::keys))
         .route(
+            "/-/npm/v1/attestations/{*spec}",
+            get(packages::attestations::attestations),
+        )
+        .route(
             "/-/_view/starredByUser",
             get(packages::star::starred_by_user),
         )

@@ -271,6 +271,15 @@ pub fn tarball_url(base: &str, name: &str, version: &str) -> String {
     format!("{base}/{name}/-/{}-{version}.tgz", bare_name(name))
 }
 
+/// Where npm fetches a version's attestations (`dist.attestations.url`), a scope's `/` written
+/// `%2f` as registry.npmjs.org writes it.
+pub fn attestations_url(base: &str, name: &str, version: &str) -> String {
+    format!(
+        "{base}/-/npm/v1/attestations/{}@{version}",
+        name.replacen('/', "%2f", 1)
+    )
+}
+
 /// The version `latest` points at, or the highest one.
 fn latest_version(doc: &PackageDoc) -> Option<&str> {
     doc.tag("latest")
@@ -383,6 +392,16 @@ fn manifests(doc: &PackageDoc, base: &str) -> Vec<Map<String, Value>> {
                 .filter(Value::is_array)
             {
                 dist["signatures"] = sigs;
+            }
+            if let Some(p) = v
+                .provenance
+                .as_deref()
+                .and_then(crate::provenance::Summary::from_json)
+            {
+                dist["attestations"] = json!({
+                    "url": attestations_url(base, name, &v.version),
+                    "provenance": {"predicateType": p.predicate_type},
+                });
             }
             m.insert("dist".into(), dist);
             if let Some(msg) = &v.deprecated {
@@ -552,6 +571,7 @@ mod tests {
             publisher: Some(alice.clone()),
             published_at: t,
             signatures: None,
+            provenance: None,
         };
         PackageDoc {
             package: Package {
@@ -563,6 +583,7 @@ mod tests {
                 keywords: vec![],
                 policy: tessera_store::PackageTfaPolicy::None,
                 staged_publishes: false,
+                provenance_required: false,
                 created_at: 1000,
                 modified_at: 3000,
             },

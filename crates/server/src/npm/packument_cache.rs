@@ -160,6 +160,7 @@ mod tests {
                 keywords: vec![],
                 policy: tessera_store::PackageTfaPolicy::None,
                 staged_publishes: false,
+                provenance_required: false,
                 created_at: 0,
                 modified_at: 0,
             },

@@ -213,28 +213,32 @@ impl UplinkClient {
         }
     }
 
+    /// `GET /-/npm/v1/attestations/<name>@<version>`: the uplink's attestations document for a
+    /// version (`None`: it has none), checked to be JSON with an `attestations` array.
+    pub async fn attestations(&self, name: &str, version: &str) -> Result<Option<Bytes>, String> {
+        let spec = format!("{}@{version}", name.replacen('/', "%2f", 1));
+        let path = format!("-/npm/v1/attestations/{spec}");
+        let Some((body, doc)) = self.get_json(&path, "attestations", 4 << 20, false).await? else {
+            return Ok(None);
+        };
+        if !doc
+            .get("attestations")
+            .is_some_and(serde_json::Value::is_array)
+        {
+            return Err("its attestations document has no attestations array".into());
+        }
+        Ok(Some(body))
+    }
+
     /// `GET /-/npm/v1/keys`: the uplink's registry signing keys, each checked to have npm's
     /// shape (a 404 or 400 is a registry without keys).
     pub async fn keys(&self) -> Result<Vec<serde_json::Value>, String> {
-        let url = self.base.join("-/npm/v1/keys").map_err(|e| e.to_string())?;
-        let res = self
-            .http
-            .get(url)
-            .headers(self.headers.clone())
-            .header(header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(describe)?;
-        match res.status() {
-            StatusCode::OK => {}
-            StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST => return Ok(Vec::new()),
-            s => return Err(format!("its keys answered {s}")),
-        }
-        let body = read_capped(res, 1 << 20, "keys")
-            .await
-            .map_err(|f| f.message)?;
-        let doc: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| format!("its keys are not JSON: {e}"))?;
+        let Some((_, doc)) = self
+            .get_json("-/npm/v1/keys", "keys", 1 << 20, true)
+            .await?
+        else {
+            return Ok(Vec::new());
+        };
         let keys = doc
             .get("keys")
             .and_then(serde_json::Value::as_array)
@@ -262,6 +266,37 @@ impl UplinkClient {
                 })
             })
             .collect())
+    }
+
+    /// `GET <path>` below the uplink's URL as a JSON document of at most `max` bytes (`what`
+    /// names it in errors): its bytes and value, or `None` for a 404 (and a 400 when
+    /// `none_on_400`).
+    async fn get_json(
+        &self,
+        path: &str,
+        what: &str,
+        max: u64,
+        none_on_400: bool,
+    ) -> Result<Option<(Bytes, serde_json::Value)>, String> {
+        let url = self.base.join(path).map_err(|e| e.to_string())?;
+        let res = self
+            .http
+            .get(url)
+            .headers(self.headers.clone())
+            .header(header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(describe)?;
+        match res.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Ok(None),
+            StatusCode::BAD_REQUEST if none_on_400 => return Ok(None),
+            s => return Err(format!("its {what} answered {s}")),
+        }
+        let body = read_capped(res, max, what).await.map_err(|f| f.message)?;
+        let doc =
+            serde_json::from_slice(&body).map_err(|e| format!("its {what} are not JSON: {e}"))?;
+        Ok(Some((body, doc)))
     }
 
     /// `GET` a tarball, whole.

@@ -1218,6 +1218,35 @@ impl Uplinks {
         merge_uplink_keys(&lists)
     }
 
+    /// The attestations document of a proxied version, from the first uplink of its rule that
+    /// has one (`None`: the name is not proxied, or no uplink has attestations for it).
+    pub async fn attestations(&self, name: &str, version: &str) -> ApiResult<Option<Bytes>> {
+        let Some(route) = self.routes.proxied(name) else {
+            return Ok(None);
+        };
+        let mut failed = None;
+        for &i in &route.proxy {
+            match tokio::time::timeout(
+                KEYS_TIMEOUT * 2,
+                self.clients[i].attestations(name, version),
+            )
+            .await
+            {
+                Ok(Ok(Some(body))) => return Ok(Some(body)),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => failed = Some(e),
+                Err(_) => failed = Some("timed out".into()),
+            }
+        }
+        match failed {
+            Some(e) => Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                format!("The uplink's attestations for {name}@{version} cannot be fetched: {e}"),
+            )),
+            None => Ok(None),
+        }
+    }
+
     /// The uplink `npm audit` goes to (its index and client): the first one allowed to serve
     /// audits.
     pub fn audit_uplink(&self) -> Option<(usize, &UplinkClient)> {

@@ -13,7 +13,7 @@ use crate::authz::gate::{PackagePolicy, package_policy};
 use crate::clock::iso8601;
 use crate::npm::versions;
 use crate::web::markdown;
-use crate::web::templates::{HomePage, PackagePage, PackageRow, VersionRow};
+use crate::web::templates::{BuiltFrom, HomePage, PackagePage, PackageRow, VersionRow};
 use crate::web::{Web, WebError, WebResult};
 
 /// `GET /-/web/?q=…`: packages, optionally searched.
@@ -133,6 +133,8 @@ pub async fn package(web: Web, Path(name): Path<String>) -> WebResult {
         mfa,
         mfa_text,
         staged_publishes: doc.package.staged_publishes,
+        provenance_required: doc.package.provenance_required
+            || web.state.config.provenance.required,
         staged: staged
             .into_iter()
             .map(|s| {
@@ -167,6 +169,7 @@ pub async fn package(web: Web, Path(name): Path<String>) -> WebResult {
                     .as_deref()
                     .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
                     .and_then(|s| s[0]["keyid"].as_str().map(str::to_owned)),
+                built: v.provenance.as_deref().and_then(BuiltFrom::of),
             })
             .collect(),
         uplink: None,
@@ -226,6 +229,7 @@ async fn cached_page(web: &Web, name: &str) -> Result<Option<PackagePage>, WebEr
                     signed_by: m["dist"]["signatures"][0]["keyid"]
                         .as_str()
                         .map(str::to_owned),
+                    built: None,
                 })
                 .collect()
         })
@@ -243,6 +247,7 @@ async fn cached_page(web: &Web, name: &str) -> Result<Option<PackagePage>, WebEr
         mfa: "none",
         mfa_text: "set by the upstream registry",
         staged_publishes: false,
+        provenance_required: false,
         staged: Vec::new(),
         maintainers: doc["maintainers"]
             .as_array()

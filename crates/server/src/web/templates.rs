@@ -126,6 +126,33 @@ pub struct VersionRow {
     pub deprecated: Option<String>,
     /// The key id of its registry signature, if it has one.
     pub signed_by: Option<String>,
+    /// Where it was built, from its verified provenance.
+    pub built: Option<BuiltFrom>,
+}
+
+/// Where a version was built, from its verified provenance (as the signing certificate says).
+pub struct BuiltFrom {
+    /// The source repository.
+    pub repository: String,
+    /// The commit (abbreviated).
+    pub commit: String,
+    /// The workflow (build configuration) file's URI.
+    pub workflow: String,
+    /// The CI run's URI, if it is an `https://` link.
+    pub run: Option<String>,
+}
+
+impl BuiltFrom {
+    /// From a stored provenance summary.
+    pub fn of(summary: &str) -> Option<BuiltFrom> {
+        let s = crate::provenance::Summary::from_json(summary)?;
+        Some(BuiltFrom {
+            repository: s.repository.unwrap_or_else(|| s.identity.clone()),
+            commit: s.commit.unwrap_or_default().chars().take(12).collect(),
+            workflow: s.workflow.unwrap_or(s.identity),
+            run: s.run.filter(|r| r.starts_with("https://")),
+        })
+    }
 }
 
 /// A package page.
@@ -156,6 +183,8 @@ pub struct PackagePage {
     pub versions: Vec<VersionRow>,
     /// Publishes from tokens and trusted publishing must be staged.
     pub staged_publishes: bool,
+    /// Publishes must carry a valid provenance bundle (the package's or the registry's rule).
+    pub provenance_required: bool,
     /// Versions on the stage (shown to maintainers only): id, version, tag, staged by.
     pub staged: Vec<(String, String, String, String)>,
     /// The uplink a cached package came from (`None`: published here).

@@ -5,7 +5,7 @@ macro_rules! impl_package_store {
     ($store:ty, $db:ty) => {
         const PACKAGE_COLUMNS: &str = "p.id, p.name, p.access, p.rev, p.description, p.keywords, \
              p.publish_requires_tfa, p.automation_overrides_tfa, p.tokens_refused, \
-             p.staged_publishes, p.created_at, p.modified_at";
+             p.staged_publishes, p.provenance_required, p.created_at, p.modified_at";
 
         fn package_from_row(
             r: &<$db as sqlx::Database>::Row,
@@ -27,6 +27,7 @@ macro_rules! impl_package_store {
                     r.try_get("tokens_refused")?,
                 ),
                 staged_publishes: r.try_get("staged_publishes")?,
+                provenance_required: r.try_get("provenance_required")?,
                 created_at: r.try_get("created_at")?,
                 modified_at: r.try_get("modified_at")?,
             })
@@ -73,8 +74,10 @@ macro_rules! impl_package_store {
             let package = package_from_row(&row)?;
             let rows = sqlx::query(
                 "SELECT v.version, v.manifest, v.readme, v.tarball_sha512, v.shasum, v.integrity, \
-                 v.size, v.deprecated, v.published_at, v.signatures, u.id AS uid, u.name AS uname, \
-                 u.email AS uemail FROM versions v LEFT JOIN users u ON u.id = v.publisher_id \
+                 v.size, v.deprecated, v.published_at, v.signatures, pr.summary AS provenance, \
+                 u.id AS uid, u.name AS uname, u.email AS uemail FROM versions v \
+                 LEFT JOIN users u ON u.id = v.publisher_id \
+                 LEFT JOIN provenance pr ON pr.package_id = v.package_id AND pr.version = v.version \
                  WHERE v.package_id = $1 ORDER BY v.published_at, v.version",
             )
             .bind(package.id)
@@ -103,6 +106,7 @@ macro_rules! impl_package_store {
                     publisher,
                     published_at: r.try_get("published_at")?,
                     signatures: r.try_get("signatures")?,
+                    provenance: r.try_get("provenance")?,
                 });
             }
             let rows = sqlx::query(
@@ -350,6 +354,20 @@ macro_rules! impl_package_store {
                     $crate::StoreError::Conflict => $crate::StoreError::VersionExists,
                     other => other,
                 })?;
+                if let Some(p) = &v.provenance {
+                    sqlx::query(
+                        "INSERT INTO provenance (package_id, version, predicate_type, bundle, \
+                         summary, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(package_id)
+                    .bind(&r.version)
+                    .bind(&p.predicate_type)
+                    .bind(&p.bundle)
+                    .bind(&p.summary)
+                    .bind(now)
+                    .execute(&mut *w_tx)
+                    .await?;
+                }
                 for tag in &v.tags {
                     sqlx::query(
                         "INSERT INTO dist_tags (package_id, tag, version) VALUES ($1, $2, $3) \
@@ -376,6 +394,26 @@ macro_rules! impl_package_store {
                     dropped_blobs: dropped,
                 })
             }
+
+        /// Sets one of a package's boolean rules (`column`, a fixed name), in a new revision.
+        async fn set_package_flag(
+            store: &$store,
+            column: &'static str,
+            pkg: $crate::PackageId,
+            on: bool,
+            now: i64,
+        ) -> $crate::StoreResult<()> {
+            let mut w = store.begin_write().await?;
+            let sql = format!("UPDATE packages SET {column} = $1 WHERE id = $2");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(on)
+                .bind(pkg)
+                .execute(&mut *w.tx)
+                .await?;
+            bump(&mut *w.tx, pkg, now).await?;
+            w.tx.commit().await?;
+            Ok(())
+        }
 
         #[async_trait::async_trait]
         impl $crate::PackageStore for $store {
@@ -730,21 +768,46 @@ macro_rules! impl_package_store {
                 Ok(())
             }
 
+            async fn set_provenance_required(
+                &self,
+                pkg: $crate::PackageId,
+                on: bool,
+                now: i64,
+            ) -> $crate::StoreResult<()> {
+                set_package_flag(self, "provenance_required", pkg, on, now).await
+            }
+
+            async fn version_provenance(
+                &self,
+                name: &str,
+                version: &str,
+            ) -> $crate::StoreResult<Option<$crate::Provenance>> {
+                use sqlx::Row;
+                let row = sqlx::query(
+                    "SELECT pr.predicate_type, pr.bundle, pr.summary FROM provenance pr \
+                     JOIN packages p ON p.id = pr.package_id WHERE p.name = $1 AND pr.version = $2",
+                )
+                .bind(name)
+                .bind(version)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| {
+                    Ok($crate::Provenance {
+                        predicate_type: r.try_get("predicate_type")?,
+                        bundle: r.try_get("bundle")?,
+                        summary: r.try_get("summary")?,
+                    })
+                })
+                .transpose()
+            }
+
             async fn set_staged_publishes(
                 &self,
                 pkg: $crate::PackageId,
                 on: bool,
                 now: i64,
             ) -> $crate::StoreResult<()> {
-                let mut w = self.begin_write().await?;
-                sqlx::query("UPDATE packages SET staged_publishes = $1 WHERE id = $2")
-                    .bind(on)
-                    .bind(pkg)
-                    .execute(&mut *w.tx)
-                    .await?;
-                bump(&mut *w.tx, pkg, now).await?;
-                w.tx.commit().await?;
-                Ok(())
+                set_package_flag(self, "staged_publishes", pkg, on, now).await
             }
 
             async fn set_star(

@@ -9,6 +9,11 @@ macro_rules! impl_staging_store {
             use sqlx::Row;
             let access: Option<String> = r.try_get("access")?;
             let keywords: String = r.try_get("keywords")?;
+            let provenance: Option<String> = r.try_get("provenance")?;
+            let provenance = provenance
+                .map(|p| serde_json::from_str(&p))
+                .transpose()
+                .map_err(|e| $crate::StoreError::Corrupt(format!("staged provenance: {e}")))?;
             Ok($crate::StagedVersion {
                 id: r.try_get("id")?,
                 package_name: r.try_get("package_name")?,
@@ -27,6 +32,7 @@ macro_rules! impl_staging_store {
                 actor: r.try_get("actor")?,
                 actor_type: r.try_get("actor_type")?,
                 created_at: r.try_get("created_at")?,
+                provenance,
             })
         }
 
@@ -76,8 +82,8 @@ macro_rules! impl_staging_store {
                 sqlx::query(
                     "INSERT INTO staged_versions (id, package_name, version, tag, access, \
                      manifest, readme, tarball_sha512, shasum, integrity, size, description, \
-                     keywords, owner_id, actor, actor_type, created_at) VALUES ($1, $2, $3, $4, \
-                     $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                     keywords, owner_id, actor, actor_type, created_at, provenance) VALUES ($1, \
+                     $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
                 )
                 .bind(&s.id)
                 .bind(&s.package_name)
@@ -96,6 +102,13 @@ macro_rules! impl_staging_store {
                 .bind(&s.actor)
                 .bind(&s.actor_type)
                 .bind(s.created_at)
+                .bind(
+                    s.provenance
+                        .as_ref()
+                        .map(serde_json::to_string)
+                        .transpose()
+                        .map_err(|e| $crate::StoreError::Corrupt(e.to_string()))?,
+                )
                 .execute(&mut *w.tx)
                 .await
                 .map_err(|e| match $crate::sql::unique_to_conflict(e) {

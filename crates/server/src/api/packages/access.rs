@@ -64,6 +64,7 @@ pub async fn get(
         "automation_token_overrides_tfa": p.policy.flags().1,
         "tokens_refused": p.policy.tokens_refused(),
         "staged_publishes": p.staged_publishes,
+        "provenance_required": p.provenance_required,
     })))
 }
 
@@ -98,12 +99,17 @@ pub async fn set(
     let overrides = flag("automation_token_overrides_tfa")?;
     let no_tokens = flag("tokens_refused")?;
     let staged = flag("staged_publishes")?;
-    let policy_change =
-        requires.is_some() || overrides.is_some() || no_tokens.is_some() || staged.is_some();
+    let provenance = flag("provenance_required")?;
+    let policy_change = requires.is_some()
+        || overrides.is_some()
+        || no_tokens.is_some()
+        || staged.is_some()
+        || provenance.is_some();
     if access.is_none() && !policy_change {
         return Err(ApiError::bad_request(
             "Nothing to change: send access, publish_requires_tfa, \
-             automation_token_overrides_tfa, tokens_refused or staged_publishes",
+             automation_token_overrides_tfa, tokens_refused, staged_publishes or \
+             provenance_required",
         ));
     }
 
@@ -161,6 +167,9 @@ pub async fn set(
     }
     if let Some(on) = staged {
         state.store.set_staged_publishes(p.id, on, now).await?;
+    }
+    if let Some(on) = provenance {
+        state.store.set_provenance_required(p.id, on, now).await?;
     }
     state.packuments.invalidate(&pkg);
     Ok(Json(json!({"ok": true})))

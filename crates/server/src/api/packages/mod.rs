@@ -3,6 +3,7 @@
 //! package namespace and dispatches; `writes` sorts the shared `PUT /:pkg` bodies.
 
 pub mod access;
+pub mod attestations;
 pub mod audit;
 pub mod deprecate;
 pub mod dist_tags;

@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use tessera_store::{Access, NewVersion, PackageDoc, StoreError, UserId, VersionRecord};
+use tessera_store::{
+    Access, NewVersion, PackageDoc, Provenance, StoreError, UserId, VersionRecord,
+};
 
 use crate::authn::caller::Caller;
 use crate::authz::gate::Operation;
@@ -60,6 +62,8 @@ pub struct Upload {
     pub description: Option<String>,
     /// For search.
     pub keywords: Vec<String>,
+    /// The verified provenance bundle, if one was attached.
+    pub provenance: Option<Provenance>,
 }
 
 /// The visibility a new package gets when its first publish asks for none.
@@ -184,6 +188,7 @@ pub async fn prepare(
         )));
     }
     let digests = Digests::of(&bytes);
+    let provenance = provenance_of(state, name, &version, attachments, &bytes, existing).await?;
     let dist = manifest.get("dist").and_then(Value::as_object);
     if let Some(sri) = dist
         .and_then(|d| d.get("integrity"))
@@ -308,7 +313,76 @@ pub async fn prepare(
         readme,
         description,
         keywords,
+        provenance,
     })
+}
+
+/// The `<name>-<version>.sigstore` attachment `npm publish --provenance` sends, verified (see
+/// `provenance`); refuses a publish without one when the registry or the package requires it.
+async fn provenance_of(
+    state: &AppState,
+    name: &str,
+    version: &str,
+    attachments: &Map<String, Value>,
+    tarball: &[u8],
+    existing: Option<&PackageDoc>,
+) -> ApiResult<Option<Provenance>> {
+    let mut bundles = attachments.iter().filter(|(k, _)| k.ends_with(".sigstore"));
+    let Some((key, attachment)) = bundles.next() else {
+        if state.config.provenance.required
+            || existing.is_some_and(|d| d.package.provenance_required)
+        {
+            let who = if state.config.provenance.required {
+                "This registry"
+            } else {
+                "This package"
+            };
+            return Err(ApiError::forbidden(format!(
+                "{who} requires provenance: publish {name}@{version} from CI with                  `npm publish --provenance`"
+            )));
+        }
+        return Ok(None);
+    };
+    let expected = format!("{name}-{version}.sigstore");
+    if key != &expected || bundles.next().is_some() {
+        return Err(ApiError::bad_request(format!(
+            "Attachment {key:?} does not match the version being published (expected one              {expected:?})"
+        )));
+    }
+    let data = attachment
+        .get("data")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_request("The provenance attachment has no data"))?;
+    if state.provenance.is_none() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "This registry cannot verify provenance now: its trust root is unusable (see its log)",
+        ));
+    }
+    let publishers = state.store.trusted_publishers(name).await?;
+    let (s, data, name2, version2, tarball) = (
+        state.clone(),
+        data.to_owned(),
+        name.to_owned(),
+        version.to_owned(),
+        tarball.to_vec(),
+    );
+    let verified = tokio::task::spawn_blocking(move || {
+        s.provenance
+            .as_ref()
+            .map(|v| v.verify(&data, &name2, &version2, &tarball, &publishers))
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    match verified {
+        Some(Ok(p)) => Ok(Some(p)),
+        Some(Err(crate::provenance::Refusal::TooLarge(n))) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            crate::provenance::Refusal::TooLarge(n).to_string(),
+        )),
+        Some(Err(e)) => Err(ApiError::bad_request(format!("Provenance refused: {e}"))),
+        None => Err(ApiError::internal("no provenance verifier")),
+    }
 }
 
 /// Stores a checked upload as a published version by `publisher` (approving `staged_id`, if
@@ -330,6 +404,7 @@ pub async fn store_version(
         readme,
         description,
         keywords,
+        provenance,
         ..
     } = upload;
     state.blobs.put(&digests.sha512_hex, bytes.clone()).await?;
@@ -370,12 +445,14 @@ pub async fn store_version(
             publisher: None,
             published_at: now,
             signatures,
+            provenance: None,
         },
         tags,
         description,
         keywords,
         publisher_id: publisher,
         staged_id,
+        provenance,
     };
     let result = state.store.publish(new, now).await;
     state.packuments.invalidate(name);

@@ -158,6 +158,7 @@ pub async fn stage(
         actor,
         actor_type: actor_type.into(),
         created_at: state.clock.now_ms(),
+        provenance: upload.provenance,
     };
     state
         .blobs
@@ -365,6 +366,7 @@ pub async fn approve(
         readme: s.readme.clone(),
         description: s.description.clone(),
         keywords: s.keywords.clone(),
+        provenance: s.provenance.clone(),
     };
     publish::store_version(
         &state,

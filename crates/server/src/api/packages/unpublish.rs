@@ -195,6 +195,7 @@ mod tests {
                 keywords: vec![],
                 policy: tessera_store::PackageTfaPolicy::None,
                 staged_publishes: false,
+                provenance_required: false,
                 created_at: 0,
                 modified_at: 0,
             },
@@ -212,6 +213,7 @@ mod tests {
                     publisher: None,
                     published_at: 0,
                     signatures: None,
+                    provenance: None,
                 })
                 .collect(),
             dist_tags: tags

@@ -1,0 +1,412 @@
+//! Provenance: the stock npm CLI publishes with a Sigstore provenance bundle
+//! (`npm publish --provenance-file`, what `--provenance` does on a CI runner), tessera verifies
+//! it against its configured trust root and serves it as `dist.attestations`, and
+//! `npm audit signatures` verifies it. Bad bundles are refused with nothing stored, and a
+//! package or the whole registry can require provenance.
+//!
+//! Sigstore's public services are out of reach here, so the tests run their own stand-in
+//! (`common::sigstore`: a CA, a transparency log and a CT log with keys made per test) and give
+//! tessera its `trusted_root.json` as `provenance.trusted_root`. npm fetches its trust root
+//! through Sigstore's TUF repository; a preloaded script (`common/offline_sigstore.js`) hands it
+//! the same file instead. Everything else is npm's own code.
+
+mod common;
+
+use common::sigstore::{CiIdentity, TestSigstore, provenance_statement};
+use common::*;
+use serde_json::{Value, json};
+
+/// The OIDC issuer named in the stand-in certificates when no trusted publisher is involved.
+const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+/// A stand-in Sigstore, its trust root on disk, and npm's preload script.
+struct Offline {
+    sigstore: TestSigstore,
+    root: std::path::PathBuf,
+    hook: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Offline {
+    fn new() -> Offline {
+        let dir = tempfile::tempdir().unwrap();
+        let sigstore = TestSigstore::new();
+        let root = dir.path().join("trusted_root.json");
+        std::fs::write(&root, sigstore.trusted_root_json()).unwrap();
+        let hook = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/common/offline_sigstore.js");
+        Offline {
+            sigstore,
+            root,
+            hook,
+            _dir: dir,
+        }
+    }
+
+    /// The registry's environment: this trust root.
+    fn env(&self) -> (&'static str, String) {
+        (
+            "TESSERA_PROVENANCE__TRUSTED_ROOT",
+            self.root.display().to_string(),
+        )
+    }
+
+    /// npm, offline: its Sigstore trust root is this one.
+    fn npm(&self, npm: &Npm, dir: &std::path::Path, args: &[&str]) -> Run {
+        let mut cmd = npm.command(dir, args);
+        cmd.env("NODE_OPTIONS", format!("--require {}", self.hook.display()))
+            .env("TESSERA_TEST_TRUSTED_ROOT", &self.root);
+        Run::of(cmd)
+    }
+}
+
+/// `npm pack` in `dir`: the tarball npm will publish (npm packs byte for byte alike).
+fn packed(npm: &Npm, dir: &std::path::Path) -> Vec<u8> {
+    let out = npm.run_in(dir, &["pack", "--json", "--pack-destination", "."]);
+    let list: Value = serde_json::from_str(out.ok()).unwrap();
+    let file = list[0]["filename"].as_str().unwrap();
+    let bytes = std::fs::read(dir.join(file)).unwrap();
+    std::fs::remove_file(dir.join(file)).unwrap();
+    bytes
+}
+
+#[test]
+fn npm_publishes_with_provenance_and_npm_audit_verifies_it() {
+    let offline = Offline::new();
+    let (k, v) = offline.env();
+    let reg = Registry::start_with(&[(k, &v)]);
+    let alice = reg.npm_as("alice");
+
+    let id = CiIdentity::github("acme/widget", "release.yml", GITHUB_ISSUER);
+    let dir = alice.package("@acme/widget", "1.0.0", json!({}));
+    let tgz = packed(&alice, &dir);
+    let bundle = offline
+        .sigstore
+        .provenance_bundle("@acme/widget", "1.0.0", &tgz, &id);
+    // outside the package, which npm packs whole
+    let file = alice.root().join("widget.sigstore");
+    std::fs::write(&file, &bundle).unwrap();
+    let out = offline.npm(
+        &alice,
+        &dir,
+        &[
+            "publish",
+            &format!("--provenance-file={}", file.display()),
+            "--access=public",
+        ],
+    );
+    assert!(out.ok().contains("+ @acme/widget@1.0.0"), "{}", out.all());
+    // a package without provenance beside it
+    let plain = alice.package("plain", "1.0.0", json!({}));
+    alice.run_in(&plain, &["publish"]).ok();
+
+    let http = reg.http();
+    for doc in [
+        http.get("/@acme%2fwidget").json()["versions"]["1.0.0"].clone(),
+        http.send(
+            "GET",
+            "/@acme%2fwidget",
+            &[("accept", "application/vnd.npm.install-v1+json")],
+            None,
+        )
+        .json()["versions"]["1.0.0"]
+            .clone(),
+        http.get("/@acme%2fwidget/1.0.0").json(),
+    ] {
+        let att = &doc["dist"]["attestations"];
+        assert_eq!(
+            att["url"],
+            format!(
+                "{}/-/npm/v1/attestations/@acme%2fwidget@1.0.0",
+                reg.url().trim_end_matches('/')
+            ),
+            "{doc}"
+        );
+        assert_eq!(
+            att["provenance"]["predicateType"],
+            "https://slsa.dev/provenance/v1"
+        );
+    }
+    assert!(http.get("/plain").json()["versions"]["1.0.0"]["dist"]["attestations"].is_null());
+
+    // the bundle is served as it was sent, under either spelling of the scoped name
+    let sent: Value = serde_json::from_str(&bundle).unwrap();
+    for path in [
+        "/-/npm/v1/attestations/@acme%2fwidget@1.0.0",
+        "/-/npm/v1/attestations/@acme/widget@1.0.0",
+    ] {
+        let r = http.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.text);
+        let doc = r.json();
+        assert_eq!(doc["attestations"][0]["bundle"], sent);
+        assert_eq!(
+            doc["attestations"][0]["predicateType"],
+            "https://slsa.dev/provenance/v1"
+        );
+    }
+    assert_eq!(http.get("/-/npm/v1/attestations/plain@1.0.0").status, 404);
+    assert_eq!(http.get("/-/npm/v1/attestations/plain@9.9.9").status, 404);
+    assert_eq!(http.get("/-/npm/v1/attestations/plain@latest").status, 400);
+
+    // the website says where it was built
+    let page = http.get("/-/web/package/@acme%2fwidget").text;
+    assert!(page.contains(">provenance</span>"), "{page}");
+    assert!(page.contains("https://github.com/acme/widget"), "{page}");
+    assert!(page.contains("release.yml"), "{page}");
+    assert!(page.contains("/actions/runs/1/attempts/1"), "{page}");
+
+    // npm verifies the registry signatures and the attestation
+    let project = alice.project("app");
+    std::fs::write(
+        project.join("package.json"),
+        json!({"name": "app", "version": "1.0.0", "private": true,
+               "dependencies": {"@acme/widget": "1.0.0", "plain": "1.0.0"}})
+        .to_string(),
+    )
+    .unwrap();
+    alice.run_in(&project, &["install", "--no-audit"]).ok();
+    let _ = std::fs::remove_dir_all(alice.root().join("cache"));
+    let r = offline.npm(&alice, &project, &["audit", "signatures"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout
+            .contains("2 packages have verified registry signatures"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        r.stdout.contains("1 package has a verified attestation"),
+        "{}",
+        r.all()
+    );
+
+    // a tampered attestation is reported by npm
+    let mut forged = sent.clone();
+    forged["dsseEnvelope"]["signatures"][0]["sig"] =
+        json!(data_encoding::BASE64.encode(&[7u8; 70]));
+    reg.sql(&format!(
+        "UPDATE provenance SET bundle = '{}'",
+        forged.to_string().replace('\'', "''")
+    ));
+    let _ = std::fs::remove_dir_all(alice.root().join("cache"));
+    let r = offline.npm(&alice, &project, &["audit", "signatures"]);
+    assert_ne!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("1 package has an invalid attestation"),
+        "{}",
+        r.all()
+    );
+}
+
+/// A publish body for `name@1.0.0` with `tgz` and, if given, a `.sigstore` attachment.
+fn body_with(reg: &Registry, name: &str, tgz: &[u8], bundle: Option<String>) -> Value {
+    let mut body = publish_body(&reg.url(), name, "1.0.0", tgz);
+    if let Some(b) = bundle {
+        body["_attachments"][format!("{name}-1.0.0.sigstore")] = json!({
+            "content_type": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "data": b,
+            "length": b.len(),
+        });
+    }
+    body
+}
+
+#[test]
+fn bad_bundles_are_refused_before_anything_is_stored() {
+    let offline = Offline::new();
+    let (k, v) = offline.env();
+    let issuer = common::issuer::Issuer::start();
+    let issuers = format!("[{{issuer = \"{}\", kind = \"github\"}}]", issuer.url);
+    let reg = Registry::start_with(&[(k, &v), ("TESSERA_OIDC__ISSUERS", &issuers)]);
+    let token = reg.signup("bob", "bob-password-1");
+    let http = reg.http().with_token(&token);
+    let s = &offline.sigstore;
+    let id = CiIdentity::github("acme/widget", "release.yml", GITHUB_ISSUER);
+    let tgz = tgz(&json!({"name": "widget", "version": "1.0.0"}), &[]);
+    let good = s.provenance_bundle("widget", "1.0.0", &tgz, &id);
+
+    let foreign = TestSigstore::new().provenance_bundle("widget", "1.0.0", &tgz, &id);
+    let other_name =
+        s.bundle_for_statement(&provenance_statement("gadget", "1.0.0", &tgz, &id), &id);
+    let other_bytes = s.provenance_bundle("widget", "1.0.0", b"other bytes", &id);
+    let mut forged: Value = serde_json::from_str(&good).unwrap();
+    forged["dsseEnvelope"]["signatures"][0]["sig"] =
+        json!(data_encoding::BASE64.encode(&[7u8; 70]));
+    let mut not_provenance = provenance_statement("widget", "1.0.0", &tgz, &id);
+    not_provenance["predicateType"] = json!("https://example.com/not-provenance");
+    let huge = format!("{{\"padding\": \"{}\"}}", "x".repeat(300 * 1024));
+    for (what, bundle, status, says) in [
+        ("another package", other_name, 400, "pkg:npm/gadget@1.0.0"),
+        ("other bytes", other_bytes, 400, "made for other bytes"),
+        ("another Sigstore", foreign, 400, "does not verify"),
+        (
+            "a forged signature",
+            forged.to_string(),
+            400,
+            "does not verify",
+        ),
+        (
+            "another predicate",
+            s.bundle_for_statement(&not_provenance, &id),
+            400,
+            "not SLSA provenance",
+        ),
+        ("not JSON", "{\"mediaType\": ".to_string(), 400, "not JSON"),
+        (
+            "not a bundle",
+            "{\"hello\": 1}".to_string(),
+            400,
+            "no DSSE envelope",
+        ),
+        ("garbage", "%%%".to_string(), 400, "neither JSON nor base64"),
+        ("a huge bundle", huge, 413, "at most"),
+    ] {
+        let r = http.put_json("/widget", &body_with(&reg, "widget", &tgz, Some(bundle)));
+        assert_eq!(r.status, status, "{what}: {}", r.text);
+        assert!(r.text.contains(says), "{what}: {}", r.text);
+        assert_eq!(reg.http().get("/widget").status, 404, "{what}: stored");
+    }
+    assert_eq!(reg.count_rows("provenance"), 0);
+    assert_eq!(reg.count_rows("versions"), 0);
+
+    // a bundle for another version's attachment name is refused too
+    let mut body = body_with(&reg, "widget", &tgz, None);
+    body["_attachments"]["widget-2.0.0.sigstore"] = json!({"data": good});
+    let r = http.put_json("/widget", &body);
+    assert_eq!(r.status, 400, "{}", r.text);
+
+    // base64 of the bundle is accepted, as well as the JSON npm sends
+    let b64 = data_encoding::BASE64.encode(good.as_bytes());
+    let r = http.put_json("/widget", &body_with(&reg, "widget", &tgz, Some(b64)));
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(reg.count_rows("provenance"), 1);
+
+    // a package with a trusted publisher takes provenance only from that publisher
+    let (secret, _) = reg.enable_2fa(&token, "bob-password-1", "auth-and-writes");
+    let bob = reg.npm();
+    bob.set_token(&reg.addr, &token);
+    reg.advance(30);
+    let out = bob.run(&[
+        "trust",
+        "github",
+        "widget",
+        "--repository",
+        "acme/widget",
+        "--file",
+        "release.yml",
+        "--allow-publish",
+        "--yes",
+        &format!("--otp={}", reg.otp(&secret, 0)),
+    ]);
+    assert!(
+        out.ok()
+            .contains("Trust configuration created successfully"),
+        "{}",
+        out.all()
+    );
+    let tgz2 = common::tgz(&json!({"name": "widget", "version": "1.0.1"}), &[]);
+    let publish_101 = |id: &CiIdentity| {
+        let mut body = publish_body(&reg.url(), "widget", "1.0.1", &tgz2);
+        let b = s.provenance_bundle("widget", "1.0.1", &tgz2, id);
+        body["_attachments"]["widget-1.0.1.sigstore"] = json!({"data": b});
+        reg.advance(30);
+        http.send(
+            "PUT",
+            "/widget",
+            &[
+                ("content-type", "application/json"),
+                ("npm-otp", &reg.otp(&secret, 0)),
+            ],
+            Some(body.to_string().into_bytes()),
+        )
+    };
+    // built by the same repository, but through the publisher's issuer and another workflow
+    let wrong = CiIdentity::github("acme/widget", "test.yml", &issuer.url);
+    let r = publish_101(&wrong);
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("not a trusted publisher"), "{}", r.text);
+    let other_repo = CiIdentity::github("evil/widget", "release.yml", &issuer.url);
+    assert_eq!(publish_101(&other_repo).status, 400);
+    let right = CiIdentity::github("acme/widget", "release.yml", &issuer.url);
+    let r = publish_101(&right);
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(reg.count_rows("provenance"), 2);
+}
+
+#[test]
+fn a_package_or_the_registry_can_require_provenance() {
+    let offline = Offline::new();
+    let (k, v) = offline.env();
+    let reg = Registry::start_with(&[(k, &v)]);
+    let token = reg.signup("carol", "carol-password-1");
+    let http = reg.http().with_token(&token);
+    // changing a package's policy takes a maintainer with 2FA
+    let (secret, _) = reg.enable_2fa(&token, "carol-password-1", "auth-only");
+    let id = CiIdentity::github("acme/strict", "release.yml", GITHUB_ISSUER);
+    let tgz_of = |v: &str| common::tgz(&json!({"name": "strict", "version": v}), &[]);
+    let body = |v: &str, bundle: bool| {
+        let tgz = tgz_of(v);
+        let mut body = publish_body(&reg.url(), "strict", v, &tgz);
+        if bundle {
+            let b = offline.sigstore.provenance_bundle("strict", v, &tgz, &id);
+            body["_attachments"][format!("strict-{v}.sigstore")] = json!({"data": b});
+        }
+        body
+    };
+    assert_eq!(http.put_json("/strict", &body("1.0.0", false)).status, 201);
+    reg.advance(30);
+    let r = http.send(
+        "POST",
+        "/-/package/strict/access",
+        &[
+            ("content-type", "application/json"),
+            ("npm-otp", &reg.otp(&secret, 0)),
+        ],
+        Some(br#"{"provenance_required": true}"#.to_vec()),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        http.get("/-/package/strict/access").json()["provenance_required"],
+        true
+    );
+    let r = http.put_json("/strict", &body("1.1.0", false));
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(
+        r.text.contains("This package requires provenance"),
+        "{}",
+        r.text
+    );
+    assert_eq!(http.put_json("/strict", &body("1.1.0", true)).status, 201);
+    let page = reg.http().get("/-/web/package/strict").text;
+    assert!(page.contains("id=\"provenance-required\""), "{page}");
+
+    // the stock npm client shows the refusal
+    let carol = reg.npm();
+    carol.set_token(&reg.addr, &token);
+    let out = carol.publish("strict", "1.2.0", &[]);
+    assert!(
+        out.fails().contains("This package requires provenance"),
+        "{}",
+        out.all()
+    );
+
+    // registry-wide
+    let reg = Registry::start_with(&[(k, &v), ("TESSERA_PROVENANCE__REQUIRED", "true")]);
+    let token = reg.signup("dave", "dave-password-1");
+    let http = reg.http().with_token(&token);
+    let tgz = tgz_of("1.0.0");
+    let r = http.put_json(
+        "/strict",
+        &publish_body(&reg.url(), "strict", "1.0.0", &tgz),
+    );
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(
+        r.text.contains("This registry requires provenance"),
+        "{}",
+        r.text
+    );
+    let mut ok = publish_body(&reg.url(), "strict", "1.0.0", &tgz);
+    ok["_attachments"]["strict-1.0.0.sigstore"] =
+        json!({"data": offline.sigstore.provenance_bundle("strict", "1.0.0", &tgz, &id)});
+    assert_eq!(http.put_json("/strict", &ok).status, 201);
+}
