@@ -413,7 +413,7 @@ fn package_mfa_policy() {
         .ok();
     assert_eq!(
         reg.http().get("/-/package/demo/access").json(),
-        json!({"name": "demo", "access": "public", "mfa": "automation", "publish_requires_tfa": true, "automation_token_overrides_tfa": true, "tokens_refused": false, "staged_publishes": false})
+        json!({"name": "demo", "access": "public", "mfa": "automation", "publish_requires_tfa": true, "automation_token_overrides_tfa": true, "tokens_refused": false, "staged_publishes": false, "provenance_required": false})
     );
     ci.publish("demo", "1.0.4", &[]).ok();
     assert!(alice.publish("demo", "1.0.5", &[]).fails().contains("EOTP"));
