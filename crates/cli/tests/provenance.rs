@@ -198,6 +198,29 @@ fn npm_publishes_with_provenance_and_npm_audit_verifies_it() {
     );
 }
 
+/// `npm trust github <name> --repository <repository> --file release.yml`, with a fresh code.
+fn trust_github(reg: &Registry, npm: &Npm, secret: &str, name: &str, repository: &str) {
+    reg.advance(30);
+    let out = npm.run(&[
+        "trust",
+        "github",
+        name,
+        "--repository",
+        repository,
+        "--file",
+        "release.yml",
+        "--allow-publish",
+        "--yes",
+        &format!("--otp={}", reg.otp(secret, 0)),
+    ]);
+    assert!(
+        out.ok()
+            .contains("Trust configuration created successfully"),
+        "{}",
+        out.all()
+    );
+}
+
 /// A publish body for `name@1.0.0` with `tgz` and, if given, a `.sigstore` attachment.
 fn body_with(reg: &Registry, name: &str, tgz: &[u8], bundle: Option<String>) -> Value {
     let mut body = publish_body(&reg.url(), name, "1.0.0", tgz);
@@ -234,6 +257,16 @@ fn bad_bundles_are_refused_before_anything_is_stored() {
         json!(data_encoding::BASE64.encode(&[7u8; 70]));
     let mut not_provenance = provenance_statement("widget", "1.0.0", &tgz, &id);
     not_provenance["predicateType"] = json!("https://example.com/not-provenance");
+    // npm compares the digest exactly, and looks a key id up among the registry's keys: either
+    // would abort `npm audit signatures` for every project depending on the package
+    let mut upper = provenance_statement("widget", "1.0.0", &tgz, &id);
+    let hex = upper["subject"][0]["digest"]["sha512"]
+        .as_str()
+        .unwrap()
+        .to_uppercase();
+    upper["subject"][0]["digest"]["sha512"] = json!(hex);
+    let mut keyed: Value = serde_json::from_str(&good).unwrap();
+    keyed["dsseEnvelope"]["signatures"][0]["keyid"] = json!("SHA256:somekey");
     let huge = format!("{{\"padding\": \"{}\"}}", "x".repeat(300 * 1024));
     for (what, bundle, status, says) in [
         ("another package", other_name, 400, "pkg:npm/gadget@1.0.0"),
@@ -256,8 +289,15 @@ fn bad_bundles_are_refused_before_anything_is_stored() {
             "not a bundle",
             "{\"hello\": 1}".to_string(),
             400,
-            "no DSSE envelope",
+            "cannot be read",
         ),
+        (
+            "an upper-case digest",
+            s.bundle_for_statement(&upper, &id),
+            400,
+            "made for other bytes",
+        ),
+        ("a key id", keyed.to_string(), 400, "names a key id"),
         ("garbage", "%%%".to_string(), 400, "neither JSON nor base64"),
         ("a huge bundle", huge, 413, "at most"),
     ] {
@@ -285,25 +325,7 @@ fn bad_bundles_are_refused_before_anything_is_stored() {
     let (secret, _) = reg.enable_2fa(&token, "bob-password-1", "auth-and-writes");
     let bob = reg.npm();
     bob.set_token(&reg.addr, &token);
-    reg.advance(30);
-    let out = bob.run(&[
-        "trust",
-        "github",
-        "widget",
-        "--repository",
-        "acme/widget",
-        "--file",
-        "release.yml",
-        "--allow-publish",
-        "--yes",
-        &format!("--otp={}", reg.otp(&secret, 0)),
-    ]);
-    assert!(
-        out.ok()
-            .contains("Trust configuration created successfully"),
-        "{}",
-        out.all()
-    );
+    trust_github(&reg, &bob, &secret, "widget", "acme/widget");
     let tgz2 = common::tgz(&json!({"name": "widget", "version": "1.0.1"}), &[]);
     let publish_101 = |id: &CiIdentity| {
         let mut body = publish_body(&reg.url(), "widget", "1.0.1", &tgz2);
@@ -337,12 +359,16 @@ fn bad_bundles_are_refused_before_anything_is_stored() {
 fn a_package_or_the_registry_can_require_provenance() {
     let offline = Offline::new();
     let (k, v) = offline.env();
-    let reg = Registry::start_with(&[(k, &v)]);
+    let issuer = common::issuer::Issuer::start();
+    let issuers = format!("[{{issuer = \"{}\", kind = \"github\"}}]", issuer.url);
+    let reg = Registry::start_with(&[(k, &v), ("TESSERA_OIDC__ISSUERS", &issuers)]);
     let token = reg.signup("carol", "carol-password-1");
     let http = reg.http().with_token(&token);
     // changing a package's policy takes a maintainer with 2FA
     let (secret, _) = reg.enable_2fa(&token, "carol-password-1", "auth-only");
-    let id = CiIdentity::github("acme/strict", "release.yml", GITHUB_ISSUER);
+    let carol = reg.npm();
+    carol.set_token(&reg.addr, &token);
+    let id = CiIdentity::github("acme/strict", "release.yml", &issuer.url);
     let tgz_of = |v: &str| common::tgz(&json!({"name": "strict", "version": v}), &[]);
     let body = |v: &str, bundle: bool| {
         let tgz = tgz_of(v);
@@ -354,6 +380,15 @@ fn a_package_or_the_registry_can_require_provenance() {
         body
     };
     assert_eq!(http.put_json("/strict", &body("1.0.0", false)).status, 201);
+    // staged before the rule, approved after it
+    let dir = carol.package("strict", "1.5.0", Value::Null);
+    let staged = carol.run_in(&dir, &["stage", "publish"]);
+    let out = staged.ok().to_owned();
+    let at = out.find("staged with id ").expect("a stage id") + "staged with id ".len();
+    let stage_id: String = out[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit() || *c == '-')
+        .collect();
     reg.advance(30);
     let r = http.send(
         "POST",
@@ -376,13 +411,29 @@ fn a_package_or_the_registry_can_require_provenance() {
         "{}",
         r.text
     );
+    // a package that requires provenance requires it from one of its trusted publishers
+    let r = http.put_json("/strict", &body("1.1.0", true));
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("from a trusted publisher"), "{}", r.text);
+    trust_github(&reg, &carol, &secret, "strict", "acme/strict");
     assert_eq!(http.put_json("/strict", &body("1.1.0", true)).status, 201);
     let page = reg.http().get("/-/web/package/strict").text;
     assert!(page.contains("id=\"provenance-required\""), "{page}");
+    reg.advance(30);
+    let out = carol.run(&[
+        "stage",
+        "approve",
+        &stage_id,
+        &format!("--otp={}", reg.otp(&secret, 0)),
+    ]);
+    assert!(
+        out.fails().contains("This package requires provenance"),
+        "{}",
+        out.all()
+    );
+    assert!(http.get("/strict").json()["versions"]["1.5.0"].is_null());
 
     // the stock npm client shows the refusal
-    let carol = reg.npm();
-    carol.set_token(&reg.addr, &token);
     let out = carol.publish("strict", "1.2.0", &[]);
     assert!(
         out.fails().contains("This package requires provenance"),

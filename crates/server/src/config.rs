@@ -405,8 +405,8 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct ProvenanceConfig {
     /// The Sigstore trust root bundles are verified against: `sigstore` (the public-good
-    /// instance npm's own provenance uses, built in), `github` (GitHub's instance, built in) or
-    /// the path of a `trusted_root.json` (a private Sigstore).
+    /// instance npm's own provenance uses, built in) or the path of a `trusted_root.json` (a
+    /// private Sigstore with a transparency log).
     pub trusted_root: String,
     /// Refuse every publish that carries no valid provenance bundle (a package can require it
     /// on its own too).

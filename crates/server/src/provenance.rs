@@ -10,24 +10,32 @@
 //! - the signature, the signing certificate's chain to a certificate authority of the trust
 //!   root, the transparency-log entry (inclusion proof and promise) and, when the trust root
 //!   has certificate-transparency logs, the certificate's SCT all verify (`sigstore-verify`);
-//! - when the package has GitHub or GitLab trusted publishers, the certificate names one of them:
-//!   the same OIDC issuer, repository and workflow (pipeline) file.
+//! - the certificate was issued to a CI workflow (a URI identity, not a person's email), and,
+//!   when the package has GitHub or GitLab trusted publishers, to one of them, by the rules
+//!   trusted publishing applies to identity tokens (issuer, repository, the job's workflow
+//!   file, environment, the immutable ids the publisher was first used with); a package that
+//!   requires provenance must have such a publisher;
+//! - the DSSE signature names no key id (npm would look it up among the registry's keys).
 //!
-//! What was verified is kept as a summary (issuer, repository, commit, workflow, run), which the
-//! website shows; the bundle is served to clients as it was sent.
+//! Every check reads the parsed bundle, the one that is verified, and that bundle is what is
+//! stored and served (written out again), so a bundle cannot show one thing to a check and
+//! another to the verifier or to clients. What was verified is kept as a summary (issuer,
+//! repository, commit, workflow, run), which the website shows.
 
 use serde_json::{Map, Value, json};
-use sigstore_verify::VerificationPolicy;
-use sigstore_verify::trust_root::{
-    SIGSTORE_GITHUB_TRUSTED_ROOT, SIGSTORE_PRODUCTION_TRUSTED_ROOT, TrustedRoot,
-};
+use sigstore_verify::trust_root::{SIGSTORE_PRODUCTION_TRUSTED_ROOT, TrustedRoot};
 use sigstore_verify::types::Bundle;
+use sigstore_verify::types::bundle::{SignatureContent, VerificationMaterialContent};
+use sigstore_verify::{SubjectAltName, VerificationPolicy};
 use tessera_store::{Provenance, TrustedPublisher};
 
-use crate::config::IssuerKind;
+use crate::config::{IssuerKind, OidcIssuer};
 
 /// The largest bundle accepted (real ones are about 10 KB).
 pub const MAX_BUNDLE_BYTES: usize = 256 * 1024;
+
+/// The DSSE payload type of an in-toto statement.
+const INTOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
 /// SLSA provenance v1, what npm 9.5+ attaches.
 pub const SLSA_V1: &str = "https://slsa.dev/provenance/v1";
@@ -67,17 +75,13 @@ fn invalid(why: impl Into<String>) -> Refusal {
 }
 
 impl ProvenanceVerifier {
-    /// The verifier for `trusted_root`: `sigstore` (Sigstore's public-good instance, built in),
-    /// `github` (GitHub's instance, built in) or the path of a `trusted_root.json`.
+    /// The verifier for `trusted_root`: `sigstore` (Sigstore's public-good instance, built in)
+    /// or the path of a `trusted_root.json`.
     pub fn load(trusted_root: &str) -> Result<ProvenanceVerifier, String> {
         let (json, source) = match trusted_root {
             "sigstore" => (
                 SIGSTORE_PRODUCTION_TRUSTED_ROOT.to_owned(),
                 "Sigstore's public trust root".to_owned(),
-            ),
-            "github" => (
-                SIGSTORE_GITHUB_TRUSTED_ROOT.to_owned(),
-                "GitHub's Sigstore trust root".to_owned(),
             ),
             path => (
                 std::fs::read_to_string(path)
@@ -87,20 +91,22 @@ impl ProvenanceVerifier {
         };
         let root = TrustedRoot::from_json(&json)
             .map_err(|e| format!("provenance.trusted_root {trusted_root:?}: {e}"))?;
-        if root.certificate_authorities.is_empty()
-            || (root.tlogs.is_empty() && root.timestamp_authorities.is_empty())
-        {
+        // npm verifies provenance through a transparency log; a root without one (GitHub's
+        // own Sigstore, which timestamps instead) would accept what npm refuses
+        if root.certificate_authorities.is_empty() || root.tlogs.is_empty() {
             return Err(format!(
                 "provenance.trusted_root {trusted_root:?}: it must name at least one certificate \
-                 authority, and a transparency log or a timestamp authority"
+                 authority and one transparency log"
             ));
         }
         Ok(ProvenanceVerifier { root, source })
     }
 
     /// Checks the attachment `data` (the bundle as JSON text, or base64 of it) for `name` at
-    /// `version` with this `tarball`, and against the package's trusted `publishers`. Returns
-    /// what is stored.
+    /// `version` with this `tarball`, and against the package's trusted `publishers`
+    /// (`bind`: one of them must be GitHub's or GitLab's and match). Returns what is stored:
+    /// the bundle as it was parsed and verified, written out again, so that what is served is
+    /// exactly what was checked.
     pub fn verify(
         &self,
         data: &str,
@@ -108,6 +114,7 @@ impl ProvenanceVerifier {
         version: &str,
         tarball: &[u8],
         publishers: &[TrustedPublisher],
+        bind: bool,
     ) -> Result<Provenance, Refusal> {
         if data.len() > MAX_BUNDLE_BYTES * 4 / 3 + 4 {
             return Err(Refusal::TooLarge(data.len()));
@@ -116,12 +123,31 @@ impl ProvenanceVerifier {
         if text.len() > MAX_BUNDLE_BYTES {
             return Err(Refusal::TooLarge(text.len()));
         }
-        let raw: Value = serde_json::from_str(&text)
+        serde_json::from_str::<serde::de::IgnoredAny>(&text)
             .map_err(|e| invalid(format!("the provenance bundle is not JSON: {e}")))?;
-        let statement = statement_of(&raw)?;
-        let predicate_type = check_statement(&statement, name, version, tarball)?;
         let bundle = Bundle::from_json(&text)
             .map_err(|e| invalid(format!("the provenance bundle cannot be read: {e}")))?;
+        // everything below reads the parsed bundle, the one that is verified
+        let SignatureContent::DsseEnvelope(dsse) = &bundle.content else {
+            return Err(invalid(
+                "the provenance bundle holds no DSSE envelope (an attestation)",
+            ));
+        };
+        if dsse.payload_type != INTOTO_PAYLOAD_TYPE {
+            return Err(invalid(
+                "the provenance bundle's payload is not an in-toto statement",
+            ));
+        }
+        if !dsse.signature.keyid.is_empty() {
+            // npm looks a key id up among the registry's keys and aborts its audit without it
+            return Err(invalid(
+                "the provenance bundle's signature names a key id: provenance is signed by a \
+                 Sigstore certificate, not a key",
+            ));
+        }
+        let statement: Value = serde_json::from_slice(dsse.payload.as_bytes())
+            .map_err(|e| invalid(format!("the provenance statement is not JSON: {e}")))?;
+        let predicate_type = check_statement(&statement, name, version, tarball)?;
         let mut policy = VerificationPolicy::any_identity();
         if self.root.ctlogs.is_empty() {
             // a private Sigstore without certificate transparency
@@ -137,15 +163,17 @@ impl ProvenanceVerifier {
         let cert = result
             .certificate()
             .ok_or_else(|| invalid("the provenance bundle has no signing certificate"))?;
+        let Some(SubjectAltName::Uri(identity)) = &cert.identity else {
+            return Err(invalid(
+                "the provenance was signed by a person (an email identity), not by a CI workflow",
+            ));
+        };
         let c = &cert.ci_claims;
+        let issuer = cert.issuer.clone().unwrap_or_default();
         let summary = Summary {
             predicate_type: predicate_type.clone(),
-            issuer: cert.issuer.clone().unwrap_or_default(),
-            identity: cert
-                .identity
-                .as_ref()
-                .map(|i| i.as_str().to_owned())
-                .unwrap_or_default(),
+            issuer: issuer.clone(),
+            identity: identity.clone(),
             repository: c.source_repository_uri.clone(),
             commit: c.source_repository_digest.clone(),
             git_ref: c.source_repository_ref.clone(),
@@ -153,13 +181,69 @@ impl ProvenanceVerifier {
             run: c.run_invocation_uri.clone(),
             logged_at: result.integrated_time().map(|t| t.as_millisecond()),
         };
-        check_publishers(&summary, publishers)?;
+        let claims = CertClaims {
+            issuer,
+            repository: c.source_repository_uri.clone(),
+            signer: c.build_signer_uri.clone(),
+            repository_id: c.source_repository_identifier.clone(),
+            owner_id: c.source_repository_owner_identifier.clone(),
+            environment: leaf_certificate(&bundle).and_then(deployment_environment),
+        };
+        check_publishers(&summary, &claims, publishers, bind)?;
+        let normalised = bundle
+            .to_json()
+            .map_err(|e| invalid(format!("the provenance bundle cannot be written: {e}")))?;
         Ok(Provenance {
             predicate_type,
-            bundle: text,
+            bundle: normalised,
             summary: summary.to_json().to_string(),
         })
     }
+}
+
+/// The certificate's claims that bind it to a trusted publisher.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertClaims {
+    /// The OIDC issuer.
+    pub issuer: String,
+    /// The source repository's URI.
+    pub repository: Option<String>,
+    /// The workflow that signed (the job's own workflow, `.1.9`): GitHub's `job_workflow_ref`,
+    /// GitLab's `ci_config_ref_uri`, as a URI.
+    pub signer: Option<String>,
+    /// The repository's immutable id (`.1.15`).
+    pub repository_id: Option<String>,
+    /// The repository owner's (namespace's) immutable id (`.1.17`).
+    pub owner_id: Option<String>,
+    /// The deployment environment the job ran in (`.1.23`), if any.
+    pub environment: Option<String>,
+}
+
+/// The leaf certificate's DER, as the bundle holds it.
+fn leaf_certificate(bundle: &Bundle) -> Option<&[u8]> {
+    match &bundle.verification_material.content {
+        VerificationMaterialContent::Certificate(c) => Some(c.raw_bytes.as_bytes()),
+        VerificationMaterialContent::X509CertificateChain { certificates } => {
+            certificates.first().map(|c| c.raw_bytes.as_bytes())
+        }
+        _ => None,
+    }
+}
+
+/// Fulcio's deployment-environment extension (`1.3.6.1.4.1.57264.1.23`, a UTF8String).
+fn deployment_environment(der: &[u8]) -> Option<String> {
+    use x509_cert::der::Decode;
+    use x509_cert::der::asn1::{ObjectIdentifier, Utf8StringRef};
+    const OID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.23");
+    let cert = x509_cert::Certificate::from_der(der).ok()?;
+    let ext = cert
+        .tbs_certificate
+        .extensions?
+        .into_iter()
+        .find(|e| e.extn_id == OID)?;
+    Utf8StringRef::from_der(ext.extn_value.as_bytes())
+        .ok()
+        .map(|s| s.as_str().to_owned())
 }
 
 /// What a verified bundle says about where the version was built.
@@ -240,25 +324,6 @@ fn bundle_text(data: &str) -> Result<String, Refusal> {
     String::from_utf8(bytes).map_err(|_| invalid("the provenance bundle is not UTF-8 text"))
 }
 
-/// The in-toto statement in the bundle's DSSE envelope.
-fn statement_of(raw: &Value) -> Result<Value, Refusal> {
-    let env = raw
-        .get("dsseEnvelope")
-        .ok_or_else(|| invalid("the provenance bundle holds no DSSE envelope (an attestation)"))?;
-    if env.get("payloadType").and_then(Value::as_str) != Some("application/vnd.in-toto+json") {
-        return Err(invalid(
-            "the provenance bundle's payload is not an in-toto statement",
-        ));
-    }
-    let payload = env
-        .get("payload")
-        .and_then(Value::as_str)
-        .and_then(|p| data_encoding::BASE64.decode(p.as_bytes()).ok())
-        .ok_or_else(|| invalid("the provenance bundle's payload is not base64"))?;
-    serde_json::from_slice(&payload)
-        .map_err(|e| invalid(format!("the provenance statement is not JSON: {e}")))
-}
-
 /// Checks the statement's type and its one subject; returns the predicate type.
 fn check_statement(
     statement: &Value,
@@ -300,7 +365,8 @@ fn check_statement(
         .and_then(|d| d.get("sha512"))
         .and_then(Value::as_str)
         .unwrap_or("");
-    if !digest.eq_ignore_ascii_case(&sha512) {
+    // exactly as npm compares it
+    if digest != sha512 {
         return Err(invalid(
             "the provenance statement's sha512 is not the tarball's: it was made for other bytes",
         ));
@@ -308,66 +374,103 @@ fn check_statement(
     Ok(predicate_type.to_owned())
 }
 
-/// When the package has GitHub or GitLab trusted publishers, the certificate must name one.
-fn check_publishers(s: &Summary, publishers: &[TrustedPublisher]) -> Result<(), Refusal> {
+/// When the package has GitHub or GitLab trusted publishers, the certificate must have been
+/// issued to one of them, by the rules trusted publishing applies to a CI identity token
+/// (repository, the job's workflow file, the environment when configured, and the immutable
+/// ids the publisher was first used with). With `bind`, there must be such a publisher.
+fn check_publishers(
+    s: &Summary,
+    c: &CertClaims,
+    publishers: &[TrustedPublisher],
+    bind: bool,
+) -> Result<(), Refusal> {
     let bindable: Vec<_> = publishers
         .iter()
-        .filter(|p| matches!(p.kind.as_str(), "github" | "gitlab"))
+        .filter_map(|p| kind_of(p).map(|k| (p, k)))
         .collect();
-    if bindable.is_empty() || bindable.iter().any(|p| names_publisher(s, p)) {
+    if bindable.is_empty() {
+        if bind {
+            return Err(invalid(
+                "this package requires provenance from a trusted publisher, and has no GitHub \
+                 or GitLab one: configure it with `npm trust github` or `npm trust gitlab`",
+            ));
+        }
         return Ok(());
     }
+    let mut why = Vec::new();
+    for (p, kind) in bindable {
+        match names_publisher(c, p, kind) {
+            Ok(()) => return Ok(()),
+            Err(e) => why.push(e),
+        }
+    }
     Err(invalid(format!(
-        "the provenance was built by {} ({}), which is not a trusted publisher of this package",
-        s.workflow.as_deref().unwrap_or(&s.identity),
-        s.issuer
+        "the provenance was built by {} ({}), which is not a trusted publisher of this package: \
+         {}",
+        c.signer.as_deref().unwrap_or(&s.identity),
+        s.issuer,
+        why.join("; ")
     )))
 }
 
-/// Whether the certificate summarised in `s` was issued to the trusted publisher `p`.
-fn names_publisher(s: &Summary, p: &TrustedPublisher) -> bool {
-    let Ok(claims) = serde_json::from_str::<Map<String, Value>>(&p.claims) else {
-        return false;
-    };
-    let want = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or("");
-    let file = |k: &str| {
-        claims
-            .get(k)
-            .and_then(|v| v.get("file"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned()
-    };
-    if want("iss") != s.issuer || s.issuer.is_empty() {
-        return false;
-    }
-    // the path of a URI (`https://host/owner/repo` → `owner/repo`)
-    let path_of = |uri: &str| {
+/// Whether the certificate's claims `c` match the trusted publisher `p` of `kind`.
+fn names_publisher(c: &CertClaims, p: &TrustedPublisher, kind: IssuerKind) -> Result<(), String> {
+    let claims: Map<String, Value> =
+        serde_json::from_str(&p.claims).map_err(|_| "an unreadable publisher".to_string())?;
+    let bound: Option<Map<String, Value>> = p
+        .bound
+        .as_deref()
+        .and_then(|b| serde_json::from_str(b).ok());
+    // the claims a CI identity token of that kind would carry, from the certificate
+    let path = |uri: &str| {
         url::Url::parse(uri)
             .ok()
-            .map(|u| u.path().trim_matches('/').to_owned())
+            .map(|u| u.path().trim_start_matches('/').to_owned())
     };
-    let (Some(repo), Some(workflow)) = (
-        s.repository.as_deref().and_then(path_of),
-        s.workflow.as_deref(),
-    ) else {
-        return false;
+    let mut token = Map::new();
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            token.insert(k.into(), Value::String(v));
+        }
     };
-    let workflow_path = path_of(workflow.split('@').next().unwrap_or("")).unwrap_or_default();
-    match kind_of(p) {
-        Some(IssuerKind::Github) => {
-            let configured = want("repository");
-            repo.eq_ignore_ascii_case(configured)
-                && workflow_path
-                    .strip_suffix(&format!("/.github/workflows/{}", file("workflow_ref")))
-                    .is_some_and(|r| r.eq_ignore_ascii_case(configured))
+    let repository = c.repository.as_deref().and_then(path);
+    let signer = c.signer.as_deref();
+    match kind {
+        IssuerKind::Github => {
+            put(
+                "repository",
+                repository.map(|r| r.trim_end_matches('/').to_owned()),
+            );
+            put("job_workflow_ref", signer.and_then(path));
+            put("repository_id", c.repository_id.clone());
+            put("repository_owner_id", c.owner_id.clone());
         }
-        Some(IssuerKind::Gitlab) => {
-            let project = want("project_path");
-            repo == project && workflow_path == format!("{project}//{}", file("ci_config_ref_uri"))
+        IssuerKind::Gitlab => {
+            put(
+                "project_path",
+                repository.map(|r| r.trim_end_matches('/').to_owned()),
+            );
+            put(
+                "ci_config_ref_uri",
+                signer
+                    .and_then(|s| s.strip_prefix("https://"))
+                    .map(str::to_owned),
+            );
+            put("project_id", c.repository_id.clone());
+            put("namespace_id", c.owner_id.clone());
         }
-        _ => false,
+        IssuerKind::Buildkite | IssuerKind::Generic => return Err("not bindable".into()),
     }
+    put("environment", c.environment.clone());
+    let id = crate::trust::identity::Identity {
+        issuer: OidcIssuer {
+            issuer: c.issuer.clone(),
+            kind,
+            jwks_url: None,
+        },
+        claims: token,
+    };
+    crate::trust::publishers::matches(kind, &claims, bound.as_ref(), &id).map(drop)
 }
 
 fn kind_of(p: &TrustedPublisher) -> Option<IssuerKind> {
@@ -395,16 +498,16 @@ mod tests {
         }
     }
 
-    fn github_summary(repo: &str, file: &str) -> Summary {
-        Summary {
-            predicate_type: SLSA_V1.into(),
+    fn github_cert(repo: &str, file: &str) -> CertClaims {
+        CertClaims {
             issuer: "https://token.actions.githubusercontent.com".into(),
-            identity: format!("https://github.com/{repo}/.github/workflows/{file}@refs/heads/main"),
             repository: Some(format!("https://github.com/{repo}")),
-            workflow: Some(format!(
+            signer: Some(format!(
                 "https://github.com/{repo}/.github/workflows/{file}@refs/heads/main"
             )),
-            ..Summary::default()
+            repository_id: Some("7".into()),
+            owner_id: Some("8".into()),
+            environment: None,
         }
     }
 
@@ -418,52 +521,80 @@ mod tests {
     }
 
     #[test]
-    fn a_bundle_is_bound_to_the_trusted_publishers() {
-        let gh = publisher(
-            "github",
-            json!({"iss": "https://token.actions.githubusercontent.com",
-                   "repository": "Acme/Widgets", "workflow_ref": {"file": "release.yml"}}),
-        );
-        let ok = github_summary("acme/widgets", "release.yml");
-        assert!(names_publisher(&ok, &gh));
-        assert!(check_publishers(&ok, std::slice::from_ref(&gh)).is_ok());
+    fn a_bundle_is_bound_to_the_trusted_publishers_as_a_token_would_be() {
+        let gh = |extra: Value| {
+            let mut claims = json!({"iss": "https://token.actions.githubusercontent.com",
+                   "repository": "Acme/Widgets", "workflow_ref": {"file": "release.yml"}});
+            claims
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            publisher("github", claims)
+        };
+        let s = Summary::default();
+        let ok = github_cert("acme/widgets", "release.yml");
+        assert!(check_publishers(&s, &ok, &[gh(json!({}))], true).is_ok());
         for bad in [
-            github_summary("acme/other", "release.yml"),
-            github_summary("acme/widgets", "test.yml"),
-            github_summary("evil/acme/widgets", "release.yml"),
-            Summary {
+            github_cert("acme/other", "release.yml"),
+            github_cert("acme/widgets", "test.yml"),
+            github_cert("evil/acme/widgets", "release.yml"),
+            CertClaims {
                 issuer: "https://gitlab.com".into(),
                 ..ok.clone()
             },
+            CertClaims {
+                signer: None,
+                ..ok.clone()
+            },
         ] {
-            assert!(!names_publisher(&bad, &gh), "{bad:?}");
-            assert!(check_publishers(&bad, std::slice::from_ref(&gh)).is_err());
+            let e = check_publishers(&s, &bad, &[gh(json!({}))], false).unwrap_err();
+            assert!(
+                e.to_string().contains("not a trusted publisher"),
+                "{bad:?}: {e}"
+            );
         }
-        // no publishers, or only kinds a certificate cannot be matched against: not bound
-        assert!(check_publishers(&github_summary("a/b", "c.yml"), &[]).is_ok());
+        // the environment, when the publisher names one
+        let with_env = gh(json!({"environment": "npm"}));
+        assert!(check_publishers(&s, &ok, std::slice::from_ref(&with_env), false).is_err());
+        let in_env = CertClaims {
+            environment: Some("npm".into()),
+            ..ok.clone()
+        };
+        assert!(check_publishers(&s, &in_env, std::slice::from_ref(&with_env), false).is_ok());
+        // the ids it was first used with: a repository made again under the same name fails
+        let mut bound = gh(json!({}));
+        bound.bound = Some(json!({"repository_id": "7", "repository_owner_id": "8"}).to_string());
+        assert!(check_publishers(&s, &ok, std::slice::from_ref(&bound), false).is_ok());
+        let remade = CertClaims {
+            repository_id: Some("99".into()),
+            ..ok.clone()
+        };
+        assert!(check_publishers(&s, &remade, std::slice::from_ref(&bound), false).is_err());
+
+        // no publisher that can bind: accepted, unless the package requires binding
+        assert!(check_publishers(&s, &ok, &[], false).is_ok());
+        assert!(check_publishers(&s, &ok, &[], true).is_err());
         let generic = publisher("generic", json!({"iss": "https://ci.example", "sub": "x"}));
-        assert!(check_publishers(&github_summary("a/b", "c.yml"), &[generic]).is_ok());
+        assert!(check_publishers(&s, &ok, std::slice::from_ref(&generic), false).is_ok());
+        assert!(check_publishers(&s, &ok, &[generic], true).is_err());
 
         let gl = publisher(
             "gitlab",
             json!({"iss": "https://gitlab.com", "project_path": "acme/widgets",
                    "ci_config_ref_uri": {"file": ".gitlab-ci.yml"}}),
         );
-        let s = Summary {
-            predicate_type: SLSA_V1.into(),
+        let c = CertClaims {
             issuer: "https://gitlab.com".into(),
             repository: Some("https://gitlab.com/acme/widgets".into()),
-            workflow: Some(
-                "https://gitlab.com/acme/widgets//.gitlab-ci.yml@refs/heads/main".into(),
-            ),
-            ..Summary::default()
+            signer: Some("https://gitlab.com/acme/widgets//.gitlab-ci.yml@refs/heads/main".into()),
+            ..CertClaims::default()
         };
-        assert!(names_publisher(&s, &gl));
-        let other = Summary {
-            workflow: Some("https://gitlab.com/acme/widgets//other.yml@refs/heads/main".into()),
-            ..s.clone()
+        assert!(check_publishers(&s, &c, std::slice::from_ref(&gl), true).is_ok());
+        let other = CertClaims {
+            signer: Some("https://gitlab.com/acme/widgets//other.yml@refs/heads/main".into()),
+            ..c.clone()
         };
-        assert!(!names_publisher(&other, &gl));
+        assert!(check_publishers(&s, &other, &[gl], true).is_err());
     }
 
     #[test]
@@ -512,14 +643,14 @@ mod tests {
         let v = ProvenanceVerifier::load("sigstore").unwrap();
         let huge = format!("{{\"x\":\"{}\"}}", "a".repeat(MAX_BUNDLE_BYTES));
         assert!(matches!(
-            v.verify(&huge, "x", "1.0.0", b"", &[]),
+            v.verify(&huge, "x", "1.0.0", b"", &[], false),
             Err(Refusal::TooLarge(_))
         ));
         assert!(matches!(
-            v.verify("{not json", "x", "1.0.0", b"", &[]),
+            v.verify("{not json", "x", "1.0.0", b"", &[], false),
             Err(Refusal::Invalid(_))
         ));
-        assert!(ProvenanceVerifier::load("github").is_ok());
+        assert!(ProvenanceVerifier::load("github").is_err());
         assert!(ProvenanceVerifier::load("/nonexistent/root.json").is_err());
     }
 }

@@ -221,6 +221,10 @@ pub async fn sign_all(state: &crate::state::AppState, now: i64) -> ApiResult<Sig
     loop {
         let batch = store.versions_to_sign(after.clone(), 200).await?;
         let Some(last) = batch.last() else {
+            if report.signed > 0 {
+                // the other processes drop their renderings (this one did as it went)
+                store.bump_packument_epoch().await?;
+            }
             return Ok(report);
         };
         after = Some((last.package_id, last.version.clone()));

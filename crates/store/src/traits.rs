@@ -568,8 +568,10 @@ pub trait SigningStore: Send + Sync {
     /// The shared counter of writes that change packuments outside a server's request path
     /// (signing): servers poll it and drop their rendered packuments when it moves.
     async fn packument_epoch(&self) -> StoreResult<i64>;
-    /// Stores signatures for versions of one package, in a new revision of it (and a new
-    /// packument epoch): each
+    /// Moves the packument epoch (once per signing pass, not per package: every server drops
+    /// all its renderings when it moves).
+    async fn bump_packument_epoch(&self) -> StoreResult<()>;
+    /// Stores signatures for versions of one package, in a new revision of it: each
     /// `(version, signatures read, new signatures)` is written only if the version still has
     /// the signatures read. Returns how many were written.
     async fn set_version_signatures(

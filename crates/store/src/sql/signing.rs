@@ -134,6 +134,15 @@ macro_rules! impl_signing_store {
                     .collect()
             }
 
+            async fn bump_packument_epoch(&self) -> $crate::StoreResult<()> {
+                let mut w = self.begin_write().await?;
+                sqlx::query("UPDATE packument_epoch SET value = value + 1 WHERE id = 1")
+                    .execute(&mut *w.tx)
+                    .await?;
+                w.tx.commit().await?;
+                Ok(())
+            }
+
             async fn packument_epoch(&self) -> $crate::StoreResult<i64> {
                 Ok(
                     sqlx::query_scalar("SELECT value FROM packument_epoch WHERE id = 1")
@@ -168,14 +177,10 @@ macro_rules! impl_signing_store {
                 if written == 0 {
                     return Ok(0);
                 }
-                // a new revision: cached packuments are made again, with the signatures; the
-                // epoch tells servers that did not make this write
+                // a new revision: cached packuments are made again, with the signatures
                 sqlx::query("UPDATE packages SET rev = rev + 1, modified_at = $1 WHERE id = $2")
                     .bind(now)
                     .bind(package_id)
-                    .execute(&mut *w.tx)
-                    .await?;
-                sqlx::query("UPDATE packument_epoch SET value = value + 1 WHERE id = 1")
                     .execute(&mut *w.tx)
                     .await?;
                 w.tx.commit().await?;

@@ -26,20 +26,28 @@ pub async fn attestations(
         ))
     })?;
     let reader = authz::reader(&state, &caller)?;
+    // only what anyone may read is left to shared caches
+    let mut shared = !state.config.read_requires_auth;
+    let none = || ApiError::not_found_msg(format!("{name}@{version} has no attestations"));
     let body = match reader.package_doc(&name).await {
+        // a merged package's upstream versions carry the uplink's attestations
+        Ok(doc) if doc.version(&version).is_none() && state.uplinks.merges(&name) => state
+            .uplinks
+            .attestations(&name, &version)
+            .await?
+            .ok_or_else(none)?,
         Ok(doc) => {
             if doc.version(&version).is_none() {
                 return Err(ApiError::not_found_msg(format!(
                     "{name}@{version} is not published"
                 )));
             }
+            shared &= doc.package.access == tessera_store::Access::Public;
             let p = state
                 .store
                 .version_provenance(&name, &version)
                 .await?
-                .ok_or_else(|| {
-                    ApiError::not_found_msg(format!("{name}@{version} has no attestations"))
-                })?;
+                .ok_or_else(none)?;
             let bundle: Value = serde_json::from_str(&p.bundle).map_err(ApiError::internal)?;
             let doc =
                 json!({"attestations": [{"predicateType": p.predicate_type, "bundle": bundle}]});
@@ -49,24 +57,25 @@ pub async fn attestations(
             .uplinks
             .attestations(&name, &version)
             .await?
-            .ok_or_else(|| {
-                ApiError::not_found_msg(format!("{name}@{version} has no attestations"))
-            })?,
+            .ok_or_else(none)?,
         Err(e) => return Err(e),
     };
-    let mut res = (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
+    let cache = if shared {
+        "public, max-age=300"
+    } else {
+        "private, max-age=300"
+    };
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+        ],
         body,
     )
-        .into_response();
-    res.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
-    Ok(res)
+        .into_response())
 }
 
 /// `<name>@<version>` (a scoped name's `/` may come as `%2f`): a valid name and an exact

@@ -328,31 +328,56 @@ async fn provenance_of(
     existing: Option<&PackageDoc>,
 ) -> ApiResult<Option<Provenance>> {
     let mut bundles = attachments.iter().filter(|(k, _)| k.ends_with(".sigstore"));
-    let Some((key, attachment)) = bundles.next() else {
-        if state.config.provenance.required
-            || existing.is_some_and(|d| d.package.provenance_required)
-        {
+    let data = match bundles.next() {
+        None => None,
+        Some((key, attachment)) => {
+            let expected = format!("{name}-{version}.sigstore");
+            if key != &expected || bundles.next().is_some() {
+                return Err(ApiError::bad_request(format!(
+                    "Attachment {key:?} does not match the version being published (expected \
+                     one {expected:?})"
+                )));
+            }
+            Some(
+                attachment
+                    .get("data")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        ApiError::bad_request("The provenance attachment has no data")
+                    })?,
+            )
+        }
+    };
+    let requires = existing.is_some_and(|d| d.package.provenance_required);
+    checked_provenance(state, name, version, data, tarball, requires).await
+}
+
+/// Verifies a provenance bundle (`data`, as attached) for `name@version` with `tarball`
+/// against the package's trusted publishers now; without one, refuses when the registry or
+/// the package (`package_requires`) requires provenance. Also used when a staged publish is
+/// approved, since the package's rules may have changed since it was staged.
+pub async fn checked_provenance(
+    state: &AppState,
+    name: &str,
+    version: &str,
+    data: Option<&str>,
+    tarball: &[u8],
+    package_requires: bool,
+) -> ApiResult<Option<Provenance>> {
+    let Some(data) = data else {
+        if state.config.provenance.required || package_requires {
             let who = if state.config.provenance.required {
                 "This registry"
             } else {
                 "This package"
             };
             return Err(ApiError::forbidden(format!(
-                "{who} requires provenance: publish {name}@{version} from CI with                  `npm publish --provenance`"
+                "{who} requires provenance: publish {name}@{version} from CI with \
+                 `npm publish --provenance`"
             )));
         }
         return Ok(None);
     };
-    let expected = format!("{name}-{version}.sigstore");
-    if key != &expected || bundles.next().is_some() {
-        return Err(ApiError::bad_request(format!(
-            "Attachment {key:?} does not match the version being published (expected one              {expected:?})"
-        )));
-    }
-    let data = attachment
-        .get("data")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request("The provenance attachment has no data"))?;
     if state.provenance.is_none() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -367,10 +392,18 @@ async fn provenance_of(
         version.to_owned(),
         tarball.to_vec(),
     );
+    // a package that requires provenance requires it from one of its trusted publishers
     let verified = tokio::task::spawn_blocking(move || {
-        s.provenance
-            .as_ref()
-            .map(|v| v.verify(&data, &name2, &version2, &tarball, &publishers))
+        s.provenance.as_ref().map(|v| {
+            v.verify(
+                &data,
+                &name2,
+                &version2,
+                &tarball,
+                &publishers,
+                package_requires,
+            )
+        })
     })
     .await
     .map_err(ApiError::internal)?;

@@ -350,9 +350,24 @@ pub async fn approve(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let s = find(&state, &caller, &id).await?;
+    let (bytes, digests) = staged_tarball(&state, &s).await?;
+    // the package's rules and trusted publishers as they are now, before the second factor
+    let requires = state
+        .store
+        .package(&s.package_name)
+        .await?
+        .is_some_and(|p| p.provenance_required);
+    let provenance = publish::checked_provenance(
+        &state,
+        &s.package_name,
+        &s.version,
+        s.provenance.as_ref().map(|p| p.bundle.as_str()),
+        &bytes,
+        requires,
+    )
+    .await?;
     decide(&state, &caller, &s).await?;
     let approver = caller.require_account()?.clone();
-    let (bytes, digests) = staged_tarball(&state, &s).await?;
     let upload = Upload {
         version: s.version.clone(),
         bytes,
@@ -366,7 +381,7 @@ pub async fn approve(
         readme: s.readme.clone(),
         description: s.description.clone(),
         keywords: s.keywords.clone(),
-        provenance: s.provenance.clone(),
+        provenance,
     };
     publish::store_version(
         &state,
