@@ -461,3 +461,64 @@ fn a_package_or_the_registry_can_require_provenance() {
         json!({"data": offline.sigstore.provenance_bundle("strict", "1.0.0", &tgz, &id)});
     assert_eq!(http.put_json("/strict", &ok).status, 201);
 }
+
+#[test]
+fn a_proxied_version_keeps_its_uplinks_attestations() {
+    let offline = Offline::new();
+    let (k, v) = offline.env();
+    // the upstream is a second tessera, which takes the bundle
+    let up = Registry::start_with(&[(k, &v)]);
+    let token = up.signup("publisher", "publisher-password-1");
+    let id = CiIdentity::github("acme/upstream-pkg", "release.yml", GITHUB_ISSUER);
+    let tgz = common::tgz(&json!({"name": "upstream-pkg", "version": "1.0.0"}), &[]);
+    let bundle = offline
+        .sigstore
+        .provenance_bundle("upstream-pkg", "1.0.0", &tgz, &id);
+    let r = up.http().with_token(&token).put_json(
+        "/upstream-pkg",
+        &body_with(&up, "upstream-pkg", &tgz, Some(bundle)),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let uplinks = format!("[{{name = \"up\", url = \"{}\"}}]", up.url());
+    let reg = Registry::start_with(&[("TESSERA_UPLINKS", &uplinks)]);
+    let http = reg.http();
+    let doc = http.get("/upstream-pkg").json();
+    assert!(
+        doc["versions"]["1.0.0"]["dist"]["attestations"]["url"].is_string(),
+        "{doc}"
+    );
+    let r = http.get("/-/npm/v1/attestations/upstream-pkg@1.0.0");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json(),
+        up.http()
+            .get("/-/npm/v1/attestations/upstream-pkg@1.0.0")
+            .json()
+    );
+    // only versions the proxied packument lists are asked for
+    assert_eq!(
+        http.get("/-/npm/v1/attestations/upstream-pkg@9.9.9").status,
+        404
+    );
+    assert_eq!(http.get("/-/npm/v1/attestations/nowhere@1.0.0").status, 404);
+
+    // npm, installing through this registry, verifies the upstream's attestation
+    let npm = reg.npm();
+    let project = npm.project("app");
+    std::fs::write(
+        project.join("package.json"),
+        json!({"name": "app", "version": "1.0.0", "private": true,
+               "dependencies": {"upstream-pkg": "1.0.0"}})
+        .to_string(),
+    )
+    .unwrap();
+    npm.run_in(&project, &["install", "--no-audit"]).ok();
+    let _ = std::fs::remove_dir_all(npm.root().join("cache"));
+    let r = offline.npm(&npm, &project, &["audit", "signatures"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(
+        r.stdout.contains("1 package has a verified attestation"),
+        "{}",
+        r.all()
+    );
+}

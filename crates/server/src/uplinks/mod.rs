@@ -1218,14 +1218,45 @@ impl Uplinks {
         merge_uplink_keys(&lists)
     }
 
-    /// The attestations document of a proxied version, from the first uplink of its rule that
-    /// has one (`None`: the name is not proxied, or no uplink has attestations for it).
-    pub async fn attestations(&self, name: &str, version: &str) -> ApiResult<Option<Bytes>> {
+    /// The attestations document of a proxied version, from the uplink its packument came from
+    /// (`None`: the name is not proxied, the version is not one it serves, or the uplink has
+    /// no attestations for it). Only versions the proxied packument lists (quarantined ones
+    /// left out) are asked for, so a caller cannot make the registry ask its uplinks anything
+    /// else.
+    pub async fn proxied_attestations(
+        &self,
+        state: &AppState,
+        name: &str,
+        version: &str,
+        base: &str,
+    ) -> ApiResult<Option<Bytes>> {
+        let (_, epoch) = state.packuments.get(name, base);
+        let Some(entry) = self.packument(state, name, base, epoch).await? else {
+            return Ok(None);
+        };
+        if !entry.dists.contains_key(version) {
+            return Ok(None);
+        }
+        self.attestations_from(&[entry.uplink], name, version).await
+    }
+
+    /// The attestations document of a merge-rule package's upstream version, from the first
+    /// uplink of its rule that has one.
+    pub async fn merged_attestations(&self, name: &str, version: &str) -> ApiResult<Option<Bytes>> {
         let Some(route) = self.routes.proxied(name) else {
             return Ok(None);
         };
+        self.attestations_from(&route.proxy, name, version).await
+    }
+
+    async fn attestations_from(
+        &self,
+        uplinks: &[usize],
+        name: &str,
+        version: &str,
+    ) -> ApiResult<Option<Bytes>> {
         let mut failed = None;
-        for &i in &route.proxy {
+        for &i in uplinks {
             match tokio::time::timeout(
                 KEYS_TIMEOUT * 2,
                 self.clients[i].attestations(name, version),

@@ -4,10 +4,11 @@
 //! verified provenance bundle; a proxied version has its uplink's document, passed through.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::api::base_url;
 use crate::authn::caller::Caller;
 use crate::authz;
 use crate::http::error::{ApiError, ApiResult};
@@ -18,6 +19,7 @@ use crate::state::AppState;
 pub async fn attestations(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     Path(spec): Path<String>,
 ) -> ApiResult<Response> {
     let (name, version) = split_spec(&spec).ok_or_else(|| {
@@ -33,7 +35,7 @@ pub async fn attestations(
         // a merged package's upstream versions carry the uplink's attestations
         Ok(doc) if doc.version(&version).is_none() && state.uplinks.merges(&name) => state
             .uplinks
-            .attestations(&name, &version)
+            .merged_attestations(&name, &version)
             .await?
             .ok_or_else(none)?,
         Ok(doc) => {
@@ -55,7 +57,7 @@ pub async fn attestations(
         }
         Err(e) if e.status == axum::http::StatusCode::NOT_FOUND && state.uplinks.enabled() => state
             .uplinks
-            .attestations(&name, &version)
+            .proxied_attestations(&state, &name, &version, &base_url(&state, &headers))
             .await?
             .ok_or_else(none)?,
         Err(e) => return Err(e),
