@@ -12,53 +12,12 @@
 
 mod common;
 
-use common::sigstore::{CiIdentity, TestSigstore, provenance_statement};
+use common::sigstore::{CiIdentity, Offline, TestSigstore, provenance_statement};
 use common::*;
 use serde_json::{Value, json};
 
 /// The OIDC issuer named in the stand-in certificates when no trusted publisher is involved.
 const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
-
-/// A stand-in Sigstore, its trust root on disk, and npm's preload script.
-struct Offline {
-    sigstore: TestSigstore,
-    root: std::path::PathBuf,
-    hook: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Offline {
-    fn new() -> Offline {
-        let dir = tempfile::tempdir().unwrap();
-        let sigstore = TestSigstore::new();
-        let root = dir.path().join("trusted_root.json");
-        std::fs::write(&root, sigstore.trusted_root_json()).unwrap();
-        let hook = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/common/offline_sigstore.js");
-        Offline {
-            sigstore,
-            root,
-            hook,
-            _dir: dir,
-        }
-    }
-
-    /// The registry's environment: this trust root.
-    fn env(&self) -> (&'static str, String) {
-        (
-            "TESSERA_PROVENANCE__TRUSTED_ROOT",
-            self.root.display().to_string(),
-        )
-    }
-
-    /// npm, offline: its Sigstore trust root is this one.
-    fn npm(&self, npm: &Npm, dir: &std::path::Path, args: &[&str]) -> Run {
-        let mut cmd = npm.command(dir, args);
-        cmd.env("NODE_OPTIONS", format!("--require {}", self.hook.display()))
-            .env("TESSERA_TEST_TRUSTED_ROOT", &self.root);
-        Run::of(cmd)
-    }
-}
 
 /// `npm pack` in `dir`: the tarball npm will publish (npm packs byte for byte alike).
 fn packed(npm: &Npm, dir: &std::path::Path) -> Vec<u8> {

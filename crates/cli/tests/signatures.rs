@@ -4,33 +4,20 @@
 //! `npm audit signatures` first asks Sigstore's public TUF repository (on the internet) for a
 //! key file named after the registry's host, which exists only for registry.npmjs.org, and then
 //! falls back to the registry's `/-/npm/v1/keys`. These tests run offline, so a preloaded script
-//! answers that first question the way the real repository does for any other host ("no such
-//! target"); everything after it is npm's own code against tessera.
+//! (`common/offline_sigstore.js`, with a stand-in Sigstore's trust root) answers that first
+//! question the way the real repository does for any other host ("no such target");
+//! everything after it is npm's own code against tessera.
 
 mod common;
 
+use common::sigstore::Offline;
 use common::*;
 use serde_json::{Value, json};
 
-/// Answers npm's Sigstore TUF lookup with "no target for this host", offline.
-const OFFLINE_TUF: &str = r#"
-const Module = require('module')
-const load = Module._load
-Module._load = function (request, parent, isMain) {
-  if (request === '@sigstore/tuf' && parent && parent.filename.endsWith('verify-signatures.js')) {
-    const missing = () => Object.assign(new Error('no such target'), { code: 'TUF_FIND_TARGET_ERROR' })
-    return { initTUF: async () => ({ getTarget: async () => { throw missing() } }) }
-  }
-  return load.apply(this, arguments)
-}
-"#;
-
 /// `npm audit signatures` in `project`, with an empty npm cache, offline as described above.
-fn audit_signatures(npm: &Npm, project: &std::path::Path, hook: &std::path::Path) -> Run {
+fn audit_signatures(npm: &Npm, project: &std::path::Path, offline: &Offline) -> Run {
     let _ = std::fs::remove_dir_all(npm.root().join("cache"));
-    let mut cmd = npm.command(project, &["audit", "signatures"]);
-    cmd.env("NODE_OPTIONS", format!("--require {}", hook.display()));
-    Run::of(cmd)
+    offline.npm(npm, project, &["audit", "signatures"])
 }
 
 /// Checks that `npm audit signatures` passed and said `what`.
@@ -57,8 +44,7 @@ fn install(npm: &Npm, project: &std::path::Path, deps: Value) {
 fn npm_audit_signatures_verifies_tessera_packages_across_a_key_rotation() {
     let reg = Registry::start();
     let alice = reg.npm_as("alice");
-    let hook = alice.root().join("offline-tuf.js");
-    std::fs::write(&hook, OFFLINE_TUF).unwrap();
+    let offline = Offline::new();
     for (name, version) in [
         ("sig-a", "1.0.0"),
         ("sig-b", "1.0.0"),
@@ -111,7 +97,7 @@ fn npm_audit_signatures_verifies_tessera_packages_across_a_key_rotation() {
         &project,
         json!({"sig-a": "1.0.0", "sig-b": "1.0.0", "@acme/sig-c": "2.0.0"}),
     );
-    let r = audit_signatures(&alice, &project, &hook);
+    let r = audit_signatures(&alice, &project, &offline);
     expect_verified(&r, "3 packages have verified registry signatures");
 
     // a rotation: the old key expires now and stays listed; new versions use the new key
@@ -141,7 +127,7 @@ fn npm_audit_signatures_verifies_tessera_packages_across_a_key_rotation() {
         &project,
         json!({"sig-a": "1.1.0", "sig-b": "1.0.0", "@acme/sig-c": "2.0.0"}),
     );
-    let r = audit_signatures(&alice, &project, &hook);
+    let r = audit_signatures(&alice, &project, &offline);
     expect_verified(&r, "3 packages have verified registry signatures");
 
     // a signature that does not match its version is reported
@@ -157,7 +143,7 @@ fn npm_audit_signatures_verifies_tessera_packages_across_a_key_rotation() {
         &project,
         json!({"sig-a": "1.1.0", "sig-t": "1.0.0"}),
     );
-    let r = audit_signatures(&alice, &project, &hook);
+    let r = audit_signatures(&alice, &project, &offline);
     assert_ne!(r.code, 0, "{}", r.all());
     assert!(
         r.stdout
@@ -212,8 +198,7 @@ fn proxied_packages_keep_their_upstream_signatures_and_verify_with_the_upstream_
         ),
     ]);
     let alice = reg.npm_as("alice");
-    let hook = alice.root().join("offline-tuf.js");
-    std::fs::write(&hook, OFFLINE_TUF).unwrap();
+    let offline = Offline::new();
     let dir = alice.package("@acme/local-pkg", "1.0.0", json!({}));
     alice.run_in(&dir, &["publish"]).ok();
 
@@ -240,7 +225,7 @@ fn proxied_packages_keep_their_upstream_signatures_and_verify_with_the_upstream_
         &project,
         json!({"public-pkg": "1.0.0", "@acme/local-pkg": "1.0.0"}),
     );
-    let r = audit_signatures(&alice, &project, &hook);
+    let r = audit_signatures(&alice, &project, &offline);
     expect_verified(&r, "2 packages have verified registry signatures");
 }
 
@@ -248,8 +233,7 @@ fn proxied_packages_keep_their_upstream_signatures_and_verify_with_the_upstream_
 fn a_publisher_cannot_plant_signatures_and_a_changed_integrity_is_not_signed() {
     let reg = Registry::start();
     let alice = reg.npm_as("alice");
-    let hook = alice.root().join("offline-tuf.js");
-    std::fs::write(&hook, OFFLINE_TUF).unwrap();
+    let offline = Offline::new();
     let token = alice.token().unwrap();
     let http = reg.http();
     let keyid = http.get("/-/npm/v1/keys").json()["keys"][0]["keyid"]
@@ -316,7 +300,7 @@ fn a_publisher_cannot_plant_signatures_and_a_changed_integrity_is_not_signed() {
     // npm sees an unsigned version, not a verified one
     let project = alice.project("planted");
     install(&alice, &project, json!({"planted": "1.0.0"}));
-    let r = audit_signatures(&alice, &project, &hook);
+    let r = audit_signatures(&alice, &project, &offline);
     assert_ne!(r.code, 0, "{}", r.all());
     assert!(
         r.stdout
@@ -358,8 +342,7 @@ fn a_publisher_cannot_plant_signatures_and_a_changed_integrity_is_not_signed() {
 fn a_compromised_key_is_rotated_out_and_the_versions_it_signed_since_are_signed_again() {
     let reg = Registry::start();
     let alice = reg.npm_as("alice");
-    let hook = alice.root().join("offline-tuf.js");
-    std::fs::write(&hook, OFFLINE_TUF).unwrap();
+    let offline = Offline::new();
     let http = reg.http();
     let dir = alice.package("before-leak", "1.0.0", json!({}));
     alice.run_in(&dir, &["publish"]).ok();
@@ -408,7 +391,7 @@ fn a_compromised_key_is_rotated_out_and_the_versions_it_signed_since_are_signed_
         &project,
         json!({"before-leak": "1.0.0", "after-leak": "1.0.0"}),
     );
-    let r = audit_signatures(&alice, &project, &hook);
+    let r = audit_signatures(&alice, &project, &offline);
     expect_verified(&r, "2 packages have verified registry signatures");
 
     // an ordinary rotation leaves the old key a few minutes, for publishes under way

@@ -251,6 +251,33 @@ pub async fn sign_all(state: &crate::state::AppState, now: i64) -> ApiResult<Sig
     }
 }
 
+/// After a publish: a signing-key rotation that committed while the publish was under way may
+/// have left its signature (`signatures`) from a key that had expired when the version was
+/// published (npm aborts its audit on those); a signing pass then signs it again.
+pub async fn resign_if_rotated(
+    state: &crate::state::AppState,
+    signatures: Option<&str>,
+    published_at: i64,
+) {
+    let Some(sigs) = signatures else { return };
+    let Ok(keys) = state.store.signing_keys().await else {
+        return;
+    };
+    let expired = keys.iter().any(|k| {
+        k.expires_at.is_some_and(|e| e <= published_at)
+            && sigs.contains(&format!("\"{}\"", k.keyid))
+    });
+    if expired {
+        let s = state.clone();
+        tokio::spawn(async move {
+            let now = s.clock.now_ms();
+            if let Err(e) = sign_all(&s, now).await {
+                tracing::error!(error = %e.message, "cannot sign a version again after a rotation");
+            }
+        });
+    }
+}
+
 /// Whether `v`'s stored tarball is the one its metadata describes.
 async fn tarball_matches(
     state: &crate::state::AppState,

@@ -576,3 +576,49 @@ fn unix_now() -> i64 {
     let elapsed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     i64::try_from(elapsed.as_secs()).unwrap()
 }
+
+/// A stand-in Sigstore with its trust root on disk, and npm run against it offline: a preloaded
+/// script (`offline_sigstore.js`) hands npm that root where it would fetch Sigstore's.
+pub struct Offline {
+    /// The stand-in.
+    pub sigstore: TestSigstore,
+    /// Its `trusted_root.json`.
+    pub root: std::path::PathBuf,
+    hook: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Offline {
+    /// A new stand-in, its trust root written to a temporary folder.
+    pub fn new() -> Offline {
+        let dir = tempfile::tempdir().unwrap();
+        let sigstore = TestSigstore::new();
+        let root = dir.path().join("trusted_root.json");
+        std::fs::write(&root, sigstore.trusted_root_json()).unwrap();
+        let hook = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/common/offline_sigstore.js");
+        Offline {
+            sigstore,
+            root,
+            hook,
+            _dir: dir,
+        }
+    }
+
+    /// The registry's environment: this trust root.
+    pub fn env(&self) -> (&'static str, String) {
+        (
+            "TESSERA_PROVENANCE__TRUSTED_ROOT",
+            self.root.display().to_string(),
+        )
+    }
+
+    /// npm, offline: its Sigstore trust root is this one (npm asks Sigstore's TUF repository on
+    /// the internet otherwise, even for `npm audit signatures` of registry signatures alone).
+    pub fn npm(&self, npm: &super::Npm, dir: &std::path::Path, args: &[&str]) -> super::Run {
+        let mut cmd = npm.command(dir, args);
+        cmd.env("NODE_OPTIONS", format!("--require {}", self.hook.display()))
+            .env("TESSERA_TEST_TRUSTED_ROOT", &self.root);
+        super::Run::of(cmd)
+    }
+}

@@ -418,29 +418,6 @@ pub async fn checked_provenance(
     }
 }
 
-/// A signing-key rotation that committed while this publish was under way may have left its
-/// signature from a key that had expired when the version was published (npm aborts its audit
-/// on those): a signing pass then signs it again with the current key.
-async fn resign_if_rotated(state: &AppState, signatures: Option<&str>, published_at: i64) {
-    let Some(sigs) = signatures else { return };
-    let Ok(keys) = state.store.signing_keys().await else {
-        return;
-    };
-    let expired = keys.iter().any(|k| {
-        k.expires_at.is_some_and(|e| e <= published_at)
-            && sigs.contains(&format!("\"{}\"", k.keyid))
-    });
-    if expired {
-        let s = state.clone();
-        tokio::spawn(async move {
-            let now = s.clock.now_ms();
-            if let Err(e) = crate::signing::sign_all(&s, now).await {
-                tracing::error!(error = %e.message, "cannot sign a version again after a rotation");
-            }
-        });
-    }
-}
-
 /// Stores a checked upload as a published version by `publisher` (approving `staged_id`, if
 /// given): the tarball first, then the metadata in one transaction.
 pub async fn store_version(
@@ -515,7 +492,7 @@ pub async fn store_version(
     match result {
         Ok(published) => {
             super::unpublish::collect_blobs(state, published.dropped_blobs).await;
-            resign_if_rotated(state, signatures.as_deref(), now).await;
+            crate::signing::resign_if_rotated(state, signatures.as_deref(), now).await;
             // (an unscoped merge rule's name takes from its uplink even when local: its cached
             // copy stays; a scoped one makes its scope local, whose copies go)
             let merged = state.uplinks.merges(name) && names::scope_of(name).is_none();
