@@ -695,6 +695,7 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                     .map_err(|e| anyhow::anyhow!(e.message))?;
                 println!("signed {} versions again with the new key", r.signed);
                 print_refused(r.refused);
+                attest_all(&state, now).await?;
             }
         }
         AdminCommand::SignAll => {
@@ -703,6 +704,7 @@ pub async fn run(config: Config, cmd: AdminCommand) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!(e.message))?;
             println!("signed {} versions", r.signed);
             print_refused(r.refused);
+            attest_all(&state, now).await?;
         }
         AdminCommand::Invite { name, email, days } => {
             let lifetime = days.map_or(invitation_expiry, |d| Span::days(u64::from(d.max(1))));
@@ -769,6 +771,25 @@ async fn migrate(config: &Config) -> anyhow::Result<()> {
 }
 
 /// Says how many versions a signing pass left unsigned, if any.
+/// Attests every publish not yet attested, when the registry logs publish attestations.
+async fn attest_all(state: &tessera_server::state::AppState, now: i64) -> anyhow::Result<()> {
+    if state.transparency_log.is_none() {
+        return Ok(());
+    }
+    let r = tessera_server::publish_attestation::attest_all(state, now + 1)
+        .await
+        .map_err(|e| anyhow::anyhow!("publish attestations: {e}"))?;
+    println!("attested {} publishes", r.attested);
+    if r.refused > 0 {
+        println!(
+            "{} versions were left unattested: their tarball does not match their metadata \
+             (see the log)",
+            r.refused
+        );
+    }
+    Ok(())
+}
+
 fn print_refused(refused: usize) {
     if refused > 0 {
         println!(

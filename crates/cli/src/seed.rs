@@ -96,6 +96,7 @@ pub async fn run(
                         published_at: now,
                         signatures: None,
                         provenance: None,
+                        attested: false,
                     },
                     tags: vec!["latest".into()],
                     description: Some(format!("{name}, seeded for benchmarks")),

@@ -18,8 +18,12 @@ use tessera_store::{BlobStore, Store};
 
 /// The manifest's format name.
 const FORMAT: &str = "tessera-export";
-/// The manifest's format version (2: signing keys, signatures and provenance).
-const FORMAT_VERSION: u32 = 2;
+/// The manifest's format version (2: signing keys, signatures and provenance; 3: publish
+/// attestations).
+const FORMAT_VERSION: u32 = 3;
+/// The oldest format version still read: an older export lacks only tables added since, which
+/// are then imported empty.
+const OLDEST_FORMAT_VERSION: u32 = 2;
 /// Rows inserted per transaction.
 const BATCH: usize = 500;
 
@@ -187,7 +191,9 @@ pub async fn import(
             .with_context(|| format!("{} has no manifest.json", dir.display()))?,
     )
     .context("manifest.json is not a tessera export")?;
-    if manifest.format != FORMAT || manifest.format_version != FORMAT_VERSION {
+    if manifest.format != FORMAT
+        || !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&manifest.format_version)
+    {
         bail!(
             "unsupported export format {} version {}",
             manifest.format,

@@ -19,16 +19,6 @@ use serde_json::{Value, json};
 /// The OIDC issuer named in the stand-in certificates when no trusted publisher is involved.
 const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
 
-/// `npm pack` in `dir`: the tarball npm will publish (npm packs byte for byte alike).
-fn packed(npm: &Npm, dir: &std::path::Path) -> Vec<u8> {
-    let out = npm.run_in(dir, &["pack", "--json", "--pack-destination", "."]);
-    let list: Value = serde_json::from_str(out.ok()).unwrap();
-    let file = list[0]["filename"].as_str().unwrap();
-    let bytes = std::fs::read(dir.join(file)).unwrap();
-    std::fs::remove_file(dir.join(file)).unwrap();
-    bytes
-}
-
 #[test]
 fn npm_publishes_with_provenance_and_npm_audit_verifies_it() {
     let offline = Offline::new();
@@ -38,23 +28,7 @@ fn npm_publishes_with_provenance_and_npm_audit_verifies_it() {
 
     let id = CiIdentity::github("acme/widget", "release.yml", GITHUB_ISSUER);
     let dir = alice.package("@acme/widget", "1.0.0", json!({}));
-    let tgz = packed(&alice, &dir);
-    let bundle = offline
-        .sigstore
-        .provenance_bundle("@acme/widget", "1.0.0", &tgz, &id);
-    // outside the package, which npm packs whole
-    let file = alice.root().join("widget.sigstore");
-    std::fs::write(&file, &bundle).unwrap();
-    let out = offline.npm(
-        &alice,
-        &dir,
-        &[
-            "publish",
-            &format!("--provenance-file={}", file.display()),
-            "--access=public",
-        ],
-    );
-    assert!(out.ok().contains("+ @acme/widget@1.0.0"), "{}", out.all());
+    let bundle = offline.publish_with_provenance(&alice, &dir, ("@acme/widget", "1.0.0"), &id);
     // a package without provenance beside it
     let plain = alice.package("plain", "1.0.0", json!({}));
     alice.run_in(&plain, &["publish"]).ok();

@@ -411,6 +411,10 @@ pub struct ProvenanceConfig {
     /// Refuse every publish that carries no valid provenance bundle (a package can require it
     /// on its own too).
     pub required: bool,
+    /// The transparency log (a Rekor, v1 API, e.g. `https://rekor.sigstore.dev`) where the
+    /// registry logs a publish attestation for every version; unset, none is made. Its key must
+    /// be in `trusted_root`, and in the trust root of the clients that verify.
+    pub transparency_log: Option<String>,
 }
 
 impl Default for ProvenanceConfig {
@@ -418,6 +422,7 @@ impl Default for ProvenanceConfig {
         ProvenanceConfig {
             trusted_root: "sigstore".into(),
             required: false,
+            transparency_log: None,
         }
     }
 }
@@ -904,6 +909,13 @@ impl Config {
                 )));
             }
         }
+        if let Some(log) = &config.provenance.transparency_log
+            && !crate::trust::identity::acceptable_url(log)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "provenance.transparency_log: {log:?} must be an https:// URL (http:// only on a loopback address)"
+            )));
+        }
         crate::uplinks::settings::validate(&config.uplinks, &config.packages)?;
         if let Some(st) = &config.storage
             && parse_s3_url(st).is_none()
@@ -1343,6 +1355,7 @@ mod tests {
             "42m",
             "never",
             "400d",
+            "https://rekor.example",
         ];
         let keys = keys();
         assert!(keys.len() > 30, "{keys:?}");

@@ -23,6 +23,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod npm;
 pub mod provenance;
+pub mod publish_attestation;
 pub mod services;
 pub mod signing;
 pub mod state;
@@ -161,6 +162,8 @@ pub async fn serve(
             Err(e) => tracing::error!(error = %e.message, "cannot sign the unsigned versions"),
         }
     });
+    // publish attestations the log could not take at publish, at start and then on a timer
+    publish_attestation::spawn_passes(&state);
     // Token lookups and rendered packuments are cached per process; changes made by another
     // process (`tessera admin`, another instance) bump shared counters, polled here.
     let poll = state.clone();

@@ -201,6 +201,25 @@ impl ProvenanceVerifier {
     }
 }
 
+impl ProvenanceVerifier {
+    /// Verifies a bundle signed with a managed key (the registry's publish attestation):
+    /// the signature with `spki` (SubjectPublicKeyInfo DER), the statement's subject against
+    /// `tarball`, and the log entry against this trust root, as npm will. Returns when the log
+    /// took it (Unix ms).
+    pub fn verify_keyed(&self, bundle: &str, tarball: &[u8], spki: &[u8]) -> Result<i64, String> {
+        let bundle = Bundle::from_json(bundle).map_err(|e| format!("unreadable bundle: {e}"))?;
+        let policy = sigstore_verify::PublicKeyVerificationPolicy::new(
+            sigstore_verify::types::DerPublicKey::new(spki.to_vec()),
+        );
+        let result = sigstore_verify::verify(tarball, &bundle, &policy, &self.root)
+            .map_err(|e| format!("it does not verify against {}: {e}", self.source))?;
+        result
+            .integrated_time()
+            .map(|t| t.as_millisecond())
+            .ok_or_else(|| "its log entry has no time".to_string())
+    }
+}
+
 /// The certificate's claims that bind it to a trusted publisher.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CertClaims {

@@ -157,6 +157,26 @@ impl Signer {
         .to_string())
     }
 
+    /// Signs `message` with the current key: its key id, the DER signature and the key's
+    /// SubjectPublicKeyInfo DER (for a DSSE envelope, whose verifiers need the key itself).
+    pub async fn sign_bytes(
+        &self,
+        store: &dyn Store,
+        keys: &Keys,
+        message: &[u8],
+    ) -> ApiResult<(String, Vec<u8>, Vec<u8>)> {
+        let current = self.current(store, keys).await?;
+        let sig = current
+            .pair
+            .sign(&SystemRandom::new(), message)
+            .map_err(|_| ApiError::internal("the registry key could not sign"))?;
+        Ok((
+            current.keyid.clone(),
+            sig.as_ref().to_vec(),
+            spki_of(current.pair.public_key().as_ref()),
+        ))
+    }
+
     async fn current(&self, store: &dyn Store, keys: &Keys) -> ApiResult<std::sync::Arc<Current>> {
         let all = store.signing_keys().await?;
         let Some(row) = all.iter().find(|k| k.expires_at.is_none()) else {
@@ -230,7 +250,13 @@ pub async fn sign_all(state: &crate::state::AppState, now: i64) -> ApiResult<Sig
         after = Some((last.package_id, last.version.clone()));
         let mut by_package: std::collections::BTreeMap<(i64, &str), Vec<_>> = Default::default();
         for v in &batch {
-            if let Err(why) = tarball_matches(state, v, limits).await {
+            let stored = Stored {
+                name: &v.name,
+                version: &v.version,
+                integrity: &v.integrity,
+                sha512: &v.tarball_sha512,
+            };
+            if let Err(why) = tarball_matches(state, stored, limits).await {
                 report.refused += 1;
                 tracing::error!(package = %v.name, version = %v.version, reason = %why,
                     "not signing a version whose tarball does not match its metadata");
@@ -278,24 +304,38 @@ pub async fn resign_if_rotated(
     }
 }
 
-/// Whether `v`'s stored tarball is the one its metadata describes.
-async fn tarball_matches(
+/// A stored version, as the database describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Stored<'a> {
+    /// The package.
+    pub name: &'a str,
+    /// The version.
+    pub version: &'a str,
+    /// `dist.integrity`.
+    pub integrity: &'a str,
+    /// The tarball's blob key (hex SHA-512).
+    pub sha512: &'a str,
+}
+
+/// `v`'s stored tarball, if it is the one its metadata describes: it hashes to its `integrity`
+/// and its `package.json` names this package and version.
+pub async fn tarball_matches(
     state: &crate::state::AppState,
-    v: &tessera_store::UnsignedVersion,
+    v: Stored<'_>,
     limits: crate::npm::tarball::TarballLimits,
-) -> Result<(), String> {
+) -> Result<bytes::Bytes, String> {
     let bytes = state
         .blobs
-        .get(&v.tarball_sha512)
+        .get(v.sha512)
         .await
         .map_err(|e| format!("the tarball cannot be read: {e}"))?
         .ok_or("the tarball is missing")?;
     tokio::task::spawn_blocking({
         let (name, version, integrity, key) = (
-            v.name.clone(),
-            v.version.clone(),
-            v.integrity.clone(),
-            v.tarball_sha512.clone(),
+            v.name.to_owned(),
+            v.version.to_owned(),
+            v.integrity.to_owned(),
+            v.sha512.to_owned(),
         );
         move || {
             let d = crate::npm::tarball::Digests::of(&bytes);
@@ -313,7 +353,7 @@ async fn tarball_matches(
             {
                 return Err("the tarball's package.json names another package or version".into());
             }
-            Ok(())
+            Ok(bytes)
         }
     })
     .await

@@ -38,6 +38,8 @@ pub struct Inner {
     /// Verifies provenance bundles (`None`: the configured trust root is unusable, and
     /// bundles are refused).
     pub provenance: Option<crate::provenance::ProvenanceVerifier>,
+    /// Where publish attestations are logged (`provenance.transparency_log`), if anywhere.
+    pub transparency_log: Option<crate::publish_attestation::TransparencyLog>,
 }
 
 impl AppState {
@@ -54,6 +56,11 @@ impl AppState {
             tracing::error!(error = %e, "the uplinks cannot be used");
             crate::uplinks::Uplinks::none()
         });
+        let transparency_log = config
+            .provenance
+            .transparency_log
+            .as_deref()
+            .map(crate::publish_attestation::TransparencyLog::new);
         let provenance =
             crate::provenance::ProvenanceVerifier::load(&config.provenance.trusted_root)
                 .map_err(|e| tracing::error!(error = %e, "provenance cannot be verified"))
@@ -70,6 +77,7 @@ impl AppState {
             oidc_keys: Default::default(),
             uplinks,
             signer: Default::default(),
+            transparency_log,
             provenance,
         }))
     }

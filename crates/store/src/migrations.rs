@@ -73,6 +73,11 @@ pub(crate) const SQLITE: &[(i64, &str, &str)] = &[
         "provenance",
         include_str!("../migrations/sqlite/0014_provenance.sql"),
     ),
+    (
+        15,
+        "publish_attestations",
+        include_str!("../migrations/sqlite/0015_publish_attestations.sql"),
+    ),
 ];
 
 /// The PostgreSQL migrations, in order (the same schema as SQLite's, in PostgreSQL's types).
@@ -126,6 +131,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         10,
         "provenance",
         include_str!("../migrations/postgres/0010_provenance.sql"),
+    ),
+    (
+        11,
+        "publish_attestations",
+        include_str!("../migrations/postgres/0011_publish_attestations.sql"),
     ),
 ];
 

@@ -488,6 +488,39 @@ pub struct VersionRecord {
     pub signatures: Option<String>,
     /// What its verified provenance says (a [`Provenance::summary`]), if it has one.
     pub provenance: Option<String>,
+    /// Whether the registry has attested its publish ([`PublishAttestation`]).
+    pub attested: bool,
+}
+
+/// The registry's publish attestation of a version: its statement, signed with a registry key
+/// and logged in a transparency log, as a Sigstore bundle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishAttestation {
+    /// The registry key that signed it.
+    pub keyid: String,
+    /// The bundle (JSON).
+    pub bundle: String,
+    /// When the transparency log took it (Unix ms): npm counts it while its key had not
+    /// expired then.
+    pub integrated_at: i64,
+}
+
+/// A version whose publish the registry has yet to attest, or must attest again because its
+/// attestation's key had expired when the log took it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnattestedVersion {
+    /// Its package.
+    pub package_id: PackageId,
+    /// The package's name.
+    pub name: String,
+    /// The version.
+    pub version: String,
+    /// `dist.integrity`.
+    pub integrity: String,
+    /// The blob's key (hex SHA-512 of the tarball).
+    pub tarball_sha512: String,
+    /// The `integrated_at` of the attestation to replace, if it has one.
+    pub replaces: Option<i64>,
 }
 
 /// A version's provenance: the Sigstore bundle its publish attached, verified then.

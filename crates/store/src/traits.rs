@@ -580,6 +580,33 @@ pub trait SigningStore: Send + Sync {
         signed: &[(String, Option<String>, String)],
         now: i64,
     ) -> StoreResult<usize>;
+    /// Up to `limit` versions published before `published_before` whose publish is to be
+    /// attested, after `after`: those without a publish attestation, and those whose
+    /// attestation's key had expired when the log took it.
+    async fn versions_to_attest(
+        &self,
+        after: Option<(PackageId, String)>,
+        published_before: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<UnattestedVersion>>;
+    /// Stores a version's publish attestation: a first one (`replaces` `None`) only if it has
+    /// none, a new one only if the one it has was taken by the log at `replaces`. A first one
+    /// makes a new revision of the package (its packument now points at attestations).
+    /// Returns whether it was written.
+    async fn put_publish_attestation(
+        &self,
+        package_id: PackageId,
+        version: &str,
+        attestation: &PublishAttestation,
+        replaces: Option<i64>,
+        now: i64,
+    ) -> StoreResult<bool>;
+    /// A version's publish attestation, if it has one.
+    async fn version_publish_attestation(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> StoreResult<Option<PublishAttestation>>;
 }
 
 pub trait Store:

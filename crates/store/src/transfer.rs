@@ -151,6 +151,18 @@ pub const TABLES: &[Table] = &[
         identity: false,
     },
     Table {
+        name: "publish_attestations",
+        cols: &[
+            ("package_id", Int),
+            ("version", Text),
+            ("keyid", Text),
+            ("bundle", Text),
+            ("integrated_at", Int),
+        ],
+        order_by: "package_id, version",
+        identity: false,
+    },
+    Table {
         name: "retired_versions",
         cols: &[
             ("package_name", Text),

@@ -124,6 +124,7 @@ fn version(v: &str, sha: &str) -> VersionRecord {
         published_at: 0,
         signatures: None,
         provenance: None,
+        attested: false,
     }
 }
 
@@ -2093,4 +2094,119 @@ async fn provenance_is_kept_with_its_version_and_its_stage() {
         .await
         .unwrap();
     assert_eq!(s.version_provenance("built", "1.0.0").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn publish_attestations_are_kept_replaced_only_as_read_and_found_when_due() {
+    let s = store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    s.add_signing_key(&signing_key("k1", 1), None)
+        .await
+        .unwrap();
+    let p = s
+        .publish(publish("att", "1.0.0", alice.id), 10)
+        .await
+        .unwrap();
+    s.publish(publish("att", "1.1.0", alice.id), 20)
+        .await
+        .unwrap();
+    let ids = |list: Vec<tessera_store::UnattestedVersion>| {
+        list.into_iter()
+            .map(|u| (u.version, u.replaces))
+            .collect::<Vec<_>>()
+    };
+    // only versions published before the cut, in order, after the cursor
+    assert_eq!(
+        ids(s.versions_to_attest(None, 15, 10).await.unwrap()),
+        [("1.0.0".to_string(), None)]
+    );
+    assert_eq!(
+        ids(s.versions_to_attest(None, 100, 10).await.unwrap()),
+        [("1.0.0".to_string(), None), ("1.1.0".to_string(), None)]
+    );
+    assert_eq!(
+        ids(s
+            .versions_to_attest(Some((p.package_id, "1.0.0".into())), 100, 10)
+            .await
+            .unwrap()),
+        [("1.1.0".to_string(), None)]
+    );
+
+    let rev = s.package_doc("att").await.unwrap().unwrap().package.rev;
+    let a = |key: &str, at: i64| tessera_store::PublishAttestation {
+        keyid: key.into(),
+        bundle: format!("{{\"at\":{at}}}"),
+        integrated_at: at,
+    };
+    assert!(
+        s.put_publish_attestation(p.package_id, "1.0.0", &a("k1", 30), None, 31)
+            .await
+            .unwrap()
+    );
+    // a second first one (another instance) is not written
+    assert!(
+        !s.put_publish_attestation(p.package_id, "1.0.0", &a("k1", 32), None, 33)
+            .await
+            .unwrap()
+    );
+    // nor one for a version that does not exist
+    assert!(
+        !s.put_publish_attestation(p.package_id, "9.0.0", &a("k1", 32), None, 33)
+            .await
+            .unwrap()
+    );
+    let doc = s.package_doc("att").await.unwrap().unwrap();
+    assert_eq!(doc.package.rev, rev + 1, "a new revision points at it");
+    let attested: Vec<bool> = doc.versions.iter().map(|v| v.attested).collect();
+    assert_eq!(attested, [true, false]);
+    assert_eq!(
+        s.version_publish_attestation("att", "1.0.0").await.unwrap(),
+        Some(a("k1", 30))
+    );
+    assert_eq!(
+        s.version_publish_attestation("att", "1.1.0").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        ids(s.versions_to_attest(None, 100, 10).await.unwrap()),
+        [("1.1.0".to_string(), None)]
+    );
+
+    // k1 expires at 25, before the log took the attestation: due again, replacing it
+    s.add_signing_key(&signing_key("k2", 25), Some(25))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(s.versions_to_attest(None, 100, 10).await.unwrap()),
+        [("1.0.0".to_string(), Some(30)), ("1.1.0".to_string(), None)]
+    );
+    // only as read
+    assert!(
+        !s.put_publish_attestation(p.package_id, "1.0.0", &a("k2", 40), Some(29), 41)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.put_publish_attestation(p.package_id, "1.0.0", &a("k2", 40), Some(30), 41)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.version_publish_attestation("att", "1.0.0").await.unwrap(),
+        Some(a("k2", 40))
+    );
+    assert_eq!(
+        ids(s.versions_to_attest(None, 100, 10).await.unwrap()),
+        [("1.1.0".to_string(), None)]
+    );
+
+    // an unpublished version takes its attestation with it
+    let rev = s.package_doc("att").await.unwrap().unwrap().package.rev;
+    s.remove_versions(p.package_id, rev, &["1.0.0".into()], &[], 50)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.version_publish_attestation("att", "1.0.0").await.unwrap(),
+        None
+    );
 }

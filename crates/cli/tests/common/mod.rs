@@ -842,6 +842,16 @@ impl Npm {
         self.run_in(&dir, &all)
     }
 
+    /// `npm pack` in `dir`: the tarball npm will publish (npm packs byte for byte alike).
+    pub fn packed(&self, dir: &Path) -> Vec<u8> {
+        let out = self.run_in(dir, &["pack", "--json", "--pack-destination", "."]);
+        let list: Value = serde_json::from_str(out.ok()).unwrap();
+        let file = list[0]["filename"].as_str().unwrap();
+        let bytes = std::fs::read(dir.join(file)).unwrap();
+        std::fs::remove_file(dir.join(file)).unwrap();
+        bytes
+    }
+
     /// A new empty project folder.
     pub fn project(&self, name: &str) -> PathBuf {
         let dir = self.dir.path().join("projects").join(name);

@@ -26,6 +26,8 @@ pub const BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+js
 pub const SLSA_PROVENANCE_V1: &str = "https://slsa.dev/provenance/v1";
 
 const REKOR_HOST: &str = "rekor.sigstore.test";
+/// Rekor's path for new entries.
+pub const REKOR_ENTRIES: &str = "/api/v1/log/entries";
 const INTOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
 const KEY_USAGE: &[u64] = &[2, 5, 29, 15];
@@ -187,21 +189,37 @@ impl TestSigstore {
             "signatures": [{"sig": BASE64.encode(&signature)}],
         });
 
-        // The log entry, in Rekor's canonical form (keys sorted, no spaces).
-        let body = json!({
-            "apiVersion": "0.0.1",
-            "kind": "dsse",
-            "spec": {
-                "envelopeHash": {"algorithm": "sha256", "value": hex_sha256(envelope.to_string().as_bytes())},
-                "payloadHash": {"algorithm": "sha256", "value": hex_sha256(&payload)},
-                "signatures": [{
-                    "signature": BASE64.encode(&signature),
-                    "verifier": BASE64.encode(pem(&cert).as_bytes()),
+        let body = dsse_entry_body(&envelope, &payload, &signature, &pem(&cert));
+        let e = self.log_entry(body, now);
+        json!({
+            "mediaType": BUNDLE_MEDIA_TYPE,
+            "verificationMaterial": {
+                "certificate": {"rawBytes": BASE64.encode(&cert)},
+                "tlogEntries": [{
+                    "logIndex": e.log_index.to_string(),
+                    "logId": {"keyId": BASE64.encode(&e.log_id)},
+                    "kindVersion": {"kind": "dsse", "version": "0.0.1"},
+                    "integratedTime": now.to_string(),
+                    "inclusionPromise": {"signedEntryTimestamp": BASE64.encode(&e.set)},
+                    "inclusionProof": {
+                        "logIndex": e.log_index.to_string(),
+                        "rootHash": BASE64.encode(&e.root),
+                        "treeSize": e.tree_size.to_string(),
+                        "hashes": e.hashes.iter().map(|h| BASE64.encode(h)).collect::<Vec<_>>(),
+                        "checkpoint": {"envelope": e.checkpoint},
+                    },
+                    "canonicalizedBody": BASE64.encode(&e.body),
                 }],
+                "timestampVerificationData": {},
             },
+            "dsseEnvelope": envelope,
         })
         .to_string()
-        .into_bytes();
+    }
+
+    /// Takes `body` (a canonical entry) into the log at `now`: its index, inclusion promise,
+    /// inclusion proof and signed checkpoint.
+    fn log_entry(&self, body: Vec<u8>, now: i64) -> LogEntry {
         let log_index = self.next_log_index.fetch_add(1, Ordering::Relaxed);
         let log_id = self.rekor.log_id();
         let promise = format!(
@@ -240,31 +258,84 @@ impl TestSigstore {
             "{note}\n\u{2014} {REKOR_HOST} {}\n",
             BASE64.encode(&note_signature)
         );
+        LogEntry {
+            body,
+            log_index,
+            log_id,
+            set,
+            root,
+            hashes,
+            tree_size,
+            checkpoint,
+        }
+    }
 
-        json!({
-            "mediaType": BUNDLE_MEDIA_TYPE,
-            "verificationMaterial": {
-                "certificate": {"rawBytes": BASE64.encode(&cert)},
-                "tlogEntries": [{
-                    "logIndex": log_index.to_string(),
-                    "logId": {"keyId": BASE64.encode(&log_id)},
-                    "kindVersion": {"kind": "dsse", "version": "0.0.1"},
-                    "integratedTime": now.to_string(),
-                    "inclusionPromise": {"signedEntryTimestamp": BASE64.encode(&set)},
-                    "inclusionProof": {
-                        "logIndex": log_index.to_string(),
-                        "rootHash": BASE64.encode(&root),
-                        "treeSize": tree_size.to_string(),
-                        "hashes": hashes.iter().map(|h| BASE64.encode(h)).collect::<Vec<_>>(),
-                        "checkpoint": {"envelope": checkpoint},
-                    },
-                    "canonicalizedBody": BASE64.encode(&body),
-                }],
-                "timestampVerificationData": {},
+    /// What Rekor's `POST /api/v1/log/entries` answers for a `dsse` 0.0.1 proposal
+    /// (`proposal` as JSON): the signature is checked against the proposed verifier, as Rekor
+    /// does. `Err` is the 400 message.
+    pub fn rekor_answer(&self, proposal: &[u8]) -> Result<Value, String> {
+        let p: Value = serde_json::from_slice(proposal).map_err(|e| e.to_string())?;
+        if p["kind"] != "dsse" || p["apiVersion"] != "0.0.1" {
+            return Err("only dsse 0.0.1 entries".into());
+        }
+        let content = &p["spec"]["proposedContent"];
+        let envelope: Value = serde_json::from_str(content["envelope"].as_str().ok_or("envelope")?)
+            .map_err(|e| e.to_string())?;
+        let verifier = content["verifiers"][0].as_str().ok_or("verifiers")?;
+        let verifier_pem = String::from_utf8(
+            BASE64
+                .decode(verifier.as_bytes())
+                .map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+        let spki = pem_body(&verifier_pem).ok_or("verifier is not a PEM public key")?;
+        let payload = BASE64
+            .decode(envelope["payload"].as_str().ok_or("payload")?.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let payload_type = envelope["payloadType"].as_str().ok_or("payloadType")?;
+        let signature = BASE64
+            .decode(
+                envelope["signatures"][0]["sig"]
+                    .as_str()
+                    .ok_or("sig")?
+                    .as_bytes(),
+            )
+            .map_err(|e| e.to_string())?;
+        let mut pae = format!(
+            "DSSEv1 {} {payload_type} {} ",
+            payload_type.len(),
+            payload.len()
+        )
+        .into_bytes();
+        pae.extend_from_slice(&payload);
+        ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ECDSA_P256_SHA256_ASN1,
+            spki.get(26..).ok_or("short key")?,
+        )
+        .verify(&pae, &signature)
+        .map_err(|_| "the signature does not verify with the verifier".to_string())?;
+        let now = unix_now();
+        let e = self.log_entry(
+            dsse_entry_body(&envelope, &payload, &signature, &verifier_pem),
+            now,
+        );
+        let uuid = HEXLOWER.encode(&Sha256::digest(&e.body));
+        Ok(json!({ uuid: {
+            "body": BASE64.encode(&e.body),
+            "integratedTime": now,
+            "logID": HEXLOWER.encode(&e.log_id),
+            "logIndex": e.log_index,
+            "verification": {
+                "inclusionProof": {
+                    "checkpoint": e.checkpoint,
+                    "hashes": e.hashes.iter().map(|h| HEXLOWER.encode(h)).collect::<Vec<_>>(),
+                    "logIndex": e.log_index,
+                    "rootHash": HEXLOWER.encode(&e.root),
+                    "treeSize": e.tree_size,
+                },
+                "signedEntryTimestamp": BASE64.encode(&e.set),
             },
-            "dsseEnvelope": envelope,
-        })
-        .to_string()
+        }}))
     }
 
     /// A Fulcio-like code-signing certificate for `leaf`'s key, valid from a minute before
@@ -333,6 +404,47 @@ impl TestSigstore {
         extensions.push(extension(CT_PRECERT_SCTS, false, &octets(&list)));
         sign_certificate(&self.ca, tbs(&extensions))
     }
+}
+
+/// Where an entry sits in the stand-in's log.
+struct LogEntry {
+    body: Vec<u8>,
+    log_index: u64,
+    log_id: Vec<u8>,
+    set: Vec<u8>,
+    root: Vec<u8>,
+    hashes: Vec<Vec<u8>>,
+    tree_size: u64,
+    checkpoint: String,
+}
+
+/// A `dsse` 0.0.1 log entry in Rekor's canonical form (keys sorted, no spaces).
+fn dsse_entry_body(
+    envelope: &Value,
+    payload: &[u8],
+    signature: &[u8],
+    verifier_pem: &str,
+) -> Vec<u8> {
+    json!({
+        "apiVersion": "0.0.1",
+        "kind": "dsse",
+        "spec": {
+            "envelopeHash": {"algorithm": "sha256", "value": hex_sha256(envelope.to_string().as_bytes())},
+            "payloadHash": {"algorithm": "sha256", "value": hex_sha256(payload)},
+            "signatures": [{
+                "signature": BASE64.encode(signature),
+                "verifier": BASE64.encode(verifier_pem.as_bytes()),
+            }],
+        },
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// The DER inside a PEM block.
+fn pem_body(pem: &str) -> Option<Vec<u8>> {
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    BASE64.decode(b64.as_bytes()).ok()
 }
 
 /// The in-toto statement npm signs when publishing `name@version` from GitHub Actions: its
@@ -522,7 +634,8 @@ fn utc_time(unix: i64) -> Vec<u8> {
     der(0x17, text.as_bytes())
 }
 
-fn rfc3339(unix: i64) -> String {
+/// The RFC 3339 UTC time of a Unix time (seconds).
+pub fn rfc3339(unix: i64) -> String {
     let (y, mo, d, h, mi, s) = civil(unix);
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
@@ -581,7 +694,7 @@ fn unix_now() -> i64 {
 /// script (`offline_sigstore.js`) hands npm that root where it would fetch Sigstore's.
 pub struct Offline {
     /// The stand-in.
-    pub sigstore: TestSigstore,
+    pub sigstore: std::sync::Arc<TestSigstore>,
     /// Its `trusted_root.json`.
     pub root: std::path::PathBuf,
     hook: std::path::PathBuf,
@@ -592,7 +705,7 @@ impl Offline {
     /// A new stand-in, its trust root written to a temporary folder.
     pub fn new() -> Offline {
         let dir = tempfile::tempdir().unwrap();
-        let sigstore = TestSigstore::new();
+        let sigstore = std::sync::Arc::new(TestSigstore::new());
         let root = dir.path().join("trusted_root.json");
         std::fs::write(&root, sigstore.trusted_root_json()).unwrap();
         let hook = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -603,6 +716,67 @@ impl Offline {
             hook,
             _dir: dir,
         }
+    }
+
+    /// The stand-in's transparency log, served on a loopback port as Rekor's v1 API serves
+    /// `POST /api/v1/log/entries` (for a registry that logs its publish attestations). A
+    /// canned reply set on the stub for that path stands for an outage.
+    pub fn serve_rekor(&self) -> super::stub::Stub {
+        let stub = super::stub::Stub::start();
+        let sigstore = self.sigstore.clone();
+        stub.answer_with(std::sync::Arc::new(move |req| {
+            if req.method != "POST" || req.path != REKOR_ENTRIES {
+                return super::stub::Reply {
+                    status: 404,
+                    ..Default::default()
+                };
+            }
+            match sigstore.rekor_answer(&req.body) {
+                Ok(answer) => super::stub::Reply {
+                    status: 201,
+                    ..super::stub::Reply::json(&answer)
+                },
+                Err(why) => super::stub::Reply {
+                    status: 400,
+                    ..super::stub::Reply::json(&json!({"code": 400, "message": why}))
+                },
+            }
+        }));
+        stub
+    }
+
+    /// The stock `npm publish --provenance-file=…` of the package in `dir` (`name@version`),
+    /// with a bundle this stand-in issued to `id` for the tarball npm packs there; returns the
+    /// bundle. Panics unless npm says it published.
+    pub fn publish_with_provenance(
+        &self,
+        npm: &super::Npm,
+        dir: &std::path::Path,
+        (name, version): (&str, &str),
+        id: &CiIdentity,
+    ) -> String {
+        let tgz = npm.packed(dir);
+        let bundle = self.sigstore.provenance_bundle(name, version, &tgz, id);
+        // outside the package, which npm packs whole
+        let file = npm
+            .root()
+            .join(format!("{}.sigstore", name.replace('/', "-")));
+        std::fs::write(&file, &bundle).unwrap();
+        let out = self.npm(
+            npm,
+            dir,
+            &[
+                "publish",
+                &format!("--provenance-file={}", file.display()),
+                "--access=public",
+            ],
+        );
+        assert!(
+            out.ok().contains(&format!("+ {name}@{version}")),
+            "{}",
+            out.all()
+        );
+        bundle
     }
 
     /// The registry's environment: this trust root.

@@ -61,7 +61,11 @@ pub struct Stub {
     pub url: String,
     replies: Arc<Mutex<HashMap<String, Reply>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    handler: Arc<Mutex<Option<Handler>>>,
 }
+
+/// Answers a request no canned reply is set for.
+pub type Handler = Arc<dyn Fn(&Seen) -> Reply + Send + Sync>;
 
 impl Stub {
     /// Starts it; unknown paths answer 404.
@@ -70,11 +74,12 @@ impl Stub {
         let url = format!("http://{}/", listener.local_addr().unwrap());
         let replies: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let (r, s) = (replies.clone(), seen.clone());
+        let handler: Arc<Mutex<Option<Handler>>> = Arc::default();
+        let (r, s, h) = (replies.clone(), seen.clone(), handler.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut conn) = conn else { continue };
-                let (r, s) = (r.clone(), s.clone());
+                let (r, s, h) = (r.clone(), s.clone(), h.clone());
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(conn.try_clone().unwrap());
                     let mut line = String::new();
@@ -100,17 +105,24 @@ impl Stub {
                     }
                     let mut body = vec![0; len.min(1 << 24)];
                     let _ = reader.read_exact(&mut body);
-                    s.lock().unwrap().push(Seen {
+                    let request = Seen {
                         method,
                         path: path.clone(),
                         headers,
                         body,
-                    });
-                    let reply = r.lock().unwrap().get(&path).cloned().unwrap_or(Reply {
-                        status: 404,
-                        body: b"{\"error\":\"Not found\"}".to_vec(),
-                        ..Default::default()
-                    });
+                    };
+                    s.lock().unwrap().push(request.clone());
+                    let canned = r.lock().unwrap().get(&path).cloned();
+                    let dynamic = h.lock().unwrap().clone();
+                    let reply = match (canned, dynamic) {
+                        (Some(reply), _) => reply,
+                        (None, Some(handler)) => handler(&request),
+                        (None, None) => Reply {
+                            status: 404,
+                            body: b"{\"error\":\"Not found\"}".to_vec(),
+                            ..Default::default()
+                        },
+                    };
                     let mut head = format!(
                         "HTTP/1.1 {} X\r\ncontent-length: {}\r\nconnection: close\r\n",
                         reply.status,
@@ -139,12 +151,27 @@ impl Stub {
                 });
             }
         });
-        Stub { url, replies, seen }
+        Stub {
+            url,
+            replies,
+            seen,
+            handler,
+        }
     }
 
     /// Sets what `path` answers.
     pub fn set(&self, path: &str, reply: Reply) {
         self.replies.lock().unwrap().insert(path.to_owned(), reply);
+    }
+
+    /// Takes `path`'s canned answer away (the handler, if any, answers it again).
+    pub fn unset(&self, path: &str) {
+        self.replies.lock().unwrap().remove(path);
+    }
+
+    /// Answers every path without a canned reply with `handler`.
+    pub fn answer_with(&self, handler: Handler) {
+        *self.handler.lock().unwrap() = Some(handler);
     }
 
     /// Serves `name@version` (a packument and a small tarball at the stub's own URL); returns

@@ -393,15 +393,18 @@ fn manifests(doc: &PackageDoc, base: &str) -> Vec<Map<String, Value>> {
             {
                 dist["signatures"] = sigs;
             }
-            if let Some(p) = v
+            let provenance = v
                 .provenance
                 .as_deref()
-                .and_then(crate::provenance::Summary::from_json)
-            {
+                .and_then(crate::provenance::Summary::from_json);
+            if let Some(p) = provenance {
                 dist["attestations"] = json!({
                     "url": attestations_url(base, name, &v.version),
                     "provenance": {"predicateType": p.predicate_type},
                 });
+            } else if v.attested {
+                // the registry's publish attestation alone
+                dist["attestations"] = json!({"url": attestations_url(base, name, &v.version)});
             }
             m.insert("dist".into(), dist);
             if let Some(msg) = &v.deprecated {
@@ -572,6 +575,7 @@ mod tests {
             published_at: t,
             signatures: None,
             provenance: None,
+            attested: false,
         };
         PackageDoc {
             package: Package {

@@ -169,6 +169,7 @@ pub async fn package(web: Web, Path(name): Path<String>) -> WebResult {
                     .as_deref()
                     .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
                     .and_then(|s| s[0]["keyid"].as_str().map(str::to_owned)),
+                attested: v.attested,
                 built: v.provenance.as_deref().and_then(BuiltFrom::of),
             })
             .collect(),
@@ -229,6 +230,7 @@ async fn cached_page(web: &Web, name: &str) -> Result<Option<PackagePage>, WebEr
                     signed_by: m["dist"]["signatures"][0]["keyid"]
                         .as_str()
                         .map(str::to_owned),
+                    attested: false,
                     built: None,
                 })
                 .collect()

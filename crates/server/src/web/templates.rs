@@ -126,6 +126,8 @@ pub struct VersionRow {
     pub deprecated: Option<String>,
     /// The key id of its registry signature, if it has one.
     pub signed_by: Option<String>,
+    /// Whether the registry's publish attestation of it is logged.
+    pub attested: bool,
     /// Where it was built, from its verified provenance.
     pub built: Option<BuiltFrom>,
 }

@@ -75,9 +75,12 @@ macro_rules! impl_package_store {
             let rows = sqlx::query(
                 "SELECT v.version, v.manifest, v.readme, v.tarball_sha512, v.shasum, v.integrity, \
                  v.size, v.deprecated, v.published_at, v.signatures, pr.summary AS provenance, \
+                 pa.keyid AS attested_by, \
                  u.id AS uid, u.name AS uname, u.email AS uemail FROM versions v \
                  LEFT JOIN users u ON u.id = v.publisher_id \
                  LEFT JOIN provenance pr ON pr.package_id = v.package_id AND pr.version = v.version \
+                 LEFT JOIN publish_attestations pa \
+                   ON pa.package_id = v.package_id AND pa.version = v.version \
                  WHERE v.package_id = $1 ORDER BY v.published_at, v.version",
             )
             .bind(package.id)
@@ -107,6 +110,7 @@ macro_rules! impl_package_store {
                     published_at: r.try_get("published_at")?,
                     signatures: r.try_get("signatures")?,
                     provenance: r.try_get("provenance")?,
+                    attested: r.try_get::<Option<String>, _>("attested_by")?.is_some(),
                 });
             }
             let rows = sqlx::query(

@@ -186,6 +186,127 @@ macro_rules! impl_signing_store {
                 w.tx.commit().await?;
                 Ok(written)
             }
+
+            async fn versions_to_attest(
+                &self,
+                after: Option<($crate::PackageId, String)>,
+                published_before: i64,
+                limit: i64,
+            ) -> $crate::StoreResult<Vec<$crate::UnattestedVersion>> {
+                use sqlx::Row;
+                let (after_package, after_version) = after.unwrap_or((i64::MIN, String::new()));
+                let rows = sqlx::query(
+                    "SELECT v.package_id, p.name, v.version, v.integrity, v.tarball_sha512, \
+                     pa.integrated_at AS replaces \
+                     FROM versions v JOIN packages p ON p.id = v.package_id \
+                     LEFT JOIN publish_attestations pa \
+                       ON pa.package_id = v.package_id AND pa.version = v.version \
+                     WHERE (v.package_id > $1 OR (v.package_id = $1 AND v.version > $2)) \
+                     AND v.published_at < $3 \
+                     AND (pa.keyid IS NULL OR EXISTS (SELECT 1 FROM signing_keys k \
+                       WHERE k.keyid = pa.keyid AND k.expires_at IS NOT NULL \
+                       AND k.expires_at <= pa.integrated_at)) \
+                     ORDER BY v.package_id, v.version LIMIT $4",
+                )
+                .bind(after_package)
+                .bind(after_version)
+                .bind(published_before)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::UnattestedVersion {
+                            package_id: r.try_get("package_id")?,
+                            name: r.try_get("name")?,
+                            version: r.try_get("version")?,
+                            integrity: r.try_get("integrity")?,
+                            tarball_sha512: r.try_get("tarball_sha512")?,
+                            replaces: r.try_get("replaces")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn put_publish_attestation(
+                &self,
+                package_id: $crate::PackageId,
+                version: &str,
+                a: &$crate::PublishAttestation,
+                replaces: Option<i64>,
+                now: i64,
+            ) -> $crate::StoreResult<bool> {
+                let mut w = self.begin_write().await?;
+                let written = match replaces {
+                    None => sqlx::query(
+                        "INSERT INTO publish_attestations (package_id, version, keyid, bundle, \
+                         integrated_at) SELECT $1, $2, $3, $4, $5 \
+                         WHERE EXISTS (SELECT 1 FROM versions WHERE package_id = $1 AND version = $2) \
+                         ON CONFLICT (package_id, version) DO NOTHING",
+                    )
+                    .bind(package_id)
+                    .bind(version)
+                    .bind(&a.keyid)
+                    .bind(&a.bundle)
+                    .bind(a.integrated_at)
+                    .execute(&mut *w.tx)
+                    .await?
+                    .rows_affected(),
+                    Some(old) => sqlx::query(
+                        "UPDATE publish_attestations SET keyid = $1, bundle = $2, \
+                         integrated_at = $3 WHERE package_id = $4 AND version = $5 \
+                         AND integrated_at = $6",
+                    )
+                    .bind(&a.keyid)
+                    .bind(&a.bundle)
+                    .bind(a.integrated_at)
+                    .bind(package_id)
+                    .bind(version)
+                    .bind(old)
+                    .execute(&mut *w.tx)
+                    .await?
+                    .rows_affected(),
+                };
+                if written == 0 {
+                    return Ok(false);
+                }
+                if replaces.is_none() {
+                    // a new revision: cached packuments are made again, with `dist.attestations`
+                    sqlx::query(
+                        "UPDATE packages SET rev = rev + 1, modified_at = $1 WHERE id = $2",
+                    )
+                    .bind(now)
+                    .bind(package_id)
+                    .execute(&mut *w.tx)
+                    .await?;
+                }
+                w.tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn version_publish_attestation(
+                &self,
+                name: &str,
+                version: &str,
+            ) -> $crate::StoreResult<Option<$crate::PublishAttestation>> {
+                use sqlx::Row;
+                let row = sqlx::query(
+                    "SELECT pa.keyid, pa.bundle, pa.integrated_at FROM publish_attestations pa \
+                     JOIN packages p ON p.id = pa.package_id WHERE p.name = $1 AND pa.version = $2",
+                )
+                .bind(name)
+                .bind(version)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| {
+                    Ok($crate::PublishAttestation {
+                        keyid: r.try_get("keyid")?,
+                        bundle: r.try_get("bundle")?,
+                        integrated_at: r.try_get("integrated_at")?,
+                    })
+                })
+                .transpose()
+            }
         }
     };
 }

@@ -1,7 +1,8 @@
 //! `GET /-/npm/v1/attestations/<name>@<version>`: a version's attestations, which
 //! `npm audit signatures` fetches from the packument's `dist.attestations.url` (always from the
-//! registry it installs from) and verifies with Sigstore. A version published here has its
-//! verified provenance bundle; a proxied version has its uplink's document, passed through.
+//! registry it installs from) and verifies with Sigstore. A version published here has the
+//! registry's publish attestation (when the registry logs them) and its verified provenance
+//! bundle, if any; a proxied version has its uplink's document, passed through.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -45,15 +46,23 @@ pub async fn attestations(
                 )));
             }
             shared &= doc.package.access == tessera_store::Access::Public;
-            let p = state
+            // the registry's publish attestation first, as registry.npmjs.org lists them
+            let mut list = Vec::new();
+            if let Some(a) = state
                 .store
-                .version_provenance(&name, &version)
+                .version_publish_attestation(&name, &version)
                 .await?
-                .ok_or_else(none)?;
-            let bundle: Value = serde_json::from_str(&p.bundle).map_err(ApiError::internal)?;
-            let doc =
-                json!({"attestations": [{"predicateType": p.predicate_type, "bundle": bundle}]});
-            bytes::Bytes::from(doc.to_string())
+            {
+                list.push(crate::publish_attestation::document_entry(&a)?);
+            }
+            if let Some(p) = state.store.version_provenance(&name, &version).await? {
+                let bundle: Value = serde_json::from_str(&p.bundle).map_err(ApiError::internal)?;
+                list.push(json!({"predicateType": p.predicate_type, "bundle": bundle}));
+            }
+            if list.is_empty() {
+                return Err(none());
+            }
+            bytes::Bytes::from(json!({ "attestations": list }).to_string())
         }
         Err(e) if e.status == axum::http::StatusCode::NOT_FOUND && state.uplinks.enabled() => state
             .uplinks

@@ -479,6 +479,7 @@ pub async fn store_version(
             published_at: now,
             signatures: signatures.clone(),
             provenance: None,
+            attested: false,
         },
         tags,
         description,
@@ -517,6 +518,15 @@ pub async fn store_version(
                 tracing::warn!(blob = %digests.sha512_hex, "tarball deleted by a concurrent unpublish: stored again");
                 state.blobs.put(&digests.sha512_hex, bytes.clone()).await?;
             }
+            // the registry's own attestation of this publish, when it logs them
+            let stored = crate::signing::Stored {
+                name,
+                version: &version,
+                integrity: &digests.integrity,
+                sha512: &digests.sha512_hex,
+            };
+            crate::publish_attestation::after_publish(state, published.package_id, stored, &bytes)
+                .await;
             Ok(())
         }
         Err(StoreError::VersionExists) => Err(ApiError::conflict(format!(

@@ -214,6 +214,7 @@ mod tests {
                     published_at: 0,
                     signatures: None,
                     provenance: None,
+                    attested: false,
                 })
                 .collect(),
             dist_tags: tags
