@@ -1,6 +1,7 @@
 //! The `tessera` binary: `serve` runs the registry; `admin …` manages it from the shell.
 
 mod admin;
+mod allocator;
 mod keys;
 mod seed;
 mod transfer;
@@ -83,8 +84,23 @@ fn init_logging(config: &Config) {
         .init();
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Threads for blocking work (file reads, password hashes; SQLite has its own). tokio's default
+/// is 512: under 64 downloads of a 3 MB tarball, each connection's read-ahead ran on a thread of
+/// its own and resident memory peaked near 290 MB (730 req/s); with 16 threads it peaked near
+/// 105 MB (860 req/s), on the bench's 2-core machine.
+const BLOCKING_THREADS: usize = 16;
+
+fn main() -> anyhow::Result<()> {
+    allocator::tune();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build()
+        .context("cannot start the runtime")?
+        .block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = load_config(&cli)?;
     match cli.command {
@@ -115,6 +131,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let signup = format!("{:?}", config.signup).to_lowercase();
     raise_file_limit(config.connections.max_connections);
     let state = tessera_server::open_state(config).await?;
+    allocator::spawn_trims();
     let listener = bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     println!("tessera listening on http://{addr}/ (data: {data}, sign-up: {signup})");

@@ -17,6 +17,7 @@ pub(crate) mod api;
 pub mod authn;
 pub mod authz;
 pub mod clock;
+pub mod coalesce;
 pub mod config;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

@@ -23,6 +23,8 @@ pub struct Inner {
     pub clock: Clock,
     /// Rendered packuments.
     pub packuments: PackumentCache,
+    /// One rendering per package at a time: concurrent misses wait for the first.
+    pub renders: crate::coalesce::Locks,
     /// Keys sealing TOTP secrets.
     pub keys: Keys,
     /// The registry-wide 2FA policy, as last read.
@@ -71,6 +73,7 @@ impl AppState {
             config,
             clock,
             packuments,
+            renders: Default::default(),
             keys,
             policy_cache: PolicyCache::default(),
             anonymous_rows: Default::default(),

@@ -66,6 +66,48 @@ impl std::fmt::Debug for S3Options {
 
 /// Largest tarball kept in memory.
 const HOT_ITEM_MAX: usize = 1 << 20;
+/// How much of a large tarball in the data folder is read at a time.
+const FILE_CHUNK: usize = 256 << 10;
+
+/// The next `len` bytes of `file`, [`FILE_CHUNK`] at a time, each read on a blocking thread.
+fn file_chunks(
+    file: std::fs::File,
+    len: u64,
+) -> futures::stream::BoxStream<'static, std::io::Result<Bytes>> {
+    use futures::StreamExt;
+    futures::stream::try_unfold((file, len), |(mut file, left)| async move {
+        if left == 0 {
+            return Ok(None);
+        }
+        let want = FILE_CHUNK.min(usize::try_from(left).unwrap_or(FILE_CHUNK));
+        let (file, chunk) = tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut buf = vec![0u8; want];
+            let mut filled = 0;
+            while filled < want {
+                match file.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            buf.truncate(filled);
+            Ok((file, buf))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        if chunk.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the tarball file is shorter than its listed size",
+            ));
+        }
+        let left = left - chunk.len() as u64;
+        Ok(Some((Bytes::from(chunk), (file, left))))
+    })
+    .boxed()
+}
 /// Memory budget of the kept tarballs.
 const HOT_BUDGET: usize = 64 << 20;
 
@@ -227,11 +269,16 @@ impl BlobStore {
             }
             Ok(r) => {
                 use futures::StreamExt;
-                Ok(Some(BlobBody::Stream(
-                    r.into_stream()
+                let len = r.range.end - r.range.start;
+                Ok(Some(BlobBody::Stream(match r.payload {
+                    // object_store reads a file 8 KiB at a time, each on a blocking thread:
+                    // a 3 MB tarball took 384 hops (166 req/s where nginx served 1,553)
+                    object_store::GetResultPayload::File(file, _) => file_chunks(file, len),
+                    payload => object_store::GetResult { payload, ..r }
+                        .into_stream()
                         .map(|c| c.map_err(std::io::Error::other))
                         .boxed(),
-                )))
+                })))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),

@@ -6,7 +6,6 @@
 //! - `client`: HTTP to an uplink, with its caps and redirect rule.
 //! - `proxied`: an upstream packument made ready to serve (pure).
 //! - `quarantine`: upstream versions kept out (pure).
-//! - `coalesce`: one fetch per name at a time within an instance.
 //! - `merged`: a local package and an uplink's served as one (`mode = "merge"`, pure).
 //!
 //! The rule that keeps dependency confusion out lives here, in [`Uplinks::claimed_locally`]
@@ -15,7 +14,6 @@
 //! an admin's rule puts in `mode = "merge"`, where taking versions from the uplink is the point.
 
 pub mod client;
-pub mod coalesce;
 pub mod merged;
 pub mod proxied;
 pub mod quarantine;
@@ -101,8 +99,8 @@ pub struct Uplinks {
     routes: Routes,
     memory: RwLock<Memory>,
     budget: usize,
-    names: coalesce::Locks,
-    files: coalesce::Locks,
+    names: crate::coalesce::Locks,
+    files: crate::coalesce::Locks,
     /// This instance's name in fetch leases.
     instance: String,
     /// Tarball fetches under way (each holds a tarball in memory).

@@ -32,7 +32,7 @@ pub async fn rendered(
     base: &str,
     part: Part,
 ) -> ApiResult<Option<Arc<Rendered>>> {
-    let (hit, mut epoch) = state.packuments.get(name, base);
+    let (hit, _) = state.packuments.get(name, base);
     if let Some(r) = hit {
         let current = !state.store.shared()
             || state.store.package_revision(name).await? == Some((r.package_id, r.rev));
@@ -55,8 +55,20 @@ pub async fn rendered(
             return Ok(Some(Arc::new(fresh)));
         }
         state.packuments.invalidate(name);
-        epoch = state.packuments.get(name, base).1;
     }
+    // A miss: one rendering per package at a time. Requests that missed together (a popular
+    // package just published) wait for the first one's rendering instead of each loading and
+    // rendering the whole package: the memory and time of one, not of every connection.
+    let _rendering = state.renders.lock(name).await;
+    let (hit, latest) = state.packuments.get(name, base);
+    if let Some(r) = hit
+        && r.has(part)
+        && (!state.store.shared()
+            || state.store.package_revision(name).await? == Some((r.package_id, r.rev)))
+    {
+        return Ok(Some(r));
+    }
+    let epoch = latest;
     let Some(doc) = state.store.package_doc(name).await? else {
         return Ok(None);
     };

@@ -1,5 +1,6 @@
 //! One task per key at a time: concurrent misses for the same name wait for the first one's
-//! fetch instead of making their own (request coalescing within an instance).
+//! work instead of doing their own (request coalescing within an instance): an uplink's fetch
+//! of a packument or a tarball, a packument's rendering.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
