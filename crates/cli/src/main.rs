@@ -132,11 +132,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     raise_file_limit(config.connections.max_connections);
     let state = tessera_server::open_state(config).await?;
     allocator::spawn_trims();
-    let listener = bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
-    let addr = listener.local_addr()?;
+    let threads = state.config.connections.threads;
+    let listeners = tessera_server::http::listener::bind(listen, threads, LISTEN_BACKLOG)
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listeners[0].local_addr()?;
     println!("tessera listening on http://{addr}/ (data: {data}, sign-up: {signup})");
     tracing::info!(%addr, "listening");
-    tessera_server::serve(listener, state, shutdown_signal()).await?;
+    tessera_server::serve(listeners, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -145,19 +147,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 /// `net.core.somaxconn`). `TcpListener::bind` asks for 128, which a burst of new connections
 /// overflows before the accept loop drains it; each dropped one waits 1 s for its client to retry.
 const LISTEN_BACKLOG: u32 = 1024;
-
-/// Binds `addr` as `TcpListener::bind` does (with `SO_REUSEADDR`), with a longer accept queue.
-fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    #[cfg(unix)]
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
-}
 
 /// Raises the open-file limit to its hard maximum: every connection is a file descriptor, and
 /// `connections.max_connections` should be what bounds them, not a low default soft limit.

@@ -196,3 +196,86 @@ fn a_stalled_upload_is_closed_and_a_trickled_one_times_out() {
     // Ordinary requests are unaffected.
     assert_eq!(ping(&addr), Some(200));
 }
+
+/// The names of the server's threads (Linux: `/proc/PID/task/*/comm`).
+fn thread_names(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .map(|n| n.trim().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether the process has exited (a zombie until its parent reaps it) or is gone.
+fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn serving_threads_share_the_port_no_other_program_can_take_it_and_stop_together() {
+    let reg = Registry::start_with(&[("TESSERA_CONNECTIONS__THREADS", "3")]);
+    let addr = addr(&reg);
+    let serving = || {
+        thread_names(reg.pid())
+            .iter()
+            .filter(|n| n.starts_with("tessera-http"))
+            .count()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || serving() == 3),
+        "serving threads: {:?}",
+        thread_names(reg.pid())
+    );
+    // the kernel spreads new connections over the three sockets: every one is served
+    let kept: Vec<TcpStream> = (0..24)
+        .map(|i| {
+            let mut s = TcpStream::connect(&addr).expect("connect");
+            s.write_all(b"GET /-/ping HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut buf = [0u8; 512];
+            let n = s.read(&mut buf).unwrap_or(0);
+            assert!(
+                buf[..n].starts_with(b"HTTP/1.1 200"),
+                "connection {i}: {:?}",
+                String::from_utf8_lossy(&buf[..n])
+            );
+            s
+        })
+        .collect();
+    // another server on the same port is refused, as with a plain socket
+    let other = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(tessera_bin())
+        .args(["serve", "--listen", &addr, "--data"])
+        .arg(other.path())
+        .env_remove("TESSERA_DATABASE")
+        .env_remove("TESSERA_STORAGE")
+        .output()
+        .expect("run a second tessera");
+    assert!(!out.status.success(), "a second server took the port");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot listen on"), "{err}");
+    assert_eq!(ping(&addr), Some(200));
+    // SIGTERM stops every serving thread, kept-alive connections included, and the process
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &reg.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert!(
+        eventually(Duration::from_secs(20), || exited(reg.pid())),
+        "still running 20 s after SIGTERM; log:\n{}",
+        reg.log_text()
+    );
+    assert!(reg.log_text().contains("stopped"), "{}", reg.log_text());
+    drop(kept);
+}

@@ -361,6 +361,8 @@ pub struct Config {
     pub read_requires_auth: bool,
     /// Memory for rendered packuments, in MiB (the read path serves them as cached bytes).
     pub packument_cache_mb: usize,
+    /// Memory for recently read small tarballs (up to 1 MiB each), in MiB.
+    pub tarball_cache_mb: usize,
     /// Let anyone publish new packages into any scope. Off (the default), a scope belongs to the
     /// maintainers of its packages (and `@name` to the user `name` before it has any), which
     /// stops others from squatting a team's scope.
@@ -582,6 +584,9 @@ pub struct ConnectionsConfig {
     pub body_timeout: Span,
     /// Open connections at most; past it, new connections are closed at once.
     pub max_connections: usize,
+    /// Threads that serve connections, each with a socket of its own on the listen address
+    /// (`SO_REUSEPORT`) and a runtime of its own; 0 for one per CPU core.
+    pub threads: usize,
 }
 
 impl Default for ConnectionsConfig {
@@ -591,6 +596,7 @@ impl Default for ConnectionsConfig {
             idle_timeout: Span::seconds(60),
             body_timeout: Span::minutes(5),
             max_connections: 16_384,
+            threads: 0,
         }
     }
 }
@@ -721,7 +727,8 @@ impl Default for Config {
             scoped_default_access: DefaultAccess::Restricted,
             read_requires_auth: false,
             open_scopes: false,
-            packument_cache_mb: 256,
+            packument_cache_mb: 64,
+            tarball_cache_mb: 16,
             min_password_length: 8,
             trust_proxy: false,
             log: "info".into(),

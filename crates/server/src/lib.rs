@@ -36,7 +36,6 @@ pub(crate) mod web;
 use std::sync::Arc;
 
 use axum::Router;
-use tokio::net::TcpListener;
 
 use tessera_store::{BlobStore, Migrate, PgStore, S3Options, SqliteStore, Store};
 
@@ -107,7 +106,7 @@ pub async fn open_stores(
             .map_err(|e| anyhow_like::Error(format!("cannot open the storage {url}: {e}")))?
         }
     };
-    Ok((store, blobs))
+    Ok((store, blobs.with_hot_budget(config.tarball_cache_mb << 20)))
 }
 
 /// Builds the application state from the configuration and the process environment
@@ -144,9 +143,9 @@ pub async fn open_state(config: Config) -> anyhow_like::Result<AppState> {
     Ok(AppState::new(store, blobs, config, clock, keys))
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves.
+/// Serves `state` on `listeners` (from [`http::listener::bind`]) until `shutdown` resolves.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<std::net::TcpListener>,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -210,7 +209,7 @@ pub async fn serve(
         }
     });
     let limits = state.config.connections.clone();
-    http::listener::serve(listener, app(state), &limits, shutdown).await
+    http::listener::serve(listeners, http::entry::Entry::new(state), &limits, shutdown).await
 }
 
 /// A minimal error type for start-up failures, so this crate needs no `anyhow`.

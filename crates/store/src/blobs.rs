@@ -108,12 +108,17 @@ fn file_chunks(
     })
     .boxed()
 }
-/// Memory budget of the kept tarballs.
-const HOT_BUDGET: usize = 64 << 20;
+/// Memory budget of the kept tarballs unless [`BlobStore::with_hot_budget`] sets another.
+const HOT_BUDGET: usize = 16 << 20;
 
-/// Recently read tarballs, oldest evicted first.
-#[derive(Default)]
-struct HotCache(Mutex<HotInner>);
+/// Recently read tarballs, oldest evicted first, within a memory budget.
+struct HotCache(Mutex<HotInner>, usize);
+
+impl Default for HotCache {
+    fn default() -> Self {
+        HotCache(Mutex::default(), HOT_BUDGET)
+    }
+}
 
 #[derive(Default)]
 struct HotInner {
@@ -140,7 +145,10 @@ impl HotCache {
         if c.map.contains_key(key) {
             return;
         }
-        while c.size + bytes.len() > HOT_BUDGET {
+        if bytes.len() > self.1 {
+            return;
+        }
+        while c.size + bytes.len() > self.1 {
             let Some(old) = c.order.pop_front() else {
                 break;
             };
@@ -214,6 +222,14 @@ impl BlobStore {
             inner,
             hot: Arc::default(),
         })
+    }
+
+    /// This store keeping at most about `bytes` of recently read small tarballs in memory.
+    pub fn with_hot_budget(self, bytes: usize) -> Self {
+        BlobStore {
+            inner: self.inner,
+            hot: Arc::new(HotCache(Mutex::default(), bytes)),
+        }
     }
 
     /// A store in memory (for tests).

@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use axum::extract::Request;
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -36,13 +37,29 @@ pub fn redact(path: &str) -> String {
 
 /// Middleware that logs each request at `info` under the `tessera::access` target.
 pub async fn log(req: Request, next: Next) -> Response {
-    if !tracing::enabled!(target: "tessera::access", tracing::Level::INFO) {
+    if !enabled() {
         return next.run(req).await;
     }
-    let start = Instant::now();
     let method = req.method().clone();
-    let path = redact(req.uri().path());
-    let res = next.run(req).await;
+    let path = req.uri().path().to_owned();
+    around(&method, &path, next.run(req)).await
+}
+
+/// Whether the access log is on (`tessera::access` at `info`).
+pub fn enabled() -> bool {
+    tracing::enabled!(target: "tessera::access", tracing::Level::INFO)
+}
+
+/// Runs `handler`, the answer to `method` `path`, and logs it at `info` under the
+/// `tessera::access` target.
+pub async fn around(
+    method: &Method,
+    path: &str,
+    handler: impl std::future::Future<Output = Response>,
+) -> Response {
+    let start = Instant::now();
+    let path = redact(path);
+    let res = handler.await;
     tracing::info!(
         target: "tessera::access",
         %method,

@@ -10,6 +10,15 @@
 //!
 //! Request bodies have their own total deadline (`connections.body_timeout`, in
 //! [`crate::http::extract`]).
+//!
+//! Connections are served as nginx serves them: `connections.threads` threads (one per core by
+//! default), each with a single-threaded runtime and a socket of its own bound to the listen
+//! address with `SO_REUSEPORT`, so the kernel spreads new connections over the threads and a
+//! connection's requests never hop between threads. On the bench's 2-core machine this served
+//! small reads about a fifth faster than one work-stealing runtime, whose wake-ups between worker
+//! threads cost more than the requests themselves. The work a handler hands off (file reads,
+//! password hashes) goes to its thread's blocking pool; the background work (signing passes,
+//! cache polls, pruning) stays on the main runtime.
 
 use std::future::Future;
 use std::io;
@@ -19,7 +28,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -32,15 +40,125 @@ use tower::ServiceExt;
 
 use crate::config::ConnectionsConfig;
 
-/// Serves `app` on `listener` under `limits` until `shutdown` resolves, then lets open requests
-/// finish (for at most 30 seconds).
+/// Blocking threads (file reads, password hashes) of each serving thread's runtime.
+const BLOCKING_THREADS_PER_THREAD: usize = 8;
+
+/// Binds the sockets [`serve`] takes: `threads` of them (0 for one per core) on `addr`, with
+/// `SO_REUSEADDR` and `SO_REUSEPORT`, each with an accept queue of `backlog`. With port 0 the
+/// first picks the port and the others bind to it.
+///
+/// A port that another program (or another `tessera serve`) listens on is refused, as a plain
+/// bind would refuse it: a socket without `SO_REUSEPORT` is bound first to find out, then closed.
+pub fn bind(
+    addr: std::net::SocketAddr,
+    threads: usize,
+    backlog: u32,
+) -> io::Result<Vec<std::net::TcpListener>> {
+    let threads = if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    };
+    let socket = |addr: std::net::SocketAddr, reuseport: bool| -> io::Result<TcpListener> {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        #[cfg(unix)]
+        {
+            socket.set_reuseaddr(true)?;
+            if reuseport {
+                socket.set_reuseport(true)?;
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = reuseport;
+        socket.bind(addr)?;
+        socket.listen(backlog)
+    };
+    let probe = socket(addr, false)?;
+    if threads == 1 {
+        return Ok(vec![probe.into_std()?]);
+    }
+    let mut addr = probe.local_addr()?;
+    drop(probe);
+    let mut out = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let listener = socket(addr, true)?;
+        addr = listener.local_addr()?;
+        out.push(listener.into_std()?);
+    }
+    Ok(out)
+}
+
+/// Serves `app` on `listeners` (from [`bind`]), each on a thread of its own with a
+/// single-threaded runtime, under `limits` (the connection cap is shared), until `shutdown`
+/// resolves; then lets open requests finish (for at most 30 seconds).
 pub async fn serve(
-    listener: TcpListener,
-    app: Router,
+    listeners: Vec<std::net::TcpListener>,
+    app: crate::http::entry::Entry,
     limits: &ConnectionsConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (ended, mut ends) = tokio::sync::mpsc::unbounded_channel();
+    let threads = listeners.len();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let (app, limits, slots, ended) =
+            (app.clone(), limits.clone(), slots.clone(), ended.clone());
+        let mut stopped = stopped.clone();
+        std::thread::Builder::new()
+            .name(format!("tessera-http-{i}"))
+            .spawn(move || {
+                let result = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .max_blocking_threads(BLOCKING_THREADS_PER_THREAD)
+                    .build()
+                    .and_then(|rt| {
+                        let r = rt.block_on(async move {
+                            let listener = TcpListener::from_std(listener)?;
+                            let stop = async move {
+                                let _ = stopped.wait_for(|s| *s).await;
+                            };
+                            serve_one(listener, app, &limits, slots, stop).await
+                        });
+                        rt.shutdown_timeout(Duration::from_secs(1));
+                        r
+                    });
+                let _ = ended.send(result);
+            })?;
+    }
+    drop(ended);
+    // a thread that ends before the shutdown failed: stop the others and report it
+    let mut first = tokio::select! {
+        () = shutdown => None,
+        r = ends.recv() => Some(r.unwrap_or(Ok(()))),
+    };
+    let _ = stop.send(true);
+    let mut left = threads - usize::from(first.is_some());
+    while left > 0 {
+        let Some(r) = ends.recv().await else { break };
+        left -= 1;
+        if first.is_none() || matches!(first, Some(Ok(()))) {
+            first = Some(r);
+        }
+    }
+    match first {
+        Some(Err(e)) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The accept loop of one serving thread.
+async fn serve_one(
+    listener: TcpListener,
+    app: crate::http::entry::Entry,
+    limits: &ConnectionsConfig,
+    slots: Arc<Semaphore>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     let graceful = GracefulShutdown::new();
     let header_timeout = limits.header_timeout.as_duration();
     let idle_timeout = limits.idle_timeout.as_duration();
@@ -80,7 +198,7 @@ pub async fn serve(
         let service = app
             .clone()
             .map_request(move |req: hyper::Request<Incoming>| {
-                let mut req = req.map(|b| Deadline::new(b, body_timeout));
+                let mut req = req.map(|b| axum::body::Body::new(Deadline::new(b, body_timeout)));
                 req.extensions_mut().insert(ConnectInfo(peer));
                 req
             });
@@ -205,17 +323,20 @@ impl AsyncWrite for Watched {
     }
 }
 
-/// A request body that fails once its deadline has passed.
+/// A request body that fails once its deadline has passed. The timer is set on the first read:
+/// most requests (every `GET`) never read a body, and need none.
 struct Deadline<B> {
     inner: B,
-    sleep: Pin<Box<tokio::time::Sleep>>,
+    deadline: tokio::time::Instant,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<B> Deadline<B> {
     fn new(inner: B, limit: Duration) -> Self {
         Deadline {
             inner,
-            sleep: Box::pin(tokio::time::sleep(limit)),
+            deadline: tokio::time::Instant::now() + limit,
+            sleep: None,
         }
     }
 }
@@ -244,7 +365,11 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        if self.sleep.as_mut().poll(cx).is_ready() {
+        let deadline = self.deadline;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Some(Err(Box::new(BodyTimedOut))));
         }
         Pin::new(&mut self.inner)
