@@ -252,17 +252,37 @@ fn serving_threads_share_the_port_no_other_program_can_take_it_and_stop_together
             s
         })
         .collect();
-    // another server on the same port is refused, as with a plain socket
+    // another server on the same port is refused, as with a plain socket, even one that would
+    // join with SO_REUSEPORT itself (it is stopped if it does not fail by itself)
     let other = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(tessera_bin())
+    let mut second = std::process::Command::new(tessera_bin())
         .args(["serve", "--listen", &addr, "--data"])
         .arg(other.path())
         .env_remove("TESSERA_DATABASE")
         .env_remove("TESSERA_STORAGE")
-        .output()
+        .env("TESSERA_CONNECTIONS__THREADS", "2")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run a second tessera");
-    assert!(!out.status.success(), "a second server took the port");
-    let err = String::from_utf8_lossy(&out.stderr);
+    let mut status = None;
+    eventually(Duration::from_secs(20), || {
+        status = second.try_wait().unwrap();
+        status.is_some()
+    });
+    if status.is_none() {
+        let _ = second.kill();
+        let _ = second.wait();
+        panic!("a second server took the port and kept serving");
+    }
+    assert!(!status.unwrap().success(), "a second server took the port");
+    let mut err = String::new();
+    second
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(err.contains("cannot listen on"), "{err}");
     assert_eq!(ping(&addr), Some(200));
     // SIGTERM stops every serving thread, kept-alive connections included, and the process

@@ -40,8 +40,10 @@ use tower::ServiceExt;
 
 use crate::config::ConnectionsConfig;
 
-/// Blocking threads (file reads, password hashes) of each serving thread's runtime.
-const BLOCKING_THREADS_PER_THREAD: usize = 8;
+/// Blocking threads (file reads, password hashes) of all serving threads together, shared out
+/// among them (at least 2 each): under 64 downloads of a 3 MB tarball, each blocking thread holds
+/// a read-ahead buffer, and 512 of them (tokio's default) held nearly 290 MB.
+const BLOCKING_THREADS: usize = 16;
 
 /// Binds the sockets [`serve`] takes: `threads` of them (0 for one per core) on `addr`, with
 /// `SO_REUSEADDR` and `SO_REUSEPORT`, each with an accept queue of `backlog`. With port 0 the
@@ -105,29 +107,44 @@ pub async fn serve(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let (ended, mut ends) = tokio::sync::mpsc::unbounded_channel();
     let threads = listeners.len();
+    let blocking = (BLOCKING_THREADS / threads.max(1)).max(2);
+    // A connection a thread opened (to PostgreSQL, S3, an uplink) is driven by that thread's
+    // runtime and may be in use by the others: no runtime is dropped before every thread has
+    // drained its requests.
+    let drained = Arc::new(std::sync::Barrier::new(threads));
     for (i, listener) in listeners.into_iter().enumerate() {
         let (app, limits, slots, ended) =
             (app.clone(), limits.clone(), slots.clone(), ended.clone());
-        let mut stopped = stopped.clone();
+        let (mut stopped, drained) = (stopped.clone(), drained.clone());
         std::thread::Builder::new()
             .name(format!("tessera-http-{i}"))
             .spawn(move || {
-                let result = tokio::runtime::Builder::new_current_thread()
+                let rt = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
-                    .max_blocking_threads(BLOCKING_THREADS_PER_THREAD)
+                    .max_blocking_threads(blocking)
                     .build()
-                    .and_then(|rt| {
-                        let r = rt.block_on(async move {
-                            let listener = TcpListener::from_std(listener)?;
-                            let stop = async move {
-                                let _ = stopped.wait_for(|s| *s).await;
-                            };
-                            serve_one(listener, app, &limits, slots, stop).await
-                        });
-                        rt.shutdown_timeout(Duration::from_secs(1));
-                        r
-                    });
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ended.send(Err(e));
+                        drained.wait();
+                        return;
+                    }
+                };
+                let run = std::panic::AssertUnwindSafe(|| {
+                    rt.block_on(async move {
+                        let listener = TcpListener::from_std(listener)?;
+                        let stop = async move {
+                            let _ = stopped.wait_for(|s| *s).await;
+                        };
+                        serve_one(listener, app, &limits, slots, stop).await
+                    })
+                });
+                let result = std::panic::catch_unwind(run)
+                    .unwrap_or_else(|_| Err(io::Error::other("a serving thread panicked")));
                 let _ = ended.send(result);
+                drained.wait();
+                rt.shutdown_timeout(Duration::from_secs(1));
             })?;
     }
     drop(ended);

@@ -659,6 +659,30 @@ impl Uplinks {
             .take_fetch_lease(&probe, &self.instance, until, now)
             .await?
         {
+            // The health read above may predate a probe that failed and let go of the lease
+            // since (it records the failure first): then the breaker is open again, and this
+            // request is not a second probe.
+            let reopened = state
+                .store
+                .uplink_health_of(&cfg.name)
+                .await?
+                .filter(|h| h.down_until > now);
+            if let Some(h) = reopened {
+                if let Err(e) = state
+                    .store
+                    .release_fetch_lease(&probe, &self.instance)
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot end an uplink probe");
+                }
+                let last = h.last_error.as_deref().unwrap_or("?");
+                return Ok(Some(format!(
+                    "{} is skipped after {} failures in a row (last: {last}) until {}",
+                    cfg.name,
+                    h.fails,
+                    crate::clock::iso8601(h.down_until)
+                )));
+            }
             self.probing
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
