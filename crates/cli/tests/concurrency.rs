@@ -377,7 +377,12 @@ fn racing_dist_tag_moves_end_on_a_written_value_in_every_view() {
         });
         for (m, s) in moves.iter().zip(&answers) {
             match m {
-                (_, Some(_)) => assert_eq!(*s, 200, "round {round}: {m:?}"),
+                (_, Some(_)) => assert_eq!(
+                    *s,
+                    200,
+                    "round {round}: {m:?}; server log:\n{}",
+                    reg.log_text()
+                ),
                 (_, None) => assert!([200, 404].contains(s), "round {round}: {m:?} → {s}"),
             }
         }

@@ -22,8 +22,11 @@ use crate::transfer::impl_transfer;
 /// The SQLite store.
 ///
 /// SQLite allows one writer at a time. Write transactions take an in-process lock first, so
-/// they queue in order instead of failing with `SQLITE_BUSY` when a deferred transaction tries
-/// to upgrade its read lock.
+/// they queue in order, and then begin `IMMEDIATE`, taking SQLite's write lock at once: a
+/// deferred transaction that read first and then wrote would get `SQLITE_BUSY` at once, without
+/// waiting, whenever the write lock was still held, and it is, briefly, after a transaction
+/// dropped without committing (its rollback runs on the connection's worker thread after the
+/// in-process lock is already released).
 pub struct SqliteStore {
     pub(crate) pool: SqlitePool,
     write_lock: Mutex<()>,
@@ -105,7 +108,7 @@ impl SqliteStore {
 
     pub(crate) async fn begin_write(&self) -> StoreResult<WriteTx<'_>> {
         let guard = self.write_lock.lock().await;
-        let tx = self.pool.begin().await?;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         Ok(WriteTx { tx, _guard: guard })
     }
 

@@ -2210,3 +2210,43 @@ async fn publish_attestations_are_kept_replaced_only_as_read_and_found_when_due(
         None
     );
 }
+
+/// A write that ends without committing (here: removing a tag that is not there) must not leave
+/// the database locked for the next writer, even when that writer runs on another thread at
+/// once. SQLite reports a deferred transaction's upgrade to a writer as "database is locked"
+/// straight away, without waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_that_ends_without_committing_never_locks_out_the_next() {
+    let s = shared_store().await;
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let pkg = s
+        .publish(publish("demo", "1.0.0", alice.id), 2)
+        .await
+        .unwrap();
+    let store = s.store.clone();
+    let tasks: Vec<_> = (0..16)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..200 {
+                    if (t + i) % 2 == 0 {
+                        assert!(
+                            !store
+                                .remove_dist_tag(pkg.package_id, "absent", 3)
+                                .await
+                                .unwrap()
+                        );
+                    } else {
+                        store
+                            .set_dist_tag(pkg.package_id, "beta", "1.0.0", 3)
+                            .await
+                            .unwrap_or_else(|e| panic!("task {t}, write {i}: {e}"));
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
