@@ -137,8 +137,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listeners[0].local_addr()?;
     println!("tessera listening on http://{addr}/ (data: {data}, sign-up: {signup})");
-    tracing::info!(%addr, "listening");
-    tessera_server::serve(listeners, state, shutdown_signal()).await?;
+    tracing::info!(
+        %addr,
+        threads = listeners.len(),
+        packument_cache_mib = state.config.packument_cache_bytes() >> 20,
+        tarball_cache_mib = state.config.tarball_cache_mb,
+        "listening"
+    );
+    tessera_server::serve(listeners, state, allocator::upkeep(), shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

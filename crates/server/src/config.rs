@@ -359,7 +359,8 @@ pub struct Config {
     pub scoped_default_access: DefaultAccess,
     /// Refuse anonymous reads (packuments, tarballs, search).
     pub read_requires_auth: bool,
-    /// Memory for rendered packuments, in MiB (the read path serves them as cached bytes).
+    /// Memory for rendered packuments, in MiB (the read path serves them as cached bytes); 0
+    /// sizes it from the machine's memory ([`Config::packument_cache_bytes`]).
     pub packument_cache_mb: usize,
     /// Memory for recently read small tarballs (up to 1 MiB each), in MiB.
     pub tarball_cache_mb: usize,
@@ -727,7 +728,7 @@ impl Default for Config {
             scoped_default_access: DefaultAccess::Restricted,
             read_requires_auth: false,
             open_scopes: false,
-            packument_cache_mb: 64,
+            packument_cache_mb: 0,
             tarball_cache_mb: 16,
             min_password_length: 8,
             trust_proxy: false,
@@ -767,6 +768,15 @@ pub enum ConfigError {
 const NOT_KEYS: &[&str] = &["CONFIG", "SECRET_KEY"];
 
 impl Config {
+    /// The packument cache's budget in bytes: `packument_cache_mb`, or when that is 0, a
+    /// sixteenth of the machine's memory (or its cgroup's limit) between 32 and 256 MiB.
+    pub fn packument_cache_bytes(&self) -> usize {
+        match self.packument_cache_mb {
+            0 => crate::machine::packument_cache_default(crate::machine::memory_bytes()),
+            mb => mb.saturating_mul(1 << 20),
+        }
+    }
+
     /// Loads defaults, overlaid by `file` (if any), overlaid by `TESSERA_*` variables from `env`.
     ///
     /// `TESSERA_SIGNUP=closed` sets `signup`; nested keys use a double underscore

@@ -22,6 +22,7 @@ pub mod config;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod http;
+pub mod machine;
 pub mod npm;
 pub mod provenance;
 pub mod publish_attestation;
@@ -143,10 +144,12 @@ pub async fn open_state(config: Config) -> anyhow_like::Result<AppState> {
     Ok(AppState::new(store, blobs, config, clock, keys))
 }
 
-/// Serves `state` on `listeners` (from [`http::listener::bind`]) until `shutdown` resolves.
+/// Serves `state` on `listeners` (from [`http::listener::bind`]) until `shutdown` resolves,
+/// each serving thread running `upkeep` if any.
 pub async fn serve(
     listeners: Vec<std::net::TcpListener>,
     state: AppState,
+    upkeep: Option<http::listener::Upkeep>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     // versions published before the registry had a key are signed in the background
@@ -209,7 +212,14 @@ pub async fn serve(
         }
     });
     let limits = state.config.connections.clone();
-    http::listener::serve(listeners, http::entry::Entry::new(state), &limits, shutdown).await
+    http::listener::serve(
+        listeners,
+        http::entry::Entry::new(state),
+        &limits,
+        upkeep,
+        shutdown,
+    )
+    .await
 }
 
 /// A minimal error type for start-up failures, so this crate needs no `anyhow`.

@@ -53,7 +53,7 @@ impl AppState {
         clock: Clock,
         keys: Keys,
     ) -> Self {
-        let packuments = PackumentCache::with_budget(config.packument_cache_mb << 20);
+        let packuments = PackumentCache::with_budget(config.packument_cache_bytes());
         let uplinks = crate::uplinks::Uplinks::new(&config).unwrap_or_else(|e| {
             tracing::error!(error = %e, "the uplinks cannot be used");
             crate::uplinks::Uplinks::none()

@@ -66,48 +66,91 @@ impl std::fmt::Debug for S3Options {
 
 /// Largest tarball kept in memory.
 const HOT_ITEM_MAX: usize = 1 << 20;
-/// How much of a large tarball in the data folder is read at a time.
-const FILE_CHUNK: usize = 256 << 10;
+/// How much of a large tarball in the data folder is read at a time. Measured on a 3 MB
+/// tarball, 64 to 512 KiB served alike; 1 MiB chunks served a third fewer.
+const FILE_CHUNK: usize = 128 << 10;
 
-/// The next `len` bytes of `file`, [`FILE_CHUNK`] at a time, each read on a blocking thread.
+/// The next `len` bytes of `file`, up to [`FILE_CHUNK`] at a time: read on the calling thread
+/// when the page cache holds them (as nginx reads), else on a blocking thread.
 fn file_chunks(
     file: std::fs::File,
     len: u64,
 ) -> futures::stream::BoxStream<'static, std::io::Result<Bytes>> {
     use futures::StreamExt;
-    futures::stream::try_unfold((file, len), |(mut file, left)| async move {
+    futures::stream::try_unfold((file, len), |(file, left)| async move {
         if left == 0 {
             return Ok(None);
         }
         let want = FILE_CHUNK.min(usize::try_from(left).unwrap_or(FILE_CHUNK));
-        let (file, chunk) = tokio::task::spawn_blocking(move || {
-            use std::io::Read;
-            let mut buf = vec![0u8; want];
-            let mut filled = 0;
-            while filled < want {
-                match file.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            buf.truncate(filled);
-            Ok((file, buf))
-        })
-        .await
-        .map_err(std::io::Error::other)??;
+        let (file, chunk) = match read_cached(&file, want)? {
+            Some(chunk) => (file, chunk),
+            None => tokio::task::spawn_blocking(move || {
+                let buf = read_blocking(&file, want)?;
+                Ok::<_, std::io::Error>((file, buf))
+            })
+            .await
+            .map_err(std::io::Error::other)??,
+        };
         if chunk.is_empty() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
                 "the tarball file is shorter than its listed size",
             ));
         }
-        let left = left - chunk.len() as u64;
+        let left = left.saturating_sub(chunk.len() as u64);
         Ok(Some((Bytes::from(chunk), (file, left))))
     })
     .boxed()
 }
+
+/// Up to `want` bytes from `file`'s position, if the page cache holds at least the first of
+/// them: `preadv2` with `RWF_NOWAIT` never waits for the disk. `None` means "read it on a
+/// blocking thread" (nothing cached, or a kernel or file system without `RWF_NOWAIT`).
+#[cfg(target_os = "linux")]
+fn read_cached(file: &std::fs::File, want: usize) -> std::io::Result<Option<Vec<u8>>> {
+    use std::os::fd::AsRawFd;
+    let mut buf: Vec<u8> = Vec::with_capacity(want);
+    let iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: want,
+    };
+    // SAFETY: the iovec points at `want` bytes of `buf`'s allocation, which outlives the call;
+    // offset -1 reads at (and advances) the file's position, as `read` does.
+    let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, -1, libc::RWF_NOWAIT) };
+    if n < 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::EAGAIN | libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL | libc::EINTR) => {
+                Ok(None)
+            }
+            _ => Err(e),
+        };
+    }
+    if n == 0 {
+        // the end of the file, or nothing cached on a kernel that reports it this way: the
+        // blocking read tells them apart
+        return Ok(None);
+    }
+    // SAFETY: the kernel wrote the first `n` (≤ `want`) bytes.
+    unsafe { buf.set_len(n as usize) };
+    Ok(Some(buf))
+}
+
+/// Up to `want` bytes from `file`'s position, waiting for the disk if need be (no zeroing of
+/// the buffer first).
+fn read_blocking(file: &std::fs::File, want: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(want);
+    file.take(want as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Elsewhere every chunk is read on a blocking thread.
+#[cfg(not(target_os = "linux"))]
+fn read_cached(_file: &std::fs::File, _want: usize) -> std::io::Result<Option<Vec<u8>>> {
+    Ok(None)
+}
+
 /// Memory budget of the kept tarballs unless [`BlobStore::with_hot_budget`] sets another.
 const HOT_BUDGET: usize = 16 << 20;
 
@@ -402,6 +445,54 @@ mod tests {
         }
         assert!(b.hot.get("small").is_some(), "and is kept");
         assert!(b.open("none").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_large_tarball_in_a_folder_streams_whole_in_file_chunks() {
+        use futures::TryStreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        let b = BlobStore::local(dir.path()).unwrap();
+        let big: Vec<u8> = (0..3 * HOT_ITEM_MAX + 17)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        b.put("big", Bytes::from(big.clone())).await.unwrap();
+        match b.open("big").await.unwrap().unwrap() {
+            BlobBody::Stream(s) => {
+                let chunks: Vec<Bytes> = s.try_collect().await.unwrap();
+                assert!(chunks.iter().all(|c| c.len() <= FILE_CHUNK));
+                assert_eq!(chunks.concat(), big);
+            }
+            BlobBody::Whole(_) => panic!("a large tarball must stream"),
+        }
+    }
+
+    #[test]
+    fn cached_and_blocking_reads_take_turns_on_one_file() {
+        use std::io::Write;
+        let mut f = tempfile::tempfile().unwrap();
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
+        f.write_all(&data).unwrap();
+        use std::io::Seek;
+        f.rewind().unwrap();
+        let mut got = Vec::new();
+        for i in 0.. {
+            let part = if i % 2 == 0 {
+                // just written, so the page cache holds it (on Linux)
+                let cached = read_cached(&f, 3000).unwrap();
+                if cfg!(target_os = "linux") && got.len() < data.len() {
+                    assert!(cached.is_some(), "read {i} was not served from the cache");
+                }
+                cached.unwrap_or_default()
+            } else {
+                read_blocking(&f, 3000).unwrap()
+            };
+            if part.is_empty() && got.len() == data.len() {
+                break;
+            }
+            got.extend_from_slice(&part);
+            assert!(i < 20, "no end");
+        }
+        assert_eq!(got, data);
     }
 
     #[test]

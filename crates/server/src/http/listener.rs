@@ -94,13 +94,25 @@ pub fn bind(
     Ok(out)
 }
 
+/// Work a serving thread does for itself on a timer: `run` every `every`, on that thread (the
+/// binary returns the thread's free allocator memory to the OS this way).
+#[derive(Clone, Copy)]
+pub struct Upkeep {
+    /// How often.
+    pub every: Duration,
+    /// What (a plain function: it runs between requests and must be quick).
+    pub run: fn(),
+}
+
 /// Serves `app` on `listeners` (from [`bind`]), each on a thread of its own with a
 /// single-threaded runtime, under `limits` (the connection cap is shared), until `shutdown`
-/// resolves; then lets open requests finish (for at most 30 seconds).
+/// resolves; then lets open requests finish (for at most 30 seconds). Each thread also runs
+/// `upkeep`, if any.
 pub async fn serve(
     listeners: Vec<std::net::TcpListener>,
     app: crate::http::entry::Entry,
     limits: &ConnectionsConfig,
+    upkeep: Option<Upkeep>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -133,6 +145,16 @@ pub async fn serve(
                 };
                 let run = std::panic::AssertUnwindSafe(|| {
                     rt.block_on(async move {
+                        if let Some(u) = upkeep {
+                            tokio::spawn(async move {
+                                let start = tokio::time::Instant::now() + u.every;
+                                let mut tick = tokio::time::interval_at(start, u.every);
+                                loop {
+                                    tick.tick().await;
+                                    (u.run)();
+                                }
+                            });
+                        }
                         let listener = TcpListener::from_std(listener)?;
                         let stop = async move {
                             let _ = stopped.wait_for(|s| *s).await;

@@ -164,7 +164,7 @@ impl Uplinks {
             configs: config.uplinks.clone(),
             clients,
             routes: Routes::new(&names, &config.packages)?,
-            budget: (config.packument_cache_mb << 20) / 2,
+            budget: config.packument_cache_bytes() / 2,
             ..Uplinks::none()
         })
     }
