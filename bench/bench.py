@@ -1119,8 +1119,9 @@ def report(results, big_versions):
         lines.append("")
         lines.append("Scale (tessera): abbreviated + gzip packuments (what npm asks for) of random packages among N, "
                      "seeded with `tessera admin seed`, after a first pass that reads every package once in turn "
-                     "(the registry's steady state within the default packument cache budget, 64 MiB, which holds about "
-                     "10,000 such packuments: past that, reads of the others render them again). The first pass is shown too: "
+                     "(the registry's steady state within the default packument cache budget, a sixteenth of the machine's memory "
+                     "between 32 and 256 MiB; 256 MiB holds about 40,000 such packuments, and past the budget reads of the "
+                     "others render them again). The first pass is shown too: "
                      "it reads each package from the database.\n")
         lines.append("| packages in the store | req/s | p50 ms | p99 ms | peak RSS MB | first pass: req/s, p99 ms |")
         lines.append("|---|---|---|---|---|---|")
