@@ -1,5 +1,7 @@
 //! `tessera admin seed`: synthetic packages for benchmarks, written straight into the store in
-//! large transactions (thousands of packages a second), each version with a real tarball.
+//! large transactions (thousands of packages a second), each version with a real tarball and
+//! signed with the registry key as a publish would be (an unsigned version would be signed by
+//! the server's start-up pass, whose writes would then run under the benchmark's reads).
 
 use std::io::Write;
 use std::time::Instant;
@@ -66,6 +68,10 @@ pub async fn run(
                 .await?
         }
     };
+    let (store, keys) = (state.store.as_ref(), &state.keys);
+    tessera_server::signing::Signer::ensure_key(store, keys, now)
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))?;
     let start = Instant::now();
     let mut batch = Vec::new();
     let mut done = 0usize;
@@ -76,6 +82,11 @@ pub async fn run(
             let tgz = tarball(&name, &version);
             let d = Digests::of(&tgz);
             let manifest = serde_json::json!({"name": name, "version": version, "description": format!("{name}, seeded for benchmarks"), "main": "index.js", "license": "MIT", "dependencies": {}});
+            let signatures = state
+                .signer
+                .sign(store, keys, &name, &version, &d.integrity)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?;
             batch.push((
                 d.sha512_hex.clone(),
                 Bytes::from(tgz.clone()),
@@ -94,7 +105,7 @@ pub async fn run(
                         deprecated: None,
                         publisher: None,
                         published_at: now,
-                        signatures: None,
+                        signatures: Some(signatures),
                         provenance: None,
                         attested: false,
                     },
