@@ -1,18 +1,44 @@
 //! What the machine gives the process: memory, read from `/proc` and the cgroup, to size the
 //! defaults that depend on it.
 
-/// Memory the process may use: the smaller of the machine's memory and its cgroup's limit
-/// (v2 `memory.max`, or v1 `memory.limit_in_bytes`), or `None` where neither can be read.
+/// Memory the process may use: the smaller of the machine's memory and the lowest cgroup limit
+/// over it (v2 `memory.max` of its own cgroup and each one above, as a systemd `MemoryMax=` or a
+/// container sets; or v1 `memory.limit_in_bytes`), or `None` where none can be read.
 pub fn memory_bytes() -> Option<u64> {
     let read = |p: &str| std::fs::read_to_string(p).ok();
     let total = read("/proc/meminfo").and_then(|s| mem_total(&s));
-    let limit = read("/sys/fs/cgroup/memory.max")
-        .or_else(|| read("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
-        .and_then(|s| cgroup_limit(&s));
+    let own = read("/proc/self/cgroup");
+    let v2 = own
+        .as_deref()
+        .and_then(cgroup_v2_path)
+        .map(|path| {
+            cgroup_and_ancestors(path)
+                .filter_map(|dir| read(&format!("/sys/fs/cgroup{dir}/memory.max")))
+                .filter_map(|s| cgroup_limit(&s))
+                .min()
+        })
+        .unwrap_or(None);
+    let limit = v2.or_else(|| {
+        read("/sys/fs/cgroup/memory/memory.limit_in_bytes").and_then(|s| cgroup_limit(&s))
+    });
     match (total, limit) {
         (Some(t), Some(l)) => Some(t.min(l)),
         (t, l) => t.or(l),
     }
+}
+
+/// The process's cgroup v2 path from `/proc/self/cgroup` (its `0::/path` line).
+fn cgroup_v2_path(proc_self_cgroup: &str) -> Option<&str> {
+    proc_self_cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .filter(|p| p.starts_with('/'))
+}
+
+/// `path` and each cgroup above it, as folder suffixes of `/sys/fs/cgroup` ("" is the root).
+fn cgroup_and_ancestors(path: &str) -> impl Iterator<Item = &str> {
+    let path = path.trim_end_matches('/');
+    std::iter::successors(Some(path), |p| p.rfind('/').map(|i| &p[..i]))
 }
 
 /// `MemTotal` from `/proc/meminfo`, in bytes.
@@ -57,6 +83,17 @@ mod tests {
         assert_eq!(cgroup_limit("9223372036854771712\n"), None);
         assert_eq!(cgroup_limit("536870912\n"), Some(512 * MIB));
         assert_eq!(cgroup_limit(""), None);
+    }
+
+    #[test]
+    fn a_cgroup_and_the_ones_above_it_are_all_read() {
+        let own = "12:memory:/old\n0::/system.slice/tessera.service\n";
+        let path = cgroup_v2_path(own).unwrap();
+        assert_eq!(path, "/system.slice/tessera.service");
+        let dirs: Vec<&str> = cgroup_and_ancestors(path).collect();
+        assert_eq!(dirs, ["/system.slice/tessera.service", "/system.slice", ""]);
+        assert_eq!(cgroup_and_ancestors("/").collect::<Vec<_>>(), [""]);
+        assert_eq!(cgroup_v2_path("12:memory:/docker/abc\n"), None);
     }
 
     #[test]
