@@ -452,7 +452,14 @@ def wrk(url, duration, headers=None, script=None, env=None, connections=64):
         v, unit = float(m.group(1)), m.group(2)
         return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": float(rps.group(1)) if rps else 0.0, "p50": lat(50), "p99": lat(99),
+    avg = re.search(r"Latency\s+([\d.]+)(us|ms|s)\b", out)
+    avg_ms = None
+    if avg:
+        v, unit = float(avg.group(1)), avg.group(2)
+        avg_ms = v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+    done = re.search(r"(\d+) requests in", out)
+    return {"rps": float(rps.group(1)) if rps else 0.0, "p50": lat(50), "p99": lat(99), "avg": avg_ms,
+            "requests": int(done.group(1)) if done else 0, "connections": connections,
             "non2xx": int(errors.group(1)) if errors else 0, "raw": out}
 
 
@@ -1051,14 +1058,19 @@ def scale(run_dir, sets, dur):
         t.start()
         env = {"PACKAGES": str(n), "THREADS": "2"}
         hdrs = {"Accept": CORGI, "Accept-Encoding": "gzip"}
-        # first pass: every package once, in turn (each is read from the database and rendered)
+        # first pass: every package once, in turn (each is read from the database and rendered);
+        # wrk's threads stop after their share, so its latencies are those of first reads only.
+        # wrk divides by its whole duration, so the rate is the connections over the mean latency
+        # (a closed loop of 64 connections).
         log(f"scale: first pass over {n} packages")
-        first_dur = max(dur, n // 4000 + 2)
-        first = wrk(t.base + "/", first_dur, hdrs, os.path.join(BENCH, "each-package.lua"), env)
+        first_dur = max(dur, n // 5000 + 5)
+        first = wrk(t.base + "/", first_dur, hdrs, os.path.join(BENCH, "first-read.lua"), env)
+        first_rps = first["connections"] / (first["avg"] / 1000) if first["avg"] else 0.0
         log(f"scale: measuring {n} packages")
         r, peak = under_load(t.proc, lambda: wrk(t.base + "/", dur, hdrs, script, env))
         out[str(n)] = {"rps": r["rps"], "p50": r["p50"], "p99": r["p99"], "non2xx": r["non2xx"] + first["non2xx"],
-                       "peak_rss_mb": peak, "first_pass_rps": first["rps"], "first_pass_p99": first["p99"],
+                       "peak_rss_mb": peak, "first_pass_rps": first_rps, "first_pass_p50": first["p50"],
+                       "first_pass_p99": first["p99"], "first_pass_requests": first["requests"],
                        "first_pass_s": first_dur}
         t.stop()
     return out
@@ -1118,17 +1130,21 @@ def report(results, big_versions):
     if sc:
         lines.append("")
         lines.append("Scale (tessera): abbreviated + gzip packuments (what npm asks for) of random packages among N, "
-                     "seeded with `tessera admin seed`, after a first pass that reads every package once in turn "
+                     "seeded with `tessera admin seed`, after a first pass that reads every package once "
                      "(the registry's steady state within the default packument cache budget, a sixteenth of the machine's memory "
-                     "between 32 and 256 MiB; 256 MiB holds about 40,000 such packuments, and past the budget reads of the "
-                     "others render them again). The first pass is shown too: "
-                     "it reads each package from the database.\n")
-        lines.append("| packages in the store | req/s | p50 ms | p99 ms | peak RSS MB | first pass: req/s, p99 ms |")
+                     "between 32 and 256 MiB; a one-version package read this way takes about 2.5 KB of it, so 256 MiB "
+                     "holds about 100,000, and past the budget reads of the others render them again). The first pass is "
+                     "shown too: each of its requests reads a package from the database for the first time and renders it "
+                     "(its latencies are of those reads only; its rate is the 64 connections over its mean latency).\n")
+        lines.append("| packages in the store | req/s | p50 ms | p99 ms | peak RSS MB | first reads: req/s, p50 ms, p99 ms |")
         lines.append("|---|---|---|---|---|---|")
         for n, x in sc.items():
             bad = f", {x['non2xx']} errors" if x.get("non2xx") else ""
+            short = x.get("first_pass_requests", int(n)) < int(n) * 0.99
+            partial = f" (only {x['first_pass_requests']:,} read in {x['first_pass_s']} s)" if short else ""
             lines.append(f"| {int(n):,} | {x['rps']:,.0f}{bad} | {fmt(x['p50'], 2)} | {fmt(x['p99'], 2)} | "
-                         f"{fmt(x['peak_rss_mb'], 1)} | {fmt(x.get('first_pass_rps'))}, {fmt(x.get('first_pass_p99'), 2)} |")
+                         f"{fmt(x['peak_rss_mb'], 1)} | {fmt(x.get('first_pass_rps'))}, {fmt(x.get('first_pass_p50'), 2)}, "
+                         f"{fmt(x.get('first_pass_p99'), 2)}{partial} |")
     # the nginx configurations, row by row
     lines.append("")
     lines.append("nginx configurations (req/s): `routed` serves the npm URLs (`map` on Accept, `try_files`, "
@@ -1178,7 +1194,8 @@ def report(results, big_versions):
         n_last, last = list(sc.items())[-1]
         if last.get("first_pass_p99"):
             checks.append((f"cold first read of each of {int(n_last):,} packages: p99 ≤ 2× the steady p99 at {int(n_last):,}",
-                           last["first_pass_p99"] <= 2 * last["p99"],
+                           last["first_pass_p99"] <= 2 * last["p99"]
+                           and last.get("first_pass_requests", 0) >= 0.99 * int(n_last),
                            f"{fmt(last['first_pass_p99'], 2)} vs {fmt(last['p99'], 2)} ms"))
     for text, ok, val in checks:
         lines.append(f"- {'met' if ok else 'NOT met'}: {text} ({val})")

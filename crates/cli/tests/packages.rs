@@ -120,8 +120,8 @@ fn read_path_serves_full_and_abbreviated_documents_and_tarballs() {
     assert_eq!(http.get("/no-such-pkg").error(), "Not found");
 }
 
-/// Every form a reader may have cached: full, abbreviated, abbreviated gzipped, one version,
-/// as JSON.
+/// Every form a reader may have cached: full, abbreviated, abbreviated gzipped (sent plain while
+/// it is under a kilobyte), as JSON.
 fn all_forms(reg: &Registry, name: &str) -> Vec<serde_json::Value> {
     const CORGI: &str = "application/vnd.npm.install-v1+json";
     let http = reg.http();
@@ -133,15 +133,62 @@ fn all_forms(reg: &Registry, name: &str) -> Vec<serde_json::Value> {
         &[("accept", CORGI), ("accept-encoding", "gzip")],
         None,
     );
-    assert_eq!(gz.header("content-encoding"), Some("gzip"));
     let mut plain = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz.bytes[..]), &mut plain)
-        .unwrap();
+    if corgi.bytes.len() < 1024 {
+        assert_eq!(gz.header("content-encoding"), None, "too small to compress");
+        plain = gz.bytes.clone();
+    } else {
+        assert_eq!(gz.header("content-encoding"), Some("gzip"));
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz.bytes[..]), &mut plain)
+            .unwrap();
+    }
     vec![
         full.json(),
         corgi.json(),
         serde_json::from_slice(&plain).unwrap(),
     ]
+}
+
+/// npm asks for the abbreviated form with `accept-encoding: gzip`: under a kilobyte it comes
+/// plain (compressing would save a hundred bytes or so), past that gzipped, and both are what
+/// npm installs from.
+#[test]
+fn small_packuments_come_plain_and_larger_ones_gzipped() {
+    const CORGI: &str = "application/vnd.npm.install-v1+json";
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    let http = reg.http();
+    let mut seen_gzip = false;
+    for minor in 0..8 {
+        alice.publish("grows", &format!("1.{minor}.0"), &[]).ok();
+        let plain = http.send("GET", "/grows", &[("accept", CORGI)], None);
+        let gz = http.send(
+            "GET",
+            "/grows",
+            &[("accept", CORGI), ("accept-encoding", "gzip")],
+            None,
+        );
+        assert_eq!(gz.status, 200);
+        if plain.bytes.len() < 1024 {
+            assert_eq!(gz.header("content-encoding"), None, "1.{minor}.0");
+            assert_eq!(gz.bytes, plain.bytes);
+            assert_eq!(gz.header("etag"), plain.header("etag"));
+        } else {
+            assert_eq!(gz.header("content-encoding"), Some("gzip"), "1.{minor}.0");
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz.bytes[..]), &mut body)
+                .unwrap();
+            assert_eq!(body, plain.bytes);
+            assert_ne!(gz.header("etag"), plain.header("etag"));
+            seen_gzip = true;
+            break;
+        }
+    }
+    assert!(seen_gzip, "the abbreviated form never passed a kilobyte");
+    // npm installs from the gzipped form
+    let app = alice.project("grows-app");
+    alice.run_in(&app, &["install", "grows@1"]).ok();
+    assert!(app.join("node_modules/grows/package.json").exists());
 }
 
 #[test]

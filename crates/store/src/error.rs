@@ -21,6 +21,9 @@ pub enum StoreError {
     /// A database failure.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A database failure in a read on the calling thread (the embedded backend's direct reads).
+    #[error("database error: {0}")]
+    DirectRead(#[from] rusqlite::Error),
     /// A migration failure.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -13,6 +13,7 @@ mod model;
 mod postgres;
 mod sql;
 mod sqlite;
+mod sqlite_reads;
 mod traits;
 pub mod transfer;
 

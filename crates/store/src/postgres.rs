@@ -119,6 +119,11 @@ impl PgStore {
         self.auth_cache.invalidate();
     }
 
+    /// No direct reads: every read goes through the pool.
+    pub(crate) fn direct_reads(&self) -> Option<&crate::sqlite_reads::DirectReads> {
+        None
+    }
+
     pub(crate) async fn begin_read(&self) -> StoreResult<Transaction<'static, Postgres>> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")

@@ -17,6 +17,7 @@ use crate::sql::{
     trust::impl_trust_store, two_factor::impl_two_factor_store, uplinks::impl_uplink_store,
     users::impl_user_store, web::impl_web_store,
 };
+use crate::sqlite_reads::DirectReads;
 use crate::transfer::impl_transfer;
 
 /// The SQLite store.
@@ -32,6 +33,8 @@ pub struct SqliteStore {
     write_lock: Mutex<()>,
     pub(crate) auth_cache: AuthCache,
     migrated: Vec<i64>,
+    /// Whole-package reads on the calling thread (a database file only).
+    direct: Option<DirectReads>,
 }
 
 /// A write transaction and the lock that serialises it.
@@ -56,7 +59,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        Self::connect(opts, migrate).await
+        let mut store = Self::connect(opts, migrate).await?;
+        store.direct = Some(DirectReads::new(path));
+        Ok(store)
     }
 
     /// Opens a private in-memory database (for unit tests).
@@ -94,6 +99,7 @@ impl SqliteStore {
             write_lock: Mutex::new(()),
             auth_cache: AuthCache::default(),
             migrated: pending,
+            direct: None,
         })
     }
 
@@ -132,6 +138,21 @@ impl SqliteStore {
     /// Called after every write that changes what a token grants.
     pub(crate) fn auth_changed(&self) {
         self.auth_cache.invalidate();
+    }
+
+    /// Whole-package reads that skip the pool's worker threads, when the database is a file.
+    pub(crate) fn direct_reads(&self) -> Option<&DirectReads> {
+        self.direct.as_ref()
+    }
+
+    /// The package document of `name` read through the pool, as an in-memory database reads
+    /// it (tests compare it with the direct read).
+    #[doc(hidden)]
+    pub async fn package_doc_pooled(&self, name: &str) -> StoreResult<Option<crate::PackageDoc>> {
+        let mut tx = self.begin_read().await?;
+        let doc = load_doc(&mut tx, name).await?;
+        tx.commit().await?;
+        Ok(doc)
     }
 
     pub(crate) async fn begin_read(&self) -> StoreResult<Transaction<'static, Sqlite>> {

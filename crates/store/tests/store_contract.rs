@@ -2250,3 +2250,104 @@ async fn a_write_that_ends_without_committing_never_locks_out_the_next() {
         t.await.unwrap();
     }
 }
+
+/// The embedded backend reads whole package documents from a database file on the calling
+/// thread, outside sqlx; that read must return exactly what the pooled read returns, for every
+/// field a package document carries.
+#[tokio::test]
+async fn direct_package_reads_match_the_pooled_read() {
+    if on_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("db")).await.unwrap();
+    let same = |name: &'static str| {
+        let s = &s;
+        async move {
+            let direct = s.package_doc(name).await.unwrap();
+            let pooled = s.package_doc_pooled(name).await.unwrap();
+            assert_eq!(format!("{direct:?}"), format!("{pooled:?}"), "{name}");
+            direct
+        }
+    };
+    assert!(same("missing").await.is_none());
+
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    let bob = s.create_user(new_user("bob"), 1).await.unwrap();
+    let carol = s.create_user(new_user("carol"), 1).await.unwrap();
+    s.add_signing_key(&signing_key("k1", 1), None)
+        .await
+        .unwrap();
+    let mut first = publish("rich", "1.0.0", alice.id);
+    first.provenance = Some(tessera_store::Provenance {
+        predicate_type: "https://slsa.dev/provenance/v1".into(),
+        bundle: "{}".into(),
+        summary: r#"{"repository":"https://example.com/r"}"#.into(),
+    });
+    let p = s.publish(first, 10).await.unwrap();
+    assert_eq!(same("rich").await.unwrap().versions.len(), 1);
+    s.change_maintainers(p.package_id, &[bob.id], &[], 11)
+        .await
+        .unwrap();
+    let mut second = publish("rich", "1.1.0-beta.1", bob.id);
+    second.version.readme = None;
+    second.version.manifest = r#"{"name":"rich","version":"1.1.0-beta.1","é":"ü"}"#.into();
+    s.publish(second, 12).await.unwrap();
+    s.set_dist_tag(p.package_id, "next", "1.1.0-beta.1", 13)
+        .await
+        .unwrap();
+    s.set_deprecations(
+        p.package_id,
+        &[("1.0.0".into(), Some("use 1.1".into()))],
+        14,
+    )
+    .await
+    .unwrap();
+    s.set_version_signatures(
+        p.package_id,
+        &[("1.0.0".into(), None, r#"[{"keyid":"k1","sig":"x"}]"#.into())],
+        15,
+    )
+    .await
+    .unwrap();
+    let attestation = tessera_store::PublishAttestation {
+        keyid: "k1".into(),
+        bundle: "{}".into(),
+        integrated_at: 16,
+    };
+    assert!(
+        s.put_publish_attestation(p.package_id, "1.0.0", &attestation, None, 16)
+            .await
+            .unwrap()
+    );
+    for u in [bob.id, carol.id] {
+        s.set_star(p.package_id, u, true, 17).await.unwrap();
+    }
+    s.set_access(p.package_id, Access::Restricted, 18)
+        .await
+        .unwrap();
+    s.set_mfa_policy(p.package_id, PackageTfaPolicy::Publish, 19)
+        .await
+        .unwrap();
+    s.set_staged_publishes(p.package_id, true, 20)
+        .await
+        .unwrap();
+    s.set_provenance_required(p.package_id, true, 21)
+        .await
+        .unwrap();
+
+    // every write above, committed through the pool, is seen by the next direct read
+    let doc = same("rich").await.unwrap();
+    assert_eq!(doc.package.access, Access::Restricted);
+    assert_eq!(doc.package.policy, PackageTfaPolicy::Publish);
+    assert!(doc.package.staged_publishes && doc.package.provenance_required);
+    assert_eq!(doc.versions.len(), 2);
+    let v1 = &doc.versions[0];
+    assert_eq!(v1.deprecated.as_deref(), Some("use 1.1"));
+    assert!(v1.signatures.is_some() && v1.provenance.is_some() && v1.attested);
+    assert_eq!(v1.publisher.as_ref().map(|m| m.id), Some(alice.id));
+    assert!(doc.versions[1].readme.is_none());
+    assert_eq!(doc.dist_tags.len(), 2);
+    assert_eq!(doc.maintainers.len(), 2);
+    assert_eq!(doc.stars, ["bob", "carol"]);
+}

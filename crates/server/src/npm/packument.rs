@@ -70,6 +70,9 @@ const LATEST_FIELDS: &[&str] = &[
     "contributors",
 ];
 
+/// Forms shorter than this are sent uncompressed even to a client that takes gzip.
+pub const GZIP_MIN_BYTES: usize = 1024;
+
 /// Where a version's tarball is.
 #[derive(Debug, Clone)]
 pub struct TarballRef {
@@ -178,6 +181,13 @@ pub struct Rendered {
     version_docs: OnceLock<HashMap<String, Bytes>>,
 }
 
+/// What a rendering holds besides its documents and per-version entries: the struct itself,
+/// its hash tables, header values, the allocator's rounding and the cache's own entry for it.
+/// Measured: 100,000 one-version packages, each read once as npm reads them (the abbreviated
+/// form, under [`GZIP_MIN_BYTES`] so never gzipped), grew the server's resident memory by about
+/// 2.5 KB each, of which the rest of [`Rendered::weight`] counts about 1.2 KB.
+const FIXED_WEIGHT: usize = 1280;
+
 impl Rendered {
     /// Approximate bytes held by this rendering (what the cache budget counts).
     pub fn weight(&self) -> usize {
@@ -195,7 +205,7 @@ impl Rendered {
             + tags
             + self.maintainer_ids.len() * 8
             + self.base.len()
-            + 512
+            + FIXED_WEIGHT
     }
 
     /// Whether `part` is there.

@@ -1,11 +1,52 @@
 //! `PackageStore` over SQL, written once for every sqlx backend (see `sql/mod.rs`).
 
 /// Implements `PackageStore` for `$store` on the sqlx database `$db`.
+/// The columns of a package row, from `packages p` (a macro, for `concat!`).
+macro_rules! package_columns {
+    () => {
+        "p.id, p.name, p.access, p.rev, p.description, p.keywords, p.publish_requires_tfa, \
+         p.automation_overrides_tfa, p.tokens_refused, p.staged_publishes, \
+         p.provenance_required, p.created_at, p.modified_at"
+    };
+}
+
+/// The columns of a package row, from `packages p`.
+pub(crate) const PACKAGE_COLUMNS: &str = package_columns!();
+
+/// The statements that load a package document, in the order they run; each takes the package
+/// name (`PACKAGE`) or id (the others) as `$1`. Shared by the sqlx read and SQLite's direct
+/// read (`sqlite_reads.rs`), which must return the same document.
+pub(crate) mod doc_sql {
+    /// The package row, by name.
+    pub(crate) const PACKAGE: &str = concat!(
+        "SELECT ",
+        package_columns!(),
+        " FROM packages p WHERE p.name = $1"
+    );
+    /// Its versions, in publication order, with publisher, provenance and attestation.
+    pub(crate) const VERSIONS: &str = "SELECT v.version, v.manifest, v.readme, \
+         v.tarball_sha512, v.shasum, v.integrity, v.size, v.deprecated, v.published_at, \
+         v.signatures, pr.summary AS provenance, pa.keyid AS attested_by, \
+         u.id AS uid, u.name AS uname, u.email AS uemail FROM versions v \
+         LEFT JOIN users u ON u.id = v.publisher_id \
+         LEFT JOIN provenance pr ON pr.package_id = v.package_id AND pr.version = v.version \
+         LEFT JOIN publish_attestations pa \
+           ON pa.package_id = v.package_id AND pa.version = v.version \
+         WHERE v.package_id = $1 ORDER BY v.published_at, v.version";
+    /// Its dist-tags, by tag.
+    pub(crate) const DIST_TAGS: &str =
+        "SELECT tag, version FROM dist_tags WHERE package_id = $1 ORDER BY tag";
+    /// Its maintainers, by name.
+    pub(crate) const MAINTAINERS: &str = "SELECT u.id, u.name, u.email FROM maintainers m \
+         JOIN users u ON u.id = m.user_id WHERE m.package_id = $1 ORDER BY u.name";
+    /// Who starred it, by name.
+    pub(crate) const STARS: &str = "SELECT u.name FROM stars s JOIN users u ON u.id = s.user_id \
+         WHERE s.package_id = $1 ORDER BY u.name";
+}
+
 macro_rules! impl_package_store {
     ($store:ty, $db:ty) => {
-        const PACKAGE_COLUMNS: &str = "p.id, p.name, p.access, p.rev, p.description, p.keywords, \
-             p.publish_requires_tfa, p.automation_overrides_tfa, p.tokens_refused, \
-             p.staged_publishes, p.provenance_required, p.created_at, p.modified_at";
+        use $crate::sql::packages::{PACKAGE_COLUMNS, doc_sql};
 
         fn package_from_row(
             r: &<$db as sqlx::Database>::Row,
@@ -48,10 +89,7 @@ macro_rules! impl_package_store {
             conn: &mut <$db as sqlx::Database>::Connection,
             pkg: $crate::PackageId,
         ) -> $crate::StoreResult<Vec<$crate::Maintainer>> {
-            let rows = sqlx::query(
-                "SELECT u.id, u.name, u.email FROM maintainers m JOIN users u ON u.id = m.user_id \
-                 WHERE m.package_id = $1 ORDER BY u.name",
-            )
+            let rows = sqlx::query(doc_sql::MAINTAINERS)
             .bind(pkg)
             .fetch_all(&mut *conn)
             .await?;
@@ -63,8 +101,7 @@ macro_rules! impl_package_store {
             name: &str,
         ) -> $crate::StoreResult<Option<$crate::PackageDoc>> {
             use sqlx::Row;
-            let sql = format!("SELECT {PACKAGE_COLUMNS} FROM packages p WHERE p.name = $1");
-            let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            let Some(row) = sqlx::query(doc_sql::PACKAGE)
                 .bind(name)
                 .fetch_optional(&mut *conn)
                 .await?
@@ -72,17 +109,7 @@ macro_rules! impl_package_store {
                 return Ok(None);
             };
             let package = package_from_row(&row)?;
-            let rows = sqlx::query(
-                "SELECT v.version, v.manifest, v.readme, v.tarball_sha512, v.shasum, v.integrity, \
-                 v.size, v.deprecated, v.published_at, v.signatures, pr.summary AS provenance, \
-                 pa.keyid AS attested_by, \
-                 u.id AS uid, u.name AS uname, u.email AS uemail FROM versions v \
-                 LEFT JOIN users u ON u.id = v.publisher_id \
-                 LEFT JOIN provenance pr ON pr.package_id = v.package_id AND pr.version = v.version \
-                 LEFT JOIN publish_attestations pa \
-                   ON pa.package_id = v.package_id AND pa.version = v.version \
-                 WHERE v.package_id = $1 ORDER BY v.published_at, v.version",
-            )
+            let rows = sqlx::query(doc_sql::VERSIONS)
             .bind(package.id)
             .fetch_all(&mut *conn)
             .await?;
@@ -113,9 +140,7 @@ macro_rules! impl_package_store {
                     attested: r.try_get::<Option<String>, _>("attested_by")?.is_some(),
                 });
             }
-            let rows = sqlx::query(
-                "SELECT tag, version FROM dist_tags WHERE package_id = $1 ORDER BY tag",
-            )
+            let rows = sqlx::query(doc_sql::DIST_TAGS)
             .bind(package.id)
             .fetch_all(&mut *conn)
             .await?;
@@ -124,10 +149,7 @@ macro_rules! impl_package_store {
                 dist_tags.push((r.try_get("tag")?, r.try_get("version")?));
             }
             let maintainers = maintainers_of(conn, package.id).await?;
-            let rows = sqlx::query(
-                "SELECT u.name FROM stars s JOIN users u ON u.id = s.user_id \
-                 WHERE s.package_id = $1 ORDER BY u.name",
-            )
+            let rows = sqlx::query(doc_sql::STARS)
             .bind(package.id)
             .fetch_all(&mut *conn)
             .await?;
@@ -464,6 +486,9 @@ macro_rules! impl_package_store {
                 &self,
                 name: &str,
             ) -> $crate::StoreResult<Option<$crate::PackageDoc>> {
+                if let Some(direct) = self.direct_reads() {
+                    return direct.package_doc(name);
+                }
                 let mut tx = self.begin_read().await?;
                 let doc = load_doc(&mut *tx, name).await?;
                 tx.commit().await?;

@@ -250,7 +250,9 @@ pub async fn packument(
         (r.full(), "application/json")
     };
     let form = form.ok_or_else(|| ApiError::internal("a packument form was not made"))?;
-    let gzip = accepts_gzip(headers);
+    // a small body goes uncompressed (nginx's `gzip_min_length`): gzip would save a hundred
+    // bytes or so and cost a compressor's set-up, about as much as the rest of a first read
+    let gzip = accepts_gzip(headers) && form.body.len() >= packument::GZIP_MIN_BYTES;
     let etag = if gzip {
         &form.etag_gzip_header
     } else {
