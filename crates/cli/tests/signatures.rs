@@ -401,3 +401,35 @@ fn a_compromised_key_is_rotated_out_and_the_versions_it_signed_since_are_signed_
     let expires = keys["keys"][1]["expires"].as_str().unwrap().to_owned();
     assert!(expires.as_str() > leak.as_str(), "{keys}");
 }
+
+/// `tessera admin seed` (the bench's data) signs what it writes as a publish does: npm installs
+/// seeded packages and verifies their signatures. (The server's own pass that signs unsigned
+/// versions ran at its start, before the seeding, so every signature here is the seeder's.)
+#[test]
+fn seeded_packages_are_signed_as_published_ones_are() {
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    let offline = Offline::new();
+    let out = reg.admin(&["seed", "--packages", "3", "--versions", "2"], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let project = alice.project("seeded");
+    install(
+        &alice,
+        &project,
+        json!({"seed-0": "^1.0.0", "seed-2": "1.0.1"}),
+    );
+    let r = audit_signatures(&alice, &project, &offline);
+    expect_verified(&r, "2 packages have verified registry signatures");
+    let key = reg.http().get("/-/npm/v1/keys").json()["keys"][0]["keyid"].clone();
+    let doc = reg.http().get("/seed-1").json();
+    for v in ["1.0.0", "1.0.1"] {
+        assert_eq!(
+            doc["versions"][v]["dist"]["signatures"][0]["keyid"], key,
+            "{doc}"
+        );
+    }
+}

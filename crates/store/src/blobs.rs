@@ -466,6 +466,22 @@ mod tests {
         }
     }
 
+    /// A tarball file cut short on disk (a bad restore, a full disk) must not be served as a
+    /// complete body: the stream ends in an error, and the server drops the connection.
+    #[tokio::test]
+    async fn a_tarball_file_shorter_than_its_listed_size_ends_in_an_error() {
+        use futures::StreamExt;
+        use std::io::{Seek, Write};
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&[7u8; 1000]).unwrap();
+        f.rewind().unwrap();
+        let mut s = file_chunks(f, 5000);
+        assert_eq!(s.next().await.unwrap().unwrap().len(), 1000);
+        let e = s.next().await.unwrap().unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert!(s.next().await.is_none(), "nothing after the error");
+    }
+
     #[test]
     fn cached_and_blocking_reads_take_turns_on_one_file() {
         use std::io::Write;
