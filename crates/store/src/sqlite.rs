@@ -161,6 +161,9 @@ impl SqliteStore {
 
     /// Closes the pool, checkpointing the WAL.
     pub async fn close(&self) {
+        if let Some(d) = &self.direct {
+            d.close();
+        }
         self.pool.close().await;
     }
 }

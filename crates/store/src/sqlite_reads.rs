@@ -80,6 +80,12 @@ impl DirectReads {
         Ok(out)
     }
 
+    /// Closes the idle connections (before the pool closes, so that the last connection to
+    /// close is a writer's, which checkpoints the WAL; a read-only one cannot).
+    pub(crate) fn close(&self) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     /// The package document of `name`, as [`crate::PackageStore::package_doc`] returns it.
     pub(crate) fn package_doc(&self, name: &str) -> StoreResult<Option<PackageDoc>> {
         self.read(|tx| load_doc(tx, name))

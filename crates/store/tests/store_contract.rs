@@ -2351,3 +2351,24 @@ async fn direct_package_reads_match_the_pooled_read() {
     assert_eq!(doc.maintainers.len(), 2);
     assert_eq!(doc.stars, ["bob", "carol"]);
 }
+
+/// Closing the store checkpoints the WAL into the database file even after direct reads: their
+/// read-only connections close first, so the last one to close can write.
+#[tokio::test]
+async fn closing_after_direct_reads_leaves_everything_in_the_database_file() {
+    if on_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let s = SqliteStore::open(&path).await.unwrap();
+    let alice = s.create_user(new_user("alice"), 1).await.unwrap();
+    s.publish(publish("walled", "1.0.0", alice.id), 2)
+        .await
+        .unwrap();
+    assert!(s.package_doc("walled").await.unwrap().is_some());
+    s.close().await;
+    let wal = dir.path().join("db-wal");
+    let left = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(left, 0, "the WAL was not checkpointed at close");
+}
