@@ -786,3 +786,72 @@ fn large_tarballs_stream_and_install_intact() {
     let installed = std::fs::read(project.join("node_modules/bulky/blob.bin")).unwrap();
     assert!(installed == noise, "the installed file differs");
 }
+
+/// A packument form of 64 KiB and more is kept in an unnamed file in the data folder and sent
+/// from it (`sendfile`): every form of such a package reads back whole, the same on every
+/// read, and npm installs from the gzipped abbreviated form, which is large too.
+#[test]
+fn large_packuments_are_sent_from_files_and_npm_installs_from_them() {
+    const CORGI: &str = "application/vnd.npm.install-v1+json";
+    let reg = Registry::start();
+    let alice = reg.npm_as("alice");
+    // 6,000 dev dependencies with names gzip cannot shrink much: every form passes 64 KiB,
+    // gzipped too; npm installs none of a dependency's dev dependencies
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut dev = serde_json::Map::new();
+    for _ in 0..6000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        dev.insert(format!("d{x:016x}"), Value::from("1.0.0"));
+    }
+    let dir = alice.package("wide", "1.0.0", json!({ "devDependencies": dev }));
+    alice.run_in(&dir, &["publish"]).ok();
+    let http = reg.http();
+    let forms: [&[(&str, &str)]; 3] = [
+        &[],
+        &[("accept", CORGI)],
+        &[("accept", CORGI), ("accept-encoding", "gzip")],
+    ];
+    for headers in forms {
+        let first = http.send("GET", "/wide", headers, None);
+        assert_eq!(first.status, 200, "{headers:?}");
+        assert!(
+            first.bytes.len() >= 64 << 10,
+            "{headers:?}: {}",
+            first.bytes.len()
+        );
+        let mut json = first.bytes.clone();
+        if first.header("content-encoding") == Some("gzip") {
+            json.clear();
+            std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(&first.bytes[..]),
+                &mut json,
+            )
+            .unwrap();
+        }
+        let doc: Value = serde_json::from_slice(&json).unwrap();
+        let deps = doc["versions"]["1.0.0"]["devDependencies"]
+            .as_object()
+            .unwrap();
+        assert_eq!(deps, &dev, "{headers:?}");
+        // again, now from the cache: the same bytes
+        let again = http.send("GET", "/wide", headers, None);
+        assert!(
+            again.bytes == first.bytes,
+            "{headers:?}: a second read differs"
+        );
+        assert_eq!(again.header("etag"), first.header("etag"));
+    }
+    // the large forms live in unnamed files in the data folder while the registry holds them
+    let data = std::fs::canonicalize(&reg.data).unwrap();
+    let held = std::fs::read_dir(format!("/proc/{}/fd", reg.pid()))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| l.starts_with(&data) && l.to_string_lossy().ends_with("(deleted)"))
+        .count();
+    assert!(held >= 3, "{held} unnamed files in {}", data.display());
+    let app = alice.project("wide-app");
+    alice.run_in(&app, &["install", "wide@1"]).ok();
+    assert!(app.join("node_modules/wide/package.json").exists());
+}

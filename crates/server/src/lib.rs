@@ -211,6 +211,8 @@ pub async fn serve(
             }
         }
     });
+    // large bodies are kept in unnamed files beside the data, and sent with `sendfile`
+    http::sendable::keep_in(&state.config.data);
     let limits = state.config.connections.clone();
     http::listener::serve(
         listeners,

@@ -17,7 +17,7 @@ mod sqlite_reads;
 mod traits;
 pub mod transfer;
 
-pub use blobs::{BlobBody, BlobStore, S3Options};
+pub use blobs::{BlobBody, BlobStore, S3Options, file_chunks};
 pub use error::{StoreError, StoreResult};
 pub use migrations::Migrate;
 pub use model::*;

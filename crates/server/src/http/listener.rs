@@ -342,6 +342,13 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        #[cfg(target_os = "linux")]
+        if let Some(r) = self.poll_send_file(cx, bufs) {
+            if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+                self.activity.touch();
+            }
+            return r;
+        }
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.touch();
@@ -359,6 +366,90 @@ impl AsyncWrite for Watched {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Bytes the tests' connections sent with `sendfile`.
+#[cfg(all(test, target_os = "linux"))]
+static SENT_BY_SENDFILE: AtomicU64 = AtomicU64::new(0);
+
+#[cfg(target_os = "linux")]
+impl Watched {
+    /// Writes `bufs` if one of them lies in a body made by [`crate::http::sendable`] (a large
+    /// packument form, a tarball's file): the buffers before it (the response's head) with
+    /// `MSG_MORE`, so they leave in the body's first packet, then the body from its file with
+    /// `sendfile`. `None` when there is no such
+    /// body: the caller writes `bufs` as usual.
+    fn poll_send_file(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Option<Poll<io::Result<usize>>> {
+        use std::os::fd::AsRawFd;
+        use tokio::io::Interest;
+
+        let (at, (file, offset)) = bufs
+            .iter()
+            .enumerate()
+            .find_map(|(i, b)| crate::http::sendable::find(b).map(|f| (i, f)))?;
+        let head = &bufs[..at];
+        let head_len: usize = head.iter().map(|b| b.len()).sum();
+        let body_len = bufs[at].len();
+        let socket = self.inner.as_raw_fd();
+        Some(loop {
+            match self.inner.poll_write_ready(cx) {
+                Poll::Pending => break Poll::Pending,
+                Poll::Ready(Err(e)) => break Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {}
+            }
+            let sent = self.inner.try_io(Interest::WRITABLE, || {
+                let mut sent = 0;
+                if head_len > 0 {
+                    // SAFETY: `head`'s slices are live for the call and `IoSlice` has the
+                    // layout of `iovec`.
+                    let msg = libc::msghdr {
+                        msg_iov: head.as_ptr() as *mut libc::iovec,
+                        msg_iovlen: head.len() as _,
+                        ..unsafe { std::mem::zeroed() }
+                    };
+                    let n =
+                        unsafe { libc::sendmsg(socket, &msg, libc::MSG_MORE | libc::MSG_NOSIGNAL) };
+                    if n < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    sent = n as usize;
+                    if sent < head_len {
+                        return Ok(sent);
+                    }
+                }
+                let mut off = offset as libc::off_t;
+                // SAFETY: two open descriptors; `file` stays open while `bufs` borrows its body.
+                let n = unsafe { libc::sendfile(socket, file, &mut off, body_len) };
+                if n < 0 {
+                    let e = io::Error::last_os_error();
+                    // the head went out: report it, the body follows on the next call
+                    let again = matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    );
+                    return if sent > 0 && again { Ok(sent) } else { Err(e) };
+                }
+                #[cfg(test)]
+                SENT_BY_SENDFILE.fetch_add(n as u64, Ordering::Relaxed);
+                Ok(sent + n as usize)
+            });
+            match sent {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue;
+                }
+                r => break Poll::Ready(r),
+            }
+        })
     }
 }
 
@@ -423,4 +514,109 @@ where
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
     }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+
+    fn set_buffer(fd: i32, option: i32, bytes: i32) {
+        // SAFETY: an open socket and a valid option value.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                option,
+                (&bytes as *const i32).cast(),
+                std::mem::size_of::<i32>() as u32,
+            )
+        };
+        assert_eq!(r, 0);
+    }
+
+    /// A body made for `sendfile` goes out whole, after its head, over a socket whose send
+    /// buffer holds a few kilobytes (so every response takes many partial writes), twice on one
+    /// kept-alive connection; and it did go through `sendfile`.
+    #[test]
+    fn sendable_bodies_go_out_whole_under_back_pressure() {
+        assert!(crate::http::sendable::keep_in(
+            &crate::http::sendable::test_folder()
+        ));
+        let data: Vec<u8> = (0..(1usize << 20) + 4321)
+            .map(|i| (i * 7 % 253) as u8)
+            .collect();
+        let body = crate::http::sendable::bytes_of(data.clone());
+        assert!(
+            crate::http::sendable::find(&body).is_some(),
+            "a sendable body"
+        );
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let server = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = TcpListener::from_std(std_listener).unwrap();
+                let (stream, _) = listener.accept().await.unwrap();
+                set_buffer(stream.as_raw_fd(), libc::SO_SNDBUF, 4096);
+                stream.set_nodelay(true).unwrap(); // as `serve_one` sets it
+                let io = TokioIo::new(Watched {
+                    inner: stream,
+                    activity: Activity::new(),
+                });
+                let service = hyper::service::service_fn(move |_req| {
+                    let body = body.clone();
+                    async move {
+                        Ok::<_, Infallible>(hyper::Response::new(axum::body::Body::from(body)))
+                    }
+                });
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await
+                    .unwrap();
+            });
+        });
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let before = SENT_BY_SENDFILE.load(Ordering::Relaxed);
+        for last in [false, true] {
+            let close = if last { "connection: close\r\n" } else { "" };
+            write!(client, "GET / HTTP/1.1\r\nhost: t\r\n{close}\r\n").unwrap();
+            // the head, byte by byte up to its blank line
+            let mut head = Vec::new();
+            let mut byte = [0u8];
+            while !head.ends_with(b"\r\n\r\n") {
+                client.read_exact(&mut byte).unwrap();
+                head.push(byte[0]);
+                assert!(head.len() < 4096, "no end of head");
+            }
+            let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+            assert!(head.starts_with("http/1.1 200"), "{head}");
+            assert!(
+                head.contains(&format!("content-length: {}\r\n", data.len())),
+                "{head}"
+            );
+            let mut got = vec![0u8; data.len()];
+            client.read_exact(&mut got).unwrap();
+            assert!(got == data, "the body differs");
+        }
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty(), "nothing after the second body");
+        server.join().unwrap();
+        let sent = SENT_BY_SENDFILE.load(Ordering::Relaxed) - before;
+        // all but the last few kilobytes of each (a remainder under half of `MIN_LEN` is copied)
+        let min = 2 * (data.len() - crate::http::sendable::MIN_LEN / 2) as u64;
+        assert!(sent >= min, "sendfile sent {sent} bytes");
+    }
+
+    use std::convert::Infallible;
 }

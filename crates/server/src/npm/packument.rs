@@ -84,6 +84,8 @@ pub struct TarballRef {
 
 /// One form of a packument, with its ETags (precomputed: serving it is a clone of
 /// reference-counted bytes and header values) and its gzip, made on the first request for it.
+/// Bodies of 64 KiB and more are made with [`crate::http::sendable::bytes_of`], so the
+/// connection sends them with `sendfile`.
 #[derive(Debug)]
 pub struct Encoded {
     /// The JSON.
@@ -102,7 +104,7 @@ impl Encoded {
     pub(crate) fn new(body: Vec<u8>, etag: String) -> Self {
         let gz_etag = format!("{}-gz\"", etag.trim_end_matches('"'));
         Encoded {
-            body: Bytes::from(body),
+            body: crate::http::sendable::bytes_of(body),
             gzip: OnceLock::new(),
             etag_header: HeaderValue::from_str(&etag).expect("an ASCII ETag"),
             etag_gzip_header: HeaderValue::from_str(&gz_etag).expect("an ASCII ETag"),
@@ -123,7 +125,7 @@ impl Encoded {
                 flate2::Compression::default(),
             );
             let _ = e.write_all(&self.body);
-            Bytes::from(e.finish().unwrap_or_default())
+            crate::http::sendable::bytes_of(e.finish().unwrap_or_default())
         };
         let added = if self.gzip.set(made).is_ok() {
             self.gzip.get().map_or(0, Bytes::len)

@@ -379,6 +379,10 @@ pub async fn tarball(
     let body = match blob {
         tessera_store::BlobBody::Whole(bytes) => Body::from(bytes),
         tessera_store::BlobBody::Stream(chunks) => Body::from_stream(chunks),
+        tessera_store::BlobBody::File(file, len) => match crate::http::sendable::file(file, len) {
+            Ok(whole) => Body::from(whole),
+            Err(file) => Body::from_stream(tessera_store::file_chunks(file, len)),
+        },
     };
     let mut res = Response::new(body);
     let h = res.headers_mut();
