@@ -211,8 +211,12 @@ pub async fn serve(
             }
         }
     });
-    // large bodies are kept in unnamed files beside the data, and sent with `sendfile`
-    http::sendable::keep_in(&state.config.data);
+    // large bodies are kept in unnamed files beside the data, and sent with `sendfile`, within
+    // the descriptors left beside the connections' (and the database's, the listeners')
+    http::sendable::keep_in(
+        &state.config.data,
+        state.config.connections.max_connections + 256,
+    );
     let limits = state.config.connections.clone();
     http::listener::serve(
         listeners,

@@ -29,6 +29,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
@@ -39,10 +40,26 @@ pub const MIN_LEN: usize = 64 * 1024;
 /// Where [`bytes_of`] makes its files; unset: nowhere (bodies stay in memory).
 static FOLDER: OnceLock<Option<PathBuf>> = OnceLock::new();
 
+/// How many temporary files may be open at once (each holds a descriptor), and how many are.
+static MAX_FILES: AtomicUsize = AtomicUsize::new(0);
+static LIVE_FILES: AtomicUsize = AtomicUsize::new(0);
+
 /// Makes [`bytes_of`] keep large bodies in temporary files in `folder`, if unnamed temporary
 /// files can be made there and it is not a tmpfs (see the module's notes); the first call
 /// decides. Returns whether they will be.
-pub fn keep_in(folder: &Path) -> bool {
+///
+/// Each file holds a descriptor while its body lives (in the packument cache, or being sent):
+/// at most half of those the process may open beyond `reserved` (kept for connections, the
+/// database, the listeners) are used; past that, bodies stay in memory.
+pub fn keep_in(folder: &Path, reserved: usize) -> bool {
+    let max = open_file_limit().saturating_sub(reserved) / 2;
+    MAX_FILES.store(max, Ordering::Relaxed);
+    if max == 0 {
+        tracing::info!(
+            reserved,
+            "the open-file limit leaves no descriptors for large bodies' files: sent from memory"
+        );
+    }
     FOLDER
         .get_or_init(|| {
             #[cfg(target_os = "linux")]
@@ -61,19 +78,51 @@ pub fn keep_in(folder: &Path) -> bool {
 }
 
 /// `data` as bytes the connection can send with `sendfile`, when it is at least [`MIN_LEN`]
-/// long and [`keep_in`] named a folder; else (or when the file cannot be made) as plain bytes.
+/// long, [`keep_in`] named a folder and another file may be open; else (or when the file
+/// cannot be made) as plain bytes.
 pub fn bytes_of(data: Vec<u8>) -> Bytes {
     if data.len() < MIN_LEN {
         return Bytes::from(data);
     }
     #[cfg(target_os = "linux")]
     if let Some(Some(folder)) = FOLDER.get() {
-        match linux::Mapped::temporary(folder, &data) {
-            Ok(mapped) => return Bytes::from_owner(mapped),
-            Err(e) => tracing::debug!(error = %e, "no file for a large body: sent from memory"),
+        let max = MAX_FILES.load(Ordering::Relaxed);
+        if take_slot(&LIVE_FILES, max) {
+            match linux::Mapped::temporary(folder, &data) {
+                // the slot is given back when the body is dropped
+                Ok(mapped) => return Bytes::from_owner(mapped),
+                Err(e) => {
+                    LIVE_FILES.fetch_sub(1, Ordering::Relaxed);
+                    tracing::debug!(error = %e, "no file for a large body: sent from memory");
+                }
+            }
         }
     }
     Bytes::from(data)
+}
+
+/// Takes one of `max` slots counted by `live`; false when all are taken.
+fn take_slot(live: &AtomicUsize, max: usize) -> bool {
+    live.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+        (n < max).then_some(n + 1)
+    })
+    .is_ok()
+}
+
+/// The process's limit on open descriptors (its soft `RLIMIT_NOFILE`); 1024 if unknown.
+fn open_file_limit() -> usize {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit only writes the struct passed to it.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+            return usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX);
+        }
+    }
+    1024
 }
 
 /// `len` bytes of `file` as bytes the connection sends with `sendfile`, if the file is that long
@@ -153,6 +202,8 @@ mod linux {
         fd: OwnedFd,
         addr: *const u8,
         len: usize,
+        /// Holds one of [`super::LIVE_FILES`]' slots.
+        temporary: bool,
     }
 
     // SAFETY: the mapping is read-only and lives until drop; nothing writes to its file.
@@ -184,6 +235,7 @@ mod linux {
             addr: addr.cast(),
             len,
             fd,
+            temporary: false,
         })
     }
 
@@ -193,7 +245,9 @@ mod linux {
             use std::io::Write;
             let mut file = open_temporary(folder)?;
             file.write_all(data)?;
-            map(OwnedFd::from(file), data.len(), true).map_err(|(_, e)| e)
+            let mut mapped = map(OwnedFd::from(file), data.len(), true).map_err(|(_, e)| e)?;
+            mapped.temporary = true;
+            Ok(mapped)
         }
 
         /// `file`'s bytes, if the file is `len` (at least [`super::MIN_LEN`]) bytes long and
@@ -254,6 +308,9 @@ mod linux {
     impl Drop for Mapped {
         fn drop(&mut self) {
             self.unmap();
+            if self.temporary {
+                super::LIVE_FILES.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            }
         }
     }
 }
@@ -272,6 +329,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn temporary_files_stop_at_their_limit() {
+        let live = AtomicUsize::new(0);
+        assert!(take_slot(&live, 2));
+        assert!(take_slot(&live, 2));
+        assert!(!take_slot(&live, 2), "a third of two");
+        live.fetch_sub(1, Ordering::Relaxed);
+        assert!(take_slot(&live, 2), "a slot given back is taken again");
+        assert!(
+            !take_slot(&AtomicUsize::new(0), 0),
+            "none when none may be open"
+        );
+        assert!(open_file_limit() > 0);
+    }
+
+    #[test]
     fn small_bodies_stay_in_memory() {
         let b = bytes_of(vec![7; MIN_LEN - 1]);
         assert_eq!(&b[..], &vec![7; MIN_LEN - 1][..]);
@@ -283,7 +355,7 @@ mod tests {
     #[test]
     fn large_bodies_are_found_with_their_offsets_until_dropped() {
         assert!(
-            keep_in(&test_folder()),
+            keep_in(&test_folder(), 0),
             "the target folder takes temporary files"
         );
         let data: Vec<u8> = (0..MIN_LEN * 3).map(|i| (i % 251) as u8).collect();
