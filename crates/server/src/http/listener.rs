@@ -427,12 +427,9 @@ impl Watched {
                 let n = unsafe { libc::sendfile(socket, file, &mut off, body_len) };
                 if n < 0 {
                     let e = io::Error::last_os_error();
-                    // the head went out: report it, the body follows on the next call
-                    let again = matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    );
-                    return if sent > 0 && again { Ok(sent) } else { Err(e) };
+                    // the head went out: report it; the body (or the error) comes on the next
+                    // call
+                    return if sent > 0 { Ok(sent) } else { Err(e) };
                 }
                 #[cfg(test)]
                 SENT_BY_SENDFILE.fetch_add(n as u64, Ordering::Relaxed);
@@ -446,6 +443,16 @@ impl Watched {
                     ) =>
                 {
                     continue;
+                }
+                // a file `sendfile` cannot read (a file system without it): write the bytes
+                // from the mapping instead
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+                    ) =>
+                {
+                    break Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
                 }
                 r => break Poll::Ready(r),
             }

@@ -253,9 +253,20 @@ mod linux {
         /// `file`'s bytes, if the file is `len` (at least [`super::MIN_LEN`]) bytes long and
         /// wholly in the page cache; else `file` back.
         pub(super) fn resident(file: std::fs::File, len: u64) -> Result<Self, std::fs::File> {
-            let size = file.metadata().map(|m| m.len()).ok();
+            use std::os::unix::fs::MetadataExt;
+            let Ok(meta) = file.metadata() else {
+                return Err(file);
+            };
+            // `mincore` tells the truth about a file's pages only to its owner (or a process
+            // that may write it); to others it says every page is resident, and a cold
+            // tarball would then be read from disk on a serving thread
+            // SAFETY: geteuid has no preconditions.
+            let euid = unsafe { libc::geteuid() };
+            if meta.uid() != euid && euid != 0 {
+                return Err(file);
+            }
             let len = match usize::try_from(len) {
-                Ok(len) if size == Some(len as u64) && len >= super::MIN_LEN => len,
+                Ok(len) if meta.len() == len as u64 && len >= super::MIN_LEN => len,
                 _ => return Err(file),
             };
             let mapped = match map(OwnedFd::from(file), len, false) {
