@@ -158,6 +158,33 @@ fn read_cached(_file: &std::fs::File, _want: usize) -> std::io::Result<Option<Ve
 /// Memory budget of the kept tarballs unless [`BlobStore::with_hot_budget`] sets another.
 const HOT_BUDGET: usize = 16 << 20;
 
+/// Hashes a tarball's key (its SHA-512 in hex) by its first 32 characters only, with the
+/// process's random SipHash key: 128 bits of a digest tell keys apart as well as 512 do, and a
+/// three fourths of the hashing are saved on every cached read. Equality still compares whole keys.
+#[derive(Default, Clone)]
+struct DigestKeys(std::collections::hash_map::RandomState);
+
+impl std::hash::BuildHasher for DigestKeys {
+    type Hasher = Prefixed;
+
+    fn build_hasher(&self) -> Prefixed {
+        Prefixed(self.0.build_hasher())
+    }
+}
+
+/// A hasher fed at most the first 32 bytes of each write.
+struct Prefixed(std::collections::hash_map::DefaultHasher);
+
+impl std::hash::Hasher for Prefixed {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(&bytes[..bytes.len().min(32)]);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
+}
+
 /// Recently read tarballs, oldest evicted first, within a memory budget.
 struct HotCache(Mutex<HotInner>, usize);
 
@@ -169,7 +196,7 @@ impl Default for HotCache {
 
 #[derive(Default)]
 struct HotInner {
-    map: HashMap<String, Bytes>,
+    map: HashMap<String, Bytes, DigestKeys>,
     order: VecDeque<String>,
     size: usize,
 }
@@ -317,6 +344,12 @@ impl BlobStore {
         }
     }
 
+    /// A small tarball from the memory cache, if it is there: what [`BlobStore::open`] answers
+    /// first, without a future to await.
+    pub fn cached(&self, sha512_hex: &str) -> Option<Bytes> {
+        self.hot.get(sha512_hex)
+    }
+
     /// Opens a tarball for serving; `None` if absent. Small ones (up to the memory cache's item
     /// limit) come whole and are kept in memory; larger ones stream from the store, chunk by
     /// chunk, without being held in memory.
@@ -426,6 +459,27 @@ mod tests {
         assert!(!b.exists("ab12").await.unwrap());
         b.put("ab12", Bytes::from_static(b"one")).await.unwrap();
         assert!(b.exists("ab12").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn cached_tarballs_whose_keys_share_a_long_prefix_stay_apart() {
+        let b = BlobStore::memory();
+        let prefix = "0123456789abcdef".repeat(4);
+        let (one, two) = (format!("{prefix}aa"), format!("{prefix}bb"));
+        b.put(&one, Bytes::from_static(b"one")).await.unwrap();
+        b.put(&two, Bytes::from_static(b"two")).await.unwrap();
+        assert!(b.cached(&one).is_none(), "kept in memory once read");
+        b.get(&one).await.unwrap();
+        b.get(&two).await.unwrap();
+        assert_eq!(b.cached(&one).unwrap(), Bytes::from_static(b"one"));
+        assert_eq!(b.cached(&two).unwrap(), Bytes::from_static(b"two"));
+        assert!(
+            b.cached(&prefix).is_none(),
+            "the prefix alone is another key"
+        );
+        b.delete(&one).await.unwrap();
+        assert!(b.cached(&one).is_none());
+        assert_eq!(b.cached(&two).unwrap(), Bytes::from_static(b"two"));
     }
 
     #[tokio::test]

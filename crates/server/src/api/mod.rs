@@ -5,7 +5,7 @@ pub mod account;
 pub mod packages;
 
 use axum::Router;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName, header};
 use axum::routing::{delete, get, post, put};
 
 use crate::state::AppState;
@@ -109,21 +109,29 @@ pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
         return u.trim_end_matches('/').to_owned();
     }
     let host = headers
-        .get("host")
+        .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .filter(|h| {
-            h.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+            h.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':' | b'[' | b']'))
         })
         .unwrap_or("localhost");
     let proto = if state.config.trust_proxy {
         headers
-            .get("x-forwarded-proto")
+            .get(&X_FORWARDED_PROTO)
             .and_then(|h| h.to_str().ok())
             .filter(|p| *p == "https")
             .unwrap_or("http")
     } else {
         "http"
     };
-    format!("{proto}://{host}")
+    // not `format!`: this runs on every package read
+    let mut url = String::with_capacity(proto.len() + 3 + host.len());
+    url.push_str(proto);
+    url.push_str("://");
+    url.push_str(host);
+    url
 }
+
+/// The `X-Forwarded-Proto` header.
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");

@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, HeaderName, Method, header};
 
 use tessera_store::{Token, TokenKind, User};
 
@@ -212,7 +212,10 @@ pub fn forwarded_client(header: &str) -> Option<IpAddr> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+/// The `npm-otp` header.
+static NPM_OTP: HeaderName = HeaderName::from_static("npm-otp");
+
+fn header(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -243,8 +246,8 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let ip = client_ip(parts, state.config.trust_proxy);
-        let otp = header(&parts.headers, "npm-otp").map(|s| s.trim().to_owned());
-        let user_agent = header(&parts.headers, "user-agent").unwrap_or_default();
+        let otp = header(&parts.headers, &NPM_OTP).map(|s| s.trim().to_owned());
+        let user_agent = header(&parts.headers, &header::USER_AGENT).unwrap_or_default();
         let mut caller = Caller {
             user: None,
             kind: CredentialKind::Anonymous,
@@ -259,7 +262,7 @@ impl FromRequestParts<AppState> for Caller {
             // Only authenticated requests and writes (a couch login carries its password in the
             // body) can reach a web-OTP challenge: skip the work for the anonymous reads that
             // make up most of the traffic.
-            base_url: if parts.headers.contains_key("authorization")
+            base_url: if parts.headers.contains_key(header::AUTHORIZATION)
                 || !matches!(parts.method, Method::GET | Method::HEAD)
             {
                 crate::api::base_url(state, &parts.headers)
@@ -267,34 +270,46 @@ impl FromRequestParts<AppState> for Caller {
                 String::new()
             },
         };
-        let Some(auth) = header(&parts.headers, "authorization") else {
+        let Some(auth) = header(&parts.headers, &header::AUTHORIZATION) else {
             return Ok(caller);
         };
-        let (scheme, value) = auth.split_once(' ').unwrap_or((auth.as_str(), ""));
-        let value = value.trim();
-        if scheme.eq_ignore_ascii_case("bearer") {
-            authenticate_token(state, &mut caller, value).await?;
-        } else if scheme.eq_ignore_ascii_case("basic") && is_couch_login(parts) {
-            // The couch login checks the password in its body, then the code, itself. pnpm
-            // also sends the password as Basic credentials: checked here too, the code would be
-            // spent before the login saw it (and the password attempt counted twice).
-        } else if scheme.eq_ignore_ascii_case("basic") {
-            authenticate_basic(state, &mut caller, value).await?;
-        } else {
-            caller.refused = Some(ApiError::unauthorized("Unsupported authorization scheme"));
-        }
-        if let Some(user) = &caller.user {
-            // The registry-wide policy: enforced (enrolment only) or announced (a notice).
-            caller.enrolment_only = crate::authz::limited_to_enrolment(state, user).await?;
-            let policy = policy::current(state).await?;
-            let now = state.clock.now_ms();
-            let noticed = parts.method != Method::GET || parts.uri.path() == "/-/whoami";
-            if noticed && let Some(text) = policy.grace_notice(user, now) {
-                notice::leave(parts, text);
-            }
-        }
+        // boxed: checking a credential is a large future, and most requests carry none
+        Box::pin(authenticate(state, parts, &mut caller, &auth)).await?;
         Ok(caller)
     }
+}
+
+/// Checks the credential `auth` (the `Authorization` header) and sets `caller` from it.
+async fn authenticate(
+    state: &AppState,
+    parts: &mut Parts,
+    caller: &mut Caller,
+    auth: &str,
+) -> Result<(), ApiError> {
+    let (scheme, value) = auth.split_once(' ').unwrap_or((auth, ""));
+    let value = value.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        authenticate_token(state, caller, value).await?;
+    } else if scheme.eq_ignore_ascii_case("basic") && is_couch_login(parts) {
+        // The couch login checks the password in its body, then the code, itself. pnpm
+        // also sends the password as Basic credentials: checked here too, the code would be
+        // spent before the login saw it (and the password attempt counted twice).
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        authenticate_basic(state, caller, value).await?;
+    } else {
+        caller.refused = Some(ApiError::unauthorized("Unsupported authorization scheme"));
+    }
+    if let Some(user) = &caller.user {
+        // The registry-wide policy: enforced (enrolment only) or announced (a notice).
+        caller.enrolment_only = crate::authz::limited_to_enrolment(state, user).await?;
+        let policy = policy::current(state).await?;
+        let now = state.clock.now_ms();
+        let noticed = parts.method != Method::GET || parts.uri.path() == "/-/whoami";
+        if noticed && let Some(text) = policy.grace_notice(user, now) {
+            notice::leave(parts, text);
+        }
+    }
+    Ok(())
 }
 
 async fn authenticate_token(

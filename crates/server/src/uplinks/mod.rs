@@ -968,6 +968,36 @@ impl Uplinks {
 
     /// The stored tarball of `version`, if one is stored and it is the one the packument
     /// names (a tarball cached from another uplink, or before the uplink changed it, is not).
+    /// A proxied tarball already stored here and held in the memory cache: what
+    /// [`Uplinks::tarball`] answers first, without a future to await. `None` sends the read
+    /// the whole way (which also refuses a quarantined version).
+    pub fn cached_tarball(
+        &self,
+        state: &AppState,
+        version: &str,
+        entry: &Entry,
+    ) -> Option<Tarball> {
+        if entry.refused.contains_key(version) {
+            return None;
+        }
+        let dist = entry.dists.get(version)?;
+        let t = entry
+            .tarballs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(version)
+            .cloned()?;
+        if !matches_dist(&t.sha512, dist) {
+            return None;
+        }
+        let bytes = state.blobs.cached(&t.sha512)?;
+        Some(Tarball {
+            body: tessera_store::BlobBody::Whole(bytes),
+            size: t.size,
+            sha512: t.sha512,
+        })
+    }
+
     async fn stored_tarball(
         &self,
         state: &AppState,

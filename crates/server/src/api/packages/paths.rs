@@ -2,6 +2,8 @@
 //! `/demo`, `/@scope%2fname` (any case of `%2f`), `/@scope/name`, tarballs at
 //! `/<name>/-/<file>.tgz`, and the CouchDB-style `/-rev/<rev>` suffixes of writes.
 
+use std::borrow::Cow;
+
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::Method;
@@ -28,28 +30,30 @@ pub enum Target {
     TarballRev(String, String, String),
 }
 
-fn decode(s: &str) -> Option<String> {
-    percent_decode_str(s)
-        .decode_utf8()
-        .ok()
-        .map(|c| c.into_owned())
+/// A path segment percent-decoded (borrowed when it holds no escape); `None` if not UTF-8.
+fn decode(s: &str) -> Option<Cow<'_, str>> {
+    percent_decode_str(s).decode_utf8().ok()
 }
 
 /// Parses a raw (still percent-encoded) path.
 pub fn parse(path: &str) -> Option<Target> {
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let first = decode(segs.first()?)?;
+    let mut segs = path.trim_start_matches('/').split('/');
+    let first = decode(segs.next()?)?;
     if first.is_empty() {
         return None;
     }
-    let (name, rest) = if first.starts_with('@') && !first.contains('/') {
-        let second = decode(segs.get(1)?)?;
-        (format!("{first}/{second}"), &segs[2..])
+    let name = if first.starts_with('@') && !first.contains('/') {
+        let second = decode(segs.next()?)?;
+        let mut name = String::with_capacity(first.len() + 1 + second.len());
+        name.push_str(&first);
+        name.push('/');
+        name.push_str(&second);
+        name
     } else {
-        (first, &segs[1..])
+        first.into_owned()
     };
-    let rest: Vec<String> = rest.iter().map(|s| decode(s)).collect::<Option<_>>()?;
-    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let rest: Vec<Cow<'_, str>> = segs.map(decode).collect::<Option<_>>()?;
+    let rest: Vec<&str> = rest.iter().map(|s| s.as_ref()).collect();
     // npm's own (bogus) scoped tarball links put the scope in the file part: `-/@scope/x.tgz`.
     let file = |parts: &[&str]| -> Option<String> {
         match parts {
@@ -98,20 +102,36 @@ async fn route(state: AppState, req: Request) -> ApiResult<Response> {
         (Method::GET | Method::HEAD, Target::Tarball(name, file)) => {
             read::tarball(&state, &caller, &headers, &name, &file).await
         }
+        // The writes' futures are boxed: several KiB each, they would otherwise make every
+        // read's future as large, and it is moved (copied) on each request.
         (Method::PUT, Target::Packument(name)) => {
-            package_writes::put(&state, &caller, &headers, body, &name, None).await
+            Box::pin(package_writes::put(
+                &state, &caller, &headers, body, &name, None,
+            ))
+            .await
         }
         (Method::PUT, Target::Rev(name, rev)) => {
-            package_writes::put(&state, &caller, &headers, body, &name, Some(rev)).await
+            Box::pin(package_writes::put(
+                &state,
+                &caller,
+                &headers,
+                body,
+                &name,
+                Some(rev),
+            ))
+            .await
         }
         (Method::DELETE, Target::Rev(name, rev)) => {
-            unpublish::delete_package(&state, &caller, &name, &rev).await
+            Box::pin(unpublish::delete_package(&state, &caller, &name, &rev)).await
         }
         (Method::DELETE, Target::TarballRev(name, file, rev)) => {
-            unpublish::delete_tarball(&state, &caller, &name, &file, &rev).await
+            Box::pin(unpublish::delete_tarball(
+                &state, &caller, &name, &file, &rev,
+            ))
+            .await
         }
         (Method::DELETE, Target::Tarball(name, file)) => {
-            unpublish::delete_tarball(&state, &caller, &name, &file, "").await
+            Box::pin(unpublish::delete_tarball(&state, &caller, &name, &file, "")).await
         }
         _ => Err(ApiError::new(
             axum::http::StatusCode::METHOD_NOT_ALLOWED,

@@ -119,7 +119,7 @@ async fn readable(
             && state.store.unpublished_name(name).await?.is_some();
         if proxied
             && !unpublished_fork
-            && let Some(e) = state.uplinks.packument(state, name, &base, epoch).await?
+            && let Some(e) = Box::pin(state.uplinks.packument(state, name, &base, epoch)).await?
         {
             return Ok(Readable::proxied(e));
         }
@@ -129,9 +129,9 @@ async fn readable(
         return Err(ApiError::not_found());
     }
     if proxied && !for_write && state.uplinks.merges(name) {
-        match state.uplinks.packument(state, name, &base, epoch).await {
+        match Box::pin(state.uplinks.packument(state, name, &base, epoch)).await {
             Ok(Some(e)) => {
-                let merged = state.uplinks.merged(state, name, &r, &e).await?;
+                let merged = Box::pin(state.uplinks.merged(state, name, &r, &e)).await?;
                 return Ok(Readable {
                     r: merged,
                     upstream: Some(e),
@@ -353,12 +353,16 @@ pub async fn tarball(
             )));
         }
         Some(e) => {
-            let t = state.uplinks.tarball(state, name, version, &e).await?;
+            // from memory when it can be, else the whole way (boxed: a large future)
+            let t = match state.uplinks.cached_tarball(state, version, &e) {
+                Some(t) => t,
+                None => Box::pin(state.uplinks.tarball(state, name, version, &e)).await?,
+            };
             let r = TarballRef {
                 sha512: t.sha512,
                 size: t.size,
             };
-            (t.body, r)
+            (t.body, std::borrow::Cow::Owned(r))
         }
         None => {
             let t = match (local, unreachable) {
@@ -367,13 +371,19 @@ pub async fn tarball(
                 (None, Some(e)) => return Err(e),
                 (None, None) => return Err(ApiError::not_found()),
             };
-            let blob = state.blobs.open(&t.sha512).await?.ok_or_else(|| {
-                ApiError::internal(format!(
-                    "tarball {} of {name}@{version} is missing from the blob store",
-                    t.sha512
-                ))
-            })?;
-            (blob, t.clone())
+            // the memory cache first, then the store (boxed: a large future, seldom awaited)
+            let blob = match state.blobs.cached(&t.sha512) {
+                Some(bytes) => tessera_store::BlobBody::Whole(bytes),
+                None => Box::pin(state.blobs.open(&t.sha512))
+                    .await?
+                    .ok_or_else(|| {
+                        ApiError::internal(format!(
+                            "tarball {} of {name}@{version} is missing from the blob store",
+                            t.sha512
+                        ))
+                    })?,
+            };
+            (blob, std::borrow::Cow::Borrowed(t))
         }
     };
     let body = match blob {
@@ -391,10 +401,13 @@ pub async fn tarball(
         HeaderValue::from_static("application/octet-stream"),
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(t.size));
+    let mut etag = String::with_capacity(34);
+    etag.push('"');
+    etag.push_str(&t.sha512[..32.min(t.sha512.len())]);
+    etag.push('"');
     h.insert(
         header::ETAG,
-        HeaderValue::from_str(&format!("\"{}\"", &t.sha512[..32.min(t.sha512.len())]))
-            .map_err(ApiError::internal)?,
+        HeaderValue::try_from(etag).map_err(ApiError::internal)?,
     );
     h.insert(
         header::CACHE_CONTROL,
