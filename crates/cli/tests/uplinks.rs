@@ -360,6 +360,25 @@ fn upstream_changes_show_after_maxage_and_quarantine_holds_versions_back() {
     write_project(&project, json!({"bad-lib": "^1.0.0"}));
     fresh_install(&npm, &project).ok();
     assert_eq!(installed_version(&project, "bad-lib"), "1.0.0");
+
+    // a version already served and stored here is refused once a rule denies it (an admin
+    // reacting to a bad release): its stored tarball is not served
+    let served = http.get("/bad-lib/-/bad-lib-1.0.0.tgz");
+    assert_eq!(served.status, 200);
+    let packages = "[{pattern = \"young-*\", proxy = \"up\", quarantine = {min_age = \"3d\"}}, \
+                    {pattern = \"**\", proxy = [\"up\"], quarantine = {deny = [\"bad-lib@>=1.0.0 <2\"]}}]";
+    let reg = reg.restart(&[("TESSERA_PACKAGES", packages)]);
+    let http = reg.http();
+    let denied = http.get("/bad-lib/-/bad-lib-1.0.0.tgz");
+    assert_eq!(denied.status, 403);
+    assert!(denied.error().contains("deny list"), "{}", denied.error());
+    assert!(
+        http.get("/bad-lib").json()["versions"]
+            .get("1.0.0")
+            .is_none()
+    );
+    let r = fresh_install(&reg.npm(), &project);
+    assert_ne!(r.code, 0, "{}", r.all());
 }
 
 #[test]

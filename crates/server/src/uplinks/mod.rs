@@ -57,6 +57,9 @@ pub struct Entry {
     retry_at: AtomicI64,
     /// The local packument cache's epoch for the name when the name was found not local.
     local_epoch: u64,
+    /// Whether the name's rule merges it with the local package (`mode = "merge"`; the rules
+    /// are fixed for the process's life, so this is decided once, not per read).
+    merges: bool,
     /// Merged with the local package (`mode = "merge"`): the last merged rendering.
     merged: std::sync::Mutex<Option<Arc<Rendered>>>,
 }
@@ -195,7 +198,7 @@ impl Uplinks {
     pub fn fresh_entry(&self, name: &str, base: &str, epoch: u64, now: i64) -> Option<Arc<Entry>> {
         let e = self.remembered(name, base, epoch, now).flatten()?;
         // a merged name's entry holds only the uplink's half
-        (!self.merges(name)).then_some(e)
+        (!e.merges).then_some(e)
     }
 
     /// Whether `name`'s rule merges local and upstream versions (`mode = "merge"`).
@@ -624,6 +627,7 @@ impl Uplinks {
             stale: AtomicBool::new(false),
             retry_at: AtomicI64::new(0),
             local_epoch: epoch,
+            merges: self.merges(name),
             merged: Default::default(),
         });
         self.remember(name, Slot::Found(entry.clone()), generation);
@@ -981,20 +985,15 @@ impl Uplinks {
             return None;
         }
         let dist = entry.dists.get(version)?;
-        let t = entry
-            .tarballs
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
+        let tarballs = entry.tarballs.read().unwrap_or_else(|e| e.into_inner());
+        let t = tarballs
             .get(version)
-            .cloned()?;
-        if !matches_dist(&t.sha512, dist) {
-            return None;
-        }
+            .filter(|t| matches_dist(&t.sha512, dist))?;
         let bytes = state.blobs.cached(&t.sha512)?;
         Some(Tarball {
             body: tessera_store::BlobBody::Whole(bytes),
             size: t.size,
-            sha512: t.sha512,
+            sha512: t.sha512.clone(),
         })
     }
 
@@ -1380,45 +1379,24 @@ pub async fn prune_cache(state: &AppState, before: i64) -> ApiResult<(i64, usize
 /// the packument has one, else (SHA-1 only) only when the same uplink's packument led to it, as
 /// the row's bytes were checked against that uplink's `shasum` and not this one.
 fn row_fits(row: &CachedTarball, uplink: &str, dist: &UpstreamDist) -> bool {
-    match dist
-        .integrity
-        .as_deref()
-        .and_then(proxied::sha512_of_integrity)
-    {
-        Some(want) => want == row.tarball_sha512,
-        None => row.uplink == uplink,
-    }
+    dist.sha512_is(&row.tarball_sha512)
+        .unwrap_or(row.uplink == uplink)
 }
 
 /// Whether a stored tarball's SHA-512 is the one `dist` asks for (when it names one).
 fn matches_dist(sha512_hex: &str, dist: &UpstreamDist) -> bool {
-    match dist
-        .integrity
-        .as_deref()
-        .and_then(proxied::sha512_of_integrity)
-    {
-        Some(want) => want == sha512_hex,
-        None => true,
-    }
+    dist.sha512_is(sha512_hex).unwrap_or(true)
 }
 
 /// Checks fetched bytes against the packument's `dist.integrity` (SHA-512) or, for old
 /// packages that only have one, `dist.shasum` (SHA-1). A `sha512-` entry that cannot be read
 /// is a refusal, not a fall back to SHA-1.
 pub fn check_integrity(bytes: &[u8], sha512_hex: &str, dist: &UpstreamDist) -> Result<(), String> {
-    if dist
-        .integrity
-        .as_deref()
-        .is_some_and(|i| i.contains("sha512-") && proxied::sha512_of_integrity(i).is_none())
-    {
+    if dist.sha512_unreadable() {
         return Err("dist.integrity has a SHA-512 that cannot be read".into());
     }
-    if let Some(want) = dist
-        .integrity
-        .as_deref()
-        .and_then(proxied::sha512_of_integrity)
-    {
-        return if want == sha512_hex {
+    if let Some(same) = dist.sha512_is(sha512_hex) {
+        return if same {
             Ok(())
         } else {
             Err("the tarball does not match dist.integrity".into())
@@ -1475,10 +1453,8 @@ mod tests {
             data_encoding::BASE64.encode(&Sha512::digest(bytes))
         );
         let sha1 = data_encoding::HEXLOWER.encode(&sha1::Sha1::digest(bytes));
-        let d = |i: Option<&str>, s: Option<&str>| UpstreamDist {
-            url: "x".into(),
-            integrity: i.map(str::to_owned),
-            shasum: s.map(str::to_owned),
+        let d = |i: Option<&str>, s: Option<&str>| {
+            UpstreamDist::new("x".into(), i.map(str::to_owned), s.map(str::to_owned))
         };
         assert!(check_integrity(bytes, &sha512, &d(Some(&sri), None)).is_ok());
         assert!(check_integrity(b"other", &"0".repeat(128), &d(Some(&sri), None)).is_err());

@@ -24,6 +24,46 @@ pub struct UpstreamDist {
     pub integrity: Option<String>,
     /// `dist.shasum` (hex SHA-1).
     pub shasum: Option<String>,
+    /// The SHA-512 `integrity` names, decoded once here so that reads compare without
+    /// decoding it again.
+    sha512: Option<[u8; 64]>,
+}
+
+impl UpstreamDist {
+    /// The dist of a version whose tarball is at `url`, with its `integrity` and `shasum`.
+    pub fn new(url: String, integrity: Option<String>, shasum: Option<String>) -> UpstreamDist {
+        let sha512 = integrity.as_deref().and_then(sha512_raw_of_integrity);
+        UpstreamDist {
+            url,
+            integrity,
+            shasum,
+            sha512,
+        }
+    }
+
+    /// Whether `sha512_hex` (lower-case hex) is the SHA-512 `integrity` names; `None` when it
+    /// names none (or none that can be read).
+    pub fn sha512_is(&self, sha512_hex: &str) -> Option<bool> {
+        let want = self.sha512.as_ref()?;
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let got = sha512_hex.as_bytes();
+        Some(
+            got.len() == 128
+                && want.iter().zip(got.chunks_exact(2)).all(|(b, pair)| {
+                    pair[0] == HEX[usize::from(b >> 4)] && pair[1] == HEX[usize::from(b & 15)]
+                }),
+        )
+    }
+
+    /// Whether `integrity` has a `sha512-` entry that cannot be read (a refusal, never a fall
+    /// back to SHA-1).
+    pub fn sha512_unreadable(&self) -> bool {
+        self.sha512.is_none()
+            && self
+                .integrity
+                .as_deref()
+                .is_some_and(|i| i.contains("sha512-"))
+    }
 }
 
 /// A proxied packument ready to serve.
@@ -134,14 +174,7 @@ pub fn build(
         packument::drop_private_fields(&mut m);
         m.insert("name".into(), Value::String(name.to_owned()));
         m.insert("version".into(), Value::String(v.clone()));
-        dists.insert(
-            v.clone(),
-            UpstreamDist {
-                url,
-                integrity,
-                shasum,
-            },
-        );
+        dists.insert(v.clone(), UpstreamDist::new(url, integrity, shasum));
         kept.insert(v, Value::Object(m));
     }
 
@@ -250,11 +283,16 @@ fn etag(body: &[u8], form: char) -> String {
 /// The hex SHA-512 an integrity string asks for, if it names one (`sha512-<base64>`; of
 /// several hashes, the SHA-512 one).
 pub fn sha512_of_integrity(integrity: &str) -> Option<String> {
+    sha512_raw_of_integrity(integrity).map(|raw| data_encoding::HEXLOWER.encode(&raw))
+}
+
+/// The first readable SHA-512 of an SRI `integrity` string, as bytes.
+fn sha512_raw_of_integrity(integrity: &str) -> Option<[u8; 64]> {
     integrity.split_whitespace().find_map(|h| {
         let b64 = h.strip_prefix("sha512-")?;
         let b64 = b64.split('?').next()?;
         let raw = data_encoding::BASE64.decode(b64.as_bytes()).ok()?;
-        (raw.len() == 64).then(|| data_encoding::HEXLOWER.encode(&raw))
+        raw.try_into().ok()
     })
 }
 
@@ -428,5 +466,36 @@ mod tests {
         );
         assert_eq!(sha512_of_integrity("sha1-AAAA"), None);
         assert_eq!(sha512_of_integrity("sha512-short"), None);
+    }
+
+    #[test]
+    fn a_dist_compares_hex_digests_with_the_sha512_it_names() {
+        let raw: Vec<u8> = (0u8..64).map(|i| i.wrapping_mul(37)).collect();
+        let b64 = data_encoding::BASE64.encode(&raw);
+        let hex = data_encoding::HEXLOWER.encode(&raw);
+        let d = |i: &str| UpstreamDist::new("u".into(), Some(i.into()), None);
+        let named = d(&format!("sha1-AAAA sha512-{b64}"));
+        assert_eq!(named.sha512_is(&hex), Some(true));
+        assert!(!named.sha512_unreadable());
+        // any other digest, a prefix, a longer string, upper case: not the one named
+        let mut other = hex.clone().into_bytes();
+        other[127] = if other[127] == b'0' { b'1' } else { b'0' };
+        assert_eq!(
+            named.sha512_is(std::str::from_utf8(&other).unwrap()),
+            Some(false)
+        );
+        assert_eq!(named.sha512_is(&hex[..126]), Some(false));
+        assert_eq!(named.sha512_is(&format!("{hex}00")), Some(false));
+        assert_eq!(named.sha512_is(&hex.to_uppercase()), Some(false));
+        assert_eq!(named.sha512_is(""), Some(false));
+        // no SHA-512, or one that cannot be read: nothing to compare, and the latter says so
+        assert_eq!(d("sha1-AAAA").sha512_is(&hex), None);
+        assert!(!d("sha1-AAAA").sha512_unreadable());
+        let short = d("sha512-short");
+        assert_eq!(short.sha512_is(&hex), None);
+        assert!(short.sha512_unreadable());
+        let none = UpstreamDist::new("u".into(), None, Some("ab".into()));
+        assert_eq!(none.sha512_is(&hex), None);
+        assert!(!none.sha512_unreadable());
     }
 }
