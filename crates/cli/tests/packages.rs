@@ -787,14 +787,10 @@ fn large_tarballs_stream_and_install_intact() {
     assert!(installed == noise, "the installed file differs");
 }
 
-/// A packument form of 64 KiB and more is kept in an unnamed file in the data folder and sent
-/// from it (`sendfile`): every form of such a package reads back whole, the same on every
-/// read, and npm installs from the gzipped abbreviated form, which is large too.
-#[test]
-fn large_packuments_are_sent_from_files_and_npm_installs_from_them() {
+/// Publishes `wide@1.0.0`, whose every packument form passes 64 KiB (gzipped too), and checks
+/// that each form reads back whole and the same twice.
+fn large_packument_reads_back_whole(reg: &Registry, alice: &Npm) {
     const CORGI: &str = "application/vnd.npm.install-v1+json";
-    let reg = Registry::start();
-    let alice = reg.npm_as("alice");
     // 6,000 dev dependencies with names gzip cannot shrink much: every form passes 64 KiB,
     // gzipped too; npm installs none of a dependency's dev dependencies
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
@@ -843,15 +839,71 @@ fn large_packuments_are_sent_from_files_and_npm_installs_from_them() {
         );
         assert_eq!(again.header("etag"), first.header("etag"));
     }
-    // the large forms live in unnamed files in the data folder while the registry holds them
+}
+
+/// The unnamed files in the data folder the registry holds open.
+fn unnamed_files_held(reg: &Registry) -> usize {
     let data = std::fs::canonicalize(&reg.data).unwrap();
-    let held = std::fs::read_dir(format!("/proc/{}/fd", reg.pid()))
+    std::fs::read_dir(format!("/proc/{}/fd", reg.pid()))
         .unwrap()
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
         .filter(|l| l.starts_with(&data) && l.to_string_lossy().ends_with("(deleted)"))
-        .count();
-    assert!(held >= 3, "{held} unnamed files in {}", data.display());
+        .count()
+}
+
+/// With `connections.sendfile = "on"`, a packument form of 64 KiB and more is kept in an
+/// unnamed file in the data folder and sent from it (`sendfile`): every form of such a package
+/// reads back whole, the same on every read, and npm installs from the gzipped abbreviated
+/// form, which is large too.
+#[test]
+fn large_packuments_are_sent_from_files_and_npm_installs_from_them() {
+    let reg = Registry::start_with(&[("TESSERA_CONNECTIONS__SENDFILE", "on")]);
+    let alice = reg.npm_as("alice");
+    large_packument_reads_back_whole(&reg, &alice);
+    // the large forms live in unnamed files in the data folder while the registry holds them
+    let held = unnamed_files_held(&reg);
+    assert!(held >= 3, "{held} unnamed files in the data folder");
     let app = alice.project("wide-app");
     alice.run_in(&app, &["install", "wide@1"]).ok();
     assert!(app.join("node_modules/wide/package.json").exists());
+}
+
+/// With `"off"` the same forms are copied from memory (no file is made for them), and with
+/// `"auto"`, the default, the registry measures both ways once after start and logs which it
+/// keeps; the forms read back whole either way.
+#[test]
+fn large_packuments_are_copied_with_sendfile_off_and_auto_picks_a_way() {
+    let off = Registry::start_with(&[("TESSERA_CONNECTIONS__SENDFILE", "off")]);
+    large_packument_reads_back_whole(&off, &off.npm_as("alice"));
+    assert_eq!(unnamed_files_held(&off), 0, "no file with sendfile off");
+    assert!(
+        off.log_text().contains("copied from memory"),
+        "{}",
+        off.log_text()
+    );
+
+    let auto = Registry::start();
+    let chosen = poll("the sendfile measure's verdict", || {
+        let log = auto.log_text();
+        log.lines()
+            .find(|l| l.contains("large bodies are"))
+            .map(str::to_owned)
+    });
+    assert!(
+        chosen.contains("sendfile_us") && chosen.contains("copy_us"),
+        "{chosen}"
+    );
+    large_packument_reads_back_whole(&auto, &auto.npm_as("alice"));
+    let held = unnamed_files_held(&auto);
+    if chosen.contains("sent from files") {
+        assert!(
+            held >= 3,
+            "{held} unnamed files, though sendfile was kept: {chosen}"
+        );
+    } else {
+        assert_eq!(
+            held, 0,
+            "unnamed files, though copying was chosen: {chosen}"
+        );
+    }
 }

@@ -588,6 +588,23 @@ pub struct ConnectionsConfig {
     /// Threads that serve connections, each with a socket of its own on the listen address
     /// (`SO_REUSEPORT`) and a runtime of its own; 0 for one per CPU core.
     pub threads: usize,
+    /// How bodies of 64 KiB and more leave: from files with `sendfile`, copied from memory,
+    /// or whichever this machine does faster (measured once after start).
+    pub sendfile: SendfileMode,
+}
+
+/// How large response bodies are sent (`connections.sendfile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SendfileMode {
+    /// Measured once after start on a loopback connection: `sendfile` unless copying is
+    /// clearly faster (on some virtual machines it is, by more than half).
+    #[default]
+    Auto,
+    /// Always from files with `sendfile`, as nginx's `sendfile on`.
+    On,
+    /// Always copied from memory, as nginx's `sendfile off`.
+    Off,
 }
 
 impl Default for ConnectionsConfig {
@@ -598,6 +615,7 @@ impl Default for ConnectionsConfig {
             body_timeout: Span::minutes(5),
             max_connections: 16_384,
             threads: 0,
+            sendfile: SendfileMode::Auto,
         }
     }
 }
@@ -1373,6 +1391,7 @@ mod tests {
             "never",
             "400d",
             "https://rekor.example",
+            "on",
         ];
         let keys = keys();
         assert!(keys.len() > 30, "{keys:?}");

@@ -216,6 +216,7 @@ pub async fn serve(
     http::sendable::keep_in(
         &state.config.data,
         state.config.connections.max_connections + 256,
+        state.config.connections.sendfile,
     );
     let limits = state.config.connections.clone();
     http::listener::serve(

@@ -551,7 +551,8 @@ mod tests {
     fn sendable_bodies_go_out_whole_under_back_pressure() {
         assert!(crate::http::sendable::keep_in(
             &crate::http::sendable::test_folder(),
-            0
+            0,
+            crate::config::SendfileMode::On,
         ));
         let data: Vec<u8> = (0..(1usize << 20) + 4321)
             .map(|i| (i * 7 % 253) as u8)
