@@ -271,8 +271,18 @@ mod linux {
         file.write_all(&data)?;
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let mut client = std::net::TcpStream::connect(listener.local_addr()?)?;
-        let (mut server, _) = listener.accept()?;
+        // another local program may have connected first: only our own connection is measured
+        let ours = client.local_addr()?;
+        let mut server = loop {
+            let (s, peer) = listener.accept()?;
+            if peer == ours {
+                break s;
+            }
+        };
         drop(listener);
+        // a stalled receiver ends the measure (an error: sendfile is kept), never the thread
+        server.set_write_timeout(Some(Duration::from_secs(5)))?;
+        client.set_read_timeout(Some(Duration::from_secs(5)))?;
         let reader = std::thread::spawn(move || {
             let mut buf = vec![0u8; 256 << 10];
             while matches!(client.read(&mut buf), Ok(n) if n > 0) {}
