@@ -253,7 +253,8 @@ class Tessera:
 
     def __init__(self, root, env=None):
         self.data = os.path.join(root, "tessera-data")
-        self.env = dict(os.environ, TESSERA_LOG="warn", **(env or {}))
+        # warnings, and the one line that says how large bodies are sent (`connections.sendfile`)
+        self.env = dict(os.environ, TESSERA_LOG="warn,tessera_server::http::sendable=info", **(env or {}))
         self.proc = None
         self.base = None
 
@@ -269,6 +270,19 @@ class Tessera:
     def stop(self):
         if self.proc:
             stop(self.proc)
+
+    def large_bodies(self):
+        """How tessera sends large bodies, from its log: the `connections.sendfile` verdict (with
+        both measured times) or its fixed setting; None if it has not said yet."""
+        try:
+            with open(self.data + ".log", errors="replace") as f:
+                text = re.sub(r"\x1b\[[0-9;]*m", "", f.read())
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if "large bodies are" in line:
+                return line.split("large bodies are", 1)[1].strip()
+        return None
 
 
 class Verdaccio:
@@ -859,6 +873,7 @@ def main():
         settle(tess)
         time.sleep(11)
         results["extra"]["rss_after_reads_mb"] = {"tessera": rss_mb(tess.proc.pid)}
+        results["extra"]["large_bodies"] = tess.large_bodies()
         verd_jwt = None
         if verd:
             verd_jwt = Verdaccio(run_dir, jwt=True)
@@ -1112,7 +1127,8 @@ def report(results, big_versions):
                  f"serving tessera's own bytes, its gzip bytes included, as static files (`sendfile`, `tcp_nopush`, `gzip_static`, a worker per core) in two configurations; "
                  f"the nginx column is the faster of the two for each row (both are listed below). "
                  f"npm client {m['npm']} on Node {m['node (npm client)']}. tessera at `{m['tessera']}` (release build, "
-                 f"embedded defaults, log level warn).\n")
+                 f"embedded defaults, log level warn). Large bodies: "
+                 f"{results['extra'].get('large_bodies') or 'tessera did not say how it sends them'}.\n")
     lines.append("| request | tessera req/s (p50 / p99 ms) | Verdaccio req/s (p50 / p99 ms) | nginx req/s (p50 / p99 ms) | tessera / Verdaccio | tessera / nginx |")
     lines.append("|---|---|---|---|---|---|")
     for row in results["rows"]:
