@@ -107,6 +107,9 @@ pub fn keep_in(folder: &Path, reserved: usize, mode: SendfileMode) -> bool {
         })
         .is_some();
     match (kept, mode) {
+        // no body files here: a resident tarball's own file may still go by `sendfile` when
+        // asked for, never by a measure that could not be taken
+        (false, SendfileMode::On) => SENDFILE.store(true, Ordering::Relaxed),
         (false, _) => {}
         (true, SendfileMode::Auto) => {
             #[cfg(target_os = "linux")]
@@ -132,6 +135,7 @@ pub fn keep_in(folder: &Path, reserved: usize, mode: SendfileMode) -> bool {
                                 }
                             );
                         }
+                        // the measure failed: the way as before
                         Err(e) => {
                             SENDFILE.store(true, Ordering::Relaxed);
                             tracing::info!(error = %e, "cannot compare sendfile with copying: sendfile kept");
@@ -294,8 +298,14 @@ mod linux {
                 // SAFETY: two open descriptors and an offset the call advances.
                 let n =
                     unsafe { libc::sendfile(socket, source, &mut offset, LEN - offset as usize) };
-                if n <= 0 {
+                if n < 0 {
                     return Err(io::Error::last_os_error());
+                }
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "sendfile sent nothing",
+                    ));
                 }
             }
             Ok(())
