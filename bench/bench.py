@@ -271,6 +271,14 @@ class Tessera:
         if self.proc:
             stop(self.proc)
 
+    def wait_large_bodies(self, deadline=60.0):
+        """Waits until tessera has said how it sends large bodies (see `large_bodies`)."""
+        start = time.monotonic()
+        while self.large_bodies() is None and time.monotonic() - start < deadline:
+            time.sleep(0.1)
+        if self.large_bodies() is None:
+            log(f"warning: tessera has not said how it sends large bodies after {deadline:.0f} s")
+
     def large_bodies(self):
         """How tessera sends large bodies, from its log: the `connections.sendfile` verdict (with
         both measured times) or its fixed setting; None if it has not said yet."""
@@ -783,6 +791,9 @@ def main():
         verd_start = None
         tess = Tessera(run_dir)
         tess.start()
+        # `connections.sendfile = "auto"` measures once, when the machine is quiet: let it,
+        # before Verdaccio's start-ups and the fixtures keep the cores busy
+        tess.wait_large_bodies()
         verd = Verdaccio(run_dir) if use_verdaccio else None
         if verd:
             vs = []

@@ -24,8 +24,10 @@
 //! times as fast as tessera with `sendfile`. So
 //! with `connections.sendfile = "auto"` (the default) [`keep_in`] measures both once, on a
 //! loopback connection in a thread of its own, and keeps `sendfile` unless copying is clearly
-//! faster ([`prefers_sendfile`]); it waits a second after start (the measure keeps both cores
-//! of a small machine busy for a few tens of milliseconds), and until it has decided, bodies
+//! faster ([`prefers_sendfile`]). It measures when the machine is quiet ([`QUIET`], waiting up
+//! to [`QUIET_WAIT`]), and compares the fastest of several blocks of each way: other work on
+//! the machine only ever slows a block, and it slowed the two ways unequally (copying's margin
+//! fell from 1.4–1.6 times idle to 1.2 while a client published). Until it has decided, bodies
 //! stay in memory and are copied.
 //!
 //! Safety: the socket may hold references to the pages after the body is dropped, so the file
@@ -55,6 +57,13 @@ static FOLDER: OnceLock<Option<PathBuf>> = OnceLock::new();
 /// How many temporary files may be open at once (each holds a descriptor), and how many are.
 static MAX_FILES: AtomicUsize = AtomicUsize::new(0);
 static LIVE_FILES: AtomicUsize = AtomicUsize::new(0);
+
+/// The share of all CPUs' time busy below which the machine counts as quiet for the measure
+/// (an idle server and its host use a few percent).
+pub const QUIET: f64 = 0.25;
+
+/// How long the measure waits for a quiet machine before it measures anyway.
+pub const QUIET_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Whether large bodies go by `sendfile` (decided by [`keep_in`]; until then, not).
 static SENDFILE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -117,31 +126,7 @@ pub fn keep_in(folder: &Path, reserved: usize, mode: SendfileMode) -> bool {
                 let folder = folder.to_path_buf();
                 let spawned = std::thread::Builder::new()
                     .name("sendfile-probe".into())
-                    .spawn(move || {
-                        // not while the server starts: the measure keeps both cores busy
-                        std::thread::sleep(std::time::Duration::from_secs(1));
-                        match linux::measure(&folder) {
-                        Ok((sendfile, copy)) => {
-                            let files = prefers_sendfile(sendfile, copy);
-                            SENDFILE.store(files, Ordering::Relaxed);
-                            tracing::info!(
-                                sendfile_us = sendfile.as_micros() as u64,
-                                copy_us = copy.as_micros() as u64,
-                                "large bodies are {} (48 MiB over loopback each way)",
-                                if files {
-                                    "sent from files with sendfile"
-                                } else {
-                                    "copied from memory: faster here than sendfile"
-                                }
-                            );
-                        }
-                        // the measure failed: the way as before
-                        Err(e) => {
-                            SENDFILE.store(true, Ordering::Relaxed);
-                            tracing::info!(error = %e, "cannot compare sendfile with copying: sendfile kept");
-                        }
-                    }
-                    });
+                    .spawn(move || probe(&folder));
                 if spawned.is_err() {
                     SENDFILE.store(true, Ordering::Relaxed);
                 }
@@ -150,6 +135,57 @@ pub fn keep_in(folder: &Path, reserved: usize, mode: SendfileMode) -> bool {
         (true, _) => SENDFILE.store(true, Ordering::Relaxed),
     }
     kept
+}
+
+/// The `auto` measure, on its own thread: waits for a quiet machine (the server's start, and
+/// whatever starts with it, keeps the cores busy at first), measures, and sets the way.
+#[cfg(target_os = "linux")]
+fn probe(folder: &Path) {
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let quiet = linux::wait_for_quiet(QUIET, QUIET_WAIT);
+    let (sendfile, copy) = match linux::measure(folder) {
+        Ok(times) => times,
+        // the measure failed: the way as before
+        Err(e) => {
+            SENDFILE.store(true, Ordering::Relaxed);
+            tracing::info!(error = %e, "cannot compare sendfile with copying: sendfile kept");
+            return;
+        }
+    };
+    let files = prefers_sendfile(sendfile, copy);
+    SENDFILE.store(files, Ordering::Relaxed);
+    let way = if files {
+        "sent from files with sendfile"
+    } else {
+        "copied from memory: faster here than sendfile"
+    };
+    tracing::info!(
+        sendfile_us = sendfile.as_micros() as u64,
+        copy_us = copy.as_micros() as u64,
+        quiet,
+        "large bodies are {way} (the fastest of {} blocks of {} MiB each way over loopback)",
+        linux::BLOCKS,
+        linux::BLOCK_MIB,
+    );
+}
+
+/// The share of CPU time busy between two readings of `/proc/stat`'s first line (`cpu` and
+/// its counters: user, nice, system, idle, iowait, …); None if either is unreadable or no
+/// time passed. Idle and iowait count as not busy.
+pub fn busy_share(before: &str, after: &str) -> Option<f64> {
+    fn read(line: &str) -> Option<(u64, u64)> {
+        let mut fields = line.split_whitespace();
+        if fields.next()? != "cpu" {
+            return None;
+        }
+        let v: Vec<u64> = fields.map(|f| f.parse().ok()).collect::<Option<_>>()?;
+        let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+        Some((v.iter().sum(), idle))
+    }
+    let ((t0, i0), (t1, i1)) = (read(before)?, read(after)?);
+    let total = t1.checked_sub(t0).filter(|&t| t > 0)?;
+    let idle = i1.saturating_sub(i0).min(total);
+    Some(1.0 - idle as f64 / total as f64)
 }
 
 /// `data` as bytes the connection can send with `sendfile`, when it is at least [`MIN_LEN`]
@@ -262,9 +298,38 @@ mod linux {
             .map_err(|e| format!("no unnamed temporary files there: {e}"))
     }
 
-    /// How long 48 MiB took to leave over a loopback TCP connection (drained by a thread
-    /// of its own) in 1 MiB bodies: sent from an unnamed file in `folder` with `sendfile`, and
-    /// written from memory; in alternating blocks, after a warm-up.
+    /// How many blocks of each way [`measure`] times, and how large each is.
+    pub(super) const BLOCKS: usize = 6;
+    pub(super) const BLOCK_MIB: usize = 8;
+
+    /// The first line of `/proc/stat` (all CPUs' time counters).
+    pub(super) fn cpu_line() -> Option<String> {
+        let text = std::fs::read_to_string("/proc/stat").ok()?;
+        text.lines().next().map(str::to_owned)
+    }
+
+    /// Waits until a quarter-second passes with under `quiet` of the machine's CPU time busy;
+    /// false if that did not happen within `wait` (or `/proc/stat` cannot be read).
+    pub(super) fn wait_for_quiet(quiet: f64, wait: std::time::Duration) -> bool {
+        let start = std::time::Instant::now();
+        while start.elapsed() < wait {
+            let Some(before) = cpu_line() else {
+                return false;
+            };
+            std::thread::sleep(std::time::Duration::from_millis(250));
+            match cpu_line().and_then(|after| super::busy_share(&before, &after)) {
+                Some(busy) if busy < quiet => return true,
+                Some(_) => {}
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// How long the fastest block of [`BLOCK_MIB`] 1 MiB bodies took to leave over a loopback
+    /// TCP connection and arrive (read by a thread of its own): sent from an unnamed file in `folder`
+    /// with `sendfile`, and written from memory; [`BLOCKS`] blocks of each, alternating (which
+    /// goes first alternates too), after a warm-up.
     pub(super) fn measure(folder: &Path) -> io::Result<(std::time::Duration, std::time::Duration)> {
         use std::io::{Read, Write};
         use std::time::{Duration, Instant};
@@ -287,10 +352,30 @@ mod linux {
         // a stalled receiver ends the measure (an error: sendfile is kept), never the thread
         server.set_write_timeout(Some(Duration::from_secs(5)))?;
         client.set_read_timeout(Some(Duration::from_secs(5)))?;
+        // the receiver counts what it has read: a block ends when all of it has arrived, so
+        // what the sockets' buffers hold at its end is not counted as sent
+        let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = received.clone();
         let reader = std::thread::spawn(move || {
-            let mut buf = vec![0u8; 256 << 10];
-            while matches!(client.read(&mut buf), Ok(n) if n > 0) {}
+            // reads of 64 KiB, as Node's sockets make them
+            let mut buf = vec![0u8; 64 << 10];
+            while let Ok(n @ 1..) = client.read(&mut buf) {
+                counted.fetch_add(n, std::sync::atomic::Ordering::Release);
+            }
         });
+        let arrived = |total: usize| -> io::Result<()> {
+            let start = Instant::now();
+            while received.load(std::sync::atomic::Ordering::Acquire) < total {
+                if start.elapsed() > Duration::from_secs(5) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the receiver stalled",
+                    ));
+                }
+                std::thread::yield_now();
+            }
+            Ok(())
+        };
         let (socket, source) = (server.as_raw_fd(), file.as_raw_fd());
         let send_file = || -> io::Result<()> {
             let mut offset: libc::off_t = 0;
@@ -310,23 +395,31 @@ mod linux {
             }
             Ok(())
         };
-        let (mut by_file, mut by_copy) = (Duration::ZERO, Duration::ZERO);
+        let (mut by_file, mut by_copy) = (Duration::MAX, Duration::MAX);
+        let mut sent = 0;
         let mut run = || -> io::Result<()> {
             for _ in 0..4 {
                 send_file()?;
                 server.write_all(&data)?;
+                sent += 2 * LEN;
             }
-            for _ in 0..3 {
+            arrived(sent)?;
+            for block in 0..BLOCKS * 2 {
+                // file, copy, copy, file, file, copy, …
+                let files = (block % 4 == 0) || (block % 4 == 3);
                 let t = Instant::now();
-                for _ in 0..16 {
-                    send_file()?;
+                for _ in 0..BLOCK_MIB {
+                    if files {
+                        send_file()?;
+                    } else {
+                        server.write_all(&data)?;
+                    }
                 }
-                by_file += t.elapsed();
-                let t = Instant::now();
-                for _ in 0..16 {
-                    server.write_all(&data)?;
-                }
-                by_copy += t.elapsed();
+                sent += BLOCK_MIB * LEN;
+                arrived(sent)?;
+                let took = t.elapsed();
+                let fastest = if files { &mut by_file } else { &mut by_copy };
+                *fastest = (*fastest).min(took);
             }
             Ok(())
         };
@@ -547,6 +640,43 @@ mod tests {
             linux::find(addr, MIN_LEN).is_none(),
             "dropped bodies are forgotten"
         );
+    }
+
+    #[test]
+    fn busy_share_reads_proc_stat_lines() {
+        let before = "cpu  100 0 50 800 50 0 0 0 0 0";
+        // 100 more ticks: 30 user, 10 system, 55 idle, 5 iowait
+        let after = "cpu  130 0 60 855 55 0 0 0 0 0";
+        let busy = busy_share(before, after).unwrap();
+        assert!((busy - 0.40).abs() < 1e-9, "{busy}");
+        assert_eq!(busy_share(before, before), None, "no time passed");
+        assert_eq!(busy_share(after, before), None, "counters going back");
+        assert_eq!(busy_share("cpu0 1 2 3 4 5", after), None, "one CPU's line");
+        assert_eq!(busy_share("cpu 1 2 x 4 5", after), None, "unreadable");
+        assert_eq!(busy_share("cpu 1 2 3", after), None, "too short");
+        // an old kernel's four counters
+        assert_eq!(busy_share("cpu 0 0 0 10", "cpu 0 0 0 20"), Some(0.0));
+        assert_eq!(busy_share("cpu 0 0 0 10", "cpu 5 0 5 10"), Some(1.0));
+        #[cfg(target_os = "linux")]
+        {
+            let line = linux::cpu_line().expect("/proc/stat");
+            assert!(line.starts_with("cpu "), "{line}");
+            assert!(busy_share(&line, &line).is_none());
+        }
+    }
+
+    /// The wait ends at once on a machine as quiet as can be asked for (any share below 1.01),
+    /// and gives up at its deadline on one no machine is quiet enough for (below 0).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_measure_waits_for_a_quiet_machine_up_to_a_deadline() {
+        use std::time::{Duration, Instant};
+        let t = Instant::now();
+        assert!(linux::wait_for_quiet(1.01, Duration::from_secs(5)));
+        assert!(t.elapsed() < Duration::from_secs(5));
+        let t = Instant::now();
+        assert!(!linux::wait_for_quiet(0.0, Duration::from_millis(600)));
+        assert!(t.elapsed() >= Duration::from_millis(600));
     }
 
     #[test]
