@@ -593,8 +593,9 @@ pub struct ConnectionsConfig {
     pub sendfile: SendfileMode,
 }
 
-/// How large response bodies are sent (`connections.sendfile`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// How large response bodies are sent (`connections.sendfile`): `"auto"`, `"on"` or `"off"`;
+/// `true` and `false` (a TOML boolean, or the words) read as `"on"` and `"off"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SendfileMode {
     /// Measured once after start on a loopback connection: `sendfile` unless copying is
@@ -605,6 +606,34 @@ pub enum SendfileMode {
     On,
     /// Always copied from memory, as nginx's `sendfile off`.
     Off,
+}
+
+impl<'de> Deserialize<'de> for SendfileMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = SendfileMode;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("one of \"auto\", \"on\", \"off\" (or true, false)")
+            }
+            fn visit_bool<E: serde::de::Error>(self, on: bool) -> Result<SendfileMode, E> {
+                Ok(if on {
+                    SendfileMode::On
+                } else {
+                    SendfileMode::Off
+                })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SendfileMode, E> {
+                match v {
+                    "auto" => Ok(SendfileMode::Auto),
+                    "on" | "true" => Ok(SendfileMode::On),
+                    "off" | "false" => Ok(SendfileMode::Off),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl Default for ConnectionsConfig {
@@ -1331,6 +1360,44 @@ mod tests {
             e.contains("invitation_days") && e.contains("100 years"),
             "{e}"
         );
+    }
+
+    /// `connections.sendfile` takes its three words, and booleans (in the file or as the
+    /// words) as `"on"`/`"off"`; anything else is refused with the values it takes.
+    #[test]
+    fn sendfile_takes_its_words_and_booleans() {
+        for (value, mode) in [
+            ("auto", SendfileMode::Auto),
+            ("on", SendfileMode::On),
+            ("off", SendfileMode::Off),
+            ("true", SendfileMode::On),
+            ("false", SendfileMode::Off),
+        ] {
+            let c = Config::load(None, env(&[("TESSERA_CONNECTIONS__SENDFILE", value)])).unwrap();
+            assert_eq!(c.connections.sendfile, mode, "{value}");
+        }
+        for (text, mode) in [
+            ("[connections]\nsendfile = true", SendfileMode::On),
+            ("[connections]\nsendfile = false", SendfileMode::Off),
+            ("[connections]\nsendfile = \"off\"", SendfileMode::Off),
+        ] {
+            let c = Config::load_text(Some(text), Vec::new()).unwrap();
+            assert_eq!(c.connections.sendfile, mode, "{text}");
+        }
+        assert_eq!(
+            Config::default().connections.sendfile,
+            SendfileMode::Auto,
+            "auto by default"
+        );
+        let e = load_err(&[("TESSERA_CONNECTIONS__SENDFILE", "yes")]);
+        assert!(
+            e.contains("sendfile") && e.contains("\"auto\", \"on\", \"off\""),
+            "{e}"
+        );
+        match Config::load_text(Some("[connections]\nsendfile = 1"), Vec::new()) {
+            Err(ConfigError::Invalid(e)) => assert!(e.contains("\"auto\""), "{e}"),
+            other => panic!("a number loaded: {other:?}"),
+        }
     }
 
     #[test]
