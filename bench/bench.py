@@ -1135,10 +1135,10 @@ def report(results, big_versions):
     lines.append(f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, Linux {m['kernel']}. "
                  f"Load: {m['wrk']} (`-t2 -c64 -d{results['duration_s']}s`, on the same machine; each request row is the median of {ROUNDS} rounds per server, the servers in turn in a different order each round, each measured after the machine has gone quiet and with the other servers paused; every round is listed below). "
                  f"Peers: Verdaccio {m['verdaccio']} (no uplinks; default token mode unless a row says JWT), {m['nginx']} "
-                 f"serving tessera's own bytes, its gzip bytes included, as static files (`sendfile`, `tcp_nopush`, `gzip_static`, a worker per core) in two configurations; "
-                 f"the nginx column is the faster of the two for each row (both are listed below). "
+                 f"serving tessera's own bytes, its gzip bytes included, as static files (`tcp_nopush`, `gzip_static`, a worker per core) in three configurations, two with `sendfile` and one without; "
+                 f"the nginx column is the fastest of the three for each row (all are listed below). "
                  f"npm client {m['npm']} on Node {m['node (npm client)']}. tessera at `{m['tessera']}` (release build, "
-                 f"embedded defaults, log level warn). Large bodies: "
+                 f"embedded defaults, log level warn, plus the line that says how large bodies are sent). Large bodies: "
                  f"{results['extra'].get('large_bodies') or 'tessera did not say how it sends them'}.\n")
     lines.append("| request | tessera req/s (p50 / p99 ms) | Verdaccio req/s (p50 / p99 ms) | nginx req/s (p50 / p99 ms) | tessera / Verdaccio | tessera / nginx |")
     lines.append("|---|---|---|---|---|---|")
