@@ -863,6 +863,13 @@ fn large_packuments_are_sent_from_files_and_npm_installs_from_them() {
     // the large forms live in unnamed files in the data folder while the registry holds them
     let held = unnamed_files_held(&reg);
     assert!(held >= 3, "{held} unnamed files in the data folder");
+    // the log says so, as it says the measure's verdict
+    assert!(
+        reg.log_text()
+            .contains("large bodies are sent from files with sendfile (connections.sendfile"),
+        "{}",
+        reg.log_text()
+    );
     let app = alice.project("wide-app");
     alice.run_in(&app, &["install", "wide@1"]).ok();
     assert!(app.join("node_modules/wide/package.json").exists());

@@ -132,7 +132,14 @@ pub fn keep_in(folder: &Path, reserved: usize, mode: SendfileMode) -> bool {
                 }
             }
         }
-        (true, _) => SENDFILE.store(true, Ordering::Relaxed),
+        // "on" (an "off" returned above): said as the measure's verdict is, so that the log
+        // always tells how large bodies leave
+        (true, _) => {
+            SENDFILE.store(true, Ordering::Relaxed);
+            tracing::info!(
+                "large bodies are sent from files with sendfile (connections.sendfile = \"on\")"
+            );
+        }
     }
     kept
 }
